@@ -1,0 +1,36 @@
+//! Engine errors, grouped by what the caller should do about them.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// Durable data failed verification. The node must not serve it.
+    #[error("corrupt data in {path}: {detail}")]
+    Corrupt { path: String, detail: String },
+    /// The object store could not be reached or refused a request; retrying may help.
+    #[error("object store error on {path}: {source}")]
+    Store {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// A read waited longer than its bound for storage to apply commits up to its timestamp.
+    #[error("storage has applied commits up to {applied} but the read needs {wanted}; gave up after {waited_ms} ms")]
+    ReadTimeout {
+        wanted: u64,
+        applied: u64,
+        waited_ms: u64,
+    },
+    #[error("invalid value: {0}")]
+    InvalidValue(String),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("datafusion: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type EngineResult<T> = Result<T, EngineError>;

@@ -1,0 +1,162 @@
+//! The durable object store every component writes through.
+//!
+//! `object_store` is the interface; this wrapper adds what weft needs on top of it:
+//! - **create-if-absent** for every object weft writes (journal batches, segments,
+//!   manifests), so a stale writer can never overwrite what another wrote;
+//! - **real durability on local disk**: `object_store`'s local backend does not fsync, so
+//!   for a local root weft writes the file itself: write a temporary file, fsync it,
+//!   hard-link it into place (which fails if the name exists: the conditional put), then
+//!   fsync the directory. On S3 a completed PUT is durable.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::error::{EngineError, EngineResult};
+
+#[derive(Debug, Clone)]
+pub struct DurableStore {
+    pub inner: Arc<dyn ObjectStore>,
+    /// Set when `inner` is a local filesystem rooted here.
+    local_root: Option<PathBuf>,
+    /// Describes the store for logs (`file:///...` or `s3://bucket/prefix`).
+    pub url: String,
+}
+
+/// The outcome of a create-if-absent put.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Created {
+    Yes,
+    AlreadyExists,
+}
+
+impl DurableStore {
+    pub fn local(root: PathBuf) -> EngineResult<DurableStore> {
+        std::fs::create_dir_all(&root).map_err(|e| {
+            EngineError::Internal(format!(
+                "cannot create data directory {}: {e}",
+                root.display()
+            ))
+        })?;
+        let root = root.canonicalize().map_err(|e| {
+            EngineError::Internal(format!("cannot resolve {}: {e}", root.display()))
+        })?;
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(&root).map_err(|e| {
+            EngineError::Store {
+                path: root.display().to_string(),
+                source: e,
+            }
+        })?;
+        Ok(DurableStore {
+            inner: Arc::new(fs),
+            url: format!("file://{}", root.display()),
+            local_root: Some(root),
+        })
+    }
+
+    pub fn remote(inner: Arc<dyn ObjectStore>, url: String) -> DurableStore {
+        DurableStore {
+            inner,
+            local_root: None,
+            url,
+        }
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.local_root.is_some()
+    }
+
+    /// The local file behind `path`, when the store is local.
+    pub fn local_path(&self, path: &Path) -> Option<PathBuf> {
+        self.local_root.as_ref().map(|r| r.join(path.as_ref()))
+    }
+
+    fn err(path: &Path, source: object_store::Error) -> EngineError {
+        EngineError::Store {
+            path: path.to_string(),
+            source,
+        }
+    }
+
+    /// Creates `path` with `data` if no object has that name; durable when it returns `Yes`.
+    pub async fn put_create(&self, path: &Path, data: Bytes) -> EngineResult<Created> {
+        if let Some(file) = self.local_path(path) {
+            let p = path.clone();
+            return tokio::task::spawn_blocking(move || local_put_create(&file, &data))
+                .await
+                .map_err(|e| EngineError::Internal(format!("put task failed: {e}")))?
+                .map_err(|e| EngineError::Internal(format!("writing {p}: {e}")));
+        }
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .inner
+            .put_opts(path, PutPayload::from(data), opts)
+            .await
+        {
+            Ok(_) => Ok(Created::Yes),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(Created::AlreadyExists),
+            Err(e) => Err(Self::err(path, e)),
+        }
+    }
+
+    pub async fn get(&self, path: &Path) -> EngineResult<Bytes> {
+        let r = self.inner.get(path).await.map_err(|e| Self::err(path, e))?;
+        r.bytes().await.map_err(|e| Self::err(path, e))
+    }
+
+    /// Lists object paths under `prefix`, sorted.
+    pub async fn list(&self, prefix: &Path) -> EngineResult<Vec<(Path, u64)>> {
+        let mut out: Vec<(Path, u64)> = self
+            .inner
+            .list(Some(prefix))
+            .map_ok(|m| (m.location, m.size))
+            .try_collect()
+            .await
+            .map_err(|e| Self::err(prefix, e))?;
+        out.sort();
+        Ok(out)
+    }
+
+    pub async fn delete(&self, path: &Path) -> EngineResult<()> {
+        match self.inner.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Self::err(path, e)),
+        }
+    }
+}
+
+fn local_put_create(file: &std::path::Path, data: &[u8]) -> std::io::Result<Created> {
+    let dir = file
+        .parent()
+        .ok_or_else(|| std::io::Error::other("object path has no parent directory"))?;
+    std::fs::create_dir_all(dir)?;
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| std::io::Error::other("bad object name"))?;
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    let linked = std::fs::hard_link(&tmp, file);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            std::fs::File::open(dir)?.sync_all()?;
+            Ok(Created::Yes)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Created::AlreadyExists),
+        Err(e) => Err(e),
+    }
+}

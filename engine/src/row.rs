@@ -1,0 +1,70 @@
+//! Rows as vectors of scalars, and their conversion to and from Arrow record batches.
+//!
+//! Rows are the unit of MVCC versioning; batches are the unit of I/O and query execution.
+
+use std::sync::Arc;
+
+use arrow::array::{new_empty_array, new_null_array, ArrayRef, RecordBatch};
+use arrow::datatypes::SchemaRef;
+use datafusion::scalar::ScalarValue;
+
+use crate::error::EngineResult;
+
+/// One row: a value per table column, in column order. Shared once committed.
+pub type Row = Vec<ScalarValue>;
+
+/// Builds one column from the `col`-th value of each row.
+pub fn column_from_rows<'a>(
+    data_type: &arrow::datatypes::DataType,
+    values: impl Iterator<Item = Option<&'a ScalarValue>>,
+    len: usize,
+) -> EngineResult<ArrayRef> {
+    if len == 0 {
+        return Ok(new_empty_array(data_type));
+    }
+    let null = ScalarValue::try_from(data_type)?;
+    let mut all_null = true;
+    let scalars: Vec<ScalarValue> = values
+        .map(|v| match v {
+            Some(v) if !v.is_null() => {
+                all_null = false;
+                v.clone()
+            }
+            _ => null.clone(),
+        })
+        .collect();
+    if all_null {
+        return Ok(new_null_array(data_type, len));
+    }
+    Ok(ScalarValue::iter_to_array(scalars)?)
+}
+
+/// Builds a batch with `schema` from rows whose values are in schema order.
+pub fn rows_to_batch(schema: &SchemaRef, rows: &[&Row]) -> EngineResult<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| column_from_rows(f.data_type(), rows.iter().map(|r| r.get(i)), rows.len()))
+        .collect::<EngineResult<Vec<_>>>()?;
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &options,
+    )?)
+}
+
+/// Reads row `i` of a batch, taking only the first `ncols` columns.
+pub fn batch_row(batch: &RecordBatch, i: usize, ncols: usize) -> EngineResult<Row> {
+    (0..ncols)
+        .map(|c| Ok(ScalarValue::try_from_array(batch.column(c), i)?))
+        .collect()
+}
+
+/// Approximate in-memory size of a row, for memory accounting and limits.
+pub fn row_bytes(row: &Row) -> usize {
+    row.iter().map(|v| v.size()).sum()
+}
+
+pub type SharedRow = Arc<Row>;

@@ -1,0 +1,85 @@
+//! Table definitions and the catalog.
+//!
+//! The catalog is itself a table ([`CATALOG_TABLE_ID`]) keyed by table name whose rows hold
+//! a [`TableDef`] as JSON. DDL is therefore an ordinary write: it is versioned by commit
+//! timestamp, visible to the transaction that made it before it commits, conflict-checked by
+//! the adjudicator, journaled and replayed like any other row.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+
+use crate::types::SqlType;
+
+/// Table id of the catalog itself.
+pub const CATALOG_TABLE_ID: u64 = 1;
+/// Table ids below this are reserved for system tables.
+pub const FIRST_USER_TABLE_ID: u64 = 1 << 16;
+/// Column name prefix reserved for weft's own columns.
+pub const RESERVED_PREFIX: &str = "_weft_";
+/// Name of the hidden column that carries a row's encoded key in DML plans and segments.
+pub const KEY_COLUMN: &str = "_weft_key";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    pub name: String,
+    pub ty: SqlType,
+    pub nullable: bool,
+    /// The DEFAULT expression as SQL text, evaluated when a row is inserted.
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableDef {
+    pub id: u64,
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    /// Indexes into `columns`, in key order. Empty: the table has no primary key and each
+    /// row gets a hidden unique row id as its key.
+    pub primary_key: Vec<usize>,
+}
+
+impl TableDef {
+    /// The table's user-visible Arrow schema.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| c.ty.arrow_field(&c.name, c.nullable))
+                .collect::<Vec<Field>>(),
+        ))
+    }
+
+    /// The schema with the hidden key column appended, used to plan UPDATE and DELETE so that
+    /// each produced row still knows which stored row it came from.
+    pub fn arrow_schema_with_key(&self) -> SchemaRef {
+        let mut fields: Vec<Field> = self
+            .columns
+            .iter()
+            .map(|c| c.ty.arrow_field(&c.name, c.nullable))
+            .collect();
+        fields.push(Field::new(KEY_COLUMN, DataType::Binary, false));
+        Arc::new(Schema::new(fields))
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a TableDef always serializes")
+    }
+
+    pub fn from_json(s: &str) -> Result<TableDef, String> {
+        serde_json::from_str(s).map_err(|e| format!("bad table definition in catalog: {e}"))
+    }
+}
+
+/// The Arrow schema of the catalog table: (name, definition as JSON).
+pub fn catalog_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("def", DataType::Utf8, false),
+    ]))
+}

@@ -1,0 +1,235 @@
+//! The adjudicator: optimistic concurrency control and the hand-off to journals.
+//!
+//! At COMMIT a transaction sends its write set. If any key it wrote (or locked with
+//! `SELECT ... FOR UPDATE`) was committed by another transaction after the transaction's
+//! start timestamp, it fails with a data conflict (OC000); if a table it depends on was
+//! changed by DDL after its start, with a schema conflict (OC001). Otherwise the
+//! adjudicator assigns the commit timestamp and hands the record to one journal. The check
+//! and the assignment happen under one lock, so the first committer wins.
+//!
+//! The conflict table maps each written key to the timestamp of its latest commit. Entries
+//! older than the longest a transaction may live are pruned; a transaction that started
+//! before the pruning horizon fails with OC000 at commit, since its conflicts can no longer
+//! be checked (it could not have lived that long anyway).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use weft_engine::schema::CATALOG_TABLE_ID;
+use weft_engine::{Clock, CommitRecord, TableWrites, Timestamp};
+
+use crate::error::CommitError;
+use crate::format::encode_record;
+use crate::sequencer::Sequencer;
+use crate::writer::Pending;
+
+#[derive(Debug, Clone)]
+pub struct AdjudicatorConfig {
+    /// Prune the conflict table when it holds more entries than this.
+    pub conflict_entries_max: usize,
+    /// The longest a transaction may live; bounds how long conflict entries are needed.
+    pub txn_duration_max: Duration,
+}
+
+impl Default for AdjudicatorConfig {
+    fn default() -> Self {
+        AdjudicatorConfig {
+            conflict_entries_max: 1 << 20,
+            txn_duration_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What a transaction asks to commit.
+#[derive(Debug, Clone, Default)]
+pub struct CommitRequest {
+    pub start_ts: Timestamp,
+    pub tables: Vec<TableWrites>,
+    /// Keys read with `SELECT ... FOR UPDATE`: conflict-checked as if written.
+    pub locked: Vec<(u64, Vec<u8>)>,
+    /// Catalog keys (table names) of the tables the transaction depends on.
+    pub schema_keys: Vec<Vec<u8>>,
+}
+
+impl CommitRequest {
+    pub fn is_read_only(&self) -> bool {
+        self.tables.iter().all(|t| t.keys.is_empty()) && self.locked.is_empty()
+    }
+}
+
+struct ConflictTable {
+    last_commit: HashMap<Vec<u8>, Timestamp>,
+    /// Transactions that started before this cannot be checked any more.
+    pruned_below: Timestamp,
+}
+
+pub struct JournalHandle {
+    pub tx: mpsc::UnboundedSender<Pending>,
+    pub healthy: Arc<AtomicBool>,
+}
+
+pub struct Adjudicator {
+    conflicts: Mutex<ConflictTable>,
+    sequencer: Arc<Sequencer>,
+    journals: Vec<JournalHandle>,
+    next_journal: AtomicUsize,
+    clock: Arc<dyn Clock>,
+    config: AdjudicatorConfig,
+}
+
+fn full_key(table_id: u64, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + key.len());
+    k.extend_from_slice(&table_id.to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+impl Adjudicator {
+    pub fn new(
+        sequencer: Arc<Sequencer>,
+        journals: Vec<JournalHandle>,
+        clock: Arc<dyn Clock>,
+        config: AdjudicatorConfig,
+    ) -> Adjudicator {
+        Adjudicator {
+            conflicts: Mutex::new(ConflictTable {
+                last_commit: HashMap::new(),
+                pruned_below: 0,
+            }),
+            sequencer,
+            journals,
+            next_journal: AtomicUsize::new(0),
+            clock,
+            config,
+        }
+    }
+
+    pub fn sequencer(&self) -> &Arc<Sequencer> {
+        &self.sequencer
+    }
+
+    pub fn read_ts(&self) -> Timestamp {
+        self.sequencer.read_ts()
+    }
+
+    fn pick_journal(&self) -> Option<usize> {
+        let n = self.journals.len();
+        let start = self.next_journal.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&j| self.journals[j].healthy.load(Ordering::Relaxed))
+    }
+
+    /// Commits a transaction: returns its commit timestamp once the record is durable.
+    pub async fn commit(&self, req: CommitRequest) -> Result<Timestamp, CommitError> {
+        if req.is_read_only() {
+            // Read-only transactions never abort.
+            return Ok(req.start_ts);
+        }
+        let record = CommitRecord {
+            commit_ts: 0,
+            tables: req
+                .tables
+                .into_iter()
+                .filter(|t| !t.keys.is_empty())
+                .collect(),
+        };
+        let mut body = encode_record(&record)
+            .map_err(|e| CommitError::Unavailable(format!("cannot encode commit record: {e}")))?;
+        let written: Vec<Vec<u8>> = record
+            .tables
+            .iter()
+            .flat_map(|t| t.keys.iter().map(move |k| full_key(t.table_id, k)))
+            .chain(req.locked.iter().map(|(t, k)| full_key(*t, k)))
+            .collect();
+        let schema: Vec<Vec<u8>> = req
+            .schema_keys
+            .iter()
+            .map(|k| full_key(CATALOG_TABLE_ID, k))
+            .collect();
+
+        let (done_tx, done_rx) = oneshot::channel();
+        let commit_ts = {
+            let mut c = self.conflicts.lock().unwrap_or_else(|e| e.into_inner());
+            if req.start_ts < c.pruned_below {
+                return Err(CommitError::Conflict {
+                    code: "OC000",
+                    detail: "transaction is older than the conflict-check horizon".into(),
+                });
+            }
+            for k in &schema {
+                if c.last_commit.get(k).is_some_and(|&ts| ts > req.start_ts) {
+                    return Err(CommitError::Conflict {
+                        code: "OC001",
+                        detail: "schema has been updated by another transaction".into(),
+                    });
+                }
+            }
+            for k in &written {
+                if c.last_commit.get(k).is_some_and(|&ts| ts > req.start_ts) {
+                    return Err(CommitError::Conflict {
+                        code: "OC000",
+                        detail: "mutation conflicts with another transaction".into(),
+                    });
+                }
+            }
+            let journal = self
+                .pick_journal()
+                .ok_or_else(|| CommitError::Unavailable("no journal is accepting writes".into()))?;
+            let tx = &self.journals[journal].tx;
+            let (ts, sent) = self.sequencer.assign(journal, |ts| {
+                body[..8].copy_from_slice(&ts.to_le_bytes());
+                let record = Arc::new(CommitRecord {
+                    commit_ts: ts,
+                    tables: record.tables,
+                });
+                tx.send(Pending {
+                    record,
+                    body,
+                    done: done_tx,
+                })
+                .is_ok()
+            });
+            if !sent {
+                self.sequencer.abandoned(journal, &[ts]);
+                return Err(CommitError::Unavailable(format!(
+                    "journal {journal} has stopped"
+                )));
+            }
+            for k in written {
+                c.last_commit.insert(k, ts);
+            }
+            if c.last_commit.len() > self.config.conflict_entries_max {
+                self.prune(&mut c);
+            }
+            ts
+        };
+        match done_rx.await {
+            Ok(Ok(())) => Ok(commit_ts),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(CommitError::Unavailable("journal writer stopped".into())),
+        }
+    }
+
+    fn prune(&self, c: &mut ConflictTable) {
+        let horizon = self
+            .clock
+            .now()
+            .earliest
+            .saturating_sub(self.config.txn_duration_max.as_nanos() as u64);
+        c.last_commit.retain(|_, ts| *ts >= horizon);
+        c.pruned_below = c.pruned_below.max(horizon);
+        if c.last_commit.len() > self.config.conflict_entries_max {
+            // Still too big: raise the horizon to the median timestamp.
+            let mut all: Vec<Timestamp> = c.last_commit.values().copied().collect();
+            let mid = all.len() / 2;
+            let (_, median, _) = all.select_nth_unstable(mid);
+            let median = *median;
+            c.last_commit.retain(|_, ts| *ts >= median);
+            c.pruned_below = c.pruned_below.max(median);
+        }
+    }
+}
