@@ -1,1 +1,25 @@
+//! # weft-frontend-pgwire
+//!
+//! The PostgreSQL wire protocol in front of weft: sessions, transactions, SQL through
+//! DataFusion, errors with SQLSTATEs.
+//!
+//! - [`server`]: the listener; one task and one [`session::Session`] per connection.
+//! - [`session`]: transaction states and the simple and extended protocol handlers.
+//! - [`exec`]: DDL, DML and queries inside a transaction.
+//! - [`db`]: the shared database handle and weft's catalog as DataFusion sees it.
+//! - [`txn`]: a transaction's read timestamp, buffered writes and limits.
+//! - [`encode`]: Arrow results to PostgreSQL rows.
+//! - [`error`]: SQLSTATEs.
 
+pub mod db;
+pub mod encode;
+pub mod error;
+pub mod exec;
+pub mod names;
+pub mod server;
+pub mod session;
+pub mod txn;
+pub mod values;
+
+pub use db::Db;
+pub use txn::TxnLimits;

@@ -1,0 +1,250 @@
+//! The shared database handle every session uses, and weft's catalog as DataFusion sees it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider};
+use datafusion::common::DFSchema;
+use datafusion::datasource::TableProvider;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::context::SessionState;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::Expr;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::scalar::ScalarValue;
+use weft_engine::key::catalog_key;
+use weft_engine::provider::{Overlay, WeftTable};
+use weft_engine::schema::{TableDef, CATALOG_TABLE_ID};
+use weft_engine::storage::StorageNode;
+use weft_engine::Timestamp;
+use weft_journal::Adjudicator;
+
+use crate::error::{SqlError, SqlResult};
+use crate::txn::TxnLimits;
+
+pub const CATALOG_NAME: &str = "weft";
+pub const SCHEMA_NAME: &str = "public";
+
+pub struct Db {
+    pub storage: Arc<StorageNode>,
+    pub adjudicator: Arc<Adjudicator>,
+    pub limits: TxnLimits,
+    /// The template every session's DataFusion state is cloned from.
+    base_state: SessionState,
+    /// Unique hidden row ids for tables without a primary key: a random per-process prefix
+    /// and a counter.
+    rowid_prefix: u64,
+    rowid_next: AtomicU64,
+    pub next_pid: AtomicU64,
+}
+
+impl Db {
+    pub fn new(
+        storage: Arc<StorageNode>,
+        adjudicator: Arc<Adjudicator>,
+        limits: TxnLimits,
+    ) -> Arc<Db> {
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG_NAME, SCHEMA_NAME)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(false)
+            .with_target_partitions(2)
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+        let base_state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .build();
+        Arc::new(Db {
+            storage,
+            adjudicator,
+            limits,
+            base_state,
+            rowid_prefix: rand::random::<u64>(),
+            rowid_next: AtomicU64::new(0),
+            next_pid: AtomicU64::new(1),
+        })
+    }
+
+    /// A fresh DataFusion context with no weft tables (for evaluating expressions over
+    /// in-memory rows: RETURNING, ON CONFLICT DO UPDATE).
+    pub fn scratch_context(&self) -> SessionContext {
+        let config = self
+            .base_state
+            .config()
+            .clone()
+            .with_default_catalog_and_schema("datafusion", "public")
+            .with_create_default_catalog_and_schema(true);
+        let state = SessionStateBuilder::new_from_existing(self.base_state.clone())
+            .with_config(config)
+            .with_default_features()
+            .build();
+        SessionContext::new_with_state(state)
+    }
+
+    /// A session's DataFusion context, reading tables through `view`.
+    pub fn session_context(self: &Arc<Db>, view: Arc<Mutex<Option<View>>>) -> SessionContext {
+        let ctx = SessionContext::new_with_state(self.base_state.clone());
+        let schema = Arc::new(WeftSchema {
+            db: self.clone(),
+            view,
+        });
+        let catalog = Arc::new(WeftCatalog { schema });
+        ctx.register_catalog(CATALOG_NAME, catalog);
+        ctx
+    }
+
+    pub fn next_rowid(&self) -> Vec<u8> {
+        let n = self.rowid_next.fetch_add(1, Ordering::Relaxed);
+        let mut id = Vec::with_capacity(16);
+        id.extend_from_slice(&self.rowid_prefix.to_be_bytes());
+        id.extend_from_slice(&n.to_be_bytes());
+        weft_engine::key::encode_key(&[&ScalarValue::Binary(Some(id))]).expect("binary keys encode")
+    }
+
+    /// Looks a table up by name as of `read_ts`, seeing the transaction's own DDL first.
+    pub async fn lookup_table(
+        &self,
+        read_ts: Timestamp,
+        catalog_overlay: Option<&Overlay>,
+        name: &str,
+    ) -> SqlResult<Option<Arc<TableDef>>> {
+        let key = catalog_key(name);
+        let row = match catalog_overlay.and_then(|o| o.get(&key)) {
+            Some(own) => own.clone(),
+            None => self.storage.get(CATALOG_TABLE_ID, &key, read_ts).await?,
+        };
+        match row {
+            None => Ok(None),
+            Some(row) => match row.get(1) {
+                Some(ScalarValue::Utf8(Some(json))) => TableDef::from_json(json)
+                    .map(|d| Some(Arc::new(d)))
+                    .map_err(SqlError::internal),
+                _ => Err(SqlError::internal(format!(
+                    "catalog row for {name} is malformed"
+                ))),
+            },
+        }
+    }
+
+    /// Every table as of `read_ts`, seeing the transaction's own DDL.
+    pub async fn list_tables(
+        &self,
+        read_ts: Timestamp,
+        catalog_overlay: Option<&Overlay>,
+    ) -> SqlResult<Vec<Arc<TableDef>>> {
+        let mut rows: std::collections::BTreeMap<Vec<u8>, Option<Arc<weft_engine::Row>>> = self
+            .storage
+            .scan(CATALOG_TABLE_ID, read_ts)
+            .await?
+            .into_iter()
+            .map(|(k, r)| (k, Some(r)))
+            .collect();
+        if let Some(o) = catalog_overlay {
+            for (k, v) in o {
+                rows.insert(k.clone(), v.clone());
+            }
+        }
+        let mut out = Vec::new();
+        for row in rows.into_values().flatten() {
+            if let Some(ScalarValue::Utf8(Some(json))) = row.get(1) {
+                out.push(Arc::new(
+                    TableDef::from_json(json).map_err(SqlError::internal)?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Parses the DEFAULT expressions of a table.
+    pub fn column_defaults(&self, def: &TableDef) -> HashMap<String, Expr> {
+        let mut out = HashMap::new();
+        for c in &def.columns {
+            if let Some(sql) = &c.default {
+                let ctx = SessionContext::new_with_state(self.base_state.clone());
+                if let Ok(e) = ctx.parse_sql_expr(sql, &DFSchema::empty()) {
+                    out.insert(c.name.clone(), e);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What the statement being planned reads: its timestamp and its transaction's writes.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    pub read_ts: Timestamp,
+    pub overlays: HashMap<u64, Arc<Overlay>>,
+    /// The table that an UPDATE or DELETE targets: exposed with its hidden key column.
+    pub dml_target: Option<String>,
+}
+
+#[derive(Debug)]
+struct WeftCatalog {
+    schema: Arc<WeftSchema>,
+}
+
+impl CatalogProvider for WeftCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        vec![SCHEMA_NAME.to_string()]
+    }
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        (name == SCHEMA_NAME).then(|| self.schema.clone() as Arc<dyn SchemaProvider>)
+    }
+}
+
+struct WeftSchema {
+    db: Arc<Db>,
+    view: Arc<Mutex<Option<View>>>,
+}
+
+impl std::fmt::Debug for WeftSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WeftSchema")
+    }
+}
+
+impl WeftSchema {
+    fn view(&self) -> Option<View> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for WeftSchema {
+    fn table_names(&self) -> Vec<String> {
+        // Listing needs a storage read; the planner never asks for it.
+        Vec::new()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(view) = self.view() else {
+            return Ok(None);
+        };
+        let catalog = view.overlays.get(&CATALOG_TABLE_ID).cloned();
+        let def = self
+            .db
+            .lookup_table(view.read_ts, catalog.as_deref(), name)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let Some(def) = def else { return Ok(None) };
+        let overlay = view.overlays.get(&def.id).cloned();
+        let with_key = view.dml_target.as_deref() == Some(name);
+        let defaults = self.db.column_defaults(&def);
+        Ok(Some(Arc::new(WeftTable::new(
+            def,
+            self.db.storage.clone(),
+            view.read_ts,
+            overlay,
+            with_key,
+            defaults,
+        ))))
+    }
+
+    fn table_exist(&self, _name: &str) -> bool {
+        // Existence depends on the read timestamp; `table` answers it.
+        false
+    }
+}

@@ -1,0 +1,340 @@
+//! Result encoding: Arrow batches to PostgreSQL rows, text or binary.
+//!
+//! arrow-pg encodes the ordinary types. Columns whose PostgreSQL type is carried in field
+//! metadata (uuid, json, jsonb, varchar, bpchar: stored as Utf8) are encoded here so the
+//! client sees the right type OID and, in binary format, the right bytes.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
+use bytes::BytesMut;
+use futures::stream;
+use pgwire::api::portal::Format;
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse};
+use pgwire::api::Type;
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
+use pgwire::types::format::FormatOptions;
+use pgwire::types::ToSqlText;
+use postgres_types::{IsNull, ToSql};
+use weft_engine::types::PG_TYPE_KEY;
+
+/// The wire type of a column that weft stores as Utf8 but PostgreSQL types differently.
+fn override_type(field: &Field) -> Option<Type> {
+    match field.metadata().get(PG_TYPE_KEY)?.as_str() {
+        "uuid" => Some(Type::UUID),
+        "json" => Some(Type::JSON),
+        "jsonb" => Some(Type::JSONB),
+        "varchar" => Some(Type::VARCHAR),
+        "bpchar" => Some(Type::BPCHAR),
+        _ => None,
+    }
+}
+
+pub fn pg_type_of(field: &Field) -> PgWireResult<Type> {
+    if let Some(t) = override_type(field) {
+        return Ok(t);
+    }
+    arrow_pg::datatypes::field_into_pg_type(&Arc::new(field.clone()))
+}
+
+pub fn fields_for(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            Ok(FieldInfo::new(
+                f.name().clone(),
+                None,
+                None,
+                pg_type_of(f)?,
+                format.format_for(i),
+            ))
+        })
+        .collect()
+}
+
+/// A value already rendered in both wire formats.
+#[derive(Debug)]
+struct Rendered<'a> {
+    text: &'a str,
+    binary: Vec<u8>,
+}
+
+impl ToSql for Rendered<'_> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&self.binary);
+        Ok(IsNull::No)
+    }
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+    postgres_types::to_sql_checked!();
+}
+
+impl ToSqlText for Rendered<'_> {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        _format_options: &FormatOptions,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(self.text.as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
+fn encode_override(
+    encoder: &mut DataRowEncoder,
+    array: &Arc<dyn Array>,
+    row: usize,
+    ty: &Type,
+    format: FieldFormat,
+) -> PgWireResult<()> {
+    if array.is_null(row) {
+        return encoder.encode_field(&None::<i8>);
+    }
+    let text = match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().value(row),
+        DataType::LargeUtf8 => array.as_string::<i64>().value(row),
+        DataType::Utf8View => array.as_string_view().value(row),
+        _ => {
+            return Err(PgWireError::ApiError(
+                "override on a non-string column".into(),
+            ))
+        }
+    };
+    let binary = if format == FieldFormat::Binary {
+        if *ty == Type::UUID {
+            uuid::Uuid::parse_str(text)
+                .map(|u| u.as_bytes().to_vec())
+                .map_err(|e| PgWireError::ApiError(Box::new(e)))?
+        } else if *ty == Type::JSONB {
+            let mut b = vec![1u8];
+            b.extend_from_slice(text.as_bytes());
+            b
+        } else {
+            text.as_bytes().to_vec()
+        }
+    } else {
+        Vec::new()
+    };
+    encoder.encode_field(&Rendered { text, binary })
+}
+
+/// PostgreSQL's text output of a float: the shortest exact digits, in exponent form when
+/// the exponent is below -4 or at least the type's decimal precision (15 or 6).
+pub fn pg_float_text(v: f64, precision: i32, shortest: String) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    // `shortest` is Rust's `{:e}`: shortest round-trip digits, e.g. "1.5e-5".
+    let (mantissa, exp) = shortest.split_once('e').unwrap_or((&shortest, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if exp < -4 || exp >= precision {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+        let negative = mantissa.starts_with('-');
+        let point = exp + 1; // digits before the decimal point
+        let mut out = String::new();
+        if negative {
+            out.push('-');
+        }
+        if point <= 0 {
+            out.push_str("0.");
+            out.push_str(&"0".repeat((-point) as usize));
+            out.push_str(&digits);
+        } else if point as usize >= digits.len() {
+            out.push_str(&digits);
+            out.push_str(&"0".repeat(point as usize - digits.len()));
+        } else {
+            out.push_str(&digits[..point as usize]);
+            out.push('.');
+            out.push_str(&digits[point as usize..]);
+        }
+        out
+    }
+}
+
+/// PostgreSQL's text output of a timestamp (UTC for timestamptz).
+pub fn pg_timestamp_text(nanos: i128, with_tz: bool) -> String {
+    let micros = nanos.div_euclid(1000);
+    let secs = micros.div_euclid(1_000_000) as i64;
+    let frac = micros.rem_euclid(1_000_000) as u32;
+    let Some(dt) = chrono::DateTime::from_timestamp(secs, frac * 1000) else {
+        return nanos.to_string();
+    };
+    let mut s = dt.format("%Y-%m-%d %H:%M:%S").to_string();
+    if frac != 0 {
+        let f = format!("{frac:06}");
+        s.push('.');
+        s.push_str(f.trim_end_matches('0'));
+    }
+    if with_tz {
+        s.push_str("+00");
+    }
+    s
+}
+
+fn custom_text(array: &Arc<dyn Array>, row: usize) -> Option<String> {
+    use arrow::datatypes::{
+        Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+        TimestampNanosecondType, TimestampSecondType,
+    };
+    Some(match array.data_type() {
+        DataType::Float64 => {
+            let v = array.as_primitive::<Float64Type>().value(row);
+            pg_float_text(v, 15, format!("{v:e}"))
+        }
+        DataType::Float32 => {
+            let v = array.as_primitive::<Float32Type>().value(row);
+            pg_float_text(v as f64, 6, format!("{v:e}"))
+        }
+        DataType::Timestamp(unit, tz) => {
+            let n: i128 = match unit {
+                TimeUnit::Second => {
+                    array.as_primitive::<TimestampSecondType>().value(row) as i128 * 1_000_000_000
+                }
+                TimeUnit::Millisecond => {
+                    array.as_primitive::<TimestampMillisecondType>().value(row) as i128 * 1_000_000
+                }
+                TimeUnit::Microsecond => {
+                    array.as_primitive::<TimestampMicrosecondType>().value(row) as i128 * 1000
+                }
+                TimeUnit::Nanosecond => {
+                    array.as_primitive::<TimestampNanosecondType>().value(row) as i128
+                }
+            };
+            pg_timestamp_text(n, tz.is_some())
+        }
+        _ => return None,
+    })
+}
+
+fn has_custom_text(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Float32 | DataType::Float64 | DataType::Timestamp(..)
+    )
+}
+
+fn encode_batch(
+    fields: &Arc<Vec<FieldInfo>>,
+    overrides: &[Option<Type>],
+    batch: &RecordBatch,
+) -> Vec<PgWireResult<DataRow>> {
+    let schema = batch.schema();
+    let mut encoder = DataRowEncoder::new(fields.clone());
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let mut result = Ok(());
+        for col in 0..batch.num_columns() {
+            let array = batch.column(col);
+            let r = match &overrides[col] {
+                Some(ty) => encode_override(&mut encoder, array, row, ty, fields[col].format()),
+                None if fields[col].format() == FieldFormat::Text
+                    && has_custom_text(array.data_type()) =>
+                {
+                    if array.is_null(row) {
+                        encoder.encode_field(&None::<i8>)
+                    } else {
+                        let text = custom_text(array, row).unwrap_or_default();
+                        encoder.encode_field(&Rendered {
+                            text: &text,
+                            binary: Vec::new(),
+                        })
+                    }
+                }
+                None => arrow_pg::encoder::encode_value(
+                    &mut encoder,
+                    array,
+                    row,
+                    schema.field(col),
+                    &fields[col],
+                ),
+            };
+            if let Err(e) = r {
+                result = Err(e);
+                break;
+            }
+        }
+        out.push(result.map(|_| encoder.take_row()));
+    }
+    out
+}
+
+pub fn query_response(
+    schema: &Schema,
+    batches: Vec<RecordBatch>,
+    format: &Format,
+) -> PgWireResult<QueryResponse> {
+    let fields = Arc::new(fields_for(schema, format)?);
+    let overrides: Vec<Option<Type>> = schema.fields().iter().map(|f| override_type(f)).collect();
+    let mut rows = Vec::new();
+    for b in &batches {
+        rows.extend(encode_batch(&fields, &overrides, b));
+    }
+    Ok(QueryResponse::new(fields, stream::iter(rows)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f8(v: f64) -> String {
+        pg_float_text(v, 15, format!("{v:e}"))
+    }
+
+    #[test]
+    fn floats_print_as_postgres_prints_them() {
+        assert_eq!(f8(3.0), "3");
+        assert_eq!(f8(1.5), "1.5");
+        assert_eq!(f8(-2.25), "-2.25");
+        assert_eq!(f8(0.0001), "0.0001");
+        assert_eq!(f8(0.00001), "1e-05");
+        assert_eq!(f8(1e15), "1e+15");
+        assert_eq!(f8(123456789012345.0), "123456789012345");
+        assert_eq!(f8(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(f8(f64::NAN), "NaN");
+        assert_eq!(
+            pg_float_text(1.25f32 as f64, 6, format!("{:e}", 1.25f32)),
+            "1.25"
+        );
+        assert_eq!(pg_float_text(1e6, 6, format!("{:e}", 1e6f32)), "1e+06");
+    }
+
+    #[test]
+    fn timestamps_trim_fractions() {
+        assert_eq!(pg_timestamp_text(0, false), "1970-01-01 00:00:00");
+        assert_eq!(
+            pg_timestamp_text(1_500_000_000, true),
+            "1970-01-01 00:00:01.5+00"
+        );
+        assert_eq!(
+            pg_timestamp_text(-1_000, false),
+            "1969-12-31 23:59:59.999999"
+        );
+    }
+}

@@ -1,0 +1,275 @@
+//! SQL errors with PostgreSQL SQLSTATEs, and the mapping from DataFusion's and weft's own
+//! errors to them.
+
+use datafusion::error::DataFusionError;
+use pgwire::error::{ErrorInfo, PgWireError};
+use weft_engine::EngineError;
+use weft_journal::CommitError;
+
+#[derive(Debug, Clone)]
+pub struct SqlError {
+    pub code: &'static str,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+pub type SqlResult<T> = Result<T, SqlError>;
+
+impl SqlError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> SqlError {
+        SqlError {
+            code,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
+    }
+    pub fn with_detail(mut self, d: impl Into<String>) -> Self {
+        self.detail = Some(d.into());
+        self
+    }
+    pub fn with_hint(mut self, h: impl Into<String>) -> Self {
+        self.hint = Some(h.into());
+        self
+    }
+    pub fn unsupported(what: impl Into<String>) -> SqlError {
+        SqlError::new(codes::FEATURE_NOT_SUPPORTED, what)
+    }
+    pub fn syntax(msg: impl Into<String>) -> SqlError {
+        SqlError::new(codes::SYNTAX_ERROR, msg)
+    }
+    pub fn internal(msg: impl Into<String>) -> SqlError {
+        SqlError::new(codes::INTERNAL_ERROR, msg)
+    }
+
+    pub fn to_error_info(&self) -> ErrorInfo {
+        let mut info = ErrorInfo::new("ERROR".into(), self.code.into(), self.message.clone());
+        info.detail = self.detail.clone();
+        info.hint = self.hint.clone();
+        info
+    }
+
+    pub fn into_pgwire(self) -> PgWireError {
+        PgWireError::UserError(Box::new(self.to_error_info()))
+    }
+}
+
+impl std::fmt::Display for SqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+pub mod codes {
+    pub const SUCCESSFUL_COMPLETION: &str = "00000";
+    pub const WARNING: &str = "01000";
+    pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
+    pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
+    pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
+    pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
+    pub const UNIQUE_VIOLATION: &str = "23505";
+    pub const NOT_NULL_VIOLATION: &str = "23502";
+    pub const UNDEFINED_TABLE: &str = "42P01";
+    pub const UNDEFINED_COLUMN: &str = "42703";
+    pub const UNDEFINED_OBJECT: &str = "42704";
+    pub const UNDEFINED_FUNCTION: &str = "42883";
+    pub const DUPLICATE_TABLE: &str = "42P07";
+    pub const DUPLICATE_COLUMN: &str = "42701";
+    pub const INVALID_TABLE_DEFINITION: &str = "42P16";
+    pub const INVALID_NAME: &str = "42602";
+    pub const AMBIGUOUS_COLUMN: &str = "42702";
+    pub const SYNTAX_ERROR: &str = "42601";
+    pub const SYNTAX_OR_ACCESS: &str = "42000";
+    pub const DATATYPE_MISMATCH: &str = "42804";
+    pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    pub const DIVISION_BY_ZERO: &str = "22012";
+    pub const NUMERIC_OUT_OF_RANGE: &str = "22003";
+    pub const STRING_DATA_RIGHT_TRUNCATION: &str = "22001";
+    pub const INVALID_DATETIME_FORMAT: &str = "22007";
+    pub const DATA_EXCEPTION: &str = "22000";
+    pub const CARDINALITY_VIOLATION: &str = "21000";
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub const SERIALIZATION_FAILURE: &str = "40001";
+    pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+    pub const QUERY_CANCELED: &str = "57014";
+    pub const PROTOCOL_VIOLATION: &str = "08P01";
+    pub const CONNECTION_FAILURE: &str = "08006";
+    pub const IO_ERROR: &str = "58030";
+    pub const SYSTEM_ERROR: &str = "58000";
+    pub const INTERNAL_ERROR: &str = "XX000";
+    pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const UNDEFINED_PARAMETER: &str = "42704";
+}
+
+use codes::*;
+
+impl From<EngineError> for SqlError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Corrupt { .. } => SqlError::new("XX001", e.to_string()),
+            EngineError::Store { .. } => SqlError::new(IO_ERROR, e.to_string()),
+            EngineError::ReadTimeout { .. } => SqlError::new(SYSTEM_ERROR, e.to_string()),
+            EngineError::InvalidValue(m) => SqlError::new(DATA_EXCEPTION, m),
+            EngineError::DataFusion(d) => d.into(),
+            other => SqlError::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<CommitError> for SqlError {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::Conflict { code, detail } => SqlError::new(
+                SERIALIZATION_FAILURE,
+                format!("change conflicts with another transaction, please retry: ({code})"),
+            )
+            .with_detail(detail)
+            .with_hint("retry the transaction"),
+            CommitError::Unavailable(m) => SqlError::new(IO_ERROR, format!("commit failed: {m}"))
+                .with_detail("the transaction was not committed"),
+        }
+    }
+}
+
+impl From<DataFusionError> for SqlError {
+    fn from(e: DataFusionError) -> Self {
+        map_datafusion(e)
+    }
+}
+
+fn strip_prefixes(mut s: &str) -> &str {
+    for p in [
+        "Error during planning: ",
+        "Execution error: ",
+        "Optimizer rule ",
+        "This feature is not implemented: ",
+        "Arrow error: ",
+        "Schema error: ",
+        "Invalid argument error: ",
+        "Cast error: ",
+        "Compute error: ",
+        "External error: ",
+        "SQL error: ",
+        "ParserError(\"",
+    ] {
+        if let Some(rest) = s.strip_prefix(p) {
+            s = rest;
+        }
+    }
+    s.trim_end_matches("\")")
+}
+
+/// Maps DataFusion's errors to SQLSTATEs by kind, then by message where the kind is too
+/// coarse (DataFusion reports most semantic errors as plan errors).
+pub fn map_datafusion(e: DataFusionError) -> SqlError {
+    use datafusion::common::SchemaError;
+    let root = e.find_root();
+    if let DataFusionError::External(inner) = root {
+        if let Some(engine) = inner.downcast_ref::<EngineError>() {
+            return SqlError::from(clone_engine(engine));
+        }
+        if let Some(sql) = inner.downcast_ref::<SqlError>() {
+            return sql.clone();
+        }
+    }
+    let text = root.to_string();
+    let msg = strip_prefixes(&text).to_string();
+    match root {
+        DataFusionError::SQL(..) => return SqlError::syntax(msg),
+        DataFusionError::NotImplemented(m) => return SqlError::unsupported(m.clone()),
+        DataFusionError::SchemaError(se, _) => match se.as_ref() {
+            SchemaError::FieldNotFound { field, .. } => {
+                return SqlError::new(
+                    UNDEFINED_COLUMN,
+                    format!("column \"{}\" does not exist", field.name),
+                )
+            }
+            SchemaError::AmbiguousReference { field } => {
+                return SqlError::new(
+                    AMBIGUOUS_COLUMN,
+                    format!("column reference \"{}\" is ambiguous", field.name),
+                )
+            }
+            _ => return SqlError::new(SYNTAX_OR_ACCESS, msg),
+        },
+        _ => {}
+    }
+    let lower = msg.to_lowercase();
+    if lower.contains("divide by zero") || lower.contains("division by zero") {
+        return SqlError::new(DIVISION_BY_ZERO, "division by zero");
+    }
+    if let Some(t) = table_not_found(&msg) {
+        return SqlError::new(UNDEFINED_TABLE, format!("relation \"{t}\" does not exist"));
+    }
+    if lower.contains("overflow")
+        || lower.contains("out of range")
+        || lower.contains("too large to store")
+    {
+        return SqlError::new(NUMERIC_OUT_OF_RANGE, msg);
+    }
+    if lower.contains("cannot cast string")
+        || lower.contains("cannot parse")
+        || lower.contains("error parsing")
+        || lower.contains("invalid input syntax")
+        || lower.contains("cannot cast value")
+    {
+        return SqlError::new(INVALID_TEXT_REPRESENTATION, msg);
+    }
+    if lower.contains("cannot automatically convert")
+        || lower.contains("cannot coerce")
+        || lower.contains("unsupported cast")
+        || lower.contains("does not support") && lower.contains("type")
+        || lower.contains("cannot infer common")
+        || lower.contains("no function matches")
+        || lower.contains("types are incompatible")
+    {
+        return SqlError::new(DATATYPE_MISMATCH, msg);
+    }
+    if lower.contains("invalid function")
+        || lower.contains("function '") && lower.contains("not found")
+    {
+        return SqlError::new(UNDEFINED_FUNCTION, msg);
+    }
+    match root {
+        DataFusionError::Plan(_) => SqlError::new(SYNTAX_OR_ACCESS, msg),
+        DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => {
+            SqlError::new(DATA_EXCEPTION, msg)
+        }
+        DataFusionError::ResourcesExhausted(_) => SqlError::new(PROGRAM_LIMIT_EXCEEDED, msg),
+        _ => SqlError::internal(msg),
+    }
+}
+
+fn table_not_found(msg: &str) -> Option<String> {
+    // "table 'weft.public.foo' not found"
+    let start = msg.find("table '")? + 7;
+    let rest = &msg[start..];
+    let end = rest.find('\'')?;
+    if !rest[end..].starts_with("' not found") {
+        return None;
+    }
+    Some(rest[..end].rsplit('.').next().unwrap_or("").to_string())
+}
+
+fn clone_engine(e: &EngineError) -> EngineError {
+    match e {
+        EngineError::Corrupt { path, detail } => EngineError::Corrupt {
+            path: path.clone(),
+            detail: detail.clone(),
+        },
+        EngineError::ReadTimeout {
+            wanted,
+            applied,
+            waited_ms,
+        } => EngineError::ReadTimeout {
+            wanted: *wanted,
+            applied: *applied,
+            waited_ms: *waited_ms,
+        },
+        EngineError::InvalidValue(m) => EngineError::InvalidValue(m.clone()),
+        other => EngineError::Internal(other.to_string()),
+    }
+}
+
+impl std::error::Error for SqlError {}

@@ -1,0 +1,1068 @@
+//! Statement execution: DDL, DML and queries inside a transaction.
+//!
+//! Reads are DataFusion plans over the storage node at the transaction's read timestamp,
+//! overlaid with its own writes. INSERT, UPDATE and DELETE are planned by DataFusion too
+//! (so parameter types, casts and defaults follow its rules); weft executes the plan's
+//! input and turns the produced rows into buffered writes. UPDATE and DELETE plans see a
+//! hidden `_weft_key` column so every produced row knows which stored row it replaces.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{Array, BinaryArray, RecordBatch};
+use arrow::datatypes::SchemaRef;
+use datafusion::common::ParamValues;
+use datafusion::datasource::MemTable;
+use datafusion::logical_expr::{LogicalPlan, WriteOp};
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{
+    self, ColumnOption, ConflictTarget, Expr as SqlExpr, FromTable, Ident, ObjectName,
+    OnConflictAction, OnInsert, SelectItem, Statement, TableConstraint, TableFactor, TableObject,
+};
+use pgwire::api::results::Tag;
+use weft_engine::key::{catalog_key, encode_key};
+use weft_engine::row::{batch_row, rows_to_batch, Row};
+use weft_engine::schema::{
+    catalog_schema, ColumnDef, TableDef, CATALOG_TABLE_ID, FIRST_USER_TABLE_ID, KEY_COLUMN,
+    RESERVED_PREFIX,
+};
+use weft_engine::SqlType;
+
+use crate::db::{Db, View};
+use crate::error::{codes, SqlError, SqlResult};
+use crate::txn::Txn;
+
+/// What a statement produced.
+#[derive(Debug)]
+pub enum Outcome {
+    Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
+    Command(Tag),
+}
+
+/// A NOTICE or WARNING to send before the statement's result.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub severity: &'static str,
+    pub code: &'static str,
+    pub message: String,
+}
+
+pub struct Executor {
+    pub db: Arc<Db>,
+    pub ctx: SessionContext,
+    pub view: Arc<Mutex<Option<View>>>,
+}
+
+/// The name PostgreSQL would use for an identifier: unquoted names fold to lower case.
+pub fn ident_name(id: &Ident) -> String {
+    if id.quote_style.is_some() {
+        id.value.clone()
+    } else {
+        id.value.to_lowercase()
+    }
+}
+
+/// The table name of an object name (`t`, `public.t`, `db.public.t`).
+pub fn table_name(name: &ObjectName) -> SqlResult<String> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| match p.as_ident() {
+            Some(id) => Ok(ident_name(id)),
+            None => Err(SqlError::syntax(format!("unsupported name {name}"))),
+        })
+        .collect::<SqlResult<_>>()?;
+    if parts.len() > 1 {
+        let schema = &parts[parts.len() - 2];
+        if schema != "public" {
+            return Err(SqlError::new(
+                codes::UNDEFINED_OBJECT,
+                format!("schema \"{schema}\" does not exist"),
+            ));
+        }
+    }
+    parts
+        .last()
+        .cloned()
+        .ok_or_else(|| SqlError::syntax("empty name"))
+}
+
+fn bind(plan: LogicalPlan, params: Option<&ParamValues>) -> SqlResult<LogicalPlan> {
+    match params {
+        Some(p) => Ok(plan.with_param_values(p.clone())?),
+        None => Ok(plan),
+    }
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+impl Executor {
+    fn set_view(&self, txn: &Txn, dml_target: Option<&str>) {
+        let view = View {
+            read_ts: txn.read_ts.unwrap_or(0),
+            overlays: txn
+                .writes
+                .iter()
+                .map(|(id, b)| (*id, b.overlay.clone()))
+                .collect(),
+            dml_target: dml_target.map(str::to_string),
+        };
+        *self.view.lock().unwrap_or_else(|e| e.into_inner()) = Some(view);
+    }
+
+    fn clear_view(&self) {
+        *self.view.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Plans a statement against the transaction's view of the database.
+    pub async fn plan(
+        &self,
+        txn: &Txn,
+        stmt: Statement,
+        dml_target: Option<&str>,
+    ) -> SqlResult<LogicalPlan> {
+        self.set_view(txn, dml_target);
+        let state = self.ctx.state();
+        let result = state
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
+            .await;
+        self.clear_view();
+        Ok(result?)
+    }
+
+    pub async fn collect(
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+    ) -> SqlResult<(SchemaRef, Vec<RecordBatch>)> {
+        let df = ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        Ok((schema, batches))
+    }
+
+    pub async fn table_def(&self, txn: &Txn, name: &str) -> SqlResult<Arc<TableDef>> {
+        let catalog = txn.overlay(CATALOG_TABLE_ID);
+        self.db
+            .lookup_table(txn.read_ts.unwrap_or(0), catalog.as_deref(), name)
+            .await?
+            .ok_or_else(|| {
+                SqlError::new(
+                    codes::UNDEFINED_TABLE,
+                    format!("relation \"{name}\" does not exist"),
+                )
+            })
+    }
+
+    /// The row a key holds as the transaction sees it.
+    async fn current(&self, txn: &Txn, table_id: u64, key: &[u8]) -> SqlResult<Option<Arc<Row>>> {
+        if let Some(own) = txn.own_write(table_id, key) {
+            return Ok(own);
+        }
+        Ok(self
+            .db
+            .storage
+            .get(table_id, key, txn.read_ts.unwrap_or(0))
+            .await?)
+    }
+
+    fn row_key(&self, def: &TableDef, row: &Row) -> SqlResult<Vec<u8>> {
+        if def.primary_key.is_empty() {
+            return Ok(self.db.next_rowid());
+        }
+        let values: Vec<&ScalarValue> = def.primary_key.iter().map(|&i| &row[i]).collect();
+        encode_key(&values).map_err(|e| SqlError::new(codes::DATA_EXCEPTION, e.to_string()))
+    }
+
+    fn pk_violation(def: &TableDef, row: &Row) -> SqlError {
+        let cols: Vec<&str> = def
+            .primary_key
+            .iter()
+            .map(|&i| def.columns[i].name.as_str())
+            .collect();
+        let vals: Vec<String> = def
+            .primary_key
+            .iter()
+            .map(|&i| row[i].to_string())
+            .collect();
+        SqlError::new(
+            codes::UNIQUE_VIOLATION,
+            format!(
+                "duplicate key value violates unique constraint \"{}_pkey\"",
+                def.name
+            ),
+        )
+        .with_detail(format!(
+            "Key ({})=({}) already exists.",
+            cols.join(", "),
+            vals.join(", ")
+        ))
+    }
+
+    /// Converts produced batches into checked rows of the table (first `ncols` columns).
+    fn batches_to_rows(def: &TableDef, batches: &[RecordBatch]) -> SqlResult<Vec<Row>> {
+        let ncols = def.columns.len();
+        let mut out = Vec::new();
+        for batch in batches {
+            let mut columns = Vec::with_capacity(ncols);
+            for (i, c) in def.columns.iter().enumerate() {
+                let col = batch.column(i);
+                let want = c.ty.arrow_type();
+                columns.push(if col.data_type() == &want {
+                    col.clone()
+                } else if c.ty == SqlType::Bytea
+                    && matches!(col.data_type(), arrow::datatypes::DataType::Utf8)
+                {
+                    crate::values::decode_bytea_column(col)?
+                } else {
+                    arrow::compute::cast(col, &want).map_err(|e| {
+                        SqlError::from(datafusion::error::DataFusionError::ArrowError(
+                            Box::new(e),
+                            None,
+                        ))
+                    })?
+                });
+            }
+            let schema = def.arrow_schema();
+            let options =
+                arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+            let cast = RecordBatch::try_new_with_options(
+                Arc::new(arrow::datatypes::Schema::new(
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.as_ref().clone().with_nullable(true))
+                        .collect::<Vec<_>>(),
+                )),
+                columns,
+                &options,
+            )
+            .map_err(|e| SqlError::internal(e.to_string()))?;
+            for r in 0..cast.num_rows() {
+                let raw = batch_row(&cast, r, ncols)?;
+                let row = raw
+                    .into_iter()
+                    .zip(&def.columns)
+                    .map(|(v, c)| crate::values::check_value(def, c, v))
+                    .collect::<SqlResult<Row>>()?;
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    // ---------------------------------------------------------------- DDL
+
+    pub async fn create_table(
+        &self,
+        txn: &mut Txn,
+        ct: ast::CreateTable,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Outcome> {
+        if ct.query.is_some() {
+            return Err(SqlError::unsupported(
+                "CREATE TABLE ... AS is not supported yet",
+            ));
+        }
+        if ct.temporary {
+            return Err(SqlError::unsupported("temporary tables are not supported"));
+        }
+        let name = table_name(&ct.name)?;
+        if name.starts_with(RESERVED_PREFIX) || name.starts_with("pg_") {
+            return Err(SqlError::new(
+                codes::INVALID_NAME,
+                format!("table name \"{name}\" is reserved"),
+            ));
+        }
+        let catalog = txn.overlay(CATALOG_TABLE_ID);
+        if self
+            .db
+            .lookup_table(txn.read_ts.unwrap_or(0), catalog.as_deref(), &name)
+            .await?
+            .is_some()
+        {
+            if ct.if_not_exists {
+                notices.push(Notice {
+                    severity: "NOTICE",
+                    code: "42P07",
+                    message: format!("relation \"{name}\" already exists, skipping"),
+                });
+                return Ok(Outcome::Command(Tag::new("CREATE TABLE")));
+            }
+            return Err(SqlError::new(
+                codes::DUPLICATE_TABLE,
+                format!("relation \"{name}\" already exists"),
+            ));
+        }
+        let mut columns: Vec<ColumnDef> = Vec::new();
+        let mut primary_key: Vec<usize> = Vec::new();
+        for c in &ct.columns {
+            let cname = ident_name(&c.name);
+            if cname.starts_with(RESERVED_PREFIX) {
+                return Err(SqlError::new(
+                    codes::INVALID_NAME,
+                    format!("column name \"{cname}\" is reserved"),
+                ));
+            }
+            if columns.iter().any(|x| x.name == cname) {
+                return Err(SqlError::new(
+                    codes::DUPLICATE_COLUMN,
+                    format!("column \"{cname}\" specified more than once"),
+                ));
+            }
+            let ty = SqlType::from_ast(&c.data_type).map_err(|m| {
+                if m.contains("not supported") {
+                    SqlError::unsupported(m)
+                } else {
+                    SqlError::new(codes::SYNTAX_OR_ACCESS, m)
+                }
+            })?;
+            let mut col = ColumnDef {
+                name: cname.clone(),
+                ty,
+                nullable: true,
+                default: None,
+            };
+            for opt in &c.options {
+                match &opt.option {
+                    ColumnOption::Null => col.nullable = true,
+                    ColumnOption::NotNull => col.nullable = false,
+                    ColumnOption::Default(e) => col.default = Some(e.to_string()),
+                    ColumnOption::PrimaryKey(_) => {
+                        if !primary_key.is_empty() {
+                            return Err(SqlError::new(
+                                codes::INVALID_TABLE_DEFINITION,
+                                format!(
+                                    "multiple primary keys for table \"{name}\" are not allowed"
+                                ),
+                            ));
+                        }
+                        primary_key.push(columns.len());
+                        col.nullable = false;
+                    }
+                    other => {
+                        return Err(SqlError::unsupported(format!(
+                            "column constraint {other} is not supported yet"
+                        )))
+                    }
+                }
+            }
+            columns.push(col);
+        }
+        for tc in &ct.constraints {
+            match tc {
+                TableConstraint::PrimaryKey(pk) => {
+                    if !primary_key.is_empty() {
+                        return Err(SqlError::new(
+                            codes::INVALID_TABLE_DEFINITION,
+                            format!("multiple primary keys for table \"{name}\" are not allowed"),
+                        ));
+                    }
+                    for ic in &pk.columns {
+                        let cname = match &ic.column.expr {
+                            SqlExpr::Identifier(id) => ident_name(id),
+                            other => {
+                                return Err(SqlError::syntax(format!(
+                                    "primary key column must be a column name, not {other}"
+                                )))
+                            }
+                        };
+                        let idx =
+                            columns
+                                .iter()
+                                .position(|c| c.name == cname)
+                                .ok_or_else(|| {
+                                    SqlError::new(
+                                        codes::UNDEFINED_COLUMN,
+                                        format!("column \"{cname}\" named in key does not exist"),
+                                    )
+                                })?;
+                        if primary_key.contains(&idx) {
+                            return Err(SqlError::new(
+                                codes::DUPLICATE_COLUMN,
+                                format!(
+                                    "column \"{cname}\" appears twice in primary key constraint"
+                                ),
+                            ));
+                        }
+                        columns[idx].nullable = false;
+                        primary_key.push(idx);
+                    }
+                }
+                other => {
+                    return Err(SqlError::unsupported(format!(
+                        "table constraint {other} is not supported yet"
+                    )))
+                }
+            }
+        }
+        for &i in &primary_key {
+            let probe = ScalarValue::try_from(&columns[i].ty.arrow_type())
+                .map_err(|e| SqlError::internal(e.to_string()))?;
+            let ok = matches!(
+                probe,
+                ScalarValue::Int16(_)
+                    | ScalarValue::Int32(_)
+                    | ScalarValue::Int64(_)
+                    | ScalarValue::Float32(_)
+                    | ScalarValue::Float64(_)
+                    | ScalarValue::Decimal128(..)
+                    | ScalarValue::Utf8(_)
+                    | ScalarValue::Binary(_)
+                    | ScalarValue::Boolean(_)
+                    | ScalarValue::Date32(_)
+                    | ScalarValue::TimestampMicrosecond(..)
+            );
+            if !ok {
+                return Err(SqlError::unsupported(format!(
+                    "type {} cannot be part of a primary key",
+                    columns[i].ty.pg_name()
+                )));
+            }
+        }
+        if columns.is_empty() {
+            return Err(SqlError::unsupported(
+                "tables without columns are not supported",
+            ));
+        }
+        let def = TableDef {
+            id: FIRST_USER_TABLE_ID + rand::random::<u64>() % (u64::MAX - FIRST_USER_TABLE_ID),
+            name: name.clone(),
+            columns,
+            primary_key,
+        };
+        // A DEFAULT that does not parse is an error now, not at the first INSERT.
+        let defaults = self.db.column_defaults(&def);
+        for c in &def.columns {
+            if c.default.is_some() && !defaults.contains_key(&c.name) {
+                return Err(SqlError::syntax(format!(
+                    "invalid DEFAULT expression for column \"{}\"",
+                    c.name
+                )));
+            }
+        }
+        let row = vec![
+            ScalarValue::Utf8(Some(name.clone())),
+            ScalarValue::Utf8(Some(def.to_json())),
+        ];
+        txn.schema_keys.insert(catalog_key(&name));
+        txn.put(
+            &self.db.limits,
+            CATALOG_TABLE_ID,
+            &catalog_schema(),
+            catalog_key(&name),
+            Some(Arc::new(row)),
+        )?;
+        Ok(Outcome::Command(Tag::new("CREATE TABLE")))
+    }
+
+    pub async fn drop_tables(
+        &self,
+        txn: &mut Txn,
+        names: &[ObjectName],
+        if_exists: bool,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Outcome> {
+        for n in names {
+            let name = table_name(n)?;
+            let catalog = txn.overlay(CATALOG_TABLE_ID);
+            let found = self
+                .db
+                .lookup_table(txn.read_ts.unwrap_or(0), catalog.as_deref(), &name)
+                .await?;
+            if found.is_none() {
+                if if_exists {
+                    notices.push(Notice {
+                        severity: "NOTICE",
+                        code: "00000",
+                        message: format!("table \"{name}\" does not exist, skipping"),
+                    });
+                    continue;
+                }
+                return Err(SqlError::new(
+                    codes::UNDEFINED_TABLE,
+                    format!("table \"{name}\" does not exist"),
+                ));
+            }
+            txn.schema_keys.insert(catalog_key(&name));
+            txn.put(
+                &self.db.limits,
+                CATALOG_TABLE_ID,
+                &catalog_schema(),
+                catalog_key(&name),
+                None,
+            )?;
+        }
+        Ok(Outcome::Command(Tag::new("DROP TABLE")))
+    }
+
+    // ---------------------------------------------------------------- DML
+
+    pub async fn insert(
+        &self,
+        txn: &mut Txn,
+        mut ins: ast::Insert,
+        params: Option<&ParamValues>,
+    ) -> SqlResult<Outcome> {
+        let returning = ins.returning.take();
+        let on = ins.on.take();
+        let alias = ins.table_alias.take().map(|a| ident_name(&a.alias));
+        let name = match &ins.table {
+            TableObject::TableName(n) => table_name(n)?,
+            _ => {
+                return Err(SqlError::unsupported(
+                    "INSERT into a table function or subquery",
+                ))
+            }
+        };
+        let def = self.table_def(txn, &name).await?;
+        txn.schema_keys.insert(catalog_key(&def.name));
+        if ins.columns.is_empty() {
+            // PostgreSQL fills trailing columns left out of VALUES with their defaults.
+            if let Some(ast::SetExpr::Values(v)) = ins.source.as_ref().map(|q| q.body.as_ref()) {
+                let width = v.rows.iter().map(|r| r.len()).max().unwrap_or(0);
+                if width > def.columns.len() {
+                    return Err(SqlError::syntax(
+                        "INSERT has more expressions than target columns",
+                    ));
+                }
+                if width < def.columns.len() {
+                    ins.columns = def.columns[..width]
+                        .iter()
+                        .map(|c| ObjectName::from(vec![Ident::with_quote('"', c.name.clone())]))
+                        .collect();
+                }
+            }
+        }
+        let plan = self.plan(txn, Statement::Insert(ins), None).await?;
+        let LogicalPlan::Dml(dml) = plan else {
+            return Err(SqlError::internal("INSERT did not plan as DML"));
+        };
+        let input = bind(Arc::unwrap_or_clone(dml.input), params)?;
+        let (_, batches) = Self::collect(&self.ctx, input).await?;
+        let rows = Self::batches_to_rows(&def, &batches)?;
+
+        let schema = def.arrow_schema();
+        let conflict = match &on {
+            None => None,
+            Some(OnInsert::OnConflict(oc)) => {
+                if let Some(target) = &oc.conflict_target {
+                    self.check_conflict_target(&def, target)?;
+                }
+                Some(&oc.action)
+            }
+            Some(_) => return Err(SqlError::unsupported("ON DUPLICATE KEY UPDATE")),
+        };
+        let mut inserted: Vec<Arc<Row>> = Vec::new();
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        // (key, existing, excluded) for DO UPDATE
+        let mut upserts: Vec<(Vec<u8>, Arc<Row>, Row)> = Vec::new();
+        for row in rows {
+            let key = self.row_key(&def, &row)?;
+            let existing = if def.primary_key.is_empty() {
+                None
+            } else {
+                self.current(txn, def.id, &key).await?
+            };
+            match (existing, conflict) {
+                (None, _) => {
+                    seen.insert(key.clone());
+                    let row = Arc::new(row);
+                    txn.put(&self.db.limits, def.id, &schema, key, Some(row.clone()))?;
+                    inserted.push(row);
+                }
+                (Some(_), None) => return Err(Self::pk_violation(&def, &row)),
+                (Some(_), Some(OnConflictAction::DoNothing)) => {}
+                (Some(old), Some(OnConflictAction::DoUpdate(_))) => {
+                    if !seen.insert(key.clone()) {
+                        return Err(SqlError::new(
+                            codes::CARDINALITY_VIOLATION,
+                            "ON CONFLICT DO UPDATE command cannot affect row a second time",
+                        )
+                        .with_hint("Ensure that no rows proposed for insertion within the same command have duplicate constrained values."));
+                    }
+                    upserts.push((key, old, row));
+                }
+            }
+        }
+        if let (Some(OnConflictAction::DoUpdate(du)), false) = (conflict, upserts.is_empty()) {
+            let updated = self
+                .do_update(&def, alias.as_deref(), du, &upserts, params)
+                .await?;
+            for (key, row) in updated {
+                let row = Arc::new(row);
+                txn.put(&self.db.limits, def.id, &schema, key, Some(row.clone()))?;
+                inserted.push(row);
+            }
+        }
+        let count = inserted.len();
+        match returning {
+            Some(items) => {
+                self.returning(&def, alias.as_deref(), &items, &inserted, params)
+                    .await
+            }
+            None => Ok(Outcome::Command(
+                Tag::new("INSERT").with_oid(0).with_rows(count),
+            )),
+        }
+    }
+
+    fn check_conflict_target(&self, def: &TableDef, target: &ConflictTarget) -> SqlResult<()> {
+        let ok = match target {
+            ConflictTarget::Columns(cols) => {
+                let mut named: Vec<usize> = cols
+                    .iter()
+                    .filter_map(|c| def.column_index(&ident_name(c)))
+                    .collect();
+                named.sort();
+                let mut pk = def.primary_key.clone();
+                pk.sort();
+                named.len() == cols.len() && named == pk && !pk.is_empty()
+            }
+            ConflictTarget::OnConstraint(n) => table_name(n)
+                .map(|c| c == format!("{}_pkey", def.name))
+                .unwrap_or(false),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(SqlError::new(
+                "42P10",
+                "there is no unique or exclusion constraint matching the ON CONFLICT specification",
+            ))
+        }
+    }
+
+    /// Evaluates `ON CONFLICT DO UPDATE SET ... WHERE ...` over (existing, excluded) pairs.
+    async fn do_update(
+        &self,
+        def: &TableDef,
+        alias: Option<&str>,
+        du: &ast::DoUpdate,
+        pairs: &[(Vec<u8>, Arc<Row>, Row)],
+        params: Option<&ParamValues>,
+    ) -> SqlResult<Vec<(Vec<u8>, Row)>> {
+        let ctx = self.db.scratch_context();
+        let schema = def.arrow_schema();
+        let mut fields: Vec<arrow::datatypes::Field> = schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        fields.push(arrow::datatypes::Field::new(
+            "__weft_rn",
+            arrow::datatypes::DataType::Int64,
+            false,
+        ));
+        let with_rn = Arc::new(arrow::datatypes::Schema::new(fields));
+        let existing: Vec<Row> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (_, old, _))| {
+                let mut r = (**old).clone();
+                r.push(ScalarValue::Int64(Some(i as i64)));
+                r
+            })
+            .collect();
+        let excluded: Vec<Row> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (_, _, new))| {
+                let mut r = new.clone();
+                r.push(ScalarValue::Int64(Some(i as i64)));
+                r
+            })
+            .collect();
+        let target_batch = rows_to_batch(&with_rn, &existing.iter().collect::<Vec<_>>())?;
+        let excluded_batch = rows_to_batch(&with_rn, &excluded.iter().collect::<Vec<_>>())?;
+        ctx.register_table(
+            "__weft_target",
+            Arc::new(MemTable::try_new(
+                with_rn.clone(),
+                vec![vec![target_batch]],
+            )?),
+        )?;
+        ctx.register_table(
+            "excluded",
+            Arc::new(MemTable::try_new(
+                with_rn.clone(),
+                vec![vec![excluded_batch]],
+            )?),
+        )?;
+        let t = quote(alias.unwrap_or(&def.name));
+        let mut assigned: HashMap<String, String> = HashMap::new();
+        for a in &du.assignments {
+            let col = match &a.target {
+                ast::AssignmentTarget::ColumnName(n) => table_name(n)?,
+                _ => {
+                    return Err(SqlError::unsupported(
+                        "tuple assignment in ON CONFLICT DO UPDATE",
+                    ))
+                }
+            };
+            if def.column_index(&col).is_none() {
+                return Err(SqlError::new(
+                    codes::UNDEFINED_COLUMN,
+                    format!(
+                        "column \"{col}\" of relation \"{}\" does not exist",
+                        def.name
+                    ),
+                ));
+            }
+            assigned.insert(col, a.value.to_string());
+        }
+        let projection: Vec<String> = def
+            .columns
+            .iter()
+            .map(|c| match assigned.get(&c.name) {
+                Some(e) => format!("({e}) AS {}", quote(&c.name)),
+                None => format!("{t}.{}", quote(&c.name)),
+            })
+            .collect();
+        let mut sql = format!(
+            "SELECT {}, {t}.\"__weft_rn\" FROM \"__weft_target\" AS {t} JOIN \"excluded\" ON {t}.\"__weft_rn\" = \"excluded\".\"__weft_rn\"",
+            projection.join(", ")
+        );
+        if let Some(w) = &du.selection {
+            sql.push_str(&format!(" WHERE {w}"));
+        }
+        let plan = ctx.state().create_logical_plan(&sql).await?;
+        let (_, batches) = Self::collect(&ctx, bind(plan, params)?).await?;
+        let rows = Self::batches_to_rows(def, &batches)?;
+        let mut rns: Vec<usize> = Vec::new();
+        for b in &batches {
+            let col = b.column(def.columns.len());
+            let rn = arrow::compute::cast(col, &arrow::datatypes::DataType::Int64)
+                .map_err(|e| SqlError::internal(e.to_string()))?;
+            let rn = rn
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .ok_or_else(|| SqlError::internal("row number"))?;
+            rns.extend(rn.values().iter().map(|v| *v as usize));
+        }
+        let mut out = Vec::new();
+        for (row, rn) in rows.into_iter().zip(rns) {
+            let key = &pairs[rn].0;
+            let new_key = self.row_key(def, &row)?;
+            if &new_key != key {
+                return Err(SqlError::unsupported(
+                    "ON CONFLICT DO UPDATE may not change the primary key",
+                ));
+            }
+            out.push((new_key, row));
+        }
+        Ok(out)
+    }
+
+    /// Evaluates a RETURNING list over the rows a statement wrote.
+    async fn returning(
+        &self,
+        def: &TableDef,
+        alias: Option<&str>,
+        items: &[SelectItem],
+        rows: &[Arc<Row>],
+        params: Option<&ParamValues>,
+    ) -> SqlResult<Outcome> {
+        let ctx = self.db.scratch_context();
+        let schema = def.arrow_schema();
+        let refs: Vec<&Row> = rows.iter().map(|r| r.as_ref()).collect();
+        let batch = rows_to_batch(&schema, &refs)?;
+        ctx.register_table(
+            "__weft_returning",
+            Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+        )?;
+        let list: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+        let sql = format!(
+            "SELECT {} FROM \"__weft_returning\" AS {}",
+            list.join(", "),
+            quote(alias.unwrap_or(&def.name))
+        );
+        let plan = ctx.state().create_logical_plan(&sql).await?;
+        let (schema, batches) = Self::collect(&ctx, bind(plan, params)?).await?;
+        let schema = crate::names::rename(&schema, crate::names::item_names(items));
+        Ok(Outcome::Rows { schema, batches })
+    }
+
+    /// Runs the input of an UPDATE or DELETE plan: rows with the hidden key last.
+    async fn dml_rows(
+        &self,
+        txn: &Txn,
+        stmt: Statement,
+        target: &str,
+        params: Option<&ParamValues>,
+    ) -> SqlResult<Vec<(Vec<u8>, Vec<RecordBatch>)>> {
+        let plan = self.plan(txn, stmt, Some(target)).await?;
+        let LogicalPlan::Dml(dml) = plan else {
+            return Err(SqlError::internal("statement did not plan as DML"));
+        };
+        if !matches!(dml.op, WriteOp::Update | WriteOp::Delete) {
+            return Err(SqlError::internal("unexpected DML kind"));
+        }
+        let input = bind(Arc::unwrap_or_clone(dml.input), params)?;
+        let (schema, batches) = Self::collect(&self.ctx, input).await?;
+        let key_idx = schema
+            .index_of(KEY_COLUMN)
+            .map_err(|_| SqlError::internal("DML input lacks the key column"))?;
+        let mut out = Vec::new();
+        for b in batches {
+            let keys = b
+                .column(key_idx)
+                .as_any()
+                .downcast_ref::<BinaryArray>()
+                .ok_or_else(|| SqlError::internal("key column is not binary"))?
+                .clone();
+            for i in 0..b.num_rows() {
+                if keys.is_null(i) {
+                    return Err(SqlError::internal("null row key"));
+                }
+                out.push((keys.value(i).to_vec(), vec![b.slice(i, 1)]));
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn update(
+        &self,
+        txn: &mut Txn,
+        mut up: ast::Update,
+        params: Option<&ParamValues>,
+    ) -> SqlResult<Outcome> {
+        let returning = up.returning.take();
+        let (name, alias) = match &up.table.relation {
+            TableFactor::Table { name, alias, .. } => (
+                table_name(name)?,
+                alias.as_ref().map(|a| ident_name(&a.name)),
+            ),
+            _ => {
+                return Err(SqlError::unsupported(
+                    "UPDATE of something other than a table",
+                ))
+            }
+        };
+        if !up.table.joins.is_empty() {
+            return Err(SqlError::unsupported("UPDATE with joins"));
+        }
+        for a in &up.assignments {
+            if let ast::AssignmentTarget::ColumnName(n) = &a.target {
+                let c = table_name(n)?;
+                if c == KEY_COLUMN {
+                    return Err(SqlError::new(
+                        codes::UNDEFINED_COLUMN,
+                        format!("column \"{c}\" does not exist"),
+                    ));
+                }
+            }
+        }
+        let def = self.table_def(txn, &name).await?;
+        txn.schema_keys.insert(catalog_key(&def.name));
+        let produced = self
+            .dml_rows(txn, Statement::Update(up), &name, params)
+            .await?;
+        let schema = def.arrow_schema();
+        let mut written = Vec::with_capacity(produced.len());
+        for (old_key, batch) in produced {
+            let row = Self::batches_to_rows(&def, &batch)?
+                .pop()
+                .ok_or_else(|| SqlError::internal("empty update row"))?;
+            let new_key = if def.primary_key.is_empty() {
+                old_key.clone()
+            } else {
+                self.row_key(&def, &row)?
+            };
+            if new_key != old_key {
+                if self.current(txn, def.id, &new_key).await?.is_some() {
+                    return Err(Self::pk_violation(&def, &row));
+                }
+                txn.put(&self.db.limits, def.id, &schema, old_key, None)?;
+            }
+            let row = Arc::new(row);
+            txn.put(&self.db.limits, def.id, &schema, new_key, Some(row.clone()))?;
+            written.push(row);
+        }
+        match returning {
+            Some(items) => {
+                self.returning(&def, alias.as_deref(), &items, &written, params)
+                    .await
+            }
+            None => Ok(Outcome::Command(
+                Tag::new("UPDATE").with_rows(written.len()),
+            )),
+        }
+    }
+
+    pub async fn delete(
+        &self,
+        txn: &mut Txn,
+        mut del: ast::Delete,
+        params: Option<&ParamValues>,
+    ) -> SqlResult<Outcome> {
+        let returning = del.returning.take();
+        let tables = match &del.from {
+            FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+        };
+        if tables.len() != 1 || !tables[0].joins.is_empty() {
+            return Err(SqlError::unsupported("DELETE from more than one table"));
+        }
+        let (name, alias) = match &tables[0].relation {
+            TableFactor::Table { name, alias, .. } => (
+                table_name(name)?,
+                alias.as_ref().map(|a| ident_name(&a.name)),
+            ),
+            _ => {
+                return Err(SqlError::unsupported(
+                    "DELETE from something other than a table",
+                ))
+            }
+        };
+        if alias.is_some() {
+            // DataFusion's DELETE planner does not take an alias: plan against the bare
+            // name, RETURNING still sees the alias.
+            let (FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t)) = &mut del.from;
+            if let TableFactor::Table { alias: a, .. } = &mut t[0].relation {
+                if let (Some(al), Some(sel)) = (a.take(), del.selection.as_mut()) {
+                    strip_qualifier(sel, &ident_name(&al.name));
+                }
+            }
+        }
+        let def = self.table_def(txn, &name).await?;
+        txn.schema_keys.insert(catalog_key(&def.name));
+        let produced = self
+            .dml_rows(txn, Statement::Delete(del), &name, params)
+            .await?;
+        let schema = def.arrow_schema();
+        let count = produced.len();
+        let mut deleted = Vec::new();
+        for (key, batch) in produced {
+            if returning.is_some() {
+                deleted.push(Arc::new(batch_row(&batch[0], 0, def.columns.len())?));
+            }
+            txn.put(&self.db.limits, def.id, &schema, key, None)?;
+        }
+        match returning {
+            Some(items) => {
+                self.returning(&def, alias.as_deref(), &items, &deleted, params)
+                    .await
+            }
+            None => Ok(Outcome::Command(Tag::new("DELETE").with_rows(count))),
+        }
+    }
+
+    // ---------------------------------------------------------------- queries
+
+    pub async fn query(
+        &self,
+        txn: &mut Txn,
+        stmt: Statement,
+        params: Option<&ParamValues>,
+    ) -> SqlResult<Outcome> {
+        let mut stmt = stmt;
+        let mut lock_target: Option<(String, Option<String>, Option<SqlExpr>)> = None;
+        if let Statement::Query(q) = &mut stmt {
+            if !q.locks.is_empty() {
+                lock_target = Some(lock_target_of(q)?);
+                q.locks.clear();
+            }
+        }
+        let names = crate::names::result_names(&stmt);
+        let plan = self.plan(txn, stmt, None).await?;
+        let plan = bind(plan, params)?;
+        match &plan {
+            LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Copy(_) => {
+                return Err(SqlError::unsupported("this statement is not supported"))
+            }
+            LogicalPlan::Statement(_) => {
+                return Err(SqlError::unsupported("this statement is not supported"))
+            }
+            _ => {}
+        }
+        let (schema, batches) = Self::collect(&self.ctx, plan).await?;
+        if let Some((table, alias, selection)) = lock_target {
+            self.lock_rows(txn, &table, alias.as_deref(), selection, params)
+                .await?;
+        }
+        let schema = crate::names::rename(&schema, names);
+        Ok(Outcome::Rows { schema, batches })
+    }
+
+    /// `SELECT ... FOR UPDATE`: adds the keys of the selected rows to the transaction's
+    /// conflict check, as if it had written them.
+    async fn lock_rows(
+        &self,
+        txn: &mut Txn,
+        table: &str,
+        alias: Option<&str>,
+        selection: Option<SqlExpr>,
+        params: Option<&ParamValues>,
+    ) -> SqlResult<()> {
+        let def = self.table_def(txn, table).await?;
+        let mut sql = format!("SELECT {} FROM {}", quote(KEY_COLUMN), quote(table));
+        if let Some(a) = alias {
+            sql.push_str(&format!(" AS {}", quote(a)));
+        }
+        if let Some(s) = selection {
+            sql.push_str(&format!(" WHERE {s}"));
+        }
+        let stmt = datafusion::sql::parser::DFParser::parse_sql_with_dialect(
+            &sql,
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+        )
+        .map_err(|e| SqlError::internal(e.to_string()))?
+        .pop_front()
+        .ok_or_else(|| SqlError::internal("lock query"))?;
+        let DFStatement::Statement(stmt) = stmt else {
+            return Err(SqlError::internal("lock query"));
+        };
+        let plan = self.plan(txn, *stmt, Some(table)).await?;
+        let (_, batches) = Self::collect(&self.ctx, bind(plan, params)?).await?;
+        for b in batches {
+            let keys = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<BinaryArray>()
+                .ok_or_else(|| SqlError::internal("key column"))?;
+            for i in 0..keys.len() {
+                txn.locked.push((def.id, keys.value(i).to_vec()));
+            }
+        }
+        txn.schema_keys.insert(catalog_key(&def.name));
+        Ok(())
+    }
+}
+
+fn lock_target_of(q: &ast::Query) -> SqlResult<(String, Option<String>, Option<SqlExpr>)> {
+    let ast::SetExpr::Select(sel) = q.body.as_ref() else {
+        return Err(SqlError::unsupported("FOR UPDATE on a set operation"));
+    };
+    if sel.from.len() != 1 || !sel.from[0].joins.is_empty() {
+        return Err(SqlError::unsupported("FOR UPDATE on more than one table"));
+    }
+    match &sel.from[0].relation {
+        TableFactor::Table { name, alias, .. } => Ok((
+            table_name(name)?,
+            alias.as_ref().map(|a| ident_name(&a.name)),
+            sel.selection.clone(),
+        )),
+        _ => Err(SqlError::unsupported(
+            "FOR UPDATE on something other than a table",
+        )),
+    }
+}
+
+/// Rewrites `alias.col` to `col` in a DELETE's WHERE clause.
+fn strip_qualifier(e: &mut SqlExpr, alias: &str) {
+    use datafusion::sql::sqlparser::ast::visit_expressions_mut;
+    let _ = visit_expressions_mut(e, |x| {
+        if let SqlExpr::CompoundIdentifier(parts) = x {
+            if parts.len() == 2 && ident_name(&parts[0]) == alias {
+                *x = SqlExpr::Identifier(parts[1].clone());
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}

@@ -1,0 +1,117 @@
+//! Result column names as PostgreSQL chooses them: a column reference keeps its name, a
+//! function call takes the function's name, a cast the name of what it casts (or the type),
+//! anything else is `?column?`. DataFusion names columns after the whole expression.
+
+use datafusion::sql::sqlparser::ast::{Expr, Query, SelectItem, SetExpr, Statement};
+
+use crate::exec::ident_name;
+
+fn type_name(t: &datafusion::sql::sqlparser::ast::DataType) -> String {
+    let s = t.to_string().to_lowercase();
+    let base = s.split('(').next().unwrap_or(&s).trim().to_string();
+    match base.as_str() {
+        "int" | "integer" => "int4".into(),
+        "bigint" => "int8".into(),
+        "smallint" => "int2".into(),
+        "double precision" | "float8" | "double" => "float8".into(),
+        "real" | "float4" => "float4".into(),
+        "boolean" | "bool" => "bool".into(),
+        "character varying" | "varchar" => "varchar".into(),
+        "character" | "char" => "bpchar".into(),
+        "decimal" => "numeric".into(),
+        "timestamp with time zone" | "timestamptz" => "timestamptz".into(),
+        "timestamp without time zone" => "timestamp".into(),
+        other => other.to_string(),
+    }
+}
+
+fn figure(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(id) => Some(ident_name(id)),
+        Expr::CompoundIdentifier(ids) => ids.last().map(ident_name),
+        Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.to_lowercase()),
+        Expr::Cast {
+            expr, data_type, ..
+        } => figure(expr).or_else(|| Some(type_name(data_type))),
+        Expr::Nested(e) => figure(e),
+        Expr::Case { .. } => Some("case".into()),
+        Expr::Exists { .. } => Some("exists".into()),
+        Expr::Array(_) => Some("array".into()),
+        Expr::Extract { .. } => Some("extract".into()),
+        Expr::Substring { .. } => Some("substring".into()),
+        Expr::Trim { .. } => Some("btrim".into()),
+        Expr::Position { .. } => Some("position".into()),
+        Expr::Ceil { .. } => Some("ceil".into()),
+        Expr::Floor { .. } => Some("floor".into()),
+        Expr::Overlay { .. } => Some("overlay".into()),
+        _ => None,
+    }
+}
+
+fn select_names(body: &SetExpr) -> Option<Vec<String>> {
+    match body {
+        SetExpr::Select(sel) => sel
+            .projection
+            .iter()
+            .map(|item| match item {
+                SelectItem::UnnamedExpr(e) => Some(figure(e).unwrap_or_else(|| "?column?".into())),
+                SelectItem::ExprWithAlias { alias, .. } => Some(ident_name(alias)),
+                _ => None,
+            })
+            .collect(),
+        SetExpr::SetOperation { left, .. } => select_names(left),
+        SetExpr::Query(q) => query_names(q),
+        _ => None,
+    }
+}
+
+fn query_names(q: &Query) -> Option<Vec<String>> {
+    select_names(&q.body)
+}
+
+/// The PostgreSQL names of a statement's result columns, when they can be known from the
+/// statement alone (no `*` in the select list).
+pub fn result_names(stmt: &Statement) -> Option<Vec<String>> {
+    match stmt {
+        Statement::Query(q) => query_names(q),
+        _ => None,
+    }
+}
+
+/// The names of a RETURNING list.
+pub fn item_names(items: &[SelectItem]) -> Option<Vec<String>> {
+    items
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => Some(figure(e).unwrap_or_else(|| "?column?".into())),
+            SelectItem::ExprWithAlias { alias, .. } => Some(ident_name(alias)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Renames a schema's fields, keeping types and metadata.
+pub fn rename(
+    schema: &arrow::datatypes::SchemaRef,
+    names: Option<Vec<String>>,
+) -> arrow::datatypes::SchemaRef {
+    match names {
+        Some(n) if n.len() == schema.fields().len() => {
+            std::sync::Arc::new(arrow::datatypes::Schema::new_with_metadata(
+                schema
+                    .fields()
+                    .iter()
+                    .zip(n)
+                    .map(|(f, n)| f.as_ref().clone().with_name(n))
+                    .collect::<Vec<_>>(),
+                schema.metadata().clone(),
+            ))
+        }
+        _ => schema.clone(),
+    }
+}

@@ -1,0 +1,882 @@
+//! A client session: transaction state, settings, and the PostgreSQL protocol handlers.
+//!
+//! Transaction states follow PostgreSQL: idle; in a block (after BEGIN); failed (an error
+//! inside a block: every statement gets 25P02 until ROLLBACK or COMMIT, which then rolls
+//! back). Statements outside a block run in an implicit transaction; the statements of one
+//! simple-protocol query string share one implicit transaction, as in PostgreSQL.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::common::ParamValues;
+use datafusion::sql::sqlparser::ast::{self, ObjectType, Statement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use futures::sink::{Sink, SinkExt};
+use pgwire::api::auth::{
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
+    DefaultServerParameterProvider, StartupHandler,
+};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{
+    send_execution_response, send_query_response, send_ready_for_query, ExtendedQueryHandler,
+    SimpleQueryHandler,
+};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type, DEFAULT_NAME,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::messages::response::{
+    EmptyQueryResponse, NoticeResponse, ReadyForQuery, TransactionStatus,
+};
+use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::SecretKey;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+
+use crate::db::{Db, View};
+use crate::encode::{fields_for, pg_type_of, query_response};
+use crate::error::{codes, SqlError, SqlResult};
+use crate::exec::{ident_name, table_name, Executor, Notice, Outcome};
+use crate::txn::Txn;
+
+/// What one statement did, in protocol terms.
+pub enum Reply {
+    Outcome(Outcome),
+    Begin,
+    End(&'static str),
+}
+
+pub struct State {
+    txn: Option<Txn>,
+    failed: bool,
+    settings: BTreeMap<String, String>,
+}
+
+pub struct Core {
+    exec: Executor,
+    state: tokio::sync::Mutex<State>,
+}
+
+fn default_settings() -> BTreeMap<String, String> {
+    [
+        ("server_version", "15.0"),
+        ("server_version_num", "150000"),
+        ("server_encoding", "UTF8"),
+        ("client_encoding", "UTF8"),
+        ("datestyle", "ISO, MDY"),
+        ("timezone", "UTC"),
+        ("intervalstyle", "postgres"),
+        ("integer_datetimes", "on"),
+        ("standard_conforming_strings", "on"),
+        ("search_path", "\"$user\", public"),
+        ("transaction_isolation", "repeatable read"),
+        ("default_transaction_isolation", "repeatable read"),
+        ("transaction_read_only", "off"),
+        ("default_transaction_read_only", "off"),
+        ("application_name", ""),
+        ("extra_float_digits", "1"),
+        ("max_identifier_length", "63"),
+        ("is_superuser", "on"),
+        ("statement_timeout", "0"),
+        ("lock_timeout", "0"),
+        ("idle_in_transaction_session_timeout", "0"),
+        ("client_min_messages", "notice"),
+        ("max_connections", "10000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn aborted_error() -> SqlError {
+    SqlError::new(
+        codes::IN_FAILED_SQL_TRANSACTION,
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
+}
+
+fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
+    Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| {
+        let m = e.to_string();
+        SqlError::syntax(m.trim_start_matches("sql parser error: ").to_string())
+    })
+}
+
+fn single_row(name: &str, value: &str) -> Outcome {
+    let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, true)]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from(vec![value.to_string()]))],
+    )
+    .expect("one utf8 column");
+    Outcome::Rows {
+        schema,
+        batches: vec![batch],
+    }
+}
+
+fn setting_value(values: &[ast::Expr]) -> String {
+    values
+        .iter()
+        .map(|v| match v {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => s.clone(),
+                other => other.to_string(),
+            },
+            ast::Expr::Identifier(id) => id.value.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Core {
+    pub fn status(st: &State) -> TransactionStatus {
+        if st.failed {
+            TransactionStatus::Error
+        } else if st.txn.as_ref().is_some_and(|t| t.explicit) {
+            TransactionStatus::Transaction
+        } else {
+            TransactionStatus::Idle
+        }
+    }
+
+    async fn commit(&self, txn: Txn) -> SqlResult<()> {
+        txn.check_duration(&self.exec.db.limits)?;
+        let req = txn.into_commit_request();
+        self.exec.db.adjudicator.commit(req).await?;
+        Ok(())
+    }
+
+    fn settings(&self, st: &mut State, set: &ast::Set) -> SqlResult<Reply> {
+        use ast::Set as S;
+        match set {
+            S::SingleAssignment {
+                variable, values, ..
+            } => {
+                let name = variable.to_string().to_lowercase();
+                let value = setting_value(values);
+                if name == "transaction_isolation" || name == "default_transaction_isolation" {
+                    // Every isolation level runs as snapshot isolation for now.
+                }
+                st.settings.insert(name, value);
+            }
+            S::SetTimeZone { value, .. } => {
+                st.settings.insert(
+                    "timezone".into(),
+                    setting_value(std::slice::from_ref(value)),
+                );
+            }
+            S::SetNames { charset_name, .. } => {
+                st.settings
+                    .insert("client_encoding".into(), charset_name.to_string());
+            }
+            S::SetTransaction { .. } | S::SetSessionParam(_) => {}
+            other => {
+                return Err(SqlError::unsupported(format!("{other} is not supported")));
+            }
+        }
+        Ok(Reply::Outcome(Outcome::Command(Tag::new("SET"))))
+    }
+
+    fn show(&self, st: &State, variable: &[ast::Ident]) -> SqlResult<Reply> {
+        let name = variable
+            .iter()
+            .map(|i| i.value.to_lowercase())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let name = match name.as_str() {
+            "time zone" => "timezone".to_string(),
+            "transaction isolation level" => "transaction_isolation".to_string(),
+            _ => name,
+        };
+        if name == "all" {
+            let schema: SchemaRef = Arc::new(Schema::new(vec![
+                Field::new("name", DataType::Utf8, false),
+                Field::new("setting", DataType::Utf8, false),
+            ]));
+            let (n, v): (Vec<String>, Vec<String>) = st
+                .settings
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .unzip();
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from(n)),
+                    Arc::new(StringArray::from(v)),
+                ],
+            )
+            .map_err(|e| SqlError::internal(e.to_string()))?;
+            return Ok(Reply::Outcome(Outcome::Rows {
+                schema,
+                batches: vec![batch],
+            }));
+        }
+        match st.settings.get(&name) {
+            Some(v) => Ok(Reply::Outcome(single_row(&name, v))),
+            None => Err(SqlError::new(
+                codes::UNDEFINED_PARAMETER,
+                format!("unrecognized configuration parameter \"{name}\""),
+            )),
+        }
+    }
+
+    /// Runs one statement under the session's transaction rules.
+    pub async fn run(
+        &self,
+        st: &mut State,
+        stmt: Statement,
+        params: Option<&ParamValues>,
+        autocommit: bool,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Reply> {
+        match stmt {
+            Statement::StartTransaction { .. } => {
+                if st.failed {
+                    return Err(aborted_error());
+                }
+                match &mut st.txn {
+                    Some(t) if t.explicit => notices.push(Notice {
+                        severity: "WARNING",
+                        code: codes::ACTIVE_SQL_TRANSACTION,
+                        message: "there is already a transaction in progress".into(),
+                    }),
+                    Some(t) => t.explicit = true,
+                    None => st.txn = Some(Txn::new(true)),
+                }
+                Ok(Reply::Begin)
+            }
+            Statement::Commit { .. } => {
+                if st.failed {
+                    st.failed = false;
+                    return Ok(Reply::End("ROLLBACK"));
+                }
+                match st.txn.take() {
+                    None => {
+                        notices.push(Notice {
+                            severity: "WARNING",
+                            code: codes::NO_ACTIVE_SQL_TRANSACTION,
+                            message: "there is no transaction in progress".into(),
+                        });
+                        Ok(Reply::End("COMMIT"))
+                    }
+                    Some(t) => {
+                        self.commit(t).await?;
+                        Ok(Reply::End("COMMIT"))
+                    }
+                }
+            }
+            Statement::Rollback {
+                savepoint: None, ..
+            } => {
+                if st.txn.is_none() && !st.failed {
+                    notices.push(Notice {
+                        severity: "WARNING",
+                        code: codes::NO_ACTIVE_SQL_TRANSACTION,
+                        message: "there is no transaction in progress".into(),
+                    });
+                }
+                st.txn = None;
+                st.failed = false;
+                Ok(Reply::End("ROLLBACK"))
+            }
+            Statement::Rollback { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. } => {
+                let e = SqlError::unsupported("savepoints are not supported");
+                self.fail(st);
+                Err(e)
+            }
+            _ if st.failed => Err(aborted_error()),
+            Statement::Set(set) => self.settings(st, &set),
+            Statement::ShowVariable { variable } => self.show(st, &variable),
+            stmt => {
+                let implicit = st.txn.is_none();
+                if implicit {
+                    st.txn = Some(Txn::new(false));
+                }
+                let txn = st.txn.as_mut().expect("a transaction was just ensured");
+                if txn.read_ts.is_none() {
+                    txn.read_ts = Some(self.exec.db.adjudicator.read_ts());
+                }
+                let result = match txn.check_duration(&self.exec.db.limits) {
+                    Ok(()) => self.exec_in_txn(txn, stmt, params, notices).await,
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Err(e) => {
+                        self.fail(st);
+                        Err(e)
+                    }
+                    Ok(out) => {
+                        if implicit && autocommit {
+                            let t = st.txn.take().expect("implicit transaction");
+                            self.commit(t).await?;
+                        }
+                        Ok(Reply::Outcome(out))
+                    }
+                }
+            }
+        }
+    }
+
+    /// An error ends an implicit transaction and fails an explicit one.
+    fn fail(&self, st: &mut State) {
+        if let Some(t) = st.txn.take() {
+            if t.explicit {
+                st.failed = true;
+            }
+        }
+    }
+
+    async fn exec_in_txn(
+        &self,
+        txn: &mut Txn,
+        stmt: Statement,
+        params: Option<&ParamValues>,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Outcome> {
+        match stmt {
+            Statement::CreateTable(ct) => self.exec.create_table(txn, ct, notices).await,
+            Statement::Drop {
+                object_type: ObjectType::Table,
+                if_exists,
+                names,
+                ..
+            } => self.exec.drop_tables(txn, &names, if_exists, notices).await,
+            Statement::Insert(i) => self.exec.insert(txn, i, params).await,
+            Statement::Update(u) => self.exec.update(txn, u, params).await,
+            Statement::Delete(d) => self.exec.delete(txn, d, params).await,
+            s @ (Statement::Query(_) | Statement::Explain { .. }) => {
+                self.exec.query(txn, s, params).await
+            }
+            other => {
+                let text = other.to_string();
+                let head: String = text
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                Err(SqlError::unsupported(format!("{head} is not supported")))
+            }
+        }
+    }
+
+    /// Plans a statement to learn its parameter types and result columns.
+    async fn describe(
+        &self,
+        stmt: &Statement,
+    ) -> SqlResult<(Vec<Option<DataType>>, Option<SchemaRef>)> {
+        let mut st = self.state.lock().await;
+        let mut temp;
+        let txn: &Txn = match st.txn.as_mut() {
+            Some(t) => {
+                if t.read_ts.is_none() {
+                    t.read_ts = Some(self.exec.db.adjudicator.read_ts());
+                }
+                t
+            }
+            None => {
+                temp = Txn::new(false);
+                temp.read_ts = Some(self.exec.db.adjudicator.read_ts());
+                &temp
+            }
+        };
+        let (planned, target, returning) = match stmt.clone() {
+            Statement::Insert(mut i) => {
+                let r = i.returning.take();
+                i.on = None;
+                i.table_alias = None;
+                let name = match &i.table {
+                    ast::TableObject::TableName(n) => Some(table_name(n)?),
+                    _ => None,
+                };
+                (Statement::Insert(i), None, r.zip(name))
+            }
+            Statement::Update(mut u) => {
+                let r = u.returning.take();
+                let name = match &u.table.relation {
+                    ast::TableFactor::Table { name, .. } => Some(table_name(name)?),
+                    _ => None,
+                };
+                (Statement::Update(u), name.clone(), r.zip(name))
+            }
+            Statement::Delete(mut d) => {
+                let r = d.returning.take();
+                let name = match &d.from {
+                    ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => {
+                        match t.first().map(|t| &t.relation) {
+                            Some(ast::TableFactor::Table { name, .. }) => Some(table_name(name)?),
+                            _ => None,
+                        }
+                    }
+                };
+                (Statement::Delete(d), name.clone(), r.zip(name))
+            }
+            Statement::Query(mut q) => {
+                q.locks.clear();
+                (Statement::Query(q), None, None)
+            }
+            s @ Statement::Explain { .. } => (s, None, None),
+            _ => return Ok((Vec::new(), None)),
+        };
+        let is_dml = !matches!(planned, Statement::Query(_) | Statement::Explain { .. });
+        let plan = self.exec.plan(txn, planned, target.as_deref()).await?;
+        let types = plan.get_parameter_types()?;
+        let n = types
+            .keys()
+            .filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok())
+            .max()
+            .unwrap_or(0);
+        let params: Vec<Option<DataType>> = (1..=n)
+            .map(|i| types.get(&format!("${i}")).cloned().flatten())
+            .collect();
+        let schema = if let Some((items, name)) = returning {
+            let def = self.exec.table_def(txn, &name).await?;
+            let ctx = self.exec.db.scratch_context();
+            let empty =
+                datafusion::datasource::MemTable::try_new(def.arrow_schema(), vec![vec![]])?;
+            ctx.register_table("__weft_returning", Arc::new(empty))?;
+            let list: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+            let sql = format!(
+                "SELECT {} FROM \"__weft_returning\" AS \"{}\"",
+                list.join(", "),
+                name
+            );
+            let p = ctx.state().create_logical_plan(&sql).await?;
+            let schema: SchemaRef = Arc::new(p.schema().as_arrow().clone());
+            Some(crate::names::rename(
+                &schema,
+                crate::names::item_names(&items),
+            ))
+        } else if is_dml {
+            None
+        } else {
+            let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+            Some(crate::names::rename(
+                &schema,
+                crate::names::result_names(stmt),
+            ))
+        };
+        Ok((params, schema))
+    }
+}
+
+/// A statement parsed and described at Parse time.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub stmt: Statement,
+    pub param_types: Vec<Option<DataType>>,
+    pub schema: Option<SchemaRef>,
+}
+
+pub struct WeftQueryParser {
+    core: Arc<Core>,
+}
+
+#[async_trait]
+impl QueryParser for WeftQueryParser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut stmts = parse(sql).map_err(SqlError::into_pgwire)?;
+        if stmts.len() > 1 {
+            return Err(SqlError::syntax(
+                "cannot insert multiple commands into a prepared statement",
+            )
+            .into_pgwire());
+        }
+        let Some(stmt) = stmts.pop() else {
+            return Ok(None);
+        };
+        let (param_types, schema) = self
+            .core
+            .describe(&stmt)
+            .await
+            .map_err(SqlError::into_pgwire)?;
+        Ok(Some(Prepared {
+            stmt,
+            param_types,
+            schema,
+        }))
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        stmt.param_types
+            .iter()
+            .map(|t| match t {
+                Some(t) => arrow_pg::datatypes::into_pg_type(t),
+                None => Ok(Type::UNKNOWN),
+            })
+            .collect()
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        match &stmt.schema {
+            Some(s) => fields_for(s, column_format.unwrap_or(&Format::UnifiedText)),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// One connection's handlers.
+pub struct Session {
+    core: Arc<Core>,
+    parser: Arc<WeftQueryParser>,
+    startup: Arc<Startup>,
+}
+
+impl Session {
+    pub fn new(db: Arc<Db>) -> Session {
+        let view: Arc<Mutex<Option<View>>> = Arc::new(Mutex::new(None));
+        let ctx = db.session_context(view.clone());
+        let core = Arc::new(Core {
+            exec: Executor {
+                db: db.clone(),
+                ctx,
+                view,
+            },
+            state: tokio::sync::Mutex::new(State {
+                txn: None,
+                failed: false,
+                settings: default_settings(),
+            }),
+        });
+        Session {
+            parser: Arc::new(WeftQueryParser { core: core.clone() }),
+            startup: Arc::new(Startup { db }),
+            core,
+        }
+    }
+}
+
+pub struct Handlers {
+    session: Arc<SessionHandler>,
+}
+
+impl Handlers {
+    pub fn new(db: Arc<Db>) -> Handlers {
+        Handlers {
+            session: Arc::new(SessionHandler(Session::new(db))),
+        }
+    }
+}
+
+pub struct SessionHandler(Session);
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.session.clone()
+    }
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.session.clone()
+    }
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.session.0.startup.clone()
+    }
+}
+
+async fn send_notices<C>(client: &mut C, notices: Vec<Notice>) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for n in notices {
+        let info = ErrorInfo::new(n.severity.into(), n.code.into(), n.message);
+        client
+            .feed(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
+                info,
+            )))
+            .await?;
+    }
+    Ok(())
+}
+
+fn error_message(e: &SqlError) -> PgWireBackendMessage {
+    PgWireBackendMessage::ErrorResponse(e.to_error_info().into())
+}
+
+#[async_trait]
+impl SimpleQueryHandler for SessionHandler {
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let core = &self.0.core;
+        let mut st = core.state.lock().await;
+        match parse(&query.query) {
+            Err(e) => {
+                core.fail(&mut st);
+                client.feed(error_message(&e)).await?;
+            }
+            Ok(stmts) if stmts.is_empty() => {
+                client
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
+                    .await?;
+            }
+            Ok(stmts) => {
+                let multi = stmts.len() > 1;
+                let mut failed = false;
+                for stmt in stmts {
+                    let mut notices = Vec::new();
+                    let result = core.run(&mut st, stmt, None, !multi, &mut notices).await;
+                    send_notices(client, notices).await?;
+                    match result {
+                        Ok(reply) => send_reply(client, reply).await?,
+                        Err(e) => {
+                            client.feed(error_message(&e)).await?;
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                if multi && !failed && st.txn.as_ref().is_some_and(|t| !t.explicit) {
+                    let t = st.txn.take().expect("implicit transaction");
+                    if let Err(e) = core.commit(t).await {
+                        client.feed(error_message(&e)).await?;
+                    }
+                }
+                if st.txn.as_ref().is_some_and(|t| !t.explicit) {
+                    st.txn = None;
+                }
+            }
+        }
+        let status = Core::status(&st);
+        drop(st);
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        send_ready_for_query(client, status).await?;
+        Ok(())
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, _query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // `on_query` is overridden and never calls this.
+        Err(SqlError::internal("simple query dispatch").into_pgwire())
+    }
+}
+
+async fn send_reply<C>(client: &mut C, reply: Reply) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    match reply {
+        Reply::Outcome(Outcome::Rows { schema, batches }) => {
+            let resp = query_response(&schema, batches, &Format::UnifiedText)?;
+            send_query_response(client, resp, true).await
+        }
+        Reply::Outcome(Outcome::Command(tag)) => send_execution_response(client, tag).await,
+        Reply::Begin => send_execution_response(client, Tag::new("BEGIN")).await,
+        Reply::End(tag) => send_execution_response(client, Tag::new(tag)).await,
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for SessionHandler {
+    type Statement = Prepared;
+    type QueryParser = WeftQueryParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.0.parser.clone()
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        target: &StoredStatement<Self::Statement>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let p = &target.statement;
+        let params: Vec<Type> = p
+            .param_types
+            .iter()
+            .enumerate()
+            .map(
+                |(i, t)| match target.parameter_types.get(i).cloned().flatten() {
+                    Some(declared) if declared != Type::UNKNOWN => Ok(declared),
+                    _ => match t {
+                        Some(t) => pg_type_of(&Field::new("", t.clone(), true)),
+                        None => Ok(Type::TEXT),
+                    },
+                },
+            )
+            .collect::<PgWireResult<_>>()?;
+        let fields = match &p.schema {
+            Some(s) => fields_for(s, &Format::UnifiedText)?,
+            None => Vec::new(),
+        };
+        Ok(DescribeStatementResponse::new(params, fields))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        target: &Portal<Self::Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let fields = match &target.statement.statement.schema {
+            Some(s) => fields_for(s, &target.result_column_format)?,
+            None => Vec::new(),
+        };
+        Ok(DescribePortalResponse::new(fields))
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let p = &portal.statement.statement;
+        let params = if portal.parameter_len() > 0 {
+            let inferred: Vec<Option<&DataType>> =
+                p.param_types.iter().map(|t| t.as_ref()).collect();
+            Some(arrow_pg::datatypes::df::deserialize_parameters(
+                portal, &inferred,
+            )?)
+        } else {
+            None
+        };
+        let core = &self.0.core;
+        let mut st = core.state.lock().await;
+        let mut notices = Vec::new();
+        let result = core
+            .run(&mut st, p.stmt.clone(), params.as_ref(), true, &mut notices)
+            .await;
+        drop(st);
+        send_notices(client, notices).await?;
+        match result {
+            Ok(Reply::Outcome(Outcome::Rows { schema, batches })) => {
+                // The row description was promised at Describe; keep its column types.
+                let schema = p
+                    .schema
+                    .clone()
+                    .filter(|s| s.fields().len() == schema.fields().len())
+                    .unwrap_or(schema);
+                Ok(Response::Query(query_response(
+                    &schema,
+                    batches,
+                    &portal.result_column_format,
+                )?))
+            }
+            Ok(Reply::Outcome(Outcome::Command(tag))) => Ok(Response::Execution(tag)),
+            Ok(Reply::Begin) => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
+            Ok(Reply::End(tag)) => Ok(Response::TransactionEnd(Tag::new(tag))),
+            Err(e) => Err(e.into_pgwire()),
+        }
+    }
+
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.portal_store().rm_portal(DEFAULT_NAME);
+        let status = Core::status(&*self.0.core.state.lock().await);
+        client.set_transaction_status(status);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
+            .await?;
+        client.flush().await?;
+        Ok(())
+    }
+}
+
+/// Startup without authentication (the embedded default accepts loopback connections).
+pub struct Startup {
+    db: Arc<Db>,
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let PgWireFrontendMessage::Startup(ref startup) = message {
+            protocol_negotiation(client, startup).await?;
+            save_startup_parameters_to_metadata(client, startup);
+            let pid = (self.db.next_pid.fetch_add(1, Ordering::Relaxed) % (i32::MAX as u64)) as i32;
+            client.set_pid_and_secret_key(pid, SecretKey::I32(rand::random::<i32>()));
+            let mut params = DefaultServerParameterProvider::default();
+            params.server_version = "15.0".into();
+            params.time_zone = "UTC".into();
+            params.date_style = "ISO, MDY".into();
+            finish_authentication(client, &params).await?;
+        }
+        Ok(())
+    }
+}
+
+#[allow(dead_code)]
+fn _unused(_: FieldFormat, _: ident_name_t) {}
+#[allow(non_camel_case_types)]
+type ident_name_t = fn(&ast::Ident) -> String;
+const _: ident_name_t = ident_name;

@@ -1,0 +1,151 @@
+//! A transaction as the frontend holds it: its read timestamp and its buffered writes.
+//!
+//! As in DSQL, uncommitted data lives only here, in the query processor: ROLLBACK or a
+//! dropped connection just forgets it. COMMIT turns it into a `CommitRequest`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::datatypes::SchemaRef;
+use weft_engine::provider::Overlay;
+use weft_engine::row::{row_bytes, Row};
+use weft_engine::{TableWrites, Timestamp};
+use weft_journal::CommitRequest;
+
+use crate::error::{codes, SqlError, SqlResult};
+
+/// Per-transaction limits. Going past one is SQLSTATE 54000 and the session stays usable.
+#[derive(Debug, Clone)]
+pub struct TxnLimits {
+    pub rows_max: usize,
+    pub bytes_max: usize,
+    pub duration_max: std::time::Duration,
+}
+
+impl Default for TxnLimits {
+    fn default() -> Self {
+        TxnLimits {
+            rows_max: 50_000,
+            bytes_max: 32 << 20,
+            duration_max: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TableBuf {
+    pub schema: SchemaRef,
+    pub overlay: Arc<Overlay>,
+}
+
+#[derive(Debug)]
+pub struct Txn {
+    /// Taken at the first statement that reads, as PostgreSQL takes its snapshot.
+    pub read_ts: Option<Timestamp>,
+    pub explicit: bool,
+    pub writes: BTreeMap<u64, TableBuf>,
+    pub schema_keys: BTreeSet<Vec<u8>>,
+    pub locked: Vec<(u64, Vec<u8>)>,
+    pub rows_written: usize,
+    pub bytes_written: usize,
+    pub started: Instant,
+}
+
+impl Txn {
+    pub fn new(explicit: bool) -> Txn {
+        Txn {
+            read_ts: None,
+            explicit,
+            writes: BTreeMap::new(),
+            schema_keys: BTreeSet::new(),
+            locked: Vec::new(),
+            rows_written: 0,
+            bytes_written: 0,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn overlay(&self, table_id: u64) -> Option<Arc<Overlay>> {
+        self.writes.get(&table_id).map(|b| b.overlay.clone())
+    }
+
+    /// The transaction's own version of a key, if it wrote one: `Some(None)` is a delete.
+    pub fn own_write(&self, table_id: u64, key: &[u8]) -> Option<Option<Arc<Row>>> {
+        self.writes.get(&table_id)?.overlay.get(key).cloned()
+    }
+
+    pub fn put(
+        &mut self,
+        limits: &TxnLimits,
+        table_id: u64,
+        schema: &SchemaRef,
+        key: Vec<u8>,
+        row: Option<Arc<Row>>,
+    ) -> SqlResult<()> {
+        self.rows_written += 1;
+        self.bytes_written += key.len() + row.as_ref().map(|r| row_bytes(r)).unwrap_or(0);
+        if self.rows_written > limits.rows_max {
+            return Err(SqlError::new(
+                codes::PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "transaction modifies more than {} rows (limit weft.txn_rows_max)",
+                    limits.rows_max
+                ),
+            )
+            .with_hint("split the work into several transactions"));
+        }
+        if self.bytes_written > limits.bytes_max {
+            return Err(SqlError::new(
+                codes::PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "transaction modifies more than {} bytes (limit weft.txn_bytes_max)",
+                    limits.bytes_max
+                ),
+            )
+            .with_hint("split the work into several transactions"));
+        }
+        let buf = self.writes.entry(table_id).or_insert_with(|| TableBuf {
+            schema: schema.clone(),
+            overlay: Arc::new(Overlay::new()),
+        });
+        Arc::make_mut(&mut buf.overlay).insert(key, row);
+        Ok(())
+    }
+
+    pub fn check_duration(&self, limits: &TxnLimits) -> SqlResult<()> {
+        if self.started.elapsed() > limits.duration_max {
+            return Err(SqlError::new(
+                codes::PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "transaction has been open longer than {} s (limit weft.txn_duration_max)",
+                    limits.duration_max.as_secs()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn into_commit_request(self) -> CommitRequest {
+        let tables = self
+            .writes
+            .into_iter()
+            .map(|(table_id, buf)| {
+                let overlay = Arc::try_unwrap(buf.overlay).unwrap_or_else(|a| (*a).clone());
+                let (keys, rows) = overlay.into_iter().unzip();
+                TableWrites {
+                    table_id,
+                    schema: buf.schema,
+                    keys,
+                    rows,
+                }
+            })
+            .collect();
+        CommitRequest {
+            start_ts: self.read_ts.unwrap_or(0),
+            tables,
+            locked: self.locked,
+            schema_keys: self.schema_keys.into_iter().collect(),
+        }
+    }
+}

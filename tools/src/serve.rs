@@ -1,0 +1,249 @@
+//! `weft serve`: recovery, then every component wired together in one process.
+//!
+//! Start-up order is recovery order: storage loads its newest manifest; every journal is
+//! read and verified; the records past the storage checkpoint are replayed in crossbar
+//! order; only then do the adjudicator, the journal writers, the live crossbar and the
+//! listener start.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use object_store::path::Path;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use weft_crossbar::{Crossbar, Subscriber};
+use weft_engine::objstore::DurableStore;
+use weft_engine::storage::{StorageConfig, StorageNode};
+use weft_engine::{Clock, SystemClock};
+use weft_frontend_pgwire::{Db, TxnLimits};
+use weft_journal::adjudicator::JournalHandle;
+use weft_journal::reader::{list_journals, read_journal};
+use weft_journal::writer::{WriterConfig, WriterStart};
+use weft_journal::{Adjudicator, AdjudicatorConfig, Sequencer};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on for PostgreSQL clients.
+    #[arg(long, default_value = "127.0.0.1:5432")]
+    pub listen: String,
+    /// Data directory (the local object store), used unless --store is given.
+    #[arg(long, default_value = "./weft-data")]
+    pub data: PathBuf,
+    /// An S3-compatible store, `s3://bucket/prefix`, configured by the AWS_* variables
+    /// (AWS_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ALLOW_HTTP).
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Number of journals commits are spread across.
+    #[arg(long, default_value_t = 2)]
+    pub journals: u32,
+    /// Cluster id: the prefix under which this cluster's objects live.
+    #[arg(long, default_value = "default")]
+    pub cluster: String,
+    /// Clock error bound in microseconds.
+    #[arg(long, default_value_t = 0)]
+    pub clock_error_us: u64,
+    /// Most rows one transaction may modify.
+    #[arg(long, default_value_t = TxnLimits::default().rows_max)]
+    pub txn_rows_max: usize,
+    /// Most bytes one transaction may modify.
+    #[arg(long, default_value_t = TxnLimits::default().bytes_max)]
+    pub txn_bytes_max: usize,
+    /// Longest a transaction may stay open, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub txn_duration_max_s: u64,
+    /// Flush the memtable to a Parquet segment after this many bytes were applied.
+    #[arg(long, default_value_t = StorageConfig::default().flush_bytes_min)]
+    pub flush_bytes_min: usize,
+}
+
+fn open_store(args: &ServeArgs) -> anyhow::Result<DurableStore> {
+    match &args.store {
+        None => Ok(DurableStore::local(args.data.clone())?),
+        Some(url) => {
+            let Some(rest) = url.strip_prefix("s3://") else {
+                bail!("--store must be an s3:// URL, got {url}");
+            };
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let s3 = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .build()
+                .with_context(|| format!("configuring S3 store {url}"))?;
+            let inner: Arc<dyn object_store::ObjectStore> = if prefix.is_empty() {
+                Arc::new(s3)
+            } else {
+                Arc::new(object_store::prefix::PrefixStore::new(
+                    s3,
+                    prefix.trim_end_matches('/'),
+                ))
+            };
+            Ok(DurableStore::remote(inner, url.clone()))
+        }
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    if args.journals == 0 || args.journals > 1024 {
+        bail!("--journals must be between 1 and 1024");
+    }
+    let store = open_store(&args)?;
+    let cluster = args.cluster.clone();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new(args.clock_error_us * 1000));
+
+    // Storage: newest manifest and its segments.
+    let storage_config = StorageConfig {
+        flush_bytes_min: args.flush_bytes_min,
+        ..Default::default()
+    };
+    let storage_root = Path::from(format!("clusters/{cluster}/storage/r0"));
+    let storage = StorageNode::open(store.clone(), storage_root, storage_config)
+        .await
+        .context("opening storage")?;
+    let checkpoint = storage.checkpoint_ts().await;
+
+    // Journals: read and verify everything, replay what storage lacks.
+    let existing = list_journals(&store, &cluster).await?;
+    let count =
+        (args.journals as usize).max(existing.iter().map(|j| *j as usize + 1).max().unwrap_or(0));
+    let mut per_journal = Vec::with_capacity(count);
+    let mut starts = Vec::with_capacity(count);
+    let mut recovered_ts = checkpoint;
+    let mut replayed_objects = 0usize;
+    for j in 0..count as u32 {
+        let objects = read_journal(&store, &cluster, j)
+            .await
+            .with_context(|| format!("reading journal {j}"))?;
+        replayed_objects += objects.len();
+        let last = objects
+            .last()
+            .map(|o| (o.header.sequence, o.header.epoch, o.header.last_ts));
+        if let Some((_, _, ts)) = last {
+            recovered_ts = recovered_ts.max(ts);
+        }
+        starts.push(WriterStart {
+            journal_id: j,
+            epoch: last.map(|l| l.1 + 1).unwrap_or(1),
+            next_sequence: last.map(|l| l.0 + 1).unwrap_or(0),
+        });
+        per_journal.push(
+            objects
+                .into_iter()
+                .flat_map(|o| o.records)
+                .collect::<Vec<_>>(),
+        );
+    }
+    let replay = weft_crossbar::replay(per_journal, checkpoint);
+    let replayed = replay.len();
+    storage.deliver(&replay, recovered_ts);
+    tracing::info!(
+        store = %store.url,
+        checkpoint,
+        replayed_commits = replayed,
+        journal_objects = replayed_objects,
+        "storage: recovered"
+    );
+
+    // The live path: sequencer, journal writers, crossbar, adjudicator.
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let sequencer = Arc::new(Sequencer::new(
+        count,
+        recovered_ts,
+        clock.clone(),
+        events_tx,
+    ));
+    let mut handles = Vec::with_capacity(count);
+    for (j, start) in starts.into_iter().enumerate() {
+        let healthy = Arc::new(AtomicBool::new(j < args.journals as usize));
+        let tx = weft_journal::writer::spawn(
+            store.clone(),
+            cluster.clone(),
+            start,
+            sequencer.clone(),
+            WriterConfig::default(),
+            healthy.clone(),
+        );
+        handles.push(JournalHandle { tx, healthy });
+    }
+    tracing::info!(journals = args.journals, cluster = %cluster, "journal: writers started");
+    let subscribers: Vec<Arc<dyn Subscriber>> = vec![storage.clone()];
+    let _crossbar = Crossbar::spawn(count, recovered_ts, events_rx, subscribers);
+    {
+        let seq = sequencer.clone();
+        storage.set_watermark_requester(Arc::new(move |ts| seq.request_watermark(ts)));
+    }
+    tracing::info!(journals = count, "crossbar: merging");
+    let adjudicator = Arc::new(Adjudicator::new(
+        sequencer,
+        handles,
+        clock,
+        AdjudicatorConfig {
+            txn_duration_max: Duration::from_secs(args.txn_duration_max_s),
+            ..Default::default()
+        },
+    ));
+    tracing::info!(recovered_ts, "adjudicator: ready");
+
+    let limits = TxnLimits {
+        rows_max: args.txn_rows_max,
+        bytes_max: args.txn_bytes_max,
+        duration_max: Duration::from_secs(args.txn_duration_max_s),
+    };
+    let db = Db::new(storage.clone(), adjudicator, limits);
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    tracing::info!(listen = %args.listen, "frontend: accepting PostgreSQL connections");
+
+    let flusher = {
+        let storage = storage.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if storage.wants_flush() {
+                    if let Err(e) = storage.flush().await {
+                        tracing::error!(error = %e, "flush failed; will retry");
+                    }
+                }
+            }
+        })
+    };
+
+    let server = weft_frontend_pgwire::server::serve(db, listener);
+    tokio::select! {
+        r = server => r.context("listener failed")?,
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+        }
+    }
+    flusher.abort();
+    // A clean shutdown flushes, so the next start does not replay what was applied.
+    match storage.flush().await {
+        Ok(Some(ts)) => tracing::info!(checkpoint = ts, "storage: flushed"),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "final flush failed; the journal still holds every commit")
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
