@@ -50,6 +50,15 @@ impl WeftTable {
         } else {
             def.arrow_schema()
         };
+        // Columns are declared nullable to DataFusion: weft checks NOT NULL itself, so the
+        // error is PostgreSQL's 23502 naming the column, not a planner error.
+        let schema = Arc::new(arrow::datatypes::Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        ));
         WeftTable {
             def,
             storage,
@@ -107,7 +116,9 @@ impl TableProvider for WeftTable {
             .visible_rows()
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let user_schema = self.def.arrow_schema();
+        let user_schema = Arc::new(arrow::datatypes::Schema::new(
+            self.schema.fields()[..self.def.columns.len()].to_vec(),
+        ));
         let refs: Vec<&Row> = rows.iter().map(|(_, r)| r.as_ref()).collect();
         let batch = rows_to_batch(&user_schema, &refs)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;

@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use datafusion::catalog::{CatalogProvider, SchemaProvider};
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider,
+    SchemaProvider,
+};
 use datafusion::common::DFSchema;
 use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -70,22 +73,27 @@ impl Db {
     /// A fresh DataFusion context with no weft tables (for evaluating expressions over
     /// in-memory rows: RETURNING, ON CONFLICT DO UPDATE).
     pub fn scratch_context(&self) -> SessionContext {
-        let config = self
-            .base_state
-            .config()
-            .clone()
-            .with_default_catalog_and_schema("datafusion", "public")
-            .with_create_default_catalog_and_schema(true);
+        let ctx = self.fresh_context();
+        let catalog = Arc::new(MemoryCatalogProvider::new());
+        catalog
+            .register_schema(SCHEMA_NAME, Arc::new(MemorySchemaProvider::new()))
+            .expect("a new catalog takes a schema");
+        ctx.register_catalog(CATALOG_NAME, catalog);
+        ctx
+    }
+
+    /// A context cloned from the template with its own (empty) catalog list: catalogs
+    /// registered in it are seen by nobody else.
+    fn fresh_context(&self) -> SessionContext {
         let state = SessionStateBuilder::new_from_existing(self.base_state.clone())
-            .with_config(config)
-            .with_default_features()
+            .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))
             .build();
         SessionContext::new_with_state(state)
     }
 
     /// A session's DataFusion context, reading tables through `view`.
     pub fn session_context(self: &Arc<Db>, view: Arc<Mutex<Option<View>>>) -> SessionContext {
-        let ctx = SessionContext::new_with_state(self.base_state.clone());
+        let ctx = self.fresh_context();
         let schema = Arc::new(WeftSchema {
             db: self.clone(),
             view,
@@ -162,7 +170,7 @@ impl Db {
         let mut out = HashMap::new();
         for c in &def.columns {
             if let Some(sql) = &c.default {
-                let ctx = SessionContext::new_with_state(self.base_state.clone());
+                let ctx = self.fresh_context();
                 if let Ok(e) = ctx.parse_sql_expr(sql, &DFSchema::empty()) {
                     out.insert(c.name.clone(), e);
                 }

@@ -1,0 +1,365 @@
+//! SQL over the wire with tokio-postgres: DDL, every supported type, DML with RETURNING and
+//! ON CONFLICT, queries, errors with their SQLSTATEs, simple and extended protocol.
+
+use tokio_postgres::types::Type;
+use tokio_postgres::SimpleQueryMessage;
+use weft_tests::{sqlstate, Server};
+
+fn rows_of(msgs: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_dml_and_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let c = server.connect().await;
+
+    c.batch_execute(
+        "CREATE TABLE accounts (id bigint PRIMARY KEY, owner text NOT NULL, balance numeric(12,2) DEFAULT 0);
+         CREATE TABLE IF NOT EXISTS accounts (id int);
+         CREATE TABLE orders (account bigint, n int, amount double precision, PRIMARY KEY (account, n));",
+    )
+    .await
+    .unwrap();
+
+    // Extended protocol with parameters.
+    let n = c
+        .execute(
+            "INSERT INTO accounts (id, owner) VALUES ($1, $2), ($3, $4)",
+            &[&1i64, &"ann", &2i64, &"bob"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let row = c
+        .query_one(
+            "SELECT owner, balance::text FROM accounts WHERE id = $1",
+            &[&1i64],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "ann");
+    assert_eq!(row.get::<_, String>(1), "0.00", "DEFAULT fills the column");
+
+    // INSERT ... SELECT, UPDATE with RETURNING, DELETE.
+    c.execute("INSERT INTO orders SELECT id, 1, 10.5 FROM accounts", &[])
+        .await
+        .unwrap();
+    c.execute("INSERT INTO orders VALUES (1, 2, 4.5), (2, 2, 1)", &[])
+        .await
+        .unwrap();
+    let updated = c
+        .query("UPDATE accounts SET balance = balance + 5 WHERE owner = $1 RETURNING id, balance::text AS b", &[&"bob"])
+        .await
+        .unwrap();
+    assert_eq!(updated.len(), 1);
+    assert_eq!(updated[0].get::<_, i64>("id"), 2);
+    assert_eq!(updated[0].get::<_, String>("b"), "5.00");
+
+    // Joins, aggregates, GROUP BY, ORDER BY, LIMIT/OFFSET, subqueries.
+    let rows = c
+        .query(
+            "SELECT a.owner, count(*) AS n, sum(o.amount) AS total
+             FROM accounts a JOIN orders o ON o.account = a.id
+             GROUP BY a.owner ORDER BY a.owner",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, i64, f64)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("ann".to_string(), 2, 15.0), ("bob".to_string(), 2, 11.5)]
+    );
+    let rows = c
+        .query("SELECT id FROM accounts WHERE id IN (SELECT account FROM orders WHERE amount > 10) ORDER BY id DESC LIMIT 1 OFFSET 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(),
+        vec![1]
+    );
+
+    let deleted = c
+        .execute("DELETE FROM orders WHERE n = 2", &[])
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2);
+    let left: i64 = c
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 2);
+
+    // Changing a primary key moves the row.
+    c.execute("UPDATE orders SET n = 9 WHERE account = 1", &[])
+        .await
+        .unwrap();
+    let ns: Vec<i32> = c
+        .query("SELECT n FROM orders ORDER BY account", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ns, vec![9, 1]);
+
+    // DROP TABLE, then the name is free again.
+    c.batch_execute(
+        "DROP TABLE orders; DROP TABLE IF EXISTS orders; CREATE TABLE orders (x int PRIMARY KEY)",
+    )
+    .await
+    .unwrap();
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "a re-created table starts empty");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upserts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE kv (k text PRIMARY KEY, v int NOT NULL)")
+        .await
+        .unwrap();
+    c.execute("INSERT INTO kv VALUES ('a', 1), ('b', 2)", &[])
+        .await
+        .unwrap();
+    let n = c
+        .execute(
+            "INSERT INTO kv VALUES ('a', 10), ('c', 3) ON CONFLICT DO NOTHING",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "only the new key is inserted");
+    let rows = c
+        .query(
+            "INSERT INTO kv VALUES ('a', 5), ('d', 4) ON CONFLICT (k) DO UPDATE SET v = kv.v + excluded.v RETURNING k, v",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut got: Vec<(String, i32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    got.sort();
+    assert_eq!(got, vec![("a".into(), 6), ("d".into(), 4)]);
+    let all: Vec<(String, i32)> = c
+        .query("SELECT k, v FROM kv ORDER BY k", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        all,
+        vec![
+            ("a".into(), 6),
+            ("b".into(), 2),
+            ("c".into(), 3),
+            ("d".into(), 4)
+        ]
+    );
+    // DO UPDATE ... WHERE false leaves the row alone.
+    c.execute("INSERT INTO kv VALUES ('b', 100) ON CONFLICT (k) DO UPDATE SET v = excluded.v WHERE kv.v > 50", &[])
+        .await
+        .unwrap();
+    let v: i32 = c
+        .query_one("SELECT v FROM kv WHERE k = 'b'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, 2);
+    // The same key twice in one upsert is PostgreSQL's cardinality violation.
+    let e = c
+        .execute(
+            "INSERT INTO kv VALUES ('a', 1), ('a', 2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "21000");
+    // A conflict target that is not the primary key.
+    let e = c
+        .execute(
+            "INSERT INTO kv VALUES ('a', 1) ON CONFLICT (v) DO NOTHING",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "42P10");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_type_round_trips_in_text_and_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE ty (id int PRIMARY KEY, s smallint, i integer, b bigint, r real, d double precision,
+           n numeric(10,2), t text, vc varchar(5), ch char(3), bo boolean, by bytea, dt date,
+           ts timestamp, tz timestamptz, u uuid, j json, jb jsonb)",
+    )
+    .await
+    .unwrap();
+    c.batch_execute(
+        "INSERT INTO ty VALUES (1, -2, 3, 4000000000, 1.25, -2.5, 12.34, 'txt', 'abc', 'x', true, NULL,
+           '2024-01-02', '2024-01-02 03:04:05.5', '2024-01-02 03:04:05+02',
+           'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '{\"a\": 1}', '[1, 2]')",
+    )
+    .await
+    .unwrap();
+    // Binary results (extended protocol).
+    let r = c.query_one("SELECT * FROM ty", &[]).await.unwrap();
+    assert_eq!(r.columns()[14].type_(), &Type::TIMESTAMPTZ);
+    assert_eq!(r.columns()[15].type_(), &Type::UUID);
+    assert_eq!(r.columns()[16].type_(), &Type::JSON);
+    assert_eq!(r.columns()[17].type_(), &Type::JSONB);
+    assert_eq!(r.columns()[8].type_(), &Type::VARCHAR);
+    assert_eq!(r.columns()[9].type_(), &Type::BPCHAR);
+    assert_eq!(r.get::<_, i16>(1), -2);
+    assert_eq!(r.get::<_, i32>(2), 3);
+    assert_eq!(r.get::<_, i64>(3), 4_000_000_000);
+    assert_eq!(r.get::<_, f32>(4), 1.25);
+    assert_eq!(r.get::<_, f64>(5), -2.5);
+    assert_eq!(r.get::<_, String>(7), "txt");
+    assert_eq!(r.get::<_, String>(8), "abc");
+    assert_eq!(r.get::<_, String>(9), "x  ", "char(n) pads with spaces");
+    assert!(r.get::<_, bool>(10));
+    assert_eq!(r.get::<_, Option<Vec<u8>>>(11), None);
+    // Text results (simple protocol) print what PostgreSQL prints.
+    let msgs = c
+        .simple_query("SELECT n, d, dt, ts, tz, u, j, jb, bo FROM ty")
+        .await
+        .unwrap();
+    let row = &rows_of(&msgs)[0];
+    let expect = [
+        "12.34",
+        "-2.5",
+        "2024-01-02",
+        "2024-01-02 03:04:05.5",
+        "2024-01-02 01:04:05+00",
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "{\"a\": 1}",
+        "[1, 2]",
+        "t",
+    ];
+    let got: Vec<String> = row.iter().map(|v| v.clone().unwrap()).collect();
+    assert_eq!(got, expect);
+    // Parameters bound in binary.
+    c.execute(
+        "INSERT INTO ty (id, by, d, t, bo) VALUES ($1, $2, $3, $4, $5)",
+        &[&2i32, &vec![0u8, 1, 255], &0.5f64, &"p", &false],
+    )
+    .await
+    .unwrap();
+    let r = c
+        .query_one("SELECT by, d, t, bo FROM ty WHERE id = $1", &[&2i32])
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, Vec<u8>>(0), vec![0u8, 1, 255]);
+    assert_eq!(r.get::<_, f64>(1), 0.5);
+    assert!(!r.get::<_, bool>(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_have_sqlstates_and_sessions_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE e (id int PRIMARY KEY, name text NOT NULL, v int, s varchar(3))")
+        .await
+        .unwrap();
+    c.execute("INSERT INTO e VALUES (1, 'a', 1, 'x')", &[])
+        .await
+        .unwrap();
+    let cases: &[(&str, &str)] = &[
+        ("INSERT INTO e VALUES (1, 'dup', 0, 'x')", "23505"),
+        ("INSERT INTO e (id, name) VALUES (2, NULL)", "23502"),
+        ("INSERT INTO e (id) VALUES (3)", "23502"),
+        ("SELECT * FROM missing", "42P01"),
+        ("SELECT nope FROM e", "42703"),
+        ("SELEC 1", "42601"),
+        ("INSERT INTO e VALUES ('abc', 'x')", "22P02"),
+        ("SELECT 1 / 0", "22012"),
+        ("SELECT v / 0 FROM e", "22012"),
+        ("INSERT INTO e VALUES (4, 'x', 1, 'toolong')", "22001"),
+        ("CREATE TABLE e (id int)", "42P07"),
+        ("DROP TABLE missing", "42P01"),
+        ("CREATE TABLE f (id int PRIMARY KEY, x int UNIQUE)", "0A000"),
+        ("SAVEPOINT s", "0A000"),
+    ];
+    for (sql, code) in cases {
+        let e = c.batch_execute(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&e), *code, "{sql}: {e:?}");
+        // The session is still usable after every error.
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM e", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 1, "after {sql}");
+    }
+    // Type mismatch on a boolean compared with an integer is a 42804-class error or 22P02.
+    let e = c.batch_execute("INSERT INTO e VALUES (5, 'x', true)").await;
+    if let Err(e) = e {
+        assert!(["42804", "22P02"].contains(&sqlstate(&e).as_str()), "{e:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_statement_queries_are_one_implicit_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let c = server.connect().await;
+    // DDL and DML in one query string; the table exists for the statements after it.
+    c.batch_execute(
+        "CREATE TABLE m (id int PRIMARY KEY); INSERT INTO m VALUES (1); INSERT INTO m VALUES (2)",
+    )
+    .await
+    .unwrap();
+    // A failure rolls back the whole query string, as in PostgreSQL.
+    let e = c
+        .batch_execute("INSERT INTO m VALUES (3); INSERT INTO m VALUES (1)")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "23505");
+    let ids: Vec<i32> = c
+        .query("SELECT id FROM m ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![1, 2],
+        "row 3 must not survive the failed query string"
+    );
+    let e = c
+        .batch_execute("CREATE TABLE m2 (id int PRIMARY KEY); SELECT 1/0")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "22012");
+    let e = c.batch_execute("SELECT * FROM m2").await.unwrap_err();
+    assert_eq!(
+        sqlstate(&e),
+        "42P01",
+        "DDL in a failed query string is rolled back too"
+    );
+}
