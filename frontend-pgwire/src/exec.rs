@@ -540,6 +540,27 @@ impl Executor {
                 }
             }
         }
+        // '\x..' string literals bound for bytea columns are PostgreSQL's bytea input
+        // syntax; DataFusion would store the literal's characters.
+        if let Some(ast::SetExpr::Values(v)) = ins.source.as_mut().map(|q| q.body.as_mut()) {
+            let targets: Vec<Option<usize>> = if ins.columns.is_empty() {
+                (0..def.columns.len()).map(Some).collect()
+            } else {
+                ins.columns
+                    .iter()
+                    .map(|c| table_name(c).ok().and_then(|n| def.column_index(&n)))
+                    .collect()
+            };
+            for row in v.rows.iter_mut() {
+                for (i, e) in row.iter_mut().enumerate() {
+                    if let Some(Some(ci)) = targets.get(i) {
+                        if def.columns[*ci].ty == SqlType::Bytea {
+                            bytea_literal(e)?;
+                        }
+                    }
+                }
+            }
+        }
         let plan = self.plan(txn, Statement::Insert(ins), None).await?;
         let LogicalPlan::Dml(dml) = plan else {
             return Err(SqlError::internal("INSERT did not plan as DML"));
@@ -861,6 +882,17 @@ impl Executor {
         }
         let def = self.table_def(txn, &name).await?;
         txn.schema_keys.insert(catalog_key(&def.name));
+        for a in up.assignments.iter_mut() {
+            if let ast::AssignmentTarget::ColumnName(n) = &a.target {
+                let is_bytea = table_name(n)
+                    .ok()
+                    .and_then(|c| def.column_index(&c))
+                    .is_some_and(|i| def.columns[i].ty == SqlType::Bytea);
+                if is_bytea {
+                    bytea_literal(&mut a.value)?;
+                }
+            }
+        }
         let produced = self
             .dml_rows(txn, Statement::Update(up), &name, params)
             .await?;
@@ -1033,6 +1065,18 @@ impl Executor {
         txn.schema_keys.insert(catalog_key(&def.name));
         Ok(())
     }
+}
+
+/// Rewrites a string literal in PostgreSQL's bytea input syntax to a hex literal.
+fn bytea_literal(e: &mut SqlExpr) -> SqlResult<()> {
+    if let SqlExpr::Value(v) = e {
+        if let ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) = &v.value {
+            let bytes = crate::values::decode_bytea(s)?;
+            let hex: String = bytes.iter().map(|b| format!("{b:02X}")).collect();
+            v.value = ast::Value::HexStringLiteral(hex);
+        }
+    }
+    Ok(())
 }
 
 fn lock_target_of(q: &ast::Query) -> SqlResult<(String, Option<String>, Option<SqlExpr>)> {

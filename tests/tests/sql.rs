@@ -273,6 +273,33 @@ async fn every_type_round_trips_in_text_and_binary() {
         .await
         .unwrap();
     assert_eq!(r.get::<_, Vec<u8>>(0), vec![0u8, 1, 255]);
+    // bytea input syntax in SQL text, hex and escape formats.
+    c.batch_execute("INSERT INTO ty (id, by) VALUES (3, '\\xdeadBEEF'), (4, 'a\\000b')")
+        .await
+        .unwrap();
+    c.batch_execute("UPDATE ty SET by = '\\x00ff' WHERE id = 2")
+        .await
+        .unwrap();
+    let got: Vec<Vec<u8>> = c
+        .query("SELECT by FROM ty WHERE id >= 2 ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            vec![0u8, 255],
+            vec![0xde, 0xad, 0xbe, 0xef],
+            vec![b'a', 0, b'b']
+        ]
+    );
+    let msgs = c
+        .simple_query("SELECT by FROM ty WHERE id = 3")
+        .await
+        .unwrap();
+    assert_eq!(rows_of(&msgs)[0][0].as_deref(), Some("\\xdeadbeef"));
     assert_eq!(r.get::<_, f64>(1), 0.5);
     assert!(!r.get::<_, bool>(3));
 }
