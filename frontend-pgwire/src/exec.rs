@@ -781,15 +781,14 @@ impl Executor {
         Ok(out)
     }
 
-    /// Evaluates a RETURNING list over the rows a statement wrote.
-    async fn returning(
+    /// Plans a RETURNING list over rows of `def` (as a table named by the alias).
+    pub async fn returning_plan(
         &self,
         def: &TableDef,
         alias: Option<&str>,
         items: &[SelectItem],
         rows: &[Arc<Row>],
-        params: Option<&ParamValues>,
-    ) -> SqlResult<Outcome> {
+    ) -> SqlResult<(SessionContext, LogicalPlan)> {
         let ctx = self.db.scratch_context();
         let schema = def.arrow_schema();
         let refs: Vec<&Row> = rows.iter().map(|r| r.as_ref()).collect();
@@ -805,6 +804,19 @@ impl Executor {
             quote(alias.unwrap_or(&def.name))
         );
         let plan = ctx.state().create_logical_plan(&sql).await?;
+        Ok((ctx, plan))
+    }
+
+    /// Evaluates a RETURNING list over the rows a statement wrote.
+    async fn returning(
+        &self,
+        def: &TableDef,
+        alias: Option<&str>,
+        items: &[SelectItem],
+        rows: &[Arc<Row>],
+        params: Option<&ParamValues>,
+    ) -> SqlResult<Outcome> {
+        let (ctx, plan) = self.returning_plan(def, alias, items, rows).await?;
         let (schema, batches) = Self::collect(&ctx, bind(plan, params)?).await?;
         let schema = crate::names::rename(&schema, crate::names::item_names(items));
         Ok(Outcome::Rows { schema, batches })
@@ -935,33 +947,7 @@ impl Executor {
         params: Option<&ParamValues>,
     ) -> SqlResult<Outcome> {
         let returning = del.returning.take();
-        let tables = match &del.from {
-            FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
-        };
-        if tables.len() != 1 || !tables[0].joins.is_empty() {
-            return Err(SqlError::unsupported("DELETE from more than one table"));
-        }
-        let (name, alias) = match &tables[0].relation {
-            TableFactor::Table { name, alias, .. } => (
-                table_name(name)?,
-                alias.as_ref().map(|a| ident_name(&a.name)),
-            ),
-            _ => {
-                return Err(SqlError::unsupported(
-                    "DELETE from something other than a table",
-                ))
-            }
-        };
-        if alias.is_some() {
-            // DataFusion's DELETE planner does not take an alias: plan against the bare
-            // name, RETURNING still sees the alias.
-            let (FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t)) = &mut del.from;
-            if let TableFactor::Table { alias: a, .. } = &mut t[0].relation {
-                if let (Some(al), Some(sel)) = (a.take(), del.selection.as_mut()) {
-                    strip_qualifier(sel, &ident_name(&al.name));
-                }
-            }
-        }
+        let (name, alias) = delete_target(&mut del)?;
         let def = self.table_def(txn, &name).await?;
         txn.schema_keys.insert(catalog_key(&def.name));
         let produced = self
@@ -1077,6 +1063,40 @@ fn bytea_literal(e: &mut SqlExpr) -> SqlResult<()> {
         }
     }
     Ok(())
+}
+
+/// Validates a DELETE's target and removes its alias (DataFusion's DELETE planner does not
+/// take one; qualified column references are unqualified instead). Returns the table name
+/// and the alias, which RETURNING still sees.
+pub fn delete_target(del: &mut ast::Delete) -> SqlResult<(String, Option<String>)> {
+    let tables = match &del.from {
+        FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+    };
+    if tables.len() != 1 || !tables[0].joins.is_empty() {
+        return Err(SqlError::unsupported("DELETE from more than one table"));
+    }
+    let (name, alias) = match &tables[0].relation {
+        TableFactor::Table { name, alias, .. } => (
+            table_name(name)?,
+            alias.as_ref().map(|a| ident_name(&a.name)),
+        ),
+        _ => {
+            return Err(SqlError::unsupported(
+                "DELETE from something other than a table",
+            ))
+        }
+    };
+    if alias.is_some() {
+        // DataFusion's DELETE planner does not take an alias: plan against the bare
+        // name, RETURNING still sees the alias.
+        let (FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t)) = &mut del.from;
+        if let TableFactor::Table { alias: a, .. } = &mut t[0].relation {
+            if let (Some(al), Some(sel)) = (a.take(), del.selection.as_mut()) {
+                strip_qualifier(sel, &ident_name(&al.name));
+            }
+        }
+    }
+    Ok((name, alias))
 }
 
 fn lock_target_of(q: &ast::Query) -> SqlResult<(String, Option<String>, Option<SqlExpr>)> {

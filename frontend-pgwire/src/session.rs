@@ -28,7 +28,7 @@ use pgwire::api::query::{
     SimpleQueryHandler,
 };
 use pgwire::api::results::{
-    DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, Response, Tag,
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
@@ -398,32 +398,36 @@ impl Core {
             Statement::Insert(mut i) => {
                 let r = i.returning.take();
                 i.on = None;
-                i.table_alias = None;
+                let alias = i.table_alias.take().map(|a| ident_name(&a.alias));
                 let name = match &i.table {
                     ast::TableObject::TableName(n) => Some(table_name(n)?),
                     _ => None,
                 };
-                (Statement::Insert(i), None, r.zip(name))
+                (Statement::Insert(i), None, r.zip(name.map(|n| (n, alias))))
             }
             Statement::Update(mut u) => {
                 let r = u.returning.take();
                 let name = match &u.table.relation {
-                    ast::TableFactor::Table { name, .. } => Some(table_name(name)?),
+                    ast::TableFactor::Table { name, alias, .. } => Some((
+                        table_name(name)?,
+                        alias.as_ref().map(|a| ident_name(&a.name)),
+                    )),
                     _ => None,
                 };
-                (Statement::Update(u), name.clone(), r.zip(name))
+                (
+                    Statement::Update(u),
+                    name.as_ref().map(|n| n.0.clone()),
+                    r.zip(name),
+                )
             }
             Statement::Delete(mut d) => {
                 let r = d.returning.take();
-                let name = match &d.from {
-                    ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => {
-                        match t.first().map(|t| &t.relation) {
-                            Some(ast::TableFactor::Table { name, .. }) => Some(table_name(name)?),
-                            _ => None,
-                        }
-                    }
-                };
-                (Statement::Delete(d), name.clone(), r.zip(name))
+                let (name, alias) = crate::exec::delete_target(&mut d)?;
+                (
+                    Statement::Delete(d),
+                    Some(name.clone()),
+                    r.zip(Some((name, alias))),
+                )
             }
             Statement::Query(mut q) => {
                 q.locks.clear();
@@ -443,19 +447,12 @@ impl Core {
         let params: Vec<Option<DataType>> = (1..=n)
             .map(|i| types.get(&format!("${i}")).cloned().flatten())
             .collect();
-        let schema = if let Some((items, name)) = returning {
+        let schema = if let Some((items, (name, alias))) = returning {
             let def = self.exec.table_def(txn, &name).await?;
-            let ctx = self.exec.db.scratch_context();
-            let empty =
-                datafusion::datasource::MemTable::try_new(def.arrow_schema(), vec![vec![]])?;
-            ctx.register_table("__weft_returning", Arc::new(empty))?;
-            let list: Vec<String> = items.iter().map(|i| i.to_string()).collect();
-            let sql = format!(
-                "SELECT {} FROM \"__weft_returning\" AS \"{}\"",
-                list.join(", "),
-                name
-            );
-            let p = ctx.state().create_logical_plan(&sql).await?;
+            let (_, p) = self
+                .exec
+                .returning_plan(&def, alias.as_deref(), &items, &[])
+                .await?;
             let schema: SchemaRef = Arc::new(p.schema().as_arrow().clone());
             Some(crate::names::rename(
                 &schema,
@@ -874,9 +871,3 @@ impl StartupHandler for Startup {
         Ok(())
     }
 }
-
-#[allow(dead_code)]
-fn _unused(_: FieldFormat, _: ident_name_t) {}
-#[allow(non_camel_case_types)]
-type ident_name_t = fn(&ast::Ident) -> String;
-const _: ident_name_t = ident_name;

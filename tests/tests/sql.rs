@@ -203,6 +203,21 @@ async fn upserts() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), "42P10");
+    // DELETE with an alias and RETURNING, prepared (extended protocol).
+    let rows = c
+        .query("DELETE FROM kv AS x WHERE x.k = $1 RETURNING x.v", &[&"a"])
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(),
+        vec![6]
+    );
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM kv", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
