@@ -434,6 +434,13 @@ impl Core {
                 (Statement::Query(q), None, None)
             }
             s @ Statement::Explain { .. } => (s, None, None),
+            Statement::ShowVariable { variable } => {
+                let schema = match self.show(&st, &variable) {
+                    Ok(Reply::Outcome(Outcome::Rows { schema, .. })) => Some(schema),
+                    _ => None,
+                };
+                return Ok((Vec::new(), schema));
+            }
             _ => return Ok((Vec::new(), None)),
         };
         let is_dml = !matches!(planned, Statement::Query(_) | Statement::Explain { .. });
