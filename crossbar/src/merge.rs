@@ -118,7 +118,7 @@ mod tests {
             let total = assignment.len() as u64;
             let mut m = Merger::new(n, 0);
             let mut out: Vec<u64> = Vec::new();
-            let mut step = |m: &mut Merger, j: usize, k: usize, per: &mut Vec<VecDeque<u64>>| {
+            let step = |m: &mut Merger, j: usize, k: usize, per: &mut Vec<VecDeque<u64>>| {
                 let take = k.min(per[j].len());
                 let recs: Vec<_> = per[j].drain(..take).map(rec).collect();
                 // Journal j's watermark: below its next pending record, or everything.
