@@ -13,7 +13,7 @@ use arrow::array::{Array, BinaryArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ParamValues;
 use datafusion::datasource::MemTable;
-use datafusion::logical_expr::{LogicalPlan, WriteOp};
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, WriteOp};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DFStatement;
@@ -557,6 +557,7 @@ impl Executor {
                         if def.columns[*ci].ty == SqlType::Bytea {
                             bytea_literal(e)?;
                         }
+                        check_values_literal(&def, *ci, e)?;
                     }
                 }
             }
@@ -565,6 +566,7 @@ impl Executor {
         let LogicalPlan::Dml(dml) = plan else {
             return Err(SqlError::internal("INSERT did not plan as DML"));
         };
+        check_assignment_types(&def, &dml.input)?;
         let input = bind(Arc::unwrap_or_clone(dml.input), params)?;
         let (_, batches) = Self::collect(&self.ctx, input).await?;
         let rows = Self::batches_to_rows(&def, &batches)?;
@@ -837,6 +839,9 @@ impl Executor {
         if !matches!(dml.op, WriteOp::Update | WriteOp::Delete) {
             return Err(SqlError::internal("unexpected DML kind"));
         }
+        if let Ok(def) = self.table_def(txn, target).await {
+            check_assignment_types(&def, &dml.input)?;
+        }
         let input = bind(Arc::unwrap_or_clone(dml.input), params)?;
         let (schema, batches) = Self::collect(&self.ctx, input).await?;
         let key_idx = schema
@@ -1051,6 +1056,78 @@ impl Executor {
         txn.schema_keys.insert(catalog_key(&def.name));
         Ok(())
     }
+}
+
+/// PostgreSQL refuses to assign a boolean to a number or a date (and the reverse) where
+/// DataFusion would cast silently: 42804, naming the column. This checks the casts the
+/// planner adds in the DML input's projection (UPDATE, INSERT ... SELECT); literals in
+/// VALUES are checked on the statement itself (`check_values_literals`), since there a
+/// planner cast cannot be told from one the user wrote.
+fn check_assignment_types(def: &TableDef, input: &LogicalPlan) -> SqlResult<()> {
+    let LogicalPlan::Projection(p) = input else {
+        return Ok(());
+    };
+    for (i, e) in p.expr.iter().enumerate().take(def.columns.len()) {
+        let mut inner = e;
+        while let Expr::Alias(a) = inner {
+            inner = &a.expr;
+        }
+        match inner {
+            Expr::Cast(c) => check_cast(def, i, &c.expr, p.input.schema())?,
+            Expr::TryCast(c) => check_cast(def, i, &c.expr, p.input.schema())?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_values_literal(def: &TableDef, column: usize, e: &SqlExpr) -> SqlResult<()> {
+    let SqlExpr::Value(v) = e else { return Ok(()) };
+    let source = match &v.value {
+        ast::Value::Boolean(b) => Expr::Literal(ScalarValue::Boolean(Some(*b)), None),
+        ast::Value::Number(..) => Expr::Literal(ScalarValue::Int64(Some(0)), None),
+        _ => return Ok(()),
+    };
+    check_cast(def, column, &source, &datafusion::common::DFSchema::empty())
+}
+
+fn check_cast(
+    def: &TableDef,
+    column: usize,
+    source: &Expr,
+    schema: &datafusion::common::DFSchema,
+) -> SqlResult<()> {
+    use arrow::datatypes::DataType as D;
+    let kind = |t: &D| -> u8 {
+        match t {
+            D::Boolean => 1,
+            t if t.is_numeric() => 2,
+            D::Date32 | D::Date64 | D::Timestamp(..) => 3,
+            _ => 0,
+        }
+    };
+    let Ok(from) = source.get_type(schema) else {
+        return Ok(());
+    };
+    let col = &def.columns[column];
+    let (a, b) = (kind(&from), kind(&col.ty.arrow_type()));
+    if a != 0 && b != 0 && a != b {
+        let from_name = match a {
+            1 => "boolean",
+            2 => "a number",
+            _ => "a date or timestamp",
+        };
+        return Err(SqlError::new(
+            codes::DATATYPE_MISMATCH,
+            format!(
+                "column \"{}\" is of type {} but expression is of type {from_name}",
+                col.name,
+                col.ty.pg_name()
+            ),
+        )
+        .with_hint("You will need to rewrite or cast the expression."));
+    }
+    Ok(())
 }
 
 /// Rewrites a string literal in PostgreSQL's bytea input syntax to a hex literal.
