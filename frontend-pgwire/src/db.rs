@@ -18,7 +18,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 use weft_engine::key::catalog_key;
-use weft_engine::provider::{Overlay, WeftTable};
+use weft_engine::provider::{Overlay, ReadLog, WeftTable};
 use weft_engine::schema::{TableDef, CATALOG_TABLE_ID};
 use weft_engine::storage::StorageNode;
 use weft_engine::Timestamp;
@@ -187,6 +187,8 @@ pub struct View {
     pub overlays: HashMap<u64, Arc<Overlay>>,
     /// The table that an UPDATE or DELETE targets: exposed with its hidden key column.
     pub dml_target: Option<String>,
+    /// Where scans record what they read (SERIALIZABLE transactions only).
+    pub reads: Option<Arc<ReadLog>>,
 }
 
 #[derive(Debug)]
@@ -248,6 +250,7 @@ impl SchemaProvider for WeftSchema {
             overlay,
             with_key,
             defaults,
+            view.reads.clone(),
         ))))
     }
 

@@ -32,7 +32,7 @@ use weft_engine::SqlType;
 
 use crate::db::{Db, View};
 use crate::error::{codes, SqlError, SqlResult};
-use crate::txn::Txn;
+use crate::txn::{Isolation, Txn};
 
 /// What a statement produced.
 #[derive(Debug)]
@@ -113,6 +113,7 @@ impl Executor {
                 .map(|(id, b)| (*id, b.overlay.clone()))
                 .collect(),
             dml_target: dml_target.map(str::to_string),
+            reads: (txn.isolation == Isolation::Serializable).then(|| txn.reads.clone()),
         };
         *self.view.lock().unwrap_or_else(|e| e.into_inner()) = Some(view);
     }

@@ -48,7 +48,7 @@ use crate::db::{Db, View};
 use crate::encode::{fields_for, pg_type_of, query_response};
 use crate::error::{codes, SqlError, SqlResult};
 use crate::exec::{ident_name, table_name, Executor, Notice, Outcome};
-use crate::txn::Txn;
+use crate::txn::{Isolation, Txn};
 
 /// What one statement did, in protocol terms.
 pub enum Reply {
@@ -126,6 +126,99 @@ fn single_row(name: &str, value: &str) -> Outcome {
     }
 }
 
+fn is_on(v: &str) -> bool {
+    matches!(
+        v.trim().to_lowercase().as_str(),
+        "on" | "true" | "yes" | "1" | "t"
+    )
+}
+
+fn parse_bool(name: &str, value: &str) -> SqlResult<bool> {
+    match value.trim().to_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" | "t" | "y" => Ok(true),
+        "off" | "false" | "no" | "0" | "f" | "n" => Ok(false),
+        _ => Err(SqlError::new(
+            codes::INVALID_PARAMETER_VALUE,
+            format!("parameter \"{name}\" requires a Boolean value"),
+        )),
+    }
+}
+
+fn raised_notice(asked: &str) -> Notice {
+    Notice {
+        severity: "NOTICE",
+        code: codes::SUCCESSFUL_COMPLETION,
+        message: format!(
+            "{asked} runs as REPEATABLE READ (snapshot isolation): weft has no weaker level"
+        ),
+    }
+}
+
+fn parse_level(name: &str, value: &str, notices: &mut Vec<Notice>) -> SqlResult<Isolation> {
+    match Isolation::parse(value) {
+        Some((level, raised)) => {
+            if raised {
+                notices.push(raised_notice(&value.to_uppercase()));
+            }
+            Ok(level)
+        }
+        None => Err(SqlError::new(
+            codes::INVALID_PARAMETER_VALUE,
+            format!("invalid value for parameter \"{name}\": \"{value}\""),
+        )
+        .with_hint(
+            "Available values: serializable, repeatable read, read committed, read uncommitted.",
+        )),
+    }
+}
+
+fn level_of(l: &ast::TransactionIsolationLevel, notices: &mut Vec<Notice>) -> SqlResult<Isolation> {
+    use ast::TransactionIsolationLevel as L;
+    match l {
+        L::Serializable => Ok(Isolation::Serializable),
+        L::RepeatableRead | L::Snapshot => Ok(Isolation::RepeatableRead),
+        L::ReadCommitted => {
+            notices.push(raised_notice("READ COMMITTED"));
+            Ok(Isolation::RepeatableRead)
+        }
+        L::ReadUncommitted => {
+            notices.push(raised_notice("READ UNCOMMITTED"));
+            Ok(Isolation::RepeatableRead)
+        }
+    }
+}
+
+/// Applies BEGIN's or SET TRANSACTION's modes to a transaction that has not read yet.
+fn apply_modes(
+    t: &mut Txn,
+    modes: &[ast::TransactionMode],
+    notices: &mut Vec<Notice>,
+) -> SqlResult<()> {
+    for m in modes {
+        match m {
+            ast::TransactionMode::IsolationLevel(l) => t.isolation = level_of(l, notices)?,
+            ast::TransactionMode::AccessMode(a) => {
+                t.read_only = matches!(a, ast::TransactionAccessMode::ReadOnly)
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The command name PostgreSQL puts in "cannot execute X in a read-only transaction".
+fn write_kind(stmt: &Statement) -> Option<&'static str> {
+    match stmt {
+        Statement::Insert(_) => Some("INSERT"),
+        Statement::Update(_) => Some("UPDATE"),
+        Statement::Delete(_) => Some("DELETE"),
+        Statement::CreateTable(_) => Some("CREATE TABLE"),
+        Statement::Drop { .. } => Some("DROP TABLE"),
+        Statement::Truncate(_) => Some("TRUNCATE TABLE"),
+        Statement::Query(q) if !q.locks.is_empty() => Some("SELECT FOR UPDATE"),
+        _ => None,
+    }
+}
+
 fn setting_value(values: &[ast::Expr]) -> String {
     values
         .iter()
@@ -159,7 +252,27 @@ impl Core {
         Ok(())
     }
 
-    fn settings(&self, st: &mut State, set: &ast::Set) -> SqlResult<Reply> {
+    /// A new transaction with the session's defaults.
+    fn new_txn(st: &State, explicit: bool) -> Txn {
+        let isolation = st
+            .settings
+            .get("default_transaction_isolation")
+            .and_then(|v| Isolation::parse(v))
+            .map(|(l, _)| l)
+            .unwrap_or(Isolation::RepeatableRead);
+        let read_only = st
+            .settings
+            .get("default_transaction_read_only")
+            .is_some_and(|v| is_on(v));
+        Txn::new(explicit, isolation, read_only)
+    }
+
+    fn settings(
+        &self,
+        st: &mut State,
+        set: &ast::Set,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Reply> {
         use ast::Set as S;
         match set {
             S::SingleAssignment {
@@ -167,10 +280,33 @@ impl Core {
             } => {
                 let name = variable.to_string().to_lowercase();
                 let value = setting_value(values);
-                if name == "transaction_isolation" || name == "default_transaction_isolation" {
-                    // Every isolation level runs as snapshot isolation for now.
+                match name.as_str() {
+                    "transaction_isolation" => {
+                        let level = parse_level(&name, &value, notices)?;
+                        let txn = Self::txn_to_configure(st, notices)?;
+                        if let Some(t) = txn {
+                            t.isolation = level;
+                        }
+                    }
+                    "default_transaction_isolation" => {
+                        let level = parse_level(&name, &value, notices)?;
+                        st.settings.insert(name, level.name().to_string());
+                    }
+                    "transaction_read_only" | "default_transaction_read_only" => {
+                        let on = parse_bool(&name, &value)?;
+                        if name == "transaction_read_only" {
+                            if let Some(t) = Self::txn_to_configure(st, notices)? {
+                                t.read_only = on;
+                            }
+                        } else {
+                            st.settings
+                                .insert(name, if on { "on" } else { "off" }.to_string());
+                        }
+                    }
+                    _ => {
+                        st.settings.insert(name, value);
+                    }
                 }
-                st.settings.insert(name, value);
             }
             S::SetTimeZone { value, .. } => {
                 st.settings.insert(
@@ -182,12 +318,73 @@ impl Core {
                 st.settings
                     .insert("client_encoding".into(), charset_name.to_string());
             }
-            S::SetTransaction { .. } | S::SetSessionParam(_) => {}
+            S::SetTransaction {
+                modes,
+                snapshot: None,
+                session,
+            } => {
+                if *session {
+                    // SET SESSION CHARACTERISTICS AS TRANSACTION ...
+                    for m in modes {
+                        match m {
+                            ast::TransactionMode::IsolationLevel(l) => {
+                                let level = level_of(l, notices)?;
+                                st.settings.insert(
+                                    "default_transaction_isolation".into(),
+                                    level.name().into(),
+                                );
+                            }
+                            ast::TransactionMode::AccessMode(a) => {
+                                let ro = matches!(a, ast::TransactionAccessMode::ReadOnly);
+                                st.settings.insert(
+                                    "default_transaction_read_only".into(),
+                                    if ro { "on" } else { "off" }.into(),
+                                );
+                            }
+                        }
+                    }
+                } else if let Some(t) = Self::txn_to_configure(st, notices)? {
+                    apply_modes(t, modes, notices)?;
+                }
+            }
+            S::SetTransaction { .. } => {
+                return Err(SqlError::unsupported(
+                    "SET TRANSACTION SNAPSHOT is not supported",
+                ));
+            }
+            S::SetSessionParam(_) => {}
             other => {
                 return Err(SqlError::unsupported(format!("{other} is not supported")));
             }
         }
         Ok(Reply::Outcome(Outcome::Command(Tag::new("SET"))))
+    }
+
+    /// The transaction that SET TRANSACTION configures: an explicit one that has not run a
+    /// query yet. Outside a block it has no effect (a warning, as in PostgreSQL).
+    fn txn_to_configure<'a>(
+        st: &'a mut State,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Option<&'a mut Txn>> {
+        match st.txn.as_mut() {
+            Some(t) if t.explicit => {
+                if t.read_ts.is_some() {
+                    return Err(SqlError::new(
+                        codes::ACTIVE_SQL_TRANSACTION,
+                        "SET TRANSACTION ISOLATION LEVEL must be called before any query",
+                    ));
+                }
+                Ok(Some(t))
+            }
+            _ => {
+                notices.push(Notice {
+                    severity: "WARNING",
+                    code: codes::NO_ACTIVE_SQL_TRANSACTION,
+                    message: "SET TRANSACTION can only be used in transaction blocks".into(),
+                });
+                Ok(None)
+            }
+        }
     }
 
     fn show(&self, st: &State, variable: &[ast::Ident]) -> SqlResult<Reply> {
@@ -201,6 +398,23 @@ impl Core {
             "transaction isolation level" => "transaction_isolation".to_string(),
             _ => name,
         };
+        if name == "transaction_isolation" || name == "transaction_read_only" {
+            let (level, ro) = match st.txn.as_ref() {
+                Some(t) => (t.isolation, t.read_only),
+                None => {
+                    let t = Self::new_txn(st, false);
+                    (t.isolation, t.read_only)
+                }
+            };
+            let v = if name == "transaction_isolation" {
+                level.name()
+            } else if ro {
+                "on"
+            } else {
+                "off"
+            };
+            return Ok(Reply::Outcome(single_row(&name, v)));
+        }
         if name == "all" {
             let schema: SchemaRef = Arc::new(Schema::new(vec![
                 Field::new("name", DataType::Utf8, false),
@@ -243,18 +457,23 @@ impl Core {
         notices: &mut Vec<Notice>,
     ) -> SqlResult<Reply> {
         match stmt {
-            Statement::StartTransaction { .. } => {
+            Statement::StartTransaction { modes, .. } => {
                 if st.failed {
                     return Err(aborted_error());
                 }
-                match &mut st.txn {
-                    Some(t) if t.explicit => notices.push(Notice {
+                if st.txn.as_ref().is_some_and(|t| t.explicit) {
+                    notices.push(Notice {
                         severity: "WARNING",
                         code: codes::ACTIVE_SQL_TRANSACTION,
                         message: "there is already a transaction in progress".into(),
-                    }),
-                    Some(t) => t.explicit = true,
-                    None => st.txn = Some(Txn::new(true)),
+                    });
+                    return Ok(Reply::Begin);
+                }
+                let fresh = Self::new_txn(st, true);
+                let t = st.txn.get_or_insert(fresh);
+                t.explicit = true;
+                if t.read_ts.is_none() {
+                    apply_modes(t, &modes, notices)?;
                 }
                 Ok(Reply::Begin)
             }
@@ -300,14 +519,24 @@ impl Core {
                 Err(e)
             }
             _ if st.failed => Err(aborted_error()),
-            Statement::Set(set) => self.settings(st, &set),
+            Statement::Set(set) => self.settings(st, &set, notices),
             Statement::ShowVariable { variable } => self.show(st, &variable),
             stmt => {
                 let implicit = st.txn.is_none();
                 if implicit {
-                    st.txn = Some(Txn::new(false));
+                    st.txn = Some(Self::new_txn(st, false));
                 }
                 let txn = st.txn.as_mut().expect("a transaction was just ensured");
+                if txn.read_only {
+                    if let Some(what) = write_kind(&stmt) {
+                        let e = SqlError::new(
+                            codes::READ_ONLY_SQL_TRANSACTION,
+                            format!("cannot execute {what} in a read-only transaction"),
+                        );
+                        self.fail(st);
+                        return Err(e);
+                    }
+                }
                 if txn.read_ts.is_none() {
                     txn.read_ts = Some(self.exec.db.adjudicator.read_ts());
                 }
@@ -389,7 +618,7 @@ impl Core {
                 t
             }
             None => {
-                temp = Txn::new(false);
+                temp = Self::new_txn(&st, false);
                 temp.read_ts = Some(self.exec.db.adjudicator.read_ts());
                 &temp
             }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::datatypes::SchemaRef;
-use weft_engine::provider::Overlay;
+use weft_engine::provider::{Overlay, ReadLog};
 use weft_engine::row::{row_bytes, Row};
 use weft_engine::{TableWrites, Timestamp};
 use weft_journal::CommitRequest;
@@ -39,6 +39,41 @@ pub struct TableBuf {
     pub overlay: Arc<Overlay>,
 }
 
+/// The isolation levels weft runs. READ UNCOMMITTED and READ COMMITTED requests run as
+/// REPEATABLE READ (snapshot isolation), with a notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    RepeatableRead,
+    Serializable,
+}
+
+impl Isolation {
+    /// Parses a level as SET and BEGIN spell it; the flag says it was raised to a
+    /// stronger level than asked.
+    pub fn parse(s: &str) -> Option<(Isolation, bool)> {
+        let norm = s
+            .trim()
+            .trim_matches(|c| c == '\'' || c == '"')
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        match norm.as_str() {
+            "serializable" => Some((Isolation::Serializable, false)),
+            "repeatable read" => Some((Isolation::RepeatableRead, false)),
+            "read committed" | "read uncommitted" => Some((Isolation::RepeatableRead, true)),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isolation::RepeatableRead => "repeatable read",
+            Isolation::Serializable => "serializable",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Txn {
     /// Taken at the first statement that reads, as PostgreSQL takes its snapshot.
@@ -50,10 +85,14 @@ pub struct Txn {
     pub rows_written: usize,
     pub bytes_written: usize,
     pub started: Instant,
+    pub isolation: Isolation,
+    pub read_only: bool,
+    /// What the transaction's scans read (recorded at SERIALIZABLE only).
+    pub reads: Arc<ReadLog>,
 }
 
 impl Txn {
-    pub fn new(explicit: bool) -> Txn {
+    pub fn new(explicit: bool, isolation: Isolation, read_only: bool) -> Txn {
         Txn {
             read_ts: None,
             explicit,
@@ -63,6 +102,9 @@ impl Txn {
             rows_written: 0,
             bytes_written: 0,
             started: Instant::now(),
+            isolation,
+            read_only,
+            reads: Arc::new(ReadLog::default()),
         }
     }
 
@@ -146,6 +188,7 @@ impl Txn {
             tables,
             locked: self.locked,
             schema_keys: self.schema_keys.into_iter().collect(),
+            reads: self.reads.take(),
         }
     }
 }

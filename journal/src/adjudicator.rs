@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use weft_engine::provider::ReadSpan;
 use weft_engine::schema::CATALOG_TABLE_ID;
 use weft_engine::{Clock, CommitRecord, TableWrites, Timestamp};
 
@@ -32,6 +33,9 @@ pub struct AdjudicatorConfig {
     pub conflict_entries_max: usize,
     /// The longest a transaction may live; bounds how long conflict entries are needed.
     pub txn_duration_max: Duration,
+    /// Off only in tests that prove a history checker can catch what the checks prevent.
+    /// Never turn it off in production: every transaction would commit.
+    pub check_conflicts: bool,
 }
 
 impl Default for AdjudicatorConfig {
@@ -39,6 +43,7 @@ impl Default for AdjudicatorConfig {
         AdjudicatorConfig {
             conflict_entries_max: 1 << 20,
             txn_duration_max: Duration::from_secs(300),
+            check_conflicts: true,
         }
     }
 }
@@ -52,6 +57,10 @@ pub struct CommitRequest {
     pub locked: Vec<(u64, Vec<u8>)>,
     /// Catalog keys (table names) of the tables the transaction depends on.
     pub schema_keys: Vec<Vec<u8>>,
+    /// What a SERIALIZABLE transaction read: validated at commit (nothing it read may have
+    /// been written by a transaction that committed after it started). Empty at
+    /// REPEATABLE READ.
+    pub reads: Vec<(u64, ReadSpan)>,
 }
 
 impl CommitRequest {
@@ -62,6 +71,9 @@ impl CommitRequest {
 
 struct ConflictTable {
     last_commit: HashMap<Vec<u8>, Timestamp>,
+    /// The latest commit that wrote anything in each table: what a predicate read (a scan
+    /// of the whole table) is validated against. Never pruned: one entry per table.
+    table_commit: HashMap<u64, Timestamp>,
     /// Transactions that started before this cannot be checked any more.
     pruned_below: Timestamp,
 }
@@ -97,6 +109,7 @@ impl Adjudicator {
         Adjudicator {
             conflicts: Mutex::new(ConflictTable {
                 last_commit: HashMap::new(),
+                table_commit: HashMap::new(),
                 pruned_below: 0,
             }),
             sequencer,
@@ -145,6 +158,15 @@ impl Adjudicator {
             .flat_map(|t| t.keys.iter().map(move |k| full_key(t.table_id, k)))
             .chain(req.locked.iter().map(|(t, k)| full_key(*t, k)))
             .collect();
+        let written_tables: Vec<u64> = record.tables.iter().map(|t| t.table_id).collect();
+        let reads: Vec<(u64, Option<Vec<u8>>)> = req
+            .reads
+            .into_iter()
+            .map(|(t, span)| match span {
+                ReadSpan::Table => (t, None),
+                ReadSpan::Key(k) => (t, Some(full_key(t, &k))),
+            })
+            .collect();
         let schema: Vec<Vec<u8>> = req
             .schema_keys
             .iter()
@@ -154,27 +176,8 @@ impl Adjudicator {
         let (done_tx, done_rx) = oneshot::channel();
         let commit_ts = {
             let mut c = self.conflicts.lock().unwrap_or_else(|e| e.into_inner());
-            if req.start_ts < c.pruned_below {
-                return Err(CommitError::Conflict {
-                    code: "OC000",
-                    detail: "transaction is older than the conflict-check horizon".into(),
-                });
-            }
-            for k in &schema {
-                if c.last_commit.get(k).is_some_and(|&ts| ts > req.start_ts) {
-                    return Err(CommitError::Conflict {
-                        code: "OC001",
-                        detail: "schema has been updated by another transaction".into(),
-                    });
-                }
-            }
-            for k in &written {
-                if c.last_commit.get(k).is_some_and(|&ts| ts > req.start_ts) {
-                    return Err(CommitError::Conflict {
-                        code: "OC000",
-                        detail: "mutation conflicts with another transaction".into(),
-                    });
-                }
+            if self.config.check_conflicts {
+                Self::check(&c, req.start_ts, &schema, &written, &reads)?;
             }
             let journal = self
                 .pick_journal()
@@ -202,6 +205,9 @@ impl Adjudicator {
             for k in written {
                 c.last_commit.insert(k, ts);
             }
+            for t in written_tables {
+                c.table_commit.insert(t, ts);
+            }
             if c.last_commit.len() > self.config.conflict_entries_max {
                 self.prune(&mut c);
             }
@@ -212,6 +218,50 @@ impl Adjudicator {
             Ok(Err(e)) => Err(e.into()),
             Err(_) => Err(CommitError::Unavailable("journal writer stopped".into())),
         }
+    }
+
+    /// The commit-time checks, in order: schema (OC001), then writes and reads (OC000).
+    fn check(
+        c: &ConflictTable,
+        start_ts: Timestamp,
+        schema: &[Vec<u8>],
+        written: &[Vec<u8>],
+        reads: &[(u64, Option<Vec<u8>>)],
+    ) -> Result<(), CommitError> {
+        if start_ts < c.pruned_below {
+            return Err(CommitError::Conflict {
+                code: "OC000",
+                detail: "transaction is older than the conflict-check horizon".into(),
+            });
+        }
+        let newer = |k: &Vec<u8>| c.last_commit.get(k).is_some_and(|&ts| ts > start_ts);
+        if schema.iter().any(newer) {
+            return Err(CommitError::Conflict {
+                code: "OC001",
+                detail: "schema has been updated by another transaction".into(),
+            });
+        }
+        if written.iter().any(newer) {
+            return Err(CommitError::Conflict {
+                code: "OC000",
+                detail: "mutation conflicts with another transaction".into(),
+            });
+        }
+        for (table, key) in reads {
+            let changed = match key {
+                Some(k) => newer(k),
+                None => c.table_commit.get(table).is_some_and(|&ts| ts > start_ts),
+            };
+            if changed {
+                return Err(CommitError::Conflict {
+                    code: "OC000",
+                    detail: "data read by this serializable transaction was changed by \
+                             another transaction that committed after it started"
+                        .into(),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn prune(&self, c: &mut ConflictTable) {

@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests: start a real `weft serve` process on a free port with its
 //! own data directory, connect real clients to it, kill it with SIGKILL.
 
+pub mod history;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -158,4 +160,157 @@ pub fn sqlstate(e: &tokio_postgres::Error) -> String {
     e.code()
         .map(|c| c.code().to_string())
         .unwrap_or_else(|| format!("no sqlstate: {e}"))
+}
+
+/// A throwaway PostgreSQL 15 server for side-by-side checks: `initdb` in a temporary
+/// directory, its own port, default settings, trust authentication on loopback. Run as the
+/// `postgres` user when the tests run as root (PostgreSQL refuses to run as root).
+pub struct PgServer {
+    child: Option<Child>,
+    pub port: u16,
+    data: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Where PostgreSQL 15's server binaries are, if installed.
+pub fn pg_bin_dir() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("WEFT_PG_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let debian = PathBuf::from("/usr/lib/postgresql/15/bin");
+    if debian.join("postgres").exists() {
+        return Some(debian);
+    }
+    None
+}
+
+/// Whether the side-by-side checks must run (the test script installs PostgreSQL and sets
+/// this), rather than being skipped with a message when PostgreSQL is missing.
+pub fn pg_required() -> bool {
+    std::env::var("WEFT_REQUIRE_PG").is_ok_and(|v| v == "1")
+}
+
+impl PgServer {
+    /// Starts PostgreSQL 15, or returns `None` (and says why) when it is not installed and
+    /// not required.
+    pub fn start() -> Option<PgServer> {
+        let Some(bin) = pg_bin_dir() else {
+            assert!(
+                !pg_required(),
+                "PostgreSQL 15 is required (WEFT_REQUIRE_PG=1) but not installed"
+            );
+            eprintln!("PostgreSQL 15 is not installed: skipping the side-by-side check");
+            return None;
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("weft-pg")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let data = dir.path().join("pgdata");
+        let as_root = running_as_root();
+        if as_root {
+            let status = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown the PostgreSQL directory");
+        }
+        let cmd = |prog: &str| -> Command {
+            let path = bin.join(prog);
+            if as_root {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(path);
+                c
+            } else {
+                Command::new(path)
+            }
+        };
+        let out = cmd("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
+            .args(["--locale=C"])
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let child = cmd("postgres")
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", dir.path().display()))
+            .args(["-c", "max_connections=200"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn postgres");
+        let pg = PgServer {
+            child: Some(child),
+            port,
+            data,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ok = Command::new("psql")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+                .args(["-d", "postgres", "-Atc", "SELECT 1"])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < deadline, "PostgreSQL did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(pg)
+    }
+
+    pub fn conn_string(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            self.port
+        )
+    }
+
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.conn_string(), tokio_postgres::NoTls)
+            .await
+            .expect("connect to PostgreSQL");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // An immediate shutdown of the postmaster (named in its pid file, since the
+            // child may be `runuser`): the cluster is thrown away anyway.
+            let pid = std::fs::read_to_string(self.data.join("postmaster.pid"))
+                .ok()
+                .and_then(|s| s.lines().next().map(str::to_string));
+            if let Some(pid) = pid {
+                let _ = Command::new("kill").arg("-QUIT").arg(pid).status();
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }

@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// Flush the memtable to a Parquet segment after this many bytes were applied.
     #[arg(long, default_value_t = StorageConfig::default().flush_bytes_min)]
     pub flush_bytes_min: usize,
+    /// Testing only: commit every transaction without conflict checks, so that a history
+    /// checker can be shown to catch the anomalies this lets through. Loses updates.
+    #[arg(long, hide = true)]
+    pub unsafe_disable_conflict_checks: bool,
 }
 
 fn open_store(args: &ServeArgs) -> anyhow::Result<DurableStore> {
@@ -181,9 +185,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         clock,
         AdjudicatorConfig {
             txn_duration_max: Duration::from_secs(args.txn_duration_max_s),
+            check_conflicts: !args.unsafe_disable_conflict_checks,
             ..Default::default()
         },
     ));
+    if args.unsafe_disable_conflict_checks {
+        tracing::warn!("adjudicator: conflict checks are OFF (testing only): updates will be lost");
+    }
     tracing::info!(recovered_ts, "adjudicator: ready");
 
     let limits = TxnLimits {
