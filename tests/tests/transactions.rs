@@ -236,3 +236,260 @@ async fn concurrent_increments_lose_no_update() {
     );
     eprintln!("{conflicts} conflicts retried");
 }
+
+async fn show(c: &tokio_postgres::Client, name: &str) -> String {
+    c.query_one(&format!("SHOW {name}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolation_levels_and_access_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    assert_eq!(show(&c, "transaction_isolation").await, "repeatable read");
+    assert_eq!(
+        show(&c, "default_transaction_isolation").await,
+        "repeatable read"
+    );
+
+    c.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        .await
+        .unwrap();
+    assert_eq!(show(&c, "transaction isolation level").await, "serializable");
+    c.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(show(&c, "transaction_isolation").await, "repeatable read");
+
+    // SET TRANSACTION works before the first query only.
+    c.batch_execute("BEGIN; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+        .await
+        .unwrap();
+    assert_eq!(show(&c, "transaction_isolation").await, "serializable");
+    c.query("SELECT * FROM t", &[]).await.unwrap();
+    let e = c
+        .batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "25001", "{e:?}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+
+    // Session defaults, in both spellings.
+    c.batch_execute("SET default_transaction_isolation = 'serializable'")
+        .await
+        .unwrap();
+    assert_eq!(show(&c, "transaction_isolation").await, "serializable");
+    c.batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .unwrap();
+    assert_eq!(
+        show(&c, "default_transaction_isolation").await,
+        "repeatable read"
+    );
+    let e = c
+        .batch_execute("SET default_transaction_isolation = 'chaos'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "22023", "{e:?}");
+
+    // READ COMMITTED runs as REPEATABLE READ, and says so.
+    c.batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+        .await
+        .unwrap();
+    assert_eq!(show(&c, "transaction_isolation").await, "repeatable read");
+    c.batch_execute("COMMIT").await.unwrap();
+    let out = std::process::Command::new("psql")
+        .arg(server.conn_string())
+        .args(["-c", "BEGIN ISOLATION LEVEL READ COMMITTED", "-c", "COMMIT"])
+        .output()
+        .expect("psql");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("NOTICE:") && stderr.contains("REPEATABLE READ"),
+        "{stderr}"
+    );
+
+    // READ ONLY refuses writes with 25006 and the session goes on.
+    c.batch_execute("BEGIN READ ONLY").await.unwrap();
+    assert_eq!(show(&c, "transaction_read_only").await, "on");
+    let e = c
+        .batch_execute("INSERT INTO t VALUES (1)")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "25006", "{e:?}");
+    assert!(e.as_db_error().unwrap().message().contains("INSERT"));
+    c.batch_execute("ROLLBACK").await.unwrap();
+    c.batch_execute("SET default_transaction_read_only = on")
+        .await
+        .unwrap();
+    let e = c.batch_execute("DELETE FROM t").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "25006", "{e:?}");
+    c.batch_execute("SET default_transaction_read_only = off; INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serializable_point_reads_conflict_only_on_the_keys_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let a = server.connect().await;
+    let b = server.connect().await;
+    a.batch_execute(
+        "CREATE TABLE kv (k int PRIMARY KEY, v int); \
+         INSERT INTO kv VALUES (1, 1), (2, 2), (3, 3)",
+    )
+    .await
+    .unwrap();
+    // A reads key 1 and writes key 3; B changes key 2: no conflict, A read no key 2.
+    a.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        .await
+        .unwrap();
+    a.query("SELECT v FROM kv WHERE k = 1", &[]).await.unwrap();
+    b.batch_execute("UPDATE kv SET v = 20 WHERE k = 2")
+        .await
+        .unwrap();
+    a.batch_execute("UPDATE kv SET v = 30 WHERE k = 3; COMMIT")
+        .await
+        .unwrap();
+    // A reads key 1 (a parameter, extended protocol) and B then changes it: conflict.
+    a.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        .await
+        .unwrap();
+    a.query("SELECT v FROM kv WHERE k = $1", &[&1i32])
+        .await
+        .unwrap();
+    b.batch_execute("UPDATE kv SET v = 10 WHERE k = 1")
+        .await
+        .unwrap();
+    a.batch_execute("UPDATE kv SET v = 31 WHERE k = 3")
+        .await
+        .unwrap();
+    let e = a.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "40001", "{e:?}");
+    // Reading a key that does not exist, then someone inserting it: a phantom, refused.
+    a.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        .await
+        .unwrap();
+    assert!(a
+        .query("SELECT v FROM kv WHERE k IN (7, 8)", &[])
+        .await
+        .unwrap()
+        .is_empty());
+    b.batch_execute("INSERT INTO kv VALUES (8, 8)").await.unwrap();
+    a.batch_execute("INSERT INTO kv VALUES (9, 9)").await.unwrap();
+    let e = a.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "40001", "{e:?}");
+    // The same at REPEATABLE READ commits (write skew is allowed there).
+    a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .unwrap();
+    a.query("SELECT v FROM kv WHERE k = 7", &[]).await.unwrap();
+    b.batch_execute("INSERT INTO kv VALUES (7, 7)").await.unwrap();
+    a.batch_execute("INSERT INTO kv VALUES (10, 10); COMMIT")
+        .await
+        .unwrap();
+    // EXPLAIN shows the key filter handed to the scan.
+    let plan: Vec<String> = a
+        .query("EXPLAIN SELECT v FROM kv WHERE k = 2", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(1))
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("partial_filters") && l.contains("k = Int32(2)")),
+        "{plan:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_54000_and_the_session_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[
+            "--txn-rows-max",
+            "10",
+            "--txn-bytes-max",
+            "4096",
+            "--txn-duration-max-s",
+            "1",
+        ],
+    );
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, s text)")
+        .await
+        .unwrap();
+    let e = c
+        .batch_execute(
+            "INSERT INTO t VALUES (1,'x'),(2,'x'),(3,'x'),(4,'x'),(5,'x'),(6,'x'),(7,'x'),\
+             (8,'x'),(9,'x'),(10,'x'),(11,'x')",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "54000", "{e:?}");
+    assert!(e.as_db_error().unwrap().message().contains("txn_rows_max"));
+    // Across statements of one block, too.
+    c.batch_execute("BEGIN").await.unwrap();
+    for i in 0..10 {
+        c.execute("INSERT INTO t VALUES ($1, 'x')", &[&i]).await.unwrap();
+    }
+    let e = c
+        .execute("INSERT INTO t VALUES (10, 'x')", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "54000", "{e:?}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    let big = "y".repeat(5000);
+    let e = c
+        .execute("INSERT INTO t VALUES (1, $1)", &[&big])
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "54000", "{e:?}");
+    assert!(e.as_db_error().unwrap().message().contains("txn_bytes_max"));
+    c.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let e = c.batch_execute("INSERT INTO t VALUES (1, 'late')").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "54000", "{e:?}");
+    assert!(e.as_db_error().unwrap().message().contains("txn_duration_max"));
+    c.batch_execute("ROLLBACK").await.unwrap();
+    // Nothing of the refused transactions is there, and the session works.
+    c.batch_execute("INSERT INTO t VALUES (1, 'ok')").await.unwrap();
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_is_visible_to_every_later_transaction_across_journals() {
+    let dir = tempfile::tempdir().unwrap();
+    // Four journals and a clock error bound: consecutive commits go to different journals,
+    // and read timestamps are in the future of every acknowledged commit.
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--journals", "4", "--clock-error-us", "2000"],
+    );
+    let w = server.connect().await;
+    let r = server.connect().await;
+    w.batch_execute("CREATE TABLE lin (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let insert = w.prepare("INSERT INTO lin VALUES ($1)").await.unwrap();
+    let read = r
+        .prepare("SELECT count(*) FROM lin WHERE id = $1")
+        .await
+        .unwrap();
+    for i in 0..200i32 {
+        w.execute(&insert, &[&i]).await.unwrap();
+        let n: i64 = r.query_one(&read, &[&i]).await.unwrap().get(0);
+        assert_eq!(n, 1, "commit {i} was acknowledged but a later read missed it");
+    }
+}
