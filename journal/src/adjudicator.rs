@@ -12,7 +12,6 @@
 //! before the pruning horizon fails with OC000 at commit, since its conflicts can no longer
 //! be checked (it could not have lived that long anyway).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +21,7 @@ use weft_engine::provider::ReadSpan;
 use weft_engine::schema::CATALOG_TABLE_ID;
 use weft_engine::{Clock, CommitRecord, TableWrites, Timestamp};
 
+use crate::conflict::{full_key, Check, ConflictTable};
 use crate::error::CommitError;
 use crate::format::encode_record;
 use crate::sequencer::Sequencer;
@@ -69,15 +69,6 @@ impl CommitRequest {
     }
 }
 
-struct ConflictTable {
-    last_commit: HashMap<Vec<u8>, Timestamp>,
-    /// The latest commit that wrote anything in each table: what a predicate read (a scan
-    /// of the whole table) is validated against. Never pruned: one entry per table.
-    table_commit: HashMap<u64, Timestamp>,
-    /// Transactions that started before this cannot be checked any more.
-    pruned_below: Timestamp,
-}
-
 pub struct JournalHandle {
     pub tx: mpsc::UnboundedSender<Pending>,
     pub healthy: Arc<AtomicBool>,
@@ -92,13 +83,6 @@ pub struct Adjudicator {
     config: AdjudicatorConfig,
 }
 
-fn full_key(table_id: u64, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + key.len());
-    k.extend_from_slice(&table_id.to_be_bytes());
-    k.extend_from_slice(key);
-    k
-}
-
 impl Adjudicator {
     pub fn new(
         sequencer: Arc<Sequencer>,
@@ -107,11 +91,7 @@ impl Adjudicator {
         config: AdjudicatorConfig,
     ) -> Adjudicator {
         Adjudicator {
-            conflicts: Mutex::new(ConflictTable {
-                last_commit: HashMap::new(),
-                table_commit: HashMap::new(),
-                pruned_below: 0,
-            }),
+            conflicts: Mutex::new(ConflictTable::new()),
             sequencer,
             journals,
             next_journal: AtomicUsize::new(0),
@@ -177,7 +157,12 @@ impl Adjudicator {
         let commit_ts = {
             let mut c = self.conflicts.lock().unwrap_or_else(|e| e.into_inner());
             if self.config.check_conflicts {
-                Self::check(&c, req.start_ts, &schema, &written, &reads)?;
+                c.check(&Check {
+                    start_ts: req.start_ts,
+                    schema: &schema,
+                    written: &written,
+                    reads: &reads,
+                })?;
             }
             let journal = self
                 .pick_journal()
@@ -202,14 +187,14 @@ impl Adjudicator {
                     "journal {journal} has stopped"
                 )));
             }
-            for k in written {
-                c.last_commit.insert(k, ts);
-            }
-            for t in written_tables {
-                c.table_commit.insert(t, ts);
-            }
-            if c.last_commit.len() > self.config.conflict_entries_max {
-                self.prune(&mut c);
+            c.record(ts, written, &written_tables);
+            if c.len() > self.config.conflict_entries_max {
+                let horizon = self
+                    .clock
+                    .now()
+                    .earliest
+                    .saturating_sub(self.config.txn_duration_max.as_nanos() as u64);
+                c.prune(horizon, self.config.conflict_entries_max);
             }
             ts
         };
@@ -217,69 +202,6 @@ impl Adjudicator {
             Ok(Ok(())) => Ok(commit_ts),
             Ok(Err(e)) => Err(e.into()),
             Err(_) => Err(CommitError::Unavailable("journal writer stopped".into())),
-        }
-    }
-
-    /// The commit-time checks, in order: schema (OC001), then writes and reads (OC000).
-    fn check(
-        c: &ConflictTable,
-        start_ts: Timestamp,
-        schema: &[Vec<u8>],
-        written: &[Vec<u8>],
-        reads: &[(u64, Option<Vec<u8>>)],
-    ) -> Result<(), CommitError> {
-        if start_ts < c.pruned_below {
-            return Err(CommitError::Conflict {
-                code: "OC000",
-                detail: "transaction is older than the conflict-check horizon".into(),
-            });
-        }
-        let newer = |k: &Vec<u8>| c.last_commit.get(k).is_some_and(|&ts| ts > start_ts);
-        if schema.iter().any(newer) {
-            return Err(CommitError::Conflict {
-                code: "OC001",
-                detail: "schema has been updated by another transaction".into(),
-            });
-        }
-        if written.iter().any(newer) {
-            return Err(CommitError::Conflict {
-                code: "OC000",
-                detail: "mutation conflicts with another transaction".into(),
-            });
-        }
-        for (table, key) in reads {
-            let changed = match key {
-                Some(k) => newer(k),
-                None => c.table_commit.get(table).is_some_and(|&ts| ts > start_ts),
-            };
-            if changed {
-                return Err(CommitError::Conflict {
-                    code: "OC000",
-                    detail: "data read by this serializable transaction was changed by \
-                             another transaction that committed after it started"
-                        .into(),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn prune(&self, c: &mut ConflictTable) {
-        let horizon = self
-            .clock
-            .now()
-            .earliest
-            .saturating_sub(self.config.txn_duration_max.as_nanos() as u64);
-        c.last_commit.retain(|_, ts| *ts >= horizon);
-        c.pruned_below = c.pruned_below.max(horizon);
-        if c.last_commit.len() > self.config.conflict_entries_max {
-            // Still too big: raise the horizon to the median timestamp.
-            let mut all: Vec<Timestamp> = c.last_commit.values().copied().collect();
-            let mid = all.len() / 2;
-            let (_, median, _) = all.select_nth_unstable(mid);
-            let median = *median;
-            c.last_commit.retain(|_, ts| *ts >= median);
-            c.pruned_below = c.pruned_below.max(median);
         }
     }
 }

@@ -7,12 +7,14 @@
 //! - [`writer`]: the group-commit writer of one journal: every commit waiting when a write
 //!   starts goes into the same object; commits are acknowledged only once it is durable.
 //! - [`reader`]: reads and verifies a journal's objects, for recovery and inspection.
+//! - [`conflict`]: the conflict table the adjudicator checks commits against.
 //! - [`adjudicator`]: optimistic concurrency control (first committer wins), commit
 //!   timestamps, routing of each commit to one journal, and journal watermarks.
 //!
 //! Layout: `clusters/<cluster>/journal/<journal-id>/<sequence:020>.wj`.
 
 pub mod adjudicator;
+pub mod conflict;
 pub mod error;
 pub mod format;
 pub mod reader;

@@ -15,6 +15,9 @@ pub fn weft_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current exe");
+    if exe.file_name().is_some_and(|n| n == "weft") {
+        return exe; // `weft bench` starting servers of its own build
+    }
     // target/<profile>/deps/<test> -> target/<profile>/weft
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let bin = dir.join("weft");

@@ -1,5 +1,6 @@
 //! The `weft` binary: `weft serve` runs every component in one process.
 
+mod bench;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,9 @@ struct Cli {
 enum Command {
     /// Run every component (frontend, adjudicator, journals, crossbar, storage) in one process.
     Serve(serve::ServeArgs),
+    /// Benchmarks that print their figures and how to reproduce them.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +40,6 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
+        Command::Bench(cmd) => bench::run(cmd, &runtime),
     }
 }
