@@ -62,11 +62,7 @@ impl ConflictTable {
                 detail: "transaction is older than the conflict-check horizon".into(),
             });
         }
-        let newer = |k: &Vec<u8>| {
-            self.last_commit
-                .get(k)
-                .is_some_and(|&ts| ts > c.start_ts)
-        };
+        let newer = |k: &Vec<u8>| self.last_commit.get(k).is_some_and(|&ts| ts > c.start_ts);
         if c.schema.iter().any(newer) {
             return Err(CommitError::Conflict {
                 code: "OC001",
@@ -137,11 +133,13 @@ mod tests {
     fn first_committer_wins_and_reads_are_validated() {
         let mut t = ConflictTable::new();
         t.record(10, vec![k(1)], &[5]);
-        let write = |start, keys: &[Vec<u8>]| Check {
-            start_ts: start,
-            written: keys,
-            ..Default::default()
-        };
+        fn write(start: Timestamp, keys: &[Vec<u8>]) -> Check<'_> {
+            Check {
+                start_ts: start,
+                written: keys,
+                ..Default::default()
+            }
+        }
         assert!(t.check(&write(5, &[k(1)])).is_err());
         assert!(t.check(&write(10, &[k(1)])).is_ok());
         assert!(t.check(&write(5, &[k(2)])).is_ok());

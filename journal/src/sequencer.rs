@@ -191,4 +191,39 @@ mod tests {
         let (t3, _) = seq.assign(0, |_| ());
         assert!(t3 > t2 + 5, "commits after a watermark must be above it");
     }
+
+    /// A clock stuck in the past, with a configurable error bound.
+    struct FixedClock(Timestamp, Timestamp);
+    impl Clock for FixedClock {
+        fn now(&self) -> weft_engine::ClockInterval {
+            weft_engine::ClockInterval {
+                earliest: self.0 - self.1,
+                latest: self.0 + self.1,
+            }
+        }
+    }
+
+    #[test]
+    fn timestamps_rise_above_the_past_even_when_the_clock_is_behind() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        // Recovered journals hold commits up to 1,000,000; the clock says 500.
+        let seq = Sequencer::new(1, 1_000_000, Arc::new(FixedClock(500, 10)), tx);
+        let mut last = 1_000_000;
+        for _ in 0..100 {
+            let (ts, _) = seq.assign(0, |_| ());
+            assert!(ts > last, "commit timestamps strictly increase");
+            last = ts;
+            // A read timestamp is at or above every timestamp handed out.
+            assert!(seq.read_ts() >= ts);
+        }
+    }
+
+    #[test]
+    fn read_timestamps_come_from_latest_and_commits_from_earliest() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let seq = Sequencer::new(1, 0, Arc::new(FixedClock(1_000_000, 5_000)), tx);
+        assert_eq!(seq.read_ts(), 1_005_000);
+        let (ts, _) = seq.assign(0, |_| ());
+        assert_eq!(ts, 995_000);
+    }
 }

@@ -24,7 +24,9 @@ struct Books {
 
 async fn connect(conn: &Arc<Mutex<String>>) -> Option<tokio_postgres::Client> {
     let s = conn.lock().unwrap().clone();
-    let (client, c) = tokio_postgres::connect(&s, tokio_postgres::NoTls).await.ok()?;
+    let (client, c) = tokio_postgres::connect(&s, tokio_postgres::NoTls)
+        .await
+        .ok()?;
     tokio::spawn(async move {
         let _ = c.await;
     });
@@ -50,10 +52,16 @@ async fn transfer(
         c.batch_execute("ROLLBACK").await?;
         return Ok(false);
     }
-    c.execute("UPDATE acct SET bal = bal - $2 WHERE id = $1", &[&src, &amount])
-        .await?;
-    c.execute("UPDATE acct SET bal = bal + $2 WHERE id = $1", &[&dst, &amount])
-        .await?;
+    c.execute(
+        "UPDATE acct SET bal = bal - $2 WHERE id = $1",
+        &[&src, &amount],
+    )
+    .await?;
+    c.execute(
+        "UPDATE acct SET bal = bal + $2 WHERE id = $1",
+        &[&dst, &amount],
+    )
+    .await?;
     c.execute(
         "INSERT INTO transfers (id, src, dst, amount) VALUES ($1, $2, $3, $4)",
         &[&id, &src, &dst, &amount],
@@ -178,7 +186,10 @@ async fn transfers_keep_the_total_through_kills() {
         *expected.get_mut(&dst).unwrap() += amount;
         logged.insert(id);
     }
-    assert_eq!(balances, expected, "balances disagree with the surviving transfers");
+    assert_eq!(
+        balances, expected,
+        "balances disagree with the surviving transfers"
+    );
     let books = books.lock().unwrap();
     let lost: Vec<_> = books.acked.difference(&logged).collect();
     assert!(lost.is_empty(), "acknowledged transfers lost: {lost:?}");

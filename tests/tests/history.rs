@@ -123,7 +123,10 @@ async fn run(server: &Server, w: &Workload) -> (Vec<Txn>, HashMap<u32, Vec<u64>>
 
 fn summary(history: &[Txn], conflicts: usize) -> String {
     let ok = history.iter().filter(|t| t.committed).count();
-    format!("{} transactions, {ok} committed, {conflicts} failed with 40001", history.len())
+    format!(
+        "{} transactions, {ok} committed, {conflicts} failed with 40001",
+        history.len()
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,11 +174,18 @@ async fn the_checker_catches_a_server_without_conflict_checks() {
         let (history, finals, conflicts) = run(&server, &w).await;
         assert_eq!(conflicts, 0, "nothing can conflict with the checks off");
         found = check(&history, &finals, Model::SnapshotIsolation);
-        eprintln!("seed {seed}: {}, {} anomalies", summary(&history, conflicts), found.len());
+        eprintln!(
+            "seed {seed}: {}, {} anomalies",
+            summary(&history, conflicts),
+            found.len()
+        );
         if !found.is_empty() {
             break;
         }
     }
-    assert!(!found.is_empty(), "the checker found nothing wrong with a broken server");
+    assert!(
+        !found.is_empty(),
+        "the checker found nothing wrong with a broken server"
+    );
     eprintln!("first anomalies: {:#?}", &found[..found.len().min(5)]);
 }

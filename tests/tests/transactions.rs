@@ -261,7 +261,10 @@ async fn isolation_levels_and_access_modes() {
     c.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
         .await
         .unwrap();
-    assert_eq!(show(&c, "transaction isolation level").await, "serializable");
+    assert_eq!(
+        show(&c, "transaction isolation level").await,
+        "serializable"
+    );
     c.batch_execute("COMMIT").await.unwrap();
     assert_eq!(show(&c, "transaction_isolation").await, "repeatable read");
 
@@ -380,8 +383,12 @@ async fn serializable_point_reads_conflict_only_on_the_keys_read() {
         .await
         .unwrap()
         .is_empty());
-    b.batch_execute("INSERT INTO kv VALUES (8, 8)").await.unwrap();
-    a.batch_execute("INSERT INTO kv VALUES (9, 9)").await.unwrap();
+    b.batch_execute("INSERT INTO kv VALUES (8, 8)")
+        .await
+        .unwrap();
+    a.batch_execute("INSERT INTO kv VALUES (9, 9)")
+        .await
+        .unwrap();
     let e = a.batch_execute("COMMIT").await.unwrap_err();
     assert_eq!(sqlstate(&e), "40001", "{e:?}");
     // The same at REPEATABLE READ commits (write skew is allowed there).
@@ -389,7 +396,9 @@ async fn serializable_point_reads_conflict_only_on_the_keys_read() {
         .await
         .unwrap();
     a.query("SELECT v FROM kv WHERE k = 7", &[]).await.unwrap();
-    b.batch_execute("INSERT INTO kv VALUES (7, 7)").await.unwrap();
+    b.batch_execute("INSERT INTO kv VALUES (7, 7)")
+        .await
+        .unwrap();
     a.batch_execute("INSERT INTO kv VALUES (10, 10); COMMIT")
         .await
         .unwrap();
@@ -402,7 +411,8 @@ async fn serializable_point_reads_conflict_only_on_the_keys_read() {
         .map(|r| r.get::<_, String>(1))
         .collect();
     assert!(
-        plan.iter().any(|l| l.contains("partial_filters") && l.contains("k = Int32(2)")),
+        plan.iter()
+            .any(|l| l.contains("partial_filters") && l.contains("k = Int32(2)")),
         "{plan:#?}"
     );
 }
@@ -437,7 +447,9 @@ async fn limits_are_54000_and_the_session_survives() {
     // Across statements of one block, too.
     c.batch_execute("BEGIN").await.unwrap();
     for i in 0..10 {
-        c.execute("INSERT INTO t VALUES ($1, 'x')", &[&i]).await.unwrap();
+        c.execute("INSERT INTO t VALUES ($1, 'x')", &[&i])
+            .await
+            .unwrap();
     }
     let e = c
         .execute("INSERT INTO t VALUES (10, 'x')", &[])
@@ -454,12 +466,21 @@ async fn limits_are_54000_and_the_session_survives() {
     assert!(e.as_db_error().unwrap().message().contains("txn_bytes_max"));
     c.batch_execute("BEGIN; SELECT 1").await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-    let e = c.batch_execute("INSERT INTO t VALUES (1, 'late')").await.unwrap_err();
+    let e = c
+        .batch_execute("INSERT INTO t VALUES (1, 'late')")
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&e), "54000", "{e:?}");
-    assert!(e.as_db_error().unwrap().message().contains("txn_duration_max"));
+    assert!(e
+        .as_db_error()
+        .unwrap()
+        .message()
+        .contains("txn_duration_max"));
     c.batch_execute("ROLLBACK").await.unwrap();
     // Nothing of the refused transactions is there, and the session works.
-    c.batch_execute("INSERT INTO t VALUES (1, 'ok')").await.unwrap();
+    c.batch_execute("INSERT INTO t VALUES (1, 'ok')")
+        .await
+        .unwrap();
     let n: i64 = c
         .query_one("SELECT count(*) FROM t", &[])
         .await
@@ -490,6 +511,9 @@ async fn a_commit_is_visible_to_every_later_transaction_across_journals() {
     for i in 0..200i32 {
         w.execute(&insert, &[&i]).await.unwrap();
         let n: i64 = r.query_one(&read, &[&i]).await.unwrap().get(0);
-        assert_eq!(n, 1, "commit {i} was acknowledged but a later read missed it");
+        assert_eq!(
+            n, 1,
+            "commit {i} was acknowledged but a later read missed it"
+        );
     }
 }

@@ -185,7 +185,7 @@ async fn drive(conn: &str, clients: usize, seconds: u64, rows: i64) -> anyhow::R
                 let k: i64 = rng.random_range(0..rows);
                 let t = Instant::now();
                 match c.execute(&stmt, &[&k, &(n as i64)]).await {
-                    Ok(_) => lat.push(t.elapsed().as_micros() as u64 * 1000),
+                    Ok(_) => lat.push(t.elapsed().as_micros() as u64),
                     Err(e) if e.code().is_some_and(|c| c.code() == "40001") => conflicts += 1,
                     Err(e) => return Err(anyhow::anyhow!(e)),
                 }
