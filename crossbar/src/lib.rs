@@ -10,6 +10,7 @@
 //! - [`replay`]: the same order over records read back from the object store at startup.
 
 pub mod merge;
+pub mod sim;
 
 use std::sync::Arc;
 

@@ -11,8 +11,26 @@ use std::sync::Arc;
 
 use weft_engine::{CommitRecord, Timestamp};
 
-pub struct Merger {
-    queues: Vec<VecDeque<Arc<CommitRecord>>>,
+/// Anything with a commit timestamp can be merged: real commit records, and the light
+/// records of the simulation and the benchmarks.
+pub trait Stamped {
+    fn commit_ts(&self) -> Timestamp;
+}
+
+impl Stamped for Arc<CommitRecord> {
+    fn commit_ts(&self) -> Timestamp {
+        self.as_ref().commit_ts
+    }
+}
+
+impl Stamped for Timestamp {
+    fn commit_ts(&self) -> Timestamp {
+        *self
+    }
+}
+
+pub struct Merger<T = Arc<CommitRecord>> {
+    queues: Vec<VecDeque<T>>,
     /// Per journal: its watermark, or the last record's timestamp if higher.
     watermarks: Vec<Timestamp>,
     /// Timestamp of the last record pushed per journal.
@@ -20,10 +38,10 @@ pub struct Merger {
     released: Timestamp,
 }
 
-impl Merger {
-    pub fn new(journals: usize, start_ts: Timestamp) -> Merger {
+impl<T: Stamped> Merger<T> {
+    pub fn new(journals: usize, start_ts: Timestamp) -> Merger<T> {
         Merger {
-            queues: vec![VecDeque::new(); journals],
+            queues: (0..journals).map(|_| VecDeque::new()).collect(),
             watermarks: vec![start_ts; journals],
             last_pushed: vec![start_ts; journals],
             released: start_ts,
@@ -31,19 +49,25 @@ impl Merger {
     }
 
     /// Adds a journal's next records (in timestamp order) and its new watermark.
-    pub fn push(&mut self, journal: usize, records: Vec<Arc<CommitRecord>>, watermark: Timestamp) {
+    pub fn push(
+        &mut self,
+        journal: usize,
+        records: impl IntoIterator<Item = T>,
+        watermark: Timestamp,
+    ) {
+        let q = &mut self.queues[journal];
         for r in records {
+            let ts = r.commit_ts();
             // A record at or below a published watermark, or out of order, would be
             // delivered out of order: the journal broke its promise.
             assert!(
-                r.commit_ts > self.last_pushed[journal] && r.commit_ts > self.watermarks[journal],
-                "journal {journal} delivered ts {} after watermark {} / record {}",
-                r.commit_ts,
+                ts > self.last_pushed[journal] && ts > self.watermarks[journal],
+                "journal {journal} delivered ts {ts} after watermark {} / record {}",
                 self.watermarks[journal],
                 self.last_pushed[journal]
             );
-            self.last_pushed[journal] = r.commit_ts;
-            self.queues[journal].push_back(r);
+            self.last_pushed[journal] = ts;
+            q.push_back(r);
         }
         let w = &mut self.watermarks[journal];
         *w = (*w).max(watermark);
@@ -63,27 +87,46 @@ impl Merger {
 
     /// Releases every record at or below the lowest watermark, in `(commit_ts, journal)`
     /// order, with the watermark the released prefix now satisfies.
-    pub fn release(&mut self) -> (Vec<Arc<CommitRecord>>, Timestamp) {
+    pub fn release(&mut self) -> (Vec<T>, Timestamp) {
+        let mut out = Vec::new();
+        let w = self.release_into(&mut out);
+        (out, w)
+    }
+
+    /// [`Merger::release`] into a caller's buffer (no allocation in the steady state).
+    pub fn release_into(&mut self, out: &mut Vec<T>) -> Timestamp {
         let low = self.low_watermark();
         let mut heap: BinaryHeap<Reverse<(Timestamp, usize)>> = self
             .queues
             .iter()
             .enumerate()
-            .filter_map(|(j, q)| q.front().map(|r| Reverse((r.commit_ts, j))))
+            .filter_map(|(j, q)| q.front().map(|r| Reverse((r.commit_ts(), j))))
+            .filter(|Reverse((ts, _))| *ts <= low)
             .collect();
-        let mut out = Vec::new();
-        while let Some(Reverse((ts, j))) = heap.pop() {
-            if ts > low {
-                break;
-            }
-            let r = self.queues[j].pop_front().expect("heap entry has a record");
+        while let Some(Reverse((_, j))) = heap.pop() {
+            let q = &mut self.queues[j];
+            let r = q.pop_front().expect("heap entry has a record");
             out.push(r);
-            if let Some(next) = self.queues[j].front() {
-                heap.push(Reverse((next.commit_ts, j)));
+            // Take the journal's run while it stays below the next journal's head: the
+            // common case of a batch of consecutive timestamps costs no heap operations.
+            let bound = heap
+                .peek()
+                .map(|Reverse(head)| *head)
+                .unwrap_or((Timestamp::MAX, usize::MAX));
+            while let Some(next) = q.front() {
+                let ts = next.commit_ts();
+                if ts > low {
+                    break;
+                }
+                if (ts, j) > bound {
+                    heap.push(Reverse((ts, j)));
+                    break;
+                }
+                out.push(q.pop_front().expect("front exists"));
             }
         }
         self.released = self.released.max(low);
-        (out, self.released)
+        self.released
     }
 
     pub fn pending(&self) -> usize {
