@@ -5,11 +5,19 @@
 //! subscribed to them.
 //!
 //! - [`merge`]: the merge itself, a pure state machine (no I/O, no clock).
-//! - [`Crossbar`]: the live driver: consumes journal events, runs the merge, delivers to
-//!   subscribers.
+//! - [`Crossbar`]: the live driver: consumes journal events, runs the merge, hands the
+//!   order to the [`route::Hub`].
+//! - [`route`]: subscriptions by (table, key range), bounded per-subscriber buffers, cut-off
+//!   and rejoin.
+//! - [`catchup`]: what a cut-off subscriber reads from the object store.
+//! - [`io`]: io_uring or ordinary reads of local journal files, chosen at runtime.
+//! - [`sim`]: the deterministic stall simulation.
 //! - [`replay`]: the same order over records read back from the object store at startup.
 
+pub mod catchup;
+pub mod io;
 pub mod merge;
+pub mod route;
 pub mod sim;
 
 use std::sync::Arc;
@@ -20,6 +28,7 @@ use weft_engine::{CommitRecord, Timestamp};
 use weft_journal::JournalEvent;
 
 pub use merge::Merger;
+pub use route::{Hub, HubConfig, KeyRange, Subscription};
 
 /// Receives ordered commits. `watermark` promises that every commit at or below it has been
 /// delivered.
@@ -42,7 +51,7 @@ impl Crossbar {
         journals: usize,
         start_ts: Timestamp,
         mut events: mpsc::UnboundedReceiver<JournalEvent>,
-        subscribers: Vec<Arc<dyn Subscriber>>,
+        hub: Hub,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut merger = Merger::new(journals, start_ts);
@@ -57,9 +66,7 @@ impl Crossbar {
                 if records.is_empty() && watermark == 0 {
                     continue;
                 }
-                for s in &subscribers {
-                    s.deliver(&records, watermark);
-                }
+                hub.release(records, watermark);
             }
         })
     }

@@ -61,42 +61,12 @@ pub async fn read_journal(
             .get(&path)
             .await
             .map_err(|e| JournalError::Store(e.to_string()))?;
-        let (header, records) = decode_object(path.as_ref(), &data)?;
-        let corrupt = |detail: String| JournalError::Corrupt {
-            path: path.to_string(),
-            offset: 0,
-            detail,
-        };
-        if header.journal_id != journal_id {
-            return Err(corrupt(format!("belongs to journal {}", header.journal_id)));
-        }
-        let expected_name = format!("{:020}.wj", header.sequence);
-        if name != expected_name {
-            return Err(corrupt(format!(
-                "holds sequence {} but is named {name}",
-                header.sequence
-            )));
-        }
-        if let Some(prev) = out.last() {
-            if header.sequence != prev.header.sequence + 1 {
-                return Err(corrupt(format!(
-                    "sequence gap: {} follows {}",
-                    header.sequence, prev.header.sequence
-                )));
-            }
-            if header.first_ts <= prev.header.last_ts {
-                return Err(corrupt(format!(
-                    "timestamps go backwards: first {} after {}",
-                    header.first_ts, prev.header.last_ts
-                )));
-            }
-            if header.epoch < prev.header.epoch {
-                return Err(corrupt(format!(
-                    "epoch {} after {}",
-                    header.epoch, prev.header.epoch
-                )));
-            }
-        }
+        let (header, records) = verify_object(
+            path.as_ref(),
+            journal_id,
+            &data,
+            out.last().map(|o| &o.header),
+        )?;
         out.push(JournalObject {
             path: path.to_string(),
             bytes: size,
@@ -105,6 +75,55 @@ pub async fn read_journal(
         });
     }
     Ok(out)
+}
+
+/// Decodes and verifies one object of `journal_id` read from `path`, which must follow
+/// `prev` (the journal's previous object) without a gap: its sequence, name, timestamps
+/// and epoch are checked along with every checksum.
+pub fn verify_object(
+    path: &str,
+    journal_id: u32,
+    data: &[u8],
+    prev: Option<&Header>,
+) -> Result<(Header, Vec<Arc<CommitRecord>>), JournalError> {
+    let (header, records) = decode_object(path, data)?;
+    let corrupt = |detail: String| JournalError::Corrupt {
+        path: path.to_string(),
+        offset: 0,
+        detail,
+    };
+    if header.journal_id != journal_id {
+        return Err(corrupt(format!("belongs to journal {}", header.journal_id)));
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let expected_name = format!("{:020}.wj", header.sequence);
+    if name != expected_name {
+        return Err(corrupt(format!(
+            "holds sequence {} but is named {name}",
+            header.sequence
+        )));
+    }
+    if let Some(prev) = prev {
+        if header.sequence != prev.sequence + 1 {
+            return Err(corrupt(format!(
+                "sequence gap: {} follows {}",
+                header.sequence, prev.sequence
+            )));
+        }
+        if header.first_ts <= prev.last_ts {
+            return Err(corrupt(format!(
+                "timestamps go backwards: first {} after {}",
+                header.first_ts, prev.last_ts
+            )));
+        }
+        if header.epoch < prev.epoch {
+            return Err(corrupt(format!(
+                "epoch {} after {}",
+                header.epoch, prev.epoch
+            )));
+        }
+    }
+    Ok((header, records))
 }
 
 /// The largest commit timestamp in a journal's objects.

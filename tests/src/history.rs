@@ -166,6 +166,9 @@ pub fn check(history: &[Txn], finals: &HashMap<u32, Vec<u64>>, model: Model) -> 
                 .iter()
                 .filter(|v| writer.get(&(*key, **v)) != Some(&i))
                 .count();
+            if others > full.len() {
+                continue; // an incompatible order, reported above
+            }
             if others > 0 {
                 if let Some(&w) = writer.get(&(*key, full[others - 1])) {
                     add(w, i, Edge::WR);

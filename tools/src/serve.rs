@@ -15,7 +15,8 @@ use clap::Args;
 use object_store::path::Path;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use weft_crossbar::{Crossbar, Subscriber};
+use weft_crossbar::catchup::StoreCatchUp;
+use weft_crossbar::{Crossbar, Hub, HubConfig, Subscriber, Subscription};
 use weft_engine::objstore::DurableStore;
 use weft_engine::storage::{StorageConfig, StorageNode};
 use weft_engine::{Clock, SystemClock};
@@ -172,13 +173,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         handles.push(JournalHandle { tx, healthy });
     }
     tracing::info!(journals = args.journals, cluster = %cluster, "journal: writers started");
-    let subscribers: Vec<Arc<dyn Subscriber>> = vec![storage.clone()];
-    let _crossbar = Crossbar::spawn(count, recovered_ts, events_rx, subscribers);
+    let hub = Hub::spawn(recovered_ts, HubConfig::default());
+    let engine = weft_crossbar::io::choose();
+    // The one storage range holds every table: it subscribes to every key.
+    let _follower = hub.follow(
+        Subscription::everything(),
+        storage.clone() as Arc<dyn Subscriber>,
+        Arc::new(StoreCatchUp {
+            store: store.clone(),
+            cluster: cluster.clone(),
+            engine: engine.clone(),
+        }),
+        recovered_ts,
+    );
+    let _crossbar = Crossbar::spawn(count, recovered_ts, events_rx, hub);
     {
         let seq = sequencer.clone();
         storage.set_watermark_requester(Arc::new(move |ts| seq.request_watermark(ts)));
     }
-    tracing::info!(journals = count, "crossbar: merging");
+    tracing::info!(
+        journals = count,
+        catch_up_reads = engine.name(),
+        "crossbar: merging"
+    );
     let adjudicator = Arc::new(Adjudicator::new(
         sequencer,
         handles,
