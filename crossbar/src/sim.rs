@@ -40,6 +40,11 @@ pub struct SimConfig {
     pub stall_ms: u64,
     /// Stop routing commits to a journal whose write is overdue.
     pub route_around_stalls: bool,
+    /// Preempt a write in flight longer than this (0: never): a new writer fences the
+    /// journal at the stuck sequence, the batch's commits fail with a retryable error and
+    /// are retried on other journals (new timestamps), and the journal's watermark moves
+    /// on. The journal is not used again for a second.
+    pub preempt_after_ms: u64,
     /// Records per simulated second the subscriber can apply (0: unlimited).
     pub subscriber_rate: u64,
     pub seed: u64,
@@ -56,6 +61,7 @@ impl Default for SimConfig {
             stall_every_s: 0.0,
             stall_ms: 1_000,
             route_around_stalls: false,
+            preempt_after_ms: 0,
             subscriber_rate: 0,
             seed: 1,
         }
@@ -67,7 +73,9 @@ pub struct SimReport {
     pub arrived: u64,
     pub delivered: u64,
     pub stalls: u64,
-    /// Commits delivered per simulated second, for each second of the arrival window.
+    /// Commits whose batch was preempted and that were retried on another journal.
+    pub retried: u64,
+    /// Commits delivered per simulated second, until the last delivery.
     pub per_second: Vec<u64>,
     /// End-to-end latency percentiles, in milliseconds.
     pub p50_ms: f64,
@@ -78,14 +86,27 @@ pub struct SimReport {
     pub recovery_ms: f64,
     /// Delivered timestamps were strictly increasing (total order, no duplicates).
     pub ordered: bool,
+    /// Simulated time of the last delivery, in seconds.
+    pub last_delivery_s: f64,
 }
 
 impl SimReport {
+    /// The fewest commits delivered in any second of the arrival window.
+    pub fn worst_second(&self, seconds: u64) -> u64 {
+        self.per_second
+            .iter()
+            .take(seconds as usize)
+            .copied()
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Commits delivered per simulated second, from the start to the last delivery.
     pub fn throughput(&self) -> f64 {
-        if self.per_second.is_empty() {
+        if self.last_delivery_s <= 0.0 {
             return 0.0;
         }
-        self.per_second.iter().sum::<u64>() as f64 / self.per_second.len() as f64
+        self.delivered as f64 / self.last_delivery_s
     }
 }
 
@@ -108,6 +129,8 @@ struct Journal {
     done_us: u64,
     /// Stall windows `[start, end)`, in order.
     stalls: VecDeque<(u64, u64)>,
+    /// Not routed to until then (after a preemption).
+    quarantined_until: u64,
 }
 
 const TICK_US: u64 = 100;
@@ -138,6 +161,7 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
                 started_us: 0,
                 done_us: 0,
                 stalls,
+                quarantined_until: 0,
             }
         })
         .collect();
@@ -153,6 +177,9 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
     let mut released = Vec::new();
     let mut lat_us: Vec<u64> = Vec::new();
     let mut per_second = vec![0u64; cfg.seconds as usize];
+    let mut last_delivery_us = 0u64;
+    let mut retry: Vec<u64> = Vec::new();
+    let mut retried = 0u64;
     let mut last_ts: Timestamp = 0;
     let mut last_delivered_ts: Timestamp = 0;
     let mut ordered = true;
@@ -167,34 +194,52 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
     loop {
         let arriving = now < end_arrivals_us;
         // Arrivals: open loop at `rate`.
+        let mut born: Vec<u64> = std::mem::take(&mut retry);
         if arriving {
             owed += cfg.rate as f64 * TICK_US as f64 / 1e6;
             while owed >= 1.0 {
                 owed -= 1.0;
-                last_ts = (now * 1000).max(last_ts + 1);
-                let rec = SimRecord {
-                    ts: last_ts,
-                    arrived_us: now,
-                };
                 arrived += 1;
-                let n = cfg.journals;
-                let mut pick = next_journal % n;
-                if cfg.route_around_stalls {
-                    for k in 0..n {
-                        let j = (next_journal + k) % n;
-                        let jr = &journals[j];
-                        if jr.inflight.is_empty() || now - jr.started_us < overdue_us {
-                            pick = j;
-                            break;
-                        }
+                born.push(now);
+            }
+        }
+        for arrived_us in born {
+            last_ts = (now * 1000).max(last_ts + 1);
+            let rec = SimRecord {
+                ts: last_ts,
+                arrived_us,
+            };
+            let n = cfg.journals;
+            let mut pick = next_journal % n;
+            if cfg.route_around_stalls || cfg.preempt_after_ms > 0 {
+                for k in 0..n {
+                    let j = (next_journal + k) % n;
+                    let jr = &journals[j];
+                    let overdue = !jr.inflight.is_empty() && now - jr.started_us >= overdue_us;
+                    if !overdue && jr.quarantined_until <= now {
+                        pick = j;
+                        break;
                     }
                 }
-                next_journal = pick + 1;
-                journals[pick].queued.push_back(rec);
             }
+            next_journal = pick + 1;
+            journals[pick].queued.push_back(rec);
         }
         // Journals: complete durable writes, start new ones.
         for (j, jr) in journals.iter_mut().enumerate() {
+            if cfg.preempt_after_ms > 0
+                && !jr.inflight.is_empty()
+                && jr.done_us > now
+                && now - jr.started_us >= cfg.preempt_after_ms * 1000
+            {
+                // Fenced: the stuck batch never becomes durable; its commits (and those
+                // queued behind it) fail and are retried elsewhere.
+                for r in jr.inflight.drain(..).chain(jr.queued.drain(..)) {
+                    retry.push(r.arrived_us);
+                    retried += 1;
+                }
+                jr.quarantined_until = now + 1_000_000;
+            }
             if !jr.inflight.is_empty() && jr.done_us <= now {
                 let batch = std::mem::take(&mut jr.inflight);
                 let wm = jr.queued.front().map(|r| r.ts - 1).unwrap_or(last_ts);
@@ -239,12 +284,16 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
             }
             last_delivered_ts = r.ts;
             lat_us.push(now - r.arrived_us);
-            if let Some(c) = per_second.get_mut((now / 1_000_000) as usize) {
-                *c += 1;
+            last_delivery_us = now + TICK_US;
+            let sec = (now / 1_000_000) as usize;
+            if per_second.len() <= sec {
+                per_second.resize(sec + 1, 0);
             }
+            per_second[sec] += 1;
         }
         let backlog = merger.pending()
             + to_apply.len()
+            + retry.len()
             + journals
                 .iter()
                 .map(|j| j.queued.len() + j.inflight.len())
@@ -272,6 +321,7 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
         arrived,
         delivered: lat_us.len() as u64,
         stalls,
+        retried,
         per_second,
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
@@ -283,6 +333,7 @@ pub fn simulate(cfg: &SimConfig) -> SimReport {
             0.0
         },
         ordered,
+        last_delivery_s: last_delivery_us as f64 / 1e6,
     }
 }
 
@@ -320,6 +371,17 @@ mod tests {
         assert_eq!(stormy.delivered, stormy.arrived);
         assert!(calm.max_ms < 50.0, "{calm:?}");
         assert!(stormy.max_ms >= 250.0, "{stormy:?}");
+        // Preempting stuck writes bounds the latency a stall causes.
+        let fenced = simulate(&SimConfig {
+            preempt_after_ms: 50,
+            ..small(1, 0.5)
+        });
+        assert_eq!(fenced.delivered, fenced.arrived);
+        assert!(fenced.retried > 0);
+        assert!(
+            fenced.p99_ms * 2.0 < stormy.p99_ms,
+            "{fenced:?} vs {stormy:?}"
+        );
     }
 
     proptest! {
@@ -333,6 +395,7 @@ mod tests {
             stall_every in prop_oneof![Just(0.0), 0.2f64..3.0],
             stall_ms in 1u64..400,
             route in any::<bool>(),
+            preempt in prop_oneof![Just(0u64), 20u64..200],
             subscriber_rate in prop_oneof![Just(0u64), 5_000u64..50_000],
         ) {
             let r = simulate(&SimConfig {
@@ -342,6 +405,7 @@ mod tests {
                 stall_every_s: stall_every,
                 stall_ms,
                 route_around_stalls: route,
+                preempt_after_ms: preempt,
                 subscriber_rate,
                 seed,
                 ..Default::default()

@@ -21,6 +21,24 @@ pub enum BenchCommand {
     Adjudicator(AdjudicatorArgs),
     /// End-to-end commits per second and latency, weft beside PostgreSQL.
     Commits(CommitsArgs),
+    /// Crossbar merge rate, catch-up read engines, and the stall experiment.
+    Crossbar(CrossbarArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CrossbarArgs {
+    /// Records merged per journal count.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub records: u64,
+    /// Simulated commits per second in the stall experiment.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rate: u64,
+    /// Simulated seconds per stall-experiment run.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Journal objects written and read back to compare the read engines.
+    #[arg(long, default_value_t = 2_000)]
+    pub objects: usize,
 }
 
 #[derive(Args, Debug)]
@@ -62,7 +80,143 @@ pub fn run(cmd: BenchCommand, runtime: &tokio::runtime::Runtime) -> anyhow::Resu
             Ok(())
         }
         BenchCommand::Commits(a) => runtime.block_on(commits(a)),
+        BenchCommand::Crossbar(a) => crossbar(&a),
     }
+}
+
+/// Merges `records` timestamps spread over `journals`, delivered in batches of `batch` per
+/// journal with a watermark each, `run` consecutive timestamps per journal at a time.
+fn merge_rate(journals: usize, records: u64, run: u64, batch: usize) -> f64 {
+    use weft_crossbar::Merger;
+    let mut m: Merger<u64> = Merger::new(journals, 0);
+    let mut per: Vec<Vec<u64>> = vec![Vec::with_capacity(batch); journals];
+    let mut out = Vec::with_capacity(batch * journals);
+    let mut merged = 0u64;
+    let start = Instant::now();
+    let mut ts = 1u64;
+    while ts <= records {
+        // Fill one round of batches.
+        for j in 0..journals {
+            per[j].clear();
+        }
+        let round_end = (ts + (batch * journals) as u64).min(records + 1);
+        while ts < round_end {
+            let j = ((ts / run) as usize) % journals;
+            per[j].push(ts);
+            ts += 1;
+        }
+        let wm = ts - 1;
+        for (j, p) in per.iter_mut().enumerate() {
+            m.push(j, p.drain(..), wm);
+        }
+        out.clear();
+        m.release_into(&mut out);
+        merged += out.len() as u64;
+    }
+    assert_eq!(merged, records, "every record is released once");
+    records as f64 / start.elapsed().as_secs_f64()
+}
+
+fn crossbar(a: &CrossbarArgs) -> anyhow::Result<()> {
+    println!("## Merge rate (one core, 8-byte records, batches of 256 per journal)\n");
+    println!("| journals | interleaved (round robin per commit) | runs of 64 per journal |");
+    println!("|---|---|---|");
+    for n in [2usize, 8, 40, 64] {
+        let inter = merge_rate(n, a.records, 1, 256);
+        let runs = merge_rate(n, a.records, 64, 256);
+        println!(
+            "| {n} | {:.1} M records/s | {:.1} M records/s |",
+            inter / 1e6,
+            runs / 1e6
+        );
+    }
+
+    println!("\n## Catch-up reads of local journal objects\n");
+    let dir = tempfile::tempdir()?;
+    let mut paths = Vec::new();
+    let body: Vec<u8> = (0..64 * 1024).map(|i| (i * 7) as u8).collect();
+    for i in 0..a.objects {
+        let p = dir.path().join(format!("{i:020}.wj"));
+        std::fs::write(&p, &body)?;
+        paths.push(p);
+    }
+    let mb = (a.objects * body.len()) as f64 / (1 << 20) as f64;
+    let mut engines: Vec<std::sync::Arc<dyn weft_crossbar::io::ReadEngine>> =
+        vec![std::sync::Arc::new(weft_crossbar::io::StdReads)];
+    match weft_crossbar::io::UringReads::probe(64) {
+        Some(u) => engines.push(std::sync::Arc::new(u)),
+        None => println!("(io_uring is unavailable on this machine)"),
+    }
+    println!("| engine | objects/s | MiB/s |");
+    println!("|---|---|---|");
+    for e in engines {
+        let _ = e.read_files(&paths)?; // warm the page cache alike for both
+        let t = Instant::now();
+        let rounds = 5;
+        for _ in 0..rounds {
+            let got = e.read_files(&paths)?;
+            assert_eq!(got.len(), paths.len());
+        }
+        let s = t.elapsed().as_secs_f64() / rounds as f64;
+        println!(
+            "| {} | {:.0} | {:.0} |",
+            e.name(),
+            a.objects as f64 / s,
+            mb / s
+        );
+    }
+
+    println!(
+        "\n## The stall experiment: 40 journals, {} commits/s offered, {} s\n",
+        a.rate, a.seconds
+    );
+    println!("| stalls | a stuck write | stalls injected | delivered/s (mean) | worst second | p50 ms | p99 ms | p99.9 ms | max ms | ordered, complete |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    use weft_crossbar::sim::{simulate, SimConfig};
+    let runs = [
+        ("none", 0.0, 0),
+        ("1 s, every 60 s per journal", 60.0, 0),
+        ("1 s, every 60 s per journal", 60.0, 50),
+        ("1 s, every 10 s per journal", 10.0, 0),
+        ("1 s, every 10 s per journal", 10.0, 50),
+    ];
+    for (label, every, preempt) in runs {
+        let r = simulate(&SimConfig {
+            journals: 40,
+            rate: a.rate,
+            seconds: a.seconds,
+            stall_every_s: every,
+            stall_ms: 1000,
+            preempt_after_ms: preempt,
+            seed: 42,
+            ..Default::default()
+        });
+        println!(
+            "| {label} | {} | {} | {:.0} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
+            if preempt > 0 {
+                format!("preempt after {preempt} ms ({} retried)", r.retried)
+            } else {
+                "wait for the stalled write".to_string()
+            },
+            r.stalls,
+            r.throughput(),
+            r.worst_second(a.seconds),
+            r.p50_ms,
+            r.p99_ms,
+            r.p999_ms,
+            r.max_ms,
+            if r.ordered && r.delivered == r.arrived {
+                "yes"
+            } else {
+                "NO"
+            }
+        );
+    }
+    println!(
+        "\nreproduce: weft bench crossbar --records {} --rate {} --seconds {} --objects {}",
+        a.records, a.rate, a.seconds, a.objects
+    );
+    Ok(())
 }
 
 fn adjudicator(a: &AdjudicatorArgs) {
