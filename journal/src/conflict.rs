@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use weft_engine::Timestamp;
 
 use crate::error::CommitError;
@@ -33,10 +35,12 @@ pub struct Check<'a> {
 
 #[derive(Debug, Default)]
 pub struct ConflictTable {
-    last_commit: HashMap<Vec<u8>, Timestamp>,
+    /// Hashed with foldhash (randomly seeded per process): several times faster than
+    /// SipHash on short keys, and the adjudicator hashes every key of every commit.
+    last_commit: HashMap<Vec<u8>, Timestamp, RandomState>,
     /// The latest commit that wrote anything in each table: what a predicate read (a scan
     /// of the whole table) is validated against. Never pruned: one entry per table.
-    table_commit: HashMap<u64, Timestamp>,
+    table_commit: HashMap<u64, Timestamp, RandomState>,
     /// Transactions that started before this cannot be checked any more.
     pruned_below: Timestamp,
 }
