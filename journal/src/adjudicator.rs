@@ -91,7 +91,7 @@ impl Adjudicator {
         config: AdjudicatorConfig,
     ) -> Adjudicator {
         Adjudicator {
-            conflicts: Mutex::new(ConflictTable::new()),
+            conflicts: Mutex::new(ConflictTable::with_max(config.conflict_entries_max)),
             sequencer,
             journals,
             next_journal: AtomicUsize::new(0),
@@ -188,14 +188,12 @@ impl Adjudicator {
                 )));
             }
             c.record(ts, written, &written_tables);
-            if c.len() > self.config.conflict_entries_max {
-                let horizon = self
-                    .clock
-                    .now()
-                    .earliest
-                    .saturating_sub(self.config.txn_duration_max.as_nanos() as u64);
-                c.prune(horizon, self.config.conflict_entries_max);
-            }
+            let horizon = self
+                .clock
+                .now()
+                .earliest
+                .saturating_sub(self.config.txn_duration_max.as_nanos() as u64);
+            c.prune(horizon);
             ts
         };
         match done_rx.await {

@@ -34,10 +34,23 @@ pub struct Check<'a> {
 }
 
 #[derive(Debug, Default)]
-pub struct ConflictTable {
+struct Generation {
     /// Hashed with foldhash (randomly seeded per process): several times faster than
     /// SipHash on short keys, and the adjudicator hashes every key of every commit.
-    last_commit: HashMap<Vec<u8>, Timestamp, RandomState>,
+    keys: HashMap<Vec<u8>, Timestamp, RandomState>,
+    max_ts: Timestamp,
+}
+
+/// Keys live in two generations: new commits go to the current one; when it is full it
+/// becomes the previous one and the old previous is dropped whole (on another thread), so
+/// forgetting old entries costs O(1) under the adjudicator's lock instead of a scan of the
+/// whole table. Transactions that started before the newest dropped entry fail with OC000:
+/// their conflicts can no longer be checked.
+#[derive(Debug)]
+pub struct ConflictTable {
+    current: Generation,
+    previous: Generation,
+    generation_max: usize,
     /// The latest commit that wrote anything in each table: what a predicate read (a scan
     /// of the whole table) is validated against. Never pruned: one entry per table.
     table_commit: HashMap<u64, Timestamp, RandomState>,
@@ -45,17 +58,43 @@ pub struct ConflictTable {
     pruned_below: Timestamp,
 }
 
+impl Default for ConflictTable {
+    fn default() -> Self {
+        ConflictTable::new()
+    }
+}
+
 impl ConflictTable {
+    /// A table holding at most about a million keys.
     pub fn new() -> ConflictTable {
-        ConflictTable::default()
+        ConflictTable::with_max(1 << 20)
+    }
+
+    /// A table holding at most about `max` keys (two generations of `max / 2`).
+    pub fn with_max(max: usize) -> ConflictTable {
+        ConflictTable {
+            current: Generation::default(),
+            previous: Generation::default(),
+            generation_max: (max / 2).max(1),
+            table_commit: HashMap::default(),
+            pruned_below: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.last_commit.len()
+        self.current.keys.len() + self.previous.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.last_commit.is_empty()
+        self.len() == 0
+    }
+
+    fn last_commit(&self, k: &Vec<u8>) -> Option<Timestamp> {
+        self.current
+            .keys
+            .get(k)
+            .or_else(|| self.previous.keys.get(k))
+            .copied()
     }
 
     /// The commit-time checks, in order: schema (OC001), then writes and reads (OC000).
@@ -66,7 +105,7 @@ impl ConflictTable {
                 detail: "transaction is older than the conflict-check horizon".into(),
             });
         }
-        let newer = |k: &Vec<u8>| self.last_commit.get(k).is_some_and(|&ts| ts > c.start_ts);
+        let newer = |k: &Vec<u8>| self.last_commit(k).is_some_and(|ts| ts > c.start_ts);
         if c.schema.iter().any(newer) {
             return Err(CommitError::Conflict {
                 code: "OC001",
@@ -102,25 +141,39 @@ impl ConflictTable {
     /// Records a commit at `ts` of `written` keys in `tables`.
     pub fn record(&mut self, ts: Timestamp, written: Vec<Vec<u8>>, tables: &[u64]) {
         for k in written {
-            self.last_commit.insert(k, ts);
+            self.current.keys.insert(k, ts);
         }
+        self.current.max_ts = self.current.max_ts.max(ts);
         for t in tables {
             self.table_commit.insert(*t, ts);
         }
+        if self.current.keys.len() >= self.generation_max {
+            let full = std::mem::take(&mut self.current);
+            self.drop_previous();
+            self.previous = full;
+        }
     }
 
-    /// Forgets entries older than `horizon`; if more than `max` remain, raises the horizon
-    /// to the median timestamp. Transactions that started before the final horizon fail.
-    pub fn prune(&mut self, horizon: Timestamp, max: usize) {
-        self.last_commit.retain(|_, ts| *ts >= horizon);
-        self.pruned_below = self.pruned_below.max(horizon);
-        if self.last_commit.len() > max {
-            let mut all: Vec<Timestamp> = self.last_commit.values().copied().collect();
-            let mid = all.len() / 2;
-            let (_, median, _) = all.select_nth_unstable(mid);
-            let median = *median;
-            self.last_commit.retain(|_, ts| *ts >= median);
-            self.pruned_below = self.pruned_below.max(median);
+    fn drop_previous(&mut self) {
+        let old = std::mem::take(&mut self.previous);
+        self.pruned_below = self.pruned_below.max(old.max_ts);
+        if old.keys.len() > 10_000 {
+            // Freeing half a million keys takes milliseconds: not under the lock.
+            std::thread::spawn(move || drop(old));
+        }
+    }
+
+    /// Forgets generations whose every entry is older than `horizon` (nothing that may
+    /// still commit started before it).
+    pub fn prune(&mut self, horizon: Timestamp) {
+        if !self.previous.keys.is_empty() && self.previous.max_ts < horizon {
+            self.drop_previous();
+        }
+        if !self.current.keys.is_empty() && self.current.max_ts < horizon {
+            let cur = std::mem::take(&mut self.current);
+            self.drop_previous();
+            self.previous = cur;
+            self.drop_previous();
         }
     }
 }
@@ -171,19 +224,38 @@ mod tests {
     }
 
     #[test]
-    fn pruning_refuses_transactions_older_than_the_horizon() {
-        let mut t = ConflictTable::new();
-        for i in 0..100 {
+    fn old_generations_are_forgotten_and_their_transactions_refused() {
+        let mut t = ConflictTable::with_max(20);
+        for i in 0..100u32 {
             t.record(i as u64 + 1, vec![k(i)], &[5]);
+            assert!(t.len() <= 20, "{}", t.len());
         }
-        t.prune(50, 1000);
-        assert_eq!(t.len(), 51);
+        // Recent keys are still checked...
+        let recent = [k(99)];
+        let c = Check {
+            start_ts: 95,
+            written: &recent,
+            ..Default::default()
+        };
+        assert!(t.check(&c).is_err());
+        // ...and a transaction older than what was forgotten is refused.
         let c = Check {
             start_ts: 40,
             ..Default::default()
         };
         assert!(t.check(&c).is_err());
-        t.prune(0, 10);
-        assert!(t.len() <= 26, "{}", t.len());
+        // Time-based pruning empties the table once everything is past the horizon.
+        t.prune(1_000);
+        assert!(t.is_empty());
+        let c = Check {
+            start_ts: 99,
+            ..Default::default()
+        };
+        assert!(t.check(&c).is_err());
+        let c = Check {
+            start_ts: 100,
+            ..Default::default()
+        };
+        assert!(t.check(&c).is_ok());
     }
 }

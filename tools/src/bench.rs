@@ -221,7 +221,7 @@ fn crossbar(a: &CrossbarArgs) -> anyhow::Result<()> {
 
 fn adjudicator(a: &AdjudicatorArgs) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    let mut table = ConflictTable::new();
+    let mut table = ConflictTable::with_max(a.table_max);
     let mut ts: u64 = 1_000_000;
     // Warm up to the steady state: a table at its size bound.
     let fill = a.table_max.min(a.key_space as usize);
@@ -253,9 +253,6 @@ fn adjudicator(a: &AdjudicatorArgs) {
             conflicts += 1;
         } else {
             table.record(ts, written, &tables);
-            if table.len() > a.table_max {
-                table.prune(ts - (a.table_max as u64 / 2), a.table_max);
-            }
         }
         if i % 1000 == 999 {
             lat.push(chunk.elapsed().as_nanos() as u64 / 1000);
