@@ -2,8 +2,6 @@
 //! the total order, and cut to the window a subscriber missed. Local journals are read
 //! through the chosen [`ReadEngine`] (io_uring where available).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,7 +10,7 @@ use weft_engine::{CommitRecord, Timestamp};
 use weft_journal::reader::{list_journals, verify_object};
 
 use crate::io::ReadEngine;
-use crate::route::CatchUpSource;
+use crate::route::{CatchUpRead, CatchUpSource};
 
 pub struct StoreCatchUp {
     pub store: DurableStore,
@@ -76,11 +74,7 @@ impl StoreCatchUp {
 }
 
 impl CatchUpSource for StoreCatchUp {
-    fn read(
-        &self,
-        after: Timestamp,
-        upto: Timestamp,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Arc<CommitRecord>>, String>> + Send + '_>> {
+    fn read(&self, after: Timestamp, upto: Timestamp) -> CatchUpRead<'_> {
         Box::pin(self.read_window(after, upto))
     }
 }

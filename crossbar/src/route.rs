@@ -116,14 +116,14 @@ pub struct Batch {
     pub watermark: Timestamp,
 }
 
+/// What a catch-up read returns: the records in total order, or why it failed.
+pub type CatchUpRead<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<Arc<CommitRecord>>, String>> + Send + 'a>>;
+
 /// Where a cut-off subscriber reads what it missed: every record with
 /// `after < commit_ts <= upto`, in total order.
 pub trait CatchUpSource: Send + Sync + 'static {
-    fn read(
-        &self,
-        after: Timestamp,
-        upto: Timestamp,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Arc<CommitRecord>>, String>> + Send + '_>>;
+    fn read(&self, after: Timestamp, upto: Timestamp) -> CatchUpRead<'_>;
 }
 
 #[derive(Debug, Clone)]
@@ -304,18 +304,15 @@ impl Hub {
                 if hub.control.is_closed() {
                     return;
                 }
-                match hub.subscribe(sub.clone(), applied).await {
-                    Ok(mut rx) => {
-                        while let Some(b) = rx.recv().await {
-                            target.deliver(&b.records, b.watermark);
-                            applied = applied.max(b.watermark);
-                        }
-                        if hub.control.is_closed() {
-                            return;
-                        }
-                        tracing::warn!(applied, "crossbar: subscriber cut off; catching up");
+                if let Ok(mut rx) = hub.subscribe(sub.clone(), applied).await {
+                    while let Some(b) = rx.recv().await {
+                        target.deliver(&b.records, b.watermark);
+                        applied = applied.max(b.watermark);
                     }
-                    Err(_) => {}
+                    if hub.control.is_closed() {
+                        return;
+                    }
+                    tracing::warn!(applied, "crossbar: subscriber cut off; catching up");
                 }
                 // Catch up from the store to what the hub has released, then try again.
                 let upto = hub.released();

@@ -34,9 +34,12 @@ fn record(ts: Timestamp, k: u32) -> Arc<CommitRecord> {
     })
 }
 
+/// What a subscriber received: (commit_ts, key) in order, and its watermark.
+type Received = (Vec<(Timestamp, Vec<u8>)>, Timestamp);
+
 #[derive(Default)]
 struct Collector {
-    got: Mutex<(Vec<(Timestamp, Vec<u8>)>, Timestamp)>,
+    got: Mutex<Received>,
     slow: bool,
 }
 

@@ -77,7 +77,7 @@ async fn client(
     stop: Arc<AtomicBool>,
     books: Arc<Mutex<Books>>,
 ) {
-    let level = if n % 2 == 0 {
+    let level = if n.is_multiple_of(2) {
         "REPEATABLE READ"
     } else {
         "SERIALIZABLE"

@@ -96,8 +96,8 @@ fn merge_rate(journals: usize, records: u64, run: u64, batch: usize) -> f64 {
     let mut ts = 1u64;
     while ts <= records {
         // Fill one round of batches.
-        for j in 0..journals {
-            per[j].clear();
+        for p in per.iter_mut() {
+            p.clear();
         }
         let round_end = (ts + (batch * journals) as u64).min(records + 1);
         while ts < round_end {
