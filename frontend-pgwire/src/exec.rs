@@ -166,6 +166,12 @@ impl Executor {
         if let Some(own) = txn.own_write(table_id, key) {
             return Ok(own);
         }
+        if txn.isolation == Isolation::Serializable {
+            // A decision taken on this read (ON CONFLICT DO NOTHING skipping an existing
+            // row) must be validated at COMMIT like any other read.
+            txn.reads
+                .record(table_id, weft_engine::provider::ReadSpan::Key(key.to_vec()));
+        }
         Ok(self
             .db
             .storage

@@ -30,6 +30,19 @@ pub struct Txn {
     pub committed: bool,
 }
 
+impl Txn {
+    /// The values this transaction appended to `key`, in order.
+    fn appends_to(&self, key: u32) -> Vec<u64> {
+        self.ops
+            .iter()
+            .filter_map(|o| match o {
+                Op::Append { key: k, value } if *k == key => Some(*value),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Model {
     SnapshotIsolation,
@@ -66,14 +79,7 @@ pub fn check(history: &[Txn], finals: &HashMap<u32, Vec<u64>>, model: Model) -> 
         for op in &t.ops {
             if let Op::Read { key, list } = op {
                 let full = order.entry(*key).or_default();
-                let own: HashSet<u64> = t
-                    .ops
-                    .iter()
-                    .filter_map(|o| match o {
-                        Op::Append { key: k, value } if k == key => Some(*value),
-                        _ => None,
-                    })
-                    .collect();
+                let own: HashSet<u64> = t.appends_to(*key).into_iter().collect();
                 // The read minus the transaction's own appends must be a prefix of the
                 // version order.
                 let others: Vec<u64> = list.iter().copied().filter(|v| !own.contains(v)).collect();
@@ -122,14 +128,7 @@ pub fn check(history: &[Txn], finals: &HashMap<u32, Vec<u64>>, model: Model) -> 
             if w == i {
                 continue;
             }
-            let mine: Vec<u64> = history[w]
-                .ops
-                .iter()
-                .filter_map(|o| match o {
-                    Op::Append { key: k, value } if k == key => Some(*value),
-                    _ => None,
-                })
-                .collect();
+            let mine = history[w].appends_to(*key);
             if mine.last() != Some(&last) {
                 anomalies.push(format!(
                     "G1b (intermediate read): T{i} read key {key} ending at {last}, \

@@ -391,6 +391,19 @@ async fn serializable_point_reads_conflict_only_on_the_keys_read() {
         .unwrap();
     let e = a.batch_execute("COMMIT").await.unwrap_err();
     assert_eq!(sqlstate(&e), "40001", "{e:?}");
+    // ON CONFLICT DO NOTHING skipping a row is a read of it: deleting that row meanwhile
+    // invalidates the transaction.
+    a.batch_execute(
+        "BEGIN ISOLATION LEVEL SERIALIZABLE; INSERT INTO kv VALUES (1, 0) ON CONFLICT DO NOTHING",
+    )
+    .await
+    .unwrap();
+    b.batch_execute("DELETE FROM kv WHERE k = 1").await.unwrap();
+    a.batch_execute("INSERT INTO kv VALUES (11, 11)")
+        .await
+        .unwrap();
+    let e = a.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "40001", "{e:?}");
     // The same at REPEATABLE READ commits (write skew is allowed there).
     a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         .await
