@@ -23,7 +23,7 @@ use weft_engine::{Clock, CommitRecord, TableWrites, Timestamp};
 
 use crate::conflict::{full_key, Check, ConflictTable};
 use crate::error::CommitError;
-use crate::format::encode_record;
+use crate::format::{encode_record, set_commit_ts, COMMIT_TS_PLACEHOLDER};
 use crate::sequencer::Sequencer;
 use crate::writer::Pending;
 
@@ -123,7 +123,7 @@ impl Adjudicator {
             return Ok(req.start_ts);
         }
         let record = CommitRecord {
-            commit_ts: 0,
+            commit_ts: COMMIT_TS_PLACEHOLDER,
             tables: req
                 .tables
                 .into_iter()
@@ -169,7 +169,7 @@ impl Adjudicator {
                 .ok_or_else(|| CommitError::Unavailable("no journal is accepting writes".into()))?;
             let tx = &self.journals[journal].tx;
             let (ts, sent) = self.sequencer.assign(journal, |ts| {
-                body[..8].copy_from_slice(&ts.to_le_bytes());
+                set_commit_ts(&mut body, ts).expect("a body this adjudicator just encoded");
                 let record = Arc::new(CommitRecord {
                     commit_ts: ts,
                     tables: record.tables,

@@ -1,15 +1,24 @@
-//! The journal object format (version 1).
+//! The journal object format (version 2; version 1 still decodes).
 //!
 //! ```text
 //! header   magic "WEFTJRNL" | format u16 | reserved u16 | journal u32 | epoch u64 |
 //!          sequence u64 | first_ts u64 | last_ts u64 | records u32 | header crc32 u32
 //! records  (len u32 | crc32(body) u32 | body) * records
-//!          body = commit_ts u64 | tables u32 | (table_id u64 | ipc_len u32 | Arrow IPC stream)*
+//!          v2 body = a FlatBuffers `Record` (schema/journal.fbs): commit_ts and, per table,
+//!                    table_id and one Arrow IPC stream of the rows
+//!          v1 body = commit_ts u64 | tables u32 | (table_id u64 | ipc_len u32 | Arrow IPC)*
 //! footer   magic "WJFOOTER" | records u32 | crc32 of every byte before the footer u32
 //! ```
-//! All integers little-endian. Decoding verifies every checksum, the record count, and that
+//! All integers little-endian. The fixed-size header stays outside FlatBuffers so that a
+//! reader can tell what an object is (and its version) from its first 64 bytes.
+//!
+//! Decoding verifies every checksum, the record count, the FlatBuffers structure, and that
 //! timestamps are strictly increasing and within the header's range; any defect is reported
 //! with the byte offset where it was found.
+//!
+//! An object with no records is an **epoch claim**: a writer that takes over a journal
+//! writes one at the next free sequence, so that the previous writer's next conditional put
+//! fails. Its `first_ts == last_ts` carry the journal's last timestamp forward.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -20,10 +29,14 @@ use weft_engine::record::{CommitRecord, TableWrites};
 use weft_engine::Timestamp;
 
 use crate::error::JournalError;
+use crate::generated::journal_generated::weft::journal::fb;
 
 pub const MAGIC: &[u8; 8] = b"WEFTJRNL";
 pub const FOOTER_MAGIC: &[u8; 8] = b"WJFOOTER";
-pub const FORMAT_VERSION: u16 = 1;
+/// The version new objects are written in.
+pub const FORMAT_VERSION: u16 = 2;
+/// Every version this build reads.
+pub const READABLE_VERSIONS: [u16; 2] = [1, 2];
 pub const HEADER_LEN: usize = 8 + 2 + 2 + 4 + 8 + 8 + 8 + 8 + 4 + 4;
 pub const FOOTER_LEN: usize = 8 + 4 + 4;
 /// Upper bound on one record's body; a larger length field is corruption, not a record.
@@ -40,25 +53,84 @@ pub struct Header {
     pub record_count: u32,
 }
 
-/// Encodes one record body.
+/// Encodes one record body (format version 2: a FlatBuffers `Record`).
 pub fn encode_record(rec: &CommitRecord) -> Result<Vec<u8>, String> {
+    let mut ipcs = Vec::with_capacity(rec.tables.len());
+    for t in &rec.tables {
+        ipcs.push((t.table_id, table_ipc(t)?));
+    }
+    let mut fbb = flatbuffers::FlatBufferBuilder::with_capacity(
+        64 + ipcs.iter().map(|(_, i)| i.len() + 32).sum::<usize>(),
+    );
+    let tables: Vec<_> = ipcs
+        .iter()
+        .map(|(table_id, ipc)| {
+            let ipc = fbb.create_vector(ipc);
+            fb::TableWrites::create(
+                &mut fbb,
+                &fb::TableWritesArgs {
+                    table_id: *table_id,
+                    ipc: Some(ipc),
+                },
+            )
+        })
+        .collect();
+    let tables = fbb.create_vector(&tables);
+    let root = fb::Record::create(
+        &mut fbb,
+        &fb::RecordArgs {
+            commit_ts: rec.commit_ts,
+            tables: Some(tables),
+        },
+    );
+    fb::finish_record_buffer(&mut fbb, root);
+    Ok(fbb.finished_data().to_vec())
+}
+
+/// The commit timestamp a body is encoded with before its real one is known. Not the
+/// field's default (0), so the field is always present and [`set_commit_ts`] can patch it.
+pub const COMMIT_TS_PLACEHOLDER: Timestamp = u64::MAX;
+
+/// Overwrites the commit timestamp of an encoded (version 2) body in place. The body is
+/// encoded outside the adjudicator's lock with [`COMMIT_TS_PLACEHOLDER`]; the timestamp is
+/// assigned under the lock, where this 8-byte patch is all that remains to do.
+pub fn set_commit_ts(body: &mut [u8], ts: Timestamp) -> Result<(), String> {
+    let at = {
+        let rec = fb::root_as_record(body).map_err(|e| format!("bad FlatBuffers record: {e}"))?;
+        let field = rec._tab.vtable().get(fb::Record::VT_COMMIT_TS) as usize;
+        if field == 0 {
+            return Err("the record has no commit_ts field to patch".into());
+        }
+        rec._tab.loc() + field
+    };
+    body.get_mut(at..at + 8)
+        .ok_or("commit_ts field out of bounds")?
+        .copy_from_slice(&ts.to_le_bytes());
+    Ok(())
+}
+
+/// Encodes one record body in format version 1 (kept for the golden tests of old objects).
+pub fn encode_record_v1(rec: &CommitRecord) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(&rec.commit_ts.to_le_bytes());
     out.extend_from_slice(&(rec.tables.len() as u32).to_le_bytes());
     for t in &rec.tables {
-        let batch = t.to_batch().map_err(|e| e.to_string())?;
-        let mut ipc = Vec::new();
-        {
-            let mut w =
-                StreamWriter::try_new(&mut ipc, &batch.schema()).map_err(|e| e.to_string())?;
-            w.write(&batch).map_err(|e| e.to_string())?;
-            w.finish().map_err(|e| e.to_string())?;
-        }
+        let ipc = table_ipc(t)?;
         out.extend_from_slice(&t.table_id.to_le_bytes());
         out.extend_from_slice(&(ipc.len() as u32).to_le_bytes());
         out.extend_from_slice(&ipc);
     }
     Ok(out)
+}
+
+fn table_ipc(t: &TableWrites) -> Result<Vec<u8>, String> {
+    let batch = t.to_batch().map_err(|e| e.to_string())?;
+    let mut ipc = Vec::new();
+    let mut w = StreamWriter::try_new(&mut ipc, &batch.schema()).map_err(|e| e.to_string())?;
+    w.write(&batch).map_err(|e| e.to_string())?;
+    w.finish().map_err(|e| e.to_string())?;
+    drop(w);
+    Ok(ipc)
 }
 
 /// Encodes a whole object from already-encoded record bodies with their timestamps.
@@ -141,7 +213,7 @@ pub fn decode_header(path: &str, buf: &[u8]) -> Result<Header, JournalError> {
         return Err(r.corrupt(0, "bad magic: not a weft journal object"));
     }
     let format_version = r.u16("format version")?;
-    if format_version != FORMAT_VERSION {
+    if !READABLE_VERSIONS.contains(&format_version) {
         return Err(r.corrupt(8, format!("unknown format version {format_version}")));
     }
     let _reserved = r.u16("reserved")?;
@@ -225,14 +297,19 @@ pub fn decode_object(
         if crc32fast::hash(body) != crc {
             return Err(r.corrupt(at, format!("record {i} checksum mismatch")));
         }
-        let rec = decode_record(body).map_err(|d| r.corrupt(at + 8, format!("record {i}: {d}")))?;
+        let rec = decode_record(header.format_version, body)
+            .map_err(|d| r.corrupt(at + 8, format!("record {i}: {d}")))?;
         if prev_ts.is_some_and(|p| rec.commit_ts <= p) {
             return Err(r.corrupt(
                 at,
                 format!("record {i} timestamp {} does not increase", rec.commit_ts),
             ));
         }
-        if rec.commit_ts < header.first_ts || rec.commit_ts > header.last_ts {
+        if (i == 0 && rec.commit_ts != header.first_ts)
+            || (i + 1 == header.record_count && rec.commit_ts != header.last_ts)
+            || rec.commit_ts < header.first_ts
+            || rec.commit_ts > header.last_ts
+        {
             return Err(r.corrupt(
                 at,
                 format!(
@@ -247,10 +324,46 @@ pub fn decode_object(
     if r.pos != footer_at {
         return Err(r.corrupt(r.pos, "bytes after the last record"));
     }
+    if header.record_count == 0 && header.first_ts != header.last_ts {
+        return Err(r.corrupt(
+            HEADER_LEN - 12,
+            "an epoch claim (no records) must have first_ts == last_ts",
+        ));
+    }
     Ok((header, records))
 }
 
-fn decode_record(body: &[u8]) -> Result<CommitRecord, String> {
+fn decode_record(version: u16, body: &[u8]) -> Result<CommitRecord, String> {
+    match version {
+        1 => decode_record_v1(body),
+        _ => decode_record_v2(body),
+    }
+}
+
+fn decode_record_v2(body: &[u8]) -> Result<CommitRecord, String> {
+    let rec = fb::root_as_record(body).map_err(|e| format!("bad FlatBuffers record: {e}"))?;
+    let mut tables = Vec::new();
+    for t in rec.tables().iter().flatten() {
+        let ipc = t.ipc().ok_or("table writes without rows")?;
+        decode_ipc(t.table_id(), ipc.bytes(), &mut tables)?;
+    }
+    Ok(CommitRecord {
+        commit_ts: rec.commit_ts(),
+        tables,
+    })
+}
+
+fn decode_ipc(table_id: u64, ipc: &[u8], out: &mut Vec<TableWrites>) -> Result<(), String> {
+    let reader =
+        StreamReader::try_new(Cursor::new(ipc), None).map_err(|e| format!("bad Arrow IPC: {e}"))?;
+    for batch in reader {
+        let batch = batch.map_err(|e| format!("bad Arrow IPC batch: {e}"))?;
+        out.push(TableWrites::from_batch(table_id, &batch).map_err(|e| e.to_string())?);
+    }
+    Ok(())
+}
+
+fn decode_record_v1(body: &[u8]) -> Result<CommitRecord, String> {
     let mut r = Rd {
         buf: body,
         pos: 0,
@@ -259,17 +372,12 @@ fn decode_record(body: &[u8]) -> Result<CommitRecord, String> {
     let e = |e: JournalError| e.to_string();
     let commit_ts = r.u64("commit ts").map_err(e)?;
     let ntables = r.u32("table count").map_err(e)?;
-    let mut tables = Vec::with_capacity(ntables as usize);
+    let mut tables = Vec::with_capacity(ntables.min(1024) as usize);
     for _ in 0..ntables {
         let table_id = r.u64("table id").map_err(e)?;
         let len = r.u32("ipc length").map_err(e)? as usize;
         let ipc = r.take(len, "ipc").map_err(e)?;
-        let reader = StreamReader::try_new(Cursor::new(ipc), None)
-            .map_err(|e| format!("bad Arrow IPC: {e}"))?;
-        for batch in reader {
-            let batch = batch.map_err(|e| format!("bad Arrow IPC batch: {e}"))?;
-            tables.push(TableWrites::from_batch(table_id, &batch).map_err(|e| e.to_string())?);
-        }
+        decode_ipc(table_id, ipc, &mut tables)?;
     }
     if r.pos != body.len() {
         return Err("trailing bytes in record".into());
@@ -307,7 +415,7 @@ mod tests {
             .collect();
         let bodies: Vec<Vec<u8>> = recs.iter().map(|r| encode_record(r).unwrap()).collect();
         let header = Header {
-            format_version: 1,
+            format_version: FORMAT_VERSION,
             journal_id: 2,
             epoch: 3,
             sequence: 4,
@@ -345,6 +453,52 @@ mod tests {
                 "flip at {i} went unnoticed"
             );
         }
+    }
+
+    #[test]
+    fn commit_ts_is_patched_in_place() {
+        let (_, obj) = sample();
+        let (_, recs) = decode_object("x", &obj).unwrap();
+        let mut rec = (*recs[0]).clone();
+        rec.commit_ts = COMMIT_TS_PLACEHOLDER;
+        let mut body = encode_record(&rec).unwrap();
+        set_commit_ts(&mut body, 12345).unwrap();
+        let back = decode_record(FORMAT_VERSION, &body).unwrap();
+        assert_eq!(back.commit_ts, 12345);
+        assert_eq!(back.tables[0].keys, recs[0].tables[0].keys);
+    }
+
+    #[test]
+    fn epoch_claims_round_trip() {
+        let h = Header {
+            format_version: FORMAT_VERSION,
+            journal_id: 1,
+            epoch: 7,
+            sequence: 12,
+            first_ts: 99,
+            last_ts: 99,
+            record_count: 0,
+        };
+        let obj = encode_object(&h, &[]);
+        let (h2, recs) = decode_object("x", &obj).unwrap();
+        assert_eq!(h, h2);
+        assert!(recs.is_empty());
+        let bad = encode_object(
+            &Header {
+                last_ts: 100,
+                ..h.clone()
+            },
+            &[],
+        );
+        assert!(decode_object("x", &bad).is_err());
+    }
+
+    #[test]
+    fn unknown_versions_are_refused() {
+        let (_, mut obj) = sample();
+        obj[8] = 9;
+        let err = decode_object("x", &obj).unwrap_err().to_string();
+        assert!(err.contains("format version 9"), "{err}");
     }
 
     #[test]
