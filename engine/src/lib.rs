@@ -16,6 +16,7 @@
 //!   overlaid with a transaction's own uncommitted writes.
 
 pub mod error;
+pub mod faults;
 pub mod key;
 pub mod objstore;
 pub mod provider;

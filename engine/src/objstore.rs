@@ -67,6 +67,43 @@ impl DurableStore {
         }
     }
 
+    /// The same store with every operation going through a [`crate::faults::FaultyStore`].
+    /// A local store then writes through `object_store`'s local backend (no fsync): fault
+    /// tests trade the durability of the local fast path for the injected faults.
+    pub fn with_faults(self, faults: Arc<crate::faults::Faults>) -> EngineResult<DurableStore> {
+        let inner: Arc<dyn ObjectStore> = match &self.local_root {
+            Some(root) => Arc::new(
+                object_store::local::LocalFileSystem::new_with_prefix(root).map_err(|e| {
+                    EngineError::Store {
+                        path: root.display().to_string(),
+                        source: e,
+                    }
+                })?,
+            ),
+            None => self.inner.clone(),
+        };
+        Ok(DurableStore {
+            inner: Arc::new(crate::faults::FaultyStore::new(inner, faults)),
+            local_root: None,
+            url: format!("{} (with injected faults)", self.url),
+        })
+    }
+
+    /// Checks that the store honours create-if-absent: creates a probe object under
+    /// `prefix` twice and expects the second to be refused. A store that silently
+    /// overwrites instead would let two journal writers overwrite each other's commits.
+    pub async fn honours_conditional_puts(&self, prefix: &Path) -> EngineResult<bool> {
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let probe = prefix.clone().join(format!("probe-{}-{nonce}", std::process::id()));
+        let first = self.put_create(&probe, Bytes::from_static(b"1")).await?;
+        let second = self.put_create(&probe, Bytes::from_static(b"2")).await?;
+        let _ = self.delete(&probe).await;
+        Ok(first == Created::Yes && second == Created::AlreadyExists)
+    }
+
     pub fn is_local(&self) -> bool {
         self.local_root.is_some()
     }
@@ -111,6 +148,42 @@ impl DurableStore {
     pub async fn get(&self, path: &Path) -> EngineResult<Bytes> {
         let r = self.inner.get(path).await.map_err(|e| Self::err(path, e))?;
         r.bytes().await.map_err(|e| Self::err(path, e))
+    }
+
+    /// The object at `path`, or `None` if there is none.
+    pub async fn get_opt(&self, path: &Path) -> EngineResult<Option<Bytes>> {
+        match self.inner.get(path).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(|e| Self::err(path, e))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Self::err(path, e)),
+        }
+    }
+
+    /// The first `len` bytes of the object at `path` (fewer if it is shorter).
+    pub async fn get_prefix(&self, path: &Path, len: u64) -> EngineResult<Bytes> {
+        let opts = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(0..len)),
+            ..Default::default()
+        };
+        let r = self
+            .inner
+            .get_opts(path, opts)
+            .await
+            .map_err(|e| Self::err(path, e))?;
+        r.bytes().await.map_err(|e| Self::err(path, e))
+    }
+
+    /// Lists object paths under `prefix` that sort after `offset`, sorted.
+    pub async fn list_after(&self, prefix: &Path, offset: &Path) -> EngineResult<Vec<(Path, u64)>> {
+        let mut out: Vec<(Path, u64)> = self
+            .inner
+            .list_with_offset(Some(prefix), offset)
+            .map_ok(|m| (m.location, m.size))
+            .try_collect()
+            .await
+            .map_err(|e| Self::err(prefix, e))?;
+        out.sort();
+        Ok(out)
     }
 
     /// Lists object paths under `prefix`, sorted.

@@ -96,6 +96,7 @@ pub mod codes {
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const CONNECTION_FAILURE: &str = "08006";
     pub const IO_ERROR: &str = "58030";
+    pub const TRANSACTION_RESOLUTION_UNKNOWN: &str = "08007";
     pub const SYSTEM_ERROR: &str = "58000";
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
@@ -128,6 +129,19 @@ impl From<CommitError> for SqlError {
             .with_hint("retry the transaction"),
             CommitError::Unavailable(m) => SqlError::new(IO_ERROR, format!("commit failed: {m}"))
                 .with_detail("the transaction was not committed"),
+            CommitError::Retry(m) => SqlError::new(
+                SERIALIZATION_FAILURE,
+                format!("could not commit, please retry: {m}"),
+            )
+            .with_detail("the transaction was not committed")
+            .with_hint("retry the transaction"),
+            CommitError::Unknown(m) => SqlError::new(
+                TRANSACTION_RESOLUTION_UNKNOWN,
+                format!("commit outcome unknown: {m}"),
+            )
+            .with_detail(
+                "the transaction may or may not have committed; check before retrying",
+            ),
         }
     }
 }

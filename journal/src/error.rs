@@ -19,6 +19,9 @@ pub enum JournalError {
     Store(String),
     #[error("journal {0} is not accepting writes after an earlier failure")]
     Unavailable(u32),
+    /// The store did not answer in time: the object may or may not become durable.
+    #[error("journal {journal}: the store did not confirm object {sequence} in time")]
+    Unknown { journal: u32, sequence: u64 },
 }
 
 /// Why a commit did not happen. Every variant means: nothing of the transaction is durable,
@@ -31,10 +34,21 @@ pub enum CommitError {
     /// No journal could make the commit durable.
     #[error("commit failed: {0}")]
     Unavailable(String),
+    /// Certainly not committed, for a reason a retry may not meet (e.g. the journal was
+    /// taken over by another writer). Retrying is safe.
+    #[error("commit failed, nothing was written: {0}")]
+    Retry(String),
+    /// The commit may or may not have become durable: the store did not answer in time.
+    #[error("commit outcome unknown: {0}")]
+    Unknown(String),
 }
 
 impl From<JournalError> for CommitError {
     fn from(e: JournalError) -> Self {
-        CommitError::Unavailable(e.to_string())
+        match e {
+            JournalError::Fenced { .. } => CommitError::Retry(e.to_string()),
+            JournalError::Unknown { .. } => CommitError::Unknown(e.to_string()),
+            e => CommitError::Unavailable(e.to_string()),
+        }
     }
 }

@@ -25,6 +25,7 @@ pub mod generated {
     pub mod journal_generated;
 }
 pub mod reader;
+pub mod retention;
 pub mod sequencer;
 pub mod writer;
 

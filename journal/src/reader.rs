@@ -110,7 +110,20 @@ pub fn verify_object(
                 header.sequence, prev.sequence
             )));
         }
-        if header.first_ts <= prev.last_ts {
+        if header.record_count == 0 {
+            if header.last_ts < prev.last_ts {
+                return Err(corrupt(format!(
+                    "epoch claim carries timestamp {} back before {}",
+                    header.last_ts, prev.last_ts
+                )));
+            }
+            if header.epoch <= prev.epoch {
+                return Err(corrupt(format!(
+                    "epoch claim {} does not raise epoch {}",
+                    header.epoch, prev.epoch
+                )));
+            }
+        } else if header.first_ts <= prev.last_ts {
             return Err(corrupt(format!(
                 "timestamps go backwards: first {} after {}",
                 header.first_ts, prev.last_ts
@@ -129,4 +142,75 @@ pub fn verify_object(
 /// The largest commit timestamp in a journal's objects.
 pub fn max_ts(objects: &[JournalObject]) -> Timestamp {
     objects.last().map(|o| o.header.last_ts).unwrap_or(0)
+}
+
+/// Follows one journal from any sequence: each [`Tailer::next`] fetches the object at the
+/// next sequence by name (one GET, no listing), verifies it against the one before, and
+/// returns it; `None` means it does not exist yet. A missing object with later objects
+/// present (a hole) is an error naming the missing sequence, never skipped.
+pub struct Tailer {
+    store: DurableStore,
+    cluster: String,
+    journal_id: u32,
+    next_sequence: u64,
+    prev: Option<Header>,
+}
+
+impl Tailer {
+    /// Starts at `from_sequence`. `prev` is the header of the object before it, when known,
+    /// so that continuity is checked from the first object on.
+    pub fn new(
+        store: DurableStore,
+        cluster: &str,
+        journal_id: u32,
+        from_sequence: u64,
+        prev: Option<Header>,
+    ) -> Tailer {
+        Tailer {
+            store,
+            cluster: cluster.to_string(),
+            journal_id,
+            next_sequence: from_sequence,
+            prev,
+        }
+    }
+
+    /// The sequence the next object will have.
+    pub fn next_sequence(&self) -> u64 {
+        self.next_sequence
+    }
+
+    pub async fn next(&mut self) -> Result<Option<JournalObject>, JournalError> {
+        let path = crate::object_path(&self.cluster, self.journal_id, self.next_sequence);
+        let store_err = |e: weft_engine::EngineError| JournalError::Store(e.to_string());
+        let Some(data) = self.store.get_opt(&path).await.map_err(store_err)? else {
+            // Not written yet, or missing: a later object means a hole.
+            let later = self
+                .store
+                .list_after(
+                    &crate::journal_prefix(&self.cluster, self.journal_id),
+                    &path,
+                )
+                .await
+                .map_err(store_err)?;
+            if let Some((p, _)) = later.iter().find(|(p, _)| p.as_ref().ends_with(".wj")) {
+                return Err(JournalError::Corrupt {
+                    path: path.to_string(),
+                    offset: 0,
+                    detail: format!("missing object: {p} exists after it"),
+                });
+            }
+            return Ok(None);
+        };
+        let (header, records) =
+            verify_object(path.as_ref(), self.journal_id, &data, self.prev.as_ref())?;
+        self.next_sequence += 1;
+        self.prev = Some(header.clone());
+        Ok(Some(JournalObject {
+            path: path.to_string(),
+            bytes: data.len() as u64,
+            header,
+            records,
+        }))
+    }
 }

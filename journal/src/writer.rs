@@ -4,9 +4,17 @@
 //! queued (up to `batch_bytes_max`), writes them as one object with a conditional put, and
 //! only then acknowledges them. While one object is being written, new commits queue up and
 //! form the next batch, so more concurrent committers give more commits per object.
+//!
+//! A failed write is resolved, never guessed: the writer retries the same bytes at the
+//! same sequence and, after an ambiguous failure, reads the object back. A commit is
+//! acknowledged only when its object exists with exactly its bytes; it fails for certain
+//! (retrying is safe) when another writer's object holds the sequence (`Fenced`); and if
+//! the store does not answer within `resolve_timeout`, its client is told the outcome is
+//! unknown while the writer keeps resolving.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -15,6 +23,7 @@ use weft_engine::{CommitRecord, Timestamp};
 
 use crate::error::JournalError;
 use crate::format::{encode_object, Header, FORMAT_VERSION};
+use crate::reader::{verify_object, JournalObject};
 use crate::sequencer::Sequencer;
 
 #[derive(Debug, Clone)]
@@ -23,6 +32,14 @@ pub struct WriterConfig {
     pub batch_bytes_max: usize,
     /// ... or this many records.
     pub batch_records_max: usize,
+    /// ... or when its first commit has waited this long for company. Zero: a batch is
+    /// whatever queued while the previous object was being written (the measured best on
+    /// local disk and on S3; see docs/benchmarks.md).
+    pub batch_linger: Duration,
+    /// How long a commit waits for its object's fate to be known when the store fails.
+    /// After that its client hears "outcome unknown" (08007) while the writer keeps
+    /// resolving in the background.
+    pub resolve_timeout: Duration,
 }
 
 impl Default for WriterConfig {
@@ -30,6 +47,8 @@ impl Default for WriterConfig {
         WriterConfig {
             batch_bytes_max: 8 << 20,
             batch_records_max: 4096,
+            batch_linger: Duration::ZERO,
+            resolve_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -48,6 +67,68 @@ pub struct WriterStart {
     pub next_sequence: u64,
 }
 
+/// Takes over a journal: writes an epoch claim (an object without records) at the first
+/// free sequence after `last`, with an epoch above every epoch seen. From then on a
+/// previous writer's next conditional put fails, so it can no longer append. Objects that
+/// appear while claiming (a previous writer still running) are returned, verified, for
+/// recovery to apply.
+pub async fn claim(
+    store: &DurableStore,
+    cluster: &str,
+    journal_id: u32,
+    mut last: Option<Header>,
+) -> Result<(WriterStart, Vec<JournalObject>), JournalError> {
+    let mut found = Vec::new();
+    for _ in 0..1000 {
+        let (sequence, epoch, ts) = match &last {
+            Some(h) => (h.sequence + 1, h.epoch + 1, h.last_ts),
+            None => (0, 1, 0),
+        };
+        let header = Header {
+            format_version: FORMAT_VERSION,
+            journal_id,
+            epoch,
+            sequence,
+            first_ts: ts,
+            last_ts: ts,
+            record_count: 0,
+        };
+        let path = crate::object_path(cluster, journal_id, sequence);
+        let store_err = |e: weft_engine::EngineError| JournalError::Store(e.to_string());
+        match store
+            .put_create(&path, Bytes::from(encode_object(&header, &[])))
+            .await
+            .map_err(store_err)?
+        {
+            Created::Yes => {
+                return Ok((
+                    WriterStart {
+                        journal_id,
+                        epoch,
+                        next_sequence: sequence + 1,
+                    },
+                    found,
+                ))
+            }
+            Created::AlreadyExists => {
+                // Another writer got there first: read what it wrote and claim after it.
+                let data = store.get(&path).await.map_err(store_err)?;
+                let (h, records) = verify_object(path.as_ref(), journal_id, &data, last.as_ref())?;
+                found.push(JournalObject {
+                    path: path.to_string(),
+                    bytes: data.len() as u64,
+                    header: h.clone(),
+                    records,
+                });
+                last = Some(h);
+            }
+        }
+    }
+    Err(JournalError::Store(format!(
+        "journal {journal_id}: could not claim it: another writer keeps appending"
+    )))
+}
+
 /// Starts the writer task. `healthy` is cleared when the journal stops accepting writes.
 pub fn spawn(
     store: DurableStore,
@@ -60,6 +141,52 @@ pub fn spawn(
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(run(store, cluster, start, sequencer, config, rx, healthy));
     tx
+}
+
+/// Makes `data` the object at `path`, whatever the store does: retries failed PUTs, and
+/// after an ambiguous failure (a PUT that may or may not have happened) reads the object
+/// back. `Ok` once the object holding exactly `data` exists; `Fenced` if another writer's
+/// object holds that sequence. Never gives up on its own: the caller bounds the wait.
+async fn persist(
+    store: &DurableStore,
+    path: &object_store::path::Path,
+    data: Bytes,
+    journal_id: u32,
+    sequence: u64,
+) -> Result<(), JournalError> {
+    let mut backoff = Duration::from_millis(5);
+    let mut check_first = false;
+    loop {
+        if check_first {
+            match store.get_opt(path).await {
+                Ok(Some(existing)) if existing == data => return Ok(()),
+                Ok(Some(_)) => {
+                    return Err(JournalError::Fenced {
+                        journal: journal_id,
+                        sequence,
+                    })
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(journal = journal_id, sequence, error = %e, "journal: reading back an object failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            }
+        }
+        match store.put_create(path, data.clone()).await {
+            Ok(Created::Yes) => return Ok(()),
+            // Ours from an earlier attempt whose answer was lost, or another writer's.
+            Ok(Created::AlreadyExists) => check_first = true,
+            Err(e) => {
+                tracing::warn!(journal = journal_id, sequence, error = %e, "journal: write failed; resolving");
+                check_first = true;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
 }
 
 async fn run(
@@ -77,19 +204,27 @@ async fn run(
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let mut bytes = batch[0].body.len();
+        let linger_until = tokio::time::Instant::now() + config.batch_linger;
         while bytes < config.batch_bytes_max && batch.len() < config.batch_records_max {
-            match rx.try_recv() {
-                Ok(p) => {
+            let next = match rx.try_recv() {
+                Ok(p) => Some(p),
+                Err(_) if config.batch_linger.is_zero() => None,
+                Err(_) => tokio::time::timeout_at(linger_until, rx.recv())
+                    .await
+                    .ok()
+                    .flatten(),
+            };
+            match next {
+                Some(p) => {
                     bytes += p.body.len();
                     batch.push(p);
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         let ts: Vec<Timestamp> = batch.iter().map(|p| p.record.commit_ts).collect();
         if let Some(err) = &failed {
-            // A journal that failed once stays failed until restart: its next sequence
-            // number might or might not exist in the store.
+            // A fenced journal belongs to another writer now.
             sequencer.abandoned(journal, &ts);
             for p in batch {
                 let _ = p.done.send(Err(err.clone()));
@@ -110,15 +245,41 @@ async fn run(
             "journal queue out of order"
         );
         let bodies: Vec<&[u8]> = batch.iter().map(|p| p.body.as_slice()).collect();
-        let object = encode_object(&header, &bodies);
+        let object = Bytes::from(encode_object(&header, &bodies));
         let path = crate::object_path(&cluster, start.journal_id, sequence);
-        let outcome = match store.put_create(&path, Bytes::from(object)).await {
-            Ok(Created::Yes) => Ok(()),
-            Ok(Created::AlreadyExists) => Err(JournalError::Fenced {
-                journal: start.journal_id,
-                sequence,
-            }),
-            Err(e) => Err(JournalError::Store(e.to_string())),
+        let write = persist(&store, &path, object, start.journal_id, sequence);
+        tokio::pin!(write);
+        let outcome = tokio::select! {
+            r = &mut write => r,
+            _ = tokio::time::sleep(config.resolve_timeout) => {
+                // The store is not answering: tell the clients their outcome is unknown,
+                // stop taking new commits, and keep resolving. Until it is resolved the
+                // journal's watermark stays put, so no reader can see past a commit whose
+                // fate is undecided.
+                tracing::error!(journal, sequence, "journal: store unresponsive; commit outcome unknown until it answers");
+                healthy.store(false, Ordering::SeqCst);
+                let err = JournalError::Unknown { journal: start.journal_id, sequence };
+                let records: Vec<_> = batch.iter().map(|p| p.record.clone()).collect();
+                for p in batch {
+                    let _ = p.done.send(Err(err.clone()));
+                }
+                let r = write.await;
+                if r.is_ok() {
+                    tracing::info!(journal, sequence, "journal: undecided object resolved: it is durable");
+                    healthy.store(true, Ordering::SeqCst);
+                }
+                match r {
+                    Ok(()) => {
+                        sequence += 1;
+                        sequencer.durable(journal, records);
+                    }
+                    Err(e) => {
+                        sequencer.abandoned(journal, &ts);
+                        failed = Some(e);
+                    }
+                }
+                continue;
+            }
         };
         match outcome {
             Ok(()) => {
@@ -130,7 +291,7 @@ async fn run(
                 }
             }
             Err(e) => {
-                tracing::error!(journal, sequence, error = %e, "journal write failed; journal stops accepting writes");
+                tracing::error!(journal, sequence, error = %e, "journal: fenced by another writer; it stops accepting writes");
                 sequencer.abandoned(journal, &ts);
                 for p in batch {
                     let _ = p.done.send(Err(e.clone()));

@@ -23,7 +23,7 @@ use weft_engine::{Clock, SystemClock};
 use weft_frontend_pgwire::{Db, TxnLimits};
 use weft_journal::adjudicator::JournalHandle;
 use weft_journal::reader::{list_journals, read_journal};
-use weft_journal::writer::{WriterConfig, WriterStart};
+use weft_journal::writer::{claim, WriterConfig};
 use weft_journal::{Adjudicator, AdjudicatorConfig, Sequencer};
 
 #[derive(Args, Debug)]
@@ -59,6 +59,29 @@ pub struct ServeArgs {
     /// Flush the memtable to a Parquet segment after this many bytes were applied.
     #[arg(long, default_value_t = StorageConfig::default().flush_bytes_min)]
     pub flush_bytes_min: usize,
+    /// Run even if the object store ignores conditional puts (create-if-absent). Only safe
+    /// when you guarantee that a single weft process ever writes this cluster: without
+    /// conditional puts nothing stops a second writer from overwriting journal objects.
+    #[arg(long)]
+    pub single_writer: bool,
+    /// Group commit: a journal batch closes at this many bytes...
+    #[arg(long, default_value_t = WriterConfig::default().batch_bytes_max)]
+    pub batch_bytes_max: usize,
+    /// ... or when its first commit has waited this many microseconds (0: a batch is what
+    /// queued while the previous object was written).
+    #[arg(long, default_value_t = 0)]
+    pub batch_linger_us: u64,
+    /// How long a commit waits for the store to confirm its journal object before its
+    /// client is told the outcome is unknown (SQLSTATE 08007).
+    #[arg(long, default_value_t = 10_000)]
+    pub commit_resolve_timeout_ms: u64,
+    /// Delete journal objects that every storage range's checkpoint has passed.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub journal_retention: bool,
+    /// Testing only: inject faults into every object-store operation (see
+    /// engine/src/faults.rs for the spec).
+    #[arg(long, hide = true)]
+    pub inject_faults: Option<String>,
     /// Testing only: commit every transaction without conflict checks, so that a history
     /// checker can be shown to catch the anomalies this lets through. Loses updates.
     #[arg(long, hide = true)]
@@ -66,8 +89,22 @@ pub struct ServeArgs {
 }
 
 fn open_store(args: &ServeArgs) -> anyhow::Result<DurableStore> {
-    match &args.store {
-        None => Ok(DurableStore::local(args.data.clone())?),
+    let store = open_store_at(&args.data, args.store.as_deref())?;
+    match &args.inject_faults {
+        None => Ok(store),
+        Some(spec) => {
+            let faults = weft_engine::faults::Faults::parse(spec)
+                .map_err(|e| anyhow::anyhow!("--inject-faults: {e}"))?;
+            tracing::warn!(spec = %spec, "object store: injecting faults (testing only)");
+            Ok(store.with_faults(faults)?)
+        }
+    }
+}
+
+/// The store `weft serve` uses: the local directory `data`, or an `s3://bucket/prefix` URL.
+pub fn open_store_at(data: &std::path::Path, url: Option<&str>) -> anyhow::Result<DurableStore> {
+    match url {
+        None => Ok(DurableStore::local(data.to_path_buf())?),
         Some(url) => {
             let Some(rest) = url.strip_prefix("s3://") else {
                 bail!("--store must be an s3:// URL, got {url}");
@@ -85,7 +122,7 @@ fn open_store(args: &ServeArgs) -> anyhow::Result<DurableStore> {
                     prefix.trim_end_matches('/'),
                 ))
             };
-            Ok(DurableStore::remote(inner, url.clone()))
+            Ok(DurableStore::remote(inner, url.to_string()))
         }
     }
 }
@@ -96,6 +133,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let store = open_store(&args)?;
     let cluster = args.cluster.clone();
+    if !store
+        .honours_conditional_puts(&Path::from(format!("clusters/{cluster}/probe")))
+        .await
+        .context("probing the object store")?
+    {
+        if !args.single_writer {
+            bail!(
+                "the object store {} does not honour conditional puts (PUT with \
+                 If-None-Match: *): journal writers could silently overwrite each other's \
+                 commits. Use a store that supports them (AWS S3, MinIO, s3s-fs...), or pass \
+                 --single-writer if you guarantee that only one weft process ever writes \
+                 this cluster",
+                store.url
+            );
+        }
+        tracing::warn!(store = %store.url, "object store ignores conditional puts; running because --single-writer promises a single writer");
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new(args.clock_error_us * 1000));
 
     // Storage: newest manifest and its segments.
@@ -118,21 +172,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut recovered_ts = checkpoint;
     let mut replayed_objects = 0usize;
     for j in 0..count as u32 {
-        let objects = read_journal(&store, &cluster, j)
+        let mut objects = read_journal(&store, &cluster, j)
             .await
             .with_context(|| format!("reading journal {j}"))?;
+        // Take the journal over: a previous writer can no longer append after this.
+        let (start, appeared) = claim(&store, &cluster, j, objects.last().map(|o| o.header.clone()))
+            .await
+            .with_context(|| format!("claiming journal {j}"))?;
+        objects.extend(appeared);
         replayed_objects += objects.len();
-        let last = objects
-            .last()
-            .map(|o| (o.header.sequence, o.header.epoch, o.header.last_ts));
-        if let Some((_, _, ts)) = last {
-            recovered_ts = recovered_ts.max(ts);
+        if let Some(o) = objects.last() {
+            recovered_ts = recovered_ts.max(o.header.last_ts);
         }
-        starts.push(WriterStart {
-            journal_id: j,
-            epoch: last.map(|l| l.1 + 1).unwrap_or(1),
-            next_sequence: last.map(|l| l.0 + 1).unwrap_or(0),
-        });
+        tracing::debug!(journal = j, epoch = start.epoch, next_sequence = start.next_sequence, "journal: claimed");
+        starts.push(start);
         per_journal.push(
             objects
                 .into_iter()
@@ -167,7 +220,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             cluster.clone(),
             start,
             sequencer.clone(),
-            WriterConfig::default(),
+            WriterConfig {
+                batch_bytes_max: args.batch_bytes_max,
+                batch_linger: Duration::from_micros(args.batch_linger_us),
+                resolve_timeout: Duration::from_millis(args.commit_resolve_timeout_ms),
+                ..WriterConfig::default()
+            },
             healthy.clone(),
         );
         handles.push(JournalHandle { tx, healthy });
@@ -224,13 +282,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let flusher = {
         let storage = storage.clone();
+        let store = store.clone();
+        let cluster = cluster.clone();
+        let retention = args.journal_retention;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
                 if storage.wants_flush() {
-                    if let Err(e) = storage.flush().await {
-                        tracing::error!(error = %e, "flush failed; will retry");
+                    match storage.flush().await {
+                        Ok(Some(checkpoint)) if retention => {
+                            // The one storage range's checkpoint is the lowest of all.
+                            match weft_journal::retention::prune(&store, &cluster, checkpoint).await {
+                                Ok(0) => {}
+                                Ok(n) => tracing::debug!(deleted = n, checkpoint, "journal: retention"),
+                                Err(e) => tracing::warn!(error = %e, "journal retention failed; will retry"),
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "flush failed; will retry"),
                     }
                 }
             }
