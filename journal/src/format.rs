@@ -254,6 +254,7 @@ pub fn decode_object(
         return Err(r.corrupt(buf.len(), "truncated: no room for the footer"));
     }
     let footer_at = buf.len() - FOOTER_LEN;
+    let object_crc;
     {
         let mut f = Rd {
             buf,
@@ -274,9 +275,7 @@ pub fn decode_object(
                 ),
             ));
         }
-        if crc32fast::hash(&buf[..footer_at]) != crc {
-            return Err(f.corrupt(footer_at + 12, "object checksum mismatch"));
-        }
+        object_crc = crc;
     }
     let body_region = Rd {
         buf: &buf[..footer_at],
@@ -323,6 +322,10 @@ pub fn decode_object(
     }
     if r.pos != footer_at {
         return Err(r.corrupt(r.pos, "bytes after the last record"));
+    }
+    // Last, so that a damaged record is reported at its own offset by its own checksum.
+    if crc32fast::hash(&buf[..footer_at]) != object_crc {
+        return Err(r.corrupt(footer_at + 12, "object checksum mismatch"));
     }
     if header.record_count == 0 && header.first_ts != header.last_ts {
         return Err(r.corrupt(

@@ -2,6 +2,7 @@
 //! own data directory, connect real clients to it, kill it with SIGKILL.
 
 pub mod history;
+pub mod s3;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,8 @@ pub struct Server {
     pub port: u16,
     pub data: PathBuf,
     pub extra_args: Vec<String>,
+    /// Environment variables for the server process (e.g. the AWS_* of an S3 store).
+    pub env: Vec<(String, String)>,
     log: PathBuf,
 }
 
@@ -52,11 +55,17 @@ impl Server {
     }
 
     pub fn start_with(data: &Path, extra: &[&str]) -> Server {
+        Server::start_env(data, extra, Vec::new())
+    }
+
+    /// Starts with extra arguments and environment variables.
+    pub fn start_env(data: &Path, extra: &[&str], env: Vec<(String, String)>) -> Server {
         let mut s = Server {
             child: None,
             port: free_port(),
             data: data.to_path_buf(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            env,
             log: data.with_extension("log"),
         };
         s.spawn();
@@ -76,6 +85,7 @@ impl Server {
             .arg("--data")
             .arg(&self.data)
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone().expect("log")))
             .stderr(Stdio::from(log))
             .spawn()

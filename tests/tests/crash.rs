@@ -86,8 +86,12 @@ async fn check(server: &Server, ledger: &Ledger) -> usize {
 }
 
 async fn crash_cycle(extra: &[&str]) {
+    crash_cycle_env(extra, Vec::new()).await
+}
+
+async fn crash_cycle_env(extra: &[&str], env: Vec<(String, String)>) {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start_with(&dir.path().join("data"), extra);
+    let mut server = Server::start_env(&dir.path().join("data"), extra, env);
     {
         let c = server.connect().await;
         c.batch_execute("CREATE TABLE a (id bigint PRIMARY KEY, v bigint); CREATE TABLE b (id bigint PRIMARY KEY, v bigint)")
@@ -134,6 +138,17 @@ async fn kill9_while_flushing_segments() {
     // Tiny flush threshold: segments and manifests are written throughout the load, so the
     // kill lands around flushes too; recovery must combine segments and journal replay.
     crash_cycle(&["--flush-bytes-min", "2048"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_during_writes_on_s3() {
+    // The same crash cycles with journals, segments and manifests on a real S3-compatible
+    // server (s3s-fs), flushing often so that segment and manifest writes are in flight too.
+    let Some(s3) = weft_tests::s3::S3Server::start() else {
+        return;
+    };
+    let url = s3.url("crash");
+    crash_cycle_env(&["--store", &url, "--flush-bytes-min", "4096"], s3.env()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! The `weft` binary: `weft serve` runs every component in one process.
 
 mod bench;
+mod inspect;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,9 @@ enum Command {
     /// Benchmarks that print their figures and how to reproduce them.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Look inside stored data: journals.
+    #[command(subcommand)]
+    Inspect(inspect::InspectCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,5 +45,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Bench(cmd) => bench::run(cmd, &runtime),
+        Command::Inspect(cmd) => inspect::run(cmd, &runtime),
     }
 }
