@@ -292,11 +292,11 @@ async fn run(
             }
             Err(e) => {
                 tracing::error!(journal, sequence, error = %e, "journal: fenced by another writer; it stops accepting writes");
+                healthy.store(false, Ordering::SeqCst);
                 sequencer.abandoned(journal, &ts);
                 for p in batch {
                     let _ = p.done.send(Err(e.clone()));
                 }
-                healthy.store(false, Ordering::SeqCst);
                 failed = Some(e);
             }
         }

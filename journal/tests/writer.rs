@@ -1,0 +1,361 @@
+//! The journal writer against real stores (a local directory, and a real S3-compatible
+//! server when s3s-fs is installed) and under injected faults: fencing, ambiguous PUTs,
+//! outages, tailing, retention.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::scalar::ScalarValue;
+use tokio::sync::{mpsc, oneshot};
+use weft_engine::faults::Faults;
+use weft_engine::objstore::DurableStore;
+use weft_engine::record::{CommitRecord, TableWrites};
+use weft_engine::SystemClock;
+use weft_journal::format::{encode_record, set_commit_ts, COMMIT_TS_PLACEHOLDER};
+use weft_journal::reader::{read_journal, Tailer};
+use weft_journal::writer::{self, claim, Pending, WriterConfig};
+use weft_journal::{JournalError, JournalEvent, Sequencer};
+use weft_tests::s3::S3Server;
+
+/// A store per backend: a temporary directory, and the S3 server when available.
+struct Stores {
+    _dir: tempfile::TempDir,
+    _s3: Option<S3Server>,
+    list: Vec<(&'static str, DurableStore)>,
+}
+
+fn stores() -> Stores {
+    let dir = tempfile::tempdir().unwrap();
+    let mut list = vec![("local", DurableStore::local(dir.path().join("d")).unwrap())];
+    let s3 = S3Server::start();
+    if let Some(s3) = &s3 {
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(s3.endpoint())
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_bucket_name(weft_tests::s3::BUCKET)
+            .with_access_key_id(&s3.env()[1].1)
+            .with_secret_access_key(&s3.env()[2].1)
+            .build()
+            .unwrap();
+        list.push(("s3", DurableStore::remote(Arc::new(store), s3.url(""))));
+    }
+    Stores {
+        _dir: dir,
+        _s3: s3,
+        list,
+    }
+}
+
+fn record(n: i64) -> CommitRecord {
+    let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
+    CommitRecord {
+        commit_ts: COMMIT_TS_PLACEHOLDER,
+        tables: vec![TableWrites {
+            table_id: 7,
+            schema,
+            keys: vec![n.to_be_bytes().to_vec()],
+            rows: vec![Some(Arc::new(vec![ScalarValue::Int64(Some(n))]))],
+        }],
+    }
+}
+
+/// One journal's writer with its own sequencer; `events` sees what it made durable.
+struct Journal {
+    tx: mpsc::UnboundedSender<Pending>,
+    sequencer: Arc<Sequencer>,
+    events: mpsc::UnboundedReceiver<JournalEvent>,
+    healthy: Arc<AtomicBool>,
+}
+
+async fn open(store: &DurableStore, cluster: &str, config: WriterConfig) -> Journal {
+    let existing = read_journal(store, cluster, 0).await.unwrap();
+    let recovered = existing.last().map(|o| o.header.last_ts).unwrap_or(0);
+    let (start, _) = claim(store, cluster, 0, existing.last().map(|o| o.header.clone()))
+        .await
+        .unwrap();
+    let (etx, erx) = mpsc::unbounded_channel();
+    let sequencer = Arc::new(Sequencer::new(
+        1,
+        recovered,
+        Arc::new(SystemClock::new(0)),
+        etx,
+    ));
+    let healthy = Arc::new(AtomicBool::new(true));
+    let tx = writer::spawn(
+        store.clone(),
+        cluster.to_string(),
+        start,
+        sequencer.clone(),
+        config,
+        healthy.clone(),
+    );
+    Journal {
+        tx,
+        sequencer,
+        events: erx,
+        healthy,
+    }
+}
+
+fn submit(j: &Journal, n: i64) -> oneshot::Receiver<Result<(), JournalError>> {
+    let (done, rx) = oneshot::channel();
+    let mut rec = record(n);
+    let mut body = encode_record(&rec).unwrap();
+    j.sequencer.assign(0, |ts| {
+        set_commit_ts(&mut body, ts).unwrap();
+        rec.commit_ts = ts;
+        j.tx.send(Pending {
+            record: Arc::new(rec),
+            body,
+            done,
+        })
+        .unwrap();
+    });
+    rx
+}
+
+async fn commit(j: &Journal, n: i64) -> Result<(), JournalError> {
+    submit(j, n).await.unwrap()
+}
+
+fn value(r: &CommitRecord) -> i64 {
+    match &r.tables[0].rows[0].as_ref().unwrap()[0] {
+        ScalarValue::Int64(Some(n)) => *n,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Every value in the journal, in order.
+async fn journal_values(store: &DurableStore, cluster: &str) -> Vec<i64> {
+    read_journal(store, cluster, 0)
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|o| o.records.iter().map(|r| value(r)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_writer_fences_the_first() {
+    for (name, store) in stores().list {
+        let a = open(&store, "fence", WriterConfig::default()).await;
+        commit(&a, 1).await.unwrap();
+        // A restarted process (or a split brain) takes the journal over.
+        let b = open(&store, "fence", WriterConfig::default()).await;
+        let err = commit(&a, 2).await.unwrap_err();
+        assert!(
+            matches!(err, JournalError::Fenced { .. }),
+            "{name}: the old writer appended after being fenced: {err}"
+        );
+        assert!(!a.healthy.load(Ordering::SeqCst));
+        assert!(commit(&a, 3).await.is_err(), "{name}: a fenced writer stays fenced");
+        commit(&b, 4).await.unwrap();
+        assert_eq!(journal_values(&store, "fence").await, vec![1, 4], "{name}");
+        let objects = read_journal(&store, "fence", 0).await.unwrap();
+        let epochs: Vec<u64> = objects.iter().map(|o| o.header.epoch).collect();
+        assert_eq!(epochs, vec![1, 1, 2, 2], "{name}: claim, A's object, claim, B's object");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_never_lose_or_duplicate_an_acknowledged_commit() {
+    for (name, base) in stores().list {
+        let faults = Faults::parse("put_error=150,lost_ack=150,get_error=100,list_error=50,seed=11")
+            .unwrap();
+        let store = base.clone().with_faults(faults.clone()).unwrap();
+        let mut j = open(&base, "faults", WriterConfig::default()).await;
+        // The writer goes through the faulty store from here on.
+        drop(j.tx);
+        let (start, _) = claim(
+            &base,
+            "faults",
+            0,
+            read_journal(&base, "faults", 0)
+                .await
+                .unwrap()
+                .last()
+                .map(|o| o.header.clone()),
+        )
+        .await
+        .unwrap();
+        j.tx = writer::spawn(
+            store.clone(),
+            "faults".into(),
+            start,
+            j.sequencer.clone(),
+            WriterConfig::default(),
+            j.healthy.clone(),
+        );
+        let j = Arc::new(j);
+        let mut tasks = Vec::new();
+        for t in 0..8i64 {
+            let j = j.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0..25i64 {
+                    let n = t * 1000 + i;
+                    match submit(&j, n).await.unwrap() {
+                        Ok(()) => acked.push(n),
+                        Err(e) => panic!("a commit failed although the store recovers: {e}"),
+                    }
+                }
+                acked
+            }));
+        }
+        let mut acked = Vec::new();
+        for t in tasks {
+            acked.extend(t.await.unwrap());
+        }
+        assert!(
+            faults.injected.load(Ordering::Relaxed) > 10,
+            "{name}: too few faults were injected to prove anything"
+        );
+        let mut j = Arc::into_inner(j).unwrap();
+        drop(j.tx);
+        // What the crossbar was handed: exactly the journal's contents, each once.
+        let mut delivered = Vec::new();
+        while let Ok(ev) = j.events.try_recv() {
+            delivered.extend(ev.records.iter().map(|r| value(r)));
+        }
+        let stored = journal_values(&base, "faults").await;
+        let mut counts: HashMap<i64, usize> = HashMap::new();
+        for v in &stored {
+            *counts.entry(*v).or_default() += 1;
+        }
+        assert!(counts.values().all(|&c| c == 1), "{name}: a commit is stored twice");
+        for n in &acked {
+            assert_eq!(counts.get(n), Some(&1), "{name}: acknowledged commit {n} lost");
+        }
+        assert_eq!(delivered, stored, "{name}: delivered records differ from the journal");
+        assert_eq!(acked.len(), 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_an_unknown_outcome_then_resolved() {
+    for (name, base) in stores().list {
+        let faults = Faults::new(1);
+        let store = base.clone().with_faults(faults.clone()).unwrap();
+        let (start, _) = claim(&base, "outage", 0, None).await.unwrap();
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let sequencer = Arc::new(Sequencer::new(1, 0, Arc::new(SystemClock::new(0)), etx));
+        let healthy = Arc::new(AtomicBool::new(true));
+        let j = Journal {
+            tx: writer::spawn(
+                store,
+                "outage".into(),
+                start,
+                sequencer.clone(),
+                WriterConfig {
+                    resolve_timeout: Duration::from_millis(300),
+                    ..Default::default()
+                },
+                healthy.clone(),
+            ),
+            sequencer,
+            events: mpsc::unbounded_channel().1,
+            healthy,
+        };
+        faults.down.store(true, Ordering::SeqCst);
+        let err = commit(&j, 42).await.unwrap_err();
+        assert!(matches!(err, JournalError::Unknown { .. }), "{name}: {err}");
+        assert!(!j.healthy.load(Ordering::SeqCst), "{name}: takes no commits meanwhile");
+        // Nothing is delivered while the outcome is undecided...
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        while let Ok(ev) = erx.try_recv() {
+            assert!(ev.records.is_empty(), "{name}: delivered an undecided commit");
+        }
+        // ... and once the store is back the writer finishes the job, exactly once.
+        faults.down.store(false, Ordering::SeqCst);
+        let ev = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let ev = erx.recv().await.unwrap();
+                if !ev.records.is_empty() {
+                    return ev;
+                }
+            }
+        })
+        .await
+        .expect("resolved after the outage");
+        assert_eq!(value(&ev.records[0]), 42);
+        assert!(j.healthy.load(Ordering::SeqCst), "{name}: healthy again");
+        commit(&j, 43).await.unwrap();
+        assert_eq!(journal_values(&base, "outage").await, vec![42, 43], "{name}");
+    }
+}
+
+#[tokio::test]
+async fn the_probe_refuses_a_store_that_ignores_conditional_puts() {
+    for (name, base) in stores().list {
+        let prefix = object_store::path::Path::from("probe");
+        assert!(base.honours_conditional_puts(&prefix).await.unwrap(), "{name}");
+        let faults = Faults::parse("ignore_conditional_puts").unwrap();
+        let lax = base.with_faults(faults).unwrap();
+        assert!(!lax.honours_conditional_puts(&prefix).await.unwrap(), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tailers_read_from_any_sequence_and_report_holes() {
+    for (name, store) in stores().list {
+        let j = open(&store, "tail", WriterConfig::default()).await;
+        for n in 0..5 {
+            commit(&j, n).await.unwrap(); // objects 1..=5 (0 is the epoch claim)
+        }
+        let mut t = Tailer::new(store.clone(), "tail", 0, 3, None);
+        let mut seen = Vec::new();
+        while let Some(o) = t.next().await.unwrap() {
+            seen.extend(o.records.iter().map(|r| value(r)));
+        }
+        assert_eq!(seen, vec![2, 3, 4], "{name}");
+        assert!(t.next().await.unwrap().is_none(), "{name}: nothing new yet");
+        commit(&j, 5).await.unwrap();
+        let o = t.next().await.unwrap().expect("the new object");
+        assert_eq!(value(&o.records[0]), 5, "{name}");
+        // A hole: object 7 missing while 8 exists.
+        commit(&j, 6).await.unwrap();
+        commit(&j, 7).await.unwrap();
+        store
+            .delete(&weft_journal::object_path("tail", 0, 7))
+            .await
+            .unwrap();
+        let err = t.next().await.unwrap_err().to_string();
+        assert!(
+            err.contains("00000000000000000007.wj") && err.contains("missing"),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_only_what_checkpoints_passed() {
+    for (name, store) in stores().list {
+        let j = open(&store, "ret", WriterConfig::default()).await;
+        for n in 0..6 {
+            commit(&j, n).await.unwrap();
+        }
+        let objects = read_journal(&store, "ret", 0).await.unwrap();
+        let checkpoint = objects[3].header.last_ts; // covers objects 0..=3
+        let deleted = weft_journal::retention::prune(&store, "ret", checkpoint)
+            .await
+            .unwrap();
+        assert_eq!(deleted, 4, "{name}");
+        let left = read_journal(&store, "ret", 0).await.unwrap();
+        assert_eq!(left[0].header.sequence, 4, "{name}: a contiguous suffix remains");
+        assert!(left.iter().all(|o| o.header.last_ts > checkpoint));
+        // Past everything: the newest object stays, for the next writer.
+        weft_journal::retention::prune(&store, "ret", u64::MAX)
+            .await
+            .unwrap();
+        let left = read_journal(&store, "ret", 0).await.unwrap();
+        assert_eq!(left.len(), 1, "{name}");
+        drop(j);
+        let j2 = open(&store, "ret", WriterConfig::default()).await;
+        commit(&j2, 99).await.unwrap();
+        assert_eq!(journal_values(&store, "ret").await, vec![5, 99], "{name}");
+    }
+}
