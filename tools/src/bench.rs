@@ -6,6 +6,8 @@
 //!   several client counts, against a `weft serve` this command starts on a temporary data
 //!   directory, and side by side against a throwaway PostgreSQL 15 (fsync on,
 //!   synchronous_commit on) when it is installed.
+//! - `weft bench journal`: group commit alone (commits/s, latency percentiles) on local disk
+//!   and on an S3-compatible server, beside one fsync and one PUT (see bench_journal.rs).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,6 +25,8 @@ pub enum BenchCommand {
     Commits(CommitsArgs),
     /// Crossbar merge rate, catch-up read engines, and the stall experiment.
     Crossbar(CrossbarArgs),
+    /// Group commit on local disk and S3 next to one fsync and one PUT.
+    Journal(crate::bench_journal::JournalArgs),
 }
 
 #[derive(Args, Debug)]
@@ -81,6 +85,7 @@ pub fn run(cmd: BenchCommand, runtime: &tokio::runtime::Runtime) -> anyhow::Resu
         }
         BenchCommand::Commits(a) => runtime.block_on(commits(a)),
         BenchCommand::Crossbar(a) => crossbar(&a),
+        BenchCommand::Journal(a) => runtime.block_on(crate::bench_journal::journal(a)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `weft` binary: `weft serve` runs every component in one process.
 
 mod bench;
+mod bench_journal;
 mod inspect;
 mod serve;
 
