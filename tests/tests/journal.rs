@@ -87,6 +87,15 @@ async fn verify_finds_a_flipped_byte_in_any_object() {
     std::fs::write(victim, &good[..good.len() - 5]).unwrap();
     let (ok, text) = inspect(&[d, "--verify"]);
     assert!(!ok && text.contains("DEFECT"), "{text}");
+    // The server refuses to start on it, naming the object, rather than skip or half-apply.
+    let out = Command::new(weft_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data", d])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let name = victim.file_name().unwrap().to_str().unwrap();
+    assert!(!out.status.success(), "started on a torn journal object:\n{log}");
+    assert!(log.contains(name), "the error does not name {name}:\n{log}");
     std::fs::remove_file(victim).unwrap();
     let (ok, text) = inspect(&[d, "--verify"]);
     assert!(!ok && text.contains("sequence gap"), "{text}");
