@@ -263,7 +263,17 @@ async fn run(
                 for p in batch {
                     let _ = p.done.send(Err(err.clone()));
                 }
-                let r = write.await;
+                // Commits queued behind the undecided one are refused for certain (nothing
+                // of them was written) rather than left waiting out the outage.
+                let r = loop {
+                    tokio::select! {
+                        r = &mut write => break r,
+                        Some(p) = rx.recv() => {
+                            sequencer.abandoned(journal, &[p.record.commit_ts]);
+                            let _ = p.done.send(Err(JournalError::Unavailable(start.journal_id)));
+                        }
+                    }
+                };
                 if r.is_ok() {
                     tracing::info!(journal, sequence, "journal: undecided object resolved: it is durable");
                     healthy.store(true, Ordering::SeqCst);

@@ -263,6 +263,12 @@ async fn an_outage_is_an_unknown_outcome_then_resolved() {
         faults.down.store(true, Ordering::SeqCst);
         let err = commit(&j, 42).await.unwrap_err();
         assert!(matches!(err, JournalError::Unknown { .. }), "{name}: {err}");
+        // A commit that reaches the journal meanwhile is refused for certain, not held.
+        let err = tokio::time::timeout(Duration::from_secs(5), commit(&j, 41))
+            .await
+            .expect("not left waiting out the outage")
+            .unwrap_err();
+        assert!(matches!(err, JournalError::Unavailable(_)), "{name}: {err}");
         assert!(!j.healthy.load(Ordering::SeqCst), "{name}: takes no commits meanwhile");
         // Nothing is delivered while the outcome is undecided...
         tokio::time::sleep(Duration::from_millis(200)).await;
