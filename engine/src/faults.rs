@@ -85,7 +85,9 @@ impl Faults {
                 "list_error" => f.list_error.store(rate()?, Ordering::Relaxed),
                 "latency_ms" => f.latency_ms.store(n, Ordering::Relaxed),
                 "down" => f.down.store(n != 0, Ordering::Relaxed),
-                "ignore_conditional_puts" => f.ignore_conditional_puts.store(n != 0, Ordering::Relaxed),
+                "ignore_conditional_puts" => {
+                    f.ignore_conditional_puts.store(n != 0, Ordering::Relaxed)
+                }
                 "seed" => f.rng.store(n.max(1), Ordering::Relaxed),
                 _ => return Err(format!("unknown fault `{k}`")),
             }
@@ -294,7 +296,10 @@ mod tests {
             mode: PutMode::Create,
             ..Default::default()
         };
-        store.put_opts(&p, PutPayload::from_static(b"1"), create()).await.unwrap();
+        store
+            .put_opts(&p, PutPayload::from_static(b"1"), create())
+            .await
+            .unwrap();
         store
             .put_opts(&p, PutPayload::from_static(b"2"), create())
             .await

@@ -139,9 +139,7 @@ impl From<CommitError> for SqlError {
                 TRANSACTION_RESOLUTION_UNKNOWN,
                 format!("commit outcome unknown: {m}"),
             )
-            .with_detail(
-                "the transaction may or may not have committed; check before retrying",
-            ),
+            .with_detail("the transaction may or may not have committed; check before retrying"),
         }
     }
 }

@@ -26,9 +26,19 @@ pub fn records_text(records: &[impl AsRef<CommitRecord>]) -> String {
     let mut out = String::new();
     for rec in records {
         let rec = rec.as_ref();
-        let _ = writeln!(out, "  commit ts={} writes={}", rec.commit_ts, rec.write_count());
+        let _ = writeln!(
+            out,
+            "  commit ts={} writes={}",
+            rec.commit_ts,
+            rec.write_count()
+        );
         for t in &rec.tables {
-            let columns: Vec<&str> = t.schema.fields().iter().map(|f| f.name().as_str()).collect();
+            let columns: Vec<&str> = t
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
             for (key, row) in t.keys.iter().zip(&t.rows) {
                 let key: String = key.iter().map(|b| format!("{b:02x}")).collect();
                 match row {

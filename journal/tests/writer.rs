@@ -152,20 +152,28 @@ async fn a_second_writer_fences_the_first() {
             "{name}: the old writer appended after being fenced: {err}"
         );
         assert!(!a.healthy.load(Ordering::SeqCst));
-        assert!(commit(&a, 3).await.is_err(), "{name}: a fenced writer stays fenced");
+        assert!(
+            commit(&a, 3).await.is_err(),
+            "{name}: a fenced writer stays fenced"
+        );
         commit(&b, 4).await.unwrap();
         assert_eq!(journal_values(&store, "fence").await, vec![1, 4], "{name}");
         let objects = read_journal(&store, "fence", 0).await.unwrap();
         let epochs: Vec<u64> = objects.iter().map(|o| o.header.epoch).collect();
-        assert_eq!(epochs, vec![1, 1, 2, 2], "{name}: claim, A's object, claim, B's object");
+        assert_eq!(
+            epochs,
+            vec![1, 1, 2, 2],
+            "{name}: claim, A's object, claim, B's object"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_never_lose_or_duplicate_an_acknowledged_commit() {
     for (name, base) in stores().list {
-        let faults = Faults::parse("put_error=150,lost_ack=150,get_error=100,list_error=50,seed=11")
-            .unwrap();
+        let faults =
+            Faults::parse("put_error=150,lost_ack=150,get_error=100,list_error=50,seed=11")
+                .unwrap();
         let store = base.clone().with_faults(faults.clone()).unwrap();
         let mut j = open(&base, "faults", WriterConfig::default()).await;
         // The writer goes through the faulty store from here on.
@@ -226,11 +234,21 @@ async fn faults_never_lose_or_duplicate_an_acknowledged_commit() {
         for v in &stored {
             *counts.entry(*v).or_default() += 1;
         }
-        assert!(counts.values().all(|&c| c == 1), "{name}: a commit is stored twice");
+        assert!(
+            counts.values().all(|&c| c == 1),
+            "{name}: a commit is stored twice"
+        );
         for n in &acked {
-            assert_eq!(counts.get(n), Some(&1), "{name}: acknowledged commit {n} lost");
+            assert_eq!(
+                counts.get(n),
+                Some(&1),
+                "{name}: acknowledged commit {n} lost"
+            );
         }
-        assert_eq!(delivered, stored, "{name}: delivered records differ from the journal");
+        assert_eq!(
+            delivered, stored,
+            "{name}: delivered records differ from the journal"
+        );
         assert_eq!(acked.len(), 200);
     }
 }
@@ -269,11 +287,17 @@ async fn an_outage_is_an_unknown_outcome_then_resolved() {
             .expect("not left waiting out the outage")
             .unwrap_err();
         assert!(matches!(err, JournalError::Unavailable(_)), "{name}: {err}");
-        assert!(!j.healthy.load(Ordering::SeqCst), "{name}: takes no commits meanwhile");
+        assert!(
+            !j.healthy.load(Ordering::SeqCst),
+            "{name}: takes no commits meanwhile"
+        );
         // Nothing is delivered while the outcome is undecided...
         tokio::time::sleep(Duration::from_millis(200)).await;
         while let Ok(ev) = erx.try_recv() {
-            assert!(ev.records.is_empty(), "{name}: delivered an undecided commit");
+            assert!(
+                ev.records.is_empty(),
+                "{name}: delivered an undecided commit"
+            );
         }
         // ... and once the store is back the writer finishes the job, exactly once.
         faults.down.store(false, Ordering::SeqCst);
@@ -290,7 +314,11 @@ async fn an_outage_is_an_unknown_outcome_then_resolved() {
         assert_eq!(value(&ev.records[0]), 42);
         assert!(j.healthy.load(Ordering::SeqCst), "{name}: healthy again");
         commit(&j, 43).await.unwrap();
-        assert_eq!(journal_values(&base, "outage").await, vec![42, 43], "{name}");
+        assert_eq!(
+            journal_values(&base, "outage").await,
+            vec![42, 43],
+            "{name}"
+        );
     }
 }
 
@@ -298,10 +326,16 @@ async fn an_outage_is_an_unknown_outcome_then_resolved() {
 async fn the_probe_refuses_a_store_that_ignores_conditional_puts() {
     for (name, base) in stores().list {
         let prefix = object_store::path::Path::from("probe");
-        assert!(base.honours_conditional_puts(&prefix).await.unwrap(), "{name}");
+        assert!(
+            base.honours_conditional_puts(&prefix).await.unwrap(),
+            "{name}"
+        );
         let faults = Faults::parse("ignore_conditional_puts").unwrap();
         let lax = base.with_faults(faults).unwrap();
-        assert!(!lax.honours_conditional_puts(&prefix).await.unwrap(), "{name}");
+        assert!(
+            !lax.honours_conditional_puts(&prefix).await.unwrap(),
+            "{name}"
+        );
     }
 }
 
@@ -351,7 +385,10 @@ async fn retention_deletes_only_what_checkpoints_passed() {
             .unwrap();
         assert_eq!(deleted, 4, "{name}");
         let left = read_journal(&store, "ret", 0).await.unwrap();
-        assert_eq!(left[0].header.sequence, 4, "{name}: a contiguous suffix remains");
+        assert_eq!(
+            left[0].header.sequence, 4,
+            "{name}: a contiguous suffix remains"
+        );
         assert!(left.iter().all(|o| o.header.last_ts > checkpoint));
         // Past everything: the newest object stays, for the next writer.
         weft_journal::retention::prune(&store, "ret", u64::MAX)

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use weft_tests::Server;
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Ledger {
     attempted: BTreeSet<i64>,
     acked: BTreeSet<i64>,
@@ -121,7 +121,8 @@ async fn crash_cycle_env(extra: &[&str], env: Vec<(String, String)>) {
         .await;
         killer.await.unwrap();
         server.restart();
-        let rows = check(&server, &ledger.lock().unwrap()).await;
+        let snapshot = ledger.lock().unwrap().clone();
+        let rows = check(&server, &snapshot).await;
         let acked = ledger.lock().unwrap().acked.len();
         eprintln!("round {round}: {acked} acknowledged, {rows} rows after restart");
         assert!(acked > 0, "the load committed nothing before the kill");

@@ -74,9 +74,13 @@ async fn verify_finds_a_flipped_byte_in_any_object() {
         let (ok, text) = inspect(&[d, "--verify"]);
         std::fs::write(file, &good).unwrap();
         let name = file.file_name().unwrap().to_str().unwrap();
-        assert!(!ok, "byte {at} of {name} flipped, yet verification passed:\n{text}");
         assert!(
-            text.lines().any(|l| l.contains("DEFECT") && l.contains(name)),
+            !ok,
+            "byte {at} of {name} flipped, yet verification passed:\n{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.contains("DEFECT") && l.contains(name)),
             "the defect report does not name {name}:\n{text}"
         );
     }
@@ -94,7 +98,10 @@ async fn verify_finds_a_flipped_byte_in_any_object() {
         .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     let name = victim.file_name().unwrap().to_str().unwrap();
-    assert!(!out.status.success(), "started on a torn journal object:\n{log}");
+    assert!(
+        !out.status.success(),
+        "started on a torn journal object:\n{log}"
+    );
     assert!(log.contains(name), "the error does not name {name}:\n{log}");
     std::fs::remove_file(victim).unwrap();
     let (ok, text) = inspect(&[d, "--verify"]);
@@ -129,7 +136,10 @@ async fn retention_never_deletes_what_a_restart_needs() {
         if peak > 10 && files < peak / 2 {
             break;
         }
-        assert!(Instant::now() < deadline, "retention deleted nothing ({files} objects)");
+        assert!(
+            Instant::now() < deadline,
+            "retention deleted nothing ({files} objects)"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let first_left = journal_files(&data)
@@ -137,7 +147,10 @@ async fn retention_never_deletes_what_a_restart_needs() {
         .map(|f| f.file_name().unwrap().to_str().unwrap().to_string())
         .min()
         .unwrap();
-    assert_ne!(first_left, "00000000000000000000.wj", "old objects were deleted");
+    assert_ne!(
+        first_left, "00000000000000000000.wj",
+        "old objects were deleted"
+    );
     // A few more commits that only the journal holds, then a crash.
     for _ in 0..5 {
         c.execute("INSERT INTO t VALUES ($1, 'tail')", &[&n])
@@ -178,7 +191,10 @@ async fn store_faults_never_turn_a_failure_into_success() {
     let mut ddl_ok = false;
     for _ in 0..20 {
         let c = server.connect().await;
-        if c.batch_execute("CREATE TABLE t (id int PRIMARY KEY)").await.is_ok() {
+        if c.batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+            .await
+            .is_ok()
+        {
             ddl_ok = true;
             break;
         }
@@ -208,7 +224,10 @@ async fn store_faults_never_turn_a_failure_into_success() {
             }
         }
     }
-    eprintln!("{} acknowledged, failures by SQLSTATE: {classes:?}", acked.len());
+    eprintln!(
+        "{} acknowledged, failures by SQLSTATE: {classes:?}",
+        acked.len()
+    );
     assert!(acked.len() > 50, "too few commits succeeded: {classes:?}");
     drop(c);
     // Restart without faults: every acknowledged row is there, each once (the primary key
@@ -235,7 +254,11 @@ async fn store_faults_never_turn_a_failure_into_success() {
     let (ok, text) = inspect(&[data.to_str().unwrap(), "--verify", "--records"]);
     assert!(ok, "{text}");
     let puts = text.lines().filter(|l| l.contains(" put id=")).count();
-    assert_eq!(puts, rows.len(), "a commit was written to the journal twice:\n{text}");
+    assert_eq!(
+        puts,
+        rows.len(),
+        "a commit was written to the journal twice:\n{text}"
+    );
     clean.stop();
 }
 
@@ -291,7 +314,11 @@ fn a_store_without_conditional_puts_is_refused() {
     // The operator's explicit promise lets it run.
     let mut s = Server::start_with(
         &dir.path().join("data"),
-        &["--inject-faults", "ignore_conditional_puts", "--single-writer"],
+        &[
+            "--inject-faults",
+            "ignore_conditional_puts",
+            "--single-writer",
+        ],
     );
     s.stop();
 }

@@ -106,8 +106,12 @@ async fn run_journal(
     let began = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (tx, sequencer, stop, template) =
-            (tx.clone(), sequencer.clone(), stop.clone(), template.clone());
+        let (tx, sequencer, stop, template) = (
+            tx.clone(),
+            sequencer.clone(),
+            stop.clone(),
+            template.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             while !stop.load(Ordering::Relaxed) {
@@ -263,7 +267,12 @@ pub async fn journal(a: JournalArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let list = |v: &[usize]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+    let list = |v: &[usize]| {
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     println!(
         "reproduce: weft bench journal --clients {} --seconds {} --linger-us {}{}",
         list(&a.clients),

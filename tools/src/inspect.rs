@@ -118,10 +118,8 @@ async fn journal(args: &JournalArgs) -> anyhow::Result<usize> {
             }
         }
     }
-    if args.verify {
-        if defects == 0 {
-            println!("verified: {objects_seen} objects, {records_seen} records, no defects");
-        }
+    if args.verify && defects == 0 {
+        println!("verified: {objects_seen} objects, {records_seen} records, no defects");
     }
     Ok(defects)
 }

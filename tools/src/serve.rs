@@ -176,15 +176,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("reading journal {j}"))?;
         // Take the journal over: a previous writer can no longer append after this.
-        let (start, appeared) = claim(&store, &cluster, j, objects.last().map(|o| o.header.clone()))
-            .await
-            .with_context(|| format!("claiming journal {j}"))?;
+        let (start, appeared) = claim(
+            &store,
+            &cluster,
+            j,
+            objects.last().map(|o| o.header.clone()),
+        )
+        .await
+        .with_context(|| format!("claiming journal {j}"))?;
         objects.extend(appeared);
         replayed_objects += objects.len();
         if let Some(o) = objects.last() {
             recovered_ts = recovered_ts.max(o.header.last_ts);
         }
-        tracing::debug!(journal = j, epoch = start.epoch, next_sequence = start.next_sequence, "journal: claimed");
+        tracing::debug!(
+            journal = j,
+            epoch = start.epoch,
+            next_sequence = start.next_sequence,
+            "journal: claimed"
+        );
         starts.push(start);
         per_journal.push(
             objects
@@ -293,10 +303,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     match storage.flush().await {
                         Ok(Some(checkpoint)) if retention => {
                             // The one storage range's checkpoint is the lowest of all.
-                            match weft_journal::retention::prune(&store, &cluster, checkpoint).await {
+                            match weft_journal::retention::prune(&store, &cluster, checkpoint).await
+                            {
                                 Ok(0) => {}
-                                Ok(n) => tracing::debug!(deleted = n, checkpoint, "journal: retention"),
-                                Err(e) => tracing::warn!(error = %e, "journal retention failed; will retry"),
+                                Ok(n) => {
+                                    tracing::debug!(deleted = n, checkpoint, "journal: retention")
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "journal retention failed; will retry")
+                                }
                             }
                         }
                         Ok(_) => {}
