@@ -322,3 +322,37 @@ fn a_store_without_conditional_puts_is_refused() {
     );
     s.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_s3_inspect_and_fencing_work_the_same() {
+    let Some(s3) = weft_tests::s3::S3Server::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = s3.url("fence");
+    let flags = ["--store", url.as_str(), "--journals", "1"];
+    let first = Server::start_env(&dir.path().join("a"), &flags, s3.env());
+    let a = first.connect().await;
+    a.batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    a.execute("INSERT INTO t VALUES (1)", &[]).await.unwrap();
+    let second = Server::start_env(&dir.path().join("b"), &flags, s3.env());
+    let b = second.connect().await;
+    let err = a
+        .execute("INSERT INTO t VALUES (2)", &[])
+        .await
+        .expect_err("the fenced process committed");
+    assert_eq!(sqlstate(&err), "40001", "{err:?}");
+    b.execute("INSERT INTO t VALUES (3)", &[]).await.unwrap();
+    drop((first, second));
+    let out = Command::new(weft_bin())
+        .args(["inspect", "journal", &url, "--verify", "--records"])
+        .envs(s3.env())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("epoch=2") && text.contains("(epoch claim)"), "{text}");
+    assert!(text.contains("put id=3") && !text.contains("put id=2"), "{text}");
+}
