@@ -84,6 +84,15 @@ async fn journal(args: &JournalArgs) -> anyhow::Result<usize> {
             };
             let data = match data {
                 Ok(d) => d,
+                Err(weft_engine::EngineError::Store {
+                    source: object_store::Error::NotFound { .. },
+                    ..
+                }) if prev.is_none() => {
+                    // The oldest objects of a live cluster may be deleted by retention
+                    // between the listing and the read; only a hole after it is a defect.
+                    println!("  {path}: deleted by retention while inspecting");
+                    continue;
+                }
                 Err(e) => {
                     defects += 1;
                     println!("  DEFECT {path}: cannot read: {e}");
