@@ -352,7 +352,17 @@ async fn on_s3_inspect_and_fencing_work_the_same() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("epoch=2") && text.contains("(epoch claim)"), "{text}");
-    assert!(text.contains("put id=3") && !text.contains("put id=2"), "{text}");
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("epoch=2") && text.contains("(epoch claim)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("put id=3") && !text.contains("put id=2"),
+        "{text}"
+    );
 }

@@ -48,6 +48,25 @@ pub fn run(cmd: InspectCommand, rt: &tokio::runtime::Runtime) -> anyhow::Result<
     }
 }
 
+/// Whether `path` vanished as part of the journal's oldest objects (retention), rather than
+/// leaving a hole: no object older than it is left.
+async fn retained_away(
+    store: &weft_engine::objstore::DurableStore,
+    cluster: &str,
+    journal: u32,
+    path: &object_store::path::Path,
+) -> bool {
+    match store
+        .list(&weft_journal::journal_prefix(cluster, journal))
+        .await
+    {
+        Ok(now) => !now
+            .iter()
+            .any(|(p, _)| p.as_ref().ends_with(".wj") && p.as_ref() < path.as_ref()),
+        Err(_) => false,
+    }
+}
+
 async fn journal(args: &JournalArgs) -> anyhow::Result<usize> {
     let store = if args.target.starts_with("s3://") {
         crate::serve::open_store_at(&PathBuf::new(), Some(&args.target))?
@@ -87,10 +106,11 @@ async fn journal(args: &JournalArgs) -> anyhow::Result<usize> {
                 Err(weft_engine::EngineError::Store {
                     source: object_store::Error::NotFound { .. },
                     ..
-                }) if prev.is_none() => {
-                    // The oldest objects of a live cluster may be deleted by retention
-                    // between the listing and the read; only a hole after it is a defect.
+                }) if retained_away(&store, cluster, j, &path).await => {
+                    // On a live cluster retention deletes the oldest objects while they are
+                    // being inspected: not a defect, as long as nothing older remains.
                     println!("  {path}: deleted by retention while inspecting");
+                    prev = None;
                     continue;
                 }
                 Err(e) => {
