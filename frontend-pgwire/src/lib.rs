@@ -9,7 +9,7 @@
 //! - [`db`]: the shared database handle and weft's catalog as DataFusion sees it.
 //! - [`txn`]: a transaction's read timestamp, buffered writes and limits.
 //! - [`encode`]: Arrow results to PostgreSQL rows.
-//! - [`error`]: SQLSTATEs.
+//! - [`error`][]: SQLSTATEs.
 
 pub mod db;
 pub mod encode;

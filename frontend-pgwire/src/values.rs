@@ -65,7 +65,7 @@ pub fn check_value(table: &TableDef, col: &ColumnDef, v: ScalarValue) -> SqlResu
             Ok(_) => Ok(v),
             Err(e) => Err(SqlError::new(
                 codes::INVALID_TEXT_REPRESENTATION,
-                format!("invalid input syntax for type json"),
+                "invalid input syntax for type json".to_string(),
             )
             .with_detail(e.to_string())),
         },
@@ -98,7 +98,7 @@ pub fn decode_bytea(s: &str) -> SqlResult<Vec<u8>> {
     };
     if let Some(hex) = s.strip_prefix("\\x").or_else(|| s.strip_prefix("\\X")) {
         let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return Err(SqlError::new(
                 codes::INVALID_TEXT_REPRESENTATION,
                 "invalid hexadecimal data: odd number of digits",
@@ -123,7 +123,7 @@ pub fn decode_bytea(s: &str) -> SqlResult<Vec<u8>> {
         } else if b.get(i + 1) == Some(&b'\\') {
             out.push(b'\\');
             i += 2;
-        } else if i + 3 < b.len() + 0 && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        } else if i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
             let v = (b[i + 1] - b'0') as u32 * 64
                 + (b[i + 2] - b'0') as u32 * 8
                 + (b[i + 3] - b'0') as u32;

@@ -200,8 +200,8 @@ pub fn check(history: &[Txn], finals: &HashMap<u32, Vec<u64>>, model: Model) -> 
         }
         false
     };
-    for a in 0..n {
-        for &(b, e) in &edges[a] {
+    for (a, out) in edges.iter().enumerate().take(n) {
+        for &(b, e) in out {
             match e {
                 Edge::WW if reach(b, a, &[Edge::WW]) => {
                     anomalies.push(format!("G0 (write cycle) through T{a} -ww-> T{b}"))

@@ -27,7 +27,7 @@ use crate::record::CommitRecord;
 use crate::row::Row;
 use crate::time::Timestamp;
 use manifest::{Manifest, SegmentMeta, MANIFEST_FORMAT_VERSION};
-use mvcc::{Mvcc, Version};
+use mvcc::Mvcc;
 
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
@@ -293,7 +293,7 @@ impl StorageNode {
     async fn write_segments(
         &self,
         next: &mut Manifest,
-        content: Vec<(u64, arrow::datatypes::SchemaRef, Vec<(Vec<u8>, Version)>)>,
+        content: Vec<mvcc::FlushTable>,
     ) -> EngineResult<()> {
         for (table_id, schema, versions) in content {
             let name = format!("{:020}-{:016x}.parquet", next.checkpoint_ts, table_id);

@@ -103,11 +103,7 @@ impl Mvcc {
 
     /// The versions with `lo < ts <= hi`, per table, keys ascending and versions newest
     /// first: the content of a flush.
-    pub fn versions_between(
-        &self,
-        lo: Timestamp,
-        hi: Timestamp,
-    ) -> Vec<(u64, SchemaRef, Vec<(Vec<u8>, Version)>)> {
+    pub fn versions_between(&self, lo: Timestamp, hi: Timestamp) -> Vec<FlushTable> {
         let mut out = Vec::new();
         for (&table_id, table) in &self.tables {
             let Some(schema) = table.schema.clone() else {
@@ -127,6 +123,10 @@ impl Mvcc {
         out
     }
 }
+
+/// One table's part of a flush: table id, schema, and `(key, version)` pairs, keys ascending
+/// and versions newest first.
+pub type FlushTable = (u64, SchemaRef, Vec<(Vec<u8>, Version)>);
 
 #[cfg(test)]
 mod tests {
