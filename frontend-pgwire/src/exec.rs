@@ -509,6 +509,58 @@ impl Executor {
         Ok(Outcome::Command(Tag::new("DROP TABLE")))
     }
 
+    /// `TRUNCATE`: each table gets a fresh table id under the same definition, as
+    /// PostgreSQL gives it a new relfilenode. O(1) whatever the table holds, transactional
+    /// (a rollback keeps the rows), and a concurrent writer of the table conflicts with it
+    /// (40001 / OC001). The old id's rows stay invisible in storage, like a dropped table's.
+    pub async fn truncate(&self, txn: &mut Txn, t: &ast::Truncate) -> SqlResult<Outcome> {
+        if t.partitions.is_some() || t.on_cluster.is_some() {
+            return Err(SqlError::unsupported(
+                "TRUNCATE with partitions or ON CLUSTER is not supported",
+            ));
+        }
+        if matches!(t.identity, Some(ast::TruncateIdentityOption::Restart)) {
+            return Err(SqlError::unsupported(
+                "TRUNCATE ... RESTART IDENTITY is not supported yet (weft has no sequences yet)",
+            ));
+        }
+        for target in &t.table_names {
+            let name = table_name(&target.name)?;
+            let catalog = txn.overlay(CATALOG_TABLE_ID);
+            let Some(def) = self
+                .db
+                .lookup_table(txn.read_ts.unwrap_or(0), catalog.as_deref(), &name)
+                .await?
+            else {
+                if t.if_exists {
+                    continue;
+                }
+                return Err(SqlError::new(
+                    codes::UNDEFINED_TABLE,
+                    format!("relation \"{name}\" does not exist"),
+                ));
+            };
+            let mut fresh = (*def).clone();
+            while fresh.id == def.id {
+                fresh.id =
+                    FIRST_USER_TABLE_ID + rand::random::<u64>() % (u64::MAX - FIRST_USER_TABLE_ID);
+            }
+            let row = vec![
+                ScalarValue::Utf8(Some(name.clone())),
+                ScalarValue::Utf8(Some(fresh.to_json())),
+            ];
+            txn.schema_keys.insert(catalog_key(&name));
+            txn.put(
+                &self.db.limits,
+                CATALOG_TABLE_ID,
+                &catalog_schema(),
+                catalog_key(&name),
+                Some(Arc::new(row)),
+            )?;
+        }
+        Ok(Outcome::Command(Tag::new("TRUNCATE TABLE")))
+    }
+
     // ---------------------------------------------------------------- DML
 
     pub async fn insert(

@@ -585,6 +585,7 @@ impl Core {
                 names,
                 ..
             } => self.exec.drop_tables(txn, &names, if_exists, notices).await,
+            Statement::Truncate(t) => self.exec.truncate(txn, &t).await,
             Statement::Insert(i) => self.exec.insert(txn, i, params).await,
             Statement::Update(u) => self.exec.update(txn, u, params).await,
             Statement::Delete(d) => self.exec.delete(txn, d, params).await,

@@ -424,3 +424,68 @@ async fn multi_statement_queries_are_one_implicit_transaction() {
         "DDL in a failed query string is rolled back too"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_is_transactional_and_conflicts_with_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&dir.path().join("data"));
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE u (v text);
+         INSERT INTO t VALUES (1, 'a'), (2, 'b'); INSERT INTO u VALUES ('x'), ('y')",
+    )
+    .await
+    .unwrap();
+    let n = |rows: Vec<tokio_postgres::Row>| rows[0].get::<_, i64>(0);
+
+    // Rolled back: the rows stay.
+    c.batch_execute("BEGIN; TRUNCATE t; ROLLBACK")
+        .await
+        .unwrap();
+    assert_eq!(n(c.query("SELECT count(*) FROM t", &[]).await.unwrap()), 2);
+
+    // Inside a transaction: empty at once, refillable, and the whole thing commits.
+    c.batch_execute("BEGIN").await.unwrap();
+    c.batch_execute("TRUNCATE TABLE t, u").await.unwrap();
+    assert_eq!(n(c.query("SELECT count(*) FROM t", &[]).await.unwrap()), 0);
+    c.execute("INSERT INTO t VALUES (1, 'new')", &[])
+        .await
+        .unwrap();
+    c.batch_execute("COMMIT").await.unwrap();
+    let rows = c.query("SELECT id, v FROM t", &[]).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, String>(1), "new");
+    assert_eq!(n(c.query("SELECT count(*) FROM u", &[]).await.unwrap()), 0);
+
+    // A writer that started before the TRUNCATE committed loses (40001).
+    let w = server.connect().await;
+    w.batch_execute("BEGIN; INSERT INTO t VALUES (5, 'late')")
+        .await
+        .unwrap();
+    c.batch_execute("TRUNCATE t").await.unwrap();
+    let err = w.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "40001", "{err:?}");
+
+    let err = c.batch_execute("TRUNCATE nosuch").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "42P01");
+    let err = c
+        .batch_execute("TRUNCATE t RESTART IDENTITY")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "0A000");
+
+    // It survives a crash.
+    c.execute("INSERT INTO t VALUES (7, 'kept')", &[])
+        .await
+        .unwrap();
+    server.restart();
+    let c = server.connect().await;
+    let ids: Vec<i32> = c
+        .query("SELECT id FROM t ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, vec![7]);
+}
