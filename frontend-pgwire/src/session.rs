@@ -219,6 +219,40 @@ fn write_kind(stmt: &Statement) -> Option<&'static str> {
     }
 }
 
+/// A PostgreSQL time setting in milliseconds: a number with an optional unit (`us`, `ms`,
+/// `s`, `min`, `h`, `d`; milliseconds when there is none). `None` if it is not one.
+fn parse_duration_ms(v: &str) -> Option<u64> {
+    let v = v.trim().trim_matches('\'');
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let factor = match unit.trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    let ms = n * factor;
+    (ms.is_finite() && ms >= 0.0 && ms < i32::MAX as f64).then(|| ms.round() as u64)
+}
+
+/// How PostgreSQL shows a time setting: the largest unit that divides it.
+fn duration_text(ms: u64) -> String {
+    match ms {
+        0 => "0".into(),
+        _ if ms % 86_400_000 == 0 => format!("{}d", ms / 86_400_000),
+        _ if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        _ if ms % 60_000 == 0 => format!("{}min", ms / 60_000),
+        _ if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
+}
+
 fn setting_value(values: &[ast::Expr]) -> String {
     values
         .iter()
@@ -302,6 +336,20 @@ impl Core {
                             st.settings
                                 .insert(name, if on { "on" } else { "off" }.to_string());
                         }
+                    }
+                    "statement_timeout"
+                    | "lock_timeout"
+                    | "idle_in_transaction_session_timeout" => {
+                        let ms = parse_duration_ms(&value).ok_or_else(|| {
+                            SqlError::new(
+                                codes::INVALID_PARAMETER_VALUE,
+                                format!("invalid value for parameter \"{name}\": \"{value}\""),
+                            )
+                            .with_hint(
+                                "Valid units for this parameter are \"us\", \"ms\", \"s\", \"min\", \"h\", and \"d\".",
+                            )
+                        })?;
+                        st.settings.insert(name, duration_text(ms));
                     }
                     _ => {
                         st.settings.insert(name, value);
@@ -540,7 +588,28 @@ impl Core {
                 if txn.read_ts.is_none() {
                     txn.read_ts = Some(self.exec.db.adjudicator.read_ts());
                 }
+                let timeout_ms = st
+                    .settings
+                    .get("statement_timeout")
+                    .and_then(|v| parse_duration_ms(v))
+                    .unwrap_or(0);
+                let txn = st.txn.as_mut().expect("a transaction was just ensured");
                 let result = match txn.check_duration(&self.exec.db.limits) {
+                    Ok(()) if timeout_ms > 0 => {
+                        // Dropping the statement's future cancels its execution.
+                        match tokio::time::timeout(
+                            std::time::Duration::from_millis(timeout_ms),
+                            self.exec_in_txn(txn, stmt, params, notices),
+                        )
+                        .await
+                        {
+                            Ok(r) => r,
+                            Err(_) => Err(SqlError::new(
+                                codes::QUERY_CANCELED,
+                                "canceling statement due to statement timeout",
+                            )),
+                        }
+                    }
                     Ok(()) => self.exec_in_txn(txn, stmt, params, notices).await,
                     Err(e) => Err(e),
                 };

@@ -489,3 +489,56 @@ async fn truncate_is_transactional_and_conflicts_with_writers() {
         .collect();
     assert_eq!(ids, vec![7]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_cancels_with_57014() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let c = server.connect().await;
+    let slow = "SELECT count(*) FROM generate_series(1, 2000000000)";
+    c.batch_execute("SET statement_timeout = 100")
+        .await
+        .unwrap();
+    let shown: String = c
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(shown, "100ms");
+    let started = std::time::Instant::now();
+    let err = c.query(slow, &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "57014", "{err:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    // The session goes on.
+    assert_eq!(c.query("SELECT 1", &[]).await.unwrap().len(), 1);
+    // In a transaction block the timeout fails the block, as in PostgreSQL.
+    c.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(sqlstate(&c.query(slow, &[]).await.unwrap_err()), "57014");
+    assert_eq!(
+        sqlstate(&c.query("SELECT 1", &[]).await.unwrap_err()),
+        "25P02"
+    );
+    c.batch_execute("ROLLBACK").await.unwrap();
+    // Units, and bad values.
+    c.batch_execute("SET statement_timeout = '2min'")
+        .await
+        .unwrap();
+    let shown: String = c
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(shown, "2min");
+    let err = c
+        .batch_execute("SET statement_timeout = 'soon'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "22023");
+    c.batch_execute("SET statement_timeout = 0").await.unwrap();
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM generate_series(1, 1000)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1000);
+}
