@@ -179,28 +179,12 @@ impl DurableStore {
 
     /// Lists object paths under `prefix` that sort after `offset`, sorted.
     pub async fn list_after(&self, prefix: &Path, offset: &Path) -> EngineResult<Vec<(Path, u64)>> {
-        let mut out: Vec<(Path, u64)> = self
-            .inner
-            .list_with_offset(Some(prefix), offset)
-            .map_ok(|m| (m.location, m.size))
-            .try_collect()
-            .await
-            .map_err(|e| Self::err(prefix, e))?;
-        out.sort();
-        Ok(out)
+        sorted(prefix, self.inner.list_with_offset(Some(prefix), offset)).await
     }
 
     /// Lists object paths under `prefix`, sorted.
     pub async fn list(&self, prefix: &Path) -> EngineResult<Vec<(Path, u64)>> {
-        let mut out: Vec<(Path, u64)> = self
-            .inner
-            .list(Some(prefix))
-            .map_ok(|m| (m.location, m.size))
-            .try_collect()
-            .await
-            .map_err(|e| Self::err(prefix, e))?;
-        out.sort();
-        Ok(out)
+        sorted(prefix, self.inner.list(Some(prefix))).await
     }
 
     pub async fn delete(&self, path: &Path) -> EngineResult<()> {
@@ -209,6 +193,20 @@ impl DurableStore {
             Err(e) => Err(Self::err(path, e)),
         }
     }
+}
+
+/// Collects a listing of `prefix` as sorted `(path, size)` pairs.
+async fn sorted(
+    prefix: &Path,
+    listing: futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>,
+) -> EngineResult<Vec<(Path, u64)>> {
+    let mut out: Vec<(Path, u64)> = listing
+        .map_ok(|m| (m.location, m.size))
+        .try_collect()
+        .await
+        .map_err(|e| DurableStore::err(prefix, e))?;
+    out.sort();
+    Ok(out)
 }
 
 fn local_put_create(file: &std::path::Path, data: &[u8]) -> std::io::Result<Created> {

@@ -454,18 +454,7 @@ impl Executor {
                 )));
             }
         }
-        let row = vec![
-            ScalarValue::Utf8(Some(name.clone())),
-            ScalarValue::Utf8(Some(def.to_json())),
-        ];
-        txn.schema_keys.insert(catalog_key(&name));
-        txn.put(
-            &self.db.limits,
-            CATALOG_TABLE_ID,
-            &catalog_schema(),
-            catalog_key(&name),
-            Some(Arc::new(row)),
-        )?;
+        self.put_table_def(txn, &def)?;
         Ok(Outcome::Command(Tag::new("CREATE TABLE")))
     }
 
@@ -509,6 +498,24 @@ impl Executor {
         Ok(Outcome::Command(Tag::new("DROP TABLE")))
     }
 
+    /// Writes a table's definition into the catalog (transactional DDL), and makes the
+    /// transaction depend on it.
+    fn put_table_def(&self, txn: &mut Txn, def: &TableDef) -> SqlResult<()> {
+        let row = vec![
+            ScalarValue::Utf8(Some(def.name.clone())),
+            ScalarValue::Utf8(Some(def.to_json())),
+        ];
+        txn.schema_keys.insert(catalog_key(&def.name));
+        txn.put(
+            &self.db.limits,
+            CATALOG_TABLE_ID,
+            &catalog_schema(),
+            catalog_key(&def.name),
+            Some(Arc::new(row)),
+        )?;
+        Ok(())
+    }
+
     /// `TRUNCATE`: each table gets a fresh table id under the same definition, as
     /// PostgreSQL gives it a new relfilenode. O(1) whatever the table holds, transactional
     /// (a rollback keeps the rows), and a concurrent writer of the table conflicts with it
@@ -545,18 +552,7 @@ impl Executor {
                 fresh.id =
                     FIRST_USER_TABLE_ID + rand::random::<u64>() % (u64::MAX - FIRST_USER_TABLE_ID);
             }
-            let row = vec![
-                ScalarValue::Utf8(Some(name.clone())),
-                ScalarValue::Utf8(Some(fresh.to_json())),
-            ];
-            txn.schema_keys.insert(catalog_key(&name));
-            txn.put(
-                &self.db.limits,
-                CATALOG_TABLE_ID,
-                &catalog_schema(),
-                catalog_key(&name),
-                Some(Arc::new(row)),
-            )?;
+            self.put_table_def(txn, &fresh)?;
         }
         Ok(Outcome::Command(Tag::new("TRUNCATE TABLE")))
     }

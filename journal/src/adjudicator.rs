@@ -23,7 +23,7 @@ use weft_engine::{Clock, CommitRecord, TableWrites, Timestamp};
 
 use crate::conflict::{full_key, Check, ConflictTable};
 use crate::error::CommitError;
-use crate::format::{encode_record, set_commit_ts, COMMIT_TS_PLACEHOLDER};
+use crate::format::{commit_ts_offset, encode_record, patch_commit_ts, COMMIT_TS_PLACEHOLDER};
 use crate::sequencer::Sequencer;
 use crate::writer::Pending;
 
@@ -132,6 +132,8 @@ impl Adjudicator {
         };
         let mut body = encode_record(&record)
             .map_err(|e| CommitError::Unavailable(format!("cannot encode commit record: {e}")))?;
+        let ts_at = commit_ts_offset(&body)
+            .map_err(|e| CommitError::Unavailable(format!("cannot encode commit record: {e}")))?;
         let written: Vec<Vec<u8>> = record
             .tables
             .iter()
@@ -169,7 +171,7 @@ impl Adjudicator {
                 .ok_or_else(|| CommitError::Unavailable("no journal is accepting writes".into()))?;
             let tx = &self.journals[journal].tx;
             let (ts, sent) = self.sequencer.assign(journal, |ts| {
-                set_commit_ts(&mut body, ts).expect("a body this adjudicator just encoded");
+                patch_commit_ts(&mut body, ts_at, ts);
                 let record = Arc::new(CommitRecord {
                     commit_ts: ts,
                     tables: record.tables,

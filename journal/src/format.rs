@@ -91,21 +91,32 @@ pub fn encode_record(rec: &CommitRecord) -> Result<Vec<u8>, String> {
 /// field's default (0), so the field is always present and [`set_commit_ts`] can patch it.
 pub const COMMIT_TS_PLACEHOLDER: Timestamp = u64::MAX;
 
-/// Overwrites the commit timestamp of an encoded (version 2) body in place. The body is
-/// encoded outside the adjudicator's lock with [`COMMIT_TS_PLACEHOLDER`]; the timestamp is
-/// assigned under the lock, where this 8-byte patch is all that remains to do.
+/// Where the commit timestamp of an encoded (version 2) body lies. The body is encoded
+/// outside the adjudicator's lock with [`COMMIT_TS_PLACEHOLDER`] and this offset found there
+/// too (it verifies the FlatBuffer); under the lock only [`patch_commit_ts`], an 8-byte
+/// copy, remains to do.
+pub fn commit_ts_offset(body: &[u8]) -> Result<usize, String> {
+    let rec = fb::root_as_record(body).map_err(|e| format!("bad FlatBuffers record: {e}"))?;
+    let field = rec._tab.vtable().get(fb::Record::VT_COMMIT_TS) as usize;
+    if field == 0 {
+        return Err("the record has no commit_ts field to patch".into());
+    }
+    let at = rec._tab.loc() + field;
+    if at + 8 > body.len() {
+        return Err("commit_ts field out of bounds".into());
+    }
+    Ok(at)
+}
+
+/// Writes `ts` at `offset` (from [`commit_ts_offset`] of this very body).
+pub fn patch_commit_ts(body: &mut [u8], offset: usize, ts: Timestamp) {
+    body[offset..offset + 8].copy_from_slice(&ts.to_le_bytes());
+}
+
+/// Overwrites the commit timestamp of an encoded (version 2) body in place.
 pub fn set_commit_ts(body: &mut [u8], ts: Timestamp) -> Result<(), String> {
-    let at = {
-        let rec = fb::root_as_record(body).map_err(|e| format!("bad FlatBuffers record: {e}"))?;
-        let field = rec._tab.vtable().get(fb::Record::VT_COMMIT_TS) as usize;
-        if field == 0 {
-            return Err("the record has no commit_ts field to patch".into());
-        }
-        rec._tab.loc() + field
-    };
-    body.get_mut(at..at + 8)
-        .ok_or("commit_ts field out of bounds")?
-        .copy_from_slice(&ts.to_le_bytes());
+    let at = commit_ts_offset(body)?;
+    patch_commit_ts(body, at, ts);
     Ok(())
 }
 

@@ -229,6 +229,13 @@ async fn store_faults_never_turn_a_failure_into_success() {
         acked.len()
     );
     assert!(acked.len() > 50, "too few commits succeeded: {classes:?}");
+    // The faults really happened, and the writer resolved them (a run without them would
+    // prove nothing).
+    let log = server.log_text();
+    assert!(
+        log.contains("injecting faults") && log.matches("write failed; resolving").count() >= 5,
+        "the store faults were not exercised:\n{log}"
+    );
     drop(c);
     // Restart without faults: every acknowledged row is there, each once (the primary key
     // would refuse a duplicate apply... so count them against the journal as well).
