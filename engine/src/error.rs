@@ -21,6 +21,10 @@ pub enum EngineError {
         applied: u64,
         waited_ms: u64,
     },
+    /// The read timestamp is below the horizon: compaction may have dropped versions the
+    /// read would need, so it is refused rather than answered wrongly.
+    #[error("snapshot too old: reading as of {read_ts} but versions older than {horizon} may have been compacted away")]
+    SnapshotTooOld { read_ts: u64, horizon: u64 },
     #[error("invalid value: {0}")]
     InvalidValue(String),
     #[error("arrow: {0}")]

@@ -6,11 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{ArrayRef, BinaryArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
@@ -18,8 +16,9 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::scalar::ScalarValue;
 
 use crate::key::encode_key;
-use crate::row::{rows_to_batch, Row};
+use crate::row::Row;
 use crate::schema::TableDef;
+use crate::storage::scan::{OutColumn, ScanKind, ScanRequest};
 use crate::storage::StorageNode;
 use crate::time::Timestamp;
 
@@ -68,8 +67,6 @@ pub struct WeftTable {
     storage: Arc<StorageNode>,
     read_ts: Timestamp,
     overlay: Option<Arc<Overlay>>,
-    /// Exposes the hidden `_weft_key` column last (for UPDATE and DELETE plans).
-    with_key: bool,
     schema: SchemaRef,
     defaults: HashMap<String, Expr>,
     reads: Option<Arc<ReadLog>>,
@@ -104,7 +101,6 @@ impl WeftTable {
             storage,
             read_ts,
             overlay,
-            with_key,
             schema,
             defaults,
             reads,
@@ -196,43 +192,94 @@ impl WeftTable {
         Some(out)
     }
 
-    /// The visible rows with the given keys, in key order.
-    async fn rows_at(&self, keys: &[Vec<u8>]) -> crate::EngineResult<Vec<(Vec<u8>, Arc<Row>)>> {
-        let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
-            self.record(ReadSpan::Key(k.clone()));
-            let own = self.overlay.as_ref().and_then(|o| o.get(k).cloned());
-            let row = match own {
-                Some(own) => own,
-                None => self.storage.get(self.def.id, k, self.read_ts).await?,
-            };
-            if let Some(r) = row {
-                out.push((k.clone(), r));
+    /// The key range `[lo, hi)` that range predicates on the first primary-key column
+    /// (`<`, `<=`, `>`, `>=`, `BETWEEN`) restrict the scan to.
+    fn key_range(&self, filters: &[Expr]) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        let mut lo: Option<Vec<u8>> = None;
+        let mut hi: Option<Vec<u8>> = None;
+        for f in filters {
+            for (op, v) in self.first_key_bounds(f) {
+                let Ok(enc) = encode_key(&[&v]) else { continue };
+                // Keys whose first component is v all start with enc; the first key past
+                // them is enc's prefix successor.
+                let (l, h) = match op {
+                    Operator::Gt => (prefix_successor(&enc), None),
+                    Operator::GtEq => (Some(enc), None),
+                    Operator::Lt => (None, Some(enc)),
+                    Operator::LtEq => (None, prefix_successor(&enc)),
+                    Operator::Eq => (Some(enc.clone()), prefix_successor(&enc)),
+                    _ => (None, None),
+                };
+                if let Some(l) = l {
+                    if lo.as_ref().is_none_or(|cur| &l > cur) {
+                        lo = Some(l);
+                    }
+                }
+                if let Some(h) = h {
+                    if hi.as_ref().is_none_or(|cur| &h < cur) {
+                        hi = Some(h);
+                    }
+                }
             }
         }
-        Ok(out)
+        (lo, hi)
     }
 
-    /// The visible rows: storage at `read_ts` merged with the overlay, in key order.
-    pub async fn visible_rows(&self) -> crate::EngineResult<Vec<(Vec<u8>, Arc<Row>)>> {
-        self.record(ReadSpan::Table);
-        let stored = self.storage.scan(self.def.id, self.read_ts).await?;
-        let Some(overlay) = self.overlay.as_ref().filter(|o| !o.is_empty()) else {
-            return Ok(stored);
+    /// Comparisons of the first primary-key column with constants in `filter`, as
+    /// `(op, constant)` with the column on the left.
+    fn first_key_bounds(&self, filter: &Expr) -> Vec<(Operator, ScalarValue)> {
+        let Some(&first) = self.def.primary_key.first() else {
+            return Vec::new();
         };
-        let mut merged: BTreeMap<Vec<u8>, Arc<Row>> = stored.into_iter().collect();
-        for (k, v) in overlay.iter() {
-            match v {
-                Some(row) => {
-                    merged.insert(k.clone(), row.clone());
+        let want = self.def.columns[first].ty.arrow_type();
+        let is_first = |e: &Expr| matches!(e, Expr::Column(c) if self.def.column_index(&c.name) == Some(first));
+        let lit = |e: &Expr| match e {
+            Expr::Literal(v, _) if v.data_type() == want && !v.is_null() => Some(v.clone()),
+            _ => None,
+        };
+        match filter {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                if is_first(left) {
+                    if let Some(v) = lit(right) {
+                        return vec![(*op, v)];
+                    }
                 }
-                None => {
-                    merged.remove(k);
+                if is_first(right) {
+                    if let Some(v) = lit(left) {
+                        let flipped = match op {
+                            Operator::Lt => Operator::Gt,
+                            Operator::LtEq => Operator::GtEq,
+                            Operator::Gt => Operator::Lt,
+                            Operator::GtEq => Operator::LtEq,
+                            o => *o,
+                        };
+                        return vec![(flipped, v)];
+                    }
+                }
+                Vec::new()
+            }
+            Expr::Between(b) if !b.negated && is_first(&b.expr) => {
+                match (lit(&b.low), lit(&b.high)) {
+                    (Some(l), Some(h)) => vec![(Operator::GtEq, l), (Operator::LtEq, h)],
+                    _ => Vec::new(),
                 }
             }
+            _ => Vec::new(),
         }
-        Ok(merged.into_iter().collect())
     }
+}
+
+/// The smallest byte string greater than every string that starts with `p` (`None`: there
+/// is none, `p` is all 0xFF).
+fn prefix_successor(p: &[u8]) -> Option<Vec<u8>> {
+    let mut v = p.to_vec();
+    while let Some(last) = v.pop() {
+        if last != 0xFF {
+            v.push(last + 1);
+            return Some(v);
+        }
+    }
+    None
 }
 
 #[async_trait]
@@ -249,17 +296,21 @@ impl TableProvider for WeftTable {
         self.defaults.get(column)
     }
 
-    /// Equality on primary-key columns is pushed down (inexactly: DataFusion still applies
-    /// the filter) so that a scan pinned to keys becomes point lookups.
+    /// Equality on primary-key columns (a point lookup) and ranges on the first one (pruned
+    /// by segment key ranges and Parquet statistics) are pushed down, inexactly: DataFusion
+    /// still applies the filter.
     fn supports_filters_pushdown(
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         Ok(filters
             .iter()
-            .map(|f| match self.key_constraint(f) {
-                Some(_) => TableProviderFilterPushDown::Inexact,
-                None => TableProviderFilterPushDown::Unsupported,
+            .map(|f| {
+                if self.key_constraint(f).is_some() || !self.first_key_bounds(f).is_empty() {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
             })
             .collect())
     }
@@ -271,30 +322,56 @@ impl TableProvider for WeftTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let rows = match self.point_keys(filters) {
-            Some(keys) => self.rows_at(&keys).await,
-            None => self.visible_rows().await,
-        }
-        .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let user_schema = Arc::new(arrow::datatypes::Schema::new(
-            self.schema.fields()[..self.def.columns.len()].to_vec(),
-        ));
-        let refs: Vec<&Row> = rows.iter().map(|(_, r)| r.as_ref()).collect();
-        let batch = rows_to_batch(&user_schema, &refs)
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let batch = if self.with_key {
-            let keys: ArrayRef =
-                Arc::new(BinaryArray::from_iter_values(rows.iter().map(|(k, _)| k)));
-            let mut cols = batch.columns().to_vec();
-            cols.push(keys);
-            RecordBatch::try_new(self.schema.clone(), cols)?
-        } else {
-            batch
+        let ncols = self.def.columns.len();
+        let all: Vec<usize> = (0..self.schema.fields().len()).collect();
+        let columns: Vec<OutColumn> = projection
+            .unwrap_or(&all)
+            .iter()
+            .map(|&i| if i < ncols { OutColumn::User(i) } else { OutColumn::Key })
+            .collect();
+        let kind = match self.point_keys(filters) {
+            Some(keys) => {
+                for k in &keys {
+                    self.record(ReadSpan::Key(k.clone()));
+                }
+                ScanKind::Points(keys)
+            }
+            None => {
+                self.record(ReadSpan::Table);
+                let (lo, hi) = self.key_range(filters);
+                ScanKind::Range { lo, hi }
+            }
         };
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
-            self.schema.clone(),
-            projection.cloned(),
-        )?)
+        let overlay: Vec<(Vec<u8>, Option<Arc<Row>>)> = match (&self.overlay, &kind) {
+            (None, _) => Vec::new(),
+            (Some(o), ScanKind::Points(keys)) => keys
+                .iter()
+                .filter_map(|k| o.get(k).map(|v| (k.clone(), v.clone())))
+                .collect(),
+            (Some(o), ScanKind::Range { lo, hi }) => o
+                .iter()
+                .filter(|(k, _)| {
+                    lo.as_ref().is_none_or(|l| *k >= l) && hi.as_ref().is_none_or(|h| *k < h)
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        let user_schema = Arc::new(arrow::datatypes::Schema::new(
+            self.schema.fields()[..ncols].to_vec(),
+        ));
+        let plan = self
+            .storage
+            .plan_scan(ScanRequest {
+                table_id: self.def.id,
+                table_name: self.def.name.clone(),
+                read_ts: self.read_ts,
+                user_schema,
+                kind,
+                columns,
+                overlay,
+            })
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(Arc::new(plan))
     }
 }

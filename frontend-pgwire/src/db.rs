@@ -41,6 +41,8 @@ pub struct Db {
     rowid_prefix: u64,
     rowid_next: AtomicU64,
     pub next_pid: AtomicU64,
+    /// How far back reads may go (`SET weft.as_of`).
+    version_retention: std::sync::OnceLock<std::time::Duration>,
 }
 
 impl Db {
@@ -67,7 +69,20 @@ impl Db {
             rowid_prefix: rand::random::<u64>(),
             rowid_next: AtomicU64::new(0),
             next_pid: AtomicU64::new(1),
+            version_retention: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets how far back `SET weft.as_of` may go (once, at start).
+    pub fn set_version_retention(&self, d: std::time::Duration) {
+        let _ = self.version_retention.set(d);
+    }
+
+    pub fn version_retention(&self) -> std::time::Duration {
+        self.version_retention
+            .get()
+            .copied()
+            .unwrap_or(std::time::Duration::from_secs(3600))
     }
 
     /// A fresh DataFusion context with no weft tables (for evaluating expressions over
@@ -144,7 +159,7 @@ impl Db {
     ) -> SqlResult<Vec<Arc<TableDef>>> {
         let mut rows: std::collections::BTreeMap<Vec<u8>, Option<Arc<weft_engine::Row>>> = self
             .storage
-            .scan(CATALOG_TABLE_ID, read_ts)
+            .scan(CATALOG_TABLE_ID, weft_engine::schema::catalog_schema(), read_ts)
             .await?
             .into_iter()
             .map(|(k, r)| (k, Some(r)))

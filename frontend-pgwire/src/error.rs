@@ -101,6 +101,7 @@ pub mod codes {
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     pub const UNDEFINED_PARAMETER: &str = "42704";
+    pub const SNAPSHOT_TOO_OLD: &str = "72000";
 }
 
 use codes::*;
@@ -112,6 +113,8 @@ impl From<EngineError> for SqlError {
             EngineError::Store { .. } => SqlError::new(IO_ERROR, e.to_string()),
             EngineError::ReadTimeout { .. } => SqlError::new(SYSTEM_ERROR, e.to_string()),
             EngineError::InvalidValue(m) => SqlError::new(DATA_EXCEPTION, m),
+            EngineError::SnapshotTooOld { .. } => SqlError::new(SNAPSHOT_TOO_OLD, e.to_string())
+                .with_hint("read at a later timestamp (see weft.as_of and --version-retention)"),
             EngineError::DataFusion(d) => d.into(),
             other => SqlError::internal(other.to_string()),
         }
@@ -280,6 +283,10 @@ fn clone_engine(e: &EngineError) -> EngineError {
             waited_ms: *waited_ms,
         },
         EngineError::InvalidValue(m) => EngineError::InvalidValue(m.clone()),
+        EngineError::SnapshotTooOld { read_ts, horizon } => EngineError::SnapshotTooOld {
+            read_ts: *read_ts,
+            horizon: *horizon,
+        },
         other => EngineError::Internal(other.to_string()),
     }
 }

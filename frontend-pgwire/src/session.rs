@@ -49,6 +49,7 @@ use crate::encode::{fields_for, pg_type_of, query_response};
 use crate::error::{codes, SqlError, SqlResult};
 use crate::exec::{ident_name, table_name, Executor, Notice, Outcome};
 use crate::txn::{Isolation, Txn};
+use weft_engine::Timestamp;
 
 /// What one statement did, in protocol terms.
 pub enum Reply {
@@ -61,6 +62,8 @@ pub struct State {
     txn: Option<Txn>,
     failed: bool,
     settings: BTreeMap<String, String>,
+    /// `SET weft.as_of`: every transaction reads as of this timestamp, read-only.
+    as_of: Option<Timestamp>,
 }
 
 pub struct Core {
@@ -253,6 +256,33 @@ fn duration_text(ms: u64) -> String {
     }
 }
 
+/// Nanoseconds since the Unix epoch of a timestamptz literal: what `SELECT now()` prints
+/// (`2026-11-22 10:51:45.123456+00`), RFC 3339, or a zone-less timestamp taken as UTC.
+fn parse_timestamptz(v: &str) -> Option<i64> {
+    let v = v.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return t.timestamp_nanos_opt();
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+        if let Ok(t) = chrono::DateTime::parse_from_str(v, f) {
+            return t.timestamp_nanos_opt();
+        }
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, f) {
+            return t.and_utc().timestamp_nanos_opt();
+        }
+    }
+    None
+}
+
+/// A timestamp as PostgreSQL prints a timestamptz in UTC.
+fn timestamptz_text(ts: Timestamp) -> String {
+    chrono::DateTime::from_timestamp_nanos(ts as i64)
+        .format("%Y-%m-%d %H:%M:%S%.6f+00")
+        .to_string()
+}
+
 fn setting_value(values: &[ast::Expr]) -> String {
     values
         .iter()
@@ -298,7 +328,11 @@ impl Core {
             .settings
             .get("default_transaction_read_only")
             .is_some_and(|v| is_on(v));
-        Txn::new(explicit, isolation, read_only)
+        let mut t = Txn::new(explicit, isolation, read_only || st.as_of.is_some());
+        if let Some(ts) = st.as_of {
+            t.read_ts = Some(ts);
+        }
+        t
     }
 
     fn settings(
@@ -315,6 +349,22 @@ impl Core {
                 let name = variable.to_string().to_lowercase();
                 let value = setting_value(values);
                 match name.as_str() {
+                    "weft.as_of" => {
+                        if st.txn.as_ref().is_some_and(|t| t.explicit) {
+                            return Err(SqlError::new(
+                                codes::ACTIVE_SQL_TRANSACTION,
+                                "SET weft.as_of cannot run inside a transaction block",
+                            ));
+                        }
+                        if value.eq_ignore_ascii_case("default") {
+                            st.as_of = None;
+                            st.settings.remove(&name);
+                        } else {
+                            let ts = self.as_of_timestamp(&value)?;
+                            st.as_of = Some(ts);
+                            st.settings.insert(name, timestamptz_text(ts));
+                        }
+                    }
                     "transaction_isolation" => {
                         let level = parse_level(&name, &value, notices)?;
                         let txn = Self::txn_to_configure(st, notices)?;
@@ -406,6 +456,75 @@ impl Core {
             }
         }
         Ok(Reply::Outcome(Outcome::Command(Tag::new("SET"))))
+    }
+
+    /// The read timestamp `SET weft.as_of = '<timestamptz>'` asks for, checked against the
+    /// present and the version retention window.
+    fn as_of_timestamp(&self, value: &str) -> SqlResult<Timestamp> {
+        let bad = |msg: String| SqlError::new(codes::INVALID_PARAMETER_VALUE, msg);
+        let ns = parse_timestamptz(value).ok_or_else(|| {
+            bad(format!(
+                "invalid value for parameter \"weft.as_of\": \"{value}\""
+            ))
+            .with_hint("Use a timestamp with time zone, such as the output of SELECT now().")
+        })?;
+        let now = self.exec.db.adjudicator.read_ts();
+        if ns < 0 || ns as u64 > now {
+            return Err(bad(format!(
+                "weft.as_of {} is in the future (now is {})",
+                timestamptz_text(ns.max(0) as u64),
+                timestamptz_text(now)
+            )));
+        }
+        let ts = ns as u64;
+        let retention = self.exec.db.version_retention();
+        let oldest = now
+            .saturating_sub(retention.as_nanos() as u64)
+            .max(self.exec.db.storage.horizon_ts());
+        if ts < oldest {
+            return Err(bad(format!(
+                "weft.as_of {} is older than the version retention window: the oldest readable moment is {}",
+                timestamptz_text(ts),
+                timestamptz_text(oldest)
+            ))
+            .with_hint("weft serve --version-retention-s sets how far back reads can go."));
+        }
+        Ok(ts)
+    }
+
+    fn reset(&self, st: &mut State, r: &ast::ResetStatement) -> SqlResult<Reply> {
+        let defaults = default_settings();
+        match &r.reset {
+            ast::Reset::ALL => {
+                st.settings = defaults;
+                st.as_of = None;
+            }
+            ast::Reset::ConfigurationParameter(name) => {
+                let name = name.to_string().to_lowercase();
+                let name = match name.as_str() {
+                    "time zone" => "timezone".to_string(),
+                    _ => name,
+                };
+                if name == "weft.as_of" {
+                    if st.txn.as_ref().is_some_and(|t| t.explicit) {
+                        return Err(SqlError::new(
+                            codes::ACTIVE_SQL_TRANSACTION,
+                            "RESET weft.as_of cannot run inside a transaction block",
+                        ));
+                    }
+                    st.as_of = None;
+                }
+                match defaults.get(&name) {
+                    Some(v) => {
+                        st.settings.insert(name, v.clone());
+                    }
+                    None => {
+                        st.settings.remove(&name);
+                    }
+                }
+            }
+        }
+        Ok(Reply::Outcome(Outcome::Command(Tag::new("RESET"))))
     }
 
     /// The transaction that SET TRANSACTION configures: an explicit one that has not run a
@@ -568,19 +687,29 @@ impl Core {
             }
             _ if st.failed => Err(aborted_error()),
             Statement::Set(set) => self.settings(st, &set, notices),
+            Statement::Reset(r) => self.reset(st, &r),
             Statement::ShowVariable { variable } => self.show(st, &variable),
             stmt => {
                 let implicit = st.txn.is_none();
                 if implicit {
                     st.txn = Some(Self::new_txn(st, false));
                 }
+                let as_of = st.as_of.is_some();
                 let txn = st.txn.as_mut().expect("a transaction was just ensured");
-                if txn.read_only {
+                if txn.read_only || as_of {
                     if let Some(what) = write_kind(&stmt) {
-                        let e = SqlError::new(
-                            codes::READ_ONLY_SQL_TRANSACTION,
-                            format!("cannot execute {what} in a read-only transaction"),
-                        );
+                        let e = if as_of {
+                            SqlError::new(
+                                codes::READ_ONLY_SQL_TRANSACTION,
+                                format!("cannot execute {what} while weft.as_of is set: the session reads the database as of a past moment"),
+                            )
+                            .with_hint("RESET weft.as_of to write again")
+                        } else {
+                            SqlError::new(
+                                codes::READ_ONLY_SQL_TRANSACTION,
+                                format!("cannot execute {what} in a read-only transaction"),
+                            )
+                        };
                         self.fail(st);
                         return Err(e);
                     }
@@ -867,6 +996,7 @@ impl Session {
                 txn: None,
                 failed: false,
                 settings: default_settings(),
+                as_of: None,
             }),
         });
         Session {

@@ -59,6 +59,24 @@ pub struct ServeArgs {
     /// Flush the memtable to a Parquet segment after this many bytes were applied.
     #[arg(long, default_value_t = StorageConfig::default().flush_bytes_min)]
     pub flush_bytes_min: usize,
+    /// ... or once applied data has waited this many seconds.
+    #[arg(long, default_value_t = StorageConfig::default().flush_age_max.as_secs())]
+    pub flush_age_max_s: u64,
+    /// Bound on the decoded segment pages cached for point lookups, in bytes.
+    #[arg(long, default_value_t = StorageConfig::default().cache_bytes)]
+    pub segment_cache_bytes: usize,
+    /// Compact a table once it has more than this many segments.
+    #[arg(long, default_value_t = StorageConfig::default().compact_segments_max)]
+    pub compact_segments_max: usize,
+    /// How far back reads can go (SET weft.as_of), in seconds: compaction keeps every
+    /// version a read at or after now minus this can see. At least --txn-duration-max-s.
+    #[arg(long, default_value_t = 3600)]
+    pub version_retention_s: u64,
+    /// Testing only: abort the process at a named point of a flush or compaction
+    /// (flush-before-manifest, flush-after-manifest, compact-before-manifest,
+    /// compact-after-manifest).
+    #[arg(long, hide = true)]
+    pub crash_at: Option<String>,
     /// Run even if the object store ignores conditional puts (create-if-absent). Only safe
     /// when you guarantee that a single weft process ever writes this cluster: without
     /// conditional puts nothing stops a second writer from overwriting journal objects.
@@ -153,8 +171,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new(args.clock_error_us * 1000));
 
     // Storage: newest manifest and its segments.
+    if args.version_retention_s < args.txn_duration_max_s {
+        bail!(
+            "--version-retention-s ({}) must be at least --txn-duration-max-s ({}): a \
+             transaction must be able to read at its read timestamp until it ends",
+            args.version_retention_s,
+            args.txn_duration_max_s
+        );
+    }
     let storage_config = StorageConfig {
         flush_bytes_min: args.flush_bytes_min,
+        flush_age_max: Duration::from_secs(args.flush_age_max_s),
+        cache_bytes: args.segment_cache_bytes,
+        compact_segments_max: args.compact_segments_max,
+        crash_at: args.crash_at.clone(),
         ..Default::default()
     };
     let storage_root = Path::from(format!("clusters/{cluster}/storage/r0"));
@@ -267,7 +297,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let adjudicator = Arc::new(Adjudicator::new(
         sequencer,
         handles,
-        clock,
+        clock.clone(),
         AdjudicatorConfig {
             txn_duration_max: Duration::from_secs(args.txn_duration_max_s),
             check_conflicts: !args.unsafe_disable_conflict_checks,
@@ -284,7 +314,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         bytes_max: args.txn_bytes_max,
         duration_max: Duration::from_secs(args.txn_duration_max_s),
     };
+    let retention = Duration::from_secs(args.version_retention_s);
     let db = Db::new(storage.clone(), adjudicator, limits);
+    db.set_version_retention(retention);
     let listener = TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -322,6 +354,41 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         })
     };
 
+    // Compaction runs apart from flushing, so a long merge never holds up a flush.
+    let compactor = {
+        let storage = storage.clone();
+        let clock = clock.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let horizon = clock
+                    .now()
+                    .earliest
+                    .saturating_sub(retention.as_nanos() as u64);
+                loop {
+                    match storage.compact(horizon, false).await {
+                        Ok(Some(c)) => tracing::debug!(
+                            table_id = c.table_id,
+                            inputs = c.inputs,
+                            rows_in = c.rows_in,
+                            rows_out = c.rows_out,
+                            "compaction done"
+                        ),
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::error!(error = %e, "compaction failed; will retry");
+                            break;
+                        }
+                    }
+                }
+                if let Err(e) = storage.collect_garbage().await {
+                    tracing::warn!(error = %e, "deleting retired segments failed; will retry");
+                }
+            }
+        })
+    };
+
     let server = weft_frontend_pgwire::server::serve(db, listener);
     tokio::select! {
         r = server => r.context("listener failed")?,
@@ -330,6 +397,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     flusher.abort();
+    compactor.abort();
     // A clean shutdown flushes, so the next start does not replay what was applied.
     match storage.flush().await {
         Ok(Some(ts)) => tracing::info!(checkpoint = ts, "storage: flushed"),

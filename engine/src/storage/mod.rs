@@ -2,39 +2,62 @@
 //! answers reads at any timestamp it has applied, and persists what it holds as Parquet
 //! segments listed by a manifest.
 //!
-//! Recovery = newest manifest (its segments are loaded) + journal replay from its
-//! checkpoint, which the caller drives through [`StorageNode::apply`].
+//! - **Memtable** ([`mvcc::Mvcc`]): the versions applied since the last flush, per key.
+//! - **Segments** ([`segment`]): immutable Parquet files of older versions, read lazily
+//!   (footer once, then only the pages a read needs) through a bounded cache.
+//! - **Manifest** ([`manifest`]): which segments are live, the checkpoint they hold every
+//!   commit up to, and the horizon below which compaction may have dropped versions.
+//! - **Compaction**: merges a table's segments in the background, dropping versions no read
+//!   at or above the horizon can see.
 //!
-//! In this version every loaded segment is held in memory (the manifest's segments are read
-//! at startup); segments exist so that a restart does not need the journal from the
-//! beginning of time, and so that journals can later be truncated.
+//! Recovery = newest manifest + journal replay from its checkpoint, which the caller drives
+//! through [`StorageNode::apply`].
 
+pub mod cache;
 pub mod manifest;
 pub mod mvcc;
+pub mod scan;
 pub mod segment;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
+use arrow::array::{Array, BinaryArray, RecordBatch, UInt64Array, UInt8Array};
+use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
 use object_store::path::Path;
 use tokio::sync::watch;
 
 use crate::error::{EngineError, EngineResult};
 use crate::objstore::{Created, DurableStore};
-use crate::record::CommitRecord;
-use crate::row::Row;
+use crate::record::{CommitRecord, OP_DELETE};
+use crate::row::{batch_row, Row};
 use crate::time::Timestamp;
 use manifest::{Manifest, SegmentMeta, MANIFEST_FORMAT_VERSION};
-use mvcc::Mvcc;
+use mvcc::{Mvcc, Version};
+use scan::{MvccScanExec, OutColumn, ScanKind, ScanRequest};
+use segment::{Segment, SegmentWriter, SliceCache};
 
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
     /// How long a read waits for storage to apply commits up to its read timestamp.
     pub read_wait_max: Duration,
-    /// Flush to a new segment once this many bytes were applied since the last flush.
+    /// Flush to new segments once this many bytes were applied since the last flush.
     pub flush_bytes_min: usize,
+    /// Flush anything applied once it has waited this long.
+    pub flush_age_max: Duration,
+    /// Bound on the decoded segment pages kept for point lookups.
+    pub cache_bytes: usize,
+    /// Compact a table once it has more than this many segments.
+    pub compact_segments_max: usize,
+    /// Failure injection for crash tests: abort the process at this named point.
+    pub crash_at: Option<String>,
 }
 
 impl Default for StorageConfig {
@@ -42,6 +65,10 @@ impl Default for StorageConfig {
         StorageConfig {
             read_wait_max: Duration::from_secs(10),
             flush_bytes_min: 64 << 20,
+            flush_age_max: Duration::from_secs(60),
+            cache_bytes: 256 << 20,
+            compact_segments_max: 4,
+            crash_at: None,
         }
     }
 }
@@ -50,15 +77,67 @@ impl Default for StorageConfig {
 /// publish one at once rather than on a timer tick.
 pub type WatermarkRequester = Arc<dyn Fn(Timestamp) + Send + Sync>;
 
+/// The live segments and horizon, swapped whole when a flush or compaction lands. A read
+/// holds the `Arc` it started with, so the segments it reads outlive any compaction.
+#[derive(Debug, Default)]
+struct View {
+    /// Sorted by table, then newest first.
+    segments: Vec<Arc<Segment>>,
+    horizon: Timestamp,
+}
+
+impl View {
+    fn new(mut segments: Vec<Arc<Segment>>, horizon: Timestamp) -> View {
+        segments.sort_by(|a, b| {
+            (a.meta.table_id, std::cmp::Reverse(a.meta.max_ts))
+                .cmp(&(b.meta.table_id, std::cmp::Reverse(b.meta.max_ts)))
+        });
+        View { segments, horizon }
+    }
+
+    fn of_table(&self, table_id: u64) -> impl Iterator<Item = &Arc<Segment>> {
+        self.segments
+            .iter()
+            .filter(move |s| s.meta.table_id == table_id)
+    }
+}
+
+/// What a point lookup read from segments.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Probed {
+    pub segments: usize,
+    /// Rows of the page slices examined (cached or read).
+    pub rows: usize,
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone)]
+pub struct Compaction {
+    pub table_id: u64,
+    pub inputs: usize,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub full: bool,
+    pub horizon: Timestamp,
+}
+
 pub struct StorageNode {
+    /// Lock order: `mvcc`, then `view`.
     mvcc: RwLock<Mvcc>,
+    view: RwLock<Arc<View>>,
     applied: watch::Sender<Timestamp>,
     store: DurableStore,
     root: Path,
     manifest: tokio::sync::Mutex<Manifest>,
     unflushed_bytes: AtomicUsize,
+    last_flush: Mutex<Instant>,
     requester: OnceLock<WatermarkRequester>,
     config: StorageConfig,
+    pub(crate) task_ctx: Arc<TaskContext>,
+    cache: SliceCache,
+    /// Segments compacted away, deleted once no read holds them.
+    retired: Mutex<Vec<Arc<Segment>>>,
+    compacting: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for StorageNode {
@@ -69,88 +148,109 @@ impl std::fmt::Debug for StorageNode {
     }
 }
 
+/// The newest manifest of a storage range, or an empty one. A newest manifest that does
+/// not verify is an error naming it: recovering from an older one would silently lose
+/// what the newer one recorded.
+pub async fn read_manifest(store: &DurableStore, root: &Path) -> EngineResult<(Manifest, Option<Path>)> {
+    let manifests = store.list(&root.clone().join("manifest")).await?;
+    match manifests.last() {
+        None => Ok((
+            Manifest {
+                format_version: MANIFEST_FORMAT_VERSION,
+                ..Default::default()
+            },
+            None,
+        )),
+        Some((path, _)) => {
+            let data = store.get(path).await?;
+            let m = Manifest::decode(&data).map_err(|detail| EngineError::Corrupt {
+                path: path.to_string(),
+                detail,
+            })?;
+            Ok((m, Some(path.clone())))
+        }
+    }
+}
+
 impl StorageNode {
-    /// Opens the storage range at `root`: loads the newest manifest and its segments and
-    /// removes orphan segments (written by a flush that crashed before its manifest).
+    /// Opens the storage range at `root`: reads the newest manifest, checks that each of its
+    /// segments exists with the recorded size, and removes orphan segments (written by a
+    /// flush or compaction that crashed before its manifest). Segment contents are read
+    /// lazily and verified against their checksum on first use.
     pub async fn open(
         store: DurableStore,
         root: Path,
         config: StorageConfig,
     ) -> EngineResult<Arc<StorageNode>> {
-        let manifest_dir = root.clone().join("manifest");
-        let manifests = store.list(&manifest_dir).await?;
-        let manifest = match manifests.last() {
-            None => Manifest {
-                format_version: MANIFEST_FORMAT_VERSION,
-                ..Default::default()
-            },
-            Some((path, _)) => {
-                let data = store.get(path).await?;
-                let m: Manifest =
-                    serde_json::from_slice(&data).map_err(|e| EngineError::Corrupt {
-                        path: path.to_string(),
-                        detail: format!("manifest is not valid: {e}"),
-                    })?;
-                if m.format_version > MANIFEST_FORMAT_VERSION {
+        let (manifest, _) = read_manifest(&store, &root).await?;
+        let seg_dir = root.clone().join("segments");
+        let present: std::collections::HashMap<String, u64> = store
+            .list(&seg_dir)
+            .await?
+            .into_iter()
+            .map(|(p, size)| (p.filename().unwrap_or_default().to_string(), size))
+            .collect();
+        let mut segments = Vec::with_capacity(manifest.segments.len());
+        for meta in &manifest.segments {
+            let path = seg_dir.clone().join(meta.path.as_str());
+            match present.get(&meta.path) {
+                None => {
                     return Err(EngineError::Corrupt {
                         path: path.to_string(),
                         detail: format!(
-                            "manifest format {} is newer than this build reads",
-                            m.format_version
+                            "segment listed in manifest {} is missing",
+                            manifest.version
                         ),
-                    });
+                    })
                 }
-                m
+                Some(&size) if size != meta.bytes => {
+                    return Err(EngineError::Corrupt {
+                        path: path.to_string(),
+                        detail: format!(
+                            "is {size} bytes, manifest {} says {}",
+                            manifest.version, meta.bytes
+                        ),
+                    })
+                }
+                Some(_) => {}
             }
-        };
-        let mut mvcc = Mvcc::default();
-        for seg in &manifest.segments {
-            let path = root.clone().join("segments").join(seg.path.as_str());
-            let data = store.get(&path).await.map_err(|e| match e {
-                EngineError::Store {
-                    source: object_store::Error::NotFound { .. },
-                    ..
-                } => EngineError::Corrupt {
-                    path: path.to_string(),
-                    detail: format!("segment listed in manifest {} is missing", manifest.version),
-                },
-                e => e,
-            })?;
-            let decoded = segment::decode(path.as_ref(), data)?;
-            if decoded.versions.len() as u64 != seg.versions {
-                return Err(EngineError::Corrupt {
-                    path: path.to_string(),
-                    detail: format!(
-                        "holds {} versions, the manifest says {}",
-                        decoded.versions.len(),
-                        seg.versions
-                    ),
-                });
-            }
-            for (key, v) in decoded.versions {
-                mvcc.load_version(seg.table_id, &decoded.schema, key, v);
-            }
+            segments.push(Arc::new(Segment::new(meta.clone(), path)));
         }
-        // Orphans: segments a crashed flush wrote but no manifest lists.
         let live: std::collections::HashSet<&str> =
             manifest.segments.iter().map(|s| s.path.as_str()).collect();
-        for (path, _) in store.list(&root.clone().join("segments")).await? {
-            let name = path.filename().unwrap_or_default();
-            if !live.contains(name) {
+        for name in present.keys() {
+            if !live.contains(name.as_str()) {
+                let path = seg_dir.clone().join(name.as_str());
                 tracing::info!(%path, "removing orphan segment");
                 store.delete(&path).await?;
             }
         }
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .build_arc()
+            .map_err(EngineError::DataFusion)?;
+        let url = datafusion::execution::object_store::ObjectStoreUrl::parse(scan::STORE_URL)?;
+        runtime.register_object_store(url.as_ref(), store.inner.clone());
+        let ctx = SessionContext::new_with_config_rt(
+            SessionConfig::new().with_batch_size(8192),
+            runtime,
+        );
         let (applied, _) = watch::channel(manifest.checkpoint_ts);
+        let view = View::new(segments, manifest.horizon_ts);
         Ok(Arc::new(StorageNode {
-            mvcc: RwLock::new(mvcc),
+            mvcc: RwLock::new(Mvcc::default()),
+            view: RwLock::new(Arc::new(view)),
             applied,
             store,
             root,
             manifest: tokio::sync::Mutex::new(manifest),
             unflushed_bytes: AtomicUsize::new(0),
+            last_flush: Mutex::new(Instant::now()),
             requester: OnceLock::new(),
+            cache: SliceCache::new(config.cache_bytes),
             config,
+            task_ctx: ctx.task_ctx(),
+            retired: Mutex::new(Vec::new()),
+            compacting: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -163,8 +263,26 @@ impl StorageNode {
         self.manifest.lock().await.checkpoint_ts
     }
 
+    /// A copy of the manifest this node last read or wrote.
+    pub async fn manifest(&self) -> Manifest {
+        self.manifest.lock().await.clone()
+    }
+
     pub fn applied_ts(&self) -> Timestamp {
         *self.applied.borrow()
+    }
+
+    /// Reads below this timestamp are refused: compaction may have dropped what they need.
+    pub fn horizon_ts(&self) -> Timestamp {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).horizon
+    }
+
+    pub fn cache(&self) -> &SliceCache {
+        &self.cache
+    }
+
+    pub fn store(&self) -> &DurableStore {
+        &self.store
     }
 
     /// Applies commits (in timestamp order) and advances the applied watermark.
@@ -176,7 +294,7 @@ impl StorageNode {
                 m.apply(r);
             }
             self.unflushed_bytes
-                .fetch_add(m.bytes - before, Ordering::Relaxed);
+                .fetch_add(m.bytes.saturating_sub(before), Ordering::Relaxed);
         }
         self.applied.send_if_modified(|a| {
             if watermark > *a {
@@ -188,8 +306,18 @@ impl StorageNode {
         });
     }
 
+    /// Whether the memtable has reached its byte bound, or has held data for longer than
+    /// its age bound.
     pub fn wants_flush(&self) -> bool {
-        self.unflushed_bytes.load(Ordering::Relaxed) >= self.config.flush_bytes_min
+        let bytes = self.unflushed_bytes.load(Ordering::Relaxed);
+        bytes >= self.config.flush_bytes_min
+            || (bytes > 0
+                && self
+                    .last_flush
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .elapsed()
+                    >= self.config.flush_age_max)
     }
 
     /// Waits until every commit with `commit_ts <= ts` is applied.
@@ -215,6 +343,16 @@ impl StorageNode {
         }
     }
 
+    fn check_horizon(view: &View, ts: Timestamp) -> EngineResult<()> {
+        if ts < view.horizon {
+            return Err(EngineError::SnapshotTooOld {
+                read_ts: ts,
+                horizon: view.horizon,
+            });
+        }
+        Ok(())
+    }
+
     /// The row with `key` in `table_id` as of `ts`.
     pub async fn get(
         &self,
@@ -223,32 +361,196 @@ impl StorageNode {
         ts: Timestamp,
     ) -> EngineResult<Option<Arc<Row>>> {
         self.wait_applied(ts).await?;
-        let m = self.mvcc.read().unwrap_or_else(|e| e.into_inner());
-        Ok(m.get(table_id, key, ts))
+        let (recent, view) = {
+            let m = self.mvcc.read().unwrap_or_else(|e| e.into_inner());
+            let v = self.view.read().unwrap_or_else(|e| e.into_inner()).clone();
+            (m.version(table_id, key, ts), v)
+        };
+        Self::check_horizon(&view, ts)?;
+        if let Some(v) = recent {
+            return Ok(v.row);
+        }
+        let segs: Vec<Arc<Segment>> = view.of_table(table_id).cloned().collect();
+        let (v, _) = self.segment_version(&segs, key, ts).await?;
+        Ok(v.and_then(|v| v.row))
     }
 
-    /// Every live row of `table_id` as of `ts`, in key order.
-    pub async fn scan(
+    /// The newest version of `key` at or below `ts` in `segments` (one table's, newest
+    /// first): the first segment whose key range holds the key and that has a version of
+    /// it answers, because segments of a table hold disjoint timestamp ranges.
+    pub(crate) async fn segment_version(
         &self,
+        segments: &[Arc<Segment>],
+        key: &[u8],
+        ts: Timestamp,
+    ) -> EngineResult<(Option<Version>, Probed)> {
+        let mut probed = Probed::default();
+        for seg in segments {
+            if seg.meta.min_ts > ts || !seg.may_hold_key(key) {
+                continue;
+            }
+            probed.segments += 1;
+            if let Some(v) = seg
+                .lookup(&self.store, &self.cache, key, ts, &mut probed.rows)
+                .await?
+            {
+                return Ok((Some(v), probed));
+            }
+        }
+        Ok((None, probed))
+    }
+
+    /// Plans a scan: waits until `read_ts` is applied, then captures the memtable's part and
+    /// the live segments the scan needs (opening and verifying each).
+    pub async fn plan_scan(self: &Arc<Self>, req: ScanRequest) -> EngineResult<MvccScanExec> {
+        self.wait_applied(req.read_ts).await?;
+        let (recent, view) = {
+            let m = self.mvcc.read().unwrap_or_else(|e| e.into_inner());
+            let v = self.view.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let recent = match &req.kind {
+                ScanKind::Range { lo, hi } => {
+                    m.snapshot(req.table_id, req.read_ts, lo.as_deref(), hi.as_deref())
+                }
+                ScanKind::Points(keys) => keys
+                    .iter()
+                    .filter_map(|k| {
+                        m.version(req.table_id, k, req.read_ts)
+                            .map(|v| (k.clone(), v))
+                    })
+                    .collect(),
+            };
+            (recent, v)
+        };
+        Self::check_horizon(&view, req.read_ts)?;
+        let all: Vec<Arc<Segment>> = view.of_table(req.table_id).cloned().collect();
+        let total = all.len();
+        let segments: Vec<Arc<Segment>> = match &req.kind {
+            ScanKind::Range { lo, hi } => all
+                .into_iter()
+                .filter(|s| {
+                    s.meta.min_ts <= req.read_ts && s.may_hold_range(lo.as_deref(), hi.as_deref())
+                })
+                .collect(),
+            ScanKind::Points(keys) => all
+                .into_iter()
+                .filter(|s| {
+                    s.meta.min_ts <= req.read_ts && keys.iter().any(|k| s.may_hold_key(k))
+                })
+                .collect(),
+        };
+        if matches!(req.kind, ScanKind::Range { .. }) {
+            for s in &segments {
+                s.open(&self.store).await?;
+            }
+        }
+        Ok(MvccScanExec::new(self.clone(), req, segments, total, recent))
+    }
+
+    /// Every live row of `table_id` (whose columns are `schema`) as of `ts`, in key order.
+    pub async fn scan(
+        self: &Arc<Self>,
         table_id: u64,
+        schema: SchemaRef,
         ts: Timestamp,
     ) -> EngineResult<Vec<(Vec<u8>, Arc<Row>)>> {
-        self.wait_applied(ts).await?;
-        let m = self.mvcc.read().unwrap_or_else(|e| e.into_inner());
-        Ok(m.scan(table_id, ts))
+        let ncols = schema.fields().len();
+        let mut columns: Vec<OutColumn> = (0..ncols).map(OutColumn::User).collect();
+        columns.push(OutColumn::Key);
+        let plan = self
+            .plan_scan(ScanRequest {
+                table_id,
+                table_name: table_id.to_string(),
+                read_ts: ts,
+                user_schema: schema,
+                kind: ScanKind::Range { lo: None, hi: None },
+                columns,
+                overlay: Vec::new(),
+            })
+            .await?;
+        let mut stream = plan.execute(0, self.task_ctx.clone())?;
+        let mut out = Vec::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            let keys = batch
+                .column(ncols)
+                .as_any()
+                .downcast_ref::<BinaryArray>()
+                .ok_or_else(|| EngineError::Internal("key column is not binary".into()))?;
+            for i in 0..batch.num_rows() {
+                out.push((keys.value(i).to_vec(), Arc::new(batch_row(&batch, i, ncols)?)));
+            }
+        }
+        Ok(out)
+    }
+
+    fn crash_point(&self, name: &str) {
+        if self.config.crash_at.as_deref() == Some(name) {
+            eprintln!("weft: crash point {name} reached: aborting");
+            std::process::abort();
+        }
+    }
+
+    fn segment_path(&self, name: &str) -> Path {
+        self.root.clone().join("segments").join(name)
+    }
+
+    /// Writes a segment and returns its manifest entry.
+    async fn put_segment(
+        &self,
+        name: String,
+        table_id: u64,
+        data: Vec<u8>,
+        stats: segment::SegmentStats,
+    ) -> EngineResult<SegmentMeta> {
+        let path = self.segment_path(&name);
+        let meta = SegmentMeta {
+            path: name,
+            table_id,
+            versions: stats.rows,
+            min_ts: stats.min_ts,
+            max_ts: stats.max_ts,
+            bytes: data.len() as u64,
+            min_key: segment::hex(&stats.min_key),
+            max_key: segment::hex(&stats.max_key),
+            keys: stats.keys,
+            tombstones: stats.tombstones,
+            crc32: Some(crc32fast::hash(&data)),
+        };
+        if self.store.put_create(&path, Bytes::from(data)).await? == Created::AlreadyExists {
+            return Err(EngineError::Internal(format!(
+                "segment {path} already exists"
+            )));
+        }
+        Ok(meta)
+    }
+
+    /// Writes `next` as the manifest's next version (create-if-absent).
+    async fn put_manifest(&self, prev: &Manifest, next: &Manifest) -> EngineResult<()> {
+        next.check_successor_of(prev)
+            .map_err(|e| EngineError::Internal(format!("refusing to write manifest: {e}")))?;
+        let path = self
+            .root
+            .clone()
+            .join("manifest")
+            .join(format!("{:020}", next.version));
+        match self.store.put_create(&path, Bytes::from(next.encode())).await? {
+            Created::Yes => Ok(()),
+            Created::AlreadyExists => Err(EngineError::Internal(format!(
+                "manifest {path} already exists: another storage node owns this range"
+            ))),
+        }
     }
 
     /// Writes everything applied since the last checkpoint to new segments, then a new
-    /// manifest whose checkpoint is the applied watermark. Segments first, manifest last: a
-    /// crash in between leaves orphan segments (removed at the next open), never a manifest
-    /// that lists a missing segment.
+    /// manifest whose checkpoint is the applied watermark, then drops the flushed versions
+    /// from the memtable. Segments first, manifest last: a crash in between leaves orphan
+    /// segments (removed at the next open), never a manifest that lists a missing segment.
     pub async fn flush(&self) -> EngineResult<Option<Timestamp>> {
         let mut manifest = self.manifest.lock().await;
         let upto = self.applied_ts();
         if upto <= manifest.checkpoint_ts {
             return Ok(None);
         }
-        let unflushed = self.unflushed_bytes.swap(0, Ordering::Relaxed);
         let content = {
             let m = self.mvcc.read().unwrap_or_else(|e| e.into_inner());
             m.versions_between(manifest.checkpoint_ts, upto)
@@ -257,71 +559,291 @@ impl StorageNode {
             format_version: MANIFEST_FORMAT_VERSION,
             version: manifest.version + 1,
             checkpoint_ts: upto,
+            horizon_ts: manifest.horizon_ts,
             segments: manifest.segments.clone(),
         };
-        let result = self.write_segments(&mut next, content).await;
-        if let Err(e) = result {
-            self.unflushed_bytes.fetch_add(unflushed, Ordering::Relaxed);
-            return Err(e);
-        }
-        next.check_successor_of(&manifest)
-            .map_err(|e| EngineError::Internal(format!("refusing to write manifest: {e}")))?;
-        let path = self
-            .root
-            .clone()
-            .join("manifest")
-            .join(format!("{:020}", next.version));
-        let data =
-            serde_json::to_vec_pretty(&next).map_err(|e| EngineError::Internal(e.to_string()))?;
-        match self.store.put_create(&path, Bytes::from(data)).await? {
-            Created::Yes => {}
-            Created::AlreadyExists => {
+        let mut added = Vec::new();
+        for (table_id, schema, versions) in content {
+            let name = format!("{upto:020}-{table_id:016x}-f.parquet");
+            let (data, stats) = segment::encode(table_id, &schema, &versions)?;
+            if stats.rows != versions.len() as u64 {
                 return Err(EngineError::Internal(format!(
-                    "manifest {path} already exists: another storage node owns this range"
-                )))
+                    "segment {name} did not take every version"
+                )));
             }
+            let meta = self.put_segment(name, table_id, data, stats).await?;
+            added.push(meta.clone());
+            next.segments.push(meta);
         }
+        self.crash_point("flush-before-manifest");
+        self.put_manifest(&manifest, &next).await?;
+        self.crash_point("flush-after-manifest");
         tracing::debug!(
             version = next.version,
             checkpoint = upto,
-            "manifest written"
+            segments = added.len(),
+            "manifest written (flush)"
         );
+        {
+            let mut m = self.mvcc.write().unwrap_or_else(|e| e.into_inner());
+            let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
+            let mut segments = v.segments.clone();
+            segments.extend(
+                added
+                    .into_iter()
+                    .map(|meta| Arc::new(Segment::new(meta.clone(), self.segment_path(&meta.path)))),
+            );
+            *v = Arc::new(View::new(segments, v.horizon));
+            m.evict_upto(upto);
+            self.unflushed_bytes.store(m.bytes, Ordering::Relaxed);
+        }
+        *self.last_flush.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         *manifest = next;
         Ok(Some(upto))
     }
 
-    async fn write_segments(
-        &self,
-        next: &mut Manifest,
-        content: Vec<mvcc::FlushTable>,
-    ) -> EngineResult<()> {
-        for (table_id, schema, versions) in content {
-            let name = format!("{:020}-{:016x}.parquet", next.checkpoint_ts, table_id);
-            let data = segment::encode(table_id, &schema, &versions)?;
-            // Read back before listing it: a segment that does not decode must never be
-            // referenced by a manifest.
-            let check = segment::decode(&name, Bytes::from(data.clone()))?;
-            if check.versions.len() != versions.len() {
-                return Err(EngineError::Internal(format!(
-                    "segment {name} did not round-trip"
-                )));
-            }
-            let path = self.root.clone().join("segments").join(name.as_str());
-            let bytes = data.len() as u64;
-            if self.store.put_create(&path, Bytes::from(data)).await? == Created::AlreadyExists {
-                return Err(EngineError::Internal(format!(
-                    "segment {path} already exists"
-                )));
-            }
-            next.segments.push(SegmentMeta {
-                path: name,
-                table_id,
-                versions: versions.len() as u64,
-                min_ts: versions.iter().map(|v| v.1.ts).min().unwrap_or(0),
-                max_ts: versions.iter().map(|v| v.1.ts).max().unwrap_or(0),
-                bytes,
-            });
+    /// Picks the table most in need of compaction and its input segments: when a table has
+    /// more than `compact_segments_max` segments, either everything (when the newer
+    /// segments add up to a quarter of the oldest, or `full` is asked), which also drops
+    /// tombstones, or every segment but the oldest.
+    fn pick_compaction(&self, view: &View, full: bool) -> Option<(u64, Vec<Arc<Segment>>, bool)> {
+        let mut tables: std::collections::BTreeMap<u64, Vec<Arc<Segment>>> = Default::default();
+        for s in &view.segments {
+            tables.entry(s.meta.table_id).or_default().push(s.clone());
         }
-        Ok(())
+        let (table_id, mut segs) = tables
+            .into_iter()
+            .filter(|(_, segs)| {
+                if full {
+                    segs.len() > 1 || segs.iter().any(|s| s.meta.tombstones > 0)
+                } else {
+                    segs.len() > self.config.compact_segments_max
+                }
+            })
+            .max_by_key(|(_, segs)| segs.len())?;
+        segs.sort_by_key(|s| s.meta.min_ts);
+        let base = segs[0].meta.bytes;
+        let newer: u64 = segs[1..].iter().map(|s| s.meta.bytes).sum();
+        if full || newer.saturating_mul(4) >= base || segs.len() < 3 {
+            Some((table_id, segs, true))
+        } else {
+            segs.remove(0);
+            Some((table_id, segs, false))
+        }
+    }
+
+    /// Compacts one table, if one needs it (or, with `full`, merges every table's segments
+    /// into one): merges its segments into one, keeping every version newer than the
+    /// horizon and, per key, the newest version at or below it (dropped when it is a delete
+    /// and the merge includes the table's oldest segment). `horizon` is the oldest
+    /// timestamp reads must still be able to use; it is clamped to the checkpoint.
+    ///
+    /// Memory: the merge streams, batch by batch; the output segment is built in memory
+    /// before it is written.
+    pub async fn compact(&self, horizon: Timestamp, full: bool) -> EngineResult<Option<Compaction>> {
+        let _one_at_a_time = self.compacting.lock().await;
+        let view = self.view.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some((table_id, inputs, drop_tombstones)) = self.pick_compaction(&view, full) else {
+            return Ok(None);
+        };
+        let checkpoint = self.manifest.lock().await.checkpoint_ts;
+        let horizon = horizon.min(checkpoint).max(view.horizon);
+        for s in &inputs {
+            s.open(&self.store).await?;
+        }
+        // Every input holds the table's schema as of its flush; the newest is the widest.
+        let newest = inputs
+            .iter()
+            .max_by_key(|s| s.meta.max_ts)
+            .expect("inputs are not empty");
+        let fschema = newest.open(&self.store).await?.schema().clone();
+        let user_schema = Arc::new(arrow::datatypes::Schema::new(
+            fschema.fields()[segment::SYSTEM_COLUMNS..].to_vec(),
+        ));
+        let needed: Vec<usize> = (0..user_schema.fields().len()).collect();
+        let mut streams = Vec::new();
+        for s in &inputs {
+            streams.push(scan::segment_stream(
+                s,
+                &user_schema,
+                &needed,
+                None,
+                None,
+                None,
+                self.task_ctx.clone(),
+            )?);
+        }
+        let metrics = ExecutionPlanMetricsSet::new();
+        let mut merged = scan::merge_streams(streams, fschema.clone(), &self.task_ctx, &metrics)?;
+        let mut writer = SegmentWriter::new(table_id, fschema.clone())?;
+        let mut gc = Gc {
+            horizon,
+            drop_tombstones,
+            last_key: None,
+            kept_old: false,
+        };
+        let mut rows_in = 0u64;
+        while let Some(batch) = merged.next().await {
+            let batch = batch?;
+            rows_in += batch.num_rows() as u64;
+            let kept = gc.filter(&batch)?;
+            writer.write(&kept)?;
+        }
+        let rows_out = writer.rows();
+        let output = if rows_out > 0 {
+            let (data, stats) = writer.finish()?;
+            let version = self.manifest.lock().await.version + 1;
+            let name = format!(
+                "{:020}-{table_id:016x}-c{version:08}-{}.parquet",
+                stats.max_ts,
+                std::process::id()
+            );
+            Some(self.put_segment(name, table_id, data, stats).await?)
+        } else {
+            None
+        };
+        self.crash_point("compact-before-manifest");
+        let mut manifest = self.manifest.lock().await;
+        let gone: std::collections::HashSet<&str> =
+            inputs.iter().map(|s| s.meta.path.as_str()).collect();
+        let mut next = Manifest {
+            format_version: MANIFEST_FORMAT_VERSION,
+            version: manifest.version + 1,
+            checkpoint_ts: manifest.checkpoint_ts,
+            horizon_ts: manifest.horizon_ts.max(horizon),
+            segments: manifest
+                .segments
+                .iter()
+                .filter(|s| !gone.contains(s.path.as_str()))
+                .cloned()
+                .collect(),
+        };
+        next.segments.extend(output.clone());
+        self.put_manifest(&manifest, &next).await?;
+        self.crash_point("compact-after-manifest");
+        {
+            let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
+            let mut segments: Vec<Arc<Segment>> = v
+                .segments
+                .iter()
+                .filter(|s| !gone.contains(s.meta.path.as_str()))
+                .cloned()
+                .collect();
+            if let Some(meta) = &output {
+                segments.push(Arc::new(Segment::new(meta.clone(), self.segment_path(&meta.path))));
+            }
+            *v = Arc::new(View::new(segments, next.horizon_ts));
+        }
+        tracing::debug!(
+            table_id,
+            inputs = inputs.len(),
+            rows_in,
+            rows_out,
+            horizon,
+            version = next.version,
+            "compacted"
+        );
+        *manifest = next;
+        drop(manifest);
+        let report = Compaction {
+            table_id,
+            inputs: inputs.len(),
+            rows_in,
+            rows_out,
+            full: drop_tombstones,
+            horizon,
+        };
+        self.retired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(inputs);
+        drop(view);
+        self.collect_garbage().await?;
+        Ok(Some(report))
+    }
+
+    /// Deletes retired segments no read holds any more, and manifests older than the
+    /// newest few. Returns how many objects were deleted.
+    pub async fn collect_garbage(&self) -> EngineResult<usize> {
+        let free: Vec<Arc<Segment>> = {
+            let mut r = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+            let (free, held): (Vec<_>, Vec<_>) =
+                r.drain(..).partition(|s| Arc::strong_count(s) == 1);
+            *r = held;
+            free
+        };
+        let mut deleted = 0;
+        for s in free {
+            self.store.delete(&s.path).await?;
+            deleted += 1;
+        }
+        let current = self.manifest.lock().await.version;
+        let manifests = self.store.list(&self.root.clone().join("manifest")).await?;
+        for (path, _) in manifests {
+            let v: u64 = path
+                .filename()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(u64::MAX);
+            if v + MANIFESTS_KEPT <= current {
+                self.store.delete(&path).await?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// Manifest versions kept besides the newest (for inspection after the fact).
+const MANIFESTS_KEPT: u64 = 4;
+
+/// The version filter of a compaction, over a version-ordered stream.
+struct Gc {
+    horizon: Timestamp,
+    drop_tombstones: bool,
+    last_key: Option<Vec<u8>>,
+    /// Whether the current key's newest version at or below the horizon was seen.
+    kept_old: bool,
+}
+
+impl Gc {
+    fn filter(&mut self, batch: &RecordBatch) -> EngineResult<RecordBatch> {
+        let keys = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .ok_or_else(|| EngineError::Internal("_weft_key is not binary".into()))?;
+        let tss = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .ok_or_else(|| EngineError::Internal("_weft_ts is not u64".into()))?;
+        let ops = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<UInt8Array>()
+            .ok_or_else(|| EngineError::Internal("_weft_op is not u8".into()))?;
+        let mut keep = Vec::with_capacity(batch.num_rows());
+        for i in 0..batch.num_rows() {
+            let key = keys.value(i);
+            if self.last_key.as_deref() != Some(key) {
+                self.last_key = Some(key.to_vec());
+                self.kept_old = false;
+            }
+            let k = if tss.value(i) > self.horizon {
+                true
+            } else if !self.kept_old {
+                // The version reads at the horizon see: needed unless it is a delete with
+                // nothing older left anywhere to hide.
+                self.kept_old = true;
+                !(self.drop_tombstones && ops.value(i) == OP_DELETE)
+            } else {
+                false
+            };
+            keep.push(k);
+        }
+        Ok(arrow::compute::filter_record_batch(
+            batch,
+            &arrow::array::BooleanArray::from(keep),
+        )?)
     }
 }

@@ -66,23 +66,60 @@ impl Mvcc {
         }
     }
 
-    /// Inserts a version loaded from a segment (segments may be loaded in any order).
-    pub fn load_version(&mut self, table_id: u64, schema: &SchemaRef, key: Vec<u8>, v: Version) {
-        let table = self.tables.entry(table_id).or_default();
-        if table.schema.is_none() {
-            table.schema = Some(schema.clone());
-        }
-        self.bytes += key.len() + 16 + v.row.as_ref().map(|r| row_bytes(r)).unwrap_or(0);
-        let chain = table.keys.entry(key).or_default();
-        match chain.binary_search_by_key(&v.ts, |x| x.ts) {
-            Ok(_) => {} // the same version in two segments: keep one
-            Err(pos) => chain.insert(pos, v),
-        }
-    }
-
     pub fn get(&self, table_id: u64, key: &[u8], ts: Timestamp) -> Option<Arc<Row>> {
         let chain = self.tables.get(&table_id)?.keys.get(key)?;
         visible(chain, ts)?.row.clone()
+    }
+
+    /// The newest version of `key` with `ts <= read_ts` held here (a tombstone included):
+    /// `None` means the memtable knows nothing of the key at that time.
+    pub fn version(&self, table_id: u64, key: &[u8], ts: Timestamp) -> Option<Version> {
+        let chain = self.tables.get(&table_id)?.keys.get(key)?;
+        visible(chain, ts).cloned()
+    }
+
+    /// Per key in `[lo, hi)`, the newest version `<= ts` (tombstones included), keys
+    /// ascending: the memtable's part of a scan.
+    pub fn snapshot(
+        &self,
+        table_id: u64,
+        ts: Timestamp,
+        lo: Option<&[u8]>,
+        hi: Option<&[u8]>,
+    ) -> Vec<(Vec<u8>, Version)> {
+        use std::ops::Bound;
+        let Some(table) = self.tables.get(&table_id) else {
+            return Vec::new();
+        };
+        let lower = lo.map_or(Bound::Unbounded, |l| Bound::Included(l.to_vec()));
+        let upper = hi.map_or(Bound::Unbounded, |h| Bound::Excluded(h.to_vec()));
+        if let (Some(l), Some(h)) = (lo, hi) {
+            if l >= h {
+                return Vec::new();
+            }
+        }
+        table
+            .keys
+            .range((lower, upper))
+            .filter_map(|(k, chain)| visible(chain, ts).map(|v| (k.clone(), v.clone())))
+            .collect()
+    }
+
+    /// Drops every version with `ts <= upto` (now held by segments) and recomputes the
+    /// byte count.
+    pub fn evict_upto(&mut self, upto: Timestamp) {
+        let mut bytes = 0;
+        for table in self.tables.values_mut() {
+            table.keys.retain(|k, chain| {
+                chain.retain(|v| v.ts > upto);
+                for v in chain.iter() {
+                    bytes += k.len() + 16 + v.row.as_ref().map(|r| row_bytes(r)).unwrap_or(0);
+                }
+                !chain.is_empty()
+            });
+        }
+        self.tables.retain(|_, t| !t.keys.is_empty());
+        self.bytes = bytes;
     }
 
     /// Every live row of a table at `ts`, in key order.

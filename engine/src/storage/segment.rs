@@ -2,55 +2,76 @@
 //! desc)`, with columns `_weft_key`, `_weft_ts`, `_weft_op` and then the table's own columns.
 //! Key and timestamp ranges are in the file's key-value metadata. Standard tools (pyarrow,
 //! DuckDB) read them as ordinary Parquet.
+//!
+//! Segments are read lazily: a point lookup reads the footer once (cached with the segment)
+//! and then only the pages whose key statistics may hold the key; decoded pages go into a
+//! bounded cache shared by every segment of the node.
 
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BinaryArray, RecordBatch, UInt64Array, UInt8Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelector,
+};
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
-use parquet::file::metadata::KeyValue;
+use parquet::file::metadata::{KeyValue, SortingColumn};
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{EngineError, EngineResult};
+use crate::objstore::DurableStore;
 use crate::record::{OP_COLUMN, OP_DELETE, OP_PUT};
 use crate::row::{batch_row, column_from_rows};
 use crate::schema::KEY_COLUMN;
+use crate::storage::cache::Lru;
+use crate::storage::manifest::SegmentMeta;
 use crate::storage::mvcc::Version;
+use crate::time::Timestamp;
 
 pub const TS_COLUMN: &str = "_weft_ts";
 /// Columns before the table's own.
 pub const SYSTEM_COLUMNS: usize = 3;
+/// Written into every segment's key-value metadata as `weft.segment_format`.
+pub const SEGMENT_FORMAT_VERSION: u32 = 2;
+/// Rows per data page: the unit a point lookup reads and decodes.
+pub const PAGE_ROWS: usize = 1024;
+/// Rows per row group.
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
-/// A segment's content, decoded.
+/// A segment's content, decoded whole (inspection and tests; reads never do this).
 pub struct DecodedSegment {
     pub schema: SchemaRef,
     pub versions: Vec<(Vec<u8>, Version)>,
 }
 
-/// Encodes versions (already sorted by key asc, ts desc) into a Parquet file.
-pub fn encode(
-    table_id: u64,
-    schema: &SchemaRef,
-    versions: &[(Vec<u8>, Version)],
-) -> EngineResult<Vec<u8>> {
-    debug_assert!(versions
-        .windows(2)
-        .all(|w| (w[0].0.as_slice(), std::cmp::Reverse(w[0].1.ts))
-            < (w[1].0.as_slice(), std::cmp::Reverse(w[1].1.ts))));
+/// The file schema of a segment of a table with `user` columns.
+pub fn file_schema(user: &SchemaRef) -> SchemaRef {
     let mut fields = vec![
         Field::new(KEY_COLUMN, DataType::Binary, false),
         Field::new(TS_COLUMN, DataType::UInt64, false),
         Field::new(OP_COLUMN, DataType::UInt8, false),
     ];
     fields.extend(
-        schema
-            .fields()
+        user.fields()
             .iter()
             .map(|f| f.as_ref().clone().with_nullable(true)),
     );
-    let file_schema = Arc::new(Schema::new(fields));
+    Arc::new(Schema::new(fields))
+}
+
+/// Versions (sorted by key asc, ts desc) as one batch in the file schema.
+pub fn versions_batch(
+    schema: &SchemaRef,
+    versions: &[(Vec<u8>, Version)],
+) -> EngineResult<RecordBatch> {
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(BinaryArray::from_iter_values(
             versions.iter().map(|(k, _)| k),
@@ -77,36 +98,169 @@ pub fn encode(
             versions.len(),
         )?);
     }
-    let batch = RecordBatch::try_new(file_schema.clone(), columns)?;
-    let (min_ts, max_ts) = versions.iter().fold((u64::MAX, 0), |(lo, hi), (_, v)| {
-        (lo.min(v.ts), hi.max(v.ts))
-    });
-    let kv = |k: &str, v: String| KeyValue::new(k.to_string(), v);
-    let metadata = vec![
-        kv("weft.table_id", table_id.to_string()),
-        kv("weft.rows", versions.len().to_string()),
-        kv("weft.min_ts", min_ts.to_string()),
-        kv("weft.max_ts", max_ts.to_string()),
-        kv(
-            "weft.min_key",
-            hex(versions.first().map(|v| v.0.as_slice()).unwrap_or(&[])),
-        ),
-        kv(
-            "weft.max_key",
-            hex(versions.last().map(|v| v.0.as_slice()).unwrap_or(&[])),
-        ),
-    ];
-    let props = WriterProperties::builder()
-        .set_key_value_metadata(Some(metadata))
-        .build();
-    let mut buf = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buf, file_schema, Some(props))?;
-    writer.write(&batch)?;
-    writer.close()?;
-    Ok(buf)
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(versions.len()));
+    Ok(RecordBatch::try_new_with_options(
+        file_schema(schema),
+        columns,
+        &options,
+    )?)
 }
 
-/// Decodes a segment, verifying its layout and its sort order.
+/// What a segment holds, gathered while writing it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SegmentStats {
+    pub rows: u64,
+    pub keys: u64,
+    pub tombstones: u64,
+    pub min_ts: Timestamp,
+    pub max_ts: Timestamp,
+    pub min_key: Vec<u8>,
+    pub max_key: Vec<u8>,
+}
+
+/// Writes one segment from batches in the file schema, already in `(key asc, ts desc)`
+/// order (checked). Memory: the encoded output plus one row group being built.
+pub struct SegmentWriter {
+    writer: ArrowWriter<Vec<u8>>,
+    table_id: u64,
+    stats: SegmentStats,
+    last: Option<(Vec<u8>, Timestamp)>,
+}
+
+impl SegmentWriter {
+    pub fn new(table_id: u64, file_schema: SchemaRef) -> EngineResult<SegmentWriter> {
+        let sorting = vec![
+            SortingColumn {
+                column_idx: 0,
+                descending: false,
+                nulls_first: false,
+            },
+            SortingColumn {
+                column_idx: 1,
+                descending: true,
+                nulls_first: false,
+            },
+        ];
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_data_page_row_count_limit(PAGE_ROWS)
+            .set_write_batch_size(PAGE_ROWS)
+            .set_sorting_columns(Some(sorting))
+            .build();
+        Ok(SegmentWriter {
+            writer: ArrowWriter::try_new(Vec::new(), file_schema, Some(props))?,
+            table_id,
+            stats: SegmentStats {
+                min_ts: u64::MAX,
+                ..Default::default()
+            },
+            last: None,
+        })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> EngineResult<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let keys = downcast::<BinaryArray>(batch, 0, "segment being written")?;
+        let tss = downcast::<UInt64Array>(batch, 1, "segment being written")?;
+        let ops = downcast::<UInt8Array>(batch, 2, "segment being written")?;
+        for i in 0..batch.num_rows() {
+            let key = keys.value(i);
+            let ts = tss.value(i);
+            match &self.last {
+                Some((lk, lts)) => {
+                    let ord = lk.as_slice().cmp(key);
+                    if ord == std::cmp::Ordering::Greater
+                        || (ord == std::cmp::Ordering::Equal && *lts <= ts)
+                    {
+                        return Err(EngineError::Internal(format!(
+                            "segment rows out of (key asc, ts desc) order at ts {ts}"
+                        )));
+                    }
+                    if ord != std::cmp::Ordering::Equal {
+                        self.stats.keys += 1;
+                    }
+                }
+                None => {
+                    self.stats.keys = 1;
+                    self.stats.min_key = key.to_vec();
+                }
+            }
+            self.last = Some((key.to_vec(), ts));
+            self.stats.min_ts = self.stats.min_ts.min(ts);
+            self.stats.max_ts = self.stats.max_ts.max(ts);
+            if ops.value(i) == OP_DELETE {
+                self.stats.tombstones += 1;
+            }
+        }
+        self.stats.rows += batch.num_rows() as u64;
+        self.writer.write(batch)?;
+        Ok(())
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.stats.rows
+    }
+
+    /// Finishes the file: its bytes and what it holds.
+    pub fn finish(mut self) -> EngineResult<(Vec<u8>, SegmentStats)> {
+        if let Some((k, _)) = &self.last {
+            self.stats.max_key = k.clone();
+        }
+        if self.stats.rows == 0 {
+            self.stats.min_ts = 0;
+        }
+        let s = &self.stats;
+        let kv = |k: &str, v: String| KeyValue::new(k.to_string(), v);
+        for entry in [
+            kv("weft.segment_format", SEGMENT_FORMAT_VERSION.to_string()),
+            kv("weft.table_id", self.table_id.to_string()),
+            kv("weft.rows", s.rows.to_string()),
+            kv("weft.keys", s.keys.to_string()),
+            kv("weft.tombstones", s.tombstones.to_string()),
+            kv("weft.min_ts", s.min_ts.to_string()),
+            kv("weft.max_ts", s.max_ts.to_string()),
+            kv("weft.min_key", hex(&s.min_key)),
+            kv("weft.max_key", hex(&s.max_key)),
+        ] {
+            self.writer.append_key_value_metadata(entry);
+        }
+        let stats = self.stats.clone();
+        let buf = self.writer.into_inner()?;
+        Ok((buf, stats))
+    }
+}
+
+/// Encodes versions (already sorted by key asc, ts desc) into a Parquet file.
+pub fn encode(
+    table_id: u64,
+    schema: &SchemaRef,
+    versions: &[(Vec<u8>, Version)],
+) -> EngineResult<(Vec<u8>, SegmentStats)> {
+    let mut w = SegmentWriter::new(table_id, file_schema(schema))?;
+    for chunk in versions.chunks(ROW_GROUP_ROWS) {
+        w.write(&versions_batch(schema, chunk)?)?;
+    }
+    w.finish()
+}
+
+/// Checks that a Parquet schema is a segment's: the three system columns first.
+fn check_layout(file_schema: &Schema) -> Result<(), String> {
+    if file_schema.fields().len() < SYSTEM_COLUMNS
+        || file_schema.field(0).name() != KEY_COLUMN
+        || file_schema.field(1).name() != TS_COLUMN
+        || file_schema.field(2).name() != OP_COLUMN
+        || file_schema.field(0).data_type() != &DataType::Binary
+        || file_schema.field(1).data_type() != &DataType::UInt64
+        || file_schema.field(2).data_type() != &DataType::UInt8
+    {
+        return Err("missing _weft_key/_weft_ts/_weft_op columns".into());
+    }
+    Ok(())
+}
+
+/// Decodes a segment whole, verifying its layout and its sort order.
 pub fn decode(path: &str, data: Bytes) -> EngineResult<DecodedSegment> {
     let corrupt = |detail: String| EngineError::Corrupt {
         path: path.to_string(),
@@ -115,15 +269,7 @@ pub fn decode(path: &str, data: Bytes) -> EngineResult<DecodedSegment> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(data)
         .map_err(|e| corrupt(format!("not a readable Parquet file: {e}")))?;
     let file_schema = builder.schema().clone();
-    if file_schema.fields().len() < SYSTEM_COLUMNS
-        || file_schema.field(0).name() != KEY_COLUMN
-        || file_schema.field(1).name() != TS_COLUMN
-        || file_schema.field(2).name() != OP_COLUMN
-    {
-        return Err(corrupt(
-            "missing _weft_key/_weft_ts/_weft_op columns".into(),
-        ));
-    }
+    check_layout(&file_schema).map_err(corrupt)?;
     let user_schema = Arc::new(Schema::new(
         file_schema.fields()[SYSTEM_COLUMNS..]
             .iter()
@@ -185,4 +331,309 @@ fn downcast<'a, T: 'static>(batch: &'a RecordBatch, col: usize, path: &str) -> E
 
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Decoded rows of one segment: segment name, row group, first row, row count.
+pub type SliceKey = (Arc<str>, usize, usize, usize);
+pub type SliceCache = Lru<SliceKey, RecordBatch>;
+
+/// A live segment of a storage node: its manifest entry and, once first read, its verified
+/// footer.
+pub struct Segment {
+    pub meta: SegmentMeta,
+    /// Full object path.
+    pub path: Path,
+    pub name: Arc<str>,
+    pub min_key: Vec<u8>,
+    pub max_key: Vec<u8>,
+    opened: tokio::sync::OnceCell<ArrowReaderMetadata>,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment").field("path", &self.path).finish()
+    }
+}
+
+impl Segment {
+    pub fn new(meta: SegmentMeta, path: Path) -> Segment {
+        Segment {
+            min_key: unhex(&meta.min_key).unwrap_or_default(),
+            // An unknown range (a format-1 manifest) must match every key.
+            max_key: unhex(&meta.max_key).unwrap_or_else(|| vec![0xFF; 64]),
+            name: Arc::from(meta.path.as_str()),
+            meta,
+            path,
+            opened: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub fn may_hold_key(&self, key: &[u8]) -> bool {
+        (self.meta.max_key.is_empty() && self.meta.min_key.is_empty())
+            || (self.min_key.as_slice() <= key && key <= self.max_key.as_slice())
+    }
+
+    /// Whether any key in `[lo, hi)` may be here (`None`: unbounded).
+    pub fn may_hold_range(&self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> bool {
+        if self.meta.max_key.is_empty() && self.meta.min_key.is_empty() {
+            return true;
+        }
+        lo.is_none_or(|lo| self.max_key.as_slice() >= lo)
+            && hi.is_none_or(|hi| self.min_key.as_slice() < hi)
+    }
+
+    fn corrupt(&self, detail: String) -> EngineError {
+        EngineError::Corrupt {
+            path: self.path.to_string(),
+            detail,
+        }
+    }
+
+    /// The segment's footer. The first call reads the whole object once and checks it
+    /// against the manifest (size and CRC32): a damaged segment is refused by name before
+    /// any of its rows is served.
+    pub async fn open(&self, store: &DurableStore) -> EngineResult<&ArrowReaderMetadata> {
+        self.opened
+            .get_or_try_init(|| async {
+                let data = store.get(&self.path).await.map_err(|e| match e {
+                    EngineError::Store {
+                        source: object_store::Error::NotFound { .. },
+                        ..
+                    } => self.corrupt("segment listed in the manifest is missing".into()),
+                    e => e,
+                })?;
+                self.verify(&data)?;
+                let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+                let meta = ArrowReaderMetadata::load(&data, options)
+                    .map_err(|e| self.corrupt(format!("not a readable Parquet file: {e}")))?;
+                check_layout(meta.schema()).map_err(|e| self.corrupt(e))?;
+                Ok(meta)
+            })
+            .await
+    }
+
+    /// Size and checksum against the manifest's record of them.
+    pub fn verify(&self, data: &[u8]) -> EngineResult<()> {
+        if data.len() as u64 != self.meta.bytes {
+            return Err(self.corrupt(format!(
+                "is {} bytes, the manifest says {}",
+                data.len(),
+                self.meta.bytes
+            )));
+        }
+        if let Some(want) = self.meta.crc32 {
+            let got = crc32fast::hash(data);
+            if got != want {
+                return Err(self.corrupt(format!(
+                    "checksum mismatch: crc32 {got:08x}, the manifest says {want:08x}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest version of `key` with `ts <= read_ts` in this segment. Reads only the
+    /// pages whose key statistics may hold `key`.
+    pub async fn lookup(
+        &self,
+        store: &DurableStore,
+        cache: &SliceCache,
+        key: &[u8],
+        read_ts: Timestamp,
+        rows_examined: &mut usize,
+    ) -> EngineResult<Option<Version>> {
+        let meta = self.open(store).await?;
+        let md = meta.metadata().clone();
+        for rg in 0..md.num_row_groups() {
+            let rgm = md.row_group(rg);
+            if let Some(stats) = rgm.column(0).statistics() {
+                let below = stats.min_bytes_opt().is_some_and(|min| key < min);
+                let above = stats.max_bytes_opt().is_some_and(|max| key > max);
+                if below || above {
+                    continue;
+                }
+            }
+            let rows = rgm.num_rows() as usize;
+            let (first, count) = pages_for_key(&md, rg, rows, key);
+            if count == 0 {
+                continue;
+            }
+            let slice_key: SliceKey = (self.name.clone(), rg, first, count);
+            let batch = match cache.get(&slice_key) {
+                Some(b) => b,
+                None => {
+                    let b = self.read_slice(store, meta, rg, first, count).await?;
+                    cache.insert(slice_key, b.clone(), b.get_array_memory_size());
+                    b
+                }
+            };
+            *rows_examined += batch.num_rows();
+            let keys = downcast::<BinaryArray>(&batch, 0, self.path.as_ref())?;
+            let tss = downcast::<UInt64Array>(&batch, 1, self.path.as_ref())?;
+            let ops = downcast::<UInt8Array>(&batch, 2, self.path.as_ref())?;
+            let mut i = partition_point(keys, key);
+            while i < batch.num_rows() && keys.value(i) == key {
+                if tss.value(i) <= read_ts {
+                    let row = match ops.value(i) {
+                        OP_PUT => {
+                            let user = batch.project(
+                                &(SYSTEM_COLUMNS..batch.num_columns()).collect::<Vec<_>>(),
+                            )?;
+                            Some(Arc::new(batch_row(&user, i, user.num_columns())?))
+                        }
+                        OP_DELETE => None,
+                        op => {
+                            return Err(self.corrupt(format!("unknown op code {op}")));
+                        }
+                    };
+                    return Ok(Some(Version {
+                        ts: tss.value(i),
+                        row,
+                    }));
+                }
+                i += 1;
+            }
+            // The key's versions may continue in the next row group only if this one ended
+            // with it; otherwise there is nothing more to find.
+            if i < batch.num_rows() || first + count < rows {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
+    async fn read_slice(
+        &self,
+        store: &DurableStore,
+        meta: &ArrowReaderMetadata,
+        rg: usize,
+        first: usize,
+        count: usize,
+    ) -> EngineResult<RecordBatch> {
+        let reader = RangeReader {
+            store: store.clone(),
+            path: self.path.clone(),
+            metadata: meta.metadata().clone(),
+        };
+        let selection = RowSelection::from(vec![
+            RowSelector::skip(first),
+            RowSelector::select(count),
+        ]);
+        let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta.clone())
+            .with_row_groups(vec![rg])
+            .with_row_selection(selection)
+            .with_batch_size(count.max(1))
+            .build()
+            .map_err(|e| self.corrupt(format!("cannot read row group {rg}: {e}")))?;
+        let batches: Vec<RecordBatch> = stream
+            .try_collect()
+            .await
+            .map_err(|e| self.corrupt(format!("cannot decode row group {rg}: {e}")))?;
+        Ok(arrow::compute::concat_batches(meta.schema(), &batches)?)
+    }
+}
+
+/// Reads byte ranges of one segment for the Parquet reader; the footer is already known.
+struct RangeReader {
+    store: DurableStore,
+    path: Path,
+    metadata: Arc<ParquetMetaData>,
+}
+
+impl AsyncFileReader for RangeReader {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        Box::pin(async move {
+            self.store
+                .inner
+                .get_range(&self.path, range)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        })
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        Box::pin(async move {
+            self.store
+                .inner
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        })
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> futures::future::BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        let m = self.metadata.clone();
+        Box::pin(async move { Ok(m) })
+    }
+}
+
+/// First index whose key is `>= key` (keys ascending).
+fn partition_point(keys: &BinaryArray, key: &[u8]) -> usize {
+    let (mut lo, mut hi) = (0, keys.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if keys.value(mid) < key {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// The rows of row group `rg` (first row, count) whose pages may hold `key`, from the page
+/// index; the whole row group when the file has none.
+fn pages_for_key(
+    md: &parquet::file::metadata::ParquetMetaData,
+    rg: usize,
+    rows: usize,
+    key: &[u8],
+) -> (usize, usize) {
+    let (Some(ci), Some(oi)) = (md.column_index(), md.offset_index()) else {
+        return (0, rows);
+    };
+    let (Some(ColumnIndexMetaData::BYTE_ARRAY(index)), Some(offsets)) =
+        (ci.get(rg).and_then(|c| c.first()), oi.get(rg).and_then(|c| c.first()))
+    else {
+        return (0, rows);
+    };
+    let locations = offsets.page_locations();
+    let mut lo: Option<usize> = None;
+    let mut hi = 0;
+    for p in 0..locations.len() {
+        let min_ok = index.min_value(p).is_none_or(|min| min <= key);
+        let max_ok = index.max_value(p).is_none_or(|max| key <= max);
+        if min_ok && max_ok {
+            lo.get_or_insert(p);
+            hi = p;
+        }
+    }
+    let Some(lo) = lo else {
+        return (0, 0);
+    };
+    let first = locations[lo].first_row_index as usize;
+    let end = locations
+        .get(hi + 1)
+        .map(|l| l.first_row_index as usize)
+        .unwrap_or(rows);
+    (first, end.saturating_sub(first))
 }
