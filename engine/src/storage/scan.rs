@@ -526,7 +526,11 @@ impl Resolver {
             .as_any()
             .downcast_ref::<UInt64Array>()
             .ok_or_else(|| DataFusionError::Internal("_weft_ts is not u64".into()))?;
-        let visible_ts = lt_eq(ts, &UInt64Array::new_scalar(self.read_ts))?;
+        // Own writes carry the largest timestamp and are always visible to their reader.
+        let visible_ts = arrow::compute::or(
+            &lt_eq(ts, &UInt64Array::new_scalar(self.read_ts))?,
+            &eq(ts, &UInt64Array::new_scalar(Timestamp::MAX))?,
+        )?;
         let b = filter_record_batch(batch, &visible_ts)?;
         let n = b.num_rows();
         if n == 0 {
