@@ -14,6 +14,7 @@
 //! through [`StorageNode::apply`].
 
 pub mod cache;
+pub mod inspect;
 pub mod manifest;
 pub mod mvcc;
 pub mod scan;

@@ -24,6 +24,7 @@ use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
+use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{EngineError, EngineResult};
@@ -146,6 +147,7 @@ impl SegmentWriter {
             .set_data_page_row_count_limit(PAGE_ROWS)
             .set_write_batch_size(PAGE_ROWS)
             .set_sorting_columns(Some(sorting))
+            .set_compression(Compression::SNAPPY)
             .build();
         Ok(SegmentWriter {
             writer: ArrowWriter::try_new(Vec::new(), file_schema, Some(props))?,
