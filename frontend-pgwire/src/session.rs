@@ -260,20 +260,24 @@ fn duration_text(ms: u64) -> String {
 /// (`2026-11-22 10:51:45.123456+00`), RFC 3339, or a zone-less timestamp taken as UTC.
 fn parse_timestamptz(v: &str) -> Option<i64> {
     let v = v.trim();
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
-        return t.timestamp_nanos_opt();
-    }
-    for f in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
-        if let Ok(t) = chrono::DateTime::parse_from_str(v, f) {
-            return t.timestamp_nanos_opt();
-        }
-    }
-    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, f) {
-            return t.and_utc().timestamp_nanos_opt();
-        }
-    }
-    None
+    let parsed: Option<chrono::DateTime<chrono::Utc>> = chrono::DateTime::parse_from_rfc3339(v)
+        .ok()
+        .or_else(|| {
+            ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"]
+                .iter()
+                .find_map(|f| chrono::DateTime::parse_from_str(v, f).ok())
+        })
+        .map(|t| t.to_utc())
+        .or_else(|| {
+            ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+                .iter()
+                .find_map(|f| chrono::NaiveDateTime::parse_from_str(v, f).ok())
+                .map(|t| t.and_utc())
+        });
+    let t = parsed?;
+    // Beyond what nanoseconds since 1970 hold (years 1677..2262): clamp, the range checks
+    // then call it too old or in the future.
+    Some(t.timestamp_nanos_opt().unwrap_or(if t.timestamp() > 0 { i64::MAX } else { i64::MIN }))
 }
 
 /// A timestamp as PostgreSQL prints a timestamptz in UTC.
@@ -563,6 +567,8 @@ impl Core {
         let name = match name.as_str() {
             "time zone" => "timezone".to_string(),
             "transaction isolation level" => "transaction_isolation".to_string(),
+            // Qualified names (weft.as_of) arrive as separate identifiers.
+            _ if variable.len() == 2 => name.replace(' ', "."),
             _ => name,
         };
         if name == "transaction_isolation" || name == "transaction_read_only" {

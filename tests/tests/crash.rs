@@ -142,6 +142,19 @@ async fn kill9_while_flushing_segments() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_while_compacting() {
+    // Flush often and compact whenever a table has two segments: compactions (merge,
+    // segment write, manifest, deletion of the inputs) run throughout the load.
+    crash_cycle(&[
+        "--flush-bytes-min",
+        "2048",
+        "--compact-segments-max",
+        "1",
+    ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_during_writes_on_s3() {
     // The same crash cycles with journals, segments and manifests on a real S3-compatible
     // server (s3s-fs), flushing often so that segment and manifest writes are in flight too.

@@ -315,6 +315,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         duration_max: Duration::from_secs(args.txn_duration_max_s),
     };
     let retention = Duration::from_secs(args.version_retention_s);
+    let adjudicator_for_shutdown = adjudicator.clone();
     let db = Db::new(storage.clone(), adjudicator, limits);
     db.set_version_retention(retention);
     let listener = TcpListener::bind(&args.listen)
@@ -398,7 +399,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     flusher.abort();
     compactor.abort();
-    // A clean shutdown flushes, so the next start does not replay what was applied.
+    // A clean shutdown applies every acknowledged commit and flushes, so that the next start
+    // replays nothing.
+    if let Err(e) = storage.wait_applied(adjudicator_for_shutdown.read_ts()).await {
+        tracing::warn!(error = %e, "could not apply every commit before the final flush; the next start replays them");
+    }
     match storage.flush().await {
         Ok(Some(ts)) => tracing::info!(checkpoint = ts, "storage: flushed"),
         Ok(None) => {}
