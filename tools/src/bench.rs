@@ -8,6 +8,8 @@
 //!   synchronous_commit on) when it is installed.
 //! - `weft bench journal`: group commit alone (commits/s, latency percentiles) on local disk
 //!   and on an S3-compatible server, beside one fsync and one PUT (see bench_journal.rs).
+//! - `weft bench storage`: point lookups and scan + aggregate on a 10-million-row table,
+//!   beside raw DataFusion over plain Parquet and PostgreSQL 15 (see bench_storage.rs).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,6 +29,9 @@ pub enum BenchCommand {
     Crossbar(CrossbarArgs),
     /// Group commit on local disk and S3 next to one fsync and one PUT.
     Journal(crate::bench_journal::JournalArgs),
+    /// Point lookups and full scans on a large table: weft, raw DataFusion over Parquet,
+    /// PostgreSQL.
+    Storage(crate::bench_storage::StorageArgs),
 }
 
 #[derive(Args, Debug)]
@@ -86,6 +91,7 @@ pub fn run(cmd: BenchCommand, runtime: &tokio::runtime::Runtime) -> anyhow::Resu
         BenchCommand::Commits(a) => runtime.block_on(commits(a)),
         BenchCommand::Crossbar(a) => crossbar(&a),
         BenchCommand::Journal(a) => runtime.block_on(crate::bench_journal::journal(a)),
+        BenchCommand::Storage(a) => runtime.block_on(crate::bench_storage::storage(a)),
     }
 }
 
