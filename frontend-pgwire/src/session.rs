@@ -723,6 +723,10 @@ impl Core {
                 if txn.read_ts.is_none() {
                     txn.read_ts = Some(self.exec.db.adjudicator.read_ts());
                 }
+                if txn.pin.is_none() {
+                    // Compaction keeps what this transaction reads until it ends.
+                    txn.pin = txn.read_ts.map(|ts| self.exec.db.storage.pin(ts));
+                }
                 let timeout_ms = st
                     .settings
                     .get("statement_timeout")

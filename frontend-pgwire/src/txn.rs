@@ -78,6 +78,8 @@ impl Isolation {
 pub struct Txn {
     /// Taken at the first statement that reads, as PostgreSQL takes its snapshot.
     pub read_ts: Option<Timestamp>,
+    /// Holds `read_ts` against compaction while the transaction is open.
+    pub pin: Option<weft_engine::storage::ReadPin>,
     pub explicit: bool,
     pub writes: BTreeMap<u64, TableBuf>,
     pub schema_keys: BTreeSet<Vec<u8>>,
@@ -95,6 +97,7 @@ impl Txn {
     pub fn new(explicit: bool, isolation: Isolation, read_only: bool) -> Txn {
         Txn {
             read_ts: None,
+            pin: None,
             explicit,
             writes: BTreeMap::new(),
             schema_keys: BTreeSet::new(),

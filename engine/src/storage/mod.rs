@@ -33,6 +33,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use object_store::path::Path;
+use object_store::ObjectStoreExt;
 use tokio::sync::watch;
 
 use crate::error::{EngineError, EngineResult};
@@ -139,6 +140,28 @@ pub struct StorageNode {
     /// Segments compacted away, deleted once no read holds them.
     retired: Mutex<Vec<Arc<Segment>>>,
     compacting: tokio::sync::Mutex<()>,
+    /// Read timestamps of open transactions: compaction keeps what they can see.
+    pins: Arc<Mutex<std::collections::BTreeMap<Timestamp, usize>>>,
+}
+
+/// Holds a read timestamp open: while it lives, compaction keeps every version a read at
+/// that timestamp can see.
+#[derive(Debug)]
+pub struct ReadPin {
+    ts: Timestamp,
+    pins: Arc<Mutex<std::collections::BTreeMap<Timestamp, usize>>>,
+}
+
+impl Drop for ReadPin {
+    fn drop(&mut self) {
+        let mut p = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = p.get_mut(&self.ts) {
+            *n -= 1;
+            if *n == 0 {
+                p.remove(&self.ts);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for StorageNode {
@@ -252,6 +275,7 @@ impl StorageNode {
             task_ctx: ctx.task_ctx(),
             retired: Mutex::new(Vec::new()),
             compacting: tokio::sync::Mutex::new(()),
+            pins: Arc::new(Mutex::new(Default::default())),
         }))
     }
 
@@ -276,6 +300,30 @@ impl StorageNode {
     /// Reads below this timestamp are refused: compaction may have dropped what they need.
     pub fn horizon_ts(&self) -> Timestamp {
         self.view.read().unwrap_or_else(|e| e.into_inner()).horizon
+    }
+
+    /// Pins `ts` until the returned guard is dropped (a transaction's read timestamp).
+    pub fn pin(&self, ts: Timestamp) -> ReadPin {
+        *self
+            .pins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(ts)
+            .or_default() += 1;
+        ReadPin {
+            ts,
+            pins: self.pins.clone(),
+        }
+    }
+
+    /// The oldest pinned read timestamp.
+    pub fn oldest_pin(&self) -> Option<Timestamp> {
+        self.pins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .next()
+            .copied()
     }
 
     pub fn cache(&self) -> &SliceCache {
@@ -525,10 +573,31 @@ impl StorageNode {
         Ok(meta)
     }
 
-    /// Writes `next` as the manifest's next version (create-if-absent).
+    /// Writes `next` as the manifest's next version (create-if-absent), after checking its
+    /// invariants and that every segment it adds exists with the recorded size.
     async fn put_manifest(&self, prev: &Manifest, next: &Manifest) -> EngineResult<()> {
         next.check_successor_of(prev)
             .map_err(|e| EngineError::Internal(format!("refusing to write manifest: {e}")))?;
+        let before: std::collections::HashSet<&str> =
+            prev.segments.iter().map(|s| s.path.as_str()).collect();
+        for s in next.segments.iter().filter(|s| !before.contains(s.path.as_str())) {
+            let path = self.segment_path(&s.path);
+            let head = self
+                .store
+                .inner
+                .head(&path)
+                .await
+                .map_err(|e| EngineError::Store {
+                    path: path.to_string(),
+                    source: e,
+                })?;
+            if head.size != s.bytes {
+                return Err(EngineError::Internal(format!(
+                    "refusing to write manifest: segment {path} is {} bytes, expected {}",
+                    head.size, s.bytes
+                )));
+            }
+        }
         let path = self
             .root
             .clone()
@@ -637,7 +706,8 @@ impl StorageNode {
     /// into one): merges its segments into one, keeping every version newer than the
     /// horizon and, per key, the newest version at or below it (dropped when it is a delete
     /// and the merge includes the table's oldest segment). `horizon` is the oldest
-    /// timestamp reads must still be able to use; it is clamped to the checkpoint.
+    /// timestamp reads must still be able to use (now minus the retention window); it is
+    /// lowered to the oldest pinned read timestamp and clamped to the checkpoint.
     ///
     /// Memory: the merge streams, batch by batch; the output segment is built in memory
     /// before it is written.
@@ -648,7 +718,11 @@ impl StorageNode {
             return Ok(None);
         };
         let checkpoint = self.manifest.lock().await.checkpoint_ts;
-        let horizon = horizon.min(checkpoint).max(view.horizon);
+        // Never past what an open transaction reads, nor past the checkpoint; never back.
+        let horizon = horizon
+            .min(self.oldest_pin().unwrap_or(Timestamp::MAX))
+            .min(checkpoint)
+            .max(view.horizon);
         for s in &inputs {
             s.open(&self.store).await?;
         }
