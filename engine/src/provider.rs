@@ -317,7 +317,7 @@ impl TableProvider for WeftTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         _limit: Option<usize>,
@@ -369,6 +369,7 @@ impl TableProvider for WeftTable {
                 kind,
                 columns,
                 overlay,
+                partitions: state.config().target_partitions(),
             })
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;

@@ -487,12 +487,37 @@ impl StorageNode {
                 })
                 .collect(),
         };
-        if matches!(req.kind, ScanKind::Range { .. }) {
+        let mut splits = Vec::new();
+        if let ScanKind::Range { lo, hi } = &req.kind {
+            // Row groups' first keys, weighted by rows: the partition boundaries.
+            let mut starts: Vec<(Vec<u8>, u64)> = Vec::new();
             for s in &segments {
-                s.open(&self.store).await?;
+                let md = s.open(&self.store).await?.metadata().clone();
+                for rg in md.row_groups() {
+                    if let Some(min) = rg.column(0).statistics().and_then(|st| st.min_bytes_opt()) {
+                        starts.push((min.to_vec(), rg.num_rows() as u64));
+                    }
+                }
+            }
+            let total: u64 = starts.iter().map(|s| s.1).sum();
+            if req.partitions > 1 && total >= SPLIT_ROWS_MIN {
+                starts.sort();
+                let per = total / req.partitions as u64;
+                let mut acc = 0;
+                for (key, rows) in starts {
+                    if acc >= per * (splits.len() as u64 + 1)
+                        && splits.len() + 1 < req.partitions
+                        && lo.as_ref().is_none_or(|l| &key > l)
+                        && hi.as_ref().is_none_or(|h| &key < h)
+                        && splits.last() != Some(&key)
+                    {
+                        splits.push(key);
+                    }
+                    acc += rows;
+                }
             }
         }
-        Ok(MvccScanExec::new(self.clone(), req, segments, total, recent))
+        Ok(MvccScanExec::new(self.clone(), req, segments, total, recent, splits))
     }
 
     /// Every live row of `table_id` (whose columns are `schema`) as of `ts`, in key order.
@@ -514,6 +539,7 @@ impl StorageNode {
                 kind: ScanKind::Range { lo: None, hi: None },
                 columns,
                 overlay: Vec::new(),
+                partitions: 1,
             })
             .await?;
         let mut stream = plan.execute(0, self.task_ctx.clone())?;
@@ -867,6 +893,9 @@ impl StorageNode {
         Ok(deleted)
     }
 }
+
+/// Range scans over fewer segment rows than this run as one partition.
+const SPLIT_ROWS_MIN: u64 = 256 * 1024;
 
 /// Manifest versions kept besides the newest (for inspection after the fact).
 const MANIFESTS_KEPT: u64 = 4;

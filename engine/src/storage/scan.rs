@@ -88,6 +88,9 @@ pub struct MvccScanExec {
     /// Memtable versions (newest `<= read_ts` per key) overlaid with the transaction's own
     /// writes, keys ascending.
     recent: Vec<(Vec<u8>, Version)>,
+    /// Key boundaries between partitions (a range scan over `splits.len() + 1` partitions,
+    /// read in parallel).
+    splits: Vec<Vec<u8>>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
@@ -111,6 +114,8 @@ pub struct ScanRequest {
     pub columns: Vec<OutColumn>,
     /// The transaction's own writes to the table: key → row, or `None` for a delete.
     pub overlay: Vec<(Vec<u8>, Option<Arc<Row>>)>,
+    /// How many partitions a large range scan may be split into (by key).
+    pub partitions: usize,
 }
 
 impl MvccScanExec {
@@ -120,6 +125,7 @@ impl MvccScanExec {
         segments: Vec<Arc<Segment>>,
         segments_total: usize,
         memtable: Vec<(Vec<u8>, Version)>,
+        splits: Vec<Vec<u8>>,
     ) -> MvccScanExec {
         let fields: Vec<_> = req
             .columns
@@ -150,7 +156,7 @@ impl MvccScanExec {
         }
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(1),
+            Partitioning::UnknownPartitioning(splits.len() + 1),
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
@@ -165,6 +171,7 @@ impl MvccScanExec {
             segments,
             segments_total,
             recent,
+            splits,
             schema,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
@@ -214,7 +221,11 @@ impl DisplayAs for MvccScanExec {
             self.segments.len(),
             self.segments_total,
             self.recent.len()
-        )
+        )?;
+        if !self.splits.is_empty() {
+            write!(f, " partitions={}", self.splits.len() + 1)?;
+        }
+        Ok(())
     }
 }
 
@@ -254,17 +265,28 @@ impl ExecutionPlan for MvccScanExec {
         partition: usize,
         _context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        if partition != 0 {
+        if partition > self.splits.len() {
             return Err(DataFusionError::Internal(format!(
-                "WeftScan has one partition, asked for {partition}"
+                "WeftScan has {} partitions, asked for {partition}",
+                self.splits.len() + 1
             )));
         }
-        let rows_decoded = MetricBuilder::new(&self.metrics).counter("segment_rows_read", 0);
-        let segments_read = MetricBuilder::new(&self.metrics).counter("segments_read", 0);
+        let rows_decoded =
+            MetricBuilder::new(&self.metrics).counter("segment_rows_read", partition);
+        let segments_read = MetricBuilder::new(&self.metrics).counter("segments_read", partition);
         match &self.kind {
             ScanKind::Points(keys) => self.execute_points(keys.clone(), rows_decoded, segments_read),
             ScanKind::Range { lo, hi } => {
-                self.execute_range(lo.clone(), hi.clone(), rows_decoded, segments_read)
+                // This partition's share of the range.
+                let lo = match (lo, partition.checked_sub(1).map(|p| &self.splits[p])) {
+                    (Some(a), Some(b)) => Some(a.max(b).clone()),
+                    (a, b) => a.clone().or(b.cloned()),
+                };
+                let hi = match (hi, self.splits.get(partition)) {
+                    (Some(a), Some(b)) => Some(a.min(b).clone()),
+                    (a, b) => a.clone().or(b.cloned()),
+                };
+                self.execute_range(lo, hi, rows_decoded, segments_read)
             }
         }
     }
@@ -339,17 +361,34 @@ impl MvccScanExec {
         let needed = self.needed_user_columns();
         let read_schema = self.read_schema(&needed);
         let ctx = self.storage.task_ctx.clone();
-        let mut streams: Vec<SendableRecordBatchStream> = Vec::new();
-        let recent: Vec<(Vec<u8>, Version)> = self.recent.clone();
+        let in_range = |k: &[u8]| {
+            lo.as_deref().is_none_or(|l| k >= l) && hi.as_deref().is_none_or(|h| k < h)
+        };
+        let recent: Vec<(Vec<u8>, Version)> = self
+            .recent
+            .iter()
+            .filter(|(k, _)| in_range(k))
+            .cloned()
+            .collect();
         let out = self.project_plan();
+        // Each source with its key range, to skip the merge when no two overlap.
+        let mut sources: Vec<(Option<(Vec<u8>, Vec<u8>)>, SendableRecordBatchStream)> =
+            Vec::new();
         if !recent.is_empty() {
+            let range = Some((recent[0].0.clone(), recent[recent.len() - 1].0.clone()));
             let batch = out.recent_batch(&needed, &recent)?;
-            streams.push(Box::pin(RecordBatchStreamAdapter::new(
-                read_schema.clone(),
-                futures::stream::iter(vec![Ok(batch)]),
-            )));
+            sources.push((
+                range,
+                Box::pin(RecordBatchStreamAdapter::new(
+                    read_schema.clone(),
+                    futures::stream::iter(vec![Ok(batch)]),
+                )),
+            ));
         }
         for seg in &self.segments {
+            if !seg.may_hold_range(lo.as_deref(), hi.as_deref()) {
+                continue;
+            }
             segments_read.add(1);
             let stream = segment_stream(
                 seg,
@@ -361,12 +400,33 @@ impl MvccScanExec {
                 ctx.clone(),
             )?;
             let counter = rows_decoded.clone();
-            streams.push(Box::pin(RecordBatchStreamAdapter::new(
-                read_schema.clone(),
-                stream.inspect_ok(move |b| counter.add(b.num_rows())),
-            )));
+            let range = (!seg.meta.min_key.is_empty())
+                .then(|| (seg.min_key.clone(), seg.max_key.clone()));
+            sources.push((
+                range,
+                Box::pin(RecordBatchStreamAdapter::new(
+                    read_schema.clone(),
+                    stream.inspect_ok(move |b| counter.add(b.num_rows())),
+                )),
+            ));
         }
-        let merged = merge_streams(streams, read_schema, &ctx, &self.metrics)?;
+        let disjoint = sources.iter().all(|(r, _)| r.is_some()) && {
+            sources.sort_by(|a, b| a.0.cmp(&b.0));
+            sources
+                .windows(2)
+                .all(|w| w[0].0.as_ref().map(|r| &r.1) < w[1].0.as_ref().map(|r| &r.0))
+        };
+        let streams: Vec<SendableRecordBatchStream> =
+            sources.into_iter().map(|(_, s)| s).collect();
+        let merged: SendableRecordBatchStream = if disjoint && streams.len() > 1 {
+            // Key-disjoint sources in key order: concatenating them is the merge.
+            Box::pin(RecordBatchStreamAdapter::new(
+                read_schema.clone(),
+                futures::stream::iter(streams).flatten(),
+            ))
+        } else {
+            merge_streams(streams, read_schema, &ctx, &self.metrics)?
+        };
         let mut resolver = Resolver::new(self.read_ts, lo, hi);
         let stream = merged.map(move |b| {
             let b = b?;

@@ -26,6 +26,7 @@ use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{EngineError, EngineResult};
 use crate::objstore::DurableStore;
@@ -46,6 +47,8 @@ pub const SEGMENT_FORMAT_VERSION: u32 = 2;
 pub const PAGE_ROWS: usize = 1024;
 /// Rows per row group.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Largest dictionary page per column chunk; past it a column falls back to plain pages.
+const DICTIONARY_BYTES: usize = 64 * 1024;
 
 /// A segment's content, decoded whole (inspection and tests; reads never do this).
 pub struct DecodedSegment {
@@ -148,6 +151,11 @@ impl SegmentWriter {
             .set_write_batch_size(PAGE_ROWS)
             .set_sorting_columns(Some(sorting))
             .set_compression(Compression::SNAPPY)
+            // Keys and timestamps are (nearly) unique: a dictionary only costs. Other columns
+            // keep small dictionaries, which a point lookup reading one page must decode.
+            .set_column_dictionary_enabled(ColumnPath::from(KEY_COLUMN), false)
+            .set_column_dictionary_enabled(ColumnPath::from(TS_COLUMN), false)
+            .set_dictionary_page_size_limit(DICTIONARY_BYTES)
             .build();
         Ok(SegmentWriter {
             writer: ArrowWriter::try_new(Vec::new(), file_schema, Some(props))?,
