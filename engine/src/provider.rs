@@ -327,7 +327,13 @@ impl TableProvider for WeftTable {
         let columns: Vec<OutColumn> = projection
             .unwrap_or(&all)
             .iter()
-            .map(|&i| if i < ncols { OutColumn::User(i) } else { OutColumn::Key })
+            .map(|&i| {
+                if i < ncols {
+                    OutColumn::User(i)
+                } else {
+                    OutColumn::Key
+                }
+            })
             .collect();
         let kind = match self.point_keys(filters) {
             Some(keys) => {

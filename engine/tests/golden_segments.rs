@@ -46,11 +46,23 @@ fn row(id: i64, name: Option<&str>, score: f64, active: bool) -> Option<Arc<Vec<
 fn versions() -> Vec<(Vec<u8>, Version)> {
     let v = |ts, row| Version { ts, row };
     vec![
-        (key(1), v(1_700_000_000_000_000_300, row(1, Some("ada"), 3.5, true))),
-        (key(1), v(1_700_000_000_000_000_100, row(1, Some("ada"), 1.0, false))),
+        (
+            key(1),
+            v(1_700_000_000_000_000_300, row(1, Some("ada"), 3.5, true)),
+        ),
+        (
+            key(1),
+            v(1_700_000_000_000_000_100, row(1, Some("ada"), 1.0, false)),
+        ),
         (key(2), v(1_700_000_000_000_000_400, None)),
-        (key(2), v(1_700_000_000_000_000_200, row(2, Some("bob"), 2.25, true))),
-        (key(3), v(1_700_000_000_000_000_250, row(3, None, -0.5, false))),
+        (
+            key(2),
+            v(1_700_000_000_000_000_200, row(2, Some("bob"), 2.25, true)),
+        ),
+        (
+            key(3),
+            v(1_700_000_000_000_000_250, row(3, None, -0.5, false)),
+        ),
     ]
 }
 
@@ -142,7 +154,11 @@ fn golden_segments_and_manifests_still_decode() {
     for name in ["segment-v1.parquet", "segment-v2.parquet"] {
         let data = Bytes::from(std::fs::read(dir().join(name)).expect("golden segment"));
         let want = std::fs::read_to_string(dir().join(format!("{name}.txt"))).unwrap();
-        assert_eq!(segment_report(name, data.clone(), true).unwrap(), want, "{name}");
+        assert_eq!(
+            segment_report(name, data.clone(), true).unwrap(),
+            want,
+            "{name}"
+        );
         // Both formats hold exactly the same versions.
         let got = decode(name, data).unwrap();
         let expect = versions();
@@ -179,5 +195,8 @@ fn a_damaged_golden_segment_is_refused() {
         .verify(&data)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("segments/x.parquet") && err.contains("checksum mismatch"), "{err}");
+    assert!(
+        err.contains("segments/x.parquet") && err.contains("checksum mismatch"),
+        "{err}"
+    );
 }

@@ -126,7 +126,11 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let got = node.get(TABLE, &key(k), ts).await;
                 if ts < node.horizon_ts() {
                     let refused = matches!(got, Err(EngineError::SnapshotTooOld { .. }));
-                    prop_assert!(refused, "read below the horizon must be refused, got {:?}", got);
+                    prop_assert!(
+                        refused,
+                        "read below the horizon must be refused, got {:?}",
+                        got
+                    );
                     continue;
                 }
                 let got = got.unwrap().map(|r| value(&r));
@@ -197,7 +201,11 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     }
     // Whatever happened, the newest state is always readable and right.
     for k in 0..12u8 {
-        let got = node.get(TABLE, &key(k), m.now).await.unwrap().map(|r| value(&r));
+        let got = node
+            .get(TABLE, &key(k), m.now)
+            .await
+            .unwrap()
+            .map(|r| value(&r));
         prop_assert_eq!(got, m.at(k, m.now), "final read of key {}", k);
     }
     Ok(())
@@ -350,5 +358,8 @@ async fn compaction_keeps_what_a_pinned_read_sees() {
         node.get(TABLE, &key(1), 15).await,
         Err(EngineError::SnapshotTooOld { .. })
     ));
-    assert_eq!(value(&node.get(TABLE, &key(1), 45).await.unwrap().unwrap()), 40);
+    assert_eq!(
+        value(&node.get(TABLE, &key(1), 45).await.unwrap().unwrap()),
+        40
+    );
 }

@@ -159,7 +159,11 @@ impl Db {
     ) -> SqlResult<Vec<Arc<TableDef>>> {
         let mut rows: std::collections::BTreeMap<Vec<u8>, Option<Arc<weft_engine::Row>>> = self
             .storage
-            .scan(CATALOG_TABLE_ID, weft_engine::schema::catalog_schema(), read_ts)
+            .scan(
+                CATALOG_TABLE_ID,
+                weft_engine::schema::catalog_schema(),
+                read_ts,
+            )
             .await?
             .into_iter()
             .map(|(k, r)| (k, Some(r)))

@@ -277,7 +277,11 @@ fn parse_timestamptz(v: &str) -> Option<i64> {
     let t = parsed?;
     // Beyond what nanoseconds since 1970 hold (years 1677..2262): clamp, the range checks
     // then call it too old or in the future.
-    Some(t.timestamp_nanos_opt().unwrap_or(if t.timestamp() > 0 { i64::MAX } else { i64::MIN }))
+    Some(t.timestamp_nanos_opt().unwrap_or(if t.timestamp() > 0 {
+        i64::MAX
+    } else {
+        i64::MIN
+    }))
 }
 
 /// A timestamp as PostgreSQL prints a timestamptz in UTC.

@@ -145,13 +145,7 @@ async fn kill9_while_flushing_segments() {
 async fn kill9_while_compacting() {
     // Flush often and compact whenever a table has two segments: compactions (merge,
     // segment write, manifest, deletion of the inputs) run throughout the load.
-    crash_cycle(&[
-        "--flush-bytes-min",
-        "2048",
-        "--compact-segments-max",
-        "1",
-    ])
-    .await;
+    crash_cycle(&["--flush-bytes-min", "2048", "--compact-segments-max", "1"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,11 +25,9 @@ async fn text(c: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .into_iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).map(str::to_string))
-                    .collect(),
-            ),
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
             _ => None,
         })
         .collect()
@@ -122,7 +120,10 @@ async fn time_travel_reads_the_past_and_refuses_writes() {
         ]
     );
     // Point lookups see the past too.
-    assert_eq!(one(&c, "SELECT balance FROM acct WHERE id = 1").await, "100");
+    assert_eq!(
+        one(&c, "SELECT balance FROM acct WHERE id = 1").await,
+        "100"
+    );
     assert_eq!(one(&c, "SELECT count(*) FROM acct WHERE id = 3").await, "0");
     for w in [
         "INSERT INTO acct VALUES (9, 'x', 1)",
@@ -193,10 +194,15 @@ async fn reads_below_the_compaction_horizon_are_refused() {
     let mut i = 0;
     while Instant::now() < deadline {
         i += 1;
-        w.execute("UPDATE k SET v = $1 WHERE id = 1", &[&i]).await.unwrap();
+        w.execute("UPDATE k SET v = $1 WHERE id = 1", &[&i])
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let e = c.query("SELECT v FROM k WHERE id = 1", &[]).await.unwrap_err();
+    let e = c
+        .query("SELECT v FROM k WHERE id = 1", &[])
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&e), "72000", "{e:?}");
     assert!(format!("{e:?}").contains("snapshot too old"));
     c.batch_execute("RESET weft.as_of").await.unwrap();
@@ -209,7 +215,14 @@ async fn point_lookups_read_one_page_and_ranges_prune_segments() {
     // Flush every second, never compact: three batches make three key-disjoint segments.
     let server = Server::start_with(
         &dir.path().join("data"),
-        &["--flush-bytes-min", "1", "--flush-age-max-s", "1", "--compact-segments-max", "100"],
+        &[
+            "--flush-bytes-min",
+            "1",
+            "--flush-age-max-s",
+            "1",
+            "--compact-segments-max",
+            "100",
+        ],
     );
     let c = server.connect().await;
     c.batch_execute("CREATE TABLE big (id bigint PRIMARY KEY, v text)")
@@ -229,7 +242,10 @@ async fn point_lookups_read_one_page_and_ranges_prune_segments() {
     assert!(plan.contains("point_lookup keys=1"), "{plan}");
     let analyzed = explain(&c, "ANALYZE SELECT * FROM big WHERE id = 12345").await;
     let read = metric(&analyzed, "segment_rows_read");
-    assert!(read > 0.0 && read <= 2048.0, "a point lookup read {read} rows: {analyzed}");
+    assert!(
+        read > 0.0 && read <= 2048.0,
+        "a point lookup read {read} rows: {analyzed}"
+    );
     assert_eq!(metric(&analyzed, "segments_read"), 1.0, "{analyzed}");
     assert_eq!(
         one(&c, "SELECT v FROM big WHERE id = 12345").await,
@@ -241,13 +257,25 @@ async fn point_lookups_read_one_page_and_ranges_prune_segments() {
 
     // Ranges on the key prune segments by their key ranges.
     let plan = explain(&c, "SELECT * FROM big WHERE id BETWEEN 100 AND 200").await;
-    assert!(plan.contains("range=[") && plan.contains("segments=1/3"), "{plan}");
+    assert!(
+        plan.contains("range=[") && plan.contains("segments=1/3"),
+        "{plan}"
+    );
     let plan = explain(&c, "SELECT * FROM big WHERE id > 25000").await;
     assert!(plan.contains("segments=1/3"), "{plan}");
-    assert_eq!(one(&c, "SELECT count(*) FROM big WHERE id BETWEEN 100 AND 200").await, "101");
-    assert_eq!(one(&c, "SELECT count(*) FROM big WHERE id > 29990").await, "10");
+    assert_eq!(
+        one(&c, "SELECT count(*) FROM big WHERE id BETWEEN 100 AND 200").await,
+        "101"
+    );
+    assert_eq!(
+        one(&c, "SELECT count(*) FROM big WHERE id > 29990").await,
+        "10"
+    );
     assert_eq!(one(&c, "SELECT count(*) FROM big WHERE id < 5").await, "4");
-    assert_eq!(one(&c, "SELECT count(*) FROM big WHERE 20000 <= id").await, "10001");
+    assert_eq!(
+        one(&c, "SELECT count(*) FROM big WHERE 20000 <= id").await,
+        "10001"
+    );
     assert_eq!(one(&c, "SELECT sum(id) FROM big").await, "450015000");
 }
 
@@ -298,7 +326,11 @@ print("duckdb", n, s)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The three statements are one implicit transaction (as in PostgreSQL): rows 1..10
     // are written once, as deletes. One flush at shutdown holds it all.
     let pa: Vec<&str> = stdout.lines().next().unwrap().split(' ').collect();
@@ -342,7 +374,11 @@ async fn corrupt_segments_and_manifests_are_refused_by_name() {
         cmd.output().unwrap()
     };
     let out = inspect(true);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let listing = String::from_utf8_lossy(&out.stdout).to_string();
     // The biggest segment holds table c.
     let seg = std::fs::read_dir(segments_dir(&data))
@@ -359,7 +395,10 @@ async fn corrupt_segments_and_manifests_are_refused_by_name() {
     let out = inspect(true);
     assert_eq!(out.status.code(), Some(1));
     let report = String::from_utf8_lossy(&out.stdout);
-    assert!(report.contains("DEFECT") && report.contains(&name), "{report}");
+    assert!(
+        report.contains("DEFECT") && report.contains(&name),
+        "{report}"
+    );
 
     // The server starts (the damage is inside the file), but refuses to read the damaged
     // segment, naming it; everything else is still served.
@@ -368,9 +407,16 @@ async fn corrupt_segments_and_manifests_are_refused_by_name() {
     let e = c.query("SELECT count(*) FROM c", &[]).await.unwrap_err();
     assert_eq!(sqlstate(&e), "XX001", "{e:?}");
     assert!(format!("{e:?}").contains(&name), "{e:?}");
-    let e = c.query("SELECT v FROM c WHERE id = 7", &[]).await.unwrap_err();
+    let e = c
+        .query("SELECT v FROM c WHERE id = 7", &[])
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&e), "XX001", "{e:?}");
-    let n: i64 = c.query_one("SELECT count(*) FROM ok", &[]).await.unwrap().get(0);
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM ok", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 1);
     drop(c);
     server.kill9();
@@ -445,7 +491,10 @@ async fn crashes_during_flush_and_compaction_lose_nothing() {
         // The process aborted itself at the crash point.
         let status = server.child.as_mut().unwrap().wait().unwrap();
         assert!(!status.success(), "{point}: {status:?}");
-        assert!(server.log_text().contains(&format!("crash point {point}")), "{point}");
+        assert!(
+            server.log_text().contains(&format!("crash point {point}")),
+            "{point}"
+        );
         server.child = None;
         let mut server = Server::start(&data);
         let c = server.connect().await;
@@ -474,7 +523,10 @@ async fn crashes_during_flush_and_compaction_lose_nothing() {
             .filter(|n| !n.starts_with('.'))
             .collect();
         for n in &on_disk {
-            assert!(report.contains(n.as_str()), "{point}: orphan segment {n} left:\n{report}");
+            assert!(
+                report.contains(n.as_str()),
+                "{point}: orphan segment {n} left:\n{report}"
+            );
         }
         eprintln!("{point}: {} acknowledged rows survived", acked.len());
     }

@@ -145,8 +145,12 @@ async fn raw_datafusion(a: &StorageArgs, dir: &std::path::Path) -> anyhow::Resul
     .collect()
     .await?;
     let load_s = t.elapsed().as_secs_f64();
-    ctx.register_parquet("bench_kv", file.to_str().unwrap(), ParquetReadOptions::default())
-        .await?;
+    ctx.register_parquet(
+        "bench_kv",
+        file.to_str().unwrap(),
+        ParquetReadOptions::default(),
+    )
+    .await?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut lookups_ms = Vec::new();
     for i in 0..a.datafusion_lookups + 20 {
@@ -216,7 +220,9 @@ async fn weft_settled(conn: &str) -> anyhow::Result<()> {
 
 pub async fn storage(a: StorageArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let mut results = Vec::new();
     {
         let weft = weft_tests::Server::start_with(

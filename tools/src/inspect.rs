@@ -95,7 +95,10 @@ async fn segment(args: &SegmentArgs) -> anyhow::Result<()> {
             let (bucket, key) = rest
                 .split_once('/')
                 .context("an object URL is s3://bucket/key")?;
-            let store = crate::serve::open_store_at(std::path::Path::new("."), Some(&format!("s3://{bucket}")))?;
+            let store = crate::serve::open_store_at(
+                std::path::Path::new("."),
+                Some(&format!("s3://{bucket}")),
+            )?;
             store.get(&object_store::path::Path::from(key)).await?
         }
         None => bytes::Bytes::from(
@@ -115,10 +118,8 @@ async fn manifest(args: &ManifestArgs) -> anyhow::Result<usize> {
     } else {
         crate::serve::open_store_at(&PathBuf::from(&args.target), None)?
     };
-    let root = object_store::path::Path::from(format!(
-        "clusters/{}/storage/{}",
-        args.cluster, args.range
-    ));
+    let root =
+        object_store::path::Path::from(format!("clusters/{}/storage/{}", args.cluster, args.range));
     let (m, path) = match weft_engine::storage::read_manifest(&store, &root).await {
         Ok(x) => x,
         Err(e) => {

@@ -401,7 +401,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     compactor.abort();
     // A clean shutdown applies every acknowledged commit and flushes, so that the next start
     // replays nothing.
-    if let Err(e) = storage.wait_applied(adjudicator_for_shutdown.read_ts()).await {
+    if let Err(e) = storage
+        .wait_applied(adjudicator_for_shutdown.read_ts())
+        .await
+    {
         tracing::warn!(error = %e, "could not apply every commit before the final flush; the next start replays them");
     }
     match storage.flush().await {

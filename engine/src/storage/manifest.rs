@@ -94,7 +94,8 @@ impl Manifest {
                 m.format_version
             ));
         }
-        m.check().map_err(|e| format!("manifest is inconsistent: {e}"))?;
+        m.check()
+            .map_err(|e| format!("manifest is inconsistent: {e}"))?;
         Ok(m)
     }
 
@@ -190,7 +191,9 @@ mod tests {
         let bytes = m.encode();
         assert_eq!(Manifest::decode(&bytes).unwrap(), m);
         // A digit changed inside the JSON still parses; the checksum catches it.
-        let text = String::from_utf8(bytes).unwrap().replace("\"checkpoint_ts\": 100", "\"checkpoint_ts\": 900");
+        let text = String::from_utf8(bytes)
+            .unwrap()
+            .replace("\"checkpoint_ts\": 100", "\"checkpoint_ts\": 900");
         let err = Manifest::decode(text.as_bytes()).unwrap_err();
         assert!(err.contains("checksum mismatch"), "{err}");
     }
@@ -210,9 +213,15 @@ mod tests {
         let mut next = m.clone();
         next.version = 2;
         next.checkpoint_ts = 50;
-        assert!(next.check_successor_of(&m).unwrap_err().contains("backwards"));
+        assert!(next
+            .check_successor_of(&m)
+            .unwrap_err()
+            .contains("backwards"));
         next.checkpoint_ts = 100;
         next.segments.push(seg("c", 1, 101, 120));
-        assert!(next.check_successor_of(&m).unwrap_err().contains("past the checkpoint"));
+        assert!(next
+            .check_successor_of(&m)
+            .unwrap_err()
+            .contains("past the checkpoint"));
     }
 }

@@ -175,7 +175,10 @@ impl std::fmt::Debug for StorageNode {
 /// The newest manifest of a storage range, or an empty one. A newest manifest that does
 /// not verify is an error naming it: recovering from an older one would silently lose
 /// what the newer one recorded.
-pub async fn read_manifest(store: &DurableStore, root: &Path) -> EngineResult<(Manifest, Option<Path>)> {
+pub async fn read_manifest(
+    store: &DurableStore,
+    root: &Path,
+) -> EngineResult<(Manifest, Option<Path>)> {
     let manifests = store.list(&root.clone().join("manifest")).await?;
     match manifests.last() {
         None => Ok((
@@ -254,10 +257,8 @@ impl StorageNode {
             .map_err(EngineError::DataFusion)?;
         let url = datafusion::execution::object_store::ObjectStoreUrl::parse(scan::STORE_URL)?;
         runtime.register_object_store(url.as_ref(), store.inner.clone());
-        let ctx = SessionContext::new_with_config_rt(
-            SessionConfig::new().with_batch_size(8192),
-            runtime,
-        );
+        let ctx =
+            SessionContext::new_with_config_rt(SessionConfig::new().with_batch_size(8192), runtime);
         let (applied, _) = watch::channel(manifest.checkpoint_ts);
         let view = View::new(segments, manifest.horizon_ts);
         Ok(Arc::new(StorageNode {
@@ -482,9 +483,7 @@ impl StorageNode {
                 .collect(),
             ScanKind::Points(keys) => all
                 .into_iter()
-                .filter(|s| {
-                    s.meta.min_ts <= req.read_ts && keys.iter().any(|k| s.may_hold_key(k))
-                })
+                .filter(|s| s.meta.min_ts <= req.read_ts && keys.iter().any(|k| s.may_hold_key(k)))
                 .collect(),
         };
         let mut splits = Vec::new();
@@ -517,7 +516,14 @@ impl StorageNode {
                 }
             }
         }
-        Ok(MvccScanExec::new(self.clone(), req, segments, total, recent, splits))
+        Ok(MvccScanExec::new(
+            self.clone(),
+            req,
+            segments,
+            total,
+            recent,
+            splits,
+        ))
     }
 
     /// Every live row of `table_id` (whose columns are `schema`) as of `ts`, in key order.
@@ -552,7 +558,10 @@ impl StorageNode {
                 .downcast_ref::<BinaryArray>()
                 .ok_or_else(|| EngineError::Internal("key column is not binary".into()))?;
             for i in 0..batch.num_rows() {
-                out.push((keys.value(i).to_vec(), Arc::new(batch_row(&batch, i, ncols)?)));
+                out.push((
+                    keys.value(i).to_vec(),
+                    Arc::new(batch_row(&batch, i, ncols)?),
+                ));
             }
         }
         Ok(out)
@@ -606,7 +615,11 @@ impl StorageNode {
             .map_err(|e| EngineError::Internal(format!("refusing to write manifest: {e}")))?;
         let before: std::collections::HashSet<&str> =
             prev.segments.iter().map(|s| s.path.as_str()).collect();
-        for s in next.segments.iter().filter(|s| !before.contains(s.path.as_str())) {
+        for s in next
+            .segments
+            .iter()
+            .filter(|s| !before.contains(s.path.as_str()))
+        {
             let path = self.segment_path(&s.path);
             let head = self
                 .store
@@ -629,7 +642,11 @@ impl StorageNode {
             .clone()
             .join("manifest")
             .join(format!("{:020}", next.version));
-        match self.store.put_create(&path, Bytes::from(next.encode())).await? {
+        match self
+            .store
+            .put_create(&path, Bytes::from(next.encode()))
+            .await?
+        {
             Created::Yes => Ok(()),
             Created::AlreadyExists => Err(EngineError::Internal(format!(
                 "manifest {path} already exists: another storage node owns this range"
@@ -685,9 +702,9 @@ impl StorageNode {
             let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
             let mut segments = v.segments.clone();
             segments.extend(
-                added
-                    .into_iter()
-                    .map(|meta| Arc::new(Segment::new(meta.clone(), self.segment_path(&meta.path)))),
+                added.into_iter().map(|meta| {
+                    Arc::new(Segment::new(meta.clone(), self.segment_path(&meta.path)))
+                }),
             );
             *v = Arc::new(View::new(segments, v.horizon));
             m.evict_upto(upto);
@@ -737,7 +754,11 @@ impl StorageNode {
     ///
     /// Memory: the merge streams, batch by batch; the output segment is built in memory
     /// before it is written.
-    pub async fn compact(&self, horizon: Timestamp, full: bool) -> EngineResult<Option<Compaction>> {
+    pub async fn compact(
+        &self,
+        horizon: Timestamp,
+        full: bool,
+    ) -> EngineResult<Option<Compaction>> {
         let _one_at_a_time = self.compacting.lock().await;
         let view = self.view.read().unwrap_or_else(|e| e.into_inner()).clone();
         let Some((table_id, inputs, drop_tombstones)) = self.pick_compaction(&view, full) else {
@@ -831,7 +852,10 @@ impl StorageNode {
                 .cloned()
                 .collect();
             if let Some(meta) = &output {
-                segments.push(Arc::new(Segment::new(meta.clone(), self.segment_path(&meta.path))));
+                segments.push(Arc::new(Segment::new(
+                    meta.clone(),
+                    self.segment_path(&meta.path),
+                )));
             }
             *v = Arc::new(View::new(segments, next.horizon_ts));
         }

@@ -14,30 +14,36 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BinaryArray, BooleanArray, RecordBatch, UInt64Array, UInt8Array};
+use arrow::array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, RecordBatch, UInt64Array, UInt8Array,
+};
 use arrow::compute::kernels::cmp::{eq, lt_eq, neq};
+use arrow::compute::SortOptions;
 use arrow::compute::{and, filter_record_batch};
 use arrow::datatypes::{Schema, SchemaRef};
-use arrow::compute::SortOptions;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
-use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, PhysicalExpr, PhysicalSortExpr};
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexOrdering, PhysicalExpr, PhysicalSortExpr,
+};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::sorts::streaming_merge::StreamingMergeBuilder;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream,
 };
-use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::scalar::ScalarValue;
 use futures::{StreamExt, TryStreamExt};
 
@@ -48,6 +54,9 @@ use crate::storage::mvcc::Version;
 use crate::storage::segment::{file_schema, hex, versions_batch, Segment, SYSTEM_COLUMNS};
 use crate::storage::StorageNode;
 use crate::time::Timestamp;
+
+/// The smallest and largest key of a source, inclusive.
+type KeyRange = (Vec<u8>, Vec<u8>);
 
 /// The URL under which a storage node registers its object store with DataFusion.
 pub const STORE_URL: &str = "weft://storage/";
@@ -132,9 +141,11 @@ impl MvccScanExec {
             .iter()
             .map(|c| match c {
                 OutColumn::User(i) => req.user_schema.field(*i).clone(),
-                OutColumn::Key => {
-                    arrow::datatypes::Field::new(crate::schema::KEY_COLUMN, arrow::datatypes::DataType::Binary, false)
-                }
+                OutColumn::Key => arrow::datatypes::Field::new(
+                    crate::schema::KEY_COLUMN,
+                    arrow::datatypes::DataType::Binary,
+                    false,
+                ),
             })
             .collect();
         let schema = Arc::new(Schema::new(fields));
@@ -275,7 +286,9 @@ impl ExecutionPlan for MvccScanExec {
             MetricBuilder::new(&self.metrics).counter("segment_rows_read", partition);
         let segments_read = MetricBuilder::new(&self.metrics).counter("segments_read", partition);
         match &self.kind {
-            ScanKind::Points(keys) => self.execute_points(keys.clone(), rows_decoded, segments_read),
+            ScanKind::Points(keys) => {
+                self.execute_points(keys.clone(), rows_decoded, segments_read)
+            }
             ScanKind::Range { lo, hi } => {
                 // This partition's share of the range.
                 let lo = match (lo, partition.checked_sub(1).map(|p| &self.splits[p])) {
@@ -361,9 +374,8 @@ impl MvccScanExec {
         let needed = self.needed_user_columns();
         let read_schema = self.read_schema(&needed);
         let ctx = self.storage.task_ctx.clone();
-        let in_range = |k: &[u8]| {
-            lo.as_deref().is_none_or(|l| k >= l) && hi.as_deref().is_none_or(|h| k < h)
-        };
+        let in_range =
+            |k: &[u8]| lo.as_deref().is_none_or(|l| k >= l) && hi.as_deref().is_none_or(|h| k < h);
         let recent: Vec<(Vec<u8>, Version)> = self
             .recent
             .iter()
@@ -372,8 +384,7 @@ impl MvccScanExec {
             .collect();
         let out = self.project_plan();
         // Each source with its key range, to skip the merge when no two overlap.
-        let mut sources: Vec<(Option<(Vec<u8>, Vec<u8>)>, SendableRecordBatchStream)> =
-            Vec::new();
+        let mut sources: Vec<(Option<KeyRange>, SendableRecordBatchStream)> = Vec::new();
         if !recent.is_empty() {
             let range = Some((recent[0].0.clone(), recent[recent.len() - 1].0.clone()));
             let batch = out.recent_batch(&needed, &recent)?;
@@ -400,8 +411,8 @@ impl MvccScanExec {
                 ctx.clone(),
             )?;
             let counter = rows_decoded.clone();
-            let range = (!seg.meta.min_key.is_empty())
-                .then(|| (seg.min_key.clone(), seg.max_key.clone()));
+            let range =
+                (!seg.meta.min_key.is_empty()).then(|| (seg.min_key.clone(), seg.max_key.clone()));
             sources.push((
                 range,
                 Box::pin(RecordBatchStreamAdapter::new(
@@ -416,8 +427,7 @@ impl MvccScanExec {
                 .windows(2)
                 .all(|w| w[0].0.as_ref().map(|r| &r.1) < w[1].0.as_ref().map(|r| &r.0))
         };
-        let streams: Vec<SendableRecordBatchStream> =
-            sources.into_iter().map(|(_, s)| s).collect();
+        let streams: Vec<SendableRecordBatchStream> = sources.into_iter().map(|(_, s)| s).collect();
         let merged: SendableRecordBatchStream = if disjoint && streams.len() > 1 {
             // Key-disjoint sources in key order: concatenating them is the merge.
             Box::pin(RecordBatchStreamAdapter::new(
@@ -433,7 +443,10 @@ impl MvccScanExec {
             let kept = resolver.resolve(&b)?;
             out.project_out(&kept, &needed)
         });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            stream,
+        )))
     }
 }
 
@@ -445,7 +458,11 @@ struct Projector {
 }
 
 impl Projector {
-    fn recent_batch(&self, needed: &[usize], versions: &[(Vec<u8>, Version)]) -> DfResult<RecordBatch> {
+    fn recent_batch(
+        &self,
+        needed: &[usize],
+        versions: &[(Vec<u8>, Version)],
+    ) -> DfResult<RecordBatch> {
         let batch = versions_batch(&self.user_schema, versions).map_err(ext)?;
         let mut idx: Vec<usize> = (0..SYSTEM_COLUMNS).collect();
         idx.extend(needed.iter().map(|i| SYSTEM_COLUMNS + i));
@@ -464,8 +481,13 @@ impl Projector {
                 }
             })
             .collect();
-        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-        Ok(RecordBatch::try_new_with_options(self.schema.clone(), cols, &options)?)
+        let options =
+            arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            cols,
+            &options,
+        )?)
     }
 }
 
@@ -475,11 +497,27 @@ fn ext(e: EngineError) -> DataFusionError {
 
 /// The sort order of segments and merged streams: `_weft_key asc, _weft_ts desc`.
 fn version_order(schema: &SchemaRef) -> DfResult<LexOrdering> {
-    let key: Arc<dyn PhysicalExpr> = Arc::new(Column::new_with_schema(crate::schema::KEY_COLUMN, schema)?);
-    let ts: Arc<dyn PhysicalExpr> = Arc::new(Column::new_with_schema(crate::storage::segment::TS_COLUMN, schema)?);
+    let key: Arc<dyn PhysicalExpr> =
+        Arc::new(Column::new_with_schema(crate::schema::KEY_COLUMN, schema)?);
+    let ts: Arc<dyn PhysicalExpr> = Arc::new(Column::new_with_schema(
+        crate::storage::segment::TS_COLUMN,
+        schema,
+    )?);
     LexOrdering::new(vec![
-        PhysicalSortExpr::new(key, SortOptions { descending: false, nulls_first: false }),
-        PhysicalSortExpr::new(ts, SortOptions { descending: true, nulls_first: false }),
+        PhysicalSortExpr::new(
+            key,
+            SortOptions {
+                descending: false,
+                nulls_first: false,
+            },
+        ),
+        PhysicalSortExpr::new(
+            ts,
+            SortOptions {
+                descending: true,
+                nulls_first: false,
+            },
+        ),
     ])
     .ok_or_else(|| DataFusionError::Internal("empty ordering".into()))
 }
@@ -492,7 +530,9 @@ pub(crate) fn merge_streams(
     metrics: &ExecutionPlanMetricsSet,
 ) -> DfResult<SendableRecordBatchStream> {
     match streams.len() {
-        0 => Ok(Box::pin(datafusion::physical_plan::EmptyRecordBatchStream::new(schema))),
+        0 => Ok(Box::pin(
+            datafusion::physical_plan::EmptyRecordBatchStream::new(schema),
+        )),
         1 => Ok(streams.pop().expect("one stream")),
         _ => {
             let ordering = version_order(&schema)?;
@@ -522,8 +562,14 @@ pub(crate) fn segment_stream(
 ) -> DfResult<SendableRecordBatchStream> {
     let fschema = file_schema(user_schema);
     let mut conjuncts: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
-    let key_col: Arc<dyn PhysicalExpr> = Arc::new(Column::new_with_schema(crate::schema::KEY_COLUMN, &fschema)?);
-    let ts_col: Arc<dyn PhysicalExpr> = Arc::new(Column::new_with_schema(crate::storage::segment::TS_COLUMN, &fschema)?);
+    let key_col: Arc<dyn PhysicalExpr> = Arc::new(Column::new_with_schema(
+        crate::schema::KEY_COLUMN,
+        &fschema,
+    )?);
+    let ts_col: Arc<dyn PhysicalExpr> = Arc::new(Column::new_with_schema(
+        crate::storage::segment::TS_COLUMN,
+        &fschema,
+    )?);
     if let Some(ts) = max_ts {
         conjuncts.push(Arc::new(BinaryExpr::new(
             ts_col,
@@ -546,9 +592,10 @@ pub(crate) fn segment_stream(
         )));
     }
     let mut source = ParquetSource::new(fschema.clone());
-    if let Some(pred) = conjuncts.into_iter().reduce(|a, b| {
-        Arc::new(BinaryExpr::new(a, Operator::And, b)) as Arc<dyn PhysicalExpr>
-    }) {
+    if let Some(pred) = conjuncts
+        .into_iter()
+        .reduce(|a, b| Arc::new(BinaryExpr::new(a, Operator::And, b)) as Arc<dyn PhysicalExpr>)
+    {
         source = source.with_predicate(pred);
     }
     let mut idx: Vec<usize> = (0..SYSTEM_COLUMNS).collect();
@@ -610,9 +657,7 @@ impl Resolver {
             } else {
                 BooleanArray::from(Vec::<bool>::new())
             };
-            std::iter::once(Some(head))
-                .chain(rest.iter())
-                .collect()
+            std::iter::once(Some(head)).chain(rest.iter()).collect()
         };
         self.last_key = Some(keys.value(n - 1).to_vec());
         let ops = b

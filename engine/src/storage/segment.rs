@@ -14,17 +14,17 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
+use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
     RowSelector,
 };
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
-use object_store::ObjectStoreExt;
 use parquet::arrow::ArrowWriter;
-use parquet::file::metadata::{KeyValue, SortingColumn};
-use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::basic::Compression;
+use parquet::file::metadata::{KeyValue, SortingColumn};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
@@ -423,7 +423,8 @@ impl Segment {
                     e => e,
                 })?;
                 self.verify(&data)?;
-                let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+                let options =
+                    ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
                 let meta = ArrowReaderMetadata::load(&data, options)
                     .map_err(|e| self.corrupt(format!("not a readable Parquet file: {e}")))?;
                 check_layout(meta.schema()).map_err(|e| self.corrupt(e))?;
@@ -535,10 +536,8 @@ impl Segment {
             path: self.path.clone(),
             metadata: meta.metadata().clone(),
         };
-        let selection = RowSelection::from(vec![
-            RowSelector::skip(first),
-            RowSelector::select(count),
-        ]);
+        let selection =
+            RowSelection::from(vec![RowSelector::skip(first), RowSelector::select(count)]);
         let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta.clone())
             .with_row_groups(vec![rg])
             .with_row_selection(selection)
@@ -621,9 +620,10 @@ fn pages_for_key(
     let (Some(ci), Some(oi)) = (md.column_index(), md.offset_index()) else {
         return (0, rows);
     };
-    let (Some(ColumnIndexMetaData::BYTE_ARRAY(index)), Some(offsets)) =
-        (ci.get(rg).and_then(|c| c.first()), oi.get(rg).and_then(|c| c.first()))
-    else {
+    let (Some(ColumnIndexMetaData::BYTE_ARRAY(index)), Some(offsets)) = (
+        ci.get(rg).and_then(|c| c.first()),
+        oi.get(rg).and_then(|c| c.first()),
+    ) else {
         return (0, rows);
     };
     let locations = offsets.page_locations();
