@@ -363,3 +363,58 @@ async fn compaction_keeps_what_a_pinned_read_sees() {
         40
     );
 }
+
+/// A scan's streams keep the segments they read: compaction may replace them and delete
+/// them while the scan runs, even after the plan itself was dropped (as DataFusion does
+/// once a plan's streams are started), and the scan still reads them whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_scan_keeps_its_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DurableStore::local(dir.path().to_path_buf()).unwrap();
+    let node = open(&store).await;
+    for (i, ts) in [10u64, 20, 30].into_iter().enumerate() {
+        let rec = Arc::new(CommitRecord {
+            commit_ts: ts,
+            tables: vec![TableWrites {
+                table_id: TABLE,
+                schema: schema(),
+                keys: vec![key(i as u8)],
+                rows: vec![Some(Arc::new(vec![ScalarValue::Int64(Some(ts as i64))]))],
+            }],
+        });
+        node.apply(&[rec], ts);
+        node.flush().await.unwrap();
+    }
+    let plan = node
+        .plan_scan(ScanRequest {
+            table_id: TABLE,
+            table_name: "t".into(),
+            read_ts: 30,
+            user_schema: schema(),
+            kind: ScanKind::Range { lo: None, hi: None },
+            columns: vec![OutColumn::User(0)],
+            overlay: Vec::new(),
+            partitions: 1,
+        })
+        .await
+        .unwrap();
+    let ctx = datafusion::prelude::SessionContext::new().task_ctx();
+    let mut stream = plan.execute(0, ctx).unwrap();
+    drop(plan);
+    let before: Vec<_> = std::fs::read_dir(dir.path().join("storage/r0/segments"))
+        .unwrap()
+        .collect();
+    node.compact(30, true).await.unwrap().expect("compacted");
+    let mut rows = 0;
+    while let Some(b) = stream.next().await {
+        rows += b.unwrap().num_rows();
+    }
+    assert_eq!(rows, 3);
+    drop(stream);
+    // Once the scan is done, the replaced segments go.
+    assert!(node.collect_garbage().await.unwrap() >= 3);
+    let after: Vec<_> = std::fs::read_dir(dir.path().join("storage/r0/segments"))
+        .unwrap()
+        .collect();
+    assert_eq!((before.len(), after.len()), (3, 1));
+}

@@ -417,7 +417,16 @@ impl MvccScanExec {
                 range,
                 Box::pin(RecordBatchStreamAdapter::new(
                     read_schema.clone(),
-                    stream.inspect_ok(move |b| counter.add(b.num_rows())),
+                    stream.inspect_ok({
+                        // The stream holds the segment: a plan may be dropped while its
+                        // streams run, and a compacted-away segment is deleted once nothing
+                        // holds it.
+                        let held = seg.clone();
+                        move |b| {
+                            let _ = &held;
+                            counter.add(b.num_rows())
+                        }
+                    }),
                 )),
             ));
         }
