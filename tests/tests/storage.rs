@@ -531,3 +531,80 @@ async fn crashes_during_flush_and_compaction_lose_nothing() {
         eprintln!("{point}: {} acknowledged rows survived", acked.len());
     }
 }
+
+/// The same storage on a real S3-compatible server: flushes, compaction, lazy range reads
+/// of segments, one-page point lookups, time travel, a restart, and `inspect --verify`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_on_s3() {
+    let Some(s3) = weft_tests::s3::S3Server::start() else {
+        return;
+    };
+    let url = s3.url("storage");
+    let dir = tempfile::tempdir().unwrap();
+    let mut flags = vec!["--store", url.as_str()];
+    flags.extend_from_slice(EAGER);
+    let mut server = Server::start_env(&dir.path().join("data"), &flags, s3.env());
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE s (id bigint PRIMARY KEY, v text)")
+        .await
+        .unwrap();
+    let mut before_last = String::new();
+    for b in 0..3 {
+        if b == 2 {
+            before_last = one(&c, "SELECT now()").await;
+        }
+        c.batch_execute(&format!(
+            "INSERT INTO s SELECT x, 'v' || x FROM generate_series({}, {}) AS g(x)",
+            b * 5_000 + 1,
+            (b + 1) * 5_000
+        ))
+        .await
+        .unwrap();
+        wait_flushed(&c, "s").await;
+    }
+    // Compaction merges the three flushes.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !explain(&c, "SELECT * FROM s")
+        .await
+        .contains("segments=1/1")
+    {
+        assert!(Instant::now() < deadline, "never compacted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let analyzed = explain(&c, "ANALYZE SELECT v FROM s WHERE id = 7777").await;
+    assert!(
+        metric(&analyzed, "segment_rows_read") <= 2048.0,
+        "{analyzed}"
+    );
+    assert_eq!(one(&c, "SELECT v FROM s WHERE id = 7777").await, "v7777");
+    assert_eq!(
+        one(&c, "SELECT count(*) FROM s WHERE id > 14000").await,
+        "1000"
+    );
+    c.batch_execute(&format!("SET weft.as_of = '{before_last}'"))
+        .await
+        .unwrap();
+    assert_eq!(one(&c, "SELECT count(*) FROM s").await, "10000");
+    drop(c);
+    server.restart();
+    let c = server.connect().await;
+    assert_eq!(one(&c, "SELECT count(*), sum(id) FROM s").await, "15000");
+    assert_eq!(one(&c, "SELECT v FROM s WHERE id = 15000").await, "v15000");
+    drop(c);
+    assert!(server.stop().success());
+    let out = std::process::Command::new(weft_bin())
+        .args(["inspect", "manifest", "--verify", &url])
+        .envs(s3.env())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report.contains("ok ") && !report.contains("DEFECT"),
+        "{report}"
+    );
+}
