@@ -22,6 +22,9 @@ use crate::storage::scan::{OutColumn, ScanKind, ScanRequest};
 use crate::storage::StorageNode;
 use crate::time::Timestamp;
 
+/// Most keys a scan looks up one by one rather than scanning.
+const POINT_KEYS_MAX: usize = 1024;
+
 /// A transaction's uncommitted writes to one table: key → new row, or `None` for a delete.
 pub type Overlay = BTreeMap<Vec<u8>, Option<Arc<Row>>>;
 
@@ -178,7 +181,7 @@ impl WeftTable {
                     })
                 })
                 .collect();
-            if keys.len() > 1024 {
+            if keys.len() > POINT_KEYS_MAX {
                 return None;
             }
         }
@@ -297,20 +300,41 @@ impl TableProvider for WeftTable {
     }
 
     /// Equality on primary-key columns (a point lookup) and ranges on the first one (pruned
-    /// by segment key ranges and Parquet statistics) are pushed down, inexactly: DataFusion
-    /// still applies the filter.
+    /// by segment key ranges and Parquet statistics) are pushed down. When the equalities
+    /// pin every key column exactly once, the scan returns exactly the matching rows and
+    /// they are pushed down exactly (DataFusion plans no filter over the lookup); otherwise
+    /// inexactly: DataFusion still applies them.
     fn supports_filters_pushdown(
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        let constraints: Vec<Option<(usize, usize)>> = filters
+            .iter()
+            .map(|f| self.key_constraint(f).map(|(col, vals)| (col, vals.len())))
+            .collect();
+        let mut per_column: HashMap<usize, (usize, usize)> = HashMap::new();
+        for (col, n) in constraints.iter().flatten() {
+            let e = per_column.entry(*col).or_insert((0, *n));
+            e.0 += 1;
+        }
+        let combinations: usize = per_column.values().map(|(_, n)| *n).product();
+        let exact = !self.def.primary_key.is_empty()
+            && self
+                .def
+                .primary_key
+                .iter()
+                .all(|c| per_column.get(c).is_some_and(|(count, _)| *count == 1))
+            && combinations <= POINT_KEYS_MAX;
         Ok(filters
             .iter()
-            .map(|f| {
-                if self.key_constraint(f).is_some() || !self.first_key_bounds(f).is_empty() {
+            .zip(&constraints)
+            .map(|(f, c)| match c {
+                Some(_) if exact => TableProviderFilterPushDown::Exact,
+                Some(_) => TableProviderFilterPushDown::Inexact,
+                None if !self.first_key_bounds(f).is_empty() => {
                     TableProviderFilterPushDown::Inexact
-                } else {
-                    TableProviderFilterPushDown::Unsupported
                 }
+                None => TableProviderFilterPushDown::Unsupported,
             })
             .collect())
     }

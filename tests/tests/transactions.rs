@@ -415,7 +415,8 @@ async fn serializable_point_reads_conflict_only_on_the_keys_read() {
     a.batch_execute("INSERT INTO kv VALUES (10, 10); COMMIT")
         .await
         .unwrap();
-    // EXPLAIN shows the key filter handed to the scan.
+    // EXPLAIN shows the key filter handed to the scan whole (no filter is left above it)
+    // and the scan doing a point lookup.
     let plan: Vec<String> = a
         .query("EXPLAIN SELECT v FROM kv WHERE k = 2", &[])
         .await
@@ -425,7 +426,12 @@ async fn serializable_point_reads_conflict_only_on_the_keys_read() {
         .collect();
     assert!(
         plan.iter()
-            .any(|l| l.contains("partial_filters") && l.contains("k = Int32(2)")),
+            .any(|l| l.contains("full_filters") && l.contains("k = Int32(2)")),
+        "{plan:#?}"
+    );
+    assert!(
+        plan.iter().any(|l| l.contains("point_lookup keys=1"))
+            && !plan.iter().any(|l| l.contains("FilterExec")),
         "{plan:#?}"
     );
 }
