@@ -55,6 +55,10 @@ pub struct Notice {
 pub struct Executor {
     pub db: Arc<Db>,
     pub ctx: SessionContext,
+    /// `ctx`'s state, taken once, for turning SQL into logical plans without cloning the
+    /// whole state (every function registry) for it. The session never changes its context
+    /// after it is made; tables are reached through `view`.
+    pub state: datafusion::execution::SessionState,
     pub view: Arc<Mutex<Option<View>>>,
 }
 
@@ -130,12 +134,22 @@ impl Executor {
         dml_target: Option<&str>,
     ) -> SqlResult<LogicalPlan> {
         self.set_view(txn, dml_target);
-        let state = self.ctx.state();
-        let result = state
+        let result = self
+            .state
             .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
             .await;
         self.clear_view();
         Ok(result?)
+    }
+
+    /// Runs a plan of the session's own context.
+    pub async fn run_plan(&self, plan: LogicalPlan) -> SqlResult<(SchemaRef, Vec<RecordBatch>)> {
+        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        // A fresh copy of the state, stamped with this statement's start time (now()).
+        let state = self.ctx.state();
+        let physical = state.create_physical_plan(&plan).await?;
+        let batches = datafusion::physical_plan::collect(physical, state.task_ctx()).await?;
+        Ok((schema, batches))
     }
 
     pub async fn collect(
@@ -623,7 +637,7 @@ impl Executor {
         };
         check_assignment_types(&def, &dml.input)?;
         let input = bind(Arc::unwrap_or_clone(dml.input), params)?;
-        let (_, batches) = Self::collect(&self.ctx, input).await?;
+        let (_, batches) = self.run_plan(input).await?;
         let rows = Self::batches_to_rows(&def, &batches)?;
 
         let schema = def.arrow_schema();
@@ -898,7 +912,7 @@ impl Executor {
             check_assignment_types(&def, &dml.input)?;
         }
         let input = bind(Arc::unwrap_or_clone(dml.input), params)?;
-        let (schema, batches) = Self::collect(&self.ctx, input).await?;
+        let (schema, batches) = self.run_plan(input).await?;
         let key_idx = schema
             .index_of(KEY_COLUMN)
             .map_err(|_| SqlError::internal("DML input lacks the key column"))?;
@@ -1059,7 +1073,7 @@ impl Executor {
             }
             _ => {}
         }
-        let (schema, batches) = Self::collect(&self.ctx, plan).await?;
+        let (schema, batches) = self.run_plan(plan).await?;
         if let Some((table, alias, selection)) = lock_target {
             self.lock_rows(txn, &table, alias.as_deref(), selection, params)
                 .await?;
@@ -1097,7 +1111,7 @@ impl Executor {
             return Err(SqlError::internal("lock query"));
         };
         let plan = self.plan(txn, *stmt, Some(table)).await?;
-        let (_, batches) = Self::collect(&self.ctx, bind(plan, params)?).await?;
+        let (_, batches) = self.run_plan(bind(plan, params)?).await?;
         for b in batches {
             let keys = b
                 .column(0)

@@ -1003,6 +1003,7 @@ impl Session {
         let core = Arc::new(Core {
             exec: Executor {
                 db: db.clone(),
+                state: ctx.state(),
                 ctx,
                 view,
             },
