@@ -43,6 +43,8 @@ pub struct Db {
     pub next_pid: AtomicU64,
     /// How far back reads may go (`SET weft.as_of`).
     version_retention: std::sync::OnceLock<std::time::Duration>,
+    /// Statements answered by the point-select fast path (`SHOW weft.point_selects`).
+    pub point_selects: AtomicU64,
 }
 
 impl Db {
@@ -70,6 +72,7 @@ impl Db {
             rowid_next: AtomicU64::new(0),
             next_pid: AtomicU64::new(1),
             version_retention: std::sync::OnceLock::new(),
+            point_selects: AtomicU64::new(0),
         })
     }
 

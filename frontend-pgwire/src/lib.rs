@@ -15,6 +15,7 @@ pub mod db;
 pub mod encode;
 pub mod error;
 pub mod exec;
+mod fast;
 pub mod names;
 pub mod server;
 pub mod session;

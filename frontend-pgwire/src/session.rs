@@ -615,6 +615,16 @@ impl Core {
                 batches: vec![batch],
             }));
         }
+        if name == "weft.point_selects" {
+            // Statements answered by the point-select fast path since the server started.
+            let n = self
+                .exec
+                .db
+                .point_selects
+                .load(Ordering::Relaxed)
+                .to_string();
+            return Ok(Reply::Outcome(single_row(&name, &n)));
+        }
         match st.settings.get(&name) {
             Some(v) => Ok(Reply::Outcome(single_row(&name, v))),
             None => Err(SqlError::new(
@@ -802,6 +812,13 @@ impl Core {
             Statement::Update(u) => self.exec.update(txn, u, params).await,
             Statement::Delete(d) => self.exec.delete(txn, d, params).await,
             s @ (Statement::Query(_) | Statement::Explain { .. }) => {
+                if let Some(out) = self.exec.point_select(txn, &s, params).await? {
+                    self.exec
+                        .db
+                        .point_selects
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(out);
+                }
                 self.exec.query(txn, s, params).await
             }
             other => {
