@@ -84,6 +84,26 @@ async fn open(store: &DurableStore) -> Arc<StorageNode> {
     .unwrap()
 }
 
+/// A plan reading the whole table's values as of `read_ts`.
+async fn full_scan(
+    node: &Arc<StorageNode>,
+    read_ts: u64,
+    partitions: usize,
+) -> weft_engine::storage::scan::MvccScanExec {
+    node.plan_scan(ScanRequest {
+        table_id: TABLE,
+        table_name: "t".into(),
+        read_ts,
+        user_schema: schema(),
+        kind: ScanKind::Range { lo: None, hi: None },
+        columns: vec![OutColumn::User(0)],
+        overlay: Vec::new(),
+        partitions,
+    })
+    .await
+    .unwrap()
+}
+
 fn value(row: &[ScalarValue]) -> i64 {
     match &row[0] {
         ScalarValue::Int64(Some(v)) => *v,
@@ -273,19 +293,7 @@ async fn point_lookup_reads_one_page_of_a_large_segment() {
     );
     // A range scan over the same segment splits into partitions by key; together they
     // return every row exactly once.
-    let scan = node
-        .plan_scan(ScanRequest {
-            table_id: TABLE,
-            table_name: "t".into(),
-            read_ts: 10,
-            user_schema: schema(),
-            kind: ScanKind::Range { lo: None, hi: None },
-            columns: vec![OutColumn::User(0)],
-            overlay: Vec::new(),
-            partitions: 2,
-        })
-        .await
-        .unwrap();
+    let scan = full_scan(&node, 10, 2).await;
     let parts = scan.properties().partitioning.partition_count();
     assert_eq!(parts, 2);
     let mut seen = 0usize;
@@ -385,19 +393,7 @@ async fn a_running_scan_keeps_its_segments() {
         node.apply(&[rec], ts);
         node.flush().await.unwrap();
     }
-    let plan = node
-        .plan_scan(ScanRequest {
-            table_id: TABLE,
-            table_name: "t".into(),
-            read_ts: 30,
-            user_schema: schema(),
-            kind: ScanKind::Range { lo: None, hi: None },
-            columns: vec![OutColumn::User(0)],
-            overlay: Vec::new(),
-            partitions: 1,
-        })
-        .await
-        .unwrap();
+    let plan = full_scan(&node, 30, 1).await;
     let ctx = datafusion::prelude::SessionContext::new().task_ctx();
     let mut stream = plan.execute(0, ctx).unwrap();
     drop(plan);

@@ -59,6 +59,16 @@ async fn wait_flushed(c: &Client, table: &str) {
     }
 }
 
+/// Inserts rows `(x, prefix || x)` for x in `lo..=hi` and waits until they are in a segment.
+async fn insert_flushed(c: &Client, table: &str, prefix: &str, lo: i64, hi: i64) {
+    c.batch_execute(&format!(
+        "INSERT INTO {table} SELECT x, '{prefix}' || x FROM generate_series({lo}, {hi}) AS g(x)"
+    ))
+    .await
+    .unwrap();
+    wait_flushed(c, table).await;
+}
+
 fn segments_dir(data: &Path) -> PathBuf {
     data.join("clusters/default/storage/r0/segments")
 }
@@ -229,14 +239,7 @@ async fn point_lookups_read_one_page_and_ranges_prune_segments() {
         .await
         .unwrap();
     for b in 0..3 {
-        c.batch_execute(&format!(
-            "INSERT INTO big SELECT x, 'value ' || x FROM generate_series({}, {}) AS g(x)",
-            b * 10_000 + 1,
-            (b + 1) * 10_000
-        ))
-        .await
-        .unwrap();
-        wait_flushed(&c, "big").await;
+        insert_flushed(&c, "big", "value ", b * 10_000 + 1, (b + 1) * 10_000).await;
     }
     let plan = explain(&c, "SELECT * FROM big WHERE id = 12345").await;
     assert!(plan.contains("point_lookup keys=1"), "{plan}");
@@ -553,14 +556,7 @@ async fn storage_on_s3() {
         if b == 2 {
             before_last = one(&c, "SELECT now()").await;
         }
-        c.batch_execute(&format!(
-            "INSERT INTO s SELECT x, 'v' || x FROM generate_series({}, {}) AS g(x)",
-            b * 5_000 + 1,
-            (b + 1) * 5_000
-        ))
-        .await
-        .unwrap();
-        wait_flushed(&c, "s").await;
+        insert_flushed(&c, "s", "v", b * 5_000 + 1, (b + 1) * 5_000).await;
     }
     // Compaction merges the three flushes.
     let deadline = Instant::now() + Duration::from_secs(20);
