@@ -20,11 +20,11 @@ pub mod mvcc;
 pub mod scan;
 pub mod segment;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, BinaryArray, RecordBatch, UInt64Array, UInt8Array};
+use arrow::array::{Array, BinaryArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use datafusion::execution::TaskContext;
@@ -142,6 +142,11 @@ pub struct StorageNode {
     compacting: tokio::sync::Mutex<()>,
     /// Read timestamps of open transactions: compaction keeps what they can see.
     pins: Arc<Mutex<std::collections::BTreeMap<Timestamp, usize>>>,
+    /// When this node started, in nanoseconds since the epoch, and how many segment writes
+    /// it has attempted: together they name every segment uniquely, so a retried flush or
+    /// compaction never collides with an object an earlier, failed attempt left behind.
+    started_ns: u128,
+    attempts: AtomicU64,
 }
 
 /// Holds a read timestamp open: while it lives, compaction keeps every version a read at
@@ -277,6 +282,11 @@ impl StorageNode {
             retired: Mutex::new(Vec::new()),
             compacting: tokio::sync::Mutex::new(()),
             pins: Arc::new(Mutex::new(Default::default())),
+            started_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+            attempts: AtomicU64::new(0),
         }))
     }
 
@@ -642,16 +652,41 @@ impl StorageNode {
             .clone()
             .join("manifest")
             .join(format!("{:020}", next.version));
-        match self
-            .store
-            .put_create(&path, Bytes::from(next.encode()))
-            .await?
-        {
-            Created::Yes => Ok(()),
-            Created::AlreadyExists => Err(EngineError::Internal(format!(
-                "manifest {path} already exists: another storage node owns this range"
-            ))),
+        let bytes = Bytes::from(next.encode());
+        // A PUT can fail after the store took it (a lost acknowledgement), so neither an
+        // error nor "already exists" settles the outcome: reading the object back does.
+        // Our exact bytes there mean the write took effect; other bytes mean another node
+        // wrote this version; nothing there means it did not happen and may be retried.
+        let mut last_err = None;
+        for attempt in 0..MANIFEST_PUT_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
+            }
+            match self.store.put_create(&path, bytes.clone()).await {
+                Ok(Created::Yes) => return Ok(()),
+                Ok(Created::AlreadyExists) => {}
+                Err(e) => last_err = Some(e),
+            }
+            match self.store.get_opt(&path).await {
+                Ok(Some(found)) if found == bytes => return Ok(()),
+                Ok(Some(_)) => {
+                    return Err(EngineError::Internal(format!(
+                        "manifest {path} already exists: another storage node owns this range"
+                    )))
+                }
+                Ok(None) => {}
+                Err(e) => last_err = Some(e),
+            }
         }
+        Err(last_err.unwrap_or_else(|| {
+            EngineError::Internal(format!("manifest {path} could not be written"))
+        }))
+    }
+
+    /// A name part no other segment write of any node run shares: `{start}-{counter}`.
+    fn next_attempt(&self) -> String {
+        let n = self.attempts.fetch_add(1, Ordering::Relaxed);
+        format!("{:x}-{n}", self.started_ns)
     }
 
     /// Writes everything applied since the last checkpoint to new segments, then a new
@@ -677,7 +712,10 @@ impl StorageNode {
         };
         let mut added = Vec::new();
         for (table_id, schema, versions) in content {
-            let name = format!("{upto:020}-{table_id:016x}-f.parquet");
+            let name = format!(
+                "{upto:020}-{table_id:016x}-f{}.parquet",
+                self.next_attempt()
+            );
             let (data, stats) = segment::encode(table_id, &schema, &versions)?;
             if stats.rows != versions.len() as u64 {
                 return Err(EngineError::Internal(format!(
@@ -818,7 +856,7 @@ impl StorageNode {
             let name = format!(
                 "{:020}-{table_id:016x}-c{version:08}-{}.parquet",
                 stats.max_ts,
-                std::process::id()
+                self.next_attempt()
             );
             Some(self.put_segment(name, table_id, data, stats).await?)
         } else {
@@ -924,6 +962,10 @@ const SPLIT_ROWS_MIN: u64 = 256 * 1024;
 /// Manifest versions kept besides the newest (for inspection after the fact).
 const MANIFESTS_KEPT: u64 = 4;
 
+/// How many times a manifest write whose outcome is unknown is tried before the flush or
+/// compaction gives up (and is tried again later, whole).
+const MANIFEST_PUT_ATTEMPTS: u32 = 5;
+
 /// The version filter of a compaction, over a version-ordered stream.
 struct Gc {
     horizon: Timestamp,
@@ -935,21 +977,7 @@ struct Gc {
 
 impl Gc {
     fn filter(&mut self, batch: &RecordBatch) -> EngineResult<RecordBatch> {
-        let keys = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<BinaryArray>()
-            .ok_or_else(|| EngineError::Internal("_weft_key is not binary".into()))?;
-        let tss = batch
-            .column(1)
-            .as_any()
-            .downcast_ref::<UInt64Array>()
-            .ok_or_else(|| EngineError::Internal("_weft_ts is not u64".into()))?;
-        let ops = batch
-            .column(2)
-            .as_any()
-            .downcast_ref::<UInt8Array>()
-            .ok_or_else(|| EngineError::Internal("_weft_op is not u8".into()))?;
+        let (keys, tss, ops) = segment::system_columns(batch, "segments being compacted")?;
         let mut keep = Vec::with_capacity(batch.num_rows());
         for i in 0..batch.num_rows() {
             let key = keys.value(i);

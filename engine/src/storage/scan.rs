@@ -14,9 +14,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, RecordBatch, UInt64Array, UInt8Array,
-};
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt64Array, UInt8Array};
 use arrow::compute::kernels::cmp::{eq, lt_eq, neq};
 use arrow::compute::SortOptions;
 use arrow::compute::{and, filter_record_batch};
@@ -51,7 +49,9 @@ use crate::error::EngineError;
 use crate::record::{OP_DELETE, OP_PUT};
 use crate::row::Row;
 use crate::storage::mvcc::Version;
-use crate::storage::segment::{file_schema, hex, versions_batch, Segment, SYSTEM_COLUMNS};
+use crate::storage::segment::{
+    file_schema, hex, system_columns, versions_batch, Segment, SYSTEM_COLUMNS,
+};
 use crate::storage::StorageNode;
 use crate::time::Timestamp;
 
@@ -637,11 +637,7 @@ impl Resolver {
     }
 
     fn resolve(&mut self, batch: &RecordBatch) -> DfResult<RecordBatch> {
-        let ts = batch
-            .column(1)
-            .as_any()
-            .downcast_ref::<UInt64Array>()
-            .ok_or_else(|| DataFusionError::Internal("_weft_ts is not u64".into()))?;
+        let (_, ts, _) = system_columns(batch, "scanned segments").map_err(ext)?;
         // Own writes carry the largest timestamp and are always visible to their reader.
         let visible_ts = arrow::compute::or(
             &lt_eq(ts, &UInt64Array::new_scalar(self.read_ts))?,
@@ -652,11 +648,7 @@ impl Resolver {
         if n == 0 {
             return Ok(b);
         }
-        let keys = b
-            .column(0)
-            .as_any()
-            .downcast_ref::<BinaryArray>()
-            .ok_or_else(|| DataFusionError::Internal("_weft_key is not binary".into()))?;
+        let (keys, _, ops) = system_columns(&b, "scanned segments").map_err(ext)?;
         // A row is its key's newest visible version when its key differs from the row
         // before it (across batches too).
         let first_of_key: BooleanArray = {
@@ -669,11 +661,6 @@ impl Resolver {
             std::iter::once(Some(head)).chain(rest.iter()).collect()
         };
         self.last_key = Some(keys.value(n - 1).to_vec());
-        let ops = b
-            .column(2)
-            .as_any()
-            .downcast_ref::<UInt8Array>()
-            .ok_or_else(|| DataFusionError::Internal("_weft_op is not u8".into()))?;
         let puts = eq(ops, &UInt8Array::new_scalar(OP_PUT))?;
         let mut mask = and(&first_of_key, &puts)?;
         if self.lo.is_some() || self.hi.is_some() {

@@ -172,9 +172,7 @@ impl SegmentWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let keys = downcast::<BinaryArray>(batch, 0, "segment being written")?;
-        let tss = downcast::<UInt64Array>(batch, 1, "segment being written")?;
-        let ops = downcast::<UInt8Array>(batch, 2, "segment being written")?;
+        let (keys, tss, ops) = system_columns(batch, "segment being written")?;
         for i in 0..batch.num_rows() {
             let key = keys.value(i);
             let ts = tss.value(i);
@@ -292,9 +290,7 @@ pub fn decode(path: &str, data: Bytes) -> EngineResult<DecodedSegment> {
     let mut versions: Vec<(Vec<u8>, Version)> = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| corrupt(format!("cannot decode row group: {e}")))?;
-        let keys = downcast::<BinaryArray>(&batch, 0, path)?;
-        let tss = downcast::<UInt64Array>(&batch, 1, path)?;
-        let ops = downcast::<UInt8Array>(&batch, 2, path)?;
+        let (keys, tss, ops) = system_columns(&batch, path)?;
         let user = batch.project(&(SYSTEM_COLUMNS..batch.num_columns()).collect::<Vec<_>>())?;
         for i in 0..batch.num_rows() {
             let key = keys.value(i).to_vec();
@@ -320,6 +316,18 @@ pub fn decode(path: &str, data: Bytes) -> EngineResult<DecodedSegment> {
         schema: user_schema,
         versions,
     })
+}
+
+/// The three system columns of a batch in the segment layout (`_weft_key`, `_weft_ts`,
+/// `_weft_op`), checked for type and nulls; `path` names the data in the error.
+pub type SystemColumns<'a> = (&'a BinaryArray, &'a UInt64Array, &'a UInt8Array);
+
+pub fn system_columns<'a>(batch: &'a RecordBatch, path: &str) -> EngineResult<SystemColumns<'a>> {
+    Ok((
+        downcast::<BinaryArray>(batch, 0, path)?,
+        downcast::<UInt64Array>(batch, 1, path)?,
+        downcast::<UInt8Array>(batch, 2, path)?,
+    ))
 }
 
 fn downcast<'a, T: 'static>(batch: &'a RecordBatch, col: usize, path: &str) -> EngineResult<&'a T> {
@@ -489,9 +497,7 @@ impl Segment {
                 }
             };
             *rows_examined += batch.num_rows();
-            let keys = downcast::<BinaryArray>(&batch, 0, self.path.as_ref())?;
-            let tss = downcast::<UInt64Array>(&batch, 1, self.path.as_ref())?;
-            let ops = downcast::<UInt8Array>(&batch, 2, self.path.as_ref())?;
+            let (keys, tss, ops) = system_columns(&batch, self.path.as_ref())?;
             let mut i = partition_point(keys, key);
             while i < batch.num_rows() && keys.value(i) == key {
                 if tss.value(i) <= read_ts {
