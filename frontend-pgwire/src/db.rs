@@ -45,6 +45,9 @@ pub struct Db {
     version_retention: std::sync::OnceLock<std::time::Duration>,
     /// Statements answered by the point-select fast path (`SHOW weft.point_selects`).
     pub point_selects: AtomicU64,
+    /// INSERT, UPDATE and DELETE statements answered by the point-write fast path
+    /// (`SHOW weft.point_writes`).
+    pub point_writes: AtomicU64,
 }
 
 impl Db {
@@ -73,6 +76,7 @@ impl Db {
             next_pid: AtomicU64::new(1),
             version_retention: std::sync::OnceLock::new(),
             point_selects: AtomicU64::new(0),
+            point_writes: AtomicU64::new(0),
         })
     }
 

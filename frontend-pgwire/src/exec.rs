@@ -176,7 +176,12 @@ impl Executor {
     }
 
     /// The row a key holds as the transaction sees it.
-    async fn current(&self, txn: &Txn, table_id: u64, key: &[u8]) -> SqlResult<Option<Arc<Row>>> {
+    pub(crate) async fn current(
+        &self,
+        txn: &Txn,
+        table_id: u64,
+        key: &[u8],
+    ) -> SqlResult<Option<Arc<Row>>> {
         if let Some(own) = txn.own_write(table_id, key) {
             return Ok(own);
         }
@@ -193,7 +198,7 @@ impl Executor {
             .await?)
     }
 
-    fn row_key(&self, def: &TableDef, row: &Row) -> SqlResult<Vec<u8>> {
+    pub(crate) fn row_key(&self, def: &TableDef, row: &Row) -> SqlResult<Vec<u8>> {
         if def.primary_key.is_empty() {
             return Ok(self.db.next_rowid());
         }
@@ -201,7 +206,7 @@ impl Executor {
         encode_key(&values).map_err(|e| SqlError::new(codes::DATA_EXCEPTION, e.to_string()))
     }
 
-    fn pk_violation(def: &TableDef, row: &Row) -> SqlError {
+    pub(crate) fn pk_violation(def: &TableDef, row: &Row) -> SqlError {
         let cols: Vec<&str> = def
             .primary_key
             .iter()
@@ -705,7 +710,11 @@ impl Executor {
         }
     }
 
-    fn check_conflict_target(&self, def: &TableDef, target: &ConflictTarget) -> SqlResult<()> {
+    pub(crate) fn check_conflict_target(
+        &self,
+        def: &TableDef,
+        target: &ConflictTarget,
+    ) -> SqlResult<()> {
         let ok = match target {
             ConflictTarget::Columns(cols) => {
                 let mut named: Vec<usize> = cols

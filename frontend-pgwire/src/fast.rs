@@ -20,6 +20,9 @@ use weft_engine::key::encode_key;
 use weft_engine::provider::ReadSpan;
 use weft_engine::row::{rows_to_batch, Row};
 
+use pgwire::api::results::Tag;
+use weft_engine::schema::TableDef;
+
 use crate::error::SqlResult;
 use crate::exec::{ident_name, table_name, Executor, Outcome};
 use crate::txn::{Isolation, Txn};
@@ -75,6 +78,31 @@ fn conjuncts<'a>(e: &'a SqlExpr, out: &mut Vec<&'a SqlExpr>) {
     }
 }
 
+/// `k1 = v1 AND k2 = v2 ...`, each a column of the table against a constant or parameter.
+fn equalities(selection: &SqlExpr, qualifiers: &[String]) -> Option<Vec<(String, SqlExpr)>> {
+    let mut parts = Vec::new();
+    conjuncts(selection, &mut parts);
+    parts
+        .into_iter()
+        .map(|p| match p {
+            SqlExpr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq,
+                right,
+            } => {
+                if let (Some(c), true) = (column_of(left, qualifiers), is_constant(right)) {
+                    Some((c, right.as_ref().clone()))
+                } else if let (Some(c), true) = (column_of(right, qualifiers), is_constant(left)) {
+                    Some((c, left.as_ref().clone()))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 fn parse(stmt: &Statement) -> Option<PointSelect> {
     let Statement::Query(q) = stmt else {
         return None;
@@ -126,33 +154,46 @@ fn parse(stmt: &Statement) -> Option<PointSelect> {
                 .collect::<Option<Vec<_>>>()?,
         ),
     };
-    let mut parts = Vec::new();
-    conjuncts(selection, &mut parts);
-    let equalities = parts
-        .into_iter()
-        .map(|p| match p {
-            SqlExpr::BinaryOp {
-                left,
-                op: BinaryOperator::Eq,
-                right,
-            } => {
-                if let (Some(c), true) = (column_of(left, &qualifiers), is_constant(right)) {
-                    Some((c, right.as_ref().clone()))
-                } else if let (Some(c), true) = (column_of(right, &qualifiers), is_constant(left)) {
-                    Some((c, left.as_ref().clone()))
-                } else {
-                    None
-                }
-            }
-            _ => None,
-        })
-        .collect::<Option<Vec<_>>>()?;
+    let equalities = equalities(selection, &qualifiers)?;
     Some(PointSelect {
         table,
         qualifiers,
         columns,
         equalities,
     })
+}
+
+/// The stored key that `equalities` pin, when they pin every primary-key column exactly
+/// once to a value of its type, and nothing else.
+fn key_of(
+    def: &TableDef,
+    equalities: &[(String, SqlExpr)],
+    params: Option<&ParamValues>,
+) -> SqlResult<Option<Vec<u8>>> {
+    if def.primary_key.is_empty() || equalities.len() != def.primary_key.len() {
+        return Ok(None);
+    }
+    let mut key_values: Vec<Option<ScalarValue>> = vec![None; def.primary_key.len()];
+    for (col, expr) in equalities {
+        let Some(i) = def.column_index(col) else {
+            return Ok(None);
+        };
+        let Some(pos) = def.primary_key.iter().position(|&k| k == i) else {
+            return Ok(None);
+        };
+        if key_values[pos].is_some() {
+            return Ok(None);
+        }
+        let Some(v) = value_of(expr, &def.columns[i].ty.arrow_type(), params) else {
+            return Ok(None);
+        };
+        key_values[pos] = Some(v);
+    }
+    let Some(values) = key_values.into_iter().collect::<Option<Vec<_>>>() else {
+        return Ok(None);
+    };
+    let refs: Vec<&ScalarValue> = values.iter().collect();
+    Ok(Some(encode_key(&refs)?))
 }
 
 /// A constant of the statement as a value of `ty`, when it is one exactly.
@@ -214,33 +255,10 @@ impl Executor {
         let Ok(def) = self.table_def(txn, &ps.table).await else {
             return Ok(None);
         };
-        if def.primary_key.is_empty() || ps.equalities.len() != def.primary_key.len() {
-            return Ok(None);
-        }
         let schema = def.arrow_schema();
-        let mut key_values: Vec<Option<ScalarValue>> = vec![None; def.primary_key.len()];
-        for (col, expr) in &ps.equalities {
-            let Some(i) = def.column_index(col) else {
-                return Ok(None);
-            };
-            let Some(pos) = def.primary_key.iter().position(|&k| k == i) else {
-                return Ok(None);
-            };
-            if key_values[pos].is_some() {
-                return Ok(None);
-            }
-            let Some(v) = value_of(expr, schema.field(i).data_type(), params) else {
-                return Ok(None);
-            };
-            key_values[pos] = Some(v);
-        }
-        let key_values: Vec<ScalarValue> = key_values
-            .into_iter()
-            .collect::<Option<_>>()
-            .unwrap_or_default();
-        if key_values.len() != def.primary_key.len() {
+        let Some(key) = key_of(&def, &ps.equalities, params)? else {
             return Ok(None);
-        }
+        };
         let out_columns: Vec<usize> = match &ps.columns {
             None => (0..def.columns.len()).collect(),
             Some(names) => match names
@@ -252,8 +270,6 @@ impl Executor {
                 None => return Ok(None),
             },
         };
-        let refs: Vec<&ScalarValue> = key_values.iter().collect();
-        let key = encode_key(&refs)?;
         if txn.isolation == Isolation::Serializable {
             txn.reads.record(def.id, ReadSpan::Key(key.clone()));
         }
@@ -289,5 +305,443 @@ impl Executor {
             schema: out_schema,
             batches: vec![batch],
         }))
+    }
+}
+
+// ------------------------------------------------------------------ point writes
+//
+// `UPDATE t SET c = e, ... WHERE <every key column> = <constant>`,
+// `DELETE FROM t WHERE <every key column> = <constant>` and
+// `INSERT INTO t [(cols)] VALUES (...), ... [ON CONFLICT [(key)] DO NOTHING]`, with values
+// that are constants, parameters, columns of the row (UPDATE), integer `+ - *` of those, and
+// CURRENT_TIMESTAMP / now(): they read and write single rows by key without DataFusion
+// planning. Every value must come out of exactly the column's type (integers are computed
+// exactly and must fit); anything else, and every error the planned path would raise first
+// (an overflow, a value of another type), falls back to the planned path.
+
+/// An exactly computed value.
+#[derive(Debug, Clone)]
+enum Val {
+    Null,
+    Int(i128),
+    Other(ScalarValue),
+}
+
+fn val_of_scalar(v: &ScalarValue) -> Val {
+    match v {
+        v if v.is_null() => Val::Null,
+        ScalarValue::Int16(Some(i)) => Val::Int(*i as i128),
+        ScalarValue::Int32(Some(i)) => Val::Int(*i as i128),
+        ScalarValue::Int64(Some(i)) => Val::Int(*i as i128),
+        other => Val::Other(other.clone()),
+    }
+}
+
+/// `v` as a value of `ty`, when it is one exactly.
+fn to_type(v: Val, ty: &arrow::datatypes::DataType) -> Option<ScalarValue> {
+    use arrow::datatypes::DataType as T;
+    match v {
+        Val::Null => ScalarValue::try_from(ty).ok(),
+        Val::Int(i) => match ty {
+            T::Int16 => i16::try_from(i).ok().map(|v| ScalarValue::Int16(Some(v))),
+            T::Int32 => i32::try_from(i).ok().map(|v| ScalarValue::Int32(Some(v))),
+            T::Int64 => i64::try_from(i).ok().map(|v| ScalarValue::Int64(Some(v))),
+            _ => None,
+        },
+        Val::Other(s) => (s.data_type() == *ty).then_some(s),
+    }
+}
+
+/// Evaluates an assigned or inserted value, or `None` when the fast path cannot.
+fn eval(
+    e: &SqlExpr,
+    ty: &arrow::datatypes::DataType,
+    row: Option<(&TableDef, &Row, &[String])>,
+    params: Option<&ParamValues>,
+    now_us: i64,
+) -> Option<Val> {
+    use arrow::datatypes::DataType as T;
+    Some(match e {
+        SqlExpr::Nested(inner) => eval(inner, ty, row, params, now_us)?,
+        SqlExpr::Value(v) => match &v.value {
+            ast::Value::Null => Val::Null,
+            ast::Value::Number(n, false) => Val::Int(n.parse().ok()?),
+            ast::Value::SingleQuotedString(s) if *ty == T::Utf8 => {
+                Val::Other(ScalarValue::Utf8(Some(s.clone())))
+            }
+            ast::Value::Boolean(b) if *ty == T::Boolean => {
+                Val::Other(ScalarValue::Boolean(Some(*b)))
+            }
+            ast::Value::Placeholder(p) => {
+                val_of_scalar(params?.get_placeholders_with_values(p).ok()?.value())
+            }
+            _ => return None,
+        },
+        SqlExpr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match eval(expr, ty, row, params, now_us)? {
+            Val::Int(i) => Val::Int(-i),
+            Val::Null => Val::Null,
+            Val::Other(_) => return None,
+        },
+        SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_) => {
+            let (def, r, qualifiers) = row?;
+            let i = def.column_index(&column_of(e, qualifiers)?)?;
+            val_of_scalar(&r[i])
+        }
+        SqlExpr::BinaryOp { left, op, right }
+            if matches!(
+                op,
+                BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply
+            ) && matches!(ty, T::Int16 | T::Int32 | T::Int64) =>
+        {
+            let l = eval(left, ty, row, params, now_us)?;
+            let r = eval(right, ty, row, params, now_us)?;
+            match (l, r) {
+                (Val::Int(a), Val::Int(b)) => Val::Int(match op {
+                    BinaryOperator::Plus => a.checked_add(b)?,
+                    BinaryOperator::Minus => a.checked_sub(b)?,
+                    _ => a.checked_mul(b)?,
+                }),
+                (Val::Null, Val::Int(_)) | (Val::Int(_), Val::Null) | (Val::Null, Val::Null) => {
+                    Val::Null
+                }
+                _ => return None,
+            }
+        }
+        SqlExpr::Function(f)
+            if matches!(f.args, ast::FunctionArguments::None)
+                || matches!(&f.args, ast::FunctionArguments::List(l) if l.args.is_empty() && l.clauses.is_empty() && l.duplicate_treatment.is_none()) =>
+        {
+            let name = f.name.to_string().to_ascii_lowercase();
+            let timestamp = (name == "current_timestamp" || name == "now")
+                && f.filter.is_none()
+                && f.over.is_none()
+                && f.within_group.is_empty();
+            match ty {
+                T::Timestamp(arrow::datatypes::TimeUnit::Microsecond, tz) if timestamp => {
+                    Val::Other(ScalarValue::TimestampMicrosecond(Some(now_us), tz.clone()))
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
+    })
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// The table a single-table statement names, with the names its columns may be qualified
+/// by; `None` unless the relation is a plain table name with at most a plain alias.
+fn plain_table(t: &ast::TableWithJoins) -> Option<(String, Vec<String>)> {
+    if !t.joins.is_empty() {
+        return None;
+    }
+    let TableFactor::Table { name, alias, .. } = &t.relation else {
+        return None;
+    };
+    let relation = t.relation.to_string();
+    let table = table_name(name).ok()?;
+    match alias {
+        None if relation == name.to_string() => Some((table.clone(), vec![table])),
+        Some(a) if a.columns.is_empty() => {
+            if relation != format!("{name} {a}") && relation != format!("{name} AS {}", a.name) {
+                return None;
+            }
+            Some((table, vec![ident_name(&a.name)]))
+        }
+        _ => None,
+    }
+}
+
+impl Executor {
+    /// `UPDATE t SET ... WHERE <key> = ...` by key, or `None` to plan it.
+    pub async fn point_update(
+        &self,
+        txn: &mut Txn,
+        up: &ast::Update,
+        params: Option<&ParamValues>,
+    ) -> SqlResult<Option<Outcome>> {
+        if !up.optimizer_hints.is_empty()
+            || up.from.is_some()
+            || up.returning.is_some()
+            || up.output.is_some()
+            || up.or.is_some()
+            || !up.order_by.is_empty()
+            || up.limit.is_some()
+        {
+            return Ok(None);
+        }
+        let Some((table, qualifiers)) = plain_table(&up.table) else {
+            return Ok(None);
+        };
+        let Some(eqs) = up
+            .selection
+            .as_ref()
+            .and_then(|s| equalities(s, &qualifiers))
+        else {
+            return Ok(None);
+        };
+        let Ok(def) = self.table_def(txn, &table).await else {
+            return Ok(None);
+        };
+        let Some(key) = key_of(&def, &eqs, params)? else {
+            return Ok(None);
+        };
+        // Targets: plain, distinct, non-key columns.
+        let mut targets = Vec::with_capacity(up.assignments.len());
+        for a in &up.assignments {
+            let ast::AssignmentTarget::ColumnName(n) = &a.target else {
+                return Ok(None);
+            };
+            let Some(i) = table_name(n).ok().and_then(|c| def.column_index(&c)) else {
+                return Ok(None);
+            };
+            if def.primary_key.contains(&i) || targets.iter().any(|(t, _)| *t == i) {
+                return Ok(None);
+            }
+            targets.push((i, &a.value));
+        }
+        txn.schema_keys
+            .insert(weft_engine::key::catalog_key(&def.name));
+        if txn.isolation == Isolation::Serializable {
+            txn.reads.record(def.id, ReadSpan::Key(key.clone()));
+        }
+        let old = match txn.own_write(def.id, &key) {
+            Some(own) => own,
+            None => {
+                self.db
+                    .storage
+                    .get(def.id, &key, txn.read_ts.unwrap_or(0))
+                    .await?
+            }
+        };
+        let Some(old) = old else {
+            return Ok(Some(Outcome::Command(Tag::new("UPDATE").with_rows(0))));
+        };
+        let now = now_us();
+        let mut new: Row = old.as_ref().clone();
+        for (i, e) in targets {
+            let ty = def.columns[i].ty.arrow_type();
+            let Some(v) = eval(e, &ty, Some((&def, &old, &qualifiers)), params, now)
+                .and_then(|v| to_type(v, &ty))
+            else {
+                return Ok(None);
+            };
+            new[i] = crate::values::check_value(&def, &def.columns[i], v)?;
+        }
+        txn.put(
+            &self.db.limits,
+            def.id,
+            &def.arrow_schema(),
+            key,
+            Some(Arc::new(new)),
+        )?;
+        Ok(Some(Outcome::Command(Tag::new("UPDATE").with_rows(1))))
+    }
+
+    /// `DELETE FROM t WHERE <key> = ...` by key, or `None` to plan it.
+    pub async fn point_delete(
+        &self,
+        txn: &mut Txn,
+        del: &ast::Delete,
+        params: Option<&ParamValues>,
+    ) -> SqlResult<Option<Outcome>> {
+        let tables = match &del.from {
+            ast::FromTable::WithFromKeyword(t) => t,
+            ast::FromTable::WithoutKeyword(_) => return Ok(None),
+        };
+        if tables.len() != 1
+            || !del.tables.is_empty()
+            || del.using.is_some()
+            || del.returning.is_some()
+            || !del.order_by.is_empty()
+            || del.limit.is_some()
+            || del.output.is_some()
+            || !del.optimizer_hints.is_empty()
+        {
+            return Ok(None);
+        }
+        let Some((table, qualifiers)) = plain_table(&tables[0]) else {
+            return Ok(None);
+        };
+        let Some(eqs) = del
+            .selection
+            .as_ref()
+            .and_then(|s| equalities(s, &qualifiers))
+        else {
+            return Ok(None);
+        };
+        let Ok(def) = self.table_def(txn, &table).await else {
+            return Ok(None);
+        };
+        let Some(key) = key_of(&def, &eqs, params)? else {
+            return Ok(None);
+        };
+        txn.schema_keys
+            .insert(weft_engine::key::catalog_key(&def.name));
+        if txn.isolation == Isolation::Serializable {
+            txn.reads.record(def.id, ReadSpan::Key(key.clone()));
+        }
+        let exists = match txn.own_write(def.id, &key) {
+            Some(own) => own.is_some(),
+            None => self
+                .db
+                .storage
+                .get(def.id, &key, txn.read_ts.unwrap_or(0))
+                .await?
+                .is_some(),
+        };
+        if !exists {
+            return Ok(Some(Outcome::Command(Tag::new("DELETE").with_rows(0))));
+        }
+        txn.put(&self.db.limits, def.id, &def.arrow_schema(), key, None)?;
+        Ok(Some(Outcome::Command(Tag::new("DELETE").with_rows(1))))
+    }
+
+    /// `INSERT INTO t [(cols)] VALUES ...` without planning, or `None` to plan it.
+    pub async fn point_insert(
+        &self,
+        txn: &mut Txn,
+        ins: &ast::Insert,
+        params: Option<&ParamValues>,
+    ) -> SqlResult<Option<Outcome>> {
+        let do_nothing = match &ins.on {
+            None => false,
+            Some(ast::OnInsert::OnConflict(oc))
+                if matches!(oc.action, ast::OnConflictAction::DoNothing) =>
+            {
+                true
+            }
+            Some(_) => return Ok(None),
+        };
+        if ins.or.is_some()
+            || ins.ignore
+            || !ins.into
+            || ins.table_alias.is_some()
+            || ins.overwrite
+            || !ins.assignments.is_empty()
+            || ins.partitioned.is_some()
+            || !ins.after_columns.is_empty()
+            || ins.has_table_keyword
+            || ins.returning.is_some()
+            || ins.output.is_some()
+            || ins.replace_into
+            || ins.priority.is_some()
+            || ins.insert_alias.is_some()
+            || ins.settings.is_some()
+            || ins.format_clause.is_some()
+            || ins.multi_table_insert_type.is_some()
+            || !ins.multi_table_into_clauses.is_empty()
+            || !ins.optimizer_hints.is_empty()
+        {
+            return Ok(None);
+        }
+        let ast::TableObject::TableName(name) = &ins.table else {
+            return Ok(None);
+        };
+        let Some(q) = ins.source.as_ref() else {
+            return Ok(None);
+        };
+        let ast::SetExpr::Values(values) = q.body.as_ref() else {
+            return Ok(None);
+        };
+        if values.explicit_row || q.to_string() != q.body.to_string() {
+            return Ok(None);
+        }
+        let Ok(table) = table_name(name) else {
+            return Ok(None);
+        };
+        let Ok(def) = self.table_def(txn, &table).await else {
+            return Ok(None);
+        };
+        if let Some(ast::OnInsert::OnConflict(oc)) = &ins.on {
+            if def.primary_key.is_empty() {
+                return Ok(None);
+            }
+            if let Some(target) = &oc.conflict_target {
+                if self.check_conflict_target(&def, target).is_err() {
+                    return Ok(None);
+                }
+            }
+        }
+        let targets: Vec<usize> = if ins.columns.is_empty() {
+            (0..def.columns.len()).collect()
+        } else {
+            let Some(t) = ins
+                .columns
+                .iter()
+                .map(|c| table_name(c).ok().and_then(|n| def.column_index(&n)))
+                .collect::<Option<Vec<_>>>()
+            else {
+                return Ok(None);
+            };
+            t
+        };
+        let mut seen = vec![false; def.columns.len()];
+        for &t in &targets {
+            if std::mem::replace(&mut seen[t], true) {
+                return Ok(None);
+            }
+        }
+        // Columns left out get their defaults: only NULL (no DEFAULT) is taken here.
+        if def
+            .columns
+            .iter()
+            .enumerate()
+            .any(|(i, c)| !seen[i] && c.default.is_some())
+        {
+            return Ok(None);
+        }
+        let now = now_us();
+        let mut rows = Vec::with_capacity(values.rows.len());
+        for exprs in &values.rows {
+            if exprs.len() != targets.len() {
+                return Ok(None);
+            }
+            let mut row: Row = def
+                .columns
+                .iter()
+                .map(|c| ScalarValue::try_from(&c.ty.arrow_type()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| crate::error::SqlError::internal(e.to_string()))?;
+            for (&i, e) in targets.iter().zip(exprs.iter()) {
+                let ty = def.columns[i].ty.arrow_type();
+                let Some(v) = eval(e, &ty, None, params, now).and_then(|v| to_type(v, &ty)) else {
+                    return Ok(None);
+                };
+                row[i] = v;
+            }
+            rows.push(row);
+        }
+        txn.schema_keys
+            .insert(weft_engine::key::catalog_key(&def.name));
+        let schema = def.arrow_schema();
+        let mut count = 0;
+        for row in rows {
+            let row = row
+                .into_iter()
+                .zip(&def.columns)
+                .map(|(v, c)| crate::values::check_value(&def, c, v))
+                .collect::<SqlResult<Row>>()?;
+            let key = self.row_key(&def, &row)?;
+            if !def.primary_key.is_empty() && self.current(txn, def.id, &key).await?.is_some() {
+                if do_nothing {
+                    continue;
+                }
+                return Err(Self::pk_violation(&def, &row));
+            }
+            txn.put(&self.db.limits, def.id, &schema, key, Some(Arc::new(row)))?;
+            count += 1;
+        }
+        Ok(Some(Outcome::Command(
+            Tag::new("INSERT").with_oid(0).with_rows(count),
+        )))
     }
 }

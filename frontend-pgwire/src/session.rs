@@ -615,14 +615,15 @@ impl Core {
                 batches: vec![batch],
             }));
         }
-        if name == "weft.point_selects" {
-            // Statements answered by the point-select fast path since the server started.
-            let n = self
-                .exec
-                .db
-                .point_selects
-                .load(Ordering::Relaxed)
-                .to_string();
+        if name == "weft.point_selects" || name == "weft.point_writes" {
+            // Statements answered by the fast paths since the server started.
+            let db = &self.exec.db;
+            let counter = if name == "weft.point_selects" {
+                &db.point_selects
+            } else {
+                &db.point_writes
+            };
+            let n = counter.load(Ordering::Relaxed).to_string();
             return Ok(Reply::Outcome(single_row(&name, &n)));
         }
         match st.settings.get(&name) {
@@ -783,6 +784,11 @@ impl Core {
         }
     }
 
+    fn point_write(&self, out: Outcome) -> Outcome {
+        self.exec.db.point_writes.fetch_add(1, Ordering::Relaxed);
+        out
+    }
+
     /// An error ends an implicit transaction and fails an explicit one.
     fn fail(&self, st: &mut State) {
         if let Some(t) = st.txn.take() {
@@ -808,9 +814,18 @@ impl Core {
                 ..
             } => self.exec.drop_tables(txn, &names, if_exists, notices).await,
             Statement::Truncate(t) => self.exec.truncate(txn, &t).await,
-            Statement::Insert(i) => self.exec.insert(txn, i, params).await,
-            Statement::Update(u) => self.exec.update(txn, u, params).await,
-            Statement::Delete(d) => self.exec.delete(txn, d, params).await,
+            Statement::Insert(i) => match self.exec.point_insert(txn, &i, params).await? {
+                Some(out) => Ok(self.point_write(out)),
+                None => self.exec.insert(txn, i, params).await,
+            },
+            Statement::Update(u) => match self.exec.point_update(txn, &u, params).await? {
+                Some(out) => Ok(self.point_write(out)),
+                None => self.exec.update(txn, u, params).await,
+            },
+            Statement::Delete(d) => match self.exec.point_delete(txn, &d, params).await? {
+                Some(out) => Ok(self.point_write(out)),
+                None => self.exec.delete(txn, d, params).await,
+            },
             s @ (Statement::Query(_) | Statement::Explain { .. }) => {
                 if let Some(out) = self.exec.point_select(txn, &s, params).await? {
                     self.exec

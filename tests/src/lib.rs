@@ -180,6 +180,8 @@ pub fn sqlstate(e: &tokio_postgres::Error) -> String {
 /// `postgres` user when the tests run as root (PostgreSQL refuses to run as root).
 pub struct PgServer {
     child: Option<Child>,
+    /// The directory of PostgreSQL's binaries (`pgbench` is there too).
+    pub bin: PathBuf,
     pub port: u16,
     data: PathBuf,
     _dir: tempfile::TempDir,
@@ -207,6 +209,11 @@ impl PgServer {
     /// Starts PostgreSQL 15, or returns `None` (and says why) when it is not installed and
     /// not required.
     pub fn start() -> Option<PgServer> {
+        PgServer::start_with(&[])
+    }
+
+    /// Starts PostgreSQL 15 with extra `-c name=value` settings (later ones win).
+    pub fn start_with(settings: &[(&str, &str)]) -> Option<PgServer> {
         let Some(bin) = pg_bin_dir() else {
             assert!(
                 !pg_required(),
@@ -259,12 +266,18 @@ impl PgServer {
             .arg("-c")
             .arg(format!("unix_socket_directories={}", dir.path().display()))
             .args(["-c", "max_connections=200"])
+            .args(
+                settings
+                    .iter()
+                    .flat_map(|(k, v)| ["-c".to_string(), format!("{k}={v}")]),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn postgres");
         let pg = PgServer {
             child: Some(child),
+            bin,
             port,
             data,
             _dir: dir,
@@ -291,6 +304,17 @@ impl PgServer {
             "host=127.0.0.1 port={} user=postgres dbname=postgres",
             self.port
         )
+    }
+
+    /// The postmaster's process id.
+    pub fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.data.join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     pub async fn connect(&self) -> tokio_postgres::Client {
@@ -326,4 +350,19 @@ fn running_as_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+/// The rows of a simple-protocol query as text (NULL is `None`); panics naming the query.
+pub async fn simple_rows(c: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    c.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect()
 }

@@ -10,6 +10,8 @@
 //!   and on an S3-compatible server, beside one fsync and one PUT (see bench_journal.rs).
 //! - `weft bench storage`: point lookups and scan + aggregate on a 10-million-row table,
 //!   beside raw DataFusion over plain Parquet and PostgreSQL 15 (see bench_storage.rs).
+//! - `weft bench oltp`: pgbench workloads and idle connections' memory, beside PostgreSQL
+//!   15 (see bench_oltp.rs).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,6 +34,9 @@ pub enum BenchCommand {
     /// Point lookups and full scans on a large table: weft, raw DataFusion over Parquet,
     /// PostgreSQL.
     Storage(crate::bench_storage::StorageArgs),
+    /// pgbench workloads (point select, update, insert, TPC-B-like, transfer) and idle
+    /// connections' memory: weft beside PostgreSQL 15.
+    Oltp(crate::bench_oltp::OltpArgs),
 }
 
 #[derive(Args, Debug)]
@@ -92,6 +97,7 @@ pub fn run(cmd: BenchCommand, runtime: &tokio::runtime::Runtime) -> anyhow::Resu
         BenchCommand::Crossbar(a) => crossbar(&a),
         BenchCommand::Journal(a) => runtime.block_on(crate::bench_journal::journal(a)),
         BenchCommand::Storage(a) => runtime.block_on(crate::bench_storage::storage(a)),
+        BenchCommand::Oltp(a) => runtime.block_on(crate::bench_oltp::oltp(a)),
     }
 }
 

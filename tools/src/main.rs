@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_journal;
+mod bench_oltp;
 mod bench_storage;
 mod inspect;
 mod serve;
