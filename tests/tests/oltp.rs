@@ -129,7 +129,7 @@ async fn point_writes_answer_like_the_planner() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), "23505");
-    assert_eq!(counter(&c, "point_writes").await - before, 6);
+    assert_eq!(counter(&c, "point_writes").await - before, 5);
     let cols = "id, i, s, t, b, ts IS NOT NULL, ts > now() - interval '1 minute', n";
     assert_eq!(
         simple_rows(&c, &format!("SELECT {cols} FROM fa ORDER BY id")).await,
