@@ -54,11 +54,12 @@ pub struct Notice {
 
 pub struct Executor {
     pub db: Arc<Db>,
-    pub ctx: SessionContext,
-    /// `ctx`'s state, taken once, for turning SQL into logical plans without cloning the
-    /// whole state (every function registry) for it. The session never changes its context
-    /// after it is made; tables are reached through `view`.
-    pub state: datafusion::execution::SessionState,
+    /// The session's DataFusion context and its state (taken once, for turning SQL into
+    /// logical plans without cloning every function registry each time), made when the
+    /// session first plans a statement: an idle connection, or one that only runs point
+    /// reads and writes, never pays for them. The session never changes its context after
+    /// it is made; tables are reached through `view`.
+    planning: std::sync::OnceLock<(SessionContext, datafusion::execution::SessionState)>,
     pub view: Arc<Mutex<Option<View>>>,
 }
 
@@ -108,6 +109,22 @@ fn quote(s: &str) -> String {
 }
 
 impl Executor {
+    pub fn new(db: Arc<Db>) -> Executor {
+        Executor {
+            db,
+            planning: std::sync::OnceLock::new(),
+            view: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn planning(&self) -> &(SessionContext, datafusion::execution::SessionState) {
+        self.planning.get_or_init(|| {
+            let ctx = self.db.session_context(self.view.clone());
+            let state = ctx.state();
+            (ctx, state)
+        })
+    }
+
     fn set_view(&self, txn: &Txn, dml_target: Option<&str>) {
         let view = View {
             read_ts: txn.read_ts.unwrap_or(0),
@@ -135,7 +152,8 @@ impl Executor {
     ) -> SqlResult<LogicalPlan> {
         self.set_view(txn, dml_target);
         let result = self
-            .state
+            .planning()
+            .1
             .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
             .await;
         self.clear_view();
@@ -146,7 +164,7 @@ impl Executor {
     pub async fn run_plan(&self, plan: LogicalPlan) -> SqlResult<(SchemaRef, Vec<RecordBatch>)> {
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
         // A fresh copy of the state, stamped with this statement's start time (now()).
-        let state = self.ctx.state();
+        let state = self.planning().0.state();
         let physical = state.create_physical_plan(&plan).await?;
         let batches = datafusion::physical_plan::collect(physical, state.task_ctx()).await?;
         Ok((schema, batches))

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -44,7 +44,7 @@ use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::SecretKey;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
-use crate::db::{Db, View};
+use crate::db::Db;
 use crate::encode::{fields_for, pg_type_of, query_response};
 use crate::error::{codes, SqlError, SqlResult};
 use crate::exec::{ident_name, table_name, Executor, Notice, Outcome};
@@ -1030,15 +1030,8 @@ pub struct Session {
 
 impl Session {
     pub fn new(db: Arc<Db>) -> Session {
-        let view: Arc<Mutex<Option<View>>> = Arc::new(Mutex::new(None));
-        let ctx = db.session_context(view.clone());
         let core = Arc::new(Core {
-            exec: Executor {
-                db: db.clone(),
-                state: ctx.state(),
-                ctx,
-                view,
-            },
+            exec: Executor::new(db.clone()),
             state: tokio::sync::Mutex::new(State {
                 txn: None,
                 failed: false,
