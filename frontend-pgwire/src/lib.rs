@@ -12,6 +12,7 @@
 //! - [`error`][]: SQLSTATEs.
 
 pub mod db;
+mod deferred;
 pub mod encode;
 pub mod error;
 pub mod exec;

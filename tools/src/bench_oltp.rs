@@ -41,7 +41,7 @@ pub struct OltpArgs {
     /// Accounts per branch (pgbench uses 100,000; fewer keep the load short).
     #[arg(long, default_value_t = 10_000)]
     pub accounts_per_branch: u64,
-    /// Idle connection counts to measure memory at, comma-separated (empty: skip).
+    /// Idle connection counts to measure memory at, comma-separated (0: skip).
     #[arg(long, default_value = "1000,10000", value_delimiter = ',')]
     pub idle: Vec<usize>,
     /// Skip PostgreSQL.
@@ -424,7 +424,8 @@ fn ms(v: f64) -> String {
     }
 }
 
-pub async fn oltp(a: OltpArgs) -> anyhow::Result<()> {
+pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
+    a.idle.retain(|&n| n > 0);
     for w in &a.workloads {
         script(w)?;
     }
