@@ -663,7 +663,7 @@ fn write_section(path: &Path, section: &str) -> anyhow::Result<()> {
             format!("{}{section}{}", &text[..b], &text[e..])
         }
         _ => format!(
-            "{}\n## OLTP under pgbench (weft beside PostgreSQL 15)\n\n{section}",
+            "{}\n\n## OLTP under pgbench (weft beside PostgreSQL 15)\n\n{section}",
             text.trim_end()
         ),
     };
