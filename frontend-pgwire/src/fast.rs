@@ -430,11 +430,11 @@ fn eval(
     })
 }
 
+/// The statement's CURRENT_TIMESTAMP, in microseconds (as DataFusion's now() would give it
+/// to the planned path: the wall clock when the statement runs).
 fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+    use weft_engine::Clock;
+    (weft_engine::SystemClock::new(0).now().latest / 1000) as i64
 }
 
 /// The table a single-table statement names, with the names its columns may be qualified

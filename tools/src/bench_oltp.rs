@@ -506,10 +506,7 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
                 .map(|p| format!("{:.2}x", wr.tps / p.tps))
                 .unwrap_or_default();
             let pick = |f: &dyn Fn(&Run) -> String| {
-                (
-                    f(&wr),
-                    pr.as_ref().map(|p| f(p)).unwrap_or_else(|| "-".into()),
-                )
+                (f(&wr), pr.as_ref().map(f).unwrap_or_else(|| "-".into()))
             };
             let tps = pick(&|r| format!("{:.0}", r.tps));
             let p50 = pick(&|r| ms(r.pct_ms(0.5)));
@@ -577,7 +574,7 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
             let mut cells = Vec::new();
             for (t, pid) in targets
                 .iter()
-                .zip([Some(weft_pid), pg.as_ref().and_then(|p| p.pid())].into_iter())
+                .zip([Some(weft_pid), pg.as_ref().and_then(|p| p.pid())])
             {
                 let Some(pid) = pid else { continue };
                 if t.name != "weft" {

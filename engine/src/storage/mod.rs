@@ -282,10 +282,7 @@ impl StorageNode {
             retired: Mutex::new(Vec::new()),
             compacting: tokio::sync::Mutex::new(()),
             pins: Arc::new(Mutex::new(Default::default())),
-            started_ns: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
+            started_ns: start_nonce(),
             attempts: AtomicU64::new(0),
         }))
     }
@@ -961,6 +958,16 @@ const SPLIT_ROWS_MIN: u64 = 256 * 1024;
 
 /// Manifest versions kept besides the newest (for inspection after the fact).
 const MANIFESTS_KEPT: u64 = 4;
+
+/// A nonce that tells this node run's segment names from every other run's: the start
+/// time in nanoseconds. Not a timestamp of anything, so the wall clock is fine.
+fn start_nonce() -> u128 {
+    #[allow(clippy::disallowed_methods)]
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
 
 /// How many times a manifest write whose outcome is unknown is tried before the flush or
 /// compaction gives up (and is tried again later, whole).
