@@ -460,25 +460,23 @@ async fn flushes_and_compactions_survive_failed_and_ambiguous_puts() {
                 .map(|r| ((r + 1) * 10) as i64)
         })
         .collect();
-    for k in 0..5u8 {
-        let got = node
-            .get(TABLE, &key(k), 120)
-            .await
-            .unwrap()
-            .map(|r| value(&r));
-        assert_eq!(got, want[k as usize], "key {k}");
-    }
+    assert_values(&node, &want, "").await;
     let checkpoint = node.checkpoint_ts().await;
     assert_eq!(checkpoint, 120);
     drop(node);
     let clean = DurableStore::local(dir.path().to_path_buf()).unwrap();
     let node = open(&clean).await;
+    assert_values(&node, &want, " after reopening").await;
+}
+
+/// Each of the five keys holds `want` at timestamp 120.
+async fn assert_values(node: &StorageNode, want: &[Option<i64>], when: &str) {
     for k in 0..5u8 {
         let got = node
             .get(TABLE, &key(k), 120)
             .await
             .unwrap()
             .map(|r| value(&r));
-        assert_eq!(got, want[k as usize], "key {k} after reopening");
+        assert_eq!(got, want[k as usize], "key {k}{when}");
     }
 }

@@ -461,6 +461,27 @@ fn plain_table(t: &ast::TableWithJoins) -> Option<(String, Vec<String>)> {
 }
 
 impl Executor {
+    /// The table, its column qualifiers and the one key a single-table UPDATE or DELETE
+    /// pins with `selection`, or `None` when it does not pin exactly one key.
+    async fn point_target(
+        &self,
+        txn: &Txn,
+        t: &ast::TableWithJoins,
+        selection: Option<&SqlExpr>,
+        params: Option<&ParamValues>,
+    ) -> SqlResult<Option<(Arc<TableDef>, Vec<String>, Vec<u8>)>> {
+        let Some((table, qualifiers)) = plain_table(t) else {
+            return Ok(None);
+        };
+        let Some(eqs) = selection.and_then(|s| equalities(s, &qualifiers)) else {
+            return Ok(None);
+        };
+        let Ok(def) = self.table_def(txn, &table).await else {
+            return Ok(None);
+        };
+        Ok(key_of(&def, &eqs, params)?.map(|key| (def, qualifiers, key)))
+    }
+
     /// `UPDATE t SET ... WHERE <key> = ...` by key, or `None` to plan it.
     pub async fn point_update(
         &self,
@@ -478,20 +499,10 @@ impl Executor {
         {
             return Ok(None);
         }
-        let Some((table, qualifiers)) = plain_table(&up.table) else {
-            return Ok(None);
-        };
-        let Some(eqs) = up
-            .selection
-            .as_ref()
-            .and_then(|s| equalities(s, &qualifiers))
+        let Some((def, qualifiers, key)) = self
+            .point_target(txn, &up.table, up.selection.as_ref(), params)
+            .await?
         else {
-            return Ok(None);
-        };
-        let Ok(def) = self.table_def(txn, &table).await else {
-            return Ok(None);
-        };
-        let Some(key) = key_of(&def, &eqs, params)? else {
             return Ok(None);
         };
         // Targets: plain, distinct, non-key columns.
@@ -510,18 +521,7 @@ impl Executor {
         }
         txn.schema_keys
             .insert(weft_engine::key::catalog_key(&def.name));
-        if txn.isolation == Isolation::Serializable {
-            txn.reads.record(def.id, ReadSpan::Key(key.clone()));
-        }
-        let old = match txn.own_write(def.id, &key) {
-            Some(own) => own,
-            None => {
-                self.db
-                    .storage
-                    .get(def.id, &key, txn.read_ts.unwrap_or(0))
-                    .await?
-            }
-        };
+        let old = self.current(txn, def.id, &key).await?;
         let Some(old) = old else {
             return Ok(Some(Outcome::Command(Tag::new("UPDATE").with_rows(0))));
         };
@@ -568,36 +568,15 @@ impl Executor {
         {
             return Ok(None);
         }
-        let Some((table, qualifiers)) = plain_table(&tables[0]) else {
-            return Ok(None);
-        };
-        let Some(eqs) = del
-            .selection
-            .as_ref()
-            .and_then(|s| equalities(s, &qualifiers))
+        let Some((def, _, key)) = self
+            .point_target(txn, &tables[0], del.selection.as_ref(), params)
+            .await?
         else {
-            return Ok(None);
-        };
-        let Ok(def) = self.table_def(txn, &table).await else {
-            return Ok(None);
-        };
-        let Some(key) = key_of(&def, &eqs, params)? else {
             return Ok(None);
         };
         txn.schema_keys
             .insert(weft_engine::key::catalog_key(&def.name));
-        if txn.isolation == Isolation::Serializable {
-            txn.reads.record(def.id, ReadSpan::Key(key.clone()));
-        }
-        let exists = match txn.own_write(def.id, &key) {
-            Some(own) => own.is_some(),
-            None => self
-                .db
-                .storage
-                .get(def.id, &key, txn.read_ts.unwrap_or(0))
-                .await?
-                .is_some(),
-        };
+        let exists = self.current(txn, def.id, &key).await?.is_some();
         if !exists {
             return Ok(Some(Outcome::Command(Tag::new("DELETE").with_rows(0))));
         }
@@ -652,7 +631,16 @@ impl Executor {
         let ast::SetExpr::Values(values) = q.body.as_ref() else {
             return Ok(None);
         };
-        if values.explicit_row || q.to_string() != q.body.to_string() {
+        let bare = q.with.is_none()
+            && q.order_by.is_none()
+            && q.limit_clause.is_none()
+            && q.fetch.is_none()
+            && q.locks.is_empty()
+            && q.for_clause.is_none()
+            && q.settings.is_none()
+            && q.format_clause.is_none()
+            && q.pipe_operators.is_empty();
+        if values.explicit_row || !bare {
             return Ok(None);
         }
         let Ok(table) = table_name(name) else {
