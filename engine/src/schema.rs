@@ -38,6 +38,29 @@ pub struct TableDef {
     /// Indexes into `columns`, in key order. Empty: the table has no primary key and each
     /// row gets a hidden unique row id as its key.
     pub primary_key: Vec<usize>,
+    /// The PostgreSQL object id the catalog views (`pg_class`, ...) give the table, fixed
+    /// when it is created and kept by TRUNCATE. 0 in definitions written before oids were
+    /// stored: [`TableDef::oid`] then derives it from the id.
+    #[serde(default)]
+    pub oid: u32,
+}
+
+/// The first object id of user objects, as in PostgreSQL.
+pub const FIRST_USER_OID: u32 = 16384;
+/// Object ids per table: the table, its row type, its primary key index and constraint,
+/// and its sequences.
+pub const OIDS_PER_TABLE: u32 = 16;
+
+/// The object id of a table with this id: spread over [FIRST_USER_OID, 2^31) in steps of
+/// [`OIDS_PER_TABLE`], the same on every node and across restarts.
+pub fn oid_for_table_id(id: u64) -> u32 {
+    let slots = (i32::MAX as u32 - FIRST_USER_OID) / OIDS_PER_TABLE;
+    // A fixed mix of the id (splitmix64's finalizer), so neighbouring ids spread out.
+    let mut z = id.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    FIRST_USER_OID + (z % slots as u64) as u32 * OIDS_PER_TABLE
 }
 
 impl TableDef {
@@ -61,6 +84,15 @@ impl TableDef {
             .collect();
         fields.push(Field::new(KEY_COLUMN, DataType::Binary, false));
         Arc::new(Schema::new(fields))
+    }
+
+    /// The table's PostgreSQL object id (see [`oid_for_table_id`]).
+    pub fn oid(&self) -> u32 {
+        if self.oid != 0 {
+            self.oid
+        } else {
+            oid_for_table_id(self.id)
+        }
     }
 
     pub fn column_index(&self, name: &str) -> Option<usize> {

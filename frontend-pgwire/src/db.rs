@@ -25,6 +25,10 @@ use weft_engine::Timestamp;
 use weft_journal::Adjudicator;
 
 use crate::error::{SqlError, SqlResult};
+use crate::pgcatalog::{
+    is_catalog_relation, InformationSchema, PgCatalogSchema, SessionMeta, INFORMATION_SCHEMA,
+    PG_CATALOG,
+};
 use crate::txn::TxnLimits;
 
 pub const CATALOG_NAME: &str = "weft";
@@ -48,6 +52,8 @@ pub struct Db {
     /// INSERT, UPDATE and DELETE statements answered by the point-write fast path
     /// (`SHOW weft.point_writes`).
     pub point_writes: AtomicU64,
+    /// PostgreSQL's built-in catalog rows (pg_type, pg_proc, ...), shared by every session.
+    pub pg_static: Arc<dyn SchemaProvider>,
 }
 
 impl Db {
@@ -62,11 +68,39 @@ impl Db {
             .with_information_schema(false)
             .with_target_partitions(2)
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
-        let base_state = SessionStateBuilder::new()
+        let mut base_state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            // Casts to PostgreSQL's oid types (`::regclass`, `::pg_catalog.text`) plan.
+            .with_type_planner(Arc::new(
+                datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner,
+            ))
             .build();
+        crate::pgfuncs::register_static(&mut base_state)
+            .expect("the system functions register in a fresh state");
+        let statics = Arc::new(
+            datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables::try_new()
+                .expect("the bundled pg_catalog rows load"),
+        );
+        let base_state = {
+            let ctx = SessionContext::new_with_state(base_state);
+            ctx.register_udtf("pg_get_keywords", statics.pg_get_keywords.clone());
+            // generate_series over int4 arguments (array_upper, ...), as clients write it.
+            datafusion_pg_catalog::pg_catalog::generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(&ctx);
+            ctx.state()
+        };
+        let no_catalogs: Arc<dyn datafusion::catalog::CatalogProviderList> =
+            Arc::new(MemoryCatalogProviderList::new());
+        let pg_static = Arc::new(
+            datafusion_pg_catalog::pg_catalog::PgCatalogSchemaProvider::try_new(
+                no_catalogs,
+                statics,
+                datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider,
+            )
+            .expect("the static pg_catalog provider builds"),
+        );
         Arc::new(Db {
+            pg_static,
             storage,
             adjudicator,
             limits,
@@ -114,14 +148,32 @@ impl Db {
     }
 
     /// A session's DataFusion context, reading tables through `view`.
-    pub fn session_context(self: &Arc<Db>, view: Arc<Mutex<Option<View>>>) -> SessionContext {
+    pub fn session_context(
+        self: &Arc<Db>,
+        view: Arc<Mutex<Option<View>>>,
+        meta: Arc<SessionMeta>,
+    ) -> SessionContext {
         let ctx = self.fresh_context();
+        let pg = Arc::new(PgCatalogSchema {
+            db: self.clone(),
+            view: view.clone(),
+            meta: meta.clone(),
+        });
+        let info = Arc::new(InformationSchema {
+            pg: PgCatalogSchema {
+                db: self.clone(),
+                view: view.clone(),
+                meta: meta.clone(),
+            },
+        });
         let schema = Arc::new(WeftSchema {
             db: self.clone(),
             view,
+            pg: pg.clone(),
         });
-        let catalog = Arc::new(WeftCatalog { schema });
+        let catalog = Arc::new(WeftCatalog { schema, pg, info });
         ctx.register_catalog(CATALOG_NAME, catalog);
+        crate::pgfuncs::register_session(&ctx, &meta);
         ctx
     }
 
@@ -220,20 +272,33 @@ pub struct View {
 #[derive(Debug)]
 struct WeftCatalog {
     schema: Arc<WeftSchema>,
+    pg: Arc<PgCatalogSchema>,
+    info: Arc<InformationSchema>,
 }
 
 impl CatalogProvider for WeftCatalog {
     fn schema_names(&self) -> Vec<String> {
-        vec![SCHEMA_NAME.to_string()]
+        vec![
+            SCHEMA_NAME.to_string(),
+            PG_CATALOG.to_string(),
+            INFORMATION_SCHEMA.to_string(),
+        ]
     }
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        (name == SCHEMA_NAME).then(|| self.schema.clone() as Arc<dyn SchemaProvider>)
+        match name {
+            SCHEMA_NAME => Some(self.schema.clone()),
+            PG_CATALOG => Some(self.pg.clone()),
+            INFORMATION_SCHEMA => Some(self.info.clone()),
+            _ => None,
+        }
     }
 }
 
 struct WeftSchema {
     db: Arc<Db>,
     view: Arc<Mutex<Option<View>>>,
+    /// Unqualified pg_catalog names (`pg_class`) resolve there first, as in PostgreSQL.
+    pg: Arc<PgCatalogSchema>,
 }
 
 impl std::fmt::Debug for WeftSchema {
@@ -256,6 +321,9 @@ impl SchemaProvider for WeftSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if is_catalog_relation(&self.db, name) {
+            return self.pg.table(name).await;
+        }
         let Some(view) = self.view() else {
             return Ok(None);
         };

@@ -61,6 +61,8 @@ pub struct Executor {
     /// it is made; tables are reached through `view`.
     planning: std::sync::OnceLock<(SessionContext, datafusion::execution::SessionState)>,
     pub view: Arc<Mutex<Option<View>>>,
+    /// What catalog tables and system functions know of the session.
+    pub meta: Arc<crate::pgcatalog::SessionMeta>,
 }
 
 /// The name PostgreSQL would use for an identifier: unquoted names fold to lower case.
@@ -114,12 +116,15 @@ impl Executor {
             db,
             planning: std::sync::OnceLock::new(),
             view: Arc::new(Mutex::new(None)),
+            meta: Arc::default(),
         }
     }
 
     fn planning(&self) -> &(SessionContext, datafusion::execution::SessionState) {
         self.planning.get_or_init(|| {
-            let ctx = self.db.session_context(self.view.clone());
+            let ctx = self
+                .db
+                .session_context(self.view.clone(), self.meta.clone());
             let state = ctx.state();
             (ctx, state)
         })
@@ -151,6 +156,15 @@ impl Executor {
         dml_target: Option<&str>,
     ) -> SqlResult<LogicalPlan> {
         self.set_view(txn, dml_target);
+        if crate::pgcatalog::calls_catalog_function(&stmt) {
+            let view = self.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Some(view) = view {
+                if let Err(e) = self.meta.refresh(&self.db, &view).await {
+                    self.clear_view();
+                    return Err(e.into());
+                }
+            }
+        }
         let result = self
             .planning()
             .1
@@ -475,11 +489,13 @@ impl Executor {
                 "tables without columns are not supported",
             ));
         }
+        let id = FIRST_USER_TABLE_ID + rand::random::<u64>() % (u64::MAX - FIRST_USER_TABLE_ID);
         let def = TableDef {
-            id: FIRST_USER_TABLE_ID + rand::random::<u64>() % (u64::MAX - FIRST_USER_TABLE_ID),
+            id,
             name: name.clone(),
             columns,
             primary_key,
+            oid: weft_engine::schema::oid_for_table_id(id),
         };
         // A DEFAULT that does not parse is an error now, not at the first INSERT.
         let defaults = self.db.column_defaults(&def);
@@ -585,6 +601,8 @@ impl Executor {
                 ));
             };
             let mut fresh = (*def).clone();
+            // A truncated table keeps its object id, as in PostgreSQL.
+            fresh.oid = def.oid();
             while fresh.id == def.id {
                 fresh.id =
                     FIRST_USER_TABLE_ID + rand::random::<u64>() % (u64::MAX - FIRST_USER_TABLE_ID);

@@ -9,8 +9,11 @@
 //! - [`db`]: the shared database handle and weft's catalog as DataFusion sees it.
 //! - [`txn`]: a transaction's read timestamp, buffered writes and limits.
 //! - [`encode`]: Arrow results to PostgreSQL rows.
+//! - [`pgcatalog`], [`pgfuncs`]: `pg_catalog`, `information_schema` and the system functions
+//!   clients call.
 //! - [`error`][]: SQLSTATEs.
 
+mod compat;
 pub mod db;
 mod deferred;
 pub mod encode;
@@ -18,6 +21,8 @@ pub mod error;
 pub mod exec;
 mod fast;
 pub mod names;
+pub mod pgcatalog;
+pub mod pgfuncs;
 pub mod server;
 pub mod session;
 pub mod txn;

@@ -110,7 +110,12 @@ fn aborted_error() -> SqlError {
 }
 
 fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
-    Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| {
+    let parsed = if crate::compat::is_catalog_query(sql) {
+        crate::compat::parse_catalog_query(sql)
+    } else {
+        Parser::parse_sql(&PostgreSqlDialect {}, sql)
+    };
+    parsed.map_err(|e| {
         let m = e.to_string();
         SqlError::syntax(m.trim_start_matches("sql parser error: ").to_string())
     })
@@ -707,8 +712,16 @@ impl Core {
                 Err(e)
             }
             _ if st.failed => Err(aborted_error()),
-            Statement::Set(set) => self.settings(st, &set, notices),
-            Statement::Reset(r) => self.reset(st, &r),
+            Statement::Set(set) => {
+                let r = self.settings(st, &set, notices);
+                self.exec.meta.set_settings(&st.settings);
+                r
+            }
+            Statement::Reset(r) => {
+                let r = self.reset(st, &r);
+                self.exec.meta.set_settings(&st.settings);
+                r
+            }
             Statement::ShowVariable { variable } => self.show(st, &variable),
             stmt => {
                 let implicit = st.txn.is_none();
@@ -1030,8 +1043,11 @@ pub struct Session {
 
 impl Session {
     pub fn new(db: Arc<Db>) -> Session {
+        let exec = Executor::new(db.clone());
+        exec.meta.set_settings(&default_settings());
+        let meta = exec.meta.clone();
         let core = Arc::new(Core {
-            exec: Executor::new(db.clone()),
+            exec,
             state: tokio::sync::Mutex::new(State {
                 txn: None,
                 failed: false,
@@ -1041,7 +1057,7 @@ impl Session {
         });
         Session {
             parser: Arc::new(WeftQueryParser { core: core.clone() }),
-            startup: Arc::new(Startup { db }),
+            startup: Arc::new(Startup { db, meta }),
             core,
         }
     }
@@ -1379,6 +1395,7 @@ impl ExtendedQueryHandler for SessionHandler {
 /// Startup without authentication (the embedded default accepts loopback connections).
 pub struct Startup {
     db: Arc<Db>,
+    meta: Arc<crate::pgcatalog::SessionMeta>,
 }
 
 #[async_trait]
@@ -1398,6 +1415,20 @@ impl StartupHandler for Startup {
             save_startup_parameters_to_metadata(client, startup);
             let pid = (self.db.next_pid.fetch_add(1, Ordering::Relaxed) % (i32::MAX as u64)) as i32;
             client.set_pid_and_secret_key(pid, SecretKey::I32(rand::random::<i32>()));
+            let meta = client.metadata();
+            let user = meta
+                .get(pgwire::api::METADATA_USER)
+                .cloned()
+                .unwrap_or_else(|| crate::pgcatalog::BOOTSTRAP_ROLE_NAME.to_string());
+            let database = meta
+                .get(pgwire::api::METADATA_DATABASE)
+                .cloned()
+                .unwrap_or_else(|| user.clone());
+            self.meta.set_identity(crate::pgcatalog::Identity {
+                user,
+                database,
+                pid,
+            });
             let mut params = DefaultServerParameterProvider::default();
             params.server_version = "15.0".into();
             params.time_zone = "UTC".into();

@@ -1,0 +1,303 @@
+//! What lets DataFusion run the catalog queries that psql, drivers and ORMs send.
+//!
+//! Statements that read the system catalogs (see [`is_catalog_query`]) are rewritten before
+//! planning: `OPERATOR(pg_catalog.~)` becomes `~`, `COLLATE pg_catalog.default` goes (weft
+//! compares text bytewise, PostgreSQL's "C" collation), `pg_catalog.f()` becomes `f()`,
+//! `'t'::regclass` becomes the table's oid, `x = ANY('{a,b}')` becomes array membership,
+//! and so on, by the rewrite rules of `datafusion-pg-catalog`. Parts of psql's queries
+//! about features weft does not have (storage options, row security policies, extended
+//! statistics, publications, inheritance) are replaced by what they return on a database
+//! without them, so that `\d` prints the same as PostgreSQL does for the same tables.
+
+use std::sync::{Arc, OnceLock};
+
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion_pg_catalog::sql::rules::{
+    AliasDuplicatedProjectionRewrite, CurrentUserVariableToSessionUserFunctionCall,
+    FixArrayLiteral, FixVersionColumnName, ResolveUnqualifiedIdentifier,
+    RewriteArrayAnyAllOperation, RewritePgCatalogOperator, RewriteRegCastToSubquery,
+    SqlStatementRewriteRule, StripCallableQualifier, StripCollate,
+};
+
+/// Whether a query reads the system catalogs or uses PostgreSQL's catalog syntax.
+pub fn is_catalog_query(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    lower.contains("pg_") || lower.contains("information_schema") || lower.contains("::reg")
+}
+
+/// Fragments of psql 15's queries (`\d+`) over features weft does not have, and what they
+/// evaluate to without them.
+const FRAGMENTS: &[(&str, &str)] = &[
+    // Storage options: weft has none.
+    (
+        "pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x), ', ')",
+        "''",
+    ),
+    // A column's collation when it differs from its type's: weft has no COLLATE clause.
+    (
+        "(SELECT c.collname FROM pg_catalog.pg_collation c, pg_catalog.pg_type t\n   WHERE c.oid = a.attcollation AND t.oid = a.atttypid AND a.attcollation <> t.typcollation)",
+        "CAST(NULL AS TEXT)",
+    ),
+];
+
+/// psql 15's queries, by how they begin, about features weft does not have (row security
+/// policies, extended statistics, publications, table inheritance and partitions), and
+/// what they return on a database without them: no rows.
+const EMPTY_ANSWERS: &[(&str, &str)] = &[
+    (
+        "SELECT pol.polname, pol.polpermissive,",
+        "SELECT CAST(NULL AS TEXT) AS polname WHERE false",
+    ),
+    (
+        "SELECT oid, stxrelid::pg_catalog.regclass,",
+        "SELECT CAST(NULL AS INT) AS oid WHERE false",
+    ),
+    (
+        "SELECT pubname\n     , NULL\n     , NULL\nFROM pg_catalog.pg_publication p",
+        "SELECT CAST(NULL AS TEXT) AS pubname WHERE false",
+    ),
+    (
+        "SELECT c.oid::pg_catalog.regclass\nFROM pg_catalog.pg_class c, pg_catalog.pg_inherits i",
+        "SELECT CAST(NULL AS TEXT) AS oid WHERE false",
+    ),
+    (
+        "SELECT c.oid::pg_catalog.regclass, c.relkind, inhdetachpending,",
+        "SELECT CAST(NULL AS TEXT) AS oid WHERE false",
+    ),
+];
+
+struct Compat {
+    rules: Vec<Arc<dyn SqlStatementRewriteRule>>,
+}
+
+fn compat() -> &'static Compat {
+    static COMPAT: OnceLock<Compat> = OnceLock::new();
+    COMPAT.get_or_init(|| Compat {
+        // Not the crate's RemoveSubqueryFromProjection: it replaces correlated scalar
+        // subqueries with NULL, which DataFusion can run.
+        rules: vec![
+            Arc::new(AliasDuplicatedProjectionRewrite),
+            Arc::new(ResolveUnqualifiedIdentifier),
+            Arc::new(RewriteArrayAnyAllOperation),
+            Arc::new(StripCallableQualifier),
+            Arc::new(FixArrayLiteral),
+            Arc::new(CurrentUserVariableToSessionUserFunctionCall),
+            Arc::new(StripCollate),
+            Arc::new(RewritePgCatalogOperator),
+            Arc::new(RewriteRegCastToSubquery::new()),
+            Arc::new(FixVersionColumnName),
+            Arc::new(AggregateScalarSubqueries),
+        ],
+    })
+}
+
+/// DataFusion runs a correlated scalar subquery only if it aggregates: `(SELECT x FROM ...
+/// WHERE <correlated>)` becomes `(SELECT max(x) FROM ...)`, the same value where at most one
+/// row matches, as in every catalog lookup by key.
+#[derive(Debug)]
+struct AggregateScalarSubqueries;
+
+impl SqlStatementRewriteRule for AggregateScalarSubqueries {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        use datafusion::sql::sqlparser::ast::{
+            visit_expressions_mut, Expr, Function, FunctionArg, FunctionArgExpr,
+            FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, ObjectName, SelectItem,
+            SetExpr,
+        };
+        use std::ops::ControlFlow;
+        let _ = visit_expressions_mut(&mut s, |e| {
+            if let Expr::Subquery(q) = e {
+                let limited = q.limit_clause.is_some() || q.fetch.is_some();
+                if let SetExpr::Select(sel) = q.body.as_mut() {
+                    let grouped =
+                        !matches!(&sel.group_by, GroupByExpr::Expressions(g, _) if g.is_empty());
+                    if !limited && !grouped && sel.projection.len() == 1 && !sel.distinct.is_some()
+                    {
+                        let item = &mut sel.projection[0];
+                        let (inner, alias) = match item {
+                            SelectItem::UnnamedExpr(x) => (x.clone(), None),
+                            SelectItem::ExprWithAlias { expr, alias } => {
+                                (expr.clone(), Some(alias.clone()))
+                            }
+                            _ => return ControlFlow::<()>::Continue(()),
+                        };
+                        if !matches!(inner, Expr::Function(_)) || !is_aggregate(&inner) {
+                            let wrapped = Expr::Function(Function {
+                                name: ObjectName::from(vec![Ident::new("max")]),
+                                uses_odbc_syntax: false,
+                                parameters: FunctionArguments::None,
+                                args: FunctionArguments::List(FunctionArgumentList {
+                                    duplicate_treatment: None,
+                                    args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(inner))],
+                                    clauses: vec![],
+                                }),
+                                filter: None,
+                                null_treatment: None,
+                                over: None,
+                                within_group: vec![],
+                            });
+                            *item = match alias {
+                                Some(alias) => SelectItem::ExprWithAlias {
+                                    expr: wrapped,
+                                    alias,
+                                },
+                                None => SelectItem::UnnamedExpr(wrapped),
+                            };
+                        }
+                    }
+                }
+            }
+            hoist_outer_conditions(e);
+            ControlFlow::Continue(())
+        });
+        s
+    }
+}
+
+/// `(SELECT x FROM d WHERE d.k = a.k AND a.flag)`: a condition on the outer row alone keeps
+/// DataFusion from decorrelating the subquery, so it moves outside:
+/// `CASE WHEN a.flag THEN (SELECT x FROM d WHERE d.k = a.k) END`.
+fn hoist_outer_conditions(e: &mut datafusion::sql::sqlparser::ast::Expr) {
+    use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
+    use datafusion::sql::sqlparser::ast::{
+        visit_expressions, BinaryOperator, CaseWhen, Expr, SetExpr, TableFactor,
+    };
+    use std::ops::ControlFlow;
+    let Expr::Subquery(q) = e else { return };
+    let SetExpr::Select(sel) = q.body.as_mut() else {
+        return;
+    };
+    let mut local: Vec<String> = Vec::new();
+    for twj in &sel.from {
+        for f in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
+            if let TableFactor::Table { name, alias, .. } = f {
+                if let Some(a) = alias {
+                    local.push(a.name.value.to_lowercase());
+                } else if let Some(last) = name.0.last().and_then(|p| p.as_ident()) {
+                    local.push(last.value.to_lowercase());
+                }
+            } else {
+                return;
+            }
+        }
+    }
+    let Some(selection) = sel.selection.take() else {
+        return;
+    };
+    fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
+        match e {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::And,
+                right,
+            } => {
+                conjuncts(*left, out);
+                conjuncts(*right, out);
+            }
+            Expr::Nested(inner)
+                if matches!(
+                    *inner,
+                    Expr::BinaryOp {
+                        op: BinaryOperator::And,
+                        ..
+                    }
+                ) =>
+            {
+                conjuncts(*inner, out)
+            }
+            other => out.push(other),
+        }
+    }
+    let mut parts = Vec::new();
+    conjuncts(selection, &mut parts);
+    let outer_only = |c: &Expr| {
+        let mut outer = false;
+        let mut other = false;
+        let _ = visit_expressions(c, |x| {
+            match x {
+                Expr::CompoundIdentifier(ids) if ids.len() >= 2 => {
+                    if local.contains(&ids[0].value.to_lowercase()) {
+                        other = true;
+                    } else {
+                        outer = true;
+                    }
+                }
+                Expr::Identifier(_) | Expr::Subquery(_) | Expr::Exists { .. } => other = true,
+                _ => {}
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        outer && !other
+    };
+    let (hoisted, kept): (Vec<Expr>, Vec<Expr>) = parts.into_iter().partition(|c| outer_only(c));
+    let and = |v: Vec<Expr>| {
+        v.into_iter().reduce(|l, r| Expr::BinaryOp {
+            left: Box::new(l),
+            op: BinaryOperator::And,
+            right: Box::new(r),
+        })
+    };
+    sel.selection = and(kept);
+    if let Some(cond) = and(hoisted) {
+        let sub = e.clone();
+        *e = Expr::Case {
+            case_token: AttachedToken::empty(),
+            end_token: AttachedToken::empty(),
+            operand: None,
+            conditions: vec![CaseWhen {
+                condition: cond,
+                result: sub,
+            }],
+            else_result: None,
+        };
+    }
+}
+
+/// Whether an expression is a call of an aggregate PostgreSQL clients use in subqueries.
+fn is_aggregate(e: &datafusion::sql::sqlparser::ast::Expr) -> bool {
+    use datafusion::sql::sqlparser::ast::Expr;
+    match e {
+        Expr::Function(f) => {
+            let name = f.name.to_string().to_lowercase();
+            let name = name.rsplit('.').next().unwrap_or("");
+            matches!(
+                name,
+                "max"
+                    | "min"
+                    | "count"
+                    | "sum"
+                    | "avg"
+                    | "array_agg"
+                    | "string_agg"
+                    | "bool_and"
+                    | "bool_or"
+                    | "every"
+            )
+        }
+        _ => false,
+    }
+}
+
+/// Parses a catalog query and rewrites it for DataFusion.
+pub fn parse_catalog_query(sql: &str) -> Result<Vec<Statement>, ParserError> {
+    let mut text = std::borrow::Cow::Borrowed(sql);
+    if let Some((_, answer)) = EMPTY_ANSWERS
+        .iter()
+        .find(|(head, _)| sql.trim_start().starts_with(head))
+    {
+        text = std::borrow::Cow::Borrowed(answer);
+    }
+    for (from, to) in FRAGMENTS {
+        if text.contains(from) {
+            text = std::borrow::Cow::Owned(text.replace(from, to));
+        }
+    }
+    let stmts = Parser::parse_sql(&PostgreSqlDialect {}, &text)?;
+    let c = compat();
+    Ok(stmts
+        .into_iter()
+        .map(|s| c.rules.iter().fold(s, |s, r| r.rewrite(s)))
+        .collect())
+}

@@ -1,0 +1,435 @@
+//! The PostgreSQL system functions clients call: `version()`, `current_database()`,
+//! `format_type`, `pg_get_constraintdef`, `current_setting`, ...
+//!
+//! Functions that need no session state are registered once in the template state every
+//! session starts from; functions that answer about the session (its user, database,
+//! backend pid, settings) or about the catalog are registered in each session's context.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int32Type};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+use datafusion::prelude::SessionContext;
+use datafusion_pg_catalog::pg_catalog as pgc;
+
+use crate::pgcatalog::{self, SessionMeta};
+
+type Body = dyn Fn(&[ArrayRef], usize) -> DfResult<ArrayRef> + Send + Sync;
+
+/// A function over arrays of any argument types (each body casts what it needs), taking
+/// one of the listed argument counts.
+struct Fun {
+    name: &'static str,
+    signature: Signature,
+    ret: DataType,
+    body: Arc<Body>,
+}
+
+impl std::fmt::Debug for Fun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}()", self.name)
+    }
+}
+
+impl PartialEq for Fun {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+impl Eq for Fun {}
+impl Hash for Fun {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+impl ScalarUDFImpl for Fun {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(self.ret.clone())
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let out = (self.body)(&arrays, rows)?;
+        if args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)))
+            && out.len() == 1
+        {
+            return Ok(ColumnarValue::Scalar(
+                datafusion::scalar::ScalarValue::try_from_array(&out, 0)?,
+            ));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+fn fun(
+    name: &'static str,
+    arities: &[usize],
+    ret: DataType,
+    volatility: Volatility,
+    body: impl Fn(&[ArrayRef], usize) -> DfResult<ArrayRef> + Send + Sync + 'static,
+) -> ScalarUDF {
+    let sigs = arities
+        .iter()
+        .map(|&n| {
+            if n == 0 {
+                TypeSignature::Nullary
+            } else {
+                TypeSignature::Any(n)
+            }
+        })
+        .collect();
+    ScalarUDF::new_from_impl(Fun {
+        name,
+        signature: Signature::one_of(sigs, volatility),
+        ret,
+        body: Arc::new(body),
+    })
+}
+
+/// A function that returns the same text on every row.
+fn constant_text(name: &'static str, value: String) -> ScalarUDF {
+    fun(
+        name,
+        &[0],
+        DataType::Utf8,
+        Volatility::Stable,
+        move |_, rows| {
+            Ok(Arc::new(StringArray::from(vec![value.clone(); rows.max(1)])) as ArrayRef)
+        },
+    )
+}
+
+/// An argument as Int32 (oids, typmods, attribute numbers).
+fn ints(a: &ArrayRef) -> DfResult<Int32Array> {
+    Ok(cast(a, &DataType::Int32)?
+        .as_primitive::<Int32Type>()
+        .clone())
+}
+
+fn texts(a: &ArrayRef) -> DfResult<StringArray> {
+    Ok(cast(a, &DataType::Utf8)?.as_string::<i32>().clone())
+}
+
+/// What `version()` answers: PostgreSQL's form, which drivers parse for the version.
+pub fn version_string() -> String {
+    format!(
+        "PostgreSQL 15.0 (weft {}) on {}-linux, 64-bit",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}
+
+/// The PostgreSQL name of a type oid with a type modifier, as `format_type` prints it.
+pub fn format_type(oid: i32, typmod: i32) -> Option<String> {
+    let with_len = |base: &str| {
+        if typmod >= 4 {
+            format!("{base}({})", typmod - 4)
+        } else {
+            base.to_string()
+        }
+    };
+    Some(match oid {
+        16 => "boolean".into(),
+        17 => "bytea".into(),
+        18 => "\"char\"".into(),
+        19 => "name".into(),
+        20 => "bigint".into(),
+        21 => "smallint".into(),
+        23 => "integer".into(),
+        24 => "regproc".into(),
+        25 => "text".into(),
+        26 => "oid".into(),
+        114 => "json".into(),
+        700 => "real".into(),
+        701 => "double precision".into(),
+        1042 => with_len("character"),
+        1043 => with_len("character varying"),
+        1082 => "date".into(),
+        1083 => "time without time zone".into(),
+        1114 => "timestamp without time zone".into(),
+        1184 => "timestamp with time zone".into(),
+        1186 => "interval".into(),
+        1700 => {
+            if typmod >= 4 {
+                let m = typmod - 4;
+                format!("numeric({},{})", (m >> 16) & 0xffff, m & 0xffff)
+            } else {
+                "numeric".into()
+            }
+        }
+        2205 => "regclass".into(),
+        2206 => "regtype".into(),
+        2950 => "uuid".into(),
+        3802 => "jsonb".into(),
+        1000 => "boolean[]".into(),
+        1005 => "smallint[]".into(),
+        1007 => "integer[]".into(),
+        1016 => "bigint[]".into(),
+        1009 => "text[]".into(),
+        1021 => "real[]".into(),
+        1022 => "double precision[]".into(),
+        _ => return None,
+    })
+}
+
+/// Functions that answer the same for every session: registered in the template state.
+pub fn register_static(state: &mut SessionState) -> DfResult<()> {
+    use datafusion::execution::FunctionRegistry;
+    let udfs = vec![
+        constant_text("version", version_string()),
+        pgc::create_current_schema_udf(),
+        pgc::create_current_schemas_udf(),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_table_privilege"),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_schema_privilege"),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_database_privilege"),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_any_column_privilege"),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_column_privilege"),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_sequence_privilege"),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_function_privilege"),
+        fun(
+            "pg_encoding_to_char",
+            &[1],
+            DataType::Utf8,
+            Volatility::Stable,
+            |args, _| {
+                let o = ints(&args[0])?;
+                let out: StringArray = o
+                    .iter()
+                    .map(|v| v.map(|e| if e == 6 { "UTF8" } else { "SQL_ASCII" }))
+                    .collect();
+                Ok(Arc::new(out) as ArrayRef)
+            },
+        ),
+        pgc::create_pg_relation_is_publishable_udf(),
+        pgc::create_pg_get_statisticsobjdef_columns_udf(),
+        pgc::create_pg_get_partkeydef_udf(),
+        pgc::create_pg_relation_size_udf(),
+        pgc::create_pg_total_relation_size_udf(),
+        pgc::create_pg_stat_get_numscans(),
+        pgc::create_pg_get_partition_ancestors_udf(),
+        pgc::quote_ident_udf::create_quote_ident_udf(),
+        pgc::quote_ident_udf::create_parse_ident_udf(),
+        pgc::array_bounds_udf::create_array_upper_udf(),
+        pgc::array_bounds_udf::create_array_lower_udf(),
+        fun(
+            "format_type",
+            &[2],
+            DataType::Utf8,
+            Volatility::Stable,
+            |args, _| {
+                let (oids, mods) = (ints(&args[0])?, ints(&args[1])?);
+                let out: StringArray = (0..oids.len())
+                    .map(|i| {
+                        if oids.is_null(i) {
+                            return None;
+                        }
+                        let m = if mods.is_null(i) { -1 } else { mods.value(i) };
+                        Some(format_type(oids.value(i), m).unwrap_or_else(|| "???".into()))
+                    })
+                    .collect();
+                Ok(Arc::new(out) as ArrayRef)
+            },
+        ),
+        // weft stores a default's SQL text where PostgreSQL stores its node tree.
+        fun(
+            "pg_get_expr",
+            &[2, 3],
+            DataType::Utf8,
+            Volatility::Stable,
+            |args, _| Ok(Arc::new(texts(&args[0])?) as ArrayRef),
+        ),
+        fun(
+            "pg_table_is_visible",
+            &[1],
+            DataType::Boolean,
+            Volatility::Stable,
+            |args, _| {
+                let o = ints(&args[0])?;
+                Ok(
+                    Arc::new(o.iter().map(|v| v.map(|_| true)).collect::<BooleanArray>())
+                        as ArrayRef,
+                )
+            },
+        ),
+        fun(
+            "pg_type_is_visible",
+            &[1],
+            DataType::Boolean,
+            Volatility::Stable,
+            |args, _| {
+                let o = ints(&args[0])?;
+                Ok(
+                    Arc::new(o.iter().map(|v| v.map(|_| true)).collect::<BooleanArray>())
+                        as ArrayRef,
+                )
+            },
+        ),
+        fun(
+            "pg_get_userbyid",
+            &[1],
+            DataType::Utf8,
+            Volatility::Stable,
+            |args, _| {
+                let o = ints(&args[0])?;
+                let out: StringArray = o.iter().map(|v| v.map(pgcatalog::role_name)).collect();
+                Ok(Arc::new(out) as ArrayRef)
+            },
+        ),
+        // No comments are stored: every description is NULL.
+        null_text("obj_description", &[1, 2]),
+        null_text("col_description", &[2]),
+        null_text("shobj_description", &[2]),
+        fun(
+            "pg_is_in_recovery",
+            &[0],
+            DataType::Boolean,
+            Volatility::Stable,
+            |_, rows| Ok(Arc::new(BooleanArray::from(vec![false; rows.max(1)])) as ArrayRef),
+        ),
+        fun(
+            "pg_my_temp_schema",
+            &[0],
+            DataType::Int32,
+            Volatility::Stable,
+            |_, rows| Ok(Arc::new(Int32Array::from(vec![0; rows.max(1)])) as ArrayRef),
+        ),
+    ];
+    for f in udfs {
+        state.register_udf(Arc::new(f))?;
+    }
+    Ok(())
+}
+
+fn null_text(name: &'static str, arities: &[usize]) -> ScalarUDF {
+    fun(
+        name,
+        arities,
+        DataType::Utf8,
+        Volatility::Stable,
+        |args, rows| {
+            let n = args.first().map(|a| a.len()).unwrap_or(rows.max(1));
+            Ok(Arc::new(StringArray::from(vec![None::<&str>; n])) as ArrayRef)
+        },
+    )
+}
+
+/// Functions about this session and the catalog it sees: registered in its own context.
+pub fn register_session(ctx: &SessionContext, meta: &Arc<SessionMeta>) {
+    let who = meta.identity();
+    for name in ["current_user", "session_user", "user", "current_role"] {
+        ctx.register_udf(constant_text(name, who.user.clone()));
+    }
+    for name in ["current_database", "current_catalog"] {
+        ctx.register_udf(constant_text(name, who.database.clone()));
+    }
+    let pid = who.pid;
+    ctx.register_udf(fun(
+        "pg_backend_pid",
+        &[0],
+        DataType::Int32,
+        Volatility::Stable,
+        move |_, rows| Ok(Arc::new(Int32Array::from(vec![pid; rows.max(1)])) as ArrayRef),
+    ));
+    let m = meta.clone();
+    ctx.register_udf(fun(
+        "current_setting",
+        &[1, 2],
+        DataType::Utf8,
+        Volatility::Stable,
+        move |args, _| {
+            let names = texts(&args[0])?;
+            let missing_ok = match args.get(1) {
+                Some(a) => cast(a, &DataType::Boolean)?.as_boolean().clone(),
+                None => BooleanArray::from(vec![false; names.len()]),
+            };
+            let settings = m.settings();
+            let mut out = Vec::with_capacity(names.len());
+            for i in 0..names.len() {
+                if names.is_null(i) {
+                    out.push(None);
+                    continue;
+                }
+                let name = names.value(i).to_lowercase();
+                match settings.get(&name) {
+                    Some(v) => out.push(Some(v.clone())),
+                    None if !missing_ok.is_null(i) && missing_ok.value(i) => out.push(None),
+                    None => {
+                        return Err(DataFusionError::External(Box::new(
+                            crate::error::SqlError::new(
+                                crate::error::codes::UNDEFINED_PARAMETER,
+                                format!("unrecognized configuration parameter \"{name}\""),
+                            ),
+                        )))
+                    }
+                }
+            }
+            Ok(Arc::new(StringArray::from(out)) as ArrayRef)
+        },
+    ));
+    let m = meta.clone();
+    ctx.register_udf(fun(
+        "pg_get_constraintdef",
+        &[1, 2],
+        DataType::Utf8,
+        Volatility::Stable,
+        move |args, _| {
+            let oids = ints(&args[0])?;
+            let snap = m.snapshot();
+            let out: StringArray = oids
+                .iter()
+                .map(|o| o.and_then(|o| pgcatalog::constraint_def(&snap, o)))
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        },
+    ));
+    let m = meta.clone();
+    ctx.register_udf(fun(
+        "pg_get_indexdef",
+        &[1, 3],
+        DataType::Utf8,
+        Volatility::Stable,
+        move |args, _| {
+            let oids = ints(&args[0])?;
+            let snap = m.snapshot();
+            let out: StringArray = oids
+                .iter()
+                .map(|o| o.and_then(|o| pgcatalog::index_def(&snap, o)))
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        },
+    ));
+    let m = meta.clone();
+    ctx.register_udf(fun(
+        "to_regclass",
+        &[1],
+        DataType::Int32,
+        Volatility::Stable,
+        move |args, _| {
+            let names = texts(&args[0])?;
+            let snap = m.snapshot();
+            let out: Int32Array = names
+                .iter()
+                .map(|n| n.and_then(|n| pgcatalog::regclass(&snap, n)))
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        },
+    ));
+}
