@@ -318,6 +318,27 @@ fn split_name(name: &str) -> Option<Vec<String>> {
     }
 }
 
+/// A column default as PostgreSQL prints it back: a string literal carries a cast to the
+/// column's type (`'open'::text`); other expressions print as written.
+fn default_text(c: &weft_engine::schema::ColumnDef) -> Option<String> {
+    let d = c.default.as_ref()?;
+    let t = d.trim();
+    let quoted = t.len() >= 2
+        && t.starts_with('\'')
+        && t.ends_with('\'')
+        && !t[1..t.len() - 1].replace("''", "").contains('\'');
+    if !quoted {
+        return Some(d.clone());
+    }
+    let ty = match &c.ty {
+        SqlType::Varchar { .. } => "character varying".to_string(),
+        SqlType::Char { .. } => "bpchar".to_string(),
+        SqlType::Numeric { .. } => "numeric".to_string(),
+        other => other.pg_name(),
+    };
+    Some(format!("{t}::{ty}"))
+}
+
 fn key_columns(t: &TableDef) -> String {
     t.primary_key
         .iter()
@@ -951,13 +972,13 @@ fn pg_attrdef(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     let mut rows = Vec::new();
     for t in &snap.tables {
         for (n, c) in t.columns.iter().enumerate() {
-            if let Some(d) = &c.default {
+            if let Some(d) = default_text(c) {
                 // Defaults take oids after the table's fixed ones.
                 rows.push(vec![
                     i(table_oid(t) + 4 + n as i32 % 12),
                     i(table_oid(t)),
                     i(n as i64 + 1),
-                    s(d.clone()),
+                    s(d),
                 ]);
             }
         }
@@ -1403,7 +1424,7 @@ fn info_table(name: &str, snap: &Snapshot, db: &str) -> DfResult<Arc<dyn TablePr
                         s(t.name.clone()),
                         s(c.name.clone()),
                         i(n as i64 + 1),
-                        c.default.clone().map(V::S).unwrap_or(V::N),
+                        default_text(c).map(V::S).unwrap_or(V::N),
                         yes_no(c.nullable),
                         s(dt),
                         opt(len),

@@ -3,16 +3,20 @@
 
 use std::process::Command;
 
-use weft_tests::Server;
+use weft_tests::{PgServer, Server};
 
 fn psql(server: &Server, args: &[&str]) -> (bool, String, String) {
+    psql_at(server.port, args)
+}
+
+fn psql_at(port: u16, args: &[&str]) -> (bool, String, String) {
     let out = Command::new("psql")
         .args([
             "-X",
             "-h",
             "127.0.0.1",
             "-p",
-            &server.port.to_string(),
+            &port.to_string(),
             "-U",
             "postgres",
             "postgres",
@@ -93,4 +97,103 @@ fn a_psql_session() {
     );
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "9");
+}
+
+/// The same schema in weft and in PostgreSQL 15, described by psql's meta-commands: the
+/// output must be the same, character for character.
+#[test]
+fn meta_commands_print_what_postgresql_prints() {
+    let schema = [
+        "CREATE TABLE accounts (id bigint PRIMARY KEY, owner varchar(40) NOT NULL, \
+         balance numeric(12,2) DEFAULT 0, status text DEFAULT 'open', created timestamptz)",
+        "CREATE TABLE notes (body text, n integer)",
+        "CREATE TABLE pairs (a int, b text, c boolean NOT NULL, d real, e date, f bytea, \
+         g char(3), h smallint, i double precision, PRIMARY KEY (a, b))",
+        "CREATE TABLE \"Mixed Case\" (k text PRIMARY KEY, v int DEFAULT 42)",
+        "INSERT INTO accounts (id, owner, balance) VALUES (1, 'ann', 10.5), (2, 'bob', 20)",
+    ];
+    let script = [
+        "\\dt",
+        "\\d accounts",
+        "\\d+ accounts",
+        "\\d notes",
+        "\\d pairs",
+        "\\d \"Mixed Case\"",
+        "\\dn",
+        "\\x",
+        "SELECT id, owner, balance, status FROM accounts ORDER BY id;",
+        "\\x",
+        "SELECT table_name, column_name, data_type, is_nullable, column_default \
+         FROM information_schema.columns WHERE table_name = 'accounts' ORDER BY ordinal_position;",
+        "SELECT tc.table_name, kcu.column_name, kcu.ordinal_position FROM \
+         information_schema.table_constraints tc JOIN information_schema.key_column_usage kcu \
+         ON tc.constraint_name = kcu.constraint_name WHERE tc.constraint_type = 'PRIMARY KEY' \
+         AND tc.table_schema = 'public' \
+         ORDER BY 1, 3;",
+        "SELECT relname, relkind FROM pg_class WHERE relnamespace = 'public'::regnamespace ORDER BY 1;",
+        "SELECT 'accounts'::regclass = (SELECT oid FROM pg_class WHERE relname = 'accounts') AS same;",
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+         WHERE attrelid = 'pairs'::regclass AND attnum > 0 ORDER BY attnum;",
+        "SELECT current_database(), current_schema(), current_setting('DateStyle');",
+    ]
+    .join("\n");
+    let script_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(script_file.path(), format!("{script}\n")).unwrap();
+    let run = |port: u16| -> String {
+        for sql in schema {
+            let (ok, _, err) = psql_at(port, &["-q", "-v", "ON_ERROR_STOP=1", "-c", sql]);
+            assert!(ok, "{sql}: {err}");
+        }
+        let (ok, out, err) = psql_at(
+            port,
+            &["-v", "ON_ERROR_STOP=1", "-f", script_file.path().to_str().unwrap()],
+        );
+        assert!(ok, "psql script failed on port {port}: {err}\n{out}");
+        out
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let weft = run(server.port);
+    // Spot checks that hold whether or not PostgreSQL is here to compare with.
+    for expected in [
+        " public | accounts   | table | postgres",
+        " balance | numeric(12,2)            |           |          | 0",
+        " status  | text                     |           |          | 'open'::text",
+        "    \"accounts_pkey\" PRIMARY KEY, btree (id)",
+        "    \"pairs_pkey\" PRIMARY KEY, btree (a, b)",
+        "    \"Mixed Case_pkey\" PRIMARY KEY, btree (k)",
+        "Access method: heap",
+        "-[ RECORD 2 ]",
+        "owner   | bob",
+    ] {
+        assert!(weft.contains(expected), "missing {expected:?} in:\n{weft}");
+    }
+
+    let Some(pg) = PgServer::start() else { return };
+    let postgres = run(pg.port);
+    assert_eq!(
+        weft, postgres,
+        "psql prints differently for weft (left) and PostgreSQL 15 (right)"
+    );
+
+    // \l: weft has one database, listed as PostgreSQL lists its own.
+    let row = |out: &str| -> Vec<String> {
+        out.lines()
+            .find(|l| l.starts_with(" postgres "))
+            .unwrap_or_default()
+            .split('|')
+            .map(|f| f.trim().to_string())
+            .collect()
+    };
+    let (ok, weft_l, err) = psql(&server, &["-c", "\\l"]);
+    assert!(ok, "{err}");
+    let (ok, pg_l, err) = psql_at(pg.port, &["-c", "\\l"]);
+    assert!(ok, "{err}");
+    assert_eq!(row(&weft_l), row(&pg_l), "\\l:\n{weft_l}\n{pg_l}");
+
+    // \timing prints how long each statement took.
+    let (ok, out, err) = psql(&server, &["-c", "\\timing on", "-c", "SELECT 1 AS one"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Timing is on.") && out.contains("Time: "), "{out}");
 }
