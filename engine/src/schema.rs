@@ -14,6 +14,9 @@ use crate::types::SqlType;
 
 /// Table id of the catalog itself.
 pub const CATALOG_TABLE_ID: u64 = 1;
+/// Table id of the sequences: rows keyed by sequence name holding its definition and the
+/// last value any node reserved, as JSON.
+pub const SEQUENCE_TABLE_ID: u64 = 2;
 /// Table ids below this are reserved for system tables.
 pub const FIRST_USER_TABLE_ID: u64 = 1 << 16;
 /// Column name prefix reserved for weft's own columns.
@@ -28,6 +31,10 @@ pub struct ColumnDef {
     pub nullable: bool,
     /// The DEFAULT expression as SQL text, evaluated when a row is inserted.
     pub default: Option<String>,
+    /// `GENERATED ALWAYS AS IDENTITY` ("a") or `BY DEFAULT` ("d"): the default draws from
+    /// the column's sequence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

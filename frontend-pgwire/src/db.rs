@@ -54,6 +54,8 @@ pub struct Db {
     pub point_writes: AtomicU64,
     /// PostgreSQL's built-in catalog rows (pg_type, pg_proc, ...), shared by every session.
     pub pg_static: Arc<dyn SchemaProvider>,
+    /// Sequence values this node has reserved and not yet handed out.
+    pub sequences: crate::sequences::Blocks,
 }
 
 impl Db {
@@ -101,6 +103,7 @@ impl Db {
         );
         Arc::new(Db {
             pg_static,
+            sequences: Default::default(),
             storage,
             adjudicator,
             limits,
@@ -170,10 +173,11 @@ impl Db {
             db: self.clone(),
             view,
             pg: pg.clone(),
+            nextval: Arc::new(crate::pgfuncs::nextval_udf(self, &meta)),
         });
         let catalog = Arc::new(WeftCatalog { schema, pg, info });
         ctx.register_catalog(CATALOG_NAME, catalog);
-        crate::pgfuncs::register_session(&ctx, &meta);
+        crate::pgfuncs::register_session(&ctx, self, &meta);
         ctx
     }
 
@@ -299,6 +303,8 @@ struct WeftSchema {
     view: Arc<Mutex<Option<View>>>,
     /// Unqualified pg_catalog names (`pg_class`) resolve there first, as in PostgreSQL.
     pg: Arc<PgCatalogSchema>,
+    /// The session's `nextval`, which column defaults call.
+    nextval: Arc<datafusion::logical_expr::ScalarUDF>,
 }
 
 impl std::fmt::Debug for WeftSchema {
@@ -337,6 +343,24 @@ impl SchemaProvider for WeftSchema {
         let overlay = view.overlays.get(&def.id).cloned();
         let with_key = view.dml_target.as_deref() == Some(name);
         let defaults = self.db.column_defaults(&def);
+        // Defaults drawing from a sequence call the session's nextval (for currval).
+        let defaults = defaults
+            .into_iter()
+            .map(|(k, e)| {
+                use datafusion::common::tree_node::{Transformed, TreeNode};
+                let e = e
+                    .transform(|x| match x {
+                        Expr::ScalarFunction(mut f) if f.func.name() == "nextval" => {
+                            f.func = self.nextval.clone();
+                            Ok(Transformed::yes(Expr::ScalarFunction(f)))
+                        }
+                        other => Ok(Transformed::no(other)),
+                    })
+                    .map(|t| t.data)
+                    .expect("replacing a function never fails");
+                (k, e)
+            })
+            .collect();
         Ok(Some(Arc::new(WeftTable::new(
             def,
             self.db.storage.clone(),

@@ -360,6 +360,8 @@ impl Executor {
         }
         let mut columns: Vec<ColumnDef> = Vec::new();
         let mut primary_key: Vec<usize> = Vec::new();
+        // Columns that draw from a sequence of their own, with its options.
+        let mut sequences: Vec<(usize, Vec<ast::SequenceOptions>)> = Vec::new();
         for c in &ct.columns {
             let cname = ident_name(&c.name);
             if cname.starts_with(RESERVED_PREFIX) {
@@ -374,7 +376,24 @@ impl Executor {
                     format!("column \"{cname}\" specified more than once"),
                 ));
             }
-            let ty = SqlType::from_ast(&c.data_type).map_err(|m| {
+            // SERIAL, BIGSERIAL, SMALLSERIAL: an integer column drawing from its own
+            // sequence, as in PostgreSQL.
+            let serial = match &c.data_type {
+                ast::DataType::Custom(n, args) if args.is_empty() => {
+                    match n.to_string().to_ascii_lowercase().as_str() {
+                        "serial" | "serial4" => Some(SqlType::Integer),
+                        "bigserial" | "serial8" => Some(SqlType::BigInt),
+                        "smallserial" | "serial2" => Some(SqlType::SmallInt),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            let ty = match serial.clone() {
+                Some(t) => Ok(t),
+                None => SqlType::from_ast(&c.data_type),
+            }
+            .map_err(|m| {
                 if m.contains("not supported") {
                     SqlError::unsupported(m)
                 } else {
@@ -386,12 +405,50 @@ impl Executor {
                 ty,
                 nullable: true,
                 default: None,
+                identity: None,
             };
+            if serial.is_some() {
+                col.nullable = false;
+                sequences.push((columns.len(), Vec::new()));
+            }
             for opt in &c.options {
                 match &opt.option {
                     ColumnOption::Null => col.nullable = true,
                     ColumnOption::NotNull => col.nullable = false,
                     ColumnOption::Default(e) => col.default = Some(e.to_string()),
+                    ColumnOption::Generated {
+                        generated_as,
+                        sequence_options,
+                        generation_expr: None,
+                        ..
+                    } if matches!(
+                        generated_as,
+                        ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault
+                    ) =>
+                    {
+                        if !matches!(
+                            col.ty,
+                            SqlType::SmallInt | SqlType::Integer | SqlType::BigInt
+                        ) {
+                            return Err(SqlError::new(
+                                codes::DATATYPE_MISMATCH,
+                                format!(
+                                    "identity column type must be smallint, integer, or bigint"
+                                ),
+                            ));
+                        }
+                        col.identity = Some(
+                            if matches!(generated_as, ast::GeneratedAs::Always) {
+                                "a"
+                            } else {
+                                "d"
+                            }
+                            .to_string(),
+                        );
+                        col.nullable = false;
+                        sequences
+                            .push((columns.len(), sequence_options.clone().unwrap_or_default()));
+                    }
                     ColumnOption::PrimaryKey(_) => {
                         if !primary_key.is_empty() {
                             return Err(SqlError::new(
@@ -490,12 +547,51 @@ impl Executor {
             ));
         }
         let id = FIRST_USER_TABLE_ID + rand::random::<u64>() % (u64::MAX - FIRST_USER_TABLE_ID);
+        let oid = weft_engine::schema::oid_for_table_id(id);
+        let mut owned = Vec::new();
+        for (n, (i, opts)) in sequences.iter().enumerate() {
+            let col = &mut columns[*i];
+            let seq_name = format!("{name}_{}_seq", col.name);
+            if col.default.is_some() {
+                return Err(SqlError::syntax(format!(
+                    "multiple default values specified for column \"{}\" of table \"{name}\"",
+                    col.name
+                )));
+            }
+            if crate::sequences::lookup(
+                self.db.as_ref(),
+                Some(txn),
+                txn.read_ts.unwrap_or(0),
+                &seq_name,
+            )
+            .await?
+            .is_some()
+            {
+                return Err(SqlError::new(
+                    codes::DUPLICATE_TABLE,
+                    format!("relation \"{seq_name}\" already exists"),
+                ));
+            }
+            let mut seq = crate::sequences::SeqDef::new(
+                seq_name.clone(),
+                oid + 4 + (n as u32 % 12),
+                col.ty.clone(),
+                1,
+            );
+            crate::sequences::apply_options(&mut seq, opts)?;
+            seq.owned_by = Some((name.clone(), col.name.clone()));
+            col.default = Some(format!("nextval('{seq_name}')"));
+            owned.push(seq);
+        }
+        for seq in &owned {
+            crate::sequences::put(self.db.as_ref(), txn, &seq.name, Some(seq))?;
+        }
         let def = TableDef {
             id,
             name: name.clone(),
             columns,
             primary_key,
-            oid: weft_engine::schema::oid_for_table_id(id),
+            oid,
         };
         // A DEFAULT that does not parse is an error now, not at the first INSERT.
         let defaults = self.db.column_defaults(&def);
@@ -547,6 +643,28 @@ impl Executor {
                 catalog_key(&name),
                 None,
             )?;
+            // The sequences its SERIAL and IDENTITY columns own go with it.
+            if let Some(def) = found {
+                for c in &def.columns {
+                    if let Some(seq) = c
+                        .default
+                        .as_deref()
+                        .and_then(crate::sequences::default_sequence)
+                    {
+                        let owned = crate::sequences::lookup(
+                            self.db.as_ref(),
+                            Some(txn),
+                            txn.read_ts.unwrap_or(0),
+                            seq,
+                        )
+                        .await?
+                        .is_some_and(|s| s.owned_by.as_ref().is_some_and(|(t, _)| *t == name));
+                        if owned {
+                            crate::sequences::put(self.db.as_ref(), txn, seq, None)?;
+                        }
+                    }
+                }
+            }
         }
         Ok(Outcome::Command(Tag::new("DROP TABLE")))
     }
@@ -573,17 +691,119 @@ impl Executor {
     /// PostgreSQL gives it a new relfilenode. O(1) whatever the table holds, transactional
     /// (a rollback keeps the rows), and a concurrent writer of the table conflicts with it
     /// (40001 / OC001). The old id's rows stay invisible in storage, like a dropped table's.
+    pub async fn create_sequence(
+        &self,
+        txn: &mut Txn,
+        name: &ObjectName,
+        if_not_exists: bool,
+        data_type: Option<&ast::DataType>,
+        options: &[ast::SequenceOptions],
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Outcome> {
+        let name = table_name(name)?;
+        let read_ts = txn.read_ts.unwrap_or(0);
+        let catalog = txn.overlay(CATALOG_TABLE_ID);
+        let taken = crate::sequences::lookup(self.db.as_ref(), Some(txn), read_ts, &name)
+            .await?
+            .is_some()
+            || self
+                .db
+                .lookup_table(read_ts, catalog.as_deref(), &name)
+                .await?
+                .is_some();
+        if taken {
+            if if_not_exists {
+                notices.push(Notice {
+                    severity: "NOTICE",
+                    code: "42P07",
+                    message: format!("relation \"{name}\" already exists, skipping"),
+                });
+                return Ok(Outcome::Command(Tag::new("CREATE SEQUENCE")));
+            }
+            return Err(SqlError::new(
+                codes::DUPLICATE_TABLE,
+                format!("relation \"{name}\" already exists"),
+            ));
+        }
+        let ty = match data_type {
+            None => SqlType::BigInt,
+            Some(t) => match SqlType::from_ast(t) {
+                Ok(t @ (SqlType::SmallInt | SqlType::Integer | SqlType::BigInt)) => t,
+                _ => {
+                    return Err(SqlError::new(
+                        codes::INVALID_PARAMETER_VALUE,
+                        "sequence type must be smallint, integer, or bigint",
+                    ))
+                }
+            },
+        };
+        let id = FIRST_USER_TABLE_ID + rand::random::<u64>() % (u64::MAX - FIRST_USER_TABLE_ID);
+        let mut seq = crate::sequences::SeqDef::new(
+            name.clone(),
+            weft_engine::schema::oid_for_table_id(id),
+            ty,
+            1,
+        );
+        crate::sequences::apply_options(&mut seq, options)?;
+        crate::sequences::put(self.db.as_ref(), txn, &name, Some(&seq))?;
+        Ok(Outcome::Command(Tag::new("CREATE SEQUENCE")))
+    }
+
+    pub async fn drop_sequences(
+        &self,
+        txn: &mut Txn,
+        names: &[ObjectName],
+        if_exists: bool,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Outcome> {
+        for n in names {
+            let name = table_name(n)?;
+            let found = crate::sequences::lookup(
+                self.db.as_ref(),
+                Some(txn),
+                txn.read_ts.unwrap_or(0),
+                &name,
+            )
+            .await?;
+            match found {
+                None if if_exists => notices.push(Notice {
+                    severity: "NOTICE",
+                    code: "00000",
+                    message: format!("sequence \"{name}\" does not exist, skipping"),
+                }),
+                None => {
+                    return Err(SqlError::new(
+                        codes::UNDEFINED_TABLE,
+                        format!("sequence \"{name}\" does not exist"),
+                    ))
+                }
+                Some(s) => {
+                    if let Some((t, c)) = &s.owned_by {
+                        return Err(SqlError::new(
+                            "2BP01",
+                            format!(
+                                "cannot drop sequence {name} because other objects depend on it"
+                            ),
+                        )
+                        .with_detail(format!(
+                            "default value for column {c} of table {t} depends on sequence {name}"
+                        ))
+                        .with_hint("Drop the table, or the column's default, first."));
+                    }
+                    crate::sequences::put(self.db.as_ref(), txn, &name, None)?;
+                }
+            }
+        }
+        Ok(Outcome::Command(Tag::new("DROP SEQUENCE")))
+    }
+
     pub async fn truncate(&self, txn: &mut Txn, t: &ast::Truncate) -> SqlResult<Outcome> {
         if t.partitions.is_some() || t.on_cluster.is_some() {
             return Err(SqlError::unsupported(
                 "TRUNCATE with partitions or ON CLUSTER is not supported",
             ));
         }
-        if matches!(t.identity, Some(ast::TruncateIdentityOption::Restart)) {
-            return Err(SqlError::unsupported(
-                "TRUNCATE ... RESTART IDENTITY is not supported yet (weft has no sequences yet)",
-            ));
-        }
+        let restart = matches!(t.identity, Some(ast::TruncateIdentityOption::Restart));
         for target in &t.table_names {
             let name = table_name(&target.name)?;
             let catalog = txn.overlay(CATALOG_TABLE_ID);
@@ -600,6 +820,31 @@ impl Executor {
                     format!("relation \"{name}\" does not exist"),
                 ));
             };
+            if restart {
+                // RESTART IDENTITY: the sequences its columns own start over, with the
+                // truncation (nextval's blocks on every node are past: they restart too,
+                // because the definition they were reserved under is replaced).
+                for c in &def.columns {
+                    if let Some(seq) = c
+                        .default
+                        .as_deref()
+                        .and_then(crate::sequences::default_sequence)
+                    {
+                        if let Some(mut s) = crate::sequences::lookup(
+                            self.db.as_ref(),
+                            Some(txn),
+                            txn.read_ts.unwrap_or(0),
+                            seq,
+                        )
+                        .await?
+                        {
+                            s.last = None;
+                            crate::sequences::put(self.db.as_ref(), txn, seq, Some(&s))?;
+                            crate::sequences::forget(&self.db, seq);
+                        }
+                    }
+                }
+            }
             let mut fresh = (*def).clone();
             // A truncated table keeps its object id, as in PostgreSQL.
             fresh.oid = def.oid();

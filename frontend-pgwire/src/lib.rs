@@ -23,6 +23,7 @@ mod fast;
 pub mod names;
 pub mod pgcatalog;
 pub mod pgfuncs;
+pub mod sequences;
 pub mod server;
 pub mod session;
 pub mod txn;

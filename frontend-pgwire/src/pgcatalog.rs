@@ -69,11 +69,16 @@ pub struct Snapshot {
     /// timestamp.
     pub committed: bool,
     pub tables: Vec<Arc<TableDef>>,
+    pub sequences: Vec<crate::sequences::SeqDef>,
 }
 
 /// What catalog tables and functions need to know about the session.
 #[derive(Debug, Default)]
 pub struct SessionMeta {
+    /// The last value `nextval` gave this session, per sequence (`currval`), and overall
+    /// (`lastval`).
+    pub currvals: Mutex<HashMap<String, i64>>,
+    pub lastval: Mutex<Option<i64>>,
     identity: OnceLock<Identity>,
     settings: Mutex<Arc<BTreeMap<String, String>>>,
     snapshot: Mutex<Arc<Snapshot>>,
@@ -116,9 +121,12 @@ impl SessionMeta {
     /// Loads the catalog as `view` sees it, unless the snapshot already is that.
     pub async fn refresh(&self, db: &Db, view: &View) -> DfResult<Arc<Snapshot>> {
         let own = view.overlays.get(&CATALOG_TABLE_ID).cloned();
+        let own_seq = view
+            .overlays
+            .contains_key(&weft_engine::schema::SEQUENCE_TABLE_ID);
         {
             let cur = self.snapshot();
-            if own.is_none() && cur.committed && cur.read_ts == view.read_ts {
+            if own.is_none() && !own_seq && cur.committed && cur.read_ts == view.read_ts {
                 return Ok(cur);
             }
         }
@@ -127,10 +135,18 @@ impl SessionMeta {
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         tables.sort_by(|a, b| a.name.cmp(&b.name));
+        let own_seqs = view
+            .overlays
+            .get(&weft_engine::schema::SEQUENCE_TABLE_ID)
+            .cloned();
+        let sequences = crate::sequences::list(db, view.read_ts, own_seqs.as_deref())
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let snap = Arc::new(Snapshot {
             read_ts: view.read_ts,
-            committed: own.is_none(),
+            committed: own.is_none() && own_seqs.is_none(),
             tables,
+            sequences,
         });
         *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = snap.clone();
         Ok(snap)
@@ -283,7 +299,7 @@ pub fn regclass(snap: &Snapshot, name: &str) -> Option<i32> {
 }
 
 /// Splits a possibly qualified, possibly quoted name the way PostgreSQL reads it.
-fn split_name(name: &str) -> Option<Vec<String>> {
+pub fn split_name(name: &str) -> Option<Vec<String>> {
     let mut out = Vec::new();
     let mut chars = name.trim().chars().peekable();
     loop {
@@ -321,7 +337,14 @@ fn split_name(name: &str) -> Option<Vec<String>> {
 /// A column default as PostgreSQL prints it back: a string literal carries a cast to the
 /// column's type (`'open'::text`); other expressions print as written.
 fn default_text(c: &weft_engine::schema::ColumnDef) -> Option<String> {
+    if c.identity.is_some() {
+        // psql shows "generated ... as identity" from attidentity instead.
+        return None;
+    }
     let d = c.default.as_ref()?;
+    if let Some(seq) = crate::sequences::default_sequence(d) {
+        return Some(format!("nextval('{}'::regclass)", quote_ident(seq)));
+    }
     let t = d.trim();
     let quoted = t.len() >= 2
         && t.starts_with('\'')
@@ -588,7 +611,21 @@ impl PgCatalogSchema {
                     ("seqcache", K::I64),
                     ("seqcycle", K::Bool),
                 ],
-                vec![],
+                snap.sequences
+                    .iter()
+                    .map(|q| {
+                        vec![
+                            i(q.oid as i64),
+                            i(type_info(&q.ty).oid),
+                            i(q.start),
+                            i(q.increment),
+                            i(q.max),
+                            i(q.min),
+                            i(1),
+                            V::B(q.cycle),
+                        ]
+                    })
+                    .collect(),
             ),
             "pg_sequences" => build(
                 &[
@@ -604,7 +641,24 @@ impl PgCatalogSchema {
                     ("cache_size", K::I64),
                     ("last_value", K::I64),
                 ],
-                vec![],
+                snap.sequences
+                    .iter()
+                    .map(|q| {
+                        vec![
+                            s("public"),
+                            s(q.name.clone()),
+                            s(BOOTSTRAP_ROLE_NAME),
+                            s(q.ty.pg_name()),
+                            i(q.start),
+                            i(q.min),
+                            i(q.max),
+                            i(q.increment),
+                            V::B(q.cycle),
+                            i(1),
+                            q.last.map(V::I).unwrap_or(V::N),
+                        ]
+                    })
+                    .collect(),
             ),
             "pg_views" | "pg_matviews" => build(
                 &[
@@ -768,6 +822,9 @@ fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
             ));
         }
     }
+    for q in &snap.sequences {
+        rows.push(rel(q.oid as i32, q.name.clone(), 0, 0, "S", 3, false));
+    }
     build(&cols, rows)
 }
 
@@ -818,9 +875,9 @@ fn pg_attribute(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                 s(ty.storage),
                 s(""),
                 V::B(!c.nullable),
-                V::B(c.default.is_some()),
+                V::B(default_text(c).is_some()),
                 V::B(false),
-                s(""),
+                s(c.identity.clone().unwrap_or_default()),
                 s(""),
                 V::B(false),
                 V::B(true),
@@ -1439,8 +1496,12 @@ fn info_table(name: &str, snap: &Snapshot, db: &str) -> DfResult<Arc<dyn TablePr
                         s(PG_CATALOG),
                         s(udt),
                         i(n as i64 + 1),
-                        s("NO"),
-                        V::N,
+                        yes_no(c.identity.is_some()),
+                        match c.identity.as_deref() {
+                            Some("a") => s("ALWAYS"),
+                            Some(_) => s("BY DEFAULT"),
+                            None => V::N,
+                        },
                         s("NEVER"),
                         V::N,
                         s("YES"),

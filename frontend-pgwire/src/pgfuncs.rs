@@ -195,6 +195,7 @@ pub fn register_static(state: &mut SessionState) -> DfResult<()> {
     use datafusion::execution::FunctionRegistry;
     let udfs = vec![
         constant_text("version", version_string()),
+        nextval_placeholder(),
         pgc::create_current_schema_udf(),
         pgc::create_current_schemas_udf(),
         pgc::has_privilege_udf::create_has_privilege_udf("has_table_privilege"),
@@ -331,8 +332,175 @@ fn null_text(name: &'static str, arities: &[usize]) -> ScalarUDF {
     )
 }
 
+/// A sequence name argument (`'t_id_seq'`, `'public.t_id_seq'`, `'"Odd"'`) as stored.
+fn sequence_name(text: &str) -> DfResult<String> {
+    let parts = pgcatalog::split_name(text).unwrap_or_default();
+    match parts.as_slice() {
+        [n] => Ok(n.clone()),
+        [schema, n] if schema == "public" => Ok(n.clone()),
+        _ => Err(DataFusionError::External(Box::new(
+            crate::error::SqlError::new(
+                crate::error::codes::UNDEFINED_TABLE,
+                format!("relation \"{text}\" does not exist"),
+            ),
+        ))),
+    }
+}
+
+fn external(e: crate::error::SqlError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// Runs a storage operation from inside a function, which DataFusion calls synchronously
+/// on a worker thread of the server's runtime.
+fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(fut))
+}
+
+/// `nextval` as the template state knows it, so that column defaults parse; a session's
+/// context replaces it with one that draws values (see [`nextval_udf`]).
+pub fn nextval_placeholder() -> ScalarUDF {
+    fun(
+        "nextval",
+        &[1],
+        DataType::Int64,
+        Volatility::Volatile,
+        |_, _| {
+            Err(DataFusionError::Internal(
+                "nextval was called outside a session".into(),
+            ))
+        },
+    )
+}
+
+/// `nextval(name)`: one value per row, recorded for the session's `currval`/`lastval`.
+pub fn nextval_udf(db: &Arc<crate::db::Db>, meta: &Arc<SessionMeta>) -> ScalarUDF {
+    let (db, meta) = (db.clone(), meta.clone());
+    fun(
+        "nextval",
+        &[1],
+        DataType::Int64,
+        Volatility::Volatile,
+        move |args, rows| {
+            let names = texts(&args[0])?;
+            let n = names.len().max(rows);
+            let mut out = Vec::with_capacity(n);
+            // Values for runs of rows naming the same sequence are reserved together.
+            let mut i = 0;
+            while i < n {
+                let idx = if names.len() == 1 { 0 } else { i };
+                if names.is_null(idx) {
+                    out.push(None);
+                    i += 1;
+                    continue;
+                }
+                let text = names.value(idx);
+                let mut j = i + 1;
+                while j < n && (names.len() == 1 || (!names.is_null(j) && names.value(j) == text)) {
+                    j += 1;
+                }
+                let name = sequence_name(text)?;
+                let values =
+                    block_on(crate::sequences::next_values(&db, &name, j - i)).map_err(external)?;
+                if let Some(&last) = values.last() {
+                    meta.currvals
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name, last);
+                    *meta.lastval.lock().unwrap_or_else(|e| e.into_inner()) = Some(last);
+                }
+                out.extend(values.into_iter().map(Some));
+                i = j;
+            }
+            Ok(Arc::new(arrow::array::Int64Array::from(out)) as ArrayRef)
+        },
+    )
+}
+
 /// Functions about this session and the catalog it sees: registered in its own context.
-pub fn register_session(ctx: &SessionContext, meta: &Arc<SessionMeta>) {
+pub fn register_session(ctx: &SessionContext, db: &Arc<crate::db::Db>, meta: &Arc<SessionMeta>) {
+    ctx.register_udf(nextval_udf(db, meta));
+    let m = meta.clone();
+    ctx.register_udf(fun(
+        "currval",
+        &[1],
+        DataType::Int64,
+        Volatility::Volatile,
+        move |args, _| {
+            let names = texts(&args[0])?;
+            let cur = m.currvals.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let mut out = Vec::with_capacity(names.len());
+            for n in names.iter() {
+                let Some(n) = n else {
+                    out.push(None);
+                    continue;
+                };
+                let name = sequence_name(n)?;
+                match cur.get(&name) {
+                    Some(v) => out.push(Some(*v)),
+                    None => {
+                        return Err(external(crate::error::SqlError::new(
+                            "55000",
+                            format!(
+                                "currval of sequence \"{name}\" is not yet defined in this session"
+                            ),
+                        )))
+                    }
+                }
+            }
+            Ok(Arc::new(arrow::array::Int64Array::from(out)) as ArrayRef)
+        },
+    ));
+    let m = meta.clone();
+    ctx.register_udf(fun(
+        "lastval",
+        &[0],
+        DataType::Int64,
+        Volatility::Volatile,
+        move |_, rows| {
+            let Some(v) = *m.lastval.lock().unwrap_or_else(|e| e.into_inner()) else {
+                return Err(external(crate::error::SqlError::new(
+                    "55000",
+                    "lastval is not yet defined in this session",
+                )));
+            };
+            Ok(Arc::new(arrow::array::Int64Array::from(vec![v; rows.max(1)])) as ArrayRef)
+        },
+    ));
+    let d = db.clone();
+    ctx.register_udf(fun(
+        "setval",
+        &[2, 3],
+        DataType::Int64,
+        Volatility::Volatile,
+        move |args, _| {
+            let names = texts(&args[0])?;
+            let values = cast(&args[1], &DataType::Int64)?;
+            let values = values.as_primitive::<arrow::datatypes::Int64Type>();
+            let called = match args.get(2) {
+                Some(a) => cast(a, &DataType::Boolean)?.as_boolean().clone(),
+                None => BooleanArray::from(vec![true; names.len()]),
+            };
+            let mut out = Vec::with_capacity(names.len());
+            for i in 0..names.len() {
+                if names.is_null(i) || values.is_null(i) {
+                    out.push(None);
+                    continue;
+                }
+                let name = sequence_name(names.value(i))?;
+                let is_called = called.is_null(i) || called.value(i);
+                let v = block_on(crate::sequences::set_value(
+                    &d,
+                    &name,
+                    values.value(i),
+                    is_called,
+                ))
+                .map_err(external)?;
+                out.push(Some(v));
+            }
+            Ok(Arc::new(arrow::array::Int64Array::from(out)) as ArrayRef)
+        },
+    ));
     let who = meta.identity();
     for name in ["current_user", "session_user", "user", "current_role"] {
         ctx.register_udf(constant_text(name, who.user.clone()));

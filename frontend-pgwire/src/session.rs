@@ -221,6 +221,7 @@ fn write_kind(stmt: &Statement) -> Option<&'static str> {
         Statement::Delete(_) => Some("DELETE"),
         Statement::CreateTable(_) => Some("CREATE TABLE"),
         Statement::Drop { .. } => Some("DROP TABLE"),
+        Statement::CreateSequence { .. } => Some("CREATE SEQUENCE"),
         Statement::Truncate(_) => Some("TRUNCATE TABLE"),
         Statement::Query(q) if !q.locks.is_empty() => Some("SELECT FOR UPDATE"),
         _ => None,
@@ -827,6 +828,35 @@ impl Core {
                 ..
             } => self.exec.drop_tables(txn, &names, if_exists, notices).await,
             Statement::Truncate(t) => self.exec.truncate(txn, &t).await,
+            Statement::CreateSequence {
+                temporary: false,
+                if_not_exists,
+                name,
+                data_type,
+                sequence_options,
+                owned_by: None,
+            } => {
+                self.exec
+                    .create_sequence(
+                        txn,
+                        &name,
+                        if_not_exists,
+                        data_type.as_ref(),
+                        &sequence_options,
+                        notices,
+                    )
+                    .await
+            }
+            Statement::Drop {
+                object_type: ObjectType::Sequence,
+                if_exists,
+                names,
+                ..
+            } => {
+                self.exec
+                    .drop_sequences(txn, &names, if_exists, notices)
+                    .await
+            }
             Statement::Insert(i) => match self.exec.point_insert(txn, &i, params).await? {
                 Some(out) => Ok(self.point_write(out)),
                 None => self.exec.insert(txn, i, params).await,

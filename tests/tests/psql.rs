@@ -146,7 +146,12 @@ fn meta_commands_print_what_postgresql_prints() {
         }
         let (ok, out, err) = psql_at(
             port,
-            &["-v", "ON_ERROR_STOP=1", "-f", script_file.path().to_str().unwrap()],
+            &[
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-f",
+                script_file.path().to_str().unwrap(),
+            ],
         );
         assert!(ok, "psql script failed on port {port}: {err}\n{out}");
         out
@@ -195,5 +200,8 @@ fn meta_commands_print_what_postgresql_prints() {
     // \timing prints how long each statement took.
     let (ok, out, err) = psql(&server, &["-c", "\\timing on", "-c", "SELECT 1 AS one"]);
     assert!(ok, "{err}");
-    assert!(out.contains("Timing is on.") && out.contains("Time: "), "{out}");
+    assert!(
+        out.contains("Timing is on.") && out.contains("Time: "),
+        "{out}"
+    );
 }
