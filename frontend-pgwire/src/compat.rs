@@ -113,8 +113,7 @@ impl SqlStatementRewriteRule for AggregateScalarSubqueries {
                 if let SetExpr::Select(sel) = q.body.as_mut() {
                     let grouped =
                         !matches!(&sel.group_by, GroupByExpr::Expressions(g, _) if g.is_empty());
-                    if !limited && !grouped && sel.projection.len() == 1 && !sel.distinct.is_some()
-                    {
+                    if !limited && !grouped && sel.projection.len() == 1 && sel.distinct.is_none() {
                         let item = &mut sel.projection[0];
                         let (inner, alias) = match item {
                             SelectItem::UnnamedExpr(x) => (x.clone(), None),

@@ -432,9 +432,7 @@ impl Executor {
                         ) {
                             return Err(SqlError::new(
                                 codes::DATATYPE_MISMATCH,
-                                format!(
-                                    "identity column type must be smallint, integer, or bigint"
-                                ),
+                                "identity column type must be smallint, integer, or bigint",
                             ));
                         }
                         col.identity = Some(
