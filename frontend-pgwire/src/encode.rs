@@ -285,6 +285,50 @@ fn encode_batch(
     out
 }
 
+/// Every row in PostgreSQL's text representation (what a text-format DataRow carries),
+/// `None` for NULL: the values COPY TO writes.
+pub fn text_rows(
+    schema: &Schema,
+    batches: &[RecordBatch],
+) -> crate::error::SqlResult<Vec<Vec<Option<Vec<u8>>>>> {
+    let fields = Arc::new(
+        fields_for(schema, &Format::UnifiedText)
+            .map_err(|e| crate::error::SqlError::internal(e.to_string()))?,
+    );
+    let overrides: Vec<Option<Type>> = schema.fields().iter().map(|f| override_type(f)).collect();
+    let mut out = Vec::new();
+    for b in batches {
+        for row in encode_batch(&fields, &overrides, b) {
+            let row = row.map_err(|e| crate::error::SqlError::internal(e.to_string()))?;
+            // A DataRow's fields: a 4-byte length (-1 for NULL), then the bytes.
+            let data = &row.data[..];
+            let mut values = Vec::with_capacity(row.field_count as usize);
+            let mut at = 0;
+            for _ in 0..row.field_count {
+                let len = i32::from_be_bytes(
+                    data.get(at..at + 4)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(|| crate::error::SqlError::internal("short data row"))?,
+                );
+                at += 4;
+                if len < 0 {
+                    values.push(None);
+                } else {
+                    let end = at + len as usize;
+                    values.push(Some(
+                        data.get(at..end)
+                            .ok_or_else(|| crate::error::SqlError::internal("short data row"))?
+                            .to_vec(),
+                    ));
+                    at = end;
+                }
+            }
+            out.push(values);
+        }
+    }
+    Ok(out)
+}
+
 pub fn query_response(
     schema: &Schema,
     batches: Vec<RecordBatch>,

@@ -42,6 +42,15 @@ pub enum Outcome {
         batches: Vec<RecordBatch>,
     },
     Command(Tag),
+    /// COPY FROM STDIN is ready for the client's data.
+    CopyIn(Box<crate::copy::CopyIn>),
+    /// COPY TO STDOUT: the lines, ready to send.
+    CopyOut {
+        columns: usize,
+        lines: Vec<Vec<u8>>,
+        /// Rows copied (the lines without a header).
+        rows: usize,
+    },
 }
 
 /// A NOTICE or WARNING to send before the statement's result.
@@ -793,6 +802,154 @@ impl Executor {
             }
         }
         Ok(Outcome::Command(Tag::new("DROP SEQUENCE")))
+    }
+
+    /// `COPY t [(cols)] FROM STDIN` (checks the target; the data comes later) and
+    /// `COPY t [(cols)] | (query) TO STDOUT` (runs the query and renders the lines).
+    pub async fn copy(
+        &self,
+        txn: &mut Txn,
+        source: ast::CopySource,
+        to: bool,
+        target: ast::CopyTarget,
+        options: &[ast::CopyOption],
+        legacy: &[ast::CopyLegacyOption],
+    ) -> SqlResult<Outcome> {
+        let format = crate::copy::CopyFormat::from_options(options, legacy)?;
+        match (&target, to) {
+            (ast::CopyTarget::Stdin, false) | (ast::CopyTarget::Stdout, true) => {}
+            _ => {
+                return Err(SqlError::unsupported(
+                    "COPY to or from a file or program is not supported: use STDIN/STDOUT (psql's \\copy)",
+                ))
+            }
+        }
+        if !to {
+            let ast::CopySource::Table {
+                table_name: name,
+                columns,
+            } = source
+            else {
+                return Err(SqlError::syntax("COPY FROM needs a table"));
+            };
+            let name = table_name(&name)?;
+            let def = self.table_def(txn, &name).await?;
+            let cols: Vec<String> = if columns.is_empty() {
+                def.columns.iter().map(|c| c.name.clone()).collect()
+            } else {
+                let mut cols = Vec::new();
+                for c in &columns {
+                    let n = ident_name(c);
+                    if def.column_index(&n).is_none() {
+                        return Err(SqlError::new(
+                            codes::UNDEFINED_COLUMN,
+                            format!("column \"{n}\" of relation \"{name}\" does not exist"),
+                        ));
+                    }
+                    cols.push(n);
+                }
+                cols
+            };
+            return Ok(Outcome::CopyIn(Box::new(crate::copy::CopyIn::new(
+                name, cols, format,
+            ))));
+        }
+        let query = match source {
+            ast::CopySource::Query(q) => Statement::Query(q),
+            ast::CopySource::Table {
+                table_name: name,
+                columns,
+            } => {
+                let list = if columns.is_empty() {
+                    "*".to_string()
+                } else {
+                    columns
+                        .iter()
+                        .map(|c| quote(&ident_name(c)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let sql = format!("SELECT {list} FROM {}", quote(&table_name(&name)?));
+                let mut stmts = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+                    &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+                    &sql,
+                )
+                .map_err(|e| SqlError::syntax(e.to_string()))?;
+                stmts
+                    .pop()
+                    .ok_or_else(|| SqlError::internal("empty COPY query"))?
+            }
+        };
+        let Outcome::Rows { schema, batches } = self.query(txn, query, None).await? else {
+            return Err(SqlError::internal("COPY's query returned no rows"));
+        };
+        let mut lines = Vec::new();
+        if format.header {
+            let names: Vec<&[u8]> = schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_bytes())
+                .collect();
+            lines.push(format.line(&names.into_iter().map(Some).collect::<Vec<_>>()));
+        }
+        for row in crate::encode::text_rows(&schema, &batches)? {
+            let values: Vec<Option<&[u8]>> = row.iter().map(|v| v.as_deref()).collect();
+            lines.push(format.line(&values));
+        }
+        let rows = lines.len() - usize::from(format.header);
+        Ok(Outcome::CopyOut {
+            columns: schema.fields().len(),
+            lines,
+            rows,
+        })
+    }
+
+    /// Inserts the records a COPY FROM parsed so far.
+    pub async fn copy_rows(&self, txn: &mut Txn, copy: &mut crate::copy::CopyIn) -> SqlResult<()> {
+        if copy.records.is_empty() {
+            return Ok(());
+        }
+        let cols = copy
+            .columns
+            .iter()
+            .map(|c| quote(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("INSERT INTO {} ({cols}) VALUES (NULL)", quote(&copy.table));
+        let mut stmts = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            &sql,
+        )
+        .map_err(|e| SqlError::internal(e.to_string()))?;
+        let Some(Statement::Insert(mut ins)) = stmts.pop() else {
+            return Err(SqlError::internal("COPY's INSERT did not parse"));
+        };
+        let records = std::mem::take(&mut copy.records);
+        let n = records.len();
+        if let Some(ast::SetExpr::Values(v)) = ins.source.as_mut().map(|q| q.body.as_mut()) {
+            v.rows = records
+                .into_iter()
+                .map(|r| {
+                    let row: Vec<SqlExpr> = r
+                        .into_iter()
+                        .map(|f| {
+                            SqlExpr::Value(
+                                match f {
+                                    Some(s) => ast::Value::SingleQuotedString(s),
+                                    None => ast::Value::Null,
+                                }
+                                .into(),
+                            )
+                        })
+                        .collect();
+                    ast::Parens::with_empty_span(row)
+                })
+                .collect();
+        }
+        self.insert(txn, ins, None).await?;
+        copy.count += n;
+        copy.uncommitted += n;
+        Ok(())
     }
 
     pub async fn truncate(&self, txn: &mut Txn, t: &ast::Truncate) -> SqlResult<Outcome> {

@@ -14,6 +14,7 @@
 //! - [`error`][]: SQLSTATEs.
 
 mod compat;
+pub mod copy;
 pub mod db;
 mod deferred;
 pub mod encode;

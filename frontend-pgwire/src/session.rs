@@ -56,6 +56,10 @@ pub enum Reply {
     Outcome(Outcome),
     Begin,
     End(&'static str),
+    /// COPY FROM STDIN: the session now reads CopyData (the copy is in `State::copy`).
+    CopyIn {
+        columns: usize,
+    },
 }
 
 pub struct State {
@@ -64,6 +68,8 @@ pub struct State {
     settings: BTreeMap<String, String>,
     /// `SET weft.as_of`: every transaction reads as of this timestamp, read-only.
     as_of: Option<Timestamp>,
+    /// A COPY FROM STDIN in progress.
+    copy: Option<Box<crate::copy::CopyIn>>,
 }
 
 pub struct Core {
@@ -223,6 +229,7 @@ fn write_kind(stmt: &Statement) -> Option<&'static str> {
         Statement::Drop { .. } => Some("DROP TABLE"),
         Statement::CreateSequence { .. } => Some("CREATE SEQUENCE"),
         Statement::Truncate(_) => Some("TRUNCATE TABLE"),
+        Statement::Copy { to: false, .. } => Some("COPY FROM"),
         Statement::Query(q) if !q.locks.is_empty() => Some("SELECT FOR UPDATE"),
         _ => None,
     }
@@ -786,6 +793,12 @@ impl Core {
                         self.fail(st);
                         Err(e)
                     }
+                    Ok(Outcome::CopyIn(copy)) => {
+                        // The transaction stays open until the data is in.
+                        let columns = copy.columns.len();
+                        st.copy = Some(copy);
+                        Ok(Reply::CopyIn { columns })
+                    }
                     Ok(out) => {
                         if implicit && autocommit {
                             let t = st.txn.take().expect("implicit transaction");
@@ -828,6 +841,23 @@ impl Core {
                 ..
             } => self.exec.drop_tables(txn, &names, if_exists, notices).await,
             Statement::Truncate(t) => self.exec.truncate(txn, &t).await,
+            Statement::Copy {
+                source,
+                to,
+                target,
+                options,
+                legacy_options,
+                values,
+            } => {
+                if !values.is_empty() {
+                    return Err(SqlError::unsupported(
+                        "COPY data inline in the query string is not supported",
+                    ));
+                }
+                self.exec
+                    .copy(txn, source, to, target, &options, &legacy_options)
+                    .await
+            }
             Statement::CreateSequence {
                 temporary: false,
                 if_not_exists,
@@ -1083,6 +1113,7 @@ impl Session {
                 failed: false,
                 settings: default_settings(),
                 as_of: None,
+                copy: None,
             }),
         });
         Session {
@@ -1116,6 +1147,9 @@ impl PgWireServerHandlers for Handlers {
     }
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.session.0.startup.clone()
+    }
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        self.session.clone()
     }
 }
 
@@ -1167,6 +1201,19 @@ impl SimpleQueryHandler for SessionHandler {
                     ))
                     .await?;
             }
+            Ok(stmts)
+                if stmts.len() > 1
+                    && stmts
+                        .iter()
+                        .any(|s| matches!(s, Statement::Copy { to: false, .. })) =>
+            {
+                core.fail(&mut st);
+                client
+                    .feed(error_message(&SqlError::unsupported(
+                        "COPY FROM STDIN must be the only statement in its query string",
+                    )))
+                    .await?;
+            }
             Ok(stmts) => {
                 let multi = stmts.len() > 1;
                 let mut failed = false;
@@ -1188,6 +1235,13 @@ impl SimpleQueryHandler for SessionHandler {
                     if let Err(e) = core.commit(t).await {
                         client.feed(error_message(&e)).await?;
                     }
+                }
+                if st.copy.is_some() {
+                    // The client sends the data next; ReadyForQuery follows CopyDone.
+                    client.set_transaction_status(Core::status(&st));
+                    client.set_state(PgWireConnectionState::CopyInProgress(false));
+                    client.flush().await?;
+                    return Ok(());
                 }
                 if st.txn.as_ref().is_some_and(|t| !t.explicit) {
                     st.txn = None;
@@ -1228,6 +1282,51 @@ where
         Reply::Outcome(Outcome::Command(tag)) => send_execution_response(client, tag).await,
         Reply::Begin => send_execution_response(client, Tag::new("BEGIN")).await,
         Reply::End(tag) => send_execution_response(client, Tag::new(tag)).await,
+        Reply::CopyIn { columns } => {
+            let resp =
+                pgwire::api::results::CopyResponse::new(0, columns, futures::stream::empty());
+            client
+                .feed(PgWireBackendMessage::CopyInResponse(
+                    pgwire::messages::copy::CopyInResponse::new(
+                        0,
+                        columns as i16,
+                        resp.column_formats(),
+                    ),
+                ))
+                .await?;
+            Ok(())
+        }
+        Reply::Outcome(Outcome::CopyOut {
+            columns,
+            lines,
+            rows,
+        }) => {
+            client
+                .feed(PgWireBackendMessage::CopyOutResponse(
+                    pgwire::messages::copy::CopyOutResponse::new(
+                        0,
+                        columns as i16,
+                        vec![0; columns],
+                    ),
+                ))
+                .await?;
+            for l in lines {
+                client
+                    .feed(PgWireBackendMessage::CopyData(
+                        pgwire::messages::copy::CopyData::new(bytes::Bytes::from(l)),
+                    ))
+                    .await?;
+            }
+            client
+                .feed(PgWireBackendMessage::CopyDone(
+                    pgwire::messages::copy::CopyDone::new(),
+                ))
+                .await?;
+            send_execution_response(client, Tag::new("COPY").with_rows(rows)).await
+        }
+        Reply::Outcome(Outcome::CopyIn(_)) => Err(PgWireError::ApiError(
+            "a COPY FROM outcome escaped the session".into(),
+        )),
     }
 }
 
@@ -1296,8 +1395,15 @@ impl ExtendedQueryHandler for SessionHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         // The default execution, with its flushes deferred to Sync (see deferred.rs).
-        self._on_execute(&mut crate::deferred::Deferred(client), message)
-            .await
+        let r = self
+            ._on_execute(&mut crate::deferred::Deferred(client), message)
+            .await;
+        if matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+            // COPY FROM STDIN: the client waits for CopyInResponse before it sends data,
+            // and a Sync during the copy is ignored, so it leaves now.
+            client.flush().await?;
+        }
+        r
     }
 
     async fn do_describe_statement<C>(
@@ -1398,6 +1504,22 @@ impl ExtendedQueryHandler for SessionHandler {
             Ok(Reply::Outcome(Outcome::Command(tag))) => Ok(Response::Execution(tag)),
             Ok(Reply::Begin) => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
             Ok(Reply::End(tag)) => Ok(Response::TransactionEnd(Tag::new(tag))),
+            Ok(Reply::CopyIn { columns }) => Ok(Response::CopyIn(
+                pgwire::api::results::CopyResponse::new(0, columns, futures::stream::empty()),
+            )),
+            Ok(Reply::Outcome(Outcome::CopyOut { columns, lines, .. })) => {
+                let data = lines
+                    .into_iter()
+                    .map(|l| Ok(pgwire::messages::copy::CopyData::new(bytes::Bytes::from(l))));
+                Ok(Response::CopyOut(pgwire::api::results::CopyResponse::new(
+                    0,
+                    columns,
+                    futures::stream::iter(data.collect::<Vec<_>>()),
+                )))
+            }
+            Ok(Reply::Outcome(Outcome::CopyIn(_))) => Err(PgWireError::ApiError(
+                "a COPY FROM outcome escaped the session".into(),
+            )),
             Err(e) => Err(e.into_pgwire()),
         }
     }
@@ -1466,5 +1588,166 @@ impl StartupHandler for Startup {
             finish_authentication(client, &params).await?;
         }
         Ok(())
+    }
+}
+
+/// Records parsed before they are inserted as one INSERT.
+const COPY_CHUNK_ROWS: usize = 1000;
+
+impl Core {
+    /// Inserts what a COPY FROM has parsed, in chunks; with `weft.copy_commit_rows` set and
+    /// no transaction block, commits every that many rows.
+    async fn copy_flush(&self, st: &mut State, all: bool) -> SqlResult<()> {
+        let Some(mut copy) = st.copy.take() else {
+            return Ok(());
+        };
+        let result = self.copy_flush_inner(st, &mut copy, all).await;
+        st.copy = Some(copy);
+        result
+    }
+
+    async fn copy_flush_inner(
+        &self,
+        st: &mut State,
+        copy: &mut crate::copy::CopyIn,
+        all: bool,
+    ) -> SqlResult<()> {
+        if copy.records.is_empty() || (!all && copy.records.len() < COPY_CHUNK_ROWS) {
+            return Ok(());
+        }
+        let commit_every = st
+            .settings
+            .get("weft.copy_commit_rows")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let txn = st
+            .txn
+            .as_mut()
+            .ok_or_else(|| SqlError::internal("COPY without a transaction"))?;
+        self.exec.copy_rows(txn, copy).await?;
+        if commit_every > 0 && !txn.explicit && copy.uncommitted >= commit_every {
+            let done = st.txn.take().expect("the COPY's transaction");
+            self.commit(done).await?;
+            copy.uncommitted = 0;
+            let mut fresh = Self::new_txn(st, false);
+            fresh.read_ts = Some(self.exec.db.adjudicator.read_ts());
+            fresh.pin = fresh.read_ts.map(|ts| self.exec.db.storage.pin(ts));
+            st.txn = Some(fresh);
+        }
+        Ok(())
+    }
+
+    /// Ends a COPY FROM: the rest of the rows, then the commit of an implicit transaction.
+    async fn copy_done(&self, st: &mut State) -> SqlResult<usize> {
+        let Some(copy) = st.copy.as_mut() else {
+            return Err(SqlError::new(
+                codes::PROTOCOL_VIOLATION,
+                "CopyDone without a COPY in progress",
+            ));
+        };
+        if copy.failed.is_none() {
+            if let Err(e) = copy.finish() {
+                copy.failed = Some(e);
+            }
+        }
+        if st.copy.as_ref().is_some_and(|c| c.failed.is_none()) {
+            if let Err(e) = self.copy_flush(st, true).await {
+                if let Some(c) = st.copy.as_mut() {
+                    c.failed = Some(e);
+                }
+            }
+        }
+        let copy = st.copy.take().expect("checked above");
+        if let Some(e) = copy.failed {
+            self.fail(st);
+            return Err(e);
+        }
+        if st.txn.as_ref().is_some_and(|t| !t.explicit) {
+            let t = st.txn.take().expect("implicit transaction");
+            self.commit(t).await?;
+        }
+        Ok(copy.count)
+    }
+}
+
+#[async_trait]
+impl pgwire::api::copy::CopyHandler for SessionHandler {
+    async fn on_copy_data<C>(
+        &self,
+        _client: &mut C,
+        data: pgwire::messages::copy::CopyData,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let core = &self.0.core;
+        let mut st = core.state.lock().await;
+        let Some(copy) = st.copy.as_mut() else {
+            return Ok(());
+        };
+        if copy.failed.is_some() {
+            // After an error the rest of the data is read and dropped.
+            return Ok(());
+        }
+        if let Err(e) = copy.feed(&data.data) {
+            copy.failed = Some(e);
+            return Ok(());
+        }
+        if let Err(e) = core.copy_flush(&mut st, false).await {
+            if let Some(c) = st.copy.as_mut() {
+                c.failed = Some(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(
+        &self,
+        client: &mut C,
+        _done: pgwire::messages::copy::CopyDone,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let core = &self.0.core;
+        let mut st = core.state.lock().await;
+        let result = core.copy_done(&mut st).await;
+        if st.txn.as_ref().is_some_and(|t| !t.explicit) {
+            st.txn = None;
+        }
+        client.set_transaction_status(Core::status(&st));
+        match result {
+            Ok(n) => {
+                send_execution_response(client, Tag::new("COPY").with_rows(n)).await?;
+                Ok(())
+            }
+            Err(e) => Err(e.into_pgwire()),
+        }
+    }
+
+    async fn on_copy_fail<C>(
+        &self,
+        client: &mut C,
+        fail: pgwire::messages::copy::CopyFail,
+    ) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let core = &self.0.core;
+        let mut st = core.state.lock().await;
+        st.copy = None;
+        core.fail(&mut st);
+        client.set_transaction_status(Core::status(&st));
+        SqlError::new(
+            codes::QUERY_CANCELED,
+            format!("COPY from stdin failed: {}", fail.message),
+        )
+        .into_pgwire()
     }
 }

@@ -468,11 +468,11 @@ async fn truncate_is_transactional_and_conflicts_with_writers() {
 
     let err = c.batch_execute("TRUNCATE nosuch").await.unwrap_err();
     assert_eq!(sqlstate(&err), "42P01");
-    let err = c
-        .batch_execute("TRUNCATE t RESTART IDENTITY")
+    // RESTART IDENTITY on a table without sequences truncates it (tests/sequences.rs
+    // covers the restart itself).
+    c.batch_execute("TRUNCATE t RESTART IDENTITY")
         .await
-        .unwrap_err();
-    assert_eq!(sqlstate(&err), "0A000");
+        .unwrap();
 
     // It survives a crash.
     c.execute("INSERT INTO t VALUES (7, 'kept')", &[])

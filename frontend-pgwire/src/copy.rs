@@ -1,0 +1,549 @@
+//! COPY: `COPY t FROM STDIN` and `COPY t|(query) TO STDOUT`, in PostgreSQL's text and CSV
+//! formats.
+//!
+//! Incoming data is parsed as it streams in, record by record (a CSV field may span lines),
+//! and inserted in chunks through the ordinary INSERT path, so defaults, SERIAL columns,
+//! types, NOT NULL and primary keys behave exactly as for INSERT. The rows belong to the
+//! session's transaction and count against its limits (54000 when a load is too large for
+//! one transaction), unless the session asked for bounded commits with
+//! `SET weft.copy_commit_rows = N`: outside a transaction block, a COPY then commits every N
+//! rows and a failure keeps the chunks already committed.
+
+use datafusion::sql::sqlparser::ast::{CopyLegacyCsvOption, CopyLegacyOption, CopyOption};
+
+use crate::error::{codes, SqlError, SqlResult};
+
+/// How the data is laid out.
+#[derive(Debug, Clone)]
+pub struct CopyFormat {
+    pub csv: bool,
+    pub delimiter: u8,
+    pub null: String,
+    pub header: bool,
+    pub quote: u8,
+    pub escape: u8,
+}
+
+impl CopyFormat {
+    pub fn from_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> SqlResult<Self> {
+        let mut csv = false;
+        let (mut delimiter, mut null, mut header, mut quote, mut escape) =
+            (None, None, false, None, None);
+        let byte = |c: char, what: &str| -> SqlResult<u8> {
+            if c.is_ascii() {
+                Ok(c as u8)
+            } else {
+                Err(SqlError::new(
+                    codes::FEATURE_NOT_SUPPORTED,
+                    format!("COPY {what} must be a single one-byte character"),
+                ))
+            }
+        };
+        for o in options {
+            match o {
+                CopyOption::Format(f) => match f.value.to_lowercase().as_str() {
+                    "text" => csv = false,
+                    "csv" => csv = true,
+                    "binary" => {
+                        return Err(SqlError::unsupported(
+                            "COPY in binary format is not supported; use text or csv",
+                        ))
+                    }
+                    other => {
+                        return Err(SqlError::new(
+                            codes::INVALID_PARAMETER_VALUE,
+                            format!("COPY format \"{other}\" not recognized"),
+                        ))
+                    }
+                },
+                CopyOption::Delimiter(c) => delimiter = Some(byte(*c, "delimiter")?),
+                CopyOption::Null(s) => null = Some(s.clone()),
+                CopyOption::Header(h) => header = *h,
+                CopyOption::Quote(c) => quote = Some(byte(*c, "quote")?),
+                CopyOption::Escape(c) => escape = Some(byte(*c, "escape")?),
+                CopyOption::Encoding(e) => {
+                    let e = e.to_uppercase().replace(['-', '_'], "");
+                    if e != "UTF8" {
+                        return Err(SqlError::unsupported(format!(
+                            "COPY encoding {e} is not supported; weft speaks UTF8"
+                        )));
+                    }
+                }
+                CopyOption::Freeze(_) => {}
+                other => {
+                    return Err(SqlError::unsupported(format!(
+                        "COPY option {other} is not supported"
+                    )))
+                }
+            }
+        }
+        for o in legacy {
+            match o {
+                CopyLegacyOption::Binary => {
+                    return Err(SqlError::unsupported(
+                        "COPY in binary format is not supported; use text or csv",
+                    ))
+                }
+                CopyLegacyOption::Delimiter(c) => delimiter = Some(byte(*c, "delimiter")?),
+                CopyLegacyOption::Null(s) => null = Some(s.clone()),
+                CopyLegacyOption::Csv(opts) => {
+                    csv = true;
+                    for c in opts {
+                        match c {
+                            CopyLegacyCsvOption::Header => header = true,
+                            CopyLegacyCsvOption::Quote(q) => quote = Some(byte(*q, "quote")?),
+                            CopyLegacyCsvOption::Escape(q) => escape = Some(byte(*q, "escape")?),
+                            other => {
+                                return Err(SqlError::unsupported(format!(
+                                    "COPY option {other} is not supported"
+                                )))
+                            }
+                        }
+                    }
+                }
+                CopyLegacyOption::Header => header = true,
+                other => {
+                    return Err(SqlError::unsupported(format!(
+                        "COPY option {other} is not supported"
+                    )))
+                }
+            }
+        }
+        if header && !csv {
+            return Err(SqlError::unsupported(
+                "COPY HEADER is available only in CSV mode",
+            ));
+        }
+        let delimiter = delimiter.unwrap_or(if csv { b',' } else { b'\t' });
+        let quote = quote.unwrap_or(b'"');
+        if delimiter == b'\n' || delimiter == b'\r' || (!csv && delimiter == b'\\') {
+            return Err(SqlError::new(
+                codes::INVALID_PARAMETER_VALUE,
+                "COPY delimiter cannot be newline, carriage return or backslash",
+            ));
+        }
+        if csv && delimiter == quote {
+            return Err(SqlError::new(
+                codes::INVALID_PARAMETER_VALUE,
+                "COPY delimiter and quote must be different",
+            ));
+        }
+        Ok(CopyFormat {
+            csv,
+            delimiter,
+            null: null.unwrap_or_else(|| if csv { String::new() } else { "\\N".into() }),
+            header,
+            quote,
+            escape: escape.unwrap_or(quote),
+        })
+    }
+
+    // ------------------------------------------------------------------ output
+
+    /// One output line for a row of values in PostgreSQL's text representation.
+    pub fn line(&self, values: &[Option<&[u8]>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                out.push(self.delimiter);
+            }
+            match v {
+                None => out.extend_from_slice(self.null.as_bytes()),
+                Some(v) if self.csv => self.csv_field(v, &mut out),
+                Some(v) => {
+                    for &b in v.iter() {
+                        match b {
+                            b'\\' => out.extend_from_slice(b"\\\\"),
+                            b'\n' => out.extend_from_slice(b"\\n"),
+                            b'\r' => out.extend_from_slice(b"\\r"),
+                            b'\t' => out.extend_from_slice(b"\\t"),
+                            _ if b == self.delimiter => {
+                                out.push(b'\\');
+                                out.push(b);
+                            }
+                            _ => out.push(b),
+                        }
+                    }
+                }
+            }
+        }
+        out.push(b'\n');
+        out
+    }
+
+    fn csv_field(&self, v: &[u8], out: &mut Vec<u8>) {
+        let needs = v.is_empty() && self.null.is_empty()
+            || v == self.null.as_bytes()
+            || v.iter()
+                .any(|&b| b == self.delimiter || b == self.quote || b == b'\n' || b == b'\r')
+            || v == b"\\.";
+        if !needs {
+            out.extend_from_slice(v);
+            return;
+        }
+        out.push(self.quote);
+        for &b in v {
+            if b == self.quote || b == self.escape {
+                out.push(self.escape);
+            }
+            out.push(b);
+        }
+        out.push(self.quote);
+    }
+}
+
+/// A COPY FROM STDIN in progress: the bytes not yet parsed and the records parsed.
+#[derive(Debug)]
+pub struct CopyIn {
+    pub table: String,
+    pub columns: Vec<String>,
+    pub format: CopyFormat,
+    pending: Vec<u8>,
+    header_done: bool,
+    /// `\.` was seen: what follows is ignored.
+    ended: bool,
+    /// Records parsed and not yet inserted.
+    pub records: Vec<Vec<Option<String>>>,
+    /// Lines consumed so far (for error messages).
+    pub line: usize,
+    /// Rows inserted so far.
+    pub count: usize,
+    /// Rows inserted but not committed (bounded-commit mode).
+    pub uncommitted: usize,
+    /// The first error: the rest of the data is read and dropped, then it is reported.
+    pub failed: Option<SqlError>,
+}
+
+impl CopyIn {
+    pub fn new(table: String, columns: Vec<String>, format: CopyFormat) -> CopyIn {
+        CopyIn {
+            table,
+            columns,
+            format,
+            pending: Vec::new(),
+            header_done: false,
+            ended: false,
+            records: Vec::new(),
+            line: 0,
+            count: 0,
+            uncommitted: 0,
+            failed: None,
+        }
+    }
+
+    /// Takes more data and parses every complete record in it.
+    pub fn feed(&mut self, data: &[u8]) -> SqlResult<()> {
+        if self.ended {
+            return Ok(());
+        }
+        self.pending.extend_from_slice(data);
+        self.parse(false)
+    }
+
+    /// The data is complete: parses a last record without a final newline.
+    pub fn finish(&mut self) -> SqlResult<()> {
+        if self.ended {
+            return Ok(());
+        }
+        self.parse(true)
+    }
+
+    fn parse(&mut self, at_end: bool) -> SqlResult<()> {
+        let mut start = 0;
+        loop {
+            let end = if self.format.csv {
+                csv_record_end(
+                    &self.pending[start..],
+                    self.format.quote,
+                    self.format.escape,
+                )
+            } else {
+                self.pending[start..].iter().position(|&b| b == b'\n')
+            };
+            let (record, next) = match end {
+                Some(e) => (&self.pending[start..start + e], start + e + 1),
+                None if at_end && start < self.pending.len() => {
+                    (&self.pending[start..], self.pending.len())
+                }
+                None => break,
+            };
+            let record = record.strip_suffix(b"\r").unwrap_or(record);
+            self.line += 1;
+            start = next;
+            if record == b"\\." {
+                self.ended = true;
+                break;
+            }
+            if self.format.csv && self.format.header && !self.header_done {
+                self.header_done = true;
+                continue;
+            }
+            let fields = if self.format.csv {
+                csv_fields(record, &self.format)
+            } else {
+                text_fields(record, &self.format)
+            }
+            .map_err(|m| self.error(m))?;
+            if fields.len() != self.columns.len() {
+                let m = if fields.len() < self.columns.len() {
+                    format!("missing data for column \"{}\"", self.columns[fields.len()])
+                } else {
+                    "extra data after last expected column".to_string()
+                };
+                return Err(self.error(m));
+            }
+            self.records.push(fields);
+        }
+        self.pending.drain(..start);
+        Ok(())
+    }
+
+    /// A data error at the current line, as PostgreSQL reports it (22P04).
+    pub fn error(&self, m: impl Into<String>) -> SqlError {
+        SqlError::new("22P04", m.into())
+            .with_detail(format!("COPY {}, line {}", self.table, self.line))
+    }
+}
+
+/// Where the first CSV record in `data` ends (its newline outside quotes), if it does.
+fn csv_record_end(data: &[u8], quote: u8, escape: u8) -> Option<usize> {
+    let mut in_quotes = false;
+    let mut i = 0;
+    while i < data.len() {
+        let b = data[i];
+        if in_quotes {
+            if b == escape && escape != quote && i + 1 < data.len() && data[i + 1] == quote {
+                i += 2;
+                continue;
+            }
+            if b == quote {
+                in_quotes = false;
+            }
+        } else if b == quote {
+            in_quotes = true;
+        } else if b == b'\n' {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+fn utf8(v: Vec<u8>) -> Result<String, String> {
+    String::from_utf8(v).map_err(|_| "invalid byte sequence for encoding \"UTF8\"".to_string())
+}
+
+fn csv_fields(record: &[u8], f: &CopyFormat) -> Result<Vec<Option<String>>, String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        let mut value = Vec::new();
+        let mut quoted = false;
+        let mut raw_start = i;
+        while i < record.len() && record[i] != f.delimiter {
+            let b = record[i];
+            if b == f.quote {
+                quoted = true;
+                i += 1;
+                loop {
+                    if i >= record.len() {
+                        return Err("unterminated CSV quoted field".into());
+                    }
+                    let c = record[i];
+                    if c == f.escape && i + 1 < record.len() && record[i + 1] == f.quote {
+                        value.push(f.quote);
+                        i += 2;
+                        continue;
+                    }
+                    if c == f.quote {
+                        i += 1;
+                        break;
+                    }
+                    value.push(c);
+                    i += 1;
+                }
+                continue;
+            }
+            value.push(b);
+            i += 1;
+        }
+        let raw = &record[raw_start..i];
+        raw_start = i;
+        let _ = raw_start;
+        out.push(if !quoted && raw == f.null.as_bytes() {
+            None
+        } else {
+            Some(utf8(value)?)
+        });
+        if i >= record.len() {
+            break;
+        }
+        i += 1; // the delimiter
+    }
+    Ok(out)
+}
+
+fn text_fields(record: &[u8], f: &CopyFormat) -> Result<Vec<Option<String>>, String> {
+    let mut out = Vec::new();
+    for raw in record.split(|&b| b == f.delimiter) {
+        // A delimiter escaped with a backslash belongs to the field: rejoin.
+        out.push(raw.to_vec());
+    }
+    let mut fields: Vec<Vec<u8>> = Vec::new();
+    for part in out {
+        match fields.last_mut() {
+            Some(prev) if ends_with_odd_backslashes(prev) => {
+                prev.push(f.delimiter);
+                prev.extend_from_slice(&part);
+            }
+            _ => fields.push(part),
+        }
+    }
+    fields
+        .into_iter()
+        .map(|raw| {
+            if raw == f.null.as_bytes() {
+                return Ok(None);
+            }
+            Ok(Some(utf8(unescape(&raw))?))
+        })
+        .collect()
+}
+
+fn ends_with_odd_backslashes(v: &[u8]) -> bool {
+    v.iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
+}
+
+/// PostgreSQL's text-format escapes: `\b \f \n \r \t \v \\`, octal `\NNN`, hex `\xHH`; any
+/// other escaped character stands for itself.
+fn unescape(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b != b'\\' || i + 1 >= raw.len() {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let c = raw[i + 1];
+        i += 2;
+        match c {
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'v' => out.push(11),
+            b'0'..=b'7' => {
+                let mut v = (c - b'0') as u32;
+                let mut n = 1;
+                while n < 3 && i < raw.len() && (b'0'..=b'7').contains(&raw[i]) {
+                    v = v * 8 + (raw[i] - b'0') as u32;
+                    i += 1;
+                    n += 1;
+                }
+                out.push(v as u8);
+            }
+            b'x' if i < raw.len() && raw[i].is_ascii_hexdigit() => {
+                let mut v = 0u32;
+                let mut n = 0;
+                while n < 2 && i < raw.len() && raw[i].is_ascii_hexdigit() {
+                    v = v * 16 + (raw[i] as char).to_digit(16).unwrap_or(0);
+                    i += 1;
+                    n += 1;
+                }
+                out.push(v as u8);
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text() -> CopyFormat {
+        CopyFormat::from_options(&[], &[]).unwrap()
+    }
+
+    fn csv(header: bool) -> CopyFormat {
+        let mut f = text();
+        f.csv = true;
+        f.delimiter = b',';
+        f.null = String::new();
+        f.header = header;
+        f
+    }
+
+    #[test]
+    fn text_records_split_across_chunks() {
+        let mut c = CopyIn::new("t".into(), vec!["a".into(), "b".into()], text());
+        c.feed(b"1\thel").unwrap();
+        assert!(c.records.is_empty());
+        c.feed(b"lo\\tworld\n2\t\\N\n3\ta\\\\b\\\tc\n").unwrap();
+        c.finish().unwrap();
+        assert_eq!(
+            c.records,
+            vec![
+                vec![Some("1".into()), Some("hello\tworld".into())],
+                vec![Some("2".into()), None],
+                vec![Some("3".into()), Some("a\\b\tc".into())],
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_quotes_newlines_nulls_and_header() {
+        let mut c = CopyIn::new("t".into(), vec!["a".into(), "b".into()], csv(true));
+        c.feed(b"a,b\n1,\"x, \"\"y\"\"\nz\"\n2,\n3,\"\"").unwrap();
+        c.finish().unwrap();
+        assert_eq!(
+            c.records,
+            vec![
+                vec![Some("1".into()), Some("x, \"y\"\nz".into())],
+                vec![Some("2".into()), None],
+                vec![Some("3".into()), Some(String::new())],
+            ]
+        );
+    }
+
+    #[test]
+    fn wrong_field_counts_name_the_line() {
+        let mut c = CopyIn::new("t".into(), vec!["a".into(), "b".into()], text());
+        let e = c.feed(b"1\t2\n3\n").unwrap_err();
+        assert_eq!(e.code, "22P04");
+        assert!(
+            e.message.contains("missing data for column \"b\""),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.detail.as_deref(), Some("COPY t, line 2"));
+        let mut c = CopyIn::new("t".into(), vec!["a".into()], text());
+        let e = c.feed(b"1\t2\n").unwrap_err();
+        assert!(e.message.contains("extra data"), "{}", e.message);
+    }
+
+    #[test]
+    fn output_round_trips_through_input() {
+        for f in [text(), csv(false)] {
+            let vals: Vec<Option<&[u8]>> = vec![
+                Some(b"plain"),
+                None,
+                Some(b"tab\tnew\nline \\ \"q\", comma"),
+                Some(b""),
+            ];
+            let line = f.line(&vals);
+            let mut c = CopyIn::new("t".into(), (0..4).map(|i| i.to_string()).collect(), f);
+            c.feed(&line).unwrap();
+            c.finish().unwrap();
+            let back: Vec<Option<String>> = vals
+                .iter()
+                .map(|v| v.map(|b| String::from_utf8(b.to_vec()).unwrap()))
+                .collect();
+            assert_eq!(c.records, vec![back]);
+        }
+    }
+}
