@@ -87,6 +87,8 @@ fn compat() -> &'static Compat {
             Arc::new(StripCollate),
             Arc::new(RewritePgCatalogOperator),
             Arc::new(RewriteRegCastToSubquery::new()),
+            Arc::new(RegclassOfExpression),
+            Arc::new(GenerateSubscripts),
             Arc::new(FixVersionColumnName),
             Arc::new(AggregateScalarSubqueries),
         ],
@@ -217,7 +219,8 @@ fn hoist_outer_conditions(e: &mut datafusion::sql::sqlparser::ast::Expr) {
         let _ = visit_expressions(c, |x| {
             match x {
                 Expr::CompoundIdentifier(ids) if ids.len() >= 2 => {
-                    if local.contains(&ids[0].value.to_lowercase()) {
+                    // `t.c` or `schema.t.c`: the table is the part before the column.
+                    if local.contains(&ids[ids.len() - 2].value.to_lowercase()) {
                         other = true;
                     } else {
                         outer = true;
@@ -231,6 +234,32 @@ fn hoist_outer_conditions(e: &mut datafusion::sql::sqlparser::ast::Expr) {
         outer && !other
     };
     let (hoisted, kept): (Vec<Expr>, Vec<Expr>) = parts.into_iter().partition(|c| outer_only(c));
+    // A correlation through a computed expression of the outer row (`inner = f(outer.c)`)
+    // is beyond DataFusion's decorrelation: such a subquery is answered NULL. (SQLAlchemy's
+    // identity-options lookup is one; weft reports identity columns through attidentity.)
+    let computed_correlation = kept.iter().any(|c| {
+        let mut found = false;
+        let _ = visit_expressions(c, |x| {
+            if let Expr::Function(_) | Expr::Cast { .. } = x {
+                let _ = visit_expressions(x, |y| {
+                    if let Expr::CompoundIdentifier(ids) = y {
+                        if ids.len() >= 2
+                            && !local.contains(&ids[ids.len() - 2].value.to_lowercase())
+                        {
+                            found = true;
+                        }
+                    }
+                    ControlFlow::<()>::Continue(())
+                });
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        found
+    });
+    if computed_correlation {
+        *e = Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into());
+        return;
+    }
     let and = |v: Vec<Expr>| {
         v.into_iter().reduce(|l, r| Expr::BinaryOp {
             left: Box::new(l),
@@ -251,6 +280,92 @@ fn hoist_outer_conditions(e: &mut datafusion::sql::sqlparser::ast::Expr) {
             }],
             else_result: None,
         };
+    }
+}
+
+/// `CAST(x AS regclass)` of a column or expression (not a literal, which
+/// `RewriteRegCastToSubquery` resolves): `to_regclass(x)`, which takes a name or an oid.
+#[derive(Debug)]
+struct RegclassOfExpression;
+
+impl SqlStatementRewriteRule for RegclassOfExpression {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        use datafusion::sql::sqlparser::ast::{
+            visit_expressions_mut, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
+            FunctionArgumentList, FunctionArguments, Ident, ObjectName,
+        };
+        use std::ops::ControlFlow;
+        let _ = visit_expressions_mut(&mut s, |e| {
+            if let Expr::Cast {
+                expr, data_type, ..
+            } = e
+            {
+                let regclass = match data_type {
+                    DataType::Regclass => true,
+                    DataType::Custom(n, a) if a.is_empty() => {
+                        n.0.last()
+                            .and_then(|p| p.as_ident())
+                            .is_some_and(|i| i.value.eq_ignore_ascii_case("regclass"))
+                    }
+                    _ => false,
+                };
+                if regclass && !matches!(expr.as_ref(), Expr::Value(_)) {
+                    let inner = (**expr).clone();
+                    *e = Expr::Function(Function {
+                        name: ObjectName::from(vec![Ident::new("to_regclass")]),
+                        uses_odbc_syntax: false,
+                        parameters: FunctionArguments::None,
+                        args: FunctionArguments::List(FunctionArgumentList {
+                            duplicate_treatment: None,
+                            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(inner))],
+                            clauses: vec![],
+                        }),
+                        filter: None,
+                        null_treatment: None,
+                        over: None,
+                        within_group: vec![],
+                    });
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        s
+    }
+}
+
+/// `generate_subscripts(a, 1)`: `unnest(generate_series(1, array_length(a)))`, the
+/// subscripts of a one-dimensional array (DataFusion has no generate_subscripts).
+#[derive(Debug)]
+struct GenerateSubscripts;
+
+impl SqlStatementRewriteRule for GenerateSubscripts {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr, FunctionArguments};
+        use std::ops::ControlFlow;
+        let _ = visit_expressions_mut(&mut s, |e| {
+            if let Expr::Function(f) = e {
+                let is = f
+                    .name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|i| i.value.eq_ignore_ascii_case("generate_subscripts"));
+                if let (true, FunctionArguments::List(l)) = (is, &f.args) {
+                    if let Some(first) = l.args.first() {
+                        let arr = first.to_string();
+                        let sql = format!("unnest(generate_series(1, array_length({arr})))");
+                        if let Ok(x) = Parser::new(&PostgreSqlDialect {})
+                            .try_with_sql(&sql)
+                            .and_then(|mut p| p.parse_expr())
+                        {
+                            *e = x;
+                        }
+                    }
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        s
     }
 }
 

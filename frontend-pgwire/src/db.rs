@@ -78,12 +78,13 @@ impl Db {
                 datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner,
             ))
             .build();
-        crate::pgfuncs::register_static(&mut base_state)
-            .expect("the system functions register in a fresh state");
         let statics = Arc::new(
             datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables::try_new()
                 .expect("the bundled pg_catalog rows load"),
         );
+        let type_oids = Arc::new(crate::pgfuncs::type_oids(statics.pg_type.data()));
+        crate::pgfuncs::register_static(&mut base_state, type_oids)
+            .expect("the system functions register in a fresh state");
         let base_state = {
             let ctx = SessionContext::new_with_state(base_state);
             ctx.register_udtf("pg_get_keywords", statics.pg_get_keywords.clone());

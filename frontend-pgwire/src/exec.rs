@@ -1072,6 +1072,13 @@ impl Executor {
                 }
             }
         }
+        // DataFusion plans a VALUES list nested in INSERT's source against the target
+        // table's columns; as a UNION ALL of SELECTs it is planned on its own.
+        if let Some(src) = ins.source.as_mut() {
+            if !matches!(src.body.as_ref(), ast::SetExpr::Values(_)) {
+                nested_values_to_union(src);
+            }
+        }
         let plan = self.plan(txn, Statement::Insert(ins), None).await?;
         let LogicalPlan::Dml(dml) = plan else {
             return Err(SqlError::internal("INSERT did not plan as DML"));
@@ -1720,4 +1727,77 @@ fn strip_qualifier(e: &mut SqlExpr, alias: &str) {
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
+}
+
+/// Rewrites every `(VALUES (..), (..)) AS x(c1, c2)` inside a query as
+/// `(SELECT .. AS c1, .. AS c2 UNION ALL SELECT ..) AS x`.
+pub(crate) fn nested_values_to_union(q: &mut ast::Query) {
+    use datafusion::sql::sqlparser::ast::{SetExpr, TableFactor};
+    fn walk(q: &mut ast::Query) {
+        let body = q.body.as_mut();
+        walk_set(body);
+    }
+    fn walk_set(s: &mut SetExpr) {
+        match s {
+            SetExpr::Select(sel) => {
+                for twj in sel.from.iter_mut() {
+                    fix(&mut twj.relation);
+                    for j in twj.joins.iter_mut() {
+                        fix(&mut j.relation);
+                    }
+                }
+            }
+            SetExpr::Query(q) => walk(q),
+            SetExpr::SetOperation { left, right, .. } => {
+                walk_set(left);
+                walk_set(right);
+            }
+            _ => {}
+        }
+    }
+    fn fix(f: &mut TableFactor) {
+        let TableFactor::Derived {
+            subquery, alias, ..
+        } = f
+        else {
+            return;
+        };
+        let names: Vec<String> = alias
+            .as_ref()
+            .map(|a| a.columns.iter().map(|c| c.name.to_string()).collect())
+            .unwrap_or_default();
+        if let SetExpr::Values(v) = subquery.body.as_ref() {
+            let selects: Vec<String> = v
+                .rows
+                .iter()
+                .map(|row| {
+                    let items: Vec<String> = row
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| match names.get(i) {
+                            Some(n) => format!("{e} AS {n}"),
+                            None => format!("{e} AS column{}", i + 1),
+                        })
+                        .collect();
+                    format!("SELECT {}", items.join(", "))
+                })
+                .collect();
+            let sql = selects.join(" UNION ALL ");
+            if let Ok(mut p) = datafusion::sql::sqlparser::parser::Parser::new(
+                &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            )
+            .try_with_sql(&sql)
+            {
+                if let Ok(parsed) = p.parse_query() {
+                    **subquery = *parsed;
+                    if let Some(a) = alias.as_mut() {
+                        a.columns.clear();
+                    }
+                }
+            }
+        } else {
+            walk(subquery);
+        }
+    }
+    walk(q);
 }

@@ -168,7 +168,12 @@ pub fn calls_catalog_function(stmt: &datafusion::sql::sqlparser::ast::Statement)
                 .map(|i| i.value.to_lowercase());
             if matches!(
                 name.as_deref(),
-                Some("pg_get_constraintdef" | "pg_get_indexdef" | "to_regclass")
+                Some(
+                    "pg_get_constraintdef"
+                        | "pg_get_indexdef"
+                        | "to_regclass"
+                        | "pg_get_serial_sequence"
+                )
             ) {
                 return ControlFlow::Break(());
             }
@@ -287,6 +292,9 @@ pub fn regclass(snap: &Snapshot, name: &str) -> Option<i32> {
     if schema.is_some_and(|s| s != "public") {
         return None;
     }
+    if let Some(q) = snap.sequences.iter().find(|q| q.name == rel) {
+        return Some(q.oid as i32);
+    }
     snap.tables.iter().find_map(|t| {
         if t.name == rel {
             Some(table_oid(t))
@@ -296,6 +304,22 @@ pub fn regclass(snap: &Snapshot, name: &str) -> Option<i32> {
             None
         }
     })
+}
+
+/// `pg_get_serial_sequence(table, column)`: the sequence a column's default draws from, as
+/// `public.name`. The table may be a name or an oid (as text).
+pub fn serial_sequence(snap: &Snapshot, table: &str, column: &str) -> Option<String> {
+    let t = match table.trim().parse::<i32>() {
+        Ok(oid) => snap.tables.iter().find(|t| table_oid(t) == oid)?,
+        Err(_) => {
+            let parts = split_name(table)?;
+            let name = parts.last()?;
+            snap.tables.iter().find(|t| &t.name == name)?
+        }
+    };
+    let c = t.columns.iter().find(|c| c.name == column)?;
+    let seq = crate::sequences::default_sequence(c.default.as_deref()?)?;
+    Some(format!("public.{}", quote_ident(seq)))
 }
 
 /// Splits a possibly qualified, possibly quoted name the way PostgreSQL reads it.
@@ -400,6 +424,8 @@ enum K {
     I64,
     F32,
     TextList,
+    /// int2vector / int2[] (index and constraint keys).
+    I16List,
 }
 
 enum V {
@@ -408,7 +434,7 @@ enum V {
     I(i64),
     B(bool),
     F(f64),
-    L(Vec<String>),
+    IL(Vec<i16>),
 }
 
 fn s(v: impl Into<String>) -> V {
@@ -438,6 +464,11 @@ fn field(name: &str, k: K) -> Field {
         K::TextList => f(DataType::List(Arc::new(Field::new(
             "item",
             DataType::Utf8,
+            true,
+        )))),
+        K::I16List => f(DataType::List(Arc::new(Field::new(
+            "item",
+            DataType::Int16,
             true,
         )))),
     }
@@ -515,9 +546,19 @@ fn build(cols: &[(&str, K)], rows: Vec<Vec<V>>) -> DfResult<Arc<dyn TableProvide
                 for r in &rows {
                     match get(r, c, name)? {
                         V::N => b.append_null(),
-                        V::L(items) => {
+                        _ => return Err(bad()),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            K::I16List => {
+                let mut b = ListBuilder::new(arrow::array::Int16Builder::new());
+                for r in &rows {
+                    match get(r, c, name)? {
+                        V::N => b.append_null(),
+                        V::IL(items) => {
                             for it in items {
-                                b.values().append_value(it);
+                                b.values().append_value(*it);
                             }
                             b.append(true);
                         }
@@ -915,7 +956,7 @@ fn pg_index(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
         ("indisready", K::Bool),
         ("indislive", K::Bool),
         ("indisreplident", K::Bool),
-        ("indkey", K::Text),
+        ("indkey", K::I16List),
         ("indcollation", K::Text),
         ("indclass", K::Text),
         ("indoption", K::Text),
@@ -928,12 +969,7 @@ fn pg_index(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
         .filter(|t| !t.primary_key.is_empty())
         .map(|t| {
             let n = t.primary_key.len() as i64;
-            let key = t
-                .primary_key
-                .iter()
-                .map(|k| (k + 1).to_string())
-                .collect::<Vec<_>>()
-                .join(" ");
+            let key: Vec<i16> = t.primary_key.iter().map(|k| *k as i16 + 1).collect();
             vec![
                 i(pkey_index_oid(t)),
                 i(table_oid(t)),
@@ -950,7 +986,7 @@ fn pg_index(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                 V::B(true),
                 V::B(true),
                 V::B(false),
-                s(key),
+                V::IL(key),
                 s(""),
                 s(""),
                 s(""),
@@ -982,8 +1018,8 @@ fn pg_constraint(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
         ("conislocal", K::Bool),
         ("coninhcount", K::I32),
         ("connoinherit", K::Bool),
-        ("conkey", K::TextList),
-        ("confkey", K::TextList),
+        ("conkey", K::I16List),
+        ("confkey", K::I16List),
         ("conbin", K::Text),
     ];
     let rows = snap
@@ -1010,7 +1046,7 @@ fn pg_constraint(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                 V::B(true),
                 i(0),
                 V::B(true),
-                V::L(t.primary_key.iter().map(|k| (k + 1).to_string()).collect()),
+                V::IL(t.primary_key.iter().map(|k| *k as i16 + 1).collect()),
                 V::N,
                 V::N,
             ]

@@ -190,8 +190,52 @@ pub fn format_type(oid: i32, typmod: i32) -> Option<String> {
     })
 }
 
+/// The oid of each type name in PostgreSQL's pg_type rows, and the SQL spellings of the
+/// common ones (`integer`, `double precision`, ...).
+pub fn type_oids(pg_type: &[arrow::array::RecordBatch]) -> std::collections::HashMap<String, i32> {
+    let mut out = std::collections::HashMap::new();
+    for b in pg_type {
+        let (Some(names), Some(oids)) = (b.column_by_name("typname"), b.column_by_name("oid"))
+        else {
+            continue;
+        };
+        let (Ok(names), Ok(oids)) = (texts(names), ints(oids)) else {
+            continue;
+        };
+        for i in 0..names.len() {
+            if !names.is_null(i) && !oids.is_null(i) {
+                out.insert(names.value(i).to_string(), oids.value(i));
+            }
+        }
+    }
+    for (alias, name) in [
+        ("integer", "int4"),
+        ("int", "int4"),
+        ("smallint", "int2"),
+        ("bigint", "int8"),
+        ("real", "float4"),
+        ("double precision", "float8"),
+        ("boolean", "bool"),
+        ("character varying", "varchar"),
+        ("character", "bpchar"),
+        ("char", "bpchar"),
+        ("decimal", "numeric"),
+        ("timestamp without time zone", "timestamp"),
+        ("timestamp with time zone", "timestamptz"),
+        ("time without time zone", "time"),
+    ] {
+        if let Some(&oid) = out.get(name) {
+            out.insert(alias.to_string(), oid);
+        }
+    }
+    out
+}
+
 /// Functions that answer the same for every session: registered in the template state.
-pub fn register_static(state: &mut SessionState) -> DfResult<()> {
+pub fn register_static(
+    state: &mut SessionState,
+    type_oids: Arc<std::collections::HashMap<String, i32>>,
+) -> DfResult<()> {
     use datafusion::execution::FunctionRegistry;
     let udfs = vec![
         constant_text("version", version_string()),
@@ -298,6 +342,65 @@ pub fn register_static(state: &mut SessionState) -> DfResult<()> {
         null_text("obj_description", &[1, 2]),
         null_text("col_description", &[2]),
         null_text("shobj_description", &[2]),
+        fun(
+            "to_regtype",
+            &[1],
+            DataType::Int32,
+            Volatility::Stable,
+            move |args, _| {
+                let names = texts(&args[0])?;
+                let out: Int32Array = names
+                    .iter()
+                    .map(|n| {
+                        n.and_then(|n| {
+                            let n = n.trim().trim_start_matches("pg_catalog.").to_lowercase();
+                            type_oids.get(n.trim_matches('"')).copied()
+                        })
+                    })
+                    .collect();
+                Ok(Arc::new(out) as ArrayRef)
+            },
+        ),
+        // json_build_object(k1, v1, ...): the object as JSON text.
+        ScalarUDF::new_from_impl(Fun {
+            name: "json_build_object",
+            signature: Signature::one_of(
+                vec![TypeSignature::VariadicAny, TypeSignature::Nullary],
+                Volatility::Stable,
+            ),
+            ret: DataType::Utf8,
+            body: Arc::new(|args: &[ArrayRef], rows: usize| {
+                if args.len() % 2 != 0 {
+                    return Err(DataFusionError::Execution(
+                        "argument list must have even number of elements".into(),
+                    ));
+                }
+                let n = args.first().map(|a| a.len()).unwrap_or(rows.max(1));
+                let mut out = Vec::with_capacity(n);
+                for r in 0..n {
+                    let mut obj = serde_json::Map::new();
+                    for pair in args.chunks(2) {
+                        let key = datafusion::scalar::ScalarValue::try_from_array(&pair[0], r)?;
+                        let val = datafusion::scalar::ScalarValue::try_from_array(&pair[1], r)?;
+                        let key = match key {
+                            datafusion::scalar::ScalarValue::Utf8(Some(k)) => k,
+                            other => other.to_string(),
+                        };
+                        obj.insert(key, json_value(&val));
+                    }
+                    out.push(serde_json::Value::Object(obj).to_string());
+                }
+                Ok(Arc::new(StringArray::from(out)) as ArrayRef)
+            }),
+        }),
+        // weft has no advisory locks: there are never any to release.
+        fun(
+            "pg_advisory_unlock_all",
+            &[0],
+            DataType::Utf8,
+            Volatility::Volatile,
+            |_, rows| Ok(Arc::new(StringArray::from(vec![None::<&str>; rows.max(1)])) as ArrayRef),
+        ),
         fun(
             "pg_is_in_recovery",
             &[0],
@@ -586,11 +689,35 @@ pub fn register_session(ctx: &SessionContext, db: &Arc<crate::db::Db>, meta: &Ar
     ));
     let m = meta.clone();
     ctx.register_udf(fun(
+        "pg_get_serial_sequence",
+        &[2],
+        DataType::Utf8,
+        Volatility::Stable,
+        move |args, _| {
+            let (tables, cols) = (texts(&args[0])?, texts(&args[1])?);
+            let snap = m.snapshot();
+            let out: StringArray = (0..tables.len())
+                .map(|i| {
+                    if tables.is_null(i) || cols.is_null(i) {
+                        return None;
+                    }
+                    pgcatalog::serial_sequence(&snap, tables.value(i), cols.value(i))
+                })
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        },
+    ));
+    let m = meta.clone();
+    ctx.register_udf(fun(
         "to_regclass",
         &[1],
         DataType::Int32,
         Volatility::Stable,
         move |args, _| {
+            // An oid already (`CAST(attrelid AS regclass)`): itself.
+            if args[0].data_type().is_integer() {
+                return Ok(Arc::new(ints(&args[0])?) as ArrayRef);
+            }
             let names = texts(&args[0])?;
             let snap = m.snapshot();
             let out: Int32Array = names
@@ -600,4 +727,25 @@ pub fn register_session(ctx: &SessionContext, db: &Arc<crate::db::Db>, meta: &Ar
             Ok(Arc::new(out) as ArrayRef)
         },
     ));
+}
+
+fn json_value(v: &datafusion::scalar::ScalarValue) -> serde_json::Value {
+    use datafusion::scalar::ScalarValue as S;
+    use serde_json::Value as J;
+    if v.is_null() {
+        return J::Null;
+    }
+    match v {
+        S::Boolean(Some(b)) => J::Bool(*b),
+        S::Int8(Some(x)) => J::from(*x),
+        S::Int16(Some(x)) => J::from(*x),
+        S::Int32(Some(x)) => J::from(*x),
+        S::Int64(Some(x)) => J::from(*x),
+        S::UInt32(Some(x)) => J::from(*x),
+        S::UInt64(Some(x)) => J::from(*x),
+        S::Float32(Some(x)) => J::from(*x as f64),
+        S::Float64(Some(x)) => J::from(*x),
+        S::Utf8(Some(s)) | S::LargeUtf8(Some(s)) | S::Utf8View(Some(s)) => J::String(s.clone()),
+        other => J::String(other.to_string()),
+    }
 }

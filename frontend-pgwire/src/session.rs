@@ -70,6 +70,8 @@ pub struct State {
     as_of: Option<Timestamp>,
     /// A COPY FROM STDIN in progress.
     copy: Option<Box<crate::copy::CopyIn>>,
+    /// The open transaction block's savepoints, oldest first.
+    savepoints: Vec<(String, crate::txn::Savepoint)>,
 }
 
 pub struct Core {
@@ -679,8 +681,10 @@ impl Core {
                 Ok(Reply::Begin)
             }
             Statement::Commit { .. } => {
+                st.savepoints.clear();
                 if st.failed {
                     st.failed = false;
+                    st.txn = None;
                     return Ok(Reply::End("ROLLBACK"));
                 }
                 match st.txn.take() {
@@ -710,14 +714,68 @@ impl Core {
                 }
                 st.txn = None;
                 st.failed = false;
+                st.savepoints.clear();
                 Ok(Reply::End("ROLLBACK"))
             }
-            Statement::Rollback { .. }
-            | Statement::Savepoint { .. }
-            | Statement::ReleaseSavepoint { .. } => {
-                let e = SqlError::unsupported("savepoints are not supported");
-                self.fail(st);
-                Err(e)
+            Statement::Savepoint { name } => {
+                if st.failed {
+                    return Err(aborted_error());
+                }
+                let Some(t) = st.txn.as_ref().filter(|t| t.explicit) else {
+                    return Err(SqlError::new(
+                        codes::NO_ACTIVE_SQL_TRANSACTION,
+                        "SAVEPOINT can only be used in transaction blocks",
+                    ));
+                };
+                let sp = t.savepoint();
+                st.savepoints.push((ident_name(&name), sp));
+                Ok(Reply::Outcome(Outcome::Command(Tag::new("SAVEPOINT"))))
+            }
+            Statement::ReleaseSavepoint { name } => {
+                if st.failed {
+                    return Err(aborted_error());
+                }
+                let n = ident_name(&name);
+                match st.savepoints.iter().rposition(|(s, _)| *s == n) {
+                    Some(i) => {
+                        st.savepoints.truncate(i);
+                        Ok(Reply::Outcome(Outcome::Command(Tag::new("RELEASE"))))
+                    }
+                    None => {
+                        let e = SqlError::new("3B001", format!("savepoint \"{n}\" does not exist"));
+                        self.fail(st);
+                        Err(e)
+                    }
+                }
+            }
+            Statement::Rollback {
+                savepoint: Some(name),
+                ..
+            } => {
+                let n = ident_name(&name);
+                match st.savepoints.iter().rposition(|(s, _)| *s == n) {
+                    Some(i) if st.txn.is_some() => {
+                        st.savepoints.truncate(i + 1);
+                        let sp = st.savepoints[i].1.clone();
+                        if let Some(t) = st.txn.as_mut() {
+                            t.rollback_to(&sp);
+                        }
+                        st.failed = false;
+                        Ok(Reply::Outcome(Outcome::Command(Tag::new("ROLLBACK"))))
+                    }
+                    _ => {
+                        let e = if st.txn.as_ref().is_some_and(|t| t.explicit) {
+                            SqlError::new("3B001", format!("savepoint \"{n}\" does not exist"))
+                        } else {
+                            SqlError::new(
+                                codes::NO_ACTIVE_SQL_TRANSACTION,
+                                "ROLLBACK TO SAVEPOINT can only be used in transaction blocks",
+                            )
+                        };
+                        self.fail(st);
+                        Err(e)
+                    }
+                }
             }
             _ if st.failed => Err(aborted_error()),
             Statement::Set(set) => {
@@ -731,6 +789,41 @@ impl Core {
                 r
             }
             Statement::ShowVariable { variable } => self.show(st, &variable),
+            // Session housekeeping that pools and drivers send (asyncpg's reset, pgbouncer's
+            // DISCARD ALL): weft has no cursors outside the protocol, no LISTEN channels.
+            Statement::Close {
+                cursor: ast::CloseCursor::All,
+            } => Ok(Reply::Outcome(Outcome::Command(Tag::new(
+                "CLOSE CURSOR ALL",
+            )))),
+            Statement::UNLISTEN { .. } => {
+                Ok(Reply::Outcome(Outcome::Command(Tag::new("UNLISTEN"))))
+            }
+            Statement::LISTEN { .. } => Err(SqlError::unsupported(
+                "LISTEN is not supported: weft has no notifications",
+            )),
+            Statement::Discard { object_type } => {
+                if matches!(object_type, ast::DiscardObject::ALL) {
+                    if st.txn.as_ref().is_some_and(|t| t.explicit) {
+                        return Err(SqlError::new(
+                            codes::ACTIVE_SQL_TRANSACTION,
+                            "DISCARD ALL cannot run inside a transaction block",
+                        ));
+                    }
+                    st.settings = default_settings();
+                    st.as_of = None;
+                    self.exec.meta.set_settings(&st.settings);
+                    self.exec
+                        .meta
+                        .currvals
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clear();
+                }
+                Ok(Reply::Outcome(Outcome::Command(Tag::new(&format!(
+                    "DISCARD {object_type}"
+                )))))
+            }
             stmt => {
                 let implicit = st.txn.is_none();
                 if implicit {
@@ -818,10 +911,11 @@ impl Core {
 
     /// An error ends an implicit transaction and fails an explicit one.
     fn fail(&self, st: &mut State) {
-        if let Some(t) = st.txn.take() {
-            if t.explicit {
-                st.failed = true;
-            }
+        // A failed block keeps its transaction: ROLLBACK TO SAVEPOINT can resume it.
+        if st.txn.as_ref().is_some_and(|t| t.explicit) {
+            st.failed = true;
+        } else {
+            st.txn = None;
         }
     }
 
@@ -945,6 +1039,11 @@ impl Core {
             Statement::Insert(mut i) => {
                 let r = i.returning.take();
                 i.on = None;
+                if let Some(src) = i.source.as_mut() {
+                    if !matches!(src.body.as_ref(), ast::SetExpr::Values(_)) {
+                        crate::exec::nested_values_to_union(src);
+                    }
+                }
                 let alias = i.table_alias.take().map(|a| ident_name(&a.alias));
                 let name = match &i.table {
                     ast::TableObject::TableName(n) => Some(table_name(n)?),
@@ -997,7 +1096,9 @@ impl Core {
             .keys()
             .filter_map(|k| k.trim_start_matches('$').parse::<usize>().ok())
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            // A placeholder DataFusion could not type (in a UNION branch) still counts.
+            .max(max_placeholder(stmt));
         let params: Vec<Option<DataType>> = (1..=n)
             .map(|i| types.get(&format!("${i}")).cloned().flatten())
             .collect();
@@ -1030,6 +1131,9 @@ impl Core {
 pub struct Prepared {
     pub stmt: Statement,
     pub param_types: Vec<Option<DataType>>,
+    /// Parameters compared with or assigned to a uuid, json, jsonb, varchar or char column
+    /// are described as that type (weft stores them as text, DataFusion infers text).
+    pub param_wire: Vec<Option<Type>>,
     pub schema: Option<SchemaRef>,
 }
 
@@ -1065,7 +1169,9 @@ impl QueryParser for WeftQueryParser {
             .describe(&stmt)
             .await
             .map_err(SqlError::into_pgwire)?;
+        let param_wire = self.core.param_wire_types(&stmt, param_types.len()).await;
         Ok(Some(Prepared {
+            param_wire,
             stmt,
             param_types,
             schema,
@@ -1114,6 +1220,7 @@ impl Session {
                 settings: default_settings(),
                 as_of: None,
                 copy: None,
+                savepoints: Vec::new(),
             }),
         });
         Session {
@@ -1425,6 +1532,9 @@ impl ExtendedQueryHandler for SessionHandler {
             .map(
                 |(i, t)| match target.parameter_types.get(i).cloned().flatten() {
                     Some(declared) if declared != Type::UNKNOWN => Ok(declared),
+                    _ if p.param_wire.get(i).cloned().flatten().is_some() => {
+                        Ok(p.param_wire[i].clone().expect("checked"))
+                    }
                     _ => match t {
                         Some(t) => pg_type_of(&Field::new("", t.clone(), true)),
                         None => Ok(Type::TEXT),
@@ -1469,6 +1579,12 @@ impl ExtendedQueryHandler for SessionHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let normalized = normalize_params(
+            portal,
+            &portal.statement.statement.param_wire,
+            &portal.statement.statement.param_types,
+        );
+        let portal = normalized.as_ref().unwrap_or(portal);
         let p = &portal.statement.statement;
         let params = if portal.parameter_len() > 0 {
             let inferred: Vec<Option<&DataType>> =
@@ -1750,4 +1866,253 @@ impl pgwire::api::copy::CopyHandler for SessionHandler {
         )
         .into_pgwire()
     }
+}
+
+/// Parameters of the types weft stores as text (uuid, json, jsonb, varchar, char, name),
+/// rewritten as text parameters: arrow-pg decodes those types only into their own Rust
+/// types, while weft wants the text. A binary uuid becomes its hyphenated form, a binary
+/// jsonb loses its version byte; the others' binary form is their text already.
+fn normalize_params<S: Clone>(
+    portal: &Portal<S>,
+    described: &[Option<Type>],
+    inferred: &[Option<DataType>],
+) -> Option<Portal<S>> {
+    // The client's declared type, else the one weft described.
+    let types: Vec<Option<Type>> = (0..portal.parameter_len())
+        .map(|i| {
+            portal
+                .statement
+                .parameter_types
+                .get(i)
+                .cloned()
+                .flatten()
+                .filter(|t| *t != Type::UNKNOWN)
+                .or_else(|| described.get(i).cloned().flatten())
+        })
+        .collect();
+    let types = &types;
+    let textual = |t: &Type| {
+        [
+            Type::UUID,
+            Type::JSON,
+            Type::JSONB,
+            Type::VARCHAR,
+            Type::BPCHAR,
+            Type::NAME,
+        ]
+        .contains(t)
+    };
+    // A NULL of no known type (no declared, described or inferred type) is read as a text
+    // NULL; arrow-pg would drop it and shift the parameters after it.
+    let untyped_null = |i: usize| {
+        types[i].is_none()
+            && inferred.get(i).cloned().flatten().is_none()
+            && matches!(portal.parameters.get(i), Some(None))
+    };
+    let any_untyped_null = (0..types.len()).any(untyped_null);
+    if !types.iter().flatten().any(textual) && !any_untyped_null {
+        return None;
+    }
+    let mut parameters = portal.parameters.clone();
+    let mut new_types = types.clone();
+    for (i, slot) in new_types.iter_mut().enumerate() {
+        if untyped_null(i) {
+            *slot = Some(Type::TEXT);
+        }
+    }
+    for (i, t) in types.iter().enumerate() {
+        let Some(t) = t.as_ref().filter(|t| textual(t)) else {
+            continue;
+        };
+        let binary = portal.parameter_format.is_binary(i);
+        if let Some(Some(b)) = parameters.get_mut(i) {
+            if binary && *t == Type::UUID {
+                if let Ok(u) = uuid::Uuid::from_slice(b) {
+                    *b = bytes::Bytes::from(u.hyphenated().to_string());
+                }
+            } else if binary && *t == Type::JSONB && b.first() == Some(&1) {
+                *b = b.slice(1..);
+            }
+        }
+        new_types[i] = Some(Type::TEXT);
+    }
+    let stmt = StoredStatement::new(
+        portal.statement.id.clone(),
+        portal.statement.statement.clone(),
+        new_types,
+    );
+    let mut out = Portal::new_cursor(portal.name.clone(), Arc::new(stmt));
+    out.parameter_format = portal.parameter_format.clone();
+    out.parameters = parameters;
+    out.result_column_format = portal.result_column_format.clone();
+    out.state = portal.state.clone();
+    Some(out)
+}
+
+impl Core {
+    /// The wire types of parameters that stand for a column weft stores as text but
+    /// PostgreSQL types otherwise (uuid, json, jsonb, varchar, char): `col = $n` anywhere,
+    /// `SET col = $n`, and INSERT's VALUES.
+    async fn param_wire_types(&self, stmt: &Statement, n: usize) -> Vec<Option<Type>> {
+        use datafusion::sql::sqlparser::ast::{visit_expressions, visit_relations, Expr};
+        use std::ops::ControlFlow;
+        let mut out = vec![None; n];
+        if n == 0 {
+            return out;
+        }
+        let placeholder = |e: &Expr| -> Option<usize> {
+            match e {
+                Expr::Value(v) => match &v.value {
+                    ast::Value::Placeholder(p) => p.trim_start_matches('$').parse::<usize>().ok(),
+                    _ => None,
+                },
+                Expr::Nested(inner) => match inner.as_ref() {
+                    Expr::Value(v) => match &v.value {
+                        ast::Value::Placeholder(p) => {
+                            p.trim_start_matches('$').parse::<usize>().ok()
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                _ => None,
+            }
+        };
+        let column = |e: &Expr| -> Option<String> {
+            match e {
+                Expr::Identifier(i) => Some(ident_name(i)),
+                Expr::CompoundIdentifier(ids) => ids.last().map(ident_name),
+                _ => None,
+            }
+        };
+        // (column, parameter number)
+        let mut pairs: Vec<(String, usize)> = Vec::new();
+        let _ = visit_expressions(stmt, |e| {
+            if let Expr::BinaryOp { left, right, .. } = e {
+                if let (Some(c), Some(p)) = (column(left), placeholder(right)) {
+                    pairs.push((c, p));
+                } else if let (Some(p), Some(c)) = (placeholder(left), column(right)) {
+                    pairs.push((c, p));
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        let mut tables: Vec<String> = Vec::new();
+        let _ = visit_relations(stmt, |r| {
+            if let Ok(t) = table_name(r) {
+                tables.push(t);
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        match stmt {
+            Statement::Insert(i) => {
+                if let Some(ast::SetExpr::Values(v)) = i.source.as_ref().map(|q| q.body.as_ref()) {
+                    let names: Option<Vec<String>> = if i.columns.is_empty() {
+                        None
+                    } else {
+                        Some(
+                            i.columns
+                                .iter()
+                                .filter_map(|c| table_name(c).ok())
+                                .collect(),
+                        )
+                    };
+                    for row in &v.rows {
+                        for (k, e) in row.iter().enumerate() {
+                            if let Some(p) = placeholder(e) {
+                                match &names {
+                                    Some(ns) => {
+                                        if let Some(c) = ns.get(k) {
+                                            pairs.push((c.clone(), p));
+                                        }
+                                    }
+                                    None => pairs.push((format!("#{k}"), p)),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Statement::Update(u) => {
+                for a in &u.assignments {
+                    if let (ast::AssignmentTarget::ColumnName(c), Some(p)) =
+                        (&a.target, placeholder(&a.value))
+                    {
+                        if let Ok(c) = table_name(c) {
+                            pairs.push((c, p));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        if pairs.is_empty() {
+            return out;
+        }
+        let st = self.state.lock().await;
+        let read_ts = st
+            .txn
+            .as_ref()
+            .and_then(|t| t.read_ts)
+            .unwrap_or_else(|| self.exec.db.adjudicator.read_ts());
+        let overlay = st
+            .txn
+            .as_ref()
+            .and_then(|t| t.overlay(weft_engine::schema::CATALOG_TABLE_ID));
+        drop(st);
+        let mut defs = Vec::new();
+        for t in &tables {
+            if let Ok(Some(d)) = self
+                .exec
+                .db
+                .lookup_table(read_ts, overlay.as_deref(), t)
+                .await
+            {
+                defs.push(d);
+            }
+        }
+        for (c, p) in pairs {
+            if p == 0 || p > n {
+                continue;
+            }
+            let col = if let Some(k) = c.strip_prefix('#') {
+                k.parse::<usize>()
+                    .ok()
+                    .and_then(|k| defs.first().and_then(|d| d.columns.get(k).cloned()))
+            } else {
+                defs.iter()
+                    .find_map(|d| d.columns.iter().find(|x| x.name == c).cloned())
+            };
+            let ty = match col.map(|c| c.ty) {
+                Some(weft_engine::types::SqlType::Uuid) => Some(Type::UUID),
+                Some(weft_engine::types::SqlType::Json) => Some(Type::JSON),
+                Some(weft_engine::types::SqlType::Jsonb) => Some(Type::JSONB),
+                Some(weft_engine::types::SqlType::Varchar { .. }) => Some(Type::VARCHAR),
+                Some(weft_engine::types::SqlType::Char { .. }) => Some(Type::BPCHAR),
+                _ => None,
+            };
+            if ty.is_some() && out[p - 1].is_none() {
+                out[p - 1] = ty;
+            }
+        }
+        out
+    }
+}
+
+/// The highest `$n` a statement uses.
+fn max_placeholder(stmt: &Statement) -> usize {
+    use datafusion::sql::sqlparser::ast::{visit_expressions, Expr};
+    use std::ops::ControlFlow;
+    let mut n = 0;
+    let _ = visit_expressions(stmt, |e| {
+        if let Expr::Value(v) = e {
+            if let ast::Value::Placeholder(p) = &v.value {
+                if let Ok(k) = p.trim_start_matches('$').parse::<usize>() {
+                    n = n.max(k);
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    n
 }

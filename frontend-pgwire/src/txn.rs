@@ -74,6 +74,16 @@ impl Isolation {
     }
 }
 
+/// A transaction's writes as of a SAVEPOINT.
+#[derive(Debug, Clone)]
+pub struct Savepoint {
+    writes: BTreeMap<u64, TableBuf>,
+    schema_keys: BTreeSet<Vec<u8>>,
+    locked: usize,
+    rows_written: usize,
+    bytes_written: usize,
+}
+
 #[derive(Debug)]
 pub struct Txn {
     /// Taken at the first statement that reads, as PostgreSQL takes its snapshot.
@@ -109,6 +119,27 @@ impl Txn {
             read_only,
             reads: Arc::new(ReadLog::default()),
         }
+    }
+
+    /// What a SAVEPOINT remembers: the writes so far (overlays are shared until changed).
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint {
+            writes: self.writes.clone(),
+            schema_keys: self.schema_keys.clone(),
+            locked: self.locked.len(),
+            rows_written: self.rows_written,
+            bytes_written: self.bytes_written,
+        }
+    }
+
+    /// ROLLBACK TO SAVEPOINT: the writes since it are undone. (Reads made since still count
+    /// for SERIALIZABLE validation, which can only make it stricter.)
+    pub fn rollback_to(&mut self, sp: &Savepoint) {
+        self.writes = sp.writes.clone();
+        self.schema_keys = sp.schema_keys.clone();
+        self.locked.truncate(sp.locked);
+        self.rows_written = sp.rows_written;
+        self.bytes_written = sp.bytes_written;
     }
 
     pub fn overlay(&self, table_id: u64) -> Option<Arc<Overlay>> {
