@@ -370,7 +370,7 @@ pub fn register_static(
             ),
             ret: DataType::Utf8,
             body: Arc::new(|args: &[ArrayRef], rows: usize| {
-                if args.len() % 2 != 0 {
+                if !args.len().is_multiple_of(2) {
                     return Err(DataFusionError::Execution(
                         "argument list must have even number of elements".into(),
                     ));

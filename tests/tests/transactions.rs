@@ -536,3 +536,56 @@ async fn a_commit_is_visible_to_every_later_transaction_across_journals() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn savepoints_undo_part_of_a_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE sp (id int PRIMARY KEY, v text)")
+        .await
+        .unwrap();
+    c.batch_execute(
+        "BEGIN; INSERT INTO sp VALUES (1, 'a'); SAVEPOINT one; INSERT INTO sp VALUES (2, 'b'); \
+         SAVEPOINT two; UPDATE sp SET v = 'changed' WHERE id = 1; ROLLBACK TO SAVEPOINT one; \
+         INSERT INTO sp VALUES (3, 'c'); RELEASE one; COMMIT",
+    )
+    .await
+    .unwrap();
+    let rows: Vec<(i32, String)> = c
+        .query("SELECT id, v FROM sp ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows, vec![(1, "a".into()), (3, "c".into())]);
+
+    // An error inside a block: ROLLBACK TO SAVEPOINT resumes it.
+    c.batch_execute("BEGIN; SAVEPOINT s").await.unwrap();
+    let e = c
+        .batch_execute("INSERT INTO sp VALUES (1, 'dup')")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "23505");
+    let e = c.batch_execute("SELECT 1").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "25P02");
+    c.batch_execute("ROLLBACK TO s; INSERT INTO sp VALUES (4, 'd'); COMMIT")
+        .await
+        .unwrap();
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM sp", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+
+    let e = c.batch_execute("SAVEPOINT outside").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "25P01");
+    let e = c
+        .batch_execute("BEGIN; RELEASE SAVEPOINT nope")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "3B001");
+    c.batch_execute("ROLLBACK").await.unwrap();
+}
