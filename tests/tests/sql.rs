@@ -344,7 +344,7 @@ async fn errors_have_sqlstates_and_sessions_survive() {
         ("CREATE TABLE e (id int)", "42P07"),
         ("DROP TABLE missing", "42P01"),
         ("CREATE TABLE f (id int PRIMARY KEY, x int UNIQUE)", "0A000"),
-        ("SAVEPOINT s", "0A000"),
+        ("SAVEPOINT s", "25P01"),
     ];
     for (sql, code) in cases {
         let e = c.batch_execute(sql).await.unwrap_err();

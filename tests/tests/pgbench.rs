@@ -1,0 +1,170 @@
+//! pgbench against weft: its built-in TPC-B-like script (with `--max-tries` retrying the
+//! 40001 conflicts that optimistic concurrency gives) in the prepared and extended protocols,
+//! and a custom script in the simple protocol, on tables the test creates and loads with
+//! COPY in bounded commits. Afterwards the books must balance.
+
+use std::process::Command;
+
+use weft_tests::{pg_bin_dir, pg_required, simple_rows, Server};
+
+fn pgbench(port: u16, args: &[&str]) -> String {
+    let bin = pg_bin_dir().expect("pgbench is installed").join("pgbench");
+    let out = Command::new(bin)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+        .args(args)
+        .arg("postgres")
+        .output()
+        .expect("run pgbench");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "pgbench {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+fn field(out: &str, prefix: &str) -> u64 {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(prefix))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix:?} in:\n{out}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_builtin_and_custom_scripts() {
+    if pg_bin_dir().is_none() {
+        assert!(!pg_required(), "pgbench is required (WEFT_REQUIRE_PG=1)");
+        eprintln!("skipping: pgbench is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE pgbench_branches (bid int PRIMARY KEY, bbalance int, filler char(88));
+         CREATE TABLE pgbench_tellers (tid int PRIMARY KEY, bid int, tbalance int, filler char(84));
+         CREATE TABLE pgbench_accounts (aid int PRIMARY KEY, bid int, abalance int, filler char(84));
+         CREATE TABLE pgbench_history (tid int, bid int, aid int, delta int, mtime timestamp, filler char(22));
+         INSERT INTO pgbench_branches VALUES (1, 0, NULL);",
+    )
+    .await
+    .unwrap();
+    let tellers: String = (1..=10).map(|t| format!("{t}\t1\t0\n")).collect();
+    let accounts: String = (1..=100_000).map(|a| format!("{a}\t1\t0\n")).collect();
+    for (table, cols, data) in [
+        ("pgbench_tellers", "tid, bid, tbalance", tellers),
+        ("pgbench_accounts", "aid, bid, abalance", accounts),
+    ] {
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &server.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-v", "ON_ERROR_STOP=1", "postgres"])
+            .args(["-c", "SET weft.copy_commit_rows = 20000"])
+            .args(["-c", &format!("\\copy {table} ({cols}) from stdin")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(data.as_bytes())?;
+                child.wait_with_output()
+            })
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let n = simple_rows(&c, "SELECT count(*) FROM pgbench_accounts").await;
+    assert_eq!(n[0][0].as_deref(), Some("100000"));
+
+    let mut committed = 0;
+    for mode in ["prepared", "extended"] {
+        let out = pgbench(
+            server.port,
+            &[
+                "-n",
+                "-b",
+                "tpcb-like",
+                "-M",
+                mode,
+                "-c",
+                "4",
+                "-j",
+                "2",
+                "-T",
+                "4",
+                "--max-tries",
+                "50",
+            ],
+        );
+        let processed = field(&out, "number of transactions actually processed:");
+        assert!(processed > 0, "{out}");
+        assert_eq!(field(&out, "number of failed transactions:"), 0, "{out}");
+        committed += processed;
+    }
+    // A custom script in the simple protocol.
+    let script = dir.path().join("custom.sql");
+    std::fs::write(
+        &script,
+        "\\set aid random(1, 100000)\n\\set delta random(-5000, 5000)\n\
+         BEGIN;\n\
+         UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;\n\
+         SELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n\
+         INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, :aid, :delta, CURRENT_TIMESTAMP);\n\
+         END;\n",
+    )
+    .unwrap();
+    let out = pgbench(
+        server.port,
+        &[
+            "-n",
+            "-f",
+            script.to_str().unwrap(),
+            "-M",
+            "simple",
+            "-c",
+            "2",
+            "-T",
+            "3",
+            "--max-tries",
+            "50",
+        ],
+    );
+    let custom = field(&out, "number of transactions actually processed:");
+    assert!(custom > 0, "{out}");
+
+    // Every committed transaction left one history row, and its delta in the accounts; the
+    // built-in script also moved the branch and teller by the same delta.
+    let rows = simple_rows(
+        &c,
+        "SELECT (SELECT count(*) FROM pgbench_history), \
+                (SELECT sum(delta) FROM pgbench_history), \
+                (SELECT sum(abalance) FROM pgbench_accounts), \
+                (SELECT sum(bbalance) FROM pgbench_branches), \
+                (SELECT sum(tbalance) FROM pgbench_tellers)",
+    )
+    .await;
+    let v: Vec<i64> = rows[0]
+        .iter()
+        .map(|x| x.as_deref().unwrap_or("0").parse().unwrap())
+        .collect();
+    assert_eq!(
+        v[0] as u64,
+        committed + custom,
+        "history rows vs committed transactions"
+    );
+    assert_eq!(v[1], v[2], "history deltas vs account balances");
+    assert_eq!(v[3], v[4], "branches vs tellers");
+}
