@@ -73,6 +73,18 @@ impl Server {
     }
 
     fn spawn(&mut self) {
+        // Another test may take the free port first: then try another one.
+        for _ in 0..5 {
+            if self.spawn_once() {
+                return;
+            }
+            self.port = free_port();
+        }
+        panic!("weft could not find a free port:\n{}", self.log_text());
+    }
+
+    /// Starts weft; false if its port turned out to be taken.
+    fn spawn_once(&mut self) -> bool {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -91,20 +103,34 @@ impl Server {
             .spawn()
             .expect("spawn weft");
         self.child = Some(child);
-        self.wait_ready();
+        let logged = self.log_text().len();
+        self.wait_ready(logged)
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until this weft (not another process on the port) accepts connections.
+    fn wait_ready(&mut self, log_start: usize) -> bool {
         let deadline = Instant::now() + Duration::from_secs(120);
+        let ready_line = format!("listen=127.0.0.1:{}", self.port);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+            let log = self.log_text();
+            let ours = log.get(log_start..).is_some_and(|l| {
+                l.contains(&ready_line) && l.contains("accepting PostgreSQL connections")
+            });
+            if ours && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
             }
             if let Some(status) = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
+                if log
+                    .get(log_start..)
+                    .is_some_and(|l| l.contains("Address already in use"))
+                {
+                    self.child = None;
+                    return false;
+                }
                 panic!(
                     "weft exited with {status} before accepting connections:\n{}",
                     self.log_text()

@@ -249,6 +249,8 @@ fn pgbench(
     let prefix = dir.path().join("log");
     let accounts = a.branches * a.accounts_per_branch;
     let out = Command::new(bin)
+        // Both servers unencrypted (weft offers TLS by default, this PostgreSQL does not).
+        .env("PGSSLMODE", "disable")
         .args(["-n", "-M", "prepared", "--max-tries", "100", "-l"])
         .arg(format!("--log-prefix={}", prefix.display()))
         .arg("-f")

@@ -72,6 +72,16 @@ pub struct ServeArgs {
     /// version a read at or after now minus this can see. At least --txn-duration-max-s.
     #[arg(long, default_value_t = 3600)]
     pub version_retention_s: u64,
+    /// PEM certificate chain for TLS (with --tls-key). Without one, a self-signed
+    /// certificate is made at start.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse TLS (clients with sslmode=require then cannot connect).
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub no_tls: bool,
     /// Testing only: abort the process at a named point of a flush or compaction
     /// (flush-before-manifest, flush-after-manifest, compact-before-manifest,
     /// compact-after-manifest).
@@ -321,7 +331,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
-    tracing::info!(listen = %args.listen, "frontend: accepting PostgreSQL connections");
+    let tls = if args.no_tls {
+        None
+    } else if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        Some(weft_frontend_pgwire::tls::from_files(cert, key).map_err(anyhow::Error::msg)?)
+    } else {
+        let mut names = vec!["localhost".to_string()];
+        if let Some(host) = args
+            .listen
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_matches(['[', ']']))
+        {
+            names.push(host.to_string());
+        }
+        Some(weft_frontend_pgwire::tls::self_signed(names).map_err(anyhow::Error::msg)?)
+    };
+    tracing::info!(
+        listen = %args.listen,
+        tls = if tls.is_none() { "off" } else if args.tls_cert.is_some() { "on" } else { "on (self-signed)" },
+        "frontend: accepting PostgreSQL connections"
+    );
 
     let flusher = {
         let storage = storage.clone();
@@ -390,7 +419,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         })
     };
 
-    let server = weft_frontend_pgwire::server::serve(db, listener);
+    let server = weft_frontend_pgwire::server::serve(db, listener, tls);
     tokio::select! {
         r = server => r.context("listener failed")?,
         _ = shutdown_signal() => {
