@@ -23,8 +23,13 @@ use datafusion_pg_catalog::sql::rules::{
 
 /// Whether a query reads the system catalogs or uses PostgreSQL's catalog syntax.
 pub fn is_catalog_query(sql: &str) -> bool {
-    let lower = sql.to_ascii_lowercase();
-    lower.contains("pg_") || lower.contains("information_schema") || lower.contains("::reg")
+    // Runs on every statement parsed: no allocation, ASCII case-insensitive.
+    let b = sql.as_bytes();
+    let has = |needle: &[u8]| {
+        b.windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+    };
+    has(b"pg_") || has(b"information_schema") || has(b"::reg")
 }
 
 /// Fragments of psql 15's queries (`\d+`) over features weft does not have, and what they
@@ -104,9 +109,7 @@ struct AggregateScalarSubqueries;
 impl SqlStatementRewriteRule for AggregateScalarSubqueries {
     fn rewrite(&self, mut s: Statement) -> Statement {
         use datafusion::sql::sqlparser::ast::{
-            visit_expressions_mut, Expr, Function, FunctionArg, FunctionArgExpr,
-            FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, ObjectName, SelectItem,
-            SetExpr,
+            visit_expressions_mut, Expr, GroupByExpr, SelectItem, SetExpr,
         };
         use std::ops::ControlFlow;
         let _ = visit_expressions_mut(&mut s, |e| {
@@ -125,20 +128,7 @@ impl SqlStatementRewriteRule for AggregateScalarSubqueries {
                             _ => return ControlFlow::<()>::Continue(()),
                         };
                         if !matches!(inner, Expr::Function(_)) || !is_aggregate(&inner) {
-                            let wrapped = Expr::Function(Function {
-                                name: ObjectName::from(vec![Ident::new("max")]),
-                                uses_odbc_syntax: false,
-                                parameters: FunctionArguments::None,
-                                args: FunctionArguments::List(FunctionArgumentList {
-                                    duplicate_treatment: None,
-                                    args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(inner))],
-                                    clauses: vec![],
-                                }),
-                                filter: None,
-                                null_treatment: None,
-                                over: None,
-                                within_group: vec![],
-                            });
+                            let wrapped = call("max", inner);
                             *item = match alias {
                                 Some(alias) => SelectItem::ExprWithAlias {
                                     expr: wrapped,
@@ -290,10 +280,7 @@ struct RegclassOfExpression;
 
 impl SqlStatementRewriteRule for RegclassOfExpression {
     fn rewrite(&self, mut s: Statement) -> Statement {
-        use datafusion::sql::sqlparser::ast::{
-            visit_expressions_mut, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
-            FunctionArgumentList, FunctionArguments, Ident, ObjectName,
-        };
+        use datafusion::sql::sqlparser::ast::{visit_expressions_mut, DataType, Expr};
         use std::ops::ControlFlow;
         let _ = visit_expressions_mut(&mut s, |e| {
             if let Expr::Cast {
@@ -311,20 +298,7 @@ impl SqlStatementRewriteRule for RegclassOfExpression {
                 };
                 if regclass && !matches!(expr.as_ref(), Expr::Value(_)) {
                     let inner = (**expr).clone();
-                    *e = Expr::Function(Function {
-                        name: ObjectName::from(vec![Ident::new("to_regclass")]),
-                        uses_odbc_syntax: false,
-                        parameters: FunctionArguments::None,
-                        args: FunctionArguments::List(FunctionArgumentList {
-                            duplicate_treatment: None,
-                            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(inner))],
-                            clauses: vec![],
-                        }),
-                        filter: None,
-                        null_treatment: None,
-                        over: None,
-                        within_group: vec![],
-                    });
+                    *e = call("to_regclass", inner);
                 }
             }
             ControlFlow::<()>::Continue(())
@@ -392,6 +366,31 @@ fn is_aggregate(e: &datafusion::sql::sqlparser::ast::Expr) -> bool {
         }
         _ => false,
     }
+}
+
+/// `name(arg)` as an expression.
+fn call(
+    name: &str,
+    arg: datafusion::sql::sqlparser::ast::Expr,
+) -> datafusion::sql::sqlparser::ast::Expr {
+    use datafusion::sql::sqlparser::ast::{
+        Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
+        Ident, ObjectName,
+    };
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
 }
 
 /// Parses a catalog query and rewrites it for DataFusion.

@@ -13,10 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use arrow::array::{
-    ArrayRef, BooleanArray, Float32Array, Int16Array, Int32Array, Int64Array, ListBuilder,
-    RecordBatch, StringArray, StringBuilder,
-};
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{MemTable, SchemaProvider};
@@ -475,98 +472,38 @@ fn field(name: &str, k: K) -> Field {
 }
 
 fn build(cols: &[(&str, K)], rows: Vec<Vec<V>>) -> DfResult<Arc<dyn TableProvider>> {
+    use datafusion::scalar::ScalarValue as S;
     let schema: SchemaRef = Arc::new(Schema::new(
         cols.iter().map(|(n, k)| field(n, *k)).collect::<Vec<_>>(),
     ));
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(cols.len());
     for (c, (name, k)) in cols.iter().enumerate() {
-        fn get<'a>(r: &'a [V], c: usize, name: &str) -> DfResult<&'a V> {
-            r.get(c).ok_or_else(|| {
-                DataFusionError::Internal(format!("catalog row is missing column {name}"))
-            })
-        }
         let bad = || DataFusionError::Internal(format!("catalog column {name} has a bad value"));
-        let array: ArrayRef = match k {
-            K::Oid | K::I32 => Arc::new(
-                rows.iter()
-                    .map(|r| match get(r, c, name)? {
-                        V::N => Ok(None),
-                        V::I(v) => Ok(Some(*v as i32)),
-                        _ => Err(bad()),
-                    })
-                    .collect::<DfResult<Int32Array>>()?,
-            ),
-            K::I16 => Arc::new(
-                rows.iter()
-                    .map(|r| match get(r, c, name)? {
-                        V::N => Ok(None),
-                        V::I(v) => Ok(Some(*v as i16)),
-                        _ => Err(bad()),
-                    })
-                    .collect::<DfResult<Int16Array>>()?,
-            ),
-            K::I64 => Arc::new(
-                rows.iter()
-                    .map(|r| match get(r, c, name)? {
-                        V::N => Ok(None),
-                        V::I(v) => Ok(Some(*v)),
-                        _ => Err(bad()),
-                    })
-                    .collect::<DfResult<Int64Array>>()?,
-            ),
-            K::F32 => Arc::new(
-                rows.iter()
-                    .map(|r| match get(r, c, name)? {
-                        V::N => Ok(None),
-                        V::F(v) => Ok(Some(*v as f32)),
-                        _ => Err(bad()),
-                    })
-                    .collect::<DfResult<Float32Array>>()?,
-            ),
-            K::Bool => Arc::new(
-                rows.iter()
-                    .map(|r| match get(r, c, name)? {
-                        V::N => Ok(None),
-                        V::B(v) => Ok(Some(*v)),
-                        _ => Err(bad()),
-                    })
-                    .collect::<DfResult<BooleanArray>>()?,
-            ),
-            K::Text | K::Char => Arc::new(
-                rows.iter()
-                    .map(|r| match get(r, c, name)? {
-                        V::N => Ok(None),
-                        V::S(v) => Ok(Some(v.clone())),
-                        _ => Err(bad()),
-                    })
-                    .collect::<DfResult<StringArray>>()?,
-            ),
-            K::TextList => {
-                let mut b = ListBuilder::new(StringBuilder::new());
-                for r in &rows {
-                    match get(r, c, name)? {
-                        V::N => b.append_null(),
-                        _ => return Err(bad()),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            K::I16List => {
-                let mut b = ListBuilder::new(arrow::array::Int16Builder::new());
-                for r in &rows {
-                    match get(r, c, name)? {
-                        V::N => b.append_null(),
-                        V::IL(items) => {
-                            for it in items {
-                                b.values().append_value(*it);
-                            }
-                            b.append(true);
-                        }
-                        _ => return Err(bad()),
-                    }
-                }
-                Arc::new(b.finish())
-            }
+        // Each cell as a value of the column's type; NULL is a typed NULL.
+        let cells = rows.iter().map(|r| {
+            let v = r.get(c).ok_or_else(|| {
+                DataFusionError::Internal(format!("catalog row is missing column {name}"))
+            })?;
+            Ok(match (k, v) {
+                (K::Oid | K::I32, V::I(x)) => S::Int32(Some(*x as i32)),
+                (K::I16, V::I(x)) => S::Int16(Some(*x as i16)),
+                (K::I64, V::I(x)) => S::Int64(Some(*x)),
+                (K::F32, V::F(x)) => S::Float32(Some(*x as f32)),
+                (K::Bool, V::B(x)) => S::Boolean(Some(*x)),
+                (K::Text | K::Char, V::S(x)) => S::Utf8(Some(x.clone())),
+                (K::I16List, V::IL(xs)) => S::List(S::new_list_nullable(
+                    &xs.iter().map(|x| S::Int16(Some(*x))).collect::<Vec<_>>(),
+                    &DataType::Int16,
+                )),
+                (_, V::N) => S::try_from(field(name, *k).data_type())?,
+                _ => return Err(bad()),
+            })
+        });
+        let values = cells.collect::<DfResult<Vec<S>>>()?;
+        let array = if values.is_empty() {
+            arrow::array::new_empty_array(field(name, *k).data_type())
+        } else {
+            S::iter_to_array(values)?
         };
         arrays.push(array);
     }

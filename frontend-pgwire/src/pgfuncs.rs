@@ -301,32 +301,9 @@ pub fn register_static(
             Volatility::Stable,
             |args, _| Ok(Arc::new(texts(&args[0])?) as ArrayRef),
         ),
-        fun(
-            "pg_table_is_visible",
-            &[1],
-            DataType::Boolean,
-            Volatility::Stable,
-            |args, _| {
-                let o = ints(&args[0])?;
-                Ok(
-                    Arc::new(o.iter().map(|v| v.map(|_| true)).collect::<BooleanArray>())
-                        as ArrayRef,
-                )
-            },
-        ),
-        fun(
-            "pg_type_is_visible",
-            &[1],
-            DataType::Boolean,
-            Volatility::Stable,
-            |args, _| {
-                let o = ints(&args[0])?;
-                Ok(
-                    Arc::new(o.iter().map(|v| v.map(|_| true)).collect::<BooleanArray>())
-                        as ArrayRef,
-                )
-            },
-        ),
+        // Every relation and type weft has is in public or pg_catalog, both on the path.
+        always_true("pg_table_is_visible"),
+        always_true("pg_type_is_visible"),
         fun(
             "pg_get_userbyid",
             &[1],
@@ -420,6 +397,42 @@ pub fn register_static(
         state.register_udf(Arc::new(f))?;
     }
     Ok(())
+}
+
+/// A function of an oid that is true for every non-NULL argument.
+fn always_true(name: &'static str) -> ScalarUDF {
+    fun(
+        name,
+        &[1],
+        DataType::Boolean,
+        Volatility::Stable,
+        |args, _| {
+            let o = ints(&args[0])?;
+            Ok(Arc::new(o.iter().map(|v| v.map(|_| true)).collect::<BooleanArray>()) as ArrayRef)
+        },
+    )
+}
+
+/// A function of an oid (and ignored flags) answered from the session's catalog snapshot.
+fn snapshot_text(
+    name: &'static str,
+    arities: &[usize],
+    meta: &Arc<SessionMeta>,
+    f: fn(&pgcatalog::Snapshot, i32) -> Option<String>,
+) -> ScalarUDF {
+    let m = meta.clone();
+    fun(
+        name,
+        arities,
+        DataType::Utf8,
+        Volatility::Stable,
+        move |args, _| {
+            let oids = ints(&args[0])?;
+            let snap = m.snapshot();
+            let out: StringArray = oids.iter().map(|o| o.and_then(|o| f(&snap, o))).collect();
+            Ok(Arc::new(out) as ArrayRef)
+        },
+    )
 }
 
 fn null_text(name: &'static str, arities: &[usize]) -> ScalarUDF {
@@ -655,37 +668,17 @@ pub fn register_session(ctx: &SessionContext, db: &Arc<crate::db::Db>, meta: &Ar
             Ok(Arc::new(StringArray::from(out)) as ArrayRef)
         },
     ));
-    let m = meta.clone();
-    ctx.register_udf(fun(
+    ctx.register_udf(snapshot_text(
         "pg_get_constraintdef",
         &[1, 2],
-        DataType::Utf8,
-        Volatility::Stable,
-        move |args, _| {
-            let oids = ints(&args[0])?;
-            let snap = m.snapshot();
-            let out: StringArray = oids
-                .iter()
-                .map(|o| o.and_then(|o| pgcatalog::constraint_def(&snap, o)))
-                .collect();
-            Ok(Arc::new(out) as ArrayRef)
-        },
+        meta,
+        pgcatalog::constraint_def,
     ));
-    let m = meta.clone();
-    ctx.register_udf(fun(
+    ctx.register_udf(snapshot_text(
         "pg_get_indexdef",
         &[1, 3],
-        DataType::Utf8,
-        Volatility::Stable,
-        move |args, _| {
-            let oids = ints(&args[0])?;
-            let snap = m.snapshot();
-            let out: StringArray = oids
-                .iter()
-                .map(|o| o.and_then(|o| pgcatalog::index_def(&snap, o)))
-                .collect();
-            Ok(Arc::new(out) as ArrayRef)
-        },
+        meta,
+        pgcatalog::index_def,
     ));
     let m = meta.clone();
     ctx.register_udf(fun(

@@ -207,6 +207,27 @@ fn undefined(name: &str) -> SqlError {
     )
 }
 
+/// Commits a sequence's new state in a transaction of its own, read at `ts`. `Ok(false)`
+/// when another node changed it since (the caller reads again and retries).
+async fn commit_state(db: &Db, ts: Timestamp, name: &str, def: &SeqDef) -> SqlResult<bool> {
+    let mut txn = Txn::new(false, Isolation::RepeatableRead, false);
+    txn.read_ts = Some(ts);
+    put(db, &mut txn, name, Some(def))?;
+    // Only the row conflicts: reserving values is not DDL.
+    txn.schema_keys.clear();
+    match db.adjudicator.commit(txn.into_commit_request()).await {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let e: SqlError = e.into();
+            if e.code == codes::SERIALIZATION_FAILURE {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
 /// `want` values of a sequence, from this node's block, reserving more as needed.
 pub async fn next_values(db: &Db, name: &str, want: usize) -> SqlResult<Vec<i64>> {
     let mut out = Vec::with_capacity(want);
@@ -268,33 +289,20 @@ pub async fn next_values(db: &Db, name: &str, want: usize) -> SqlResult<Vec<i64>
         // Land on a value the increment reaches.
         last -= (last - first) % inc;
         def.last = Some(last);
-        let mut txn = Txn::new(false, Isolation::RepeatableRead, false);
-        txn.read_ts = Some(ts);
-        put(db, &mut txn, name, Some(&def))?;
-        // Reserving does not conflict with DDL elsewhere on the same name: only the row.
-        txn.schema_keys.clear();
-        match db.adjudicator.commit(txn.into_commit_request()).await {
-            Ok(_) => {
-                db.sequences
-                    .held
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(
-                        k,
-                        Block {
-                            next: first,
-                            remaining: ((last - first) / inc) as u64 + 1,
-                            increment: inc,
-                        },
-                    );
-            }
-            Err(e) => {
-                let e: SqlError = e.into();
-                if e.code != codes::SERIALIZATION_FAILURE {
-                    return Err(e);
-                }
-                // Another node reserved first: read its value and go again.
-            }
+        // On a conflict another node reserved first: read its value and go again.
+        if commit_state(db, ts, name, &def).await? {
+            db.sequences
+                .held
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(
+                    k,
+                    Block {
+                        next: first,
+                        remaining: ((last - first) / inc) as u64 + 1,
+                        increment: inc,
+                    },
+                );
         }
     }
     Err(SqlError::new(
@@ -327,21 +335,9 @@ pub async fn set_value(db: &Db, name: &str, value: i64, is_called: bool) -> SqlR
         } else {
             value.checked_sub(def.increment)
         };
-        let mut txn = Txn::new(false, Isolation::RepeatableRead, false);
-        txn.read_ts = Some(ts);
-        put(db, &mut txn, name, Some(&def))?;
-        txn.schema_keys.clear();
-        match db.adjudicator.commit(txn.into_commit_request()).await {
-            Ok(_) => {
-                db.sequences.forget(name);
-                return Ok(value);
-            }
-            Err(e) => {
-                let e: SqlError = e.into();
-                if e.code != codes::SERIALIZATION_FAILURE {
-                    return Err(e);
-                }
-            }
+        if commit_state(db, ts, name, &def).await? {
+            db.sequences.forget(name);
+            return Ok(value);
         }
     }
     Err(SqlError::new(

@@ -392,3 +392,37 @@ pub async fn simple_rows(c: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Optio
         })
         .collect()
 }
+
+/// Runs psql against a server on this port (as user postgres, database postgres), feeding
+/// it `stdin`: (succeeded, stdout, stderr).
+pub fn psql(port: u16, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new("psql")
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "postgres",
+        ])
+        .args(args)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql must be installed (tests/run installs postgresql-client)");
+    let mut input = child.stdin.take().expect("psql's stdin");
+    // psql may exit before reading everything (an error with ON_ERROR_STOP).
+    let _ = input.write_all(stdin.unwrap_or("").as_bytes());
+    drop(input);
+    let out = child.wait_with_output().expect("wait for psql");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

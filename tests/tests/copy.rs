@@ -3,40 +3,11 @@
 //! (the extended protocol); errors that keep the session and lose nothing; loads larger
 //! than a transaction (54000, or bounded commits when asked for).
 
-use std::process::Command;
-
 use futures::{SinkExt, TryStreamExt};
 use weft_tests::{simple_rows, sqlstate, PgServer, Server};
 
 fn psql(port: u16, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    use std::io::Write;
-    let mut child = Command::new("psql")
-        .args([
-            "-X",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "postgres",
-            "postgres",
-        ])
-        .args(["-v", "ON_ERROR_STOP=1"])
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("psql");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    weft_tests::psql(port, &[&["-v", "ON_ERROR_STOP=1"], args].concat(), stdin)
 }
 
 const CSV_IN: &str = "id,name,score,at,note\n\

@@ -21,7 +21,8 @@ fn pgbench(port: u16, args: &[&str]) -> String {
         out.status.success(),
         "pgbench {args:?} failed:\n{stdout}\n{stderr}"
     );
-    stdout
+    // The report, and the errors of failed attempts (for the assertions' messages).
+    format!("{stdout}\n{stderr}")
 }
 
 fn field(out: &str, prefix: &str) -> u64 {
@@ -57,34 +58,20 @@ async fn pgbench_builtin_and_custom_scripts() {
         ("pgbench_tellers", "tid, bid, tbalance", tellers),
         ("pgbench_accounts", "aid, bid, abalance", accounts),
     ] {
-        let out = Command::new("psql")
-            .args([
-                "-X",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &server.port.to_string(),
-                "-U",
-                "postgres",
-            ])
-            .args(["-v", "ON_ERROR_STOP=1", "postgres"])
-            .args(["-c", "SET weft.copy_commit_rows = 20000"])
-            .args(["-c", &format!("\\copy {table} ({cols}) from stdin")])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write;
-                child.stdin.take().unwrap().write_all(data.as_bytes())?;
-                child.wait_with_output()
-            })
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let copy = format!("\\copy {table} ({cols}) from stdin");
+        let (ok, _, err) = weft_tests::psql(
+            server.port,
+            &[
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                "SET weft.copy_commit_rows = 20000",
+                "-c",
+                &copy,
+            ],
+            Some(&data),
         );
+        assert!(ok, "{err}");
     }
     let n = simple_rows(&c, "SELECT count(*) FROM pgbench_accounts").await;
     assert_eq!(n[0][0].as_deref(), Some("100000"));
@@ -100,13 +87,13 @@ async fn pgbench_builtin_and_custom_scripts() {
                 "-M",
                 mode,
                 "-c",
-                "4",
+                "3",
                 "-j",
                 "2",
                 "-T",
                 "4",
                 "--max-tries",
-                "50",
+                "200",
             ],
         );
         let processed = field(&out, "number of transactions actually processed:");

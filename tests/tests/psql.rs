@@ -1,8 +1,6 @@
 //! psql, the PostgreSQL command-line client, against weft: a short session as a new user
 //! would type it, with the output checked.
 
-use std::process::Command;
-
 use weft_tests::{PgServer, Server};
 
 fn psql(server: &Server, args: &[&str]) -> (bool, String, String) {
@@ -10,26 +8,7 @@ fn psql(server: &Server, args: &[&str]) -> (bool, String, String) {
 }
 
 fn psql_at(port: u16, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "postgres",
-            "postgres",
-        ])
-        .args(args)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .output()
-        .expect("psql must be installed (tests/run installs postgresql-client)");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    weft_tests::psql(port, args, None)
 }
 
 #[test]
