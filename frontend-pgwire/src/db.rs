@@ -73,6 +73,8 @@ impl Db {
         let mut base_state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            // Correlated subqueries DataFusion cannot decorrelate run per outer row.
+            .with_query_planner(Arc::new(crate::subplan::WeftQueryPlanner))
             // Casts to PostgreSQL's oid types (`::regclass`, `::pg_catalog.text`) plan.
             .with_type_planner(Arc::new(
                 datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner,

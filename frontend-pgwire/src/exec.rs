@@ -164,6 +164,8 @@ impl Executor {
         stmt: Statement,
         dml_target: Option<&str>,
     ) -> SqlResult<LogicalPlan> {
+        let mut stmt = stmt;
+        crate::names::disambiguate(&mut stmt);
         self.set_view(txn, dml_target);
         if crate::pgcatalog::calls_catalog_function(&stmt) {
             let view = self.view.lock().unwrap_or_else(|e| e.into_inner()).clone();

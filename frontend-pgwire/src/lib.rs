@@ -27,6 +27,7 @@ pub mod pgfuncs;
 pub mod sequences;
 pub mod server;
 pub mod session;
+mod subplan;
 pub mod tls;
 pub mod txn;
 pub mod values;

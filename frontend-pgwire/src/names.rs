@@ -115,3 +115,79 @@ pub fn rename(
         _ => schema.clone(),
     }
 }
+
+/// The name DataFusion would give a select-list item, closely enough to tell when two
+/// items would get the same one (any two items holding subqueries are taken to).
+fn planner_name(item: &SelectItem) -> Option<String> {
+    match item {
+        SelectItem::UnnamedExpr(e) => {
+            let mut e = e;
+            while let Expr::Nested(inner) = e {
+                e = inner;
+            }
+            Some(match e {
+                Expr::Identifier(id) => ident_name(id),
+                Expr::CompoundIdentifier(ids) => ids.last().map(ident_name)?,
+                e if e.to_string().to_lowercase().contains("select") => "(<subquery>)".into(),
+                e => e.to_string().to_lowercase(),
+            })
+        }
+        SelectItem::ExprWithAlias { alias, .. } => Some(ident_name(alias)),
+        _ => None,
+    }
+}
+
+fn disambiguate_body(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(sel) => {
+            let names: Option<Vec<String>> = sel.projection.iter().map(planner_name).collect();
+            // With a `*` the result's names come from DataFusion: leave the list alone.
+            let Some(names) = names else { return };
+            for i in 1..names.len() {
+                if names[..i].contains(&names[i]) {
+                    let item = std::mem::replace(
+                        &mut sel.projection[i],
+                        SelectItem::Wildcard(Default::default()),
+                    );
+                    let expr = match item {
+                        SelectItem::UnnamedExpr(e) => e,
+                        SelectItem::ExprWithAlias { expr, .. } => expr,
+                        other => {
+                            sel.projection[i] = other;
+                            continue;
+                        }
+                    };
+                    sel.projection[i] = SelectItem::ExprWithAlias {
+                        expr,
+                        alias: datafusion::sql::sqlparser::ast::Ident::with_quote(
+                            '"',
+                            format!("__weft_column_{}", i + 1),
+                        ),
+                    };
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            disambiguate_body(left);
+            disambiguate_body(right);
+        }
+        SetExpr::Query(q) => disambiguate_body(&mut q.body),
+        _ => {}
+    }
+}
+
+/// PostgreSQL lets a select list repeat a name (`SELECT a, a`, two subqueries, two
+/// `count(*)`); DataFusion requires distinct ones. Repeats in the statement's own result
+/// (not in subqueries, whose names may be referenced) get internal aliases; the result
+/// columns keep PostgreSQL's names through [`result_names`], taken before this.
+pub fn disambiguate(stmt: &mut Statement) {
+    match stmt {
+        Statement::Query(q) => disambiguate_body(&mut q.body),
+        Statement::Insert(ins) => {
+            if let Some(q) = ins.source.as_mut() {
+                disambiguate_body(&mut q.body);
+            }
+        }
+        _ => {}
+    }
+}

@@ -469,7 +469,7 @@ fn external(e: crate::error::SqlError) -> DataFusionError {
 
 /// Runs a storage operation from inside a function, which DataFusion calls synchronously
 /// on a worker thread of the server's runtime.
-fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
+pub(crate) fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(fut))
 }
 
