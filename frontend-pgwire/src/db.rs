@@ -58,6 +58,29 @@ pub struct Db {
     pub sequences: crate::sequences::Blocks,
 }
 
+/// Casts to PostgreSQL's types that weft stores as text (`::jsonb`, `::json`, `::uuid`), and
+/// to the oid types (`::regclass`, `::pg_catalog.text`) through `datafusion-pg-catalog`.
+#[derive(Debug)]
+struct WeftTypePlanner;
+
+impl datafusion::logical_expr::planner::TypePlanner for WeftTypePlanner {
+    fn plan_type_field(
+        &self,
+        sql_type: &datafusion::sql::sqlparser::ast::DataType,
+    ) -> DfResult<Option<arrow::datatypes::FieldRef>> {
+        use datafusion::sql::sqlparser::ast::DataType as T;
+        match sql_type {
+            T::JSON | T::JSONB | T::Uuid => Ok(Some(Arc::new(arrow::datatypes::Field::new(
+                "",
+                arrow::datatypes::DataType::Utf8,
+                true,
+            )))),
+            _ => datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner
+                .plan_type_field(sql_type),
+        }
+    }
+}
+
 impl Db {
     pub fn new(
         storage: Arc<StorageNode>,
@@ -70,15 +93,25 @@ impl Db {
             .with_information_schema(false)
             .with_target_partitions(2)
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
-        let mut base_state = SessionStateBuilder::new()
+        let base_state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
             // Correlated subqueries DataFusion cannot decorrelate run per outer row.
             .with_query_planner(Arc::new(crate::subplan::WeftQueryPlanner))
             // Casts to PostgreSQL's oid types (`::regclass`, `::pg_catalog.text`) plan.
-            .with_type_planner(Arc::new(
-                datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner,
-            ))
+            .with_type_planner(Arc::new(WeftTypePlanner))
+            .build();
+        // `x op ANY|ALL (subquery)` runs as a SubPlan (crate::subplan): DataFusion's rewrite
+        // of it confuses a subquery's table with the same table outside it, and renames
+        // the column it computes.
+        let rules: Vec<_> = base_state
+            .optimizers()
+            .iter()
+            .filter(|r| r.name() != "rewrite_set_comparison")
+            .cloned()
+            .collect();
+        let mut base_state = SessionStateBuilder::new_from_existing(base_state)
+            .with_optimizer_rules(rules)
             .build();
         let statics = Arc::new(
             datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables::try_new()

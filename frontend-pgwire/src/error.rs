@@ -87,6 +87,7 @@ pub mod codes {
     pub const NUMERIC_OUT_OF_RANGE: &str = "22003";
     pub const STRING_DATA_RIGHT_TRUNCATION: &str = "22001";
     pub const INVALID_DATETIME_FORMAT: &str = "22007";
+    pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
     pub const DATA_EXCEPTION: &str = "22000";
     pub const CARDINALITY_VIOLATION: &str = "21000";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
@@ -210,6 +211,9 @@ pub fn map_datafusion(e: DataFusionError) -> SqlError {
         },
         _ => {}
     }
+    if let Some(e) = cast_error(&msg) {
+        return e;
+    }
     let lower = msg.to_lowercase();
     if lower.contains("divide by zero") || lower.contains("division by zero") {
         return SqlError::new(DIVISION_BY_ZERO, "division by zero");
@@ -254,6 +258,66 @@ pub fn map_datafusion(e: DataFusionError) -> SqlError {
         DataFusionError::ResourcesExhausted(_) => SqlError::new(PROGRAM_LIMIT_EXCEEDED, msg),
         _ => SqlError::internal(msg),
     }
+}
+
+/// PostgreSQL's name of an Arrow type in input errors.
+fn pg_type_name(arrow: &str) -> Option<&'static str> {
+    Some(match arrow {
+        "Int16" => "smallint",
+        "Int32" => "integer",
+        "Int64" => "bigint",
+        "Float32" => "real",
+        "Float64" => "double precision",
+        "Boolean" => "boolean",
+        "Date32" => "date",
+        t if t.starts_with("Decimal") => "numeric",
+        t if t.starts_with("Timestamp(") && t.contains(',') && !t.contains("None") => {
+            "timestamp with time zone"
+        }
+        t if t.starts_with("Timestamp(") => "timestamp without time zone",
+        t if t.starts_with("Time64") => "time without time zone",
+        t if t.starts_with("Interval") => "interval",
+        _ => return None,
+    })
+}
+
+/// Arrow's cast failures, as PostgreSQL reports the same input: an integer out of its
+/// type's range is 22003, text that is not a value of the type 22P02 (22007 for dates and
+/// times), a date whose fields are out of range 22008.
+fn cast_error(msg: &str) -> Option<SqlError> {
+    if let Some(rest) = msg.strip_prefix("Can't cast value ") {
+        let (_, ty) = rest.split_once(" to type ")?;
+        let name = pg_type_name(ty.trim())?;
+        return Some(SqlError::new(
+            NUMERIC_OUT_OF_RANGE,
+            format!("{name} out of range"),
+        ));
+    }
+    let rest = msg.strip_prefix("Cannot cast string '")?;
+    let (value, ty) = rest.rsplit_once("' to value of ")?;
+    let name = pg_type_name(ty.trim_end_matches(" type").trim())?;
+    let datetime = name.starts_with("date") || name.starts_with("time");
+    if datetime {
+        let fields: Vec<&str> = value.trim().split(['-', ' ', 'T', ':']).collect();
+        let numeric_date = fields.len() >= 3
+            && fields[..3]
+                .iter()
+                .all(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
+        if numeric_date {
+            return Some(SqlError::new(
+                DATETIME_FIELD_OVERFLOW,
+                format!("date/time field value out of range: \"{value}\""),
+            ));
+        }
+    }
+    Some(SqlError::new(
+        if datetime {
+            INVALID_DATETIME_FORMAT
+        } else {
+            INVALID_TEXT_REPRESENTATION
+        },
+        format!("invalid input syntax for type {name}: \"{value}\""),
+    ))
 }
 
 fn table_not_found(msg: &str) -> Option<String> {

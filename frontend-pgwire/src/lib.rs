@@ -21,6 +21,7 @@ pub mod encode;
 pub mod error;
 pub mod exec;
 mod fast;
+mod jsonb;
 pub mod names;
 pub mod pgcatalog;
 pub mod pgfuncs;
