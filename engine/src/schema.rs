@@ -17,6 +17,9 @@ pub const CATALOG_TABLE_ID: u64 = 1;
 /// Table id of the sequences: rows keyed by sequence name holding its definition and the
 /// last value any node reserved, as JSON.
 pub const SEQUENCE_TABLE_ID: u64 = 2;
+/// Table id of the roles (`CREATE USER`): rows keyed by role name holding its attributes
+/// and SCRAM-SHA-256 secret, as JSON.
+pub const ROLE_TABLE_ID: u64 = 3;
 /// Table ids below this are reserved for system tables.
 pub const FIRST_USER_TABLE_ID: u64 = 1 << 16;
 /// Column name prefix reserved for weft's own columns.

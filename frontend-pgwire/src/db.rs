@@ -47,6 +47,8 @@ pub struct Db {
     pub next_pid: AtomicU64,
     /// How far back reads may go (`SET weft.as_of`).
     version_retention: std::sync::OnceLock<std::time::Duration>,
+    /// Who must authenticate, and the roles configured at start (set once, at start).
+    auth: std::sync::OnceLock<Arc<crate::roles::AuthConfig>>,
     /// Statements answered by the point-select fast path (`SHOW weft.point_selects`).
     pub point_selects: AtomicU64,
     /// INSERT, UPDATE and DELETE statements answered by the point-write fast path
@@ -148,9 +150,19 @@ impl Db {
             rowid_next: AtomicU64::new(0),
             next_pid: AtomicU64::new(1),
             version_retention: std::sync::OnceLock::new(),
+            auth: std::sync::OnceLock::new(),
             point_selects: AtomicU64::new(0),
             point_writes: AtomicU64::new(0),
         })
+    }
+
+    /// Sets who must authenticate (once, at start).
+    pub fn set_auth(&self, auth: crate::roles::AuthConfig) {
+        let _ = self.auth.set(Arc::new(auth));
+    }
+
+    pub fn auth(&self) -> Arc<crate::roles::AuthConfig> {
+        self.auth.get_or_init(Default::default).clone()
     }
 
     /// Sets how far back `SET weft.as_of` may go (once, at start).

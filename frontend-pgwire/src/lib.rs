@@ -25,6 +25,7 @@ mod jsonb;
 pub mod names;
 pub mod pgcatalog;
 pub mod pgfuncs;
+pub mod roles;
 pub mod sequences;
 pub mod server;
 pub mod session;

@@ -67,6 +67,8 @@ pub struct Snapshot {
     pub committed: bool,
     pub tables: Vec<Arc<TableDef>>,
     pub sequences: Vec<crate::sequences::SeqDef>,
+    /// Committed roles (the transaction's own role DDL is not seen here).
+    pub roles: Vec<crate::roles::RoleDef>,
 }
 
 /// What catalog tables and functions need to know about the session.
@@ -139,11 +141,15 @@ impl SessionMeta {
         let sequences = crate::sequences::list(db, view.read_ts, own_seqs.as_deref())
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let roles = crate::roles::list(db, view.read_ts)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let snap = Arc::new(Snapshot {
             read_ts: view.read_ts,
             committed: own.is_none() && own_seqs.is_none(),
             tables,
             sequences,
+            roles,
         });
         *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = snap.clone();
         Ok(snap)
@@ -577,7 +583,7 @@ impl PgCatalogSchema {
             "pg_database" => pg_database(&self.meta.identity()),
             "pg_tables" => pg_tables(&snap),
             "pg_settings" => pg_settings(&self.meta.settings()),
-            "pg_roles" | "pg_user" => pg_roles(name, &self.meta.identity()),
+            "pg_roles" | "pg_user" => pg_roles(name, &self.meta.identity(), &snap.roles),
             "pg_sequence" => build(
                 &[
                     ("seqrelid", K::Oid),
@@ -1169,10 +1175,21 @@ fn pg_settings(settings: &BTreeMap<String, String>) -> DfResult<Arc<dyn TablePro
     build(&cols, rows)
 }
 
-fn pg_roles(name: &str, who: &Identity) -> DfResult<Arc<dyn TableProvider>> {
-    let mut names = vec![BOOTSTRAP_ROLE_NAME.to_string()];
-    if who.user != BOOTSTRAP_ROLE_NAME {
-        names.push(who.user.clone());
+fn pg_roles(
+    name: &str,
+    who: &Identity,
+    known: &[crate::roles::RoleDef],
+) -> DfResult<Arc<dyn TableProvider>> {
+    let mut roles: Vec<(String, bool, bool)> = known
+        .iter()
+        .map(|r| (r.name.clone(), r.superuser, r.login))
+        .collect();
+    if roles.is_empty() {
+        roles.push((BOOTSTRAP_ROLE_NAME.to_string(), true, true));
+    }
+    // A trusted connection may name a role that was never created.
+    if !roles.iter().any(|r| r.0 == who.user) {
+        roles.push((who.user.clone(), true, true));
     }
     if name == "pg_user" {
         let cols = [
@@ -1186,17 +1203,18 @@ fn pg_roles(name: &str, who: &Identity) -> DfResult<Arc<dyn TableProvider>> {
             ("valuntil", K::Text),
             ("useconfig", K::TextList),
         ];
-        let rows = names
+        let rows = roles
             .into_iter()
             .enumerate()
-            .map(|(n, u)| {
+            .filter(|(_, r)| r.2)
+            .map(|(n, (u, sup, _))| {
                 vec![
                     s(u),
                     i(BOOTSTRAP_ROLE + n as i32 * 16374),
-                    V::B(true),
-                    V::B(true),
-                    V::B(true),
-                    V::B(true),
+                    V::B(sup),
+                    V::B(sup),
+                    V::B(sup),
+                    V::B(sup),
                     s("********"),
                     V::N,
                     V::N,
@@ -1220,22 +1238,22 @@ fn pg_roles(name: &str, who: &Identity) -> DfResult<Arc<dyn TableProvider>> {
         ("rolconfig", K::TextList),
         ("oid", K::Oid),
     ];
-    let rows = names
+    let rows = roles
         .into_iter()
         .enumerate()
-        .map(|(n, u)| {
+        .map(|(n, (u, sup, login))| {
             vec![
                 s(u),
+                V::B(sup),
                 V::B(true),
-                V::B(true),
-                V::B(true),
-                V::B(true),
-                V::B(true),
-                V::B(true),
+                V::B(sup),
+                V::B(sup),
+                V::B(login),
+                V::B(sup),
                 i(-1),
                 s("********"),
                 V::N,
-                V::B(true),
+                V::B(sup),
                 V::N,
                 i(BOOTSTRAP_ROLE + n as i32 * 16374),
             ]

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::sql::sqlparser::ast::{self, ObjectType, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use futures::sink::{Sink, SinkExt};
 use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
@@ -117,8 +117,41 @@ fn aborted_error() -> SqlError {
     )
 }
 
+/// `CREATE USER` and `ALTER USER` as PostgreSQL means them: the parser reads them in
+/// another dialect's syntax, so they are parsed as `CREATE|ALTER ROLE`, `CREATE USER`
+/// implying LOGIN.
+fn parse_user_statement(sql: &str) -> Option<Result<Vec<Statement>, ParserError>> {
+    let t = sql.trim_start();
+    let first_end = t.find(char::is_whitespace)?;
+    let verb = &t[..first_end];
+    let rest = t[first_end..].trim_start();
+    let second_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    if !rest[..second_end].eq_ignore_ascii_case("user") {
+        return None;
+    }
+    let create = verb.eq_ignore_ascii_case("create");
+    if !create && !verb.eq_ignore_ascii_case("alter") {
+        return None;
+    }
+    let text = format!("{verb} ROLE{}", &rest[second_end..]);
+    Some(
+        Parser::parse_sql(&PostgreSqlDialect {}, &text).map(|mut stmts| {
+            for s in &mut stmts {
+                if let Statement::CreateRole(cr) = s {
+                    if create && cr.login.is_none() {
+                        cr.login = Some(true);
+                    }
+                }
+            }
+            stmts
+        }),
+    )
+}
+
 fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
-    let parsed = if crate::compat::is_catalog_query(sql) {
+    let parsed = if let Some(p) = parse_user_statement(sql) {
+        p
+    } else if crate::compat::is_catalog_query(sql) {
         crate::compat::parse_catalog_query(sql)
     } else {
         Parser::parse_sql(&PostgreSqlDialect {}, sql)
@@ -230,6 +263,8 @@ fn write_kind(stmt: &Statement) -> Option<&'static str> {
         Statement::CreateTable(_) => Some("CREATE TABLE"),
         Statement::Drop { .. } => Some("DROP TABLE"),
         Statement::CreateSequence { .. } => Some("CREATE SEQUENCE"),
+        Statement::CreateRole(_) => Some("CREATE ROLE"),
+        Statement::AlterRole { .. } => Some("ALTER ROLE"),
         Statement::Truncate(_) => Some("TRUNCATE TABLE"),
         Statement::Copy { to: false, .. } => Some("COPY FROM"),
         Statement::Query(q) if !q.locks.is_empty() => Some("SELECT FOR UPDATE"),
@@ -952,6 +987,16 @@ impl Core {
                     .copy(txn, source, to, target, &options, &legacy_options)
                     .await
             }
+            Statement::CreateRole(cr) => self.exec.create_role(txn, &cr).await,
+            Statement::AlterRole { name, operation } => {
+                self.exec.alter_role(txn, &name, &operation).await
+            }
+            Statement::Drop {
+                object_type: ObjectType::Role | ObjectType::User,
+                if_exists,
+                names,
+                ..
+            } => self.exec.drop_roles(txn, &names, if_exists, notices).await,
             Statement::CreateSequence {
                 temporary: false,
                 if_not_exists,
@@ -1225,7 +1270,7 @@ impl Session {
         });
         Session {
             parser: Arc::new(WeftQueryParser { core: core.clone() }),
-            startup: Arc::new(Startup { db, meta }),
+            startup: Arc::new(Startup::new(db, meta)),
             core,
         }
     }
@@ -1660,10 +1705,76 @@ impl ExtendedQueryHandler for SessionHandler {
     }
 }
 
-/// Startup without authentication (the embedded default accepts loopback connections).
-pub struct Startup {
+/// The parameters sent at the end of startup, as PostgreSQL 15 sends them.
+fn server_parameters() -> DefaultServerParameterProvider {
+    let mut params = DefaultServerParameterProvider::default();
+    params.server_version = "15.0".into();
+    params.time_zone = "UTC".into();
+    params.date_style = "ISO, MDY".into();
+    params
+}
+
+/// Gives a connection its process id (and cancel key), and the session its identity.
+struct SessionPids {
     db: Arc<Db>,
     meta: Arc<crate::pgcatalog::SessionMeta>,
+}
+
+impl pgwire::api::PidSecretKeyGenerator for SessionPids {
+    fn generate(&self, client: &dyn ClientInfo) -> (i32, SecretKey) {
+        let pid = (self.db.next_pid.fetch_add(1, Ordering::Relaxed) % (i32::MAX as u64)) as i32;
+        let meta = client.metadata();
+        let user = meta
+            .get(pgwire::api::METADATA_USER)
+            .cloned()
+            .unwrap_or_else(|| crate::pgcatalog::BOOTSTRAP_ROLE_NAME.to_string());
+        let database = meta
+            .get(pgwire::api::METADATA_DATABASE)
+            .cloned()
+            .unwrap_or_else(|| user.clone());
+        self.meta.set_identity(crate::pgcatalog::Identity {
+            user,
+            database,
+            pid,
+        });
+        (pid, SecretKey::I32(rand::random::<i32>()))
+    }
+}
+
+/// Startup: trusted connections (loopback ones by default) go straight in; the others
+/// authenticate with SCRAM-SHA-256 (see [`crate::roles`]).
+pub struct Startup {
+    db: Arc<Db>,
+    pids: Arc<SessionPids>,
+    sasl: pgwire::api::auth::sasl::SASLAuthStartupHandler<DefaultServerParameterProvider>,
+    authenticating: std::sync::atomic::AtomicBool,
+    /// Authentication failed: the error was sent and the connection closed; whatever the
+    /// client still sends is ignored.
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Startup {
+    fn new(db: Arc<Db>, meta: Arc<crate::pgcatalog::SessionMeta>) -> Startup {
+        let pids = Arc::new(SessionPids {
+            db: db.clone(),
+            meta,
+        });
+        let mut scram = pgwire::api::auth::sasl::scram::ScramAuth::new(Arc::new(
+            crate::roles::WeftAuthSource { db: db.clone() },
+        ));
+        scram.set_iterations(crate::roles::SCRAM_ITERATIONS);
+        let sasl =
+            pgwire::api::auth::sasl::SASLAuthStartupHandler::new(Arc::new(server_parameters()))
+                .with_scram(scram)
+                .with_pid_secret_key_generator(pids.clone());
+        Startup {
+            db,
+            pids,
+            sasl,
+            authenticating: Default::default(),
+            failed: Default::default(),
+        }
+    }
 }
 
 #[async_trait]
@@ -1674,34 +1785,52 @@ impl StartupHandler for Startup {
         message: PgWireFrontendMessage,
     ) -> PgWireResult<()>
     where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if let PgWireFrontendMessage::Startup(ref startup) = message {
-            protocol_negotiation(client, startup).await?;
-            save_startup_parameters_to_metadata(client, startup);
-            let pid = (self.db.next_pid.fetch_add(1, Ordering::Relaxed) % (i32::MAX as u64)) as i32;
-            client.set_pid_and_secret_key(pid, SecretKey::I32(rand::random::<i32>()));
-            let meta = client.metadata();
-            let user = meta
-                .get(pgwire::api::METADATA_USER)
-                .cloned()
-                .unwrap_or_else(|| crate::pgcatalog::BOOTSTRAP_ROLE_NAME.to_string());
-            let database = meta
-                .get(pgwire::api::METADATA_DATABASE)
-                .cloned()
-                .unwrap_or_else(|| user.clone());
-            self.meta.set_identity(crate::pgcatalog::Identity {
-                user,
-                database,
-                pid,
-            });
-            let mut params = DefaultServerParameterProvider::default();
-            params.server_version = "15.0".into();
-            params.time_zone = "UTC".into();
-            params.date_style = "ISO, MDY".into();
-            finish_authentication(client, &params).await?;
+        if self.failed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                let peer = client.socket_addr().ip();
+                if self.db.auth().mode.requires_password(peer) {
+                    self.authenticating.store(true, Ordering::Relaxed);
+                    return self.sasl.on_startup(client, message).await;
+                }
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                let (pid, key) = pgwire::api::PidSecretKeyGenerator::generate(&*self.pids, client);
+                client.set_pid_and_secret_key(pid, key);
+                finish_authentication(client, &server_parameters()).await?;
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(_)
+                if self.authenticating.load(Ordering::Relaxed) =>
+            {
+                if let Err(e) = self.sasl.on_startup(client, message).await {
+                    // pgwire's own error path would mark the connection ready for queries
+                    // before closing it; a failed login must never get that far.
+                    self.failed.store(true, Ordering::Relaxed);
+                    let user = client
+                        .metadata()
+                        .get(pgwire::api::METADATA_USER)
+                        .cloned()
+                        .unwrap_or_default();
+                    tracing::info!(user, peer = %client.socket_addr(), error = %e, "authentication failed");
+                    let info = ErrorInfo::new(
+                        "FATAL".into(),
+                        "28P01".into(),
+                        format!("password authentication failed for user \"{user}\""),
+                    );
+                    client
+                        .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                        .await?;
+                    client.flush().await?;
+                    let _ = client.close().await;
+                }
+            }
+            _ => {}
         }
         Ok(())
     }

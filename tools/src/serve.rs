@@ -82,6 +82,14 @@ pub struct ServeArgs {
     /// Refuse TLS (clients with sslmode=require then cannot connect).
     #[arg(long, conflicts_with = "tls_cert")]
     pub no_tls: bool,
+    /// Who must give a password (SCRAM-SHA-256): `default` trusts loopback connections
+    /// and asks everyone else; `scram` asks everyone; `trust` asks no one.
+    #[arg(long, default_value = "default", value_parser = weft_frontend_pgwire::roles::AuthMode::parse)]
+    pub auth: weft_frontend_pgwire::roles::AuthMode,
+    /// A role configured at start, `NAME:PASSWORD` (repeatable; or WEFT_USERS, comma
+    /// separated). Roles made with CREATE USER ... PASSWORD work as well.
+    #[arg(long = "user", env = "WEFT_USERS", value_delimiter = ',')]
+    pub users: Vec<String>,
     /// Testing only: abort the process at a named point of a flush or compaction
     /// (flush-before-manifest, flush-after-manifest, compact-before-manifest,
     /// compact-after-manifest).
@@ -328,6 +336,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let adjudicator_for_shutdown = adjudicator.clone();
     let db = Db::new(storage.clone(), adjudicator, limits);
     db.set_version_retention(retention);
+    db.set_auth(
+        weft_frontend_pgwire::roles::AuthConfig::new(args.auth, &args.users)
+            .map_err(anyhow::Error::msg)?,
+    );
     let listener = TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -349,6 +361,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(
         listen = %args.listen,
         tls = if tls.is_none() { "off" } else if args.tls_cert.is_some() { "on" } else { "on (self-signed)" },
+        auth = match args.auth {
+            weft_frontend_pgwire::roles::AuthMode::Default => "loopback trusted, others scram-sha-256",
+            weft_frontend_pgwire::roles::AuthMode::Scram => "scram-sha-256",
+            weft_frontend_pgwire::roles::AuthMode::Trust => "trust",
+        },
         "frontend: accepting PostgreSQL connections"
     );
 
