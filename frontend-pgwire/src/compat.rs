@@ -91,9 +91,11 @@ fn compat() -> &'static Compat {
             Arc::new(CurrentUserVariableToSessionUserFunctionCall),
             Arc::new(StripCollate),
             Arc::new(RewritePgCatalogOperator),
+            Arc::new(RegprocLiteralAsName),
             Arc::new(RewriteRegCastToSubquery::new()),
             Arc::new(RegclassOfExpression),
             Arc::new(GenerateSubscripts),
+            Arc::new(ExpandArrayAndFieldAccess),
             Arc::new(FixVersionColumnName),
             Arc::new(AggregateScalarSubqueries),
         ],
@@ -307,6 +309,103 @@ impl SqlStatementRewriteRule for RegclassOfExpression {
     }
 }
 
+/// `'pg_catalog.array_in'::regproc`: the function's name. The bundled `pg_type` holds
+/// `typinput`/`typoutput` as names, so comparing with a name is what PostgreSQL's
+/// comparison of regprocs means (pgjdbc's type lookup compares `typinput` so).
+#[derive(Debug)]
+struct RegprocLiteralAsName;
+
+impl SqlStatementRewriteRule for RegprocLiteralAsName {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        use datafusion::sql::sqlparser::ast::{
+            visit_expressions_mut, DataType, Expr, Value, ValueWithSpan,
+        };
+        use std::ops::ControlFlow;
+        let _ = visit_expressions_mut(&mut s, |e| {
+            if let Expr::Cast {
+                expr, data_type, ..
+            } = e
+            {
+                let regproc = matches!(data_type, DataType::Custom(n, a) if a.is_empty()
+                && n.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+                    i.value.eq_ignore_ascii_case("regproc")
+                }));
+                if let (
+                    true,
+                    Expr::Value(ValueWithSpan {
+                        value: Value::SingleQuotedString(name),
+                        ..
+                    }),
+                ) = (regproc, expr.as_ref())
+                {
+                    let bare = name.strip_prefix("pg_catalog.").unwrap_or(name).to_string();
+                    *e = Expr::Value(Value::SingleQuotedString(bare).into());
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        s
+    }
+}
+
+/// `information_schema._pg_expandarray(a)` is a set-returning function of `(x, n)` records:
+/// `unnest(_pg_expandarray(a))` over weft's array-returning function gives the same rows.
+/// A record's field, `(r).x`, is `get_field(r, 'x')`. pgjdbc's `getPrimaryKeys` needs both.
+#[derive(Debug)]
+struct ExpandArrayAndFieldAccess;
+
+impl SqlStatementRewriteRule for ExpandArrayAndFieldAccess {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        use datafusion::sql::sqlparser::ast::{
+            visit_expressions_mut, AccessExpr, Expr, FunctionArguments, Ident, ObjectName, Value,
+        };
+        use std::ops::ControlFlow;
+        let _ = visit_expressions_mut(&mut s, |e| {
+            match e {
+                Expr::Function(f)
+                    if f.name
+                        .0
+                        .last()
+                        .and_then(|p| p.as_ident())
+                        .is_some_and(|i| i.value.eq_ignore_ascii_case("_pg_expandarray"))
+                        && matches!(f.args, FunctionArguments::List(_)) =>
+                {
+                    let mut inner = f.clone();
+                    inner.name = ObjectName::from(vec![Ident::new("_pg_expandarray")]);
+                    *e = call("unnest", Expr::Function(inner));
+                }
+                Expr::CompoundFieldAccess { root, access_chain }
+                    if access_chain
+                        .iter()
+                        .all(|a| matches!(a, AccessExpr::Dot(Expr::Identifier(_)))) =>
+                {
+                    let mut out = (**root).clone();
+                    while let Expr::Nested(inner) = out {
+                        out = *inner;
+                    }
+                    for a in access_chain.iter() {
+                        if let AccessExpr::Dot(Expr::Identifier(id)) = a {
+                            out = call_args(
+                                "get_field",
+                                vec![
+                                    out,
+                                    Expr::Value(
+                                        Value::SingleQuotedString(id.value.to_lowercase()).into(),
+                                    ),
+                                ],
+                            );
+                        }
+                    }
+                    *e = out;
+                }
+                _ => {}
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        s
+    }
+}
+
 /// `generate_subscripts(a, 1)`: `unnest(generate_series(1, array_length(a)))`, the
 /// subscripts of a one-dimensional array (DataFusion has no generate_subscripts).
 #[derive(Debug)]
@@ -373,6 +472,13 @@ fn call(
     name: &str,
     arg: datafusion::sql::sqlparser::ast::Expr,
 ) -> datafusion::sql::sqlparser::ast::Expr {
+    call_args(name, vec![arg])
+}
+
+fn call_args(
+    name: &str,
+    args: Vec<datafusion::sql::sqlparser::ast::Expr>,
+) -> datafusion::sql::sqlparser::ast::Expr {
     use datafusion::sql::sqlparser::ast::{
         Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
         Ident, ObjectName,
@@ -383,7 +489,10 @@ fn call(
         parameters: FunctionArguments::None,
         args: FunctionArguments::List(FunctionArgumentList {
             duplicate_treatment: None,
-            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))],
+            args: args
+                .into_iter()
+                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                .collect(),
             clauses: vec![],
         }),
         filter: None,

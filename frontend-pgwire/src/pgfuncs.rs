@@ -263,6 +263,7 @@ pub fn register_static(
                 Ok(Arc::new(out) as ArrayRef)
             },
         ),
+        expandarray(),
         pgc::create_pg_relation_is_publishable_udf(),
         pgc::create_pg_get_statisticsobjdef_columns_udf(),
         pgc::create_pg_get_partkeydef_udf(),
@@ -471,6 +472,62 @@ fn external(e: crate::error::SqlError) -> DataFusionError {
 /// on a worker thread of the server's runtime.
 pub(crate) fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(fut))
+}
+
+/// `information_schema._pg_expandarray(a)`'s values as one array of `(x, n)` records: the
+/// elements with their 1-based positions. PostgreSQL's is a set-returning function; catalog
+/// queries call it through `unnest` (see compat.rs), which gives the same rows.
+fn expandarray() -> ScalarUDF {
+    use arrow::array::{ListArray, StructArray};
+    use arrow::buffer::OffsetBuffer;
+    use arrow::datatypes::{Field, Fields};
+    let fields = Fields::from(vec![
+        Field::new("x", DataType::Int32, true),
+        Field::new("n", DataType::Int32, false),
+    ]);
+    let item = Arc::new(Field::new("item", DataType::Struct(fields.clone()), true));
+    fun(
+        "_pg_expandarray",
+        &[1],
+        DataType::List(item.clone()),
+        Volatility::Immutable,
+        move |args, rows| {
+            let list = cast(
+                &args[0],
+                &DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+            )?;
+            let list = list.as_list::<i32>();
+            let (mut xs, mut ns, mut lens) = (Vec::new(), Vec::new(), Vec::with_capacity(rows));
+            for i in 0..list.len() {
+                if list.is_null(i) {
+                    lens.push(0);
+                    continue;
+                }
+                let v = list.value(i);
+                let v = v.as_primitive::<Int32Type>();
+                for j in 0..v.len() {
+                    xs.push(if v.is_null(j) { None } else { Some(v.value(j)) });
+                    ns.push(j as i32 + 1);
+                }
+                lens.push(v.len());
+            }
+            let structs = StructArray::new(
+                fields.clone(),
+                vec![
+                    Arc::new(Int32Array::from(xs)) as ArrayRef,
+                    Arc::new(Int32Array::from(ns)) as ArrayRef,
+                ],
+                None,
+            );
+            let out = ListArray::new(
+                item.clone(),
+                OffsetBuffer::from_lengths(lens),
+                Arc::new(structs),
+                list.nulls().cloned(),
+            );
+            Ok(Arc::new(out) as ArrayRef)
+        },
+    )
 }
 
 /// `nextval` as the template state knows it, so that column defaults parse; a session's

@@ -1558,6 +1558,52 @@ impl ExtendedQueryHandler for SessionHandler {
         r
     }
 
+    /// As pgwire's, except that a statement returning no rows (INSERT, UPDATE, DELETE
+    /// without RETURNING) is described with NoData even when it has parameters: a
+    /// RowDescription of no columns means a query that returns rows (pgjdbc then rejects
+    /// `executeUpdate`).
+    async fn on_describe<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Describe,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use pgwire::api::results::DescribeResponse;
+        use pgwire::messages::data::{NoData, ParameterDescription};
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let stmt = match client.portal_store().get_statement(name) {
+            Some(pgwire::api::store::Entry::Value(stmt))
+                if message.target_type
+                    == pgwire::messages::extendedquery::TARGET_TYPE_BYTE_STATEMENT
+                    && stmt.statement.schema.is_none() =>
+            {
+                stmt
+            }
+            _ => return self._on_describe(client, message).await,
+        };
+        let described = self.do_describe_statement(client, &stmt).await?;
+        let oids = described
+            .parameters()
+            .unwrap_or_default()
+            .iter()
+            .map(|t| t.oid())
+            .collect();
+        client
+            .send(PgWireBackendMessage::ParameterDescription(
+                ParameterDescription::new(oids),
+            ))
+            .await?;
+        client
+            .send(PgWireBackendMessage::NoData(NoData::default()))
+            .await?;
+        Ok(())
+    }
+
     async fn do_describe_statement<C>(
         &self,
         _client: &mut C,
