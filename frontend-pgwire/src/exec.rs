@@ -187,7 +187,7 @@ impl Executor {
 
     /// Runs a plan of the session's own context.
     pub async fn run_plan(&self, plan: LogicalPlan) -> SqlResult<(SchemaRef, Vec<RecordBatch>)> {
-        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        let schema = crate::encode::schema_with_origins(&plan);
         // A fresh copy of the state, stamped with this statement's start time (now()).
         let state = self.planning().0.state();
         let physical = state.create_physical_plan(&plan).await?;

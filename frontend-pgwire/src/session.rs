@@ -1154,6 +1154,7 @@ impl Core {
                 .returning_plan(&def, alias.as_deref(), &items, &[])
                 .await?;
             let schema: SchemaRef = Arc::new(p.schema().as_arrow().clone());
+            let schema = crate::encode::returning_with_origins(&schema, &def, &items);
             Some(crate::names::rename(
                 &schema,
                 crate::names::item_names(&items),
@@ -1161,7 +1162,7 @@ impl Core {
         } else if is_dml {
             None
         } else {
-            let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+            let schema = crate::encode::schema_with_origins(&plan);
             Some(crate::names::rename(
                 &schema,
                 crate::names::result_names(stmt),
@@ -1169,6 +1170,73 @@ impl Core {
         };
         Ok((params, schema))
     }
+}
+
+/// The prepared statement named by `EXPLAIN (..., FORMAT JSON) EXECUTE name(...)`.
+///
+/// weft answers this one form of EXPLAIN with the shape PostgreSQL gives, for what
+/// drivers read from it: sqlx's compile-time checks learn from it which result columns can
+/// be NULL beyond what their tables say: those on the inner side of an outer join.
+fn explained_statement(stmt: &Statement) -> Option<String> {
+    let Statement::Explain {
+        statement, options, ..
+    } = stmt
+    else {
+        return None;
+    };
+    let json = options.as_ref().is_some_and(|o| {
+        o.iter().any(|u| {
+            u.name.value.eq_ignore_ascii_case("format")
+                && u.arg
+                    .as_ref()
+                    .is_some_and(|a| a.to_string().eq_ignore_ascii_case("json"))
+        })
+    });
+    match statement.as_ref() {
+        Statement::Execute {
+            name: Some(name), ..
+        } if json => name.0.last().and_then(|p| p.as_ident()).map(ident_name),
+        _ => None,
+    }
+}
+
+fn explain_json_schema() -> SchemaRef {
+    let field = Field::new("QUERY PLAN", DataType::Utf8, false).with_metadata(
+        [(
+            weft_engine::types::PG_TYPE_KEY.to_string(),
+            "jsonb".to_string(),
+        )]
+        .into(),
+    );
+    Arc::new(Schema::new(vec![field]))
+}
+
+fn explain_json(schema: Option<&Schema>) -> String {
+    let Some(schema) = schema else {
+        return serde_json::json!([{"Plan": {"Node Type": "Result"}}]).to_string();
+    };
+    let label = |i: usize| format!("c{}", i + 1);
+    let all: Vec<String> = (0..schema.fields().len()).map(label).collect();
+    let nullable: Vec<String> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.metadata().contains_key(crate::encode::OUTER_NULLABLE_KEY))
+        .map(|(i, _)| label(i))
+        .collect();
+    serde_json::json!([{
+        "Plan": {
+            "Node Type": "Nested Loop",
+            "Join Type": "Left",
+            "Output": all,
+            "Plans": [{
+                "Node Type": "Result",
+                "Parent Relationship": "Inner",
+                "Output": nullable,
+            }],
+        }
+    }])
+    .to_string()
 }
 
 /// A statement parsed and described at Parse time.
@@ -1209,6 +1277,14 @@ impl QueryParser for WeftQueryParser {
         let Some(stmt) = stmts.pop() else {
             return Ok(None);
         };
+        if explained_statement(&stmt).is_some() {
+            return Ok(Some(Prepared {
+                stmt,
+                param_types: Vec::new(),
+                param_wire: Vec::new(),
+                schema: Some(explain_json_schema()),
+            }));
+        }
         let (param_types, schema) = self
             .core
             .describe(&stmt)
@@ -1677,6 +1753,31 @@ impl ExtendedQueryHandler for SessionHandler {
         );
         let portal = normalized.as_ref().unwrap_or(portal);
         let p = &portal.statement.statement;
+        if let Some(name) = explained_statement(&p.stmt) {
+            let described = match client.portal_store().get_statement(&name) {
+                Some(pgwire::api::store::Entry::Value(s)) => s.statement.schema.clone(),
+                _ => {
+                    return Err(SqlError::new(
+                        "26000",
+                        format!("prepared statement \"{name}\" does not exist"),
+                    )
+                    .into_pgwire())
+                }
+            };
+            let schema = explain_json_schema();
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(StringArray::from(vec![explain_json(
+                    described.as_deref(),
+                )]))],
+            )
+            .map_err(|e| SqlError::internal(e.to_string()).into_pgwire())?;
+            return Ok(Response::Query(query_response(
+                &schema,
+                vec![batch],
+                &portal.result_column_format,
+            )?));
+        }
         let params = if portal.parameter_len() > 0 {
             let inferred: Vec<Option<&DataType>> =
                 p.param_types.iter().map(|t| t.as_ref()).collect();

@@ -1,7 +1,9 @@
 //! The driver matrix: real PostgreSQL drivers and an ORM against `weft serve`, each creating
 //! tables, binding parameters of every type weft stores, reading them back (text and
 //! binary), and running a transaction that loses a write conflict (40001) and retries.
-//! The scripts are in tests/drivers/; tests/run installs the drivers.
+//! The scripts are in tests/drivers/; tests/run installs the drivers (Python packages,
+//! node-postgres, pgjdbc and a JDK). sqlx's check is a crate, tests/sqlx-check, whose
+//! `query_as!` macros are checked while it compiles against a running weft.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -56,4 +58,136 @@ fn asyncpg() {
 #[test]
 fn sqlalchemy_orm() {
     run_script("sqlalchemy_check.py");
+}
+
+/// A tool the test script installs: its path from `var`, or a skip (a failure when the
+/// test script asked for every tool).
+fn tool(var: &str, what: &str) -> Option<PathBuf> {
+    match std::env::var_os(var) {
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            assert!(
+                std::env::var("WEFT_REQUIRE_TOOLS").is_err(),
+                "{var} ({what}) is required"
+            );
+            eprintln!("skipping: set {var} to {what}");
+            None
+        }
+    }
+}
+
+fn check_output(what: &str, out: std::process::Output, server: &Server) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with(" ok"),
+        "{what} failed:\n{stdout}\n{stderr}\n-- server log --\n{}",
+        server.log_text()
+    );
+}
+
+#[test]
+fn node_postgres() {
+    let Some(modules) = tool("WEFT_NODE_MODULES", "a node_modules with pg") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("drivers/node/pg_check.js");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(server.port.to_string())
+        .env("NODE_PATH", modules)
+        .output()
+        .expect("run node");
+    check_output("node-postgres", out, &server);
+}
+
+#[test]
+fn pgjdbc() {
+    let Some(jar) = tool("WEFT_PGJDBC_JAR", "the pgjdbc jar") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("drivers/java/PgjdbcCheck.java");
+    // Java's source launcher compiles and runs the one file.
+    let out = Command::new("java")
+        .arg("-cp")
+        .arg(jar)
+        .arg(&source)
+        .arg(server.port.to_string())
+        .output()
+        .expect("run java");
+    check_output("pgjdbc", out, &server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlx_query_as_checked_against_weft() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let client = server.connect().await;
+    // The tables the crate's macros are checked against, the article's Todos among them.
+    client
+        .batch_execute(
+            "CREATE TABLE Todos (id varchar PRIMARY KEY, name varchar NOT NULL, \
+                 description varchar NOT NULL, created_at timestamptz NOT NULL, \
+                 updated_at timestamptz NOT NULL);
+             CREATE TABLE typed (id bigint PRIMARY KEY, b boolean, i2 smallint, \
+                 i4 integer NOT NULL, f8 double precision, t text, d date, ts timestamp, \
+                 u uuid, jb jsonb, by bytea);
+             CREATE TABLE acct (id int PRIMARY KEY, bal int);
+             INSERT INTO acct VALUES (1, 100);",
+        )
+        .await
+        .unwrap();
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
+        server.port
+    );
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sqlx-check/Cargo.toml");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("sqlx-check");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // The build itself is the check of `query_as!`: the macros describe each query to weft
+    // and the crate compiles only if the columns' types and nullability fit the structs.
+    // A changed schema must be seen, so the macros' crate is rebuilt each time.
+    let out = tokio::task::spawn_blocking({
+        let (cargo, manifest, target, url) =
+            (cargo.clone(), manifest.clone(), target.clone(), url.clone());
+        move || {
+            let _ = Command::new(&cargo)
+                .args(["clean", "-p", "weft-sqlx-check", "--manifest-path"])
+                .arg(&manifest)
+                .env("CARGO_TARGET_DIR", &target)
+                .output();
+            Command::new(&cargo)
+                .args(["build", "--locked", "--manifest-path"])
+                .arg(&manifest)
+                .env("CARGO_TARGET_DIR", &target)
+                .env("DATABASE_URL", &url)
+                .env_remove("SQLX_OFFLINE")
+                .output()
+                .expect("run cargo")
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "tests/sqlx-check did not compile against weft:\n{}\n-- server log --\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log_text()
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(target.join("debug/weft-sqlx-check"))
+            .env("DATABASE_URL", &url)
+            .output()
+            .expect("run the sqlx check")
+    })
+    .await
+    .unwrap();
+    check_output("sqlx", out, &server);
 }
