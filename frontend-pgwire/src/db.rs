@@ -47,6 +47,8 @@ pub struct Db {
     pub next_pid: AtomicU64,
     /// How far back reads may go (`SET weft.as_of`).
     version_retention: std::sync::OnceLock<std::time::Duration>,
+    /// The sessions a cancel request can reach, by process id.
+    pub cancels: Cancels,
     /// Who must authenticate, and the roles configured at start (set once, at start).
     auth: std::sync::OnceLock<Arc<crate::roles::AuthConfig>>,
     /// Statements answered by the point-select fast path (`SHOW weft.point_selects`).
@@ -58,6 +60,40 @@ pub struct Db {
     pub pg_static: Arc<dyn SchemaProvider>,
     /// Sequence values this node has reserved and not yet handed out.
     pub sequences: crate::sequences::Blocks,
+}
+
+/// Each session's process id, secret key and cancel signal. A session's entry goes when
+/// the session does (its signal is only weakly held).
+#[derive(Default)]
+pub struct Cancels {
+    sessions: Mutex<HashMap<i32, (i32, std::sync::Weak<tokio::sync::Notify>)>>,
+}
+
+impl Cancels {
+    pub fn register(&self, pid: i32, secret: i32, signal: &Arc<tokio::sync::Notify>) {
+        let mut m = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= 1024 && m.len().is_power_of_two() {
+            m.retain(|_, (_, w)| w.strong_count() > 0);
+        }
+        m.insert(pid, (secret, Arc::downgrade(signal)));
+    }
+
+    /// Cancels what the session runs now; a wrong secret or a finished session is ignored.
+    pub fn cancel(&self, pid: i32, secret: i32) {
+        let mut m = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get(&pid) {
+            Some((s, w)) if *s == secret => match w.upgrade() {
+                Some(signal) => {
+                    tracing::info!(pid, "cancel request");
+                    signal.notify_waiters()
+                }
+                None => {
+                    m.remove(&pid);
+                }
+            },
+            _ => tracing::info!(pid, "cancel request for no such session ignored"),
+        }
+    }
 }
 
 /// Casts to PostgreSQL's types that weft stores as text (`::jsonb`, `::json`, `::uuid`), and
@@ -151,6 +187,7 @@ impl Db {
             next_pid: AtomicU64::new(1),
             version_retention: std::sync::OnceLock::new(),
             auth: std::sync::OnceLock::new(),
+            cancels: Cancels::default(),
             point_selects: AtomicU64::new(0),
             point_writes: AtomicU64::new(0),
         })

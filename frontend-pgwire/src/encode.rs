@@ -344,46 +344,6 @@ pub fn query_response(
     Ok(QueryResponse::new(fields, stream::iter(rows)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn f8(v: f64) -> String {
-        pg_float_text(v, 15, format!("{v:e}"))
-    }
-
-    #[test]
-    fn floats_print_as_postgres_prints_them() {
-        assert_eq!(f8(3.0), "3");
-        assert_eq!(f8(1.5), "1.5");
-        assert_eq!(f8(-2.25), "-2.25");
-        assert_eq!(f8(0.0001), "0.0001");
-        assert_eq!(f8(0.00001), "1e-05");
-        assert_eq!(f8(1e15), "1e+15");
-        assert_eq!(f8(123456789012345.0), "123456789012345");
-        assert_eq!(f8(0.1 + 0.2), "0.30000000000000004");
-        assert_eq!(f8(f64::NAN), "NaN");
-        assert_eq!(
-            pg_float_text(1.25f32 as f64, 6, format!("{:e}", 1.25f32)),
-            "1.25"
-        );
-        assert_eq!(pg_float_text(1e6, 6, format!("{:e}", 1e6f32)), "1e+06");
-    }
-
-    #[test]
-    fn timestamps_trim_fractions() {
-        assert_eq!(pg_timestamp_text(0, false), "1970-01-01 00:00:00");
-        assert_eq!(
-            pg_timestamp_text(1_500_000_000, true),
-            "1970-01-01 00:00:01.5+00"
-        );
-        assert_eq!(
-            pg_timestamp_text(-1_000, false),
-            "1969-12-31 23:59:59.999999"
-        );
-    }
-}
-
 /// Field metadata naming the table column a result column is (its table's oid and the
 /// column's number), sent in RowDescription as PostgreSQL does: drivers use it for a
 /// column's nullability (sqlx's `query!`) and its table (JDBC's `getTableName`).
@@ -525,4 +485,44 @@ fn origin(field: &Field) -> (Option<i32>, Option<i16>) {
             .map(|v| v as i32),
         md.get(ORIGIN_ATTNUM_KEY).and_then(|v| v.parse().ok()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f8(v: f64) -> String {
+        pg_float_text(v, 15, format!("{v:e}"))
+    }
+
+    #[test]
+    fn floats_print_as_postgres_prints_them() {
+        assert_eq!(f8(3.0), "3");
+        assert_eq!(f8(1.5), "1.5");
+        assert_eq!(f8(-2.25), "-2.25");
+        assert_eq!(f8(0.0001), "0.0001");
+        assert_eq!(f8(0.00001), "1e-05");
+        assert_eq!(f8(1e15), "1e+15");
+        assert_eq!(f8(123456789012345.0), "123456789012345");
+        assert_eq!(f8(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(f8(f64::NAN), "NaN");
+        assert_eq!(
+            pg_float_text(1.25f32 as f64, 6, format!("{:e}", 1.25f32)),
+            "1.25"
+        );
+        assert_eq!(pg_float_text(1e6, 6, format!("{:e}", 1e6f32)), "1e+06");
+    }
+
+    #[test]
+    fn timestamps_trim_fractions() {
+        assert_eq!(pg_timestamp_text(0, false), "1970-01-01 00:00:00");
+        assert_eq!(
+            pg_timestamp_text(1_500_000_000, true),
+            "1970-01-01 00:00:01.5+00"
+        );
+        assert_eq!(
+            pg_timestamp_text(-1_000, false),
+            "1969-12-31 23:59:59.999999"
+        );
+    }
 }

@@ -1,11 +1,24 @@
 //! The listener: accepts connections and runs one session per connection.
+//!
+//! The connection loop is pgwire's, with one difference: a frame pgwire's codec cannot
+//! decode (an unknown message type, a length beyond the limit, a body that does not match
+//! its message) gets PostgreSQL's answer, a FATAL 08P01 naming the problem, before the
+//! connection closes. The server and every other session carry on.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use futures::{FutureExt, SinkExt, StreamExt};
+use pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
+use pgwire::error::ErrorInfo;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::db::Db;
 use crate::session::Handlers;
+
+/// How long a client may take to finish startup and authentication.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Accepts connections until the listener fails or the task is dropped.
 /// With `tls`, clients may ask for TLS (SSLRequest) and get it.
@@ -21,9 +34,100 @@ pub async fn serve(
         let tls = tls.clone();
         tokio::spawn(async move {
             tracing::debug!(%peer, "connection");
-            if let Err(e) = pgwire::tokio::process_socket(socket, tls, Handlers::new(db)).await {
+            if let Err(e) = connection(socket, tls, Handlers::new(db)).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
+}
+
+async fn connection(
+    tcp: TcpStream,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
+    handlers: Handlers,
+) -> std::io::Result<()> {
+    let startup_timeout = tokio::time::sleep(STARTUP_TIMEOUT);
+    tokio::pin!(startup_timeout);
+    let socket = tokio::select! {
+        _ = &mut startup_timeout => return Ok(()),
+        s = pgwire::tokio::server::negotiate_tls(tcp, tls) => s?,
+    };
+    // A client that starts TLS directly when weft has no certificate.
+    let Some(mut socket) = socket else {
+        return Ok(());
+    };
+    let startup = handlers.startup_handler();
+    let simple = handlers.simple_query_handler();
+    let extended = handlers.extended_query_handler();
+    let copy = handlers.copy_handler();
+    let cancel = handlers.cancel_handler();
+    loop {
+        let starting = matches!(
+            socket.state(),
+            PgWireConnectionState::AwaitingStartup
+                | PgWireConnectionState::AuthenticationInProgress
+        );
+        // pgwire's decoder panics on some bodies that do not match their message (a Parse
+        // cut short inside its declared length): that is a protocol violation too.
+        let next = std::panic::AssertUnwindSafe(socket.next()).catch_unwind();
+        let msg = if starting {
+            tokio::select! {
+                _ = &mut startup_timeout => None,
+                m = next => Some(m),
+            }
+        } else {
+            Some(next.await)
+        };
+        let msg = match msg {
+            Some(Ok(Some(Ok(m)))) => m,
+            Some(Ok(None)) | None => return Ok(()),
+            Some(Err(_panic)) => {
+                violation(&mut socket, "a message's contents do not match its type").await;
+                return Ok(());
+            }
+            Some(Ok(Some(Err(e)))) => {
+                // The frame cannot be decoded: the stream can no longer be trusted.
+                violation(&mut socket, &e.to_string()).await;
+                return Ok(());
+            }
+        };
+        // Terminate: the client is leaving; close without waiting (asyncpg waits for it).
+        if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
+            return Ok(());
+        }
+        let extended_query = match socket.state() {
+            PgWireConnectionState::CopyInProgress(extended) => extended,
+            _ => msg.is_extended_query(),
+        };
+        if let Err(e) = pgwire::tokio::server::process_message(
+            msg,
+            &mut socket,
+            startup.clone(),
+            simple.clone(),
+            extended.clone(),
+            copy.clone(),
+            cancel.clone(),
+        )
+        .await
+        {
+            pgwire::tokio::server::process_error(&mut socket, e, extended_query).await?;
+        }
+    }
+}
+
+/// Answers a frame that cannot be decoded with FATAL 08P01, then closes the connection.
+async fn violation<T>(socket: &mut T, what: &str)
+where
+    T: futures::Sink<PgWireBackendMessage> + ClientInfo + Unpin,
+{
+    tracing::info!(peer = %socket.socket_addr(), error = what, "protocol violation");
+    let info = ErrorInfo::new(
+        "FATAL".to_string(),
+        "08P01".to_string(),
+        format!("invalid frontend message: {what}"),
+    );
+    let _ = socket
+        .send(PgWireBackendMessage::ErrorResponse(info.into()))
+        .await;
+    let _ = socket.close().await;
 }

@@ -77,6 +77,8 @@ pub struct State {
 pub struct Core {
     exec: Executor,
     state: tokio::sync::Mutex<State>,
+    /// A cancel request for this session wakes the statement running now, if any.
+    cancel: Arc<tokio::sync::Notify>,
 }
 
 fn default_settings() -> BTreeMap<String, String> {
@@ -898,22 +900,30 @@ impl Core {
                     .unwrap_or(0);
                 let txn = st.txn.as_mut().expect("a transaction was just ensured");
                 let result = match txn.check_duration(&self.exec.db.limits) {
-                    Ok(()) if timeout_ms > 0 => {
-                        // Dropping the statement's future cancels its execution.
-                        match tokio::time::timeout(
-                            std::time::Duration::from_millis(timeout_ms),
-                            self.exec_in_txn(txn, stmt, params, notices),
-                        )
-                        .await
-                        {
-                            Ok(r) => r,
-                            Err(_) => Err(SqlError::new(
+                    Ok(()) => {
+                        // Dropping the statement's future cancels its execution: at its
+                        // timeout, or when a cancel request for this session arrives.
+                        let run = self.exec_in_txn(txn, stmt, params, notices);
+                        let timeout = async {
+                            if timeout_ms > 0 {
+                                tokio::time::sleep(std::time::Duration::from_millis(timeout_ms))
+                                    .await
+                            } else {
+                                std::future::pending::<()>().await
+                            }
+                        };
+                        tokio::select! {
+                            r = run => r,
+                            _ = timeout => Err(SqlError::new(
                                 codes::QUERY_CANCELED,
                                 "canceling statement due to statement timeout",
                             )),
+                            _ = self.cancel.notified() => Err(SqlError::new(
+                                codes::QUERY_CANCELED,
+                                "canceling statement due to user request",
+                            )),
                         }
                     }
-                    Ok(()) => self.exec_in_txn(txn, stmt, params, notices).await,
                     Err(e) => Err(e),
                 };
                 match result {
@@ -1333,7 +1343,9 @@ impl Session {
         let exec = Executor::new(db.clone());
         exec.meta.set_settings(&default_settings());
         let meta = exec.meta.clone();
+        let cancel = Arc::new(tokio::sync::Notify::new());
         let core = Arc::new(Core {
+            cancel: cancel.clone(),
             exec,
             state: tokio::sync::Mutex::new(State {
                 txn: None,
@@ -1346,7 +1358,7 @@ impl Session {
         });
         Session {
             parser: Arc::new(WeftQueryParser { core: core.clone() }),
-            startup: Arc::new(Startup::new(db, meta)),
+            startup: Arc::new(Startup::new(db, meta, cancel)),
             core,
         }
     }
@@ -1378,6 +1390,27 @@ impl PgWireServerHandlers for Handlers {
     }
     fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
         self.session.clone()
+    }
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(CancelRequests(self.session.0.core.exec.db.clone()))
+    }
+}
+
+/// Cancel requests: a separate connection naming a session by its process id and secret
+/// key cancels the statement that session is running (57014), as in PostgreSQL.
+struct CancelRequests(Arc<Db>);
+
+#[async_trait]
+impl pgwire::api::cancel::CancelHandler for CancelRequests {
+    async fn on_cancel_request(&self, req: pgwire::messages::cancel::CancelRequest) {
+        let secret = match &req.secret_key {
+            SecretKey::I32(s) => Some(*s),
+            SecretKey::Bytes(b) => <[u8; 4]>::try_from(b.as_ref()).ok().map(i32::from_be_bytes),
+        };
+        match secret {
+            Some(secret) => self.0.cancels.cancel(req.pid, secret),
+            None => tracing::info!(pid = req.pid, "cancel request with a malformed key ignored"),
+        }
     }
 }
 
@@ -1865,6 +1898,7 @@ fn server_parameters() -> DefaultServerParameterProvider {
 struct SessionPids {
     db: Arc<Db>,
     meta: Arc<crate::pgcatalog::SessionMeta>,
+    cancel: Arc<tokio::sync::Notify>,
 }
 
 impl pgwire::api::PidSecretKeyGenerator for SessionPids {
@@ -1884,7 +1918,9 @@ impl pgwire::api::PidSecretKeyGenerator for SessionPids {
             database,
             pid,
         });
-        (pid, SecretKey::I32(rand::random::<i32>()))
+        let secret = rand::random::<i32>();
+        self.db.cancels.register(pid, secret, &self.cancel);
+        (pid, SecretKey::I32(secret))
     }
 }
 
@@ -1901,10 +1937,15 @@ pub struct Startup {
 }
 
 impl Startup {
-    fn new(db: Arc<Db>, meta: Arc<crate::pgcatalog::SessionMeta>) -> Startup {
+    fn new(
+        db: Arc<Db>,
+        meta: Arc<crate::pgcatalog::SessionMeta>,
+        cancel: Arc<tokio::sync::Notify>,
+    ) -> Startup {
         let pids = Arc::new(SessionPids {
             db: db.clone(),
             meta,
+            cancel,
         });
         let mut scram = pgwire::api::auth::sasl::scram::ScramAuth::new(Arc::new(
             crate::roles::WeftAuthSource { db: db.clone() },

@@ -361,7 +361,7 @@ impl SubPlan {
                     ))))
                 }
             },
-            Kind::Exists { negated } => boolean(Some(!values.is_empty() != *negated)),
+            Kind::Exists { negated } => boolean(Some(values.is_empty() == *negated)),
             Kind::In { negated } => {
                 let any = self.any_all(values, tested, Operator::Eq, false)?;
                 boolean(not(any, *negated))

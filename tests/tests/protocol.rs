@@ -1,6 +1,7 @@
 //! Bad bytes on the wire: a malformed startup packet, garbage after startup, a truncated
-//! frame, a message claiming a huge length. Each connection fails on its own; the server
-//! and other sessions carry on.
+//! frame, a message claiming a huge length, an unknown message type, a body that does not
+//! match its message. Each such connection gets FATAL 08P01 and is closed; the server and
+//! other sessions carry on.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -29,16 +30,61 @@ fn startup_packet() -> Vec<u8> {
     p
 }
 
-/// Reads until the peer closes or times out; returns what arrived.
-fn drain(mut s: TcpStream) -> Vec<u8> {
+/// Reads until the peer closes or times out; returns what arrived and whether the peer
+/// closed.
+fn drain(mut s: TcpStream) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         match s.read(&mut buf) {
-            Ok(0) | Err(_) => return out,
+            Ok(0) => return (out, true),
+            Err(_) => return (out, false),
             Ok(n) => out.extend_from_slice(&buf[..n]),
         }
     }
+}
+
+/// The SQLSTATEs of the ErrorResponses in what a server sent.
+fn sqlstates(bytes: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 5 <= bytes.len() {
+        let ty = bytes[i];
+        let len = u32::from_be_bytes(bytes[i + 1..i + 5].try_into().unwrap()) as usize;
+        let end = (i + 1 + len).min(bytes.len());
+        if ty == b'E' {
+            for field in bytes[i + 5..end].split(|b| *b == 0) {
+                if let Some(code) = field.strip_prefix(b"C") {
+                    out.push(String::from_utf8_lossy(code).into_owned());
+                }
+            }
+        }
+        i = 1 + i + len.max(4);
+    }
+    out
+}
+
+/// Sends `bytes` on a fresh connection (after a valid startup when `after_startup`) and
+/// checks that the server answers FATAL 08P01 and closes the connection.
+fn violation(server: &Server, what: &str, after_startup: bool, bytes: &[u8]) {
+    let mut s = raw(server);
+    let mut all = Vec::new();
+    if after_startup {
+        all.extend_from_slice(&startup_packet());
+    }
+    all.extend_from_slice(bytes);
+    s.write_all(&all).unwrap();
+    let (got, closed) = drain(s);
+    let skip = if after_startup {
+        // The startup answers (AuthenticationOk ... ReadyForQuery) come first.
+        let pos = got.windows(6).position(|w| w == [b'Z', 0, 0, 0, 5, b'I']);
+        pos.map(|p| p + 6).unwrap_or(0)
+    } else {
+        0
+    };
+    let codes = sqlstates(&got[skip..]);
+    assert_eq!(codes, vec!["08P01".to_string()], "{what}: {got:?}");
+    assert!(closed, "{what}: the connection must be closed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,41 +97,43 @@ async fn malformed_messages_do_not_hurt_the_server() {
         .await
         .unwrap();
 
-    // 1. A startup packet with an absurd length.
-    let mut s = raw(&server);
-    s.write_all(&[0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0]).unwrap();
-    drain(s);
+    // A startup packet with an absurd length; garbage instead of a startup packet.
+    violation(
+        &server,
+        "huge startup",
+        false,
+        &[0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0],
+    );
+    violation(&server, "http", false, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    // After a valid startup: an unknown message type.
+    violation(&server, "unknown type", true, &[b'@', 0, 0, 0, 4]);
+    // A Query whose length exceeds any sane bound.
+    violation(
+        &server,
+        "huge query",
+        true,
+        &[b'Q', 0x7f, 0xff, 0xff, 0xff, b'S'],
+    );
+    // A Parse whose body ends inside its own fields (no NUL after the query text).
+    violation(
+        &server,
+        "short parse",
+        true,
+        &[b'P', 0, 0, 0, 8, 0, b'S', b'E', b'L'],
+    );
+    // A Bind with a parameter count larger than what follows.
+    violation(
+        &server,
+        "short bind",
+        true,
+        &[b'B', 0, 0, 0, 10, 0, 0, 0, 0, 0, 9],
+    );
 
-    // 2. Garbage instead of a startup packet.
-    let mut s = raw(&server);
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    drain(s);
-
-    // 3. A valid startup, then an unknown message type.
-    let mut s = raw(&server);
-    s.write_all(&startup_packet()).unwrap();
-    s.write_all(&[b'@', 0, 0, 0, 4]).unwrap();
-    drain(s);
-
-    // 4. A valid startup, then a Query message whose length exceeds any sane bound.
-    let mut s = raw(&server);
-    s.write_all(&startup_packet()).unwrap();
-    s.write_all(&[b'Q', 0x7f, 0xff, 0xff, 0xff]).unwrap();
-    s.write_all(b"SELECT 1").unwrap();
-    drain(s);
-
-    // 5. A truncated frame, then the client disappears.
+    // A truncated frame, then the client disappears: nothing to answer, nothing lost.
     let mut s = raw(&server);
     s.write_all(&startup_packet()).unwrap();
     s.write_all(&[b'Q', 0, 0, 0, 40, b'S', b'E']).unwrap();
     drop(s);
-
-    // 6. A Query whose text is not UTF-8 and not NUL-terminated.
-    let mut s = raw(&server);
-    s.write_all(&startup_packet()).unwrap();
-    s.write_all(&[b'Q', 0, 0, 0, 8, 0xff, 0xfe, 0xfd, 0xfc])
-        .unwrap();
-    drain(s);
 
     // The server, the open session and new sessions are fine, and no data was lost.
     let n: i64 = healthy

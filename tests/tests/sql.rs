@@ -491,6 +491,39 @@ async fn truncate_is_transactional_and_conflicts_with_writers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_request_cancels_the_running_statement_with_57014() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let c = server.connect().await;
+    let token = c.cancel_token();
+    let slow = "SELECT count(*) FROM generate_series(1, 2000000000)";
+    let started = std::time::Instant::now();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        token.cancel_query(tokio_postgres::NoTls).await
+    });
+    let err = c.query(slow, &[]).await.unwrap_err();
+    canceller.await.unwrap().unwrap();
+    assert_eq!(sqlstate(&err), "57014", "{err:?}");
+    assert!(
+        err.as_db_error()
+            .unwrap()
+            .message()
+            .contains("user request"),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    // The session goes on, and a cancel with a wrong key or for no running statement is
+    // ignored.
+    assert_eq!(c.query("SELECT 1", &[]).await.unwrap().len(), 1);
+    c.cancel_token()
+        .cancel_query(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    assert_eq!(c.query("SELECT 2", &[]).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statement_timeout_cancels_with_57014() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"));
