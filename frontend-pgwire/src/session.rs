@@ -376,6 +376,52 @@ impl Core {
         Ok(())
     }
 
+    /// The settings a client sends at startup (`application_name`, `DateStyle`, and
+    /// `options='-c name=value ...'`), applied as `SET` would apply them. One that `SET`
+    /// would reject is skipped with a log line (PostgreSQL refuses the connection).
+    fn apply_startup_settings(&self, params: &std::collections::HashMap<String, String>) {
+        let Ok(mut st) = self.state.try_lock() else {
+            tracing::warn!("startup settings not applied: the session is busy");
+            return;
+        };
+        tracing::debug!(?params, "startup parameters");
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (k, v) in params {
+            match k.as_str() {
+                "user" | "database" | "replication" | "_pq_.protocol_managed" => {}
+                "options" => pairs.extend(startup_options(v)),
+                _ => pairs.push((k.clone(), v.clone())),
+            }
+        }
+        for (name, value) in pairs {
+            let name = name.to_lowercase();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            {
+                tracing::info!(
+                    setting = name,
+                    "startup setting with an invalid name ignored"
+                );
+                continue;
+            }
+            let text = format!("SET {name} TO '{}'", value.replace('\'', "''"));
+            let set = match Parser::parse_sql(&PostgreSqlDialect {}, &text) {
+                Ok(mut v) if v.len() == 1 => match v.pop() {
+                    Some(Statement::Set(set)) => set,
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            let mut notices = Vec::new();
+            if let Err(e) = self.settings(&mut st, &set, &mut notices) {
+                tracing::info!(setting = name, error = %e.message, "startup setting ignored");
+            }
+        }
+        self.exec.meta.set_settings(&st.settings);
+    }
+
     /// A new transaction with the session's defaults.
     fn new_txn(st: &State, explicit: bool) -> Txn {
         let isolation = st
@@ -1358,7 +1404,7 @@ impl Session {
         });
         Session {
             parser: Arc::new(WeftQueryParser { core: core.clone() }),
-            startup: Arc::new(Startup::new(db, meta, cancel)),
+            startup: Arc::new(Startup::new(db, meta, cancel, core.clone())),
             core,
         }
     }
@@ -1885,6 +1931,43 @@ impl ExtendedQueryHandler for SessionHandler {
     }
 }
 
+/// The `name=value` pairs of a startup `options` string: `-c name=value` or
+/// `--name=value`, separated by spaces (a backslash escapes the next character).
+fn startup_options(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => cur.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    let mut out = Vec::new();
+    let mut it = words.into_iter();
+    while let Some(w) = it.next() {
+        let assignment = if w == "-c" {
+            it.next()
+        } else if let Some(rest) = w.strip_prefix("--") {
+            Some(rest.to_string())
+        } else {
+            w.strip_prefix("-c").map(str::to_string)
+        };
+        if let Some((k, v)) = assignment.as_deref().and_then(|a| a.split_once('=')) {
+            out.push((k.replace('-', "_"), v.to_string()));
+        }
+    }
+    out
+}
+
 /// The parameters sent at the end of startup, as PostgreSQL 15 sends them.
 fn server_parameters() -> DefaultServerParameterProvider {
     let mut params = DefaultServerParameterProvider::default();
@@ -1899,6 +1982,7 @@ struct SessionPids {
     db: Arc<Db>,
     meta: Arc<crate::pgcatalog::SessionMeta>,
     cancel: Arc<tokio::sync::Notify>,
+    core: Arc<Core>,
 }
 
 impl pgwire::api::PidSecretKeyGenerator for SessionPids {
@@ -1920,6 +2004,7 @@ impl pgwire::api::PidSecretKeyGenerator for SessionPids {
         });
         let secret = rand::random::<i32>();
         self.db.cancels.register(pid, secret, &self.cancel);
+        self.core.apply_startup_settings(meta);
         (pid, SecretKey::I32(secret))
     }
 }
@@ -1941,11 +2026,13 @@ impl Startup {
         db: Arc<Db>,
         meta: Arc<crate::pgcatalog::SessionMeta>,
         cancel: Arc<tokio::sync::Notify>,
+        core: Arc<Core>,
     ) -> Startup {
         let pids = Arc::new(SessionPids {
             db: db.clone(),
             meta,
             cancel,
+            core,
         });
         let mut scram = pgwire::api::auth::sasl::scram::ScramAuth::new(Arc::new(
             crate::roles::WeftAuthSource { db: db.clone() },

@@ -101,7 +101,7 @@ async fn pgbench_builtin_and_custom_scripts() {
         assert_eq!(field(&out, "number of failed transactions:"), 0, "{out}");
         committed += processed;
     }
-    // A custom script in the simple protocol.
+    // A custom script.
     let script = dir.path().join("custom.sql");
     std::fs::write(
         &script,
@@ -113,24 +113,35 @@ async fn pgbench_builtin_and_custom_scripts() {
          END;\n",
     )
     .unwrap();
-    let out = pgbench(
-        server.port,
-        &[
-            "-n",
-            "-f",
-            script.to_str().unwrap(),
-            "-M",
-            "simple",
-            "-c",
-            "2",
-            "-T",
-            "3",
-            "--max-tries",
-            "50",
-        ],
-    );
-    let custom = field(&out, "number of transactions actually processed:");
-    assert!(custom > 0, "{out}");
+    // The custom script in each protocol mode: simple, extended (unnamed statements) and
+    // prepared (named server-side statements).
+    let mut custom = 0;
+    for mode in ["simple", "extended", "prepared"] {
+        let out = pgbench(
+            server.port,
+            &[
+                "-n",
+                "-f",
+                script.to_str().unwrap(),
+                "-M",
+                mode,
+                "-c",
+                "2",
+                "-T",
+                "3",
+                "--max-tries",
+                "50",
+            ],
+        );
+        let processed = field(&out, "number of transactions actually processed:");
+        assert!(processed > 0, "{mode}: {out}");
+        assert_eq!(
+            field(&out, "number of failed transactions:"),
+            0,
+            "{mode}: {out}"
+        );
+        custom += processed;
+    }
 
     // Every committed transaction left one history row, and its delta in the accounts; the
     // built-in script also moved the branch and teller by the same delta.

@@ -178,3 +178,40 @@ async fn settings_set_and_show() {
     let e = c.batch_execute("SHOW no_such_setting").await.unwrap_err();
     assert_eq!(weft_tests::sqlstate(&e), "42704");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_parameters_become_session_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let conn = format!(
+        "{} application_name=from-startup options='-c statement_timeout=1500 --search-path=public -c default_transaction_isolation=serializable'",
+        server.conn_string()
+    );
+    let (c, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    for (name, want) in [
+        ("application_name", "from-startup"),
+        ("statement_timeout", "1500ms"),
+        ("search_path", "public"),
+        ("default_transaction_isolation", "serializable"),
+    ] {
+        let got: String = c
+            .query_one(&format!("SHOW {name}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(got, want, "{name}");
+    }
+    // A session without them keeps the defaults.
+    let d = server.connect().await;
+    let got: String = d
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(got, "0");
+}
