@@ -523,3 +523,159 @@ pub fn parse_catalog_query(sql: &str) -> Result<Vec<Statement>, ParserError> {
         .map(|s| c.rules.iter().fold(s, |s, r| r.rewrite(s)))
         .collect())
 }
+
+/// Whether a statement's text may hold a subquery (two SELECTs), checked without
+/// allocating, so that most statements skip [`single_row_subqueries`].
+pub fn may_have_subquery(sql: &str) -> bool {
+    sql.as_bytes()
+        .windows(6)
+        .filter(|w| w.eq_ignore_ascii_case(b"select"))
+        .nth(1)
+        .is_some()
+}
+
+/// PostgreSQL runs a correlated scalar subquery that returns at most one row per outer row
+/// (`(SELECT name FROM d WHERE d.id = t.d_id)`, or `... ORDER BY x LIMIT 1`); DataFusion runs
+/// a correlated subquery only if it aggregates. The same value, as an aggregate:
+/// `first_value(e ORDER BY x)` for `ORDER BY x LIMIT 1`, and otherwise `first_value(e)` with a
+/// check that fails with 21000 when a second row comes, as PostgreSQL does.
+pub fn single_row_subqueries(s: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Expr, Query, VisitMut, VisitorMut};
+    use std::ops::ControlFlow;
+    /// Scalar subqueries only: the subquery of `x op ANY|ALL (...)` is a set, and is
+    /// remembered on the way down so that it is left alone on the way up.
+    struct V {
+        sets: Vec<*const Query>,
+    }
+    impl VisitorMut for V {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if let Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } = e {
+                if let Expr::Subquery(q) = right.as_ref() {
+                    self.sets.push(q.as_ref() as *const Query);
+                }
+            }
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if let Expr::Subquery(q) = e {
+                if !self.sets.contains(&(q.as_ref() as *const Query)) {
+                    single_row_subquery(q);
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = s.visit(&mut V { sets: Vec::new() });
+}
+
+fn single_row_subquery(q: &mut datafusion::sql::sqlparser::ast::Query) {
+    use datafusion::sql::sqlparser::ast::{
+        visit_expressions, Expr, GroupByExpr, LimitClause, OrderByKind, SelectItem, SetExpr,
+        TableFactor, Value,
+    };
+    use std::ops::ControlFlow;
+    if q.with.is_some() || q.fetch.is_some() {
+        return;
+    }
+    let limit_one = match &q.limit_clause {
+        None => false,
+        Some(LimitClause::LimitOffset {
+            limit: Some(Expr::Value(v)),
+            offset: None,
+            limit_by,
+        }) if limit_by.is_empty() && matches!(&v.value, Value::Number(n, _) if n == "1") => true,
+        Some(_) => return,
+    };
+    let order: Vec<String> = match q.order_by.as_ref().map(|o| &o.kind) {
+        None => Vec::new(),
+        Some(OrderByKind::Expressions(exprs)) => exprs.iter().map(|o| o.to_string()).collect(),
+        Some(OrderByKind::All(_)) => return,
+    };
+    let SetExpr::Select(sel) = q.body.as_mut() else {
+        return;
+    };
+    let grouped = !matches!(&sel.group_by, GroupByExpr::Expressions(g, _) if g.is_empty());
+    if grouped || sel.having.is_some() || sel.distinct.is_some() || sel.projection.len() != 1 {
+        return;
+    }
+    let inner = match &sel.projection[0] {
+        SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. } => x.clone(),
+        _ => return,
+    };
+    // Already an aggregate, or holding one: DataFusion runs it as it is.
+    let mut aggregated = false;
+    let _ = visit_expressions(&inner, |x| {
+        if is_aggregate(x) || matches!(x, Expr::Function(f) if f.over.is_some()) {
+            aggregated = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    if aggregated {
+        return;
+    }
+    // Correlated: a column qualified by a name that is not one of the subquery's own tables.
+    let mut local: Vec<String> = Vec::new();
+    for twj in &sel.from {
+        for f in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
+            match f {
+                TableFactor::Table { name, alias, .. } => {
+                    if let Some(a) = alias {
+                        local.push(a.name.value.to_lowercase());
+                    } else if let Some(last) = name.0.last().and_then(|p| p.as_ident()) {
+                        local.push(last.value.to_lowercase());
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+    let mut correlated = false;
+    if let Some(w) = &sel.selection {
+        let _ = visit_expressions(w, |x| {
+            if let Expr::CompoundIdentifier(ids) = x {
+                if ids.len() >= 2 && !local.contains(&ids[0].value.to_lowercase()) {
+                    correlated = true;
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        });
+    }
+    if !correlated || (!order.is_empty() && !limit_one) {
+        return;
+    }
+    let text = if limit_one {
+        if order.is_empty() {
+            format!("first_value({inner})")
+        } else {
+            format!("first_value({inner} ORDER BY {})", order.join(", "))
+        }
+    } else {
+        format!(
+            "CASE WHEN count(*) > 1 THEN weft_more_than_one_row(first_value({inner})) \
+             ELSE first_value({inner}) END"
+        )
+    };
+    let parsed = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&text)
+        .and_then(|mut p| p.parse_expr());
+    let Ok(new) = parsed else { return };
+    sel.projection[0] = match std::mem::replace(
+        &mut sel.projection[0],
+        SelectItem::UnnamedExpr(Expr::Value(Value::Null.into())),
+    ) {
+        SelectItem::ExprWithAlias { alias, .. } => SelectItem::ExprWithAlias { expr: new, alias },
+        // The column keeps the name PostgreSQL gives the original expression.
+        _ => SelectItem::ExprWithAlias {
+            expr: new,
+            alias: datafusion::sql::sqlparser::ast::Ident::with_quote(
+                '"',
+                crate::names::expr_name(&inner),
+            ),
+        },
+    };
+    q.limit_clause = None;
+    q.order_by = None;
+}

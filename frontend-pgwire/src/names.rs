@@ -41,6 +41,8 @@ fn figure(e: &Expr) -> Option<String> {
         Expr::Nested(e) => figure(e),
         Expr::Case { .. } => Some("case".into()),
         Expr::Exists { .. } => Some("exists".into()),
+        // A scalar subquery is named after its own column, as in PostgreSQL.
+        Expr::Subquery(q) => query_names(q).and_then(|n| n.into_iter().next()),
         Expr::Array(_) => Some("array".into()),
         Expr::Extract { .. } => Some("extract".into()),
         Expr::Substring { .. } => Some("substring".into()),
@@ -51,6 +53,11 @@ fn figure(e: &Expr) -> Option<String> {
         Expr::Overlay { .. } => Some("overlay".into()),
         _ => None,
     }
+}
+
+/// The name PostgreSQL gives a result column computed by `e`.
+pub fn expr_name(e: &Expr) -> String {
+    figure(e).unwrap_or_else(|| "?column?".into())
 }
 
 fn select_names(body: &SetExpr) -> Option<Vec<String>> {

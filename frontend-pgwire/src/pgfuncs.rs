@@ -264,6 +264,7 @@ pub fn register_static(
             },
         ),
         expandarray(),
+        more_than_one_row(),
         pgc::create_pg_relation_is_publishable_udf(),
         pgc::create_pg_get_statisticsobjdef_columns_udf(),
         pgc::create_pg_get_partkeydef_udf(),
@@ -472,6 +473,40 @@ fn external(e: crate::error::SqlError) -> DataFusionError {
 /// on a worker thread of the server's runtime.
 pub(crate) fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(fut))
+}
+
+/// `weft_more_than_one_row(x)`: fails with 21000 for any row it is evaluated on. A scalar
+/// subquery rewritten to an aggregate (compat.rs) calls it when a second row comes.
+fn more_than_one_row() -> ScalarUDF {
+    #[derive(Debug, PartialEq, Eq, Hash)]
+    struct TooMany {
+        signature: Signature,
+    }
+    impl ScalarUDFImpl for TooMany {
+        fn name(&self) -> &str {
+            "weft_more_than_one_row"
+        }
+        fn signature(&self) -> &Signature {
+            &self.signature
+        }
+        fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+            Ok(args.first().cloned().unwrap_or(DataType::Null))
+        }
+        fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+            if args.number_rows > 0 {
+                return Err(external(crate::error::SqlError::new(
+                    crate::error::codes::CARDINALITY_VIOLATION,
+                    "more than one row returned by a subquery used as an expression",
+                )));
+            }
+            Ok(ColumnarValue::Array(arrow::array::new_empty_array(
+                args.return_field.data_type(),
+            )))
+        }
+    }
+    ScalarUDF::new_from_impl(TooMany {
+        signature: Signature::any(1, Volatility::Volatile),
+    })
 }
 
 /// `information_schema._pg_expandarray(a)`'s values as one array of `(x, n)` records: the

@@ -158,10 +158,16 @@ fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
     } else {
         Parser::parse_sql(&PostgreSqlDialect {}, sql)
     };
-    parsed.map_err(|e| {
+    let mut stmts = parsed.map_err(|e| {
         let m = e.to_string();
         SqlError::syntax(m.trim_start_matches("sql parser error: ").to_string())
-    })
+    })?;
+    if crate::compat::may_have_subquery(sql) {
+        for s in &mut stmts {
+            crate::compat::single_row_subqueries(s);
+        }
+    }
+    Ok(stmts)
 }
 
 fn single_row(name: &str, value: &str) -> Outcome {
