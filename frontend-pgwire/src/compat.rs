@@ -667,12 +667,17 @@ fn single_row_subquery(q: &mut datafusion::sql::sqlparser::ast::Query) {
         SelectItem::UnnamedExpr(Expr::Value(Value::Null.into())),
     ) {
         SelectItem::ExprWithAlias { alias, .. } => SelectItem::ExprWithAlias { expr: new, alias },
-        // The column keeps the name PostgreSQL gives the original expression.
+        // The column keeps the name PostgreSQL gives the original expression, under a prefix:
+        // DataFusion's decorrelation confuses a subquery column named like an outer one.
         _ => SelectItem::ExprWithAlias {
             expr: new,
             alias: datafusion::sql::sqlparser::ast::Ident::with_quote(
                 '"',
-                crate::names::expr_name(&inner),
+                format!(
+                    "{}{}",
+                    crate::names::SUBQUERY_NAME_PREFIX,
+                    crate::names::expr_name(&inner)
+                ),
             ),
         },
     };

@@ -42,7 +42,12 @@ fn figure(e: &Expr) -> Option<String> {
         Expr::Case { .. } => Some("case".into()),
         Expr::Exists { .. } => Some("exists".into()),
         // A scalar subquery is named after its own column, as in PostgreSQL.
-        Expr::Subquery(q) => query_names(q).and_then(|n| n.into_iter().next()),
+        Expr::Subquery(q) => query_names(q).and_then(|n| n.into_iter().next()).map(|n| {
+            match n.strip_prefix(SUBQUERY_NAME_PREFIX) {
+                Some(original) => original.to_string(),
+                None => n,
+            }
+        }),
         Expr::Array(_) => Some("array".into()),
         Expr::Extract { .. } => Some("extract".into()),
         Expr::Substring { .. } => Some("substring".into()),
@@ -54,6 +59,10 @@ fn figure(e: &Expr) -> Option<String> {
         _ => None,
     }
 }
+
+/// The prefix of the alias a rewritten scalar subquery's column carries (compat.rs); the
+/// result column is named after what follows it.
+pub const SUBQUERY_NAME_PREFIX: &str = "__weft_sq_";
 
 /// The name PostgreSQL gives a result column computed by `e`.
 pub fn expr_name(e: &Expr) -> String {

@@ -134,8 +134,9 @@ async fn sqlx_query_as_checked_against_weft() {
                  description varchar NOT NULL, created_at timestamptz NOT NULL, \
                  updated_at timestamptz NOT NULL);
              CREATE TABLE typed (id bigint PRIMARY KEY, b boolean, i2 smallint, \
-                 i4 integer NOT NULL, f8 double precision, t text, d date, ts timestamp, \
-                 u uuid, jb jsonb, by bytea);
+                 i4 integer NOT NULL, f4 real, f8 double precision, n numeric(10,2), t text, \
+                 vc varchar(20), bp char(3), d date, ts timestamp, tz timestamptz, u uuid, \
+                 j json, jb jsonb, by bytea);
              CREATE TABLE acct (id int PRIMARY KEY, bal int);
              INSERT INTO acct VALUES (1, 100);",
         )

@@ -21,11 +21,17 @@ struct Typed {
     b: Option<bool>,
     i2: Option<i16>,
     i4: i32,
+    f4: Option<f32>,
     f8: Option<f64>,
+    n: Option<rust_decimal::Decimal>,
     t: Option<String>,
+    vc: Option<String>,
+    bp: Option<String>,
     d: Option<chrono::NaiveDate>,
     ts: Option<chrono::NaiveDateTime>,
+    tz: Option<chrono::DateTime<chrono::Utc>>,
     u: Option<uuid::Uuid>,
+    j: Option<serde_json::Value>,
     jb: Option<serde_json::Value>,
     by: Option<Vec<u8>>,
 }
@@ -33,7 +39,10 @@ struct Typed {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("DATABASE_URL")?;
-    let pool = PgPoolOptions::new().max_connections(4).connect(&url).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&url)
+        .await?;
 
     // The article's shape: insert with bound parameters, read back with query_as!.
     let now = chrono::Utc::now();
@@ -74,9 +83,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let d = chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
     let ts = d.and_hms_micro_opt(1, 2, 3, 456789).unwrap();
     let jb = serde_json::json!({"b": [1, 2], "a": null});
+    let tz = chrono::DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap();
+    let n: rust_decimal::Decimal = "12345.67".parse()?;
+    let j = serde_json::json!({"z": 1, "a": [true]});
     let id = sqlx::query_scalar!(
-        "INSERT INTO typed (id, b, i2, i4, f8, t, d, ts, u, jb, by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-        7i64, true, 2i16, 4i32, 2.5f64, "tëxt", d, ts, u, jb, &[0u8, 1, 255][..]
+        "INSERT INTO typed (id, b, i2, i4, f4, f8, n, t, vc, bp, d, ts, tz, u, j, jb, by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+        7i64, true, 2i16, 4i32, 1.5f32, 2.5f64, n, "tëxt", "vc", "abc", d, ts, tz, u, j, jb,
+        &[0u8, 1, 255][..]
     )
     .fetch_one(&pool)
     .await?;
@@ -86,7 +100,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let got = sqlx::query_as!(
         Typed,
-        "SELECT id, b, i2, i4, f8, t, d, ts, u, jb, by FROM typed WHERE id = $1",
+        "SELECT id, b, i2, i4, f4, f8, n, t, vc, bp, d, ts, tz, u, j, jb, by FROM typed WHERE id = $1",
         7i64
     )
     .fetch_one(&pool)
@@ -98,18 +112,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             b: Some(true),
             i2: Some(2),
             i4: 4,
+            f4: Some(1.5),
             f8: Some(2.5),
+            n: Some(n),
             t: Some("tëxt".into()),
+            vc: Some("vc".into()),
+            bp: Some("abc".into()),
             d: Some(d),
             ts: Some(ts),
+            tz: Some(tz),
             u: Some(u),
+            j: Some(j),
             jb: Some(jb),
             by: Some(vec![0, 1, 255]),
         }
     );
     let nulls = sqlx::query_as!(
         Typed,
-        "SELECT id, b, i2, i4, f8, t, d, ts, u, jb, by FROM typed WHERE id = $1",
+        "SELECT id, b, i2, i4, f4, f8, n, t, vc, bp, d, ts, tz, u, j, jb, by FROM typed WHERE id = $1",
         8i64
     )
     .fetch_one(&pool)
@@ -157,7 +177,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await;
         match r {
             Ok(()) => break,
-            Err(e) if attempt < 5 && e.as_database_error().and_then(|d| d.code()).as_deref() == Some("40001") => continue,
+            Err(e)
+                if attempt < 5
+                    && e.as_database_error().and_then(|d| d.code()).as_deref() == Some("40001") =>
+            {
+                continue
+            }
             Err(e) => return Err(e.into()),
         }
     }
