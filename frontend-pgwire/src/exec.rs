@@ -83,6 +83,43 @@ pub fn ident_name(id: &Ident) -> String {
     }
 }
 
+/// `DEFAULT` as a value in a VALUES row.
+fn is_default_keyword(e: &SqlExpr) -> bool {
+    matches!(e, SqlExpr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"))
+}
+
+/// A column's default as an expression (NULL when it has none).
+fn default_expr(c: &weft_engine::schema::ColumnDef) -> SqlResult<SqlExpr> {
+    let Some(sql) = &c.default else {
+        return Ok(SqlExpr::Value(ast::Value::Null.into()));
+    };
+    datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+    )
+    .try_with_sql(sql)
+    .and_then(|mut p| p.parse_expr())
+    .map_err(|e| SqlError::internal(format!("default of column {}: {e}", c.name)))
+}
+
+/// PostgreSQL's 428C9 for a value given to a GENERATED ALWAYS identity column.
+fn check_not_generated_always(c: &weft_engine::schema::ColumnDef) -> SqlResult<()> {
+    if c.identity.as_deref() == Some("a") {
+        return Err(SqlError::new(
+            "428C9",
+            format!(
+                "cannot insert a non-DEFAULT value into column \"{}\"",
+                c.name
+            ),
+        )
+        .with_detail(format!(
+            "Column \"{}\" is an identity column defined as GENERATED ALWAYS.",
+            c.name
+        ))
+        .with_hint("Use OVERRIDING SYSTEM VALUE to override."));
+    }
+    Ok(())
+}
+
 /// The table name of an object name (`t`, `public.t`, `db.public.t`).
 pub fn table_name(name: &ObjectName) -> SqlResult<String> {
     let parts: Vec<String> = name
@@ -1052,26 +1089,51 @@ impl Executor {
                 }
             }
         }
+        // `INSERT INTO t DEFAULT VALUES`: one row of defaults.
+        if ins.source.is_none() && ins.columns.is_empty() && !def.columns.is_empty() {
+            ins.columns = vec![ObjectName::from(vec![Ident::with_quote(
+                '"',
+                def.columns[0].name.clone(),
+            )])];
+            ins.source = Some(
+                datafusion::sql::sqlparser::parser::Parser::new(
+                    &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+                )
+                .try_with_sql("VALUES (DEFAULT)")
+                .and_then(|mut p| p.parse_query())
+                .map_err(|e| SqlError::internal(e.to_string()))?,
+            );
+        }
+        let targets: Vec<Option<usize>> = if ins.columns.is_empty() {
+            (0..def.columns.len()).map(Some).collect()
+        } else {
+            ins.columns
+                .iter()
+                .map(|c| table_name(c).ok().and_then(|n| def.column_index(&n)))
+                .collect()
+        };
         // '\x..' string literals bound for bytea columns are PostgreSQL's bytea input
-        // syntax; DataFusion would store the literal's characters.
+        // syntax; DataFusion would store the literal's characters. `DEFAULT` in a row is the
+        // column's default; a GENERATED ALWAYS identity column takes nothing else.
         if let Some(ast::SetExpr::Values(v)) = ins.source.as_mut().map(|q| q.body.as_mut()) {
-            let targets: Vec<Option<usize>> = if ins.columns.is_empty() {
-                (0..def.columns.len()).map(Some).collect()
-            } else {
-                ins.columns
-                    .iter()
-                    .map(|c| table_name(c).ok().and_then(|n| def.column_index(&n)))
-                    .collect()
-            };
             for row in v.rows.iter_mut() {
                 for (i, e) in row.iter_mut().enumerate() {
                     if let Some(Some(ci)) = targets.get(i) {
+                        if is_default_keyword(e) {
+                            *e = default_expr(&def.columns[*ci])?;
+                            continue;
+                        }
+                        check_not_generated_always(&def.columns[*ci])?;
                         if def.columns[*ci].ty == SqlType::Bytea {
                             bytea_literal(e)?;
                         }
                         check_values_literal(&def, *ci, e)?;
                     }
                 }
+            }
+        } else if ins.source.is_some() {
+            for ci in targets.iter().flatten() {
+                check_not_generated_always(&def.columns[*ci])?;
             }
         }
         // DataFusion plans a VALUES list nested in INSERT's source against the target
