@@ -309,9 +309,10 @@ impl SqlStatementRewriteRule for RegclassOfExpression {
     }
 }
 
-/// `'pg_catalog.array_in'::regproc`: the function's name. The bundled `pg_type` holds
-/// `typinput`/`typoutput` as names, so comparing with a name is what PostgreSQL's
-/// comparison of regprocs means (pgjdbc's type lookup compares `typinput` so).
+/// `typinput = 'pg_catalog.array_in'::regproc`: the function's name. The bundled `pg_type`
+/// holds `typinput`/`typoutput`/`typreceive`/`typsend` as names, so comparing with a name is
+/// what PostgreSQL's comparison of regprocs means there (pgjdbc's type lookup compares
+/// `typinput` so). Elsewhere a regproc stays an oid.
 #[derive(Debug)]
 struct RegprocLiteralAsName;
 
@@ -321,7 +322,22 @@ impl SqlStatementRewriteRule for RegprocLiteralAsName {
             visit_expressions_mut, DataType, Expr, Value, ValueWithSpan,
         };
         use std::ops::ControlFlow;
-        let _ = visit_expressions_mut(&mut s, |e| {
+        // Only where the other side is one of pg_type's function-name columns.
+        fn names_a_function(e: &Expr) -> bool {
+            let id = match e {
+                Expr::Identifier(i) => i,
+                Expr::CompoundIdentifier(ids) => match ids.last() {
+                    Some(i) => i,
+                    None => return false,
+                },
+                _ => return false,
+            };
+            matches!(
+                id.value.to_lowercase().as_str(),
+                "typinput" | "typoutput" | "typreceive" | "typsend"
+            )
+        }
+        fn as_name(e: &mut Expr) {
             if let Expr::Cast {
                 expr, data_type, ..
             } = e
@@ -340,6 +356,15 @@ impl SqlStatementRewriteRule for RegprocLiteralAsName {
                 {
                     let bare = name.strip_prefix("pg_catalog.").unwrap_or(name).to_string();
                     *e = Expr::Value(Value::SingleQuotedString(bare).into());
+                }
+            }
+        }
+        let _ = visit_expressions_mut(&mut s, |e| {
+            if let Expr::BinaryOp { left, right, .. } = e {
+                if names_a_function(left) {
+                    as_name(right);
+                } else if names_a_function(right) {
+                    as_name(left);
                 }
             }
             ControlFlow::<()>::Continue(())

@@ -110,7 +110,19 @@ async fn connection(
         )
         .await
         {
-            pgwire::tokio::server::process_error(&mut socket, e, extended_query).await?;
+            // A FATAL error ends the connection: pgwire's error path would mark it ready for
+            // queries and go on reading from it.
+            let info = ErrorInfo::from(e);
+            let fatal = info.is_fatal();
+            pgwire::tokio::server::process_error(
+                &mut socket,
+                pgwire::error::PgWireError::UserError(Box::new(info)),
+                extended_query,
+            )
+            .await?;
+            if fatal {
+                return Ok(());
+            }
         }
     }
 }
