@@ -30,6 +30,7 @@ pub mod sequences;
 pub mod server;
 pub mod session;
 mod subplan;
+mod systable;
 pub mod tls;
 pub mod txn;
 pub mod values;

@@ -18,9 +18,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
-use datafusion::scalar::ScalarValue;
 use pgwire::api::auth::{AuthSource, LoginInfo, Password};
 use pgwire::error::{PgWireError, PgWireResult};
 use serde::{Deserialize, Serialize};
@@ -31,6 +29,7 @@ use weft_engine::Timestamp;
 use crate::db::Db;
 use crate::error::{codes, SqlError, SqlResult};
 use crate::txn::Txn;
+use weft_engine::storage::segment::{hex, unhex};
 
 /// PBKDF2 iterations of every stored secret (PostgreSQL's `scram_iterations` default).
 pub const SCRAM_ITERATIONS: usize = 4096;
@@ -98,55 +97,11 @@ pub struct RoleDef {
     pub password: Option<ScramSecret>,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-pub fn role_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("name", DataType::Utf8, false),
-        Field::new("def", DataType::Utf8, false),
-    ]))
-}
-
-fn parse_row(row: &[ScalarValue]) -> SqlResult<RoleDef> {
-    match row.get(1) {
-        Some(ScalarValue::Utf8(Some(json))) => serde_json::from_str(json)
-            .map_err(|e| SqlError::internal(format!("bad role definition: {e}"))),
-        _ => Err(SqlError::internal("malformed role row")),
-    }
-}
-
 /// Writes a role (or drops it) in a transaction.
 pub fn put(db: &Db, txn: &mut Txn, name: &str, def: Option<&RoleDef>) -> SqlResult<()> {
-    let row = def.map(|d| {
-        Arc::new(vec![
-            ScalarValue::Utf8(Some(d.name.clone())),
-            ScalarValue::Utf8(Some(
-                serde_json::to_string(d).expect("a role definition serializes"),
-            )),
-        ])
-    });
     // DDL on the same role conflicts (a prefix keeps it apart from table names).
-    txn.schema_keys
-        .insert(catalog_key(&format!("\u{0}role:{name}")));
-    txn.put(
-        &db.limits,
-        ROLE_TABLE_ID,
-        &role_schema(),
-        catalog_key(name),
-        row,
-    )
+    let conflict = catalog_key(&format!("\u{0}role:{name}"));
+    crate::systable::put(db, txn, ROLE_TABLE_ID, conflict, name, def)
 }
 
 /// A role as of `read_ts`, seeing the transaction's own DDL.
@@ -156,14 +111,7 @@ pub async fn lookup(
     read_ts: Timestamp,
     name: &str,
 ) -> SqlResult<Option<RoleDef>> {
-    let key = catalog_key(name);
-    if let Some(own) = txn.and_then(|t| t.own_write(ROLE_TABLE_ID, &key)) {
-        return own.map(|r| parse_row(&r)).transpose();
-    }
-    match db.storage.get(ROLE_TABLE_ID, &key, read_ts).await? {
-        Some(r) => Ok(Some(parse_row(&r)?)),
-        None => Ok(None),
-    }
+    crate::systable::lookup(db, txn, ROLE_TABLE_ID, read_ts, name, "role").await
 }
 
 /// Every role as of `read_ts`: the bootstrap superuser, those configured at start, then
@@ -184,12 +132,9 @@ pub async fn list(db: &Db, read_ts: Timestamp) -> SqlResult<Vec<RoleDef>> {
         superuser: true,
         password: None,
     }));
-    for (_, row) in db
-        .storage
-        .scan(ROLE_TABLE_ID, role_schema(), read_ts)
-        .await?
-    {
-        let r = parse_row(&row)?;
+    let schema = weft_engine::schema::catalog_schema();
+    for (_, row) in db.storage.scan(ROLE_TABLE_ID, schema, read_ts).await? {
+        let r: RoleDef = crate::systable::parse(&row, "role")?;
         if !roles.iter().any(|x| x.name == r.name) {
             roles.push(r);
         }

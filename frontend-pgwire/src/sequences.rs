@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use datafusion::scalar::ScalarValue;
 use serde::{Deserialize, Serialize};
 use weft_engine::key::catalog_key;
@@ -73,10 +73,7 @@ impl SeqDef {
 }
 
 pub fn sequence_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("name", DataType::Utf8, false),
-        Field::new("def", DataType::Utf8, false),
-    ]))
+    weft_engine::schema::catalog_schema()
 }
 
 /// The sequence a column's default draws from: `nextval('name')`.
@@ -89,31 +86,12 @@ pub fn default_sequence(default: &str) -> Option<&str> {
 }
 
 fn parse_row(row: &[ScalarValue]) -> SqlResult<SeqDef> {
-    match row.get(1) {
-        Some(ScalarValue::Utf8(Some(json))) => serde_json::from_str(json)
-            .map_err(|e| SqlError::internal(format!("bad sequence definition: {e}"))),
-        _ => Err(SqlError::internal("malformed sequence row")),
-    }
+    crate::systable::parse(row, "sequence")
 }
 
 /// Writes a sequence definition (or drops it) in a transaction.
 pub fn put(db: &Db, txn: &mut Txn, name: &str, def: Option<&SeqDef>) -> SqlResult<()> {
-    let row = def.map(|d| {
-        Arc::new(vec![
-            ScalarValue::Utf8(Some(d.name.clone())),
-            ScalarValue::Utf8(Some(
-                serde_json::to_string(d).expect("a sequence definition serializes"),
-            )),
-        ])
-    });
-    txn.schema_keys.insert(seq_schema_key(name));
-    txn.put(
-        &db.limits,
-        SEQUENCE_TABLE_ID,
-        &sequence_schema(),
-        catalog_key(name),
-        row,
-    )
+    crate::systable::put(db, txn, SEQUENCE_TABLE_ID, seq_schema_key(name), name, def)
 }
 
 /// The key DDL on a sequence conflicts on (a prefix keeps it apart from table names).
@@ -128,14 +106,7 @@ pub async fn lookup(
     read_ts: Timestamp,
     name: &str,
 ) -> SqlResult<Option<SeqDef>> {
-    let key = catalog_key(name);
-    if let Some(own) = txn.and_then(|t| t.own_write(SEQUENCE_TABLE_ID, &key)) {
-        return own.map(|r| parse_row(&r)).transpose();
-    }
-    match db.storage.get(SEQUENCE_TABLE_ID, &key, read_ts).await? {
-        Some(r) => Ok(Some(parse_row(&r)?)),
-        None => Ok(None),
-    }
+    crate::systable::lookup(db, txn, SEQUENCE_TABLE_ID, read_ts, name, "sequence").await
 }
 
 /// Every sequence as of `read_ts`, seeing the transaction's own DDL.

@@ -83,28 +83,37 @@ fn has_subquery_expr(plan: &LogicalPlan) -> DfResult<bool> {
 /// are planned when their subquery runs) with a [`SubPlan`] call, keeping column names.
 fn replace_subqueries(plan: LogicalPlan, session: &SessionState) -> DfResult<LogicalPlan> {
     plan.transform_up(|node| {
-        let preserver = NamePreserver::new(&node);
-        let node = node.map_expressions(|e| {
-            let saved = preserver.save(&e);
-            let t = e.transform_up(|x| {
-                if !is_subquery_expr(&x) {
-                    return Ok(Transformed::no(x));
-                }
-                Ok(Transformed::yes(subplan_call(x, session)?))
-            })?;
-            Ok(if t.transformed {
-                Transformed::yes(saved.restore(t.data))
-            } else {
-                t
-            })
-        })?;
-        if node.transformed {
-            Ok(Transformed::yes(node.data.recompute_schema()?))
-        } else {
-            Ok(node)
-        }
+        rewrite_keeping_names(node, &mut |x| {
+            if !is_subquery_expr(&x) {
+                return Ok(Transformed::no(x));
+            }
+            Ok(Transformed::yes(subplan_call(x, session)?))
+        })
     })
     .map(|t| t.data)
+}
+
+/// Rewrites every expression of one plan node bottom-up with `f`, keeping the names of the
+/// node's output columns (the nodes above refer to them by name).
+fn rewrite_keeping_names(
+    node: LogicalPlan,
+    f: &mut impl FnMut(Expr) -> DfResult<Transformed<Expr>>,
+) -> DfResult<Transformed<LogicalPlan>> {
+    let preserver = NamePreserver::new(&node);
+    let node = node.map_expressions(|e| {
+        let saved = preserver.save(&e);
+        let t = e.transform_up(&mut *f)?;
+        Ok(if t.transformed {
+            Transformed::yes(saved.restore(t.data))
+        } else {
+            t
+        })
+    })?;
+    if node.transformed {
+        Ok(Transformed::yes(node.data.recompute_schema()?))
+    } else {
+        Ok(node)
+    }
 }
 
 /// What a subquery expression asks of its subquery's rows.
@@ -322,27 +331,13 @@ impl SubPlan {
             .as_ref()
             .clone()
             .transform_up_with_subqueries(|node| {
-                let preserver = NamePreserver::new(&node);
-                let node = node.map_expressions(|e| {
-                    let saved = preserver.save(&e);
-                    let t = e.transform_up(|x| match &x {
-                        Expr::OuterReferenceColumn(_, c) => match value_of(c) {
-                            Some(v) => Ok(Transformed::yes(Expr::Literal(v, None))),
-                            None => Ok(Transformed::no(x)),
-                        },
-                        _ => Ok(Transformed::no(x)),
-                    })?;
-                    Ok(if t.transformed {
-                        Transformed::yes(saved.restore(t.data))
-                    } else {
-                        t
-                    })
-                })?;
-                if node.transformed {
-                    Ok(Transformed::yes(node.data.recompute_schema()?))
-                } else {
-                    Ok(node)
-                }
+                rewrite_keeping_names(node, &mut |x| match &x {
+                    Expr::OuterReferenceColumn(_, c) => match value_of(c) {
+                        Some(v) => Ok(Transformed::yes(Expr::Literal(v, None))),
+                        None => Ok(Transformed::no(x)),
+                    },
+                    _ => Ok(Transformed::no(x)),
+                })
             })
             .map(|t| t.data)
     }
