@@ -56,6 +56,7 @@ impl Crossbar {
         tokio::spawn(async move {
             let mut merger = Merger::new(journals, start_ts);
             while let Some(ev) = events.recv().await {
+                weft_engine::faults::panic_point("crossbar");
                 merger.push(ev.journal_id as usize, ev.records, ev.watermark);
                 // Take whatever else already arrived before releasing, so one release
                 // covers many events under load.

@@ -181,11 +181,16 @@ pub struct Hub {
 impl Hub {
     /// Starts a hub whose order begins after `start_ts`.
     pub fn spawn(start_ts: Timestamp, config: HubConfig) -> Hub {
+        Hub::spawn_task(start_ts, config).0
+    }
+
+    /// [`Hub::spawn`], also returning the hub's task, for a supervisor to watch.
+    pub fn spawn_task(start_ts: Timestamp, config: HubConfig) -> (Hub, tokio::task::JoinHandle<()>) {
         let (control, mut rx) = mpsc::unbounded_channel::<Control>();
         let (released_tx, released) = watch::channel(start_ts);
         let stats = Arc::new(std::sync::Mutex::new(HubStats::default()));
         let st = stats.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut subs: Vec<Attached> = Vec::new();
             let mut ring: VecDeque<Arc<CommitRecord>> = VecDeque::new();
             // Every released record above `ring_floor` is in the ring.
@@ -249,11 +254,14 @@ impl Hub {
                 }
             }
         });
-        Hub {
-            control,
-            released,
-            stats,
-        }
+        (
+            Hub {
+                control,
+                released,
+                stats,
+            },
+            task,
+        )
     }
 
     /// Hands the hub the next records of the total order (from the merger).
@@ -306,6 +314,7 @@ impl Hub {
                 }
                 if let Ok(mut rx) = hub.subscribe(sub.clone(), applied).await {
                     while let Some(b) = rx.recv().await {
+                        weft_engine::faults::panic_point("apply");
                         target.deliver(&b.records, b.watermark);
                         applied = applied.max(b.watermark);
                     }

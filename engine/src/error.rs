@@ -25,6 +25,17 @@ pub enum EngineError {
     /// read would need, so it is refused rather than answered wrongly.
     #[error("snapshot too old: reading as of {read_ts} but versions older than {horizon} may have been compacted away")]
     SnapshotTooOld { read_ts: u64, horizon: u64 },
+    /// A newer owner has taken over the store: this process must stop writing and serving.
+    #[error("this weft process (owner epoch {epoch}) no longer serves: {detail}")]
+    Fenced {
+        epoch: u64,
+        by_epoch: u64,
+        detail: String,
+    },
+    /// No ownership check succeeded within the bound (the store is not answering), so
+    /// this process cannot know that it still owns the store and refuses to read.
+    #[error("cannot confirm that this weft process (owner epoch {epoch}) still owns the store: no ownership check succeeded in {waited_ms} ms")]
+    OwnershipUnconfirmed { epoch: u64, waited_ms: u64 },
     #[error("invalid value: {0}")]
     InvalidValue(String),
     #[error("arrow: {0}")]

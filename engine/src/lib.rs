@@ -11,6 +11,7 @@
 //! - [`row`]: rows as vectors of scalars, and their conversion to and from Arrow batches.
 //! - [`record`]: the commit record that flows frontend → adjudicator → journal → crossbar →
 //!   storage.
+//! - [`ownership`]: owner epochs and the lease under which an owner answers reads.
 //! - [`storage`]: the MVCC storage node: memtable, Parquet segments, manifest, recovery.
 //! - [`provider`]: the DataFusion `TableProvider` that reads a table at a read timestamp,
 //!   overlaid with a transaction's own uncommitted writes.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod faults;
 pub mod key;
 pub mod objstore;
+pub mod ownership;
 pub mod provider;
 pub mod record;
 pub mod row;

@@ -15,6 +15,9 @@ use weft_engine::storage::manifest::{Manifest, SegmentMeta};
 use weft_engine::storage::mvcc::Version;
 use weft_engine::storage::segment::{decode, encode, hex, Segment};
 
+/// Every manifest format, oldest first.
+const MANIFESTS: [&str; 3] = ["manifest-v1.json", "manifest-v2.json", "manifest-v3.json"];
+
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/segments")
 }
@@ -91,18 +94,26 @@ fn encode_v1() -> Vec<u8> {
     buf
 }
 
+/// Writes the golden files that do not exist yet (with their expected text). Existing ones
+/// are never rewritten: they are what older versions wrote.
 fn bless() {
     std::fs::create_dir_all(dir()).unwrap();
-    let v1 = encode_v1();
-    std::fs::write(dir().join("segment-v1.parquet"), &v1).unwrap();
+    let write_new = |name: &str, data: &[u8]| {
+        let path = dir().join(name);
+        if !path.exists() {
+            std::fs::write(path, data).unwrap();
+        }
+    };
+    write_new("segment-v1.parquet", &encode_v1());
     let (v2, stats) = encode(65537, &schema(), &versions()).unwrap();
-    std::fs::write(dir().join("segment-v2.parquet"), &v2).unwrap();
+    write_new("segment-v2.parquet", &v2);
     for name in ["segment-v1.parquet", "segment-v2.parquet"] {
         let data = std::fs::read(dir().join(name)).unwrap();
         let text = segment_report(name, Bytes::from(data), true).unwrap();
-        std::fs::write(dir().join(format!("{name}.txt")), text).unwrap();
+        write_new(&format!("{name}.txt"), text.as_bytes());
     }
     // Manifest format 1: JSON with no checksum line and no per-segment key ranges.
+    let v1 = std::fs::read(dir().join("segment-v1.parquet")).unwrap();
     let m1 = r#"{
   "format_version": 1,
   "version": 2,
@@ -119,10 +130,12 @@ fn bless() {
   ]
 }"#
     .replace("BYTES", &v1.len().to_string());
-    std::fs::write(dir().join("manifest-v1.json"), m1).unwrap();
+    write_new("manifest-v1.json", m1.as_bytes());
+    let v2 = std::fs::read(dir().join("segment-v2.parquet")).unwrap();
     let m2 = Manifest {
         format_version: 2,
         version: 7,
+        epoch: 0,
         checkpoint_ts: 1_700_000_000_000_000_500,
         horizon_ts: 1_700_000_000_000_000_050,
         segments: vec![SegmentMeta {
@@ -139,10 +152,16 @@ fn bless() {
             crc32: Some(crc32fast::hash(&v2)),
         }],
     };
-    std::fs::write(dir().join("manifest-v2.json"), m2.encode()).unwrap();
-    for name in ["manifest-v1.json", "manifest-v2.json"] {
+    write_new("manifest-v2.json", &m2.encode());
+    // Format 3 adds the writer's owner epoch; it lists the same segment as format 2.
+    let mut m3 =
+        Manifest::decode(&std::fs::read(dir().join("manifest-v2.json")).unwrap()).unwrap();
+    m3.format_version = 3;
+    m3.epoch = 4;
+    write_new("manifest-v3.json", &m3.encode());
+    for name in MANIFESTS {
         let m = Manifest::decode(&std::fs::read(dir().join(name)).unwrap()).unwrap();
-        std::fs::write(dir().join(format!("{name}.txt")), manifest_report(name, &m)).unwrap();
+        write_new(&format!("{name}.txt"), manifest_report(name, &m).as_bytes());
     }
 }
 
@@ -169,7 +188,7 @@ fn golden_segments_and_manifests_still_decode() {
             assert_eq!(gv.row, ev.row, "{name}");
         }
     }
-    for name in ["manifest-v1.json", "manifest-v2.json"] {
+    for name in MANIFESTS {
         let m = Manifest::decode(&std::fs::read(dir().join(name)).unwrap()).unwrap();
         let want = std::fs::read_to_string(dir().join(format!("{name}.txt"))).unwrap();
         assert_eq!(manifest_report(name, &m), want, "{name}");

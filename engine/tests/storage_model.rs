@@ -2,6 +2,12 @@
 //! timestamps, scans, flushes, compactions and restarts, run against a real node on a real
 //! directory and checked against a `BTreeMap` of every key's full history. Proptest shrinks
 //! a failing sequence to a minimal one.
+//!
+//! Every open is a new owner (a higher epoch), and a takeover leaves the previous owner
+//! running: it goes on applying commits no one acknowledged (its watermark running past
+//! the new owner's commits), flushing, compacting and collecting garbage, interleaved at
+//! random with the new owner's work. None of it may land, and no acknowledged version may
+//! ever be lost: a last takeover must read every key's history as the model holds it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +38,13 @@ enum Op {
     /// Compact with the horizon `back` commits ago.
     Compact(u8, bool),
     Restart,
+    /// A new owner opens the store while the current one keeps running (stale).
+    Takeover,
+    /// The stale owner applies a commit nobody acknowledged, far in the future.
+    StaleApply(u8, i64),
+    StaleFlush,
+    StaleCompact(u8, bool),
+    StaleGc,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -43,6 +56,11 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Flush),
         1 => (0u8..20, any::<bool>()).prop_map(|(b, f)| Op::Compact(b, f)),
         1 => Just(Op::Restart),
+        1 => Just(Op::Takeover),
+        1 => (0u8..12, 0i64..1000).prop_map(|(k, v)| Op::StaleApply(k, v)),
+        1 => Just(Op::StaleFlush),
+        1 => (0u8..20, any::<bool>()).prop_map(|(b, f)| Op::StaleCompact(b, f)),
+        1 => Just(Op::StaleGc),
     ]
 }
 
@@ -71,6 +89,11 @@ impl Model {
 }
 
 async fn open(store: &DurableStore) -> Arc<StorageNode> {
+    open_at(store, 1).await
+}
+
+/// Opens the range as the owner of `epoch`.
+async fn open_at(store: &DurableStore, epoch: u64) -> Arc<StorageNode> {
     StorageNode::open(
         store.clone(),
         Path::from("storage/r0"),
@@ -79,9 +102,39 @@ async fn open(store: &DurableStore) -> Arc<StorageNode> {
             cache_bytes: 4096,
             ..Default::default()
         },
+        weft_engine::ownership::Lease::exclusive(epoch),
     )
     .await
     .unwrap()
+}
+
+/// Opens the range as a new owner and replays the acknowledged commits it lacks.
+async fn take_over(store: &DurableStore, epoch: u64, m: &Model) -> Arc<StorageNode> {
+    let node = open_at(store, epoch).await;
+    let checkpoint = node.checkpoint_ts().await;
+    let replay: Vec<Arc<CommitRecord>> = m
+        .log
+        .iter()
+        .filter(|r| r.commit_ts > checkpoint)
+        .cloned()
+        .collect();
+    node.apply(&replay, m.now);
+    node
+}
+
+/// What a stale owner's write may do: nothing (no work), or fail: because it is fenced,
+/// or because a segment it meant to read was deleted by the new owner's garbage
+/// collection. It must never land.
+fn stale_outcome<T: std::fmt::Debug>(
+    what: &str,
+    r: Result<Option<T>, EngineError>,
+) -> Result<(), TestCaseError> {
+    match r {
+        Ok(None) | Err(_) => Ok(()),
+        other => Err(TestCaseError::fail(format!(
+            "a fenced owner's {what} must not land: {other:?}"
+        ))),
+    }
 }
 
 /// A plan reading the whole table's values as of `read_ts`.
@@ -115,6 +168,9 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let store = DurableStore::local(dir.path().to_path_buf()).unwrap();
     let mut node = open(&store).await;
+    let mut epoch = 1;
+    let mut stale: Option<Arc<StorageNode>> = None;
+    let mut junk = 0u64;
     let mut m = Model {
         history: BTreeMap::new(),
         log: Vec::new(),
@@ -206,17 +262,83 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 node.compact(horizon, full).await.unwrap();
             }
             Op::Restart => {
-                let checkpoint = node.checkpoint_ts().await;
                 drop(node);
-                node = open(&store).await;
-                let replay: Vec<Arc<CommitRecord>> = m
-                    .log
-                    .iter()
-                    .filter(|r| r.commit_ts > checkpoint)
-                    .cloned()
-                    .collect();
-                node.apply(&replay, m.now);
+                epoch += 1;
+                node = take_over(&store, epoch, &m).await;
             }
+            Op::Takeover => {
+                epoch += 1;
+                let next = take_over(&store, epoch, &m).await;
+                stale = Some(std::mem::replace(&mut node, next));
+            }
+            Op::StaleApply(k, v) => {
+                if let Some(old) = &stale {
+                    // Far past anything acknowledged: if a checkpoint of the stale owner
+                    // landed, recovery would skip the new owner's commits below it.
+                    junk += 1;
+                    let ts = m.now + 1_000_000 + junk;
+                    let rec = Arc::new(CommitRecord {
+                        commit_ts: ts,
+                        tables: vec![TableWrites {
+                            table_id: TABLE,
+                            schema: schema(),
+                            keys: vec![key(k)],
+                            rows: vec![Some(Arc::new(vec![ScalarValue::Int64(Some(v))]))],
+                        }],
+                    });
+                    old.apply(&[rec], ts);
+                }
+            }
+            Op::StaleFlush => {
+                if let Some(old) = &stale {
+                    stale_outcome("flush", old.flush().await)?;
+                }
+            }
+            Op::StaleCompact(back, full) => {
+                if let Some(old) = &stale {
+                    let horizon = m.now.saturating_sub(back as u64 * STEP);
+                    stale_outcome("compaction", old.compact(horizon, full).await)?;
+                }
+            }
+            Op::StaleGc => {
+                if let Some(old) = &stale {
+                    // Deleting its own retired segments and old manifests is harmless;
+                    // whatever it does must not touch what the new owner reads.
+                    let _ = old.collect_garbage().await;
+                }
+            }
+        }
+        if let Some(old) = &stale {
+            if old.lease().fenced().is_some() {
+                // Once it knows, a fenced owner answers no read.
+                let r = old.get(TABLE, &key(0), m.now).await;
+                prop_assert!(
+                    matches!(r, Err(EngineError::Fenced { .. })),
+                    "a fenced owner answered a read: {:?}",
+                    r
+                );
+            }
+        }
+    }
+    // A last owner recovers from the store: every acknowledged version is there.
+    drop(stale);
+    let last_checkpoint = node.checkpoint_ts().await;
+    drop(node);
+    epoch += 1;
+    let node = take_over(&store, epoch, &m).await;
+    prop_assert!(node.checkpoint_ts().await >= last_checkpoint);
+    let horizon = node.horizon_ts();
+    for k in 0..12u8 {
+        for (ts, _) in m.history.get(&k).cloned().unwrap_or_default() {
+            if ts < horizon {
+                continue;
+            }
+            let got = node
+                .get(TABLE, &key(k), ts)
+                .await
+                .unwrap()
+                .map(|r| value(&r));
+            prop_assert_eq!(got, m.at(k, ts), "key {} at {} after the last takeover", k, ts);
         }
     }
     // Whatever happened, the newest state is always readable and right.

@@ -60,6 +60,19 @@ pub struct Db {
     pub pg_static: Arc<dyn SchemaProvider>,
     /// Sequence values this node has reserved and not yet handed out.
     pub sequences: crate::sequences::Blocks,
+    /// The longest a session may stay idle in a transaction block (0: no bound).
+    idle_in_txn_max: std::sync::OnceLock<std::time::Duration>,
+    /// Connections open now (counted by the listener).
+    sessions: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts one open connection while it lives.
+pub struct SessionCount(Arc<Db>);
+
+impl Drop for SessionCount {
+    fn drop(&mut self) {
+        self.0.sessions.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Each session's process id, secret key and cancel signal. A session's entry goes when
@@ -190,7 +203,33 @@ impl Db {
             cancels: Cancels::default(),
             point_selects: AtomicU64::new(0),
             point_writes: AtomicU64::new(0),
+            idle_in_txn_max: std::sync::OnceLock::new(),
+            sessions: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    /// Sets the server's bound on idle time in a transaction block (once, at start).
+    pub fn set_idle_in_transaction_timeout_max(&self, d: std::time::Duration) {
+        let _ = self.idle_in_txn_max.set(d);
+    }
+
+    /// The server's bound on idle time in a transaction block (zero: none).
+    pub fn idle_in_transaction_timeout_max(&self) -> std::time::Duration {
+        self.idle_in_txn_max
+            .get()
+            .copied()
+            .unwrap_or(std::time::Duration::from_secs(300))
+    }
+
+    /// Counts a connection until the returned guard drops.
+    pub fn session_opened(self: &Arc<Self>) -> SessionCount {
+        self.sessions.fetch_add(1, Ordering::SeqCst);
+        SessionCount(self.clone())
+    }
+
+    /// Connections open now.
+    pub fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::SeqCst)
     }
 
     /// Sets who must authenticate (once, at start).

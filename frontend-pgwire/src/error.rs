@@ -12,6 +12,8 @@ pub struct SqlError {
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
+    /// Ends the connection (severity FATAL), as PostgreSQL does for admin shutdown.
+    pub fatal: bool,
 }
 
 pub type SqlResult<T> = Result<T, SqlError>;
@@ -23,7 +25,12 @@ impl SqlError {
             message: message.into(),
             detail: None,
             hint: None,
+            fatal: false,
         }
+    }
+    pub fn fatal(mut self) -> Self {
+        self.fatal = true;
+        self
     }
     pub fn with_detail(mut self, d: impl Into<String>) -> Self {
         self.detail = Some(d.into());
@@ -44,7 +51,11 @@ impl SqlError {
     }
 
     pub fn to_error_info(&self) -> ErrorInfo {
-        let mut info = ErrorInfo::new("ERROR".into(), self.code.into(), self.message.clone());
+        let mut info = ErrorInfo::new(
+            if self.fatal { "FATAL" } else { "ERROR" }.into(),
+            self.code.into(),
+            self.message.clone(),
+        );
         info.detail = self.detail.clone();
         info.hint = self.hint.clone();
         info
@@ -96,6 +107,8 @@ pub mod codes {
     pub const QUERY_CANCELED: &str = "57014";
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const CONNECTION_FAILURE: &str = "08006";
+    pub const ADMIN_SHUTDOWN: &str = "57P01";
+    pub const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: &str = "25P03";
     pub const IO_ERROR: &str = "58030";
     pub const TRANSACTION_RESOLUTION_UNKNOWN: &str = "08007";
     pub const SYSTEM_ERROR: &str = "58000";
@@ -116,6 +129,9 @@ impl From<EngineError> for SqlError {
             EngineError::InvalidValue(m) => SqlError::new(DATA_EXCEPTION, m),
             EngineError::SnapshotTooOld { .. } => SqlError::new(SNAPSHOT_TOO_OLD, e.to_string())
                 .with_hint("read at a later timestamp (see weft.as_of and --version-retention)"),
+            EngineError::Fenced { .. } => fenced(e.to_string()),
+            EngineError::OwnershipUnconfirmed { .. } => SqlError::new(SYSTEM_ERROR, e.to_string())
+                .with_hint("the object store is not answering; retry once it is"),
             EngineError::DataFusion(d) => d.into(),
             other => SqlError::internal(other.to_string()),
         }
@@ -139,6 +155,7 @@ impl From<CommitError> for SqlError {
             )
             .with_detail("the transaction was not committed")
             .with_hint("retry the transaction"),
+            CommitError::Fenced(m) => fenced(m),
             CommitError::Unknown(m) => SqlError::new(
                 TRANSACTION_RESOLUTION_UNKNOWN,
                 format!("commit outcome unknown: {m}"),
@@ -331,8 +348,26 @@ fn table_not_found(msg: &str) -> Option<String> {
     Some(rest[..end].rsplit('.').next().unwrap_or("").to_string())
 }
 
+/// A fenced process ends every session (FATAL 57P01, admin_shutdown): a newer owner
+/// serves the store now, and clients reconnect to it.
+fn fenced(message: String) -> SqlError {
+    SqlError::new(ADMIN_SHUTDOWN, format!("terminating connection: {message}"))
+        .with_detail("the transaction, if any, was not committed")
+        .with_hint("reconnect to the process that owns the store now")
+        .fatal()
+}
+
 fn clone_engine(e: &EngineError) -> EngineError {
     match e {
+        EngineError::Fenced {
+            epoch,
+            by_epoch,
+            detail,
+        } => EngineError::Fenced {
+            epoch: *epoch,
+            by_epoch: *by_epoch,
+            detail: detail.clone(),
+        },
         EngineError::Corrupt { path, detail } => EngineError::Corrupt {
             path: path.clone(),
             detail: detail.clone(),

@@ -34,7 +34,8 @@ pub async fn serve(
         let tls = tls.clone();
         tokio::spawn(async move {
             tracing::debug!(%peer, "connection");
-            if let Err(e) = connection(socket, tls, Handlers::new(db)).await {
+            let _counted = db.session_opened();
+            if let Err(e) = connection(socket, tls, Handlers::new(db.clone()), &db).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
@@ -45,6 +46,7 @@ async fn connection(
     tcp: TcpStream,
     tls: Option<pgwire::tokio::TlsAcceptor>,
     handlers: Handlers,
+    db: &Db,
 ) -> std::io::Result<()> {
     let startup_timeout = tokio::time::sleep(STARTUP_TIMEOUT);
     tokio::pin!(startup_timeout);
@@ -70,13 +72,38 @@ async fn connection(
         // pgwire's decoder panics on some bodies that do not match their message (a Parse
         // cut short inside its declared length): that is a protocol violation too.
         let next = std::panic::AssertUnwindSafe(socket.next()).catch_unwind();
-        let msg = if starting {
-            tokio::select! {
-                _ = &mut startup_timeout => None,
-                m = next => Some(m),
-            }
+        let idle_max = if starting {
+            None
         } else {
-            Some(next.await)
+            handlers.idle_in_transaction_timeout()
+        };
+        let idle = async {
+            match idle_max {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let lease = db.storage.lease();
+        let msg = tokio::select! {
+            _ = &mut startup_timeout, if starting => None,
+            m = next => Some(m),
+            // PostgreSQL ends a session idle in a transaction block past its bound, so
+            // that it cannot hold resources (here: compaction's horizon) forever.
+            _ = idle => {
+                let info = ErrorInfo::new(
+                    "FATAL".into(),
+                    crate::error::codes::IDLE_IN_TRANSACTION_SESSION_TIMEOUT.into(),
+                    "terminating connection due to idle-in-transaction timeout".into(),
+                );
+                farewell(&mut socket, info).await;
+                return Ok(());
+            }
+            // A newer owner serves the store: end the session (57P01) at once, idle or not.
+            fence = lease.wait_fenced() => {
+                let e = crate::error::SqlError::from(lease.fenced_error(&fence));
+                farewell(&mut socket, e.to_error_info()).await;
+                return Ok(());
+            }
         };
         let msg = match msg {
             Some(Ok(Some(Ok(m)))) => m,
@@ -125,6 +152,18 @@ async fn connection(
             }
         }
     }
+}
+
+/// Sends a last error and closes the connection.
+async fn farewell<T>(socket: &mut T, info: ErrorInfo)
+where
+    T: futures::Sink<PgWireBackendMessage> + ClientInfo + Unpin,
+{
+    tracing::info!(peer = %socket.socket_addr(), code = %info.code, "ending the session: {}", info.message);
+    let _ = socket
+        .send(PgWireBackendMessage::ErrorResponse(info.into()))
+        .await;
+    let _ = socket.close().await;
 }
 
 /// Answers a frame that cannot be decoded with FATAL 08P01, then closes the connection.

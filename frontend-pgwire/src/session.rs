@@ -1428,6 +1428,33 @@ impl Handlers {
     }
 }
 
+impl Handlers {
+    /// How long the session may stay idle now: `Some` while it sits in a transaction
+    /// block (open or failed), as `idle_in_transaction_session_timeout` (capped by the
+    /// server's bound, which also applies when the setting is 0) says; `None` otherwise.
+    pub fn idle_in_transaction_timeout(&self) -> Option<std::time::Duration> {
+        let core = &self.session.0.core;
+        let st = core.state.try_lock().ok()?;
+        let in_block = st.failed || st.txn.as_ref().is_some_and(|t| t.explicit);
+        if !in_block || st.copy.is_some() {
+            return None;
+        }
+        let max = core.exec.db.idle_in_transaction_timeout_max();
+        let set = st
+            .settings
+            .get("idle_in_transaction_session_timeout")
+            .and_then(|v| parse_duration_ms(v))
+            .map(std::time::Duration::from_millis)
+            .unwrap_or_default();
+        match (set.is_zero(), max.is_zero()) {
+            (true, true) => None,
+            (true, false) => Some(max),
+            (false, true) => Some(set),
+            (false, false) => Some(set.min(max)),
+        }
+    }
+}
+
 pub struct SessionHandler(Session);
 
 impl PgWireServerHandlers for Handlers {

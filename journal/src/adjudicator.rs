@@ -81,6 +81,8 @@ pub struct Adjudicator {
     next_journal: AtomicUsize,
     clock: Arc<dyn Clock>,
     config: AdjudicatorConfig,
+    /// The owner's lease: once it is fenced, commits are refused (nothing is written).
+    lease: std::sync::OnceLock<Arc<weft_engine::ownership::Lease>>,
 }
 
 impl Adjudicator {
@@ -97,7 +99,13 @@ impl Adjudicator {
             next_journal: AtomicUsize::new(0),
             clock,
             config,
+            lease: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets the owner's lease (once, at start).
+    pub fn set_lease(&self, lease: Arc<weft_engine::ownership::Lease>) {
+        let _ = self.lease.set(lease);
     }
 
     pub fn sequencer(&self) -> &Arc<Sequencer> {
@@ -121,6 +129,11 @@ impl Adjudicator {
         if req.is_read_only() {
             // Read-only transactions never abort.
             return Ok(req.start_ts);
+        }
+        if let Some(lease) = self.lease.get() {
+            if let Some(f) = lease.fenced() {
+                return Err(CommitError::Fenced(lease.fenced_error(&f).to_string()));
+            }
         }
         let record = CommitRecord {
             commit_ts: COMMIT_TS_PLACEHOLDER,

@@ -12,8 +12,12 @@ pub enum JournalError {
         detail: String,
     },
     /// Another writer holds this journal (it created the object we tried to create).
-    #[error("journal {journal} is fenced: sequence {sequence} was written by another writer")]
-    Fenced { journal: u32, sequence: u64 },
+    #[error("journal {journal} is fenced: sequence {sequence} was written by another writer (epoch {by_epoch})")]
+    Fenced {
+        journal: u32,
+        sequence: u64,
+        by_epoch: u64,
+    },
     /// The store failed; the write did not happen (or its outcome is unknown).
     #[error("journal store error: {0}")]
     Store(String),
@@ -38,6 +42,10 @@ pub enum CommitError {
     /// taken over by another writer). Retrying is safe.
     #[error("commit failed, nothing was written: {0}")]
     Retry(String),
+    /// A newer owner has taken over the store: nothing was written, and this process
+    /// serves no more.
+    #[error("{0}")]
+    Fenced(String),
     /// The commit may or may not have become durable: the store did not answer in time.
     #[error("commit outcome unknown: {0}")]
     Unknown(String),

@@ -214,3 +214,151 @@ impl Tailer {
         }))
     }
 }
+
+/// What recovery read of one journal.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveredJournal {
+    pub journal_id: u32,
+    /// The objects from the first one holding a record past the checkpoint (or the
+    /// newest, when none does) to the newest, verified and in order.
+    pub objects: Vec<JournalObject>,
+    /// Objects left unread: every record in them is at or below the checkpoint.
+    pub skipped: usize,
+}
+
+impl RecoveredJournal {
+    /// The newest object's header: where the next writer continues.
+    pub fn last_header(&self) -> Option<Header> {
+        self.objects.last().map(|o| o.header.clone())
+    }
+}
+
+/// Reads what recovery needs of every journal under `cluster`: the objects that may hold
+/// a record above `checkpoint`, fetched at most `gets_max` at a time and verified in
+/// sequence order as they arrive.
+///
+/// The first needed object is found by a binary search over headers (a journal's last
+/// timestamps never decrease with its sequence), so objects that retention has not yet
+/// deleted cost nothing. An object that vanishes during the search was deleted by
+/// retention, which deletes only objects at or below a checkpoint of the current owner
+/// chain, itself at or below `checkpoint`: it counts as not needed. From the first needed
+/// object on, a missing or damaged object is an error naming it.
+pub async fn read_for_recovery(
+    store: &DurableStore,
+    cluster: &str,
+    checkpoint: Timestamp,
+    gets_max: usize,
+) -> Result<Vec<RecoveredJournal>, JournalError> {
+    use futures::StreamExt;
+    let store_err = |e: weft_engine::EngineError| JournalError::Store(e.to_string());
+    let prefix = object_store::path::Path::from(format!("clusters/{cluster}/journal"));
+    let mut by_journal: std::collections::BTreeMap<u32, Vec<(object_store::path::Path, u64)>> =
+        Default::default();
+    for (path, size) in store.list(&prefix).await.map_err(store_err)? {
+        let parts: Vec<_> = path.parts().collect();
+        let Some(id) = parts.get(3).and_then(|s| s.as_ref().parse::<u32>().ok()) else {
+            continue;
+        };
+        let entry = by_journal.entry(id).or_default();
+        if path.filename().unwrap_or_default().ends_with(".wj") {
+            entry.push((path, size));
+        }
+    }
+    // Where each journal's needed objects start (binary searches run concurrently).
+    let searches = by_journal.iter().map(|(&id, listed)| async move {
+        first_needed(store, id, listed, checkpoint)
+            .await
+            .map(|start| (id, start))
+    });
+    let starts: Vec<(u32, usize)> = futures::future::try_join_all(searches).await?;
+    let wanted: Vec<(u32, object_store::path::Path, u64)> = starts
+        .iter()
+        .flat_map(|&(id, start)| {
+            by_journal[&id][start..]
+                .iter()
+                .map(move |(p, size)| (id, p.clone(), *size))
+        })
+        .collect();
+    let mut out: std::collections::BTreeMap<u32, RecoveredJournal> = starts
+        .iter()
+        .map(|&(id, start)| {
+            (
+                id,
+                RecoveredJournal {
+                    journal_id: id,
+                    objects: Vec::new(),
+                    skipped: start,
+                },
+            )
+        })
+        .collect();
+    let mut fetched = futures::stream::iter(wanted.into_iter().map(|(id, path, size)| async move {
+        let data = store.get(&path).await;
+        (id, path, size, data)
+    }))
+    .buffered(gets_max.max(1));
+    while let Some((id, path, size, data)) = fetched.next().await {
+        let data = data.map_err(store_err)?;
+        let journal = out.get_mut(&id).expect("every fetched journal has an entry");
+        let (header, records) = verify_object(
+            path.as_ref(),
+            id,
+            &data,
+            journal.objects.last().map(|o| &o.header),
+        )?;
+        journal.objects.push(JournalObject {
+            path: path.to_string(),
+            bytes: size,
+            header,
+            records,
+        });
+    }
+    Ok(out.into_values().collect())
+}
+
+/// The index of the first object in `listed` (one journal's objects, in sequence order)
+/// whose last record lies above `checkpoint`; the newest object's index when none does.
+async fn first_needed(
+    store: &DurableStore,
+    journal_id: u32,
+    listed: &[(object_store::path::Path, u64)],
+    checkpoint: Timestamp,
+) -> Result<usize, JournalError> {
+    if listed.is_empty() {
+        return Ok(0);
+    }
+    let (mut lo, mut hi) = (0usize, listed.len() - 1);
+    // Invariant: every object before `lo` is not needed; the object at `hi` is needed or
+    // is the newest.
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let path = &listed[mid].0;
+        let needed = match store
+            .get_prefix(path, crate::format::HEADER_LEN as u64)
+            .await
+        {
+            Ok(head) => {
+                let h = crate::format::decode_header(path.as_ref(), &head)?;
+                if h.journal_id != journal_id {
+                    return Err(JournalError::Corrupt {
+                        path: path.to_string(),
+                        offset: 0,
+                        detail: format!("belongs to journal {}", h.journal_id),
+                    });
+                }
+                h.last_ts > checkpoint
+            }
+            Err(weft_engine::EngineError::Store {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) => false, // deleted by retention: at or below the checkpoint
+            Err(e) => return Err(JournalError::Store(e.to_string())),
+        };
+        if needed {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Ok(lo)
+}

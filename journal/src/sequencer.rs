@@ -38,6 +38,9 @@ struct State {
 pub struct Sequencer {
     state: Mutex<State>,
     clock: Arc<dyn Clock>,
+    /// Journal objects made durable since start, over every journal: what a restart
+    /// would replay if nothing were flushed (the flusher bounds it).
+    batches_durable: std::sync::atomic::AtomicU64,
 }
 
 impl State {
@@ -58,6 +61,7 @@ impl Sequencer {
         events: mpsc::UnboundedSender<JournalEvent>,
     ) -> Sequencer {
         Sequencer {
+            batches_durable: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(State {
                 last_ts: recovered_ts,
                 floor: recovered_ts,
@@ -104,7 +108,15 @@ impl Sequencer {
     }
 
     /// Records that a batch is durable: hands it to the crossbar with the new watermark.
+    /// How many journal objects were made durable since start.
+    pub fn batches_durable(&self) -> u64 {
+        self.batches_durable
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn durable(&self, journal: usize, records: Vec<Arc<CommitRecord>>) {
+        self.batches_durable
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut s = self.lock();
         for r in &records {
             s.inflight[journal].remove(&r.commit_ts);

@@ -19,6 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use weft_engine::objstore::{Created, DurableStore};
+use weft_engine::ownership::Lease;
 use weft_engine::{CommitRecord, Timestamp};
 
 use crate::error::JournalError;
@@ -40,6 +41,9 @@ pub struct WriterConfig {
     /// After that its client hears "outcome unknown" (08007) while the writer keeps
     /// resolving in the background.
     pub resolve_timeout: Duration,
+    /// The owner's lease: a writer stops appending once it is fenced, and fences it when
+    /// another writer's object takes its sequence.
+    pub lease: Option<Arc<Lease>>,
 }
 
 impl Default for WriterConfig {
@@ -49,6 +53,7 @@ impl Default for WriterConfig {
             batch_records_max: 4096,
             batch_linger: Duration::ZERO,
             resolve_timeout: Duration::from_secs(10),
+            lease: None,
         }
     }
 }
@@ -68,7 +73,9 @@ pub struct WriterStart {
 }
 
 /// Takes over a journal: writes an epoch claim (an object without records) at the first
-/// free sequence after `last`, with an epoch above every epoch seen. From then on a
+/// free sequence after `last`, with an epoch above every epoch seen and at least
+/// `owner_epoch` (the claiming process's owner epoch, so that a journal's epochs name its
+/// owners). From then on a
 /// previous writer's next conditional put fails, so it can no longer append. Objects that
 /// appear while claiming (a previous writer still running) are returned, verified, for
 /// recovery to apply.
@@ -77,12 +84,13 @@ pub async fn claim(
     cluster: &str,
     journal_id: u32,
     mut last: Option<Header>,
+    owner_epoch: u64,
 ) -> Result<(WriterStart, Vec<JournalObject>), JournalError> {
     let mut found = Vec::new();
     for _ in 0..1000 {
         let (sequence, epoch, ts) = match &last {
-            Some(h) => (h.sequence + 1, h.epoch + 1, h.last_ts),
-            None => (0, 1, 0),
+            Some(h) => (h.sequence + 1, (h.epoch + 1).max(owner_epoch), h.last_ts),
+            None => (0, owner_epoch.max(1), 0),
         };
         let header = Header {
             format_version: FORMAT_VERSION,
@@ -138,9 +146,21 @@ pub fn spawn(
     config: WriterConfig,
     healthy: Arc<AtomicBool>,
 ) -> mpsc::UnboundedSender<Pending> {
+    spawn_task(store, cluster, start, sequencer, config, healthy).0
+}
+
+/// [`spawn`], also returning the writer's task, for a supervisor to watch.
+pub fn spawn_task(
+    store: DurableStore,
+    cluster: String,
+    start: WriterStart,
+    sequencer: Arc<Sequencer>,
+    config: WriterConfig,
+    healthy: Arc<AtomicBool>,
+) -> (mpsc::UnboundedSender<Pending>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(store, cluster, start, sequencer, config, rx, healthy));
-    tx
+    let task = tokio::spawn(run(store, cluster, start, sequencer, config, rx, healthy));
+    (tx, task)
 }
 
 /// Makes `data` the object at `path`, whatever the store does: retries failed PUTs, and
@@ -160,11 +180,15 @@ async fn persist(
         if check_first {
             match store.get_opt(path).await {
                 Ok(Some(existing)) if existing == data => return Ok(()),
-                Ok(Some(_)) => {
+                Ok(Some(other)) => {
+                    let by_epoch = crate::format::decode_header(path.as_ref(), &other)
+                        .map(|h| h.epoch)
+                        .unwrap_or(0);
                     return Err(JournalError::Fenced {
                         journal: journal_id,
                         sequence,
-                    })
+                        by_epoch,
+                    });
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -223,6 +247,18 @@ async fn run(
             }
         }
         let ts: Vec<Timestamp> = batch.iter().map(|p| p.record.commit_ts).collect();
+        weft_engine::faults::panic_point("journal");
+        if failed.is_none() {
+            if let Some(f) = config.lease.as_ref().and_then(|l| l.fenced()) {
+                tracing::error!(journal, "journal: the owner was fenced; it stops accepting writes");
+                healthy.store(false, Ordering::SeqCst);
+                failed = Some(JournalError::Fenced {
+                    journal: start.journal_id,
+                    sequence,
+                    by_epoch: f.by_epoch,
+                });
+            }
+        }
         if let Some(err) = &failed {
             // A fenced journal belongs to another writer now.
             sequencer.abandoned(journal, &ts);
@@ -302,6 +338,9 @@ async fn run(
             }
             Err(e) => {
                 tracing::error!(journal, sequence, error = %e, "journal: fenced by another writer; it stops accepting writes");
+                if let (Some(lease), JournalError::Fenced { by_epoch, .. }) = (&config.lease, &e) {
+                    lease.fence(*by_epoch, format!("journal {journal} sequence {sequence} was written by epoch {by_epoch}"));
+                }
                 healthy.store(false, Ordering::SeqCst);
                 sequencer.abandoned(journal, &ts);
                 for p in batch {

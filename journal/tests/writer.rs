@@ -74,7 +74,7 @@ struct Journal {
 async fn open(store: &DurableStore, cluster: &str, config: WriterConfig) -> Journal {
     let existing = read_journal(store, cluster, 0).await.unwrap();
     let recovered = existing.last().map(|o| o.header.last_ts).unwrap_or(0);
-    let (start, _) = claim(store, cluster, 0, existing.last().map(|o| o.header.clone()))
+    let (start, _) = claim(store, cluster, 0, existing.last().map(|o| o.header.clone()), 0)
         .await
         .unwrap();
     let (etx, erx) = mpsc::unbounded_channel();
@@ -187,6 +187,7 @@ async fn faults_never_lose_or_duplicate_an_acknowledged_commit() {
                 .unwrap()
                 .last()
                 .map(|o| o.header.clone()),
+            0,
         )
         .await
         .unwrap();
@@ -258,7 +259,7 @@ async fn an_outage_is_an_unknown_outcome_then_resolved() {
     for (name, base) in stores().list {
         let faults = Faults::new(1);
         let store = base.clone().with_faults(faults.clone()).unwrap();
-        let (start, _) = claim(&base, "outage", 0, None).await.unwrap();
+        let (start, _) = claim(&base, "outage", 0, None, 0).await.unwrap();
         let (etx, mut erx) = mpsc::unbounded_channel();
         let sequencer = Arc::new(Sequencer::new(1, 0, Arc::new(SystemClock::new(0)), etx));
         let healthy = Arc::new(AtomicBool::new(true));

@@ -60,16 +60,54 @@ impl Server {
 
     /// Starts with extra arguments and environment variables.
     pub fn start_env(data: &Path, extra: &[&str], env: Vec<(String, String)>) -> Server {
+        Server::start_logged(data, &data.with_extension("log"), extra, env)
+    }
+
+    /// Starts with its own log file: for several processes over one store.
+    pub fn start_logged(
+        data: &Path,
+        log: &Path,
+        extra: &[&str],
+        env: Vec<(String, String)>,
+    ) -> Server {
         let mut s = Server {
             child: None,
             port: free_port(),
             data: data.to_path_buf(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             env,
-            log: data.with_extension("log"),
+            log: log.to_path_buf(),
         };
         s.spawn();
         s
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Sends `signal` (e.g. "STOP", "CONT", "TERM") to the process.
+    pub fn signal(&self, signal: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+
+    /// Waits at most `max` for the process to exit by itself; its status if it did.
+    pub fn wait_exit(&mut self, max: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + max;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     fn spawn(&mut self) {

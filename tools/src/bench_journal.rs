@@ -75,7 +75,7 @@ async fn run_journal(
     seconds: u64,
     linger: Duration,
 ) -> anyhow::Result<(f64, Vec<u64>, f64)> {
-    let (start, _) = claim(store, cluster, 0, None).await?;
+    let (start, _) = claim(store, cluster, 0, None, 0).await?;
     let (etx, mut erx) = mpsc::unbounded_channel::<weft_journal::JournalEvent>();
     // Drain what the crossbar would receive, counting objects.
     let objects = Arc::new(std::sync::atomic::AtomicU64::new(0));

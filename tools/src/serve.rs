@@ -22,8 +22,11 @@ use weft_engine::storage::{StorageConfig, StorageNode};
 use weft_engine::{Clock, SystemClock};
 use weft_frontend_pgwire::{Db, TxnLimits};
 use weft_journal::adjudicator::JournalHandle;
-use weft_journal::reader::{list_journals, read_journal};
-use weft_journal::writer::{claim, WriterConfig};
+use weft_engine::ownership::{self, Lease, LeaseConfig, OwnerRecord};
+use weft_journal::reader::read_for_recovery;
+use weft_journal::writer::{claim as claim_journal, WriterConfig};
+
+use crate::background::{self, Supervisor};
 use weft_journal::{Adjudicator, AdjudicatorConfig, Sequencer};
 
 #[derive(Args, Debug)]
@@ -114,6 +117,23 @@ pub struct ServeArgs {
     /// Delete journal objects that every storage range's checkpoint has passed.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub journal_retention: bool,
+    /// Testing only: make a background task panic the n-th time it runs
+    /// (`flush|compaction|retention|journal|crossbar|apply|ownership[:n]`), to prove the
+    /// process then exits non-zero instead of serving half-alive.
+    #[arg(long, hide = true)]
+    pub panic_in: Option<String>,
+    /// Recovery fetches at most this many journal objects at once.
+    #[arg(long, default_value_t = 64)]
+    pub replay_gets_max: usize,
+    /// Flush once this many journal objects were written since the last flush: a restart
+    /// replays at most about this many (plus what one flush cycle adds).
+    #[arg(long, default_value_t = 4000)]
+    pub replay_batches_max: u64,
+    /// Longest a session may sit idle inside a transaction block before it is ended
+    /// (25P03), in milliseconds; `SET idle_in_transaction_session_timeout` may lower it.
+    /// An abandoned transaction would otherwise hold compaction back.
+    #[arg(long, default_value_t = 300_000)]
+    pub idle_in_transaction_session_timeout_ms: u64,
     /// Testing only: inject faults into every object-store operation (see
     /// engine/src/faults.rs for the spec).
     #[arg(long, hide = true)]
@@ -167,6 +187,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.journals == 0 || args.journals > 1024 {
         bail!("--journals must be between 1 and 1024");
     }
+    if let Some(spec) = &args.panic_in {
+        weft_engine::faults::arm_panic(spec).map_err(|e| anyhow::anyhow!("--panic-in: {e}"))?;
+        tracing::warn!(spec = %spec, "background task panic armed (testing only)");
+    }
     let store = open_store(&args)?;
     let cluster = args.cluster.clone();
     if !store
@@ -187,8 +211,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(store = %store.url, "object store ignores conditional puts; running because --single-writer promises a single writer");
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new(args.clock_error_us * 1000));
-
-    // Storage: newest manifest and its segments.
     if args.version_retention_s < args.txn_duration_max_s {
         bail!(
             "--version-retention-s ({}) must be at least --txn-duration-max-s ({}): a \
@@ -197,6 +219,37 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.txn_duration_max_s
         );
     }
+    let mut supervisor = Supervisor::default();
+
+    // Ownership first: every durable write of this process carries its epoch.
+    let claim = ownership::claim(
+        &store,
+        &cluster,
+        OwnerRecord {
+            epoch: 0,
+            pid: std::process::id(),
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+            listen: args.listen.clone(),
+        },
+    )
+    .await
+    .context("claiming ownership of the store")?;
+    let epoch = claim.record.epoch;
+    tracing::info!(
+        epoch,
+        previous = %claim.previous.as_ref().map(|p| p.describe()).unwrap_or_else(|| "none".into()),
+        previous_released = claim.previous_released,
+        "ownership: claimed the store"
+    );
+    let lease = Lease::new(epoch, LeaseConfig::default());
+    supervisor.watch(
+        "ownership check",
+        tokio::spawn(lease.clone().run_checks(store.clone(), cluster.clone())),
+    );
+
+    // Storage: claim the range and load its newest manifest.
     let storage_config = StorageConfig {
         flush_bytes_min: args.flush_bytes_min,
         flush_age_max: Duration::from_secs(args.flush_age_max_s),
@@ -206,36 +259,47 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let storage_root = Path::from(format!("clusters/{cluster}/storage/r0"));
-    let storage = StorageNode::open(store.clone(), storage_root, storage_config)
-        .await
-        .context("opening storage")?;
+    let storage = StorageNode::open(
+        store.clone(),
+        storage_root.clone(),
+        storage_config,
+        lease.clone(),
+    )
+    .await
+    .context("opening storage")?;
     let checkpoint = storage.checkpoint_ts().await;
 
-    // Journals: read and verify everything, replay what storage lacks.
-    let existing = list_journals(&store, &cluster).await?;
-    let count =
-        (args.journals as usize).max(existing.iter().map(|j| *j as usize + 1).max().unwrap_or(0));
-    let mut per_journal = Vec::with_capacity(count);
+    // Journals: read what lies past the checkpoint (many objects at once), take each
+    // journal over, replay.
+    let recovered = read_for_recovery(&store, &cluster, checkpoint, args.replay_gets_max)
+        .await
+        .context("reading the journals")?;
+    let count = (args.journals as usize).max(
+        recovered
+            .iter()
+            .map(|j| j.journal_id as usize + 1)
+            .max()
+            .unwrap_or(0),
+    );
+    let mut per_journal = vec![Vec::new(); count];
     let mut starts = Vec::with_capacity(count);
     let mut recovered_ts = checkpoint;
-    let mut replayed_objects = 0usize;
+    let (mut replayed_objects, mut skipped_objects) = (0usize, 0usize);
     for j in 0..count as u32 {
-        let mut objects = read_journal(&store, &cluster, j)
-            .await
-            .with_context(|| format!("reading journal {j}"))?;
+        let mut found = recovered
+            .iter()
+            .find(|r| r.journal_id == j)
+            .cloned()
+            .unwrap_or_default();
         // Take the journal over: a previous writer can no longer append after this.
-        let (start, appeared) = claim(
-            &store,
-            &cluster,
-            j,
-            objects.last().map(|o| o.header.clone()),
-        )
-        .await
-        .with_context(|| format!("claiming journal {j}"))?;
-        objects.extend(appeared);
-        replayed_objects += objects.len();
-        if let Some(o) = objects.last() {
-            recovered_ts = recovered_ts.max(o.header.last_ts);
+        let (start, appeared) = claim_journal(&store, &cluster, j, found.last_header(), epoch)
+            .await
+            .with_context(|| format!("claiming journal {j}"))?;
+        found.objects.extend(appeared);
+        replayed_objects += found.objects.len();
+        skipped_objects += found.skipped;
+        if let Some(h) = found.last_header() {
+            recovered_ts = recovered_ts.max(h.last_ts);
         }
         tracing::debug!(
             journal = j,
@@ -244,21 +308,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             "journal: claimed"
         );
         starts.push(start);
-        per_journal.push(
-            objects
-                .into_iter()
-                .flat_map(|o| o.records)
-                .collect::<Vec<_>>(),
-        );
+        per_journal[j as usize] = found
+            .objects
+            .into_iter()
+            .flat_map(|o| o.records)
+            .collect::<Vec<_>>();
     }
     let replay = weft_crossbar::replay(per_journal, checkpoint);
     let replayed = replay.len();
     storage.deliver(&replay, recovered_ts);
+    drop(replay);
     tracing::info!(
         store = %store.url,
         checkpoint,
         replayed_commits = replayed,
         journal_objects = replayed_objects,
+        journal_objects_skipped = skipped_objects,
         "storage: recovered"
     );
 
@@ -273,7 +338,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut handles = Vec::with_capacity(count);
     for (j, start) in starts.into_iter().enumerate() {
         let healthy = Arc::new(AtomicBool::new(j < args.journals as usize));
-        let tx = weft_journal::writer::spawn(
+        let (tx, task) = weft_journal::writer::spawn_task(
             store.clone(),
             cluster.clone(),
             start,
@@ -282,27 +347,36 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 batch_bytes_max: args.batch_bytes_max,
                 batch_linger: Duration::from_micros(args.batch_linger_us),
                 resolve_timeout: Duration::from_millis(args.commit_resolve_timeout_ms),
+                lease: Some(lease.clone()),
                 ..WriterConfig::default()
             },
             healthy.clone(),
         );
+        supervisor.watch(format!("journal writer {j}"), task);
         handles.push(JournalHandle { tx, healthy });
     }
     tracing::info!(journals = args.journals, cluster = %cluster, "journal: writers started");
-    let hub = Hub::spawn(recovered_ts, HubConfig::default());
+    let (hub, hub_task) = Hub::spawn_task(recovered_ts, HubConfig::default());
+    supervisor.watch("crossbar hub", hub_task);
     let engine = weft_crossbar::io::choose();
     // The one storage range holds every table: it subscribes to every key.
-    let _follower = hub.follow(
-        Subscription::everything(),
-        storage.clone() as Arc<dyn Subscriber>,
-        Arc::new(StoreCatchUp {
-            store: store.clone(),
-            cluster: cluster.clone(),
-            engine: engine.clone(),
-        }),
-        recovered_ts,
+    supervisor.watch(
+        "storage apply",
+        hub.follow(
+            Subscription::everything(),
+            storage.clone() as Arc<dyn Subscriber>,
+            Arc::new(StoreCatchUp {
+                store: store.clone(),
+                cluster: cluster.clone(),
+                engine: engine.clone(),
+            }),
+            recovered_ts,
+        ),
     );
-    let _crossbar = Crossbar::spawn(count, recovered_ts, events_rx, hub);
+    supervisor.watch(
+        "crossbar",
+        Crossbar::spawn(count, recovered_ts, events_rx, hub),
+    );
     {
         let seq = sequencer.clone();
         storage.set_watermark_requester(Arc::new(move |ts| seq.request_watermark(ts)));
@@ -313,7 +387,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "crossbar: merging"
     );
     let adjudicator = Arc::new(Adjudicator::new(
-        sequencer,
+        sequencer.clone(),
         handles,
         clock.clone(),
         AdjudicatorConfig {
@@ -322,6 +396,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
     ));
+    adjudicator.set_lease(lease.clone());
     if args.unsafe_disable_conflict_checks {
         tracing::warn!("adjudicator: conflict checks are OFF (testing only): updates will be lost");
     }
@@ -336,13 +411,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let adjudicator_for_shutdown = adjudicator.clone();
     let db = Db::new(storage.clone(), adjudicator, limits);
     db.set_version_retention(retention);
+    db.set_idle_in_transaction_timeout_max(Duration::from_millis(
+        args.idle_in_transaction_session_timeout_ms,
+    ));
     db.set_auth(
         weft_frontend_pgwire::roles::AuthConfig::new(args.auth, &args.users)
             .map_err(anyhow::Error::msg)?,
     );
-    let listener = TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
     let tls = if args.no_tls {
         None
     } else if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
@@ -358,8 +433,51 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         Some(weft_frontend_pgwire::tls::self_signed(names).map_err(anyhow::Error::msg)?)
     };
+
+    supervisor.watch(
+        "flush",
+        background::flusher(storage.clone(), sequencer, args.replay_batches_max),
+    );
+    if args.journal_retention {
+        supervisor.watch(
+            "journal retention",
+            background::retention(
+                storage.clone(),
+                store.clone(),
+                cluster.clone(),
+                vec![storage_root.clone()],
+            ),
+        );
+    }
+
+    // A previous owner that did not release the store may still answer reads until its
+    // lease runs out: no commit of ours may become visible before then.
+    let wait = claim
+        .serve_after()
+        .saturating_duration_since(tokio::time::Instant::now());
+    if !wait.is_zero() {
+        tracing::info!(
+            wait_ms = wait.as_millis() as u64,
+            "ownership: waiting out the previous owner's read lease before serving"
+        );
+        tokio::time::sleep(wait).await;
+    }
+    lease
+        .ready_to_read(Duration::from_secs(30))
+        .await
+        .context("confirming ownership of the store")?;
+    // Compaction deletes the segments it replaces: only once the previous owner, which
+    // may still have been reading them, has stopped.
+    supervisor.watch(
+        "compaction",
+        background::compactor(storage.clone(), clock.clone(), retention),
+    );
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(
         listen = %args.listen,
+        epoch,
         tls = if tls.is_none() { "off" } else if args.tls_cert.is_some() { "on" } else { "on (self-signed)" },
         auth = match args.auth {
             weft_frontend_pgwire::roles::AuthMode::Default => "loopback trusted, others scram-sha-256",
@@ -369,84 +487,39 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "frontend: accepting PostgreSQL connections"
     );
 
-    let flusher = {
-        let storage = storage.clone();
-        let store = store.clone();
-        let cluster = cluster.clone();
-        let retention = args.journal_retention;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                if storage.wants_flush() {
-                    match storage.flush().await {
-                        Ok(Some(checkpoint)) if retention => {
-                            // The one storage range's checkpoint is the lowest of all.
-                            match weft_journal::retention::prune(&store, &cluster, checkpoint).await
-                            {
-                                Ok(0) => {}
-                                Ok(n) => {
-                                    tracing::debug!(deleted = n, checkpoint, "journal: retention")
-                                }
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "journal retention failed; will retry")
-                                }
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::error!(error = %e, "flush failed; will retry"),
-                    }
-                }
-            }
-        })
-    };
-
-    // Compaction runs apart from flushing, so a long merge never holds up a flush.
-    let compactor = {
-        let storage = storage.clone();
-        let clock = clock.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                let horizon = clock
-                    .now()
-                    .earliest
-                    .saturating_sub(retention.as_nanos() as u64);
-                loop {
-                    match storage.compact(horizon, false).await {
-                        Ok(Some(c)) => tracing::debug!(
-                            table_id = c.table_id,
-                            inputs = c.inputs,
-                            rows_in = c.rows_in,
-                            rows_out = c.rows_out,
-                            "compaction done"
-                        ),
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::error!(error = %e, "compaction failed; will retry");
-                            break;
-                        }
-                    }
-                }
-                if let Err(e) = storage.collect_garbage().await {
-                    tracing::warn!(error = %e, "deleting retired segments failed; will retry");
-                }
-            }
-        })
-    };
-
-    let server = weft_frontend_pgwire::server::serve(db, listener, tls);
+    let server = weft_frontend_pgwire::server::serve(db.clone(), listener, tls);
     tokio::select! {
         r = server => r.context("listener failed")?,
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
         }
+        fence = lease.wait_fenced() => {
+            // Sessions see the fence on their own (their connection loops watch the same
+            // lease) and end with FATAL 57P01; give them a bounded moment to hear it.
+            tracing::error!(
+                epoch,
+                newer_epoch = fence.by_epoch,
+                detail = %fence.detail,
+                "ownership: fenced; ending every session and exiting"
+            );
+            let drain_until = tokio::time::Instant::now() + FENCED_DRAIN;
+            while db.sessions() > 0 && tokio::time::Instant::now() < drain_until {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            std::process::exit(background::EXIT_FENCED);
+        }
+        (task, why) = supervisor.first_exit() => {
+            tracing::error!(task = %task, why = %why, "a background task stopped; exiting (every acknowledged commit is in the journal)");
+            std::process::exit(background::EXIT_TASK_FAILED);
+        }
     }
-    flusher.abort();
-    compactor.abort();
+    if lease.fenced().is_some() {
+        tracing::warn!("no final flush: this process no longer owns the store");
+        std::process::exit(background::EXIT_FENCED);
+    }
     // A clean shutdown applies every acknowledged commit and flushes, so that the next start
-    // replays nothing.
+    // replays nothing. The manifest's compare-and-swap keeps a fenced process's flush from
+    // landing.
     if let Err(e) = storage
         .wait_applied(adjudicator_for_shutdown.read_ts())
         .await
@@ -460,8 +533,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing::error!(error = %e, "final flush failed; the journal still holds every commit")
         }
     }
+    if lease.fenced().is_some() {
+        // The final flush found a newer owner's manifest: it did not land, and this
+        // process did not end cleanly.
+        std::process::exit(background::EXIT_FENCED);
+    }
+    // Stop serving, then say so: the next owner need not wait out our lease.
+    if lease.step_down() {
+        match ownership::release(&store, &cluster, epoch).await {
+            Ok(()) => tracing::info!(epoch, "ownership: released"),
+            Err(e) => tracing::warn!(error = %e, "could not mark the store released; the next owner waits out the lease"),
+        }
+    }
     Ok(())
 }
+
+/// How long a fenced process gives its sessions to hear FATAL 57P01 before it exits.
+const FENCED_DRAIN: Duration = Duration::from_secs(2);
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

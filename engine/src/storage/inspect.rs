@@ -143,7 +143,16 @@ pub fn segment_report(name: &str, data: Bytes, rows: bool) -> EngineResult<Strin
 pub fn manifest_report(path: &str, m: &Manifest) -> String {
     let mut out = String::new();
     writeln!(out, "manifest {path}").ok();
-    writeln!(out, "  format {} version {}", m.format_version, m.version).ok();
+    if m.format_version >= 3 {
+        writeln!(
+            out,
+            "  format {} version {} epoch {}",
+            m.format_version, m.version, m.epoch
+        )
+        .ok();
+    } else {
+        writeln!(out, "  format {} version {}", m.format_version, m.version).ok();
+    }
     writeln!(out, "  checkpoint {}", ts_text(m.checkpoint_ts)).ok();
     writeln!(out, "  horizon {}", ts_text(m.horizon_ts)).ok();
     writeln!(out, "  segments {}", m.segments.len()).ok();

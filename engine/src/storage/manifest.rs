@@ -2,8 +2,15 @@
 //! up to which they hold every commit. Each version is a new object created with a
 //! conditional put, so two writers can never both believe they wrote version N.
 //!
+//! Every manifest names the owner epoch of its writer (format 3). A writer creates version
+//! N+1 only as the successor of the version N it last read or wrote, and only if N was
+//! written at an epoch not above its own: create-if-absent on N+1 makes that a
+//! compare-and-swap on the chain, and the epochs make the chain's owners only ever rise,
+//! so a fenced owner can never again extend it (see `docs/decisions.md`, "Ownership").
+//!
 //! On disk a manifest is pretty-printed JSON followed by a last line `# crc32 <hex>` over
-//! everything before it (format 2; format 1 had no checksum line and is still read).
+//! everything before it (formats 2 and 3; format 1 had no checksum line and is still
+//! read; formats 1 and 2 had no epoch, read as epoch 0).
 
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +45,9 @@ pub struct SegmentMeta {
 pub struct Manifest {
     pub format_version: u32,
     pub version: u64,
+    /// The owner epoch of the process that wrote this version (0: before epochs).
+    #[serde(default)]
+    pub epoch: u64,
     /// Every commit with `commit_ts <= checkpoint_ts` is in the listed segments.
     pub checkpoint_ts: Timestamp,
     /// Compaction may have dropped versions that only reads below this timestamp could see:
@@ -47,7 +57,7 @@ pub struct Manifest {
     pub segments: Vec<SegmentMeta>,
 }
 
-pub const MANIFEST_FORMAT_VERSION: u32 = 2;
+pub const MANIFEST_FORMAT_VERSION: u32 = 3;
 
 const CRC_PREFIX: &str = "# crc32 ";
 
@@ -147,6 +157,12 @@ impl Manifest {
                 self.version, prev.version
             ));
         }
+        if self.epoch < prev.epoch {
+            return Err(format!(
+                "epoch {} would follow a version written at epoch {}: a fenced owner",
+                self.epoch, prev.epoch
+            ));
+        }
         if self.checkpoint_ts < prev.checkpoint_ts {
             return Err(format!(
                 "checkpoint moved backwards from {} to {}",
@@ -184,6 +200,7 @@ mod tests {
         let m = Manifest {
             format_version: MANIFEST_FORMAT_VERSION,
             version: 3,
+            epoch: 2,
             checkpoint_ts: 100,
             horizon_ts: 5,
             segments: vec![seg("a", 1, 1, 10), seg("b", 1, 11, 20), seg("c", 2, 1, 20)],
@@ -203,6 +220,7 @@ mod tests {
         let mut m = Manifest {
             format_version: MANIFEST_FORMAT_VERSION,
             version: 1,
+            epoch: 1,
             checkpoint_ts: 100,
             horizon_ts: 0,
             segments: vec![seg("a", 1, 1, 10), seg("b", 1, 10, 20)],
@@ -212,6 +230,10 @@ mod tests {
         m.check().unwrap();
         let mut next = m.clone();
         next.version = 2;
+        m.epoch = 2;
+        next.epoch = 1;
+        assert!(next.check_successor_of(&m).unwrap_err().contains("fenced"));
+        next.epoch = 2;
         next.checkpoint_ts = 50;
         assert!(next
             .check_successor_of(&m)

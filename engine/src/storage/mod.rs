@@ -12,6 +12,13 @@
 //!
 //! Recovery = newest manifest + journal replay from its checkpoint, which the caller drives
 //! through [`StorageNode::apply`].
+//!
+//! **Ownership.** A node writes under its owner's [`Lease`] epoch: opening a range claims
+//! it (a manifest version at the node's epoch), every later manifest is a compare-and-swap
+//! on the version the node last wrote, segment names carry the epoch, and orphan deletion
+//! removes only segments of older epochs. A node that sees a newer epoch (a manifest it
+//! cannot replace, or the lease's check) stops flushing, compacting and deleting, and
+//! refuses reads; reads also wait while the lease is not confirmed.
 
 pub mod cache;
 pub mod inspect;
@@ -38,6 +45,7 @@ use tokio::sync::watch;
 
 use crate::error::{EngineError, EngineResult};
 use crate::objstore::{Created, DurableStore};
+use crate::ownership::Lease;
 use crate::record::{CommitRecord, OP_DELETE};
 use crate::row::{batch_row, Row};
 use crate::time::Timestamp;
@@ -143,9 +151,12 @@ pub struct StorageNode {
     /// Read timestamps of open transactions: compaction keeps what they can see.
     pins: Arc<Mutex<std::collections::BTreeMap<Timestamp, usize>>>,
     /// When this node started, in nanoseconds since the epoch, and how many segment writes
-    /// it has attempted: together they name every segment uniquely, so a retried flush or
-    /// compaction never collides with an object an earlier, failed attempt left behind.
+    /// it has attempted: together with the epoch they name every segment uniquely, so a
+    /// retried flush or compaction never collides with an object an earlier, failed attempt
+    /// left behind.
     started_ns: u128,
+    /// The owner's standing: its epoch names every object this node writes.
+    lease: Arc<Lease>,
     attempts: AtomicU64,
 }
 
@@ -205,16 +216,19 @@ pub async fn read_manifest(
 }
 
 impl StorageNode {
-    /// Opens the storage range at `root`: reads the newest manifest, checks that each of its
-    /// segments exists with the recorded size, and removes orphan segments (written by a
-    /// flush or compaction that crashed before its manifest). Segment contents are read
+    /// Opens the storage range at `root` under `lease`'s epoch: claims it (writes the newest
+    /// manifest again at this epoch, so that no older owner can extend the chain), checks
+    /// that each listed segment exists with the recorded size, and removes orphan segments
+    /// of older epochs (written by a flush or compaction that crashed, or was fenced,
+    /// before its manifest). Segment contents are read
     /// lazily and verified against their checksum on first use.
     pub async fn open(
         store: DurableStore,
         root: Path,
         config: StorageConfig,
+        lease: Arc<Lease>,
     ) -> EngineResult<Arc<StorageNode>> {
-        let (manifest, _) = read_manifest(&store, &root).await?;
+        let manifest = claim_range(&store, &root, &lease).await?;
         let seg_dir = root.clone().join("segments");
         let present: std::collections::HashMap<String, u64> = store
             .list(&seg_dir)
@@ -251,7 +265,9 @@ impl StorageNode {
         let live: std::collections::HashSet<&str> =
             manifest.segments.iter().map(|s| s.path.as_str()).collect();
         for name in present.keys() {
-            if !live.contains(name.as_str()) {
+            // A segment of this epoch or a newer one may belong to a flush in progress of
+            // a live owner: never an orphan of ours to delete.
+            if !live.contains(name.as_str()) && segment_epoch(name) < lease.epoch() {
                 let path = seg_dir.clone().join(name.as_str());
                 tracing::info!(%path, "removing orphan segment");
                 store.delete(&path).await?;
@@ -284,7 +300,13 @@ impl StorageNode {
             pins: Arc::new(Mutex::new(Default::default())),
             started_ns: start_nonce(),
             attempts: AtomicU64::new(0),
+            lease,
         }))
+    }
+
+    /// The owner's lease this node writes and reads under.
+    pub fn lease(&self) -> &Arc<Lease> {
+        &self.lease
     }
 
     pub fn set_watermark_requester(&self, r: WatermarkRequester) {
@@ -378,7 +400,10 @@ impl StorageNode {
     }
 
     /// Waits until every commit with `commit_ts <= ts` is applied.
+    /// Every read starts here, so a read is also where the owner's lease is checked: a
+    /// fenced node answers no read, and one whose lease is unconfirmed waits for a check.
     pub async fn wait_applied(&self, ts: Timestamp) -> EngineResult<()> {
+        self.lease.ready_to_read(self.config.read_wait_max).await?;
         let mut rx = self.applied.subscribe();
         if *rx.borrow() >= ts {
             return Ok(());
@@ -660,17 +685,13 @@ impl StorageNode {
                 tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
             }
             match self.store.put_create(&path, bytes.clone()).await {
-                Ok(Created::Yes) => return Ok(()),
+                Ok(Created::Yes) => return self.check_newest(&path).await,
                 Ok(Created::AlreadyExists) => {}
                 Err(e) => last_err = Some(e),
             }
             match self.store.get_opt(&path).await {
-                Ok(Some(found)) if found == bytes => return Ok(()),
-                Ok(Some(_)) => {
-                    return Err(EngineError::Internal(format!(
-                        "manifest {path} already exists: another storage node owns this range"
-                    )))
-                }
+                Ok(Some(found)) if found == bytes => return self.check_newest(&path).await,
+                Ok(Some(found)) => return Err(self.lost_manifest_race(&path, &found)),
                 Ok(None) => {}
                 Err(e) => last_err = Some(e),
             }
@@ -680,10 +701,56 @@ impl StorageNode {
         }))
     }
 
-    /// A name part no other segment write of any node run shares: `{start}-{counter}`.
+    /// After creating manifest `path`: no later version may exist. One can only if this
+    /// node's version was free because a newer owner's garbage collection had deleted it
+    /// (a newer owner keeps only its last few versions, and never its newest), or because
+    /// a newer owner claimed the range right after: either way this node is fenced.
+    async fn check_newest(&self, path: &Path) -> EngineResult<()> {
+        let later = self
+            .store
+            .list_after(&self.root.clone().join("manifest"), path)
+            .await?;
+        let Some((newest, _)) = later.last() else {
+            return Ok(());
+        };
+        let found = self.store.get(newest).await?;
+        // Left in place: no reader takes it (recovery reads the newest version, and a
+        // newer owner extends only its own versions), and `weft inspect manifest
+        // --verify` names it as a fenced owner's stray.
+        Err(self.lost_manifest_race(newest, &found))
+    }
+
+    /// Another writer created the manifest version this node meant to write. One of a
+    /// newer epoch has taken the range over: the lease is fenced. Any other writer breaks
+    /// the ownership protocol (an older epoch cannot follow this node's versions).
+    fn lost_manifest_race(&self, path: &Path, found: &[u8]) -> EngineError {
+        match Manifest::decode(found) {
+            Ok(m) if m.epoch > self.lease.epoch() => {
+                self.lease.fence(
+                    m.epoch,
+                    format!("manifest {} was written by owner epoch {}", m.version, m.epoch),
+                );
+                self.lease.ensure_not_fenced().unwrap_err()
+            }
+            Ok(m) => EngineError::Internal(format!(
+                "manifest {path} already exists, written at epoch {} (this node's epoch is \
+                 {}): another storage node writes this range",
+                m.epoch,
+                self.lease.epoch()
+            )),
+            Err(detail) => EngineError::Corrupt {
+                path: path.to_string(),
+                detail,
+            },
+        }
+    }
+
+    /// A name part no other segment write of any node run shares:
+    /// `e{epoch}-{start}-{counter}`. The epoch comes first so that orphan deletion can tell
+    /// whose a segment is.
     fn next_attempt(&self) -> String {
         let n = self.attempts.fetch_add(1, Ordering::Relaxed);
-        format!("{:x}-{n}", self.started_ns)
+        format!("e{}-{:x}-{n}", self.lease.epoch(), self.started_ns)
     }
 
     /// Writes everything applied since the last checkpoint to new segments, then a new
@@ -691,6 +758,7 @@ impl StorageNode {
     /// from the memtable. Segments first, manifest last: a crash in between leaves orphan
     /// segments (removed at the next open), never a manifest that lists a missing segment.
     pub async fn flush(&self) -> EngineResult<Option<Timestamp>> {
+        self.lease.ensure_not_fenced()?;
         let mut manifest = self.manifest.lock().await;
         let upto = self.applied_ts();
         if upto <= manifest.checkpoint_ts {
@@ -703,6 +771,7 @@ impl StorageNode {
         let mut next = Manifest {
             format_version: MANIFEST_FORMAT_VERSION,
             version: manifest.version + 1,
+            epoch: self.lease.epoch(),
             checkpoint_ts: upto,
             horizon_ts: manifest.horizon_ts,
             segments: manifest.segments.clone(),
@@ -710,7 +779,7 @@ impl StorageNode {
         let mut added = Vec::new();
         for (table_id, schema, versions) in content {
             let name = format!(
-                "{upto:020}-{table_id:016x}-f{}.parquet",
+                "{upto:020}-{table_id:016x}-f-{}.parquet",
                 self.next_attempt()
             );
             let (data, stats) = segment::encode(table_id, &schema, &versions)?;
@@ -794,6 +863,7 @@ impl StorageNode {
         horizon: Timestamp,
         full: bool,
     ) -> EngineResult<Option<Compaction>> {
+        self.lease.ensure_not_fenced()?;
         let _one_at_a_time = self.compacting.lock().await;
         let view = self.view.read().unwrap_or_else(|e| e.into_inner()).clone();
         let Some((table_id, inputs, drop_tombstones)) = self.pick_compaction(&view, full) else {
@@ -866,6 +936,7 @@ impl StorageNode {
         let mut next = Manifest {
             format_version: MANIFEST_FORMAT_VERSION,
             version: manifest.version + 1,
+            epoch: self.lease.epoch(),
             checkpoint_ts: manifest.checkpoint_ts,
             horizon_ts: manifest.horizon_ts.max(horizon),
             segments: manifest
@@ -925,6 +996,7 @@ impl StorageNode {
     /// Deletes retired segments no read holds any more, and manifests older than the
     /// newest few. Returns how many objects were deleted.
     pub async fn collect_garbage(&self) -> EngineResult<usize> {
+        self.lease.ensure_not_fenced()?;
         let free: Vec<Arc<Segment>> = {
             let mut r = self.retired.lock().unwrap_or_else(|e| e.into_inner());
             let (free, held): (Vec<_>, Vec<_>) =
@@ -950,6 +1022,82 @@ impl StorageNode {
             }
         }
         Ok(deleted)
+    }
+}
+
+/// Claims the storage range at `root` for `lease`'s epoch: the newest manifest, written
+/// again as the next version at this epoch. From then on an older owner's next manifest
+/// (the successor of a version it read before) finds its version taken and learns it is
+/// fenced, so the chain this node continues is the only one. A newest manifest of a newer
+/// epoch means this node is fenced already. Reopening in the same epoch claims nothing.
+async fn claim_range(store: &DurableStore, root: &Path, lease: &Lease) -> EngineResult<Manifest> {
+    for _ in 0..MANIFEST_PUT_ATTEMPTS * 20 {
+        let (newest, path) = read_manifest(store, root).await?;
+        if newest.epoch > lease.epoch() {
+            lease.fence(
+                newest.epoch,
+                format!(
+                    "manifest {} of {root} was written by owner epoch {}",
+                    newest.version, newest.epoch
+                ),
+            );
+            return Err(lease.ensure_not_fenced().unwrap_err());
+        }
+        if newest.epoch == lease.epoch() && path.is_some() {
+            return Ok(newest);
+        }
+        let mut next = newest.clone();
+        next.format_version = MANIFEST_FORMAT_VERSION;
+        next.version = newest.version + 1;
+        next.epoch = lease.epoch();
+        next.check_successor_of(&newest)
+            .map_err(|e| EngineError::Internal(format!("refusing to claim {root}: {e}")))?;
+        let at = root
+            .clone()
+            .join("manifest")
+            .join(format!("{:020}", next.version));
+        let bytes = Bytes::from(next.encode());
+        match store.put_create(&at, bytes.clone()).await {
+            Ok(Created::Yes) => {
+                tracing::info!(range = %root, version = next.version, epoch = next.epoch, checkpoint = next.checkpoint_ts, "storage: range claimed");
+                return Ok(next);
+            }
+            // Another owner wrote this version first (or ours landed and the answer was
+            // lost): read the chain again.
+            Ok(Created::AlreadyExists) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "storage: claiming the range failed; retrying");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    Err(EngineError::Internal(format!(
+        "could not claim storage range {root}: its manifest keeps changing"
+    )))
+}
+
+/// The owner epoch a segment's name carries (`...-e{epoch}-...`); 0 for names from
+/// before epochs.
+/// Names are `{max_ts}-{table}-f-e{epoch}-{nonce}-{n}` (flush) and
+/// `{max_ts}-{table}-c{version}-e{epoch}-{nonce}-{n}` (compaction).
+pub fn segment_epoch(name: &str) -> u64 {
+    name.split('-')
+        .nth(3)
+        .and_then(|part| part.strip_prefix('e'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn segment_names_carry_their_epoch() {
+        use super::segment_epoch;
+        assert_eq!(segment_epoch("00000000000000000100-0000000000000003-f-e7-18a2b-0.parquet"), 7);
+        assert_eq!(segment_epoch("00000000000000000100-0000000000000003-c00000012-e12-18a2b-4.parquet"), 12);
+        // Names from before epochs.
+        assert_eq!(segment_epoch("00000000000000000100-0000000000000003-f18a2b-0.parquet"), 0);
+        assert_eq!(segment_epoch("00000000000000000100-0000000000000003-c00000012-18a2b-4.parquet"), 0);
     }
 }
 
