@@ -185,7 +185,10 @@ impl Hub {
     }
 
     /// [`Hub::spawn`], also returning the hub's task, for a supervisor to watch.
-    pub fn spawn_task(start_ts: Timestamp, config: HubConfig) -> (Hub, tokio::task::JoinHandle<()>) {
+    pub fn spawn_task(
+        start_ts: Timestamp,
+        config: HubConfig,
+    ) -> (Hub, tokio::task::JoinHandle<()>) {
         let (control, mut rx) = mpsc::unbounded_channel::<Control>();
         let (released_tx, released) = watch::channel(start_ts);
         let stats = Arc::new(std::sync::Mutex::new(HubStats::default()));

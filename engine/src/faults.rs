@@ -269,6 +269,36 @@ impl ObjectStore for FaultyStore {
     }
 }
 
+/// Testing only: `weft serve --panic-in task[:n]` makes the named background task panic
+/// the n-th time it passes its panic point (default 1), to prove that a failed task takes
+/// the process down instead of leaving it acknowledging commits it cannot serve.
+static PANIC_AT: std::sync::OnceLock<(String, AtomicU64)> = std::sync::OnceLock::new();
+
+/// Arms the panic point `spec` (`task` or `task:n`). Once per process.
+pub fn arm_panic(spec: &str) -> std::result::Result<(), String> {
+    let (task, n) = match spec.split_once(':') {
+        Some((t, n)) => (
+            t,
+            n.parse::<u64>()
+                .map_err(|_| format!("bad count in {spec:?}"))?
+                .max(1),
+        ),
+        None => (spec, 1),
+    };
+    PANIC_AT
+        .set((task.to_string(), AtomicU64::new(n)))
+        .map_err(|_| "a panic point is already armed".to_string())
+}
+
+/// A named point in a background task's loop where an armed panic fires.
+pub fn panic_point(task: &str) {
+    if let Some((t, left)) = PANIC_AT.get() {
+        if t == task && left.fetch_sub(1, Ordering::SeqCst) == 1 {
+            panic!("injected panic in background task {task} (--panic-in)");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,35 +343,5 @@ mod tests {
         let f = Faults::parse("put_error=5, seed=9 ,down").unwrap();
         assert_eq!(f.put_error.load(Ordering::Relaxed), 5);
         assert!(f.down.load(Ordering::Relaxed));
-    }
-}
-
-/// Testing only: `weft serve --panic-in task[:n]` makes the named background task panic
-/// the n-th time it passes its panic point (default 1), to prove that a failed task takes
-/// the process down instead of leaving it acknowledging commits it cannot serve.
-static PANIC_AT: std::sync::OnceLock<(String, AtomicU64)> = std::sync::OnceLock::new();
-
-/// Arms the panic point `spec` (`task` or `task:n`). Once per process.
-pub fn arm_panic(spec: &str) -> std::result::Result<(), String> {
-    let (task, n) = match spec.split_once(':') {
-        Some((t, n)) => (
-            t,
-            n.parse::<u64>()
-                .map_err(|_| format!("bad count in {spec:?}"))?
-                .max(1),
-        ),
-        None => (spec, 1),
-    };
-    PANIC_AT
-        .set((task.to_string(), AtomicU64::new(n)))
-        .map_err(|_| "a panic point is already armed".to_string())
-}
-
-/// A named point in a background task's loop where an armed panic fires.
-pub fn panic_point(task: &str) {
-    if let Some((t, left)) = PANIC_AT.get() {
-        if t == task && left.fetch_sub(1, Ordering::SeqCst) == 1 {
-            panic!("injected panic in background task {task} (--panic-in)");
-        }
     }
 }

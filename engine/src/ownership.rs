@@ -148,7 +148,11 @@ pub async fn read_owner(
 }
 
 /// Claims the next owner epoch of `cluster` for `me` (its `epoch` field is filled in).
-pub async fn claim(store: &DurableStore, cluster: &str, mut me: OwnerRecord) -> EngineResult<Claim> {
+pub async fn claim(
+    store: &DurableStore,
+    cluster: &str,
+    mut me: OwnerRecord,
+) -> EngineResult<Claim> {
     let owners = list_owners(store, cluster).await?;
     let mut epoch = owners.last().map(|(e, _)| e + 1).unwrap_or(1);
     for _ in 0..CLAIM_ATTEMPTS_MAX {
@@ -189,7 +193,10 @@ pub async fn claim(store: &DurableStore, cluster: &str, mut me: OwnerRecord) -> 
 /// then need not wait out the lease. Written last, by a clean shutdown only.
 pub async fn release(store: &DurableStore, cluster: &str, epoch: u64) -> EngineResult<()> {
     store
-        .put_create(&released_path(cluster, epoch), Bytes::from_static(b"released\n"))
+        .put_create(
+            &released_path(cluster, epoch),
+            Bytes::from_static(b"released\n"),
+        )
         .await
         .map(|_| ())
 }
@@ -279,8 +286,8 @@ impl Lease {
         if self.fenced().is_some() {
             return;
         }
-        let until = (sent.saturating_duration_since(self.base) + self.config.duration).as_nanos()
-            as u64;
+        let until =
+            (sent.saturating_duration_since(self.base) + self.config.duration).as_nanos() as u64;
         self.valid_until_ns.fetch_max(until, Ordering::SeqCst);
         self.changes.send_modify(|n| *n += 1);
     }
@@ -362,7 +369,10 @@ impl Lease {
             if self.may_read() {
                 return Ok(());
             }
-            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
                 return Err(EngineError::OwnershipUnconfirmed {
                     epoch: self.epoch,
                     waited_ms: wait_max.as_millis() as u64,
@@ -433,22 +443,44 @@ mod tests {
     #[tokio::test]
     async fn a_lease_lapses_without_checks_and_a_fence_is_final() {
         let l = Lease::new(3, short());
-        assert!(!l.may_read(), "a new lease is not valid before its first check");
+        assert!(
+            !l.may_read(),
+            "a new lease is not valid before its first check"
+        );
         l.renewed(Instant::now());
         assert!(l.may_read());
         tokio::time::sleep(Duration::from_millis(120)).await;
         assert!(!l.may_read(), "a lease lapses without renewal");
-        let err = l.ready_to_read(Duration::from_millis(50)).await.unwrap_err();
-        assert!(matches!(err, EngineError::OwnershipUnconfirmed { .. }), "{err}");
+        let err = l
+            .ready_to_read(Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, EngineError::OwnershipUnconfirmed { .. }),
+            "{err}"
+        );
         l.renewed(Instant::now());
         assert!(l.may_read());
         l.fence(4, "test");
         assert!(!l.may_read());
         l.renewed(Instant::now());
-        assert!(!l.may_read(), "a renewal after the fence does not revive the lease");
-        let err = l.ready_to_read(Duration::from_millis(50)).await.unwrap_err();
         assert!(
-            matches!(err, EngineError::Fenced { epoch: 3, by_epoch: 4, .. }),
+            !l.may_read(),
+            "a renewal after the fence does not revive the lease"
+        );
+        let err = l
+            .ready_to_read(Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EngineError::Fenced {
+                    epoch: 3,
+                    by_epoch: 4,
+                    ..
+                }
+            ),
             "{err}"
         );
         assert!(!l.step_down(), "a fenced owner cannot release");
@@ -490,7 +522,10 @@ mod tests {
         assert_eq!(b.record.epoch, 2);
         assert_eq!(b.previous.as_ref().map(|p| p.epoch), Some(1));
         assert!(!b.previous_released);
-        assert!(b.serve_after() > b.at, "an unreleased predecessor's lease is waited out");
+        assert!(
+            b.serve_after() > b.at,
+            "an unreleased predecessor's lease is waited out"
+        );
         let f = tokio::time::timeout(Duration::from_secs(5), lease.wait_fenced())
             .await
             .unwrap();

@@ -154,8 +154,7 @@ fn bless() {
     };
     write_new("manifest-v2.json", &m2.encode());
     // Format 3 adds the writer's owner epoch; it lists the same segment as format 2.
-    let mut m3 =
-        Manifest::decode(&std::fs::read(dir().join("manifest-v2.json")).unwrap()).unwrap();
+    let mut m3 = Manifest::decode(&std::fs::read(dir().join("manifest-v2.json")).unwrap()).unwrap();
     m3.format_version = 3;
     m3.epoch = 4;
     write_new("manifest-v3.json", &m3.encode());

@@ -338,7 +338,13 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 .await
                 .unwrap()
                 .map(|r| value(&r));
-            prop_assert_eq!(got, m.at(k, ts), "key {} at {} after the last takeover", k, ts);
+            prop_assert_eq!(
+                got,
+                m.at(k, ts),
+                "key {} at {} after the last takeover",
+                k,
+                ts
+            );
         }
     }
     // Whatever happened, the newest state is always readable and right.

@@ -292,14 +292,17 @@ pub async fn read_for_recovery(
             )
         })
         .collect();
-    let mut fetched = futures::stream::iter(wanted.into_iter().map(|(id, path, size)| async move {
-        let data = store.get(&path).await;
-        (id, path, size, data)
-    }))
-    .buffered(gets_max.max(1));
+    let mut fetched =
+        futures::stream::iter(wanted.into_iter().map(|(id, path, size)| async move {
+            let data = store.get(&path).await;
+            (id, path, size, data)
+        }))
+        .buffered(gets_max.max(1));
     while let Some((id, path, size, data)) = fetched.next().await {
         let data = data.map_err(store_err)?;
-        let journal = out.get_mut(&id).expect("every fetched journal has an entry");
+        let journal = out
+            .get_mut(&id)
+            .expect("every fetched journal has an entry");
         let (header, records) = verify_object(
             path.as_ref(),
             id,

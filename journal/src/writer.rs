@@ -250,7 +250,10 @@ async fn run(
         weft_engine::faults::panic_point("journal");
         if failed.is_none() {
             if let Some(f) = config.lease.as_ref().and_then(|l| l.fenced()) {
-                tracing::error!(journal, "journal: the owner was fenced; it stops accepting writes");
+                tracing::error!(
+                    journal,
+                    "journal: the owner was fenced; it stops accepting writes"
+                );
                 healthy.store(false, Ordering::SeqCst);
                 failed = Some(JournalError::Fenced {
                     journal: start.journal_id,
@@ -339,7 +342,12 @@ async fn run(
             Err(e) => {
                 tracing::error!(journal, sequence, error = %e, "journal: fenced by another writer; it stops accepting writes");
                 if let (Some(lease), JournalError::Fenced { by_epoch, .. }) = (&config.lease, &e) {
-                    lease.fence(*by_epoch, format!("journal {journal} sequence {sequence} was written by epoch {by_epoch}"));
+                    lease.fence(
+                        *by_epoch,
+                        format!(
+                            "journal {journal} sequence {sequence} was written by epoch {by_epoch}"
+                        ),
+                    );
                 }
                 healthy.store(false, Ordering::SeqCst);
                 sequencer.abandoned(journal, &ts);

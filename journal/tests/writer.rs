@@ -74,9 +74,15 @@ struct Journal {
 async fn open(store: &DurableStore, cluster: &str, config: WriterConfig) -> Journal {
     let existing = read_journal(store, cluster, 0).await.unwrap();
     let recovered = existing.last().map(|o| o.header.last_ts).unwrap_or(0);
-    let (start, _) = claim(store, cluster, 0, existing.last().map(|o| o.header.clone()), 0)
-        .await
-        .unwrap();
+    let (start, _) = claim(
+        store,
+        cluster,
+        0,
+        existing.last().map(|o| o.header.clone()),
+        0,
+    )
+    .await
+    .unwrap();
     let (etx, erx) = mpsc::unbounded_channel();
     let sequencer = Arc::new(Sequencer::new(
         1,

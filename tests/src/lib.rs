@@ -101,7 +101,11 @@ impl Server {
     pub fn wait_exit(&mut self, max: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + max;
         while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 self.child = None;
                 return Some(status);
             }

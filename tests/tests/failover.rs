@@ -1,8 +1,10 @@
 //! Failover without loss: a second `weft serve` takes over the store of a running one.
 //!
-//! Process A serves and takes writes; process B starts on the same store while A runs;
-//! writes go on through both; A is then stopped (SIGTERM), killed (SIGKILL) or frozen
-//! (SIGSTOP, resumed once B serves); B is killed; process C recovers the store. Every row
+//! Process A serves and takes writes; process B starts on the same store while A runs
+//! (or while A is frozen with SIGSTOP, so that it cannot notice); writes go on through
+//! both; A is then killed (SIGKILL), resumed (SIGCONT), or stopped (SIGTERM, delivered as
+//! it resumes, so that its shutdown flush races B); B is killed; process C recovers the
+//! store. Every row
 //! whose COMMIT returned, through A or B, must be there, and none whose COMMIT failed for
 //! certain. A reader on A must never see a value that B had already replaced, and A must
 //! stop serving, and exit, within its stated bound.
@@ -26,7 +28,13 @@ struct Ledger {
 
 /// Inserts rows `first, first + step, ...` through `server` until `stop` is set or the
 /// connection ends, recording each outcome.
-async fn writer(server_conn: String, first: i64, step: i64, stop: Arc<AtomicBool>, ledger: Arc<Mutex<Ledger>>) {
+async fn writer(
+    server_conn: String,
+    first: i64,
+    step: i64,
+    stop: Arc<AtomicBool>,
+    ledger: Arc<Mutex<Ledger>>,
+) {
     let Ok((c, conn)) = tokio_postgres::connect(&server_conn, tokio_postgres::NoTls).await else {
         return;
     };
@@ -98,7 +106,12 @@ async fn failover(store: &[&str], env: Vec<(String, String)>, end: EndOfA) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let start = |name: &str| {
-        Server::start_logged(&data, &dir.path().join(format!("{name}.log")), store, env.clone())
+        Server::start_logged(
+            &data,
+            &dir.path().join(format!("{name}.log")),
+            store,
+            env.clone(),
+        )
     };
     let mut a = start("a");
     {
@@ -128,7 +141,10 @@ async fn failover(store: &[&str], env: Vec<(String, String)>, end: EndOfA) {
     let reader_a = tokio::spawn(reader(a.conn_string(), reads.clone()));
     wait_for_acks(&ledger, 20).await;
 
-    if end == EndOfA::Freeze {
+    if end != EndOfA::Kill {
+        // Frozen while B takes over: A cannot notice, so when it resumes it must find out
+        // from its lapsed lease (Freeze), or with a SIGTERM already pending (Term), from its
+        // own shutdown flush, which must not land.
         a.signal("STOP");
     }
     // B takes over while A runs (or is frozen).
@@ -170,7 +186,10 @@ async fn failover(store: &[&str], env: Vec<(String, String)>, end: EndOfA) {
     let resumed = Instant::now();
     match end {
         EndOfA::Freeze => a.signal("CONT"),
-        EndOfA::Term => a.signal("TERM"),
+        EndOfA::Term => {
+            a.signal("TERM");
+            a.signal("CONT");
+        }
         EndOfA::Kill => a.kill9(),
     }
     // A stops serving within its bound: its reader gets an error, and the process exits
@@ -190,19 +209,36 @@ async fn failover(store: &[&str], env: Vec<(String, String)>, end: EndOfA) {
         let status = status.unwrap_or_else(|| panic!("A did not exit:\n{}", a.log_text()));
         let waited = resumed.elapsed();
         eprintln!("A ended with {status} {waited:?} after {end:?}; its reader saw {err:?}");
-        assert!(!status.success(), "A must not report success once fenced: {status}");
+        assert!(
+            !status.success(),
+            "A must not report success once fenced: {status}"
+        );
         assert!(
             waited < Duration::from_secs(5),
             "A took {waited:?} to stop after {end:?}:\n{}",
             a.log_text()
         );
         let log = a.log_text();
+        for line in log
+            .lines()
+            .filter(|l| l.contains("fenced") || l.contains("flush") || l.contains("shutting down"))
+        {
+            eprintln!("  A: {line}");
+        }
         assert!(log.contains("fenced"), "A never said it was fenced:\n{log}");
-        assert!(!log.contains("storage: flushed"), "A's shutdown flush landed:\n{log}");
+        assert!(
+            !log.contains("storage: flushed"),
+            "A's shutdown flush landed:\n{log}"
+        );
     }
     // Never a stale read: a read sent after B acknowledged value w returns at least w.
     for (sent, got) in reads.lock().unwrap().iter() {
-        let latest = acks.iter().filter(|(at, _)| at < sent).map(|(_, v)| *v).max().unwrap_or(0);
+        let latest = acks
+            .iter()
+            .filter(|(at, _)| at < sent)
+            .map(|(_, v)| *v)
+            .max()
+            .unwrap_or(0);
         assert!(
             *got >= latest,
             "a read on A sent after B acknowledged {latest} returned {got}"
@@ -245,7 +281,10 @@ async fn failover(store: &[&str], env: Vec<(String, String)>, end: EndOfA) {
     let lost: Vec<_> = l.acked.difference(&rows).collect();
     assert!(lost.is_empty(), "acknowledged rows lost: {lost:?}");
     let ghosts: Vec<_> = l.failed.intersection(&rows).collect();
-    assert!(ghosts.is_empty(), "rows whose COMMIT failed are present: {ghosts:?}");
+    assert!(
+        ghosts.is_empty(),
+        "rows whose COMMIT failed are present: {ghosts:?}"
+    );
     let counter: i64 = c
         .query_one("SELECT v FROM counter WHERE id = 0", &[])
         .await
@@ -271,7 +310,11 @@ fn inspect_chain(data: &Path, store: &[&str], env: &[(String, String)]) {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "inspect manifest --verify: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "inspect manifest --verify: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("owner epochs claimed: 1, 2, 3"), "{text}");
 }
 
@@ -303,8 +346,16 @@ async fn failover_on_s3_loses_nothing() {
     let Some(s3) = weft_tests::s3::S3Server::start() else {
         return;
     };
-    for (i, end) in [EndOfA::Term, EndOfA::Kill, EndOfA::Freeze].into_iter().enumerate() {
+    for (i, end) in [EndOfA::Term, EndOfA::Kill, EndOfA::Freeze]
+        .into_iter()
+        .enumerate()
+    {
         let url = s3.url(&format!("failover{i}"));
-        failover(&["--store", &url, "--flush-bytes-min", "4096"], s3.env(), end).await;
+        failover(
+            &["--store", &url, "--flush-bytes-min", "4096"],
+            s3.env(),
+            end,
+        )
+        .await;
     }
 }

@@ -38,7 +38,12 @@ async fn panic_in(task: &str, extra: &[&str]) {
         }
     }
     let status = tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(20)))
-        .unwrap_or_else(|| panic!("weft kept running after {task} failed:\n{}", server.log_text()));
+        .unwrap_or_else(|| {
+            panic!(
+                "weft kept running after {task} failed:\n{}",
+                server.log_text()
+            )
+        });
     let log = server.log_text();
     assert_eq!(status.code(), Some(70), "{task}: {status}\n{log}");
     assert!(
@@ -46,7 +51,9 @@ async fn panic_in(task: &str, extra: &[&str]) {
         "{task}: the cause is not logged:\n{log}"
     );
     // Restart without the panic: everything acknowledged is there.
-    server.extra_args.retain(|a| a != "--panic-in" && *a != spec);
+    server
+        .extra_args
+        .retain(|a| a != "--panic-in" && *a != spec);
     server.restart();
     let c = server.connect().await;
     let rows: BTreeSet<i64> = c
@@ -58,7 +65,10 @@ async fn panic_in(task: &str, extra: &[&str]) {
         .collect();
     let lost: Vec<_> = acked.difference(&rows).collect();
     assert!(lost.is_empty(), "{task}: acknowledged rows lost: {lost:?}");
-    eprintln!("{task}: {} acknowledged before the failure, all recovered", acked.len());
+    eprintln!(
+        "{task}: {} acknowledged before the failure, all recovered",
+        acked.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

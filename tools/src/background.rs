@@ -125,7 +125,10 @@ pub fn retention(
                     Ok((m, _)) if m.epoch > storage.lease().epoch() => {
                         storage.lease().fence(
                             m.epoch,
-                            format!("manifest {} was written by owner epoch {}", m.version, m.epoch),
+                            format!(
+                                "manifest {} was written by owner epoch {}",
+                                m.version, m.epoch
+                            ),
                         );
                         lowest = 0;
                     }
@@ -190,7 +193,9 @@ pub fn compactor(
             }
             match storage.collect_garbage().await {
                 Ok(_) | Err(weft_engine::EngineError::Fenced { .. }) => {}
-                Err(e) => tracing::warn!(error = %e, "deleting retired segments failed; will retry"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "deleting retired segments failed; will retry")
+                }
             }
         }
     })

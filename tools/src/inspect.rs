@@ -142,7 +142,14 @@ async fn manifest(args: &ManifestArgs) -> anyhow::Result<usize> {
                 .iter()
                 .map(|(e, released)| format!("{e}{}", if *released { " (released)" } else { "" }))
                 .collect();
-            println!("  owner epochs claimed: {}", if list.is_empty() { "none".into() } else { list.join(", ") });
+            println!(
+                "  owner epochs claimed: {}",
+                if list.is_empty() {
+                    "none".into()
+                } else {
+                    list.join(", ")
+                }
+            );
             if args.verify {
                 defects += verify_owner_chain(&store, &root, &m, owners.last().map(|o| o.0)).await;
             }
@@ -207,7 +214,12 @@ async fn verify_owner_chain(
     let mut prev: Option<Manifest> = None;
     let mut top_epoch = 0;
     for (path, _) in listed {
-        let m = match store.get(&path).await.map_err(|e| e.to_string()).and_then(|d| Manifest::decode(&d)) {
+        let m = match store
+            .get(&path)
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|d| Manifest::decode(&d))
+        {
             Ok(m) => m,
             Err(e) => {
                 // Manifest GC may delete old versions while this runs.
@@ -241,13 +253,19 @@ async fn verify_owner_chain(
         }
         match &prev {
             Some(p) => match m.check_successor_of(p) {
-                Ok(()) => println!("  chain: version {} epoch {} checkpoint {}", m.version, m.epoch, m.checkpoint_ts),
+                Ok(()) => println!(
+                    "  chain: version {} epoch {} checkpoint {}",
+                    m.version, m.epoch, m.checkpoint_ts
+                ),
                 Err(e) => {
                     defects += 1;
                     println!("DEFECT {path}: breaks the owner chain: {e}");
                 }
             },
-            None => println!("  chain: version {} epoch {} checkpoint {}", m.version, m.epoch, m.checkpoint_ts),
+            None => println!(
+                "  chain: version {} epoch {} checkpoint {}",
+                m.version, m.epoch, m.checkpoint_ts
+            ),
         }
         prev = Some(m);
     }

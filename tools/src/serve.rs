@@ -18,11 +18,11 @@ use tokio::sync::mpsc;
 use weft_crossbar::catchup::StoreCatchUp;
 use weft_crossbar::{Crossbar, Hub, HubConfig, Subscriber, Subscription};
 use weft_engine::objstore::DurableStore;
+use weft_engine::ownership::{self, Lease, LeaseConfig, OwnerRecord};
 use weft_engine::storage::{StorageConfig, StorageNode};
 use weft_engine::{Clock, SystemClock};
 use weft_frontend_pgwire::{Db, TxnLimits};
 use weft_journal::adjudicator::JournalHandle;
-use weft_engine::ownership::{self, Lease, LeaseConfig, OwnerRecord};
 use weft_journal::reader::read_for_recovery;
 use weft_journal::writer::{claim as claim_journal, WriterConfig};
 
@@ -542,7 +542,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if lease.step_down() {
         match ownership::release(&store, &cluster, epoch).await {
             Ok(()) => tracing::info!(epoch, "ownership: released"),
-            Err(e) => tracing::warn!(error = %e, "could not mark the store released; the next owner waits out the lease"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not mark the store released; the next owner waits out the lease")
+            }
         }
     }
     Ok(())

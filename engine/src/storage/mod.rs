@@ -728,7 +728,10 @@ impl StorageNode {
             Ok(m) if m.epoch > self.lease.epoch() => {
                 self.lease.fence(
                     m.epoch,
-                    format!("manifest {} was written by owner epoch {}", m.version, m.epoch),
+                    format!(
+                        "manifest {} was written by owner epoch {}",
+                        m.version, m.epoch
+                    ),
                 );
                 self.lease.ensure_not_fenced().unwrap_err()
             }
@@ -1088,19 +1091,6 @@ pub fn segment_epoch(name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn segment_names_carry_their_epoch() {
-        use super::segment_epoch;
-        assert_eq!(segment_epoch("00000000000000000100-0000000000000003-f-e7-18a2b-0.parquet"), 7);
-        assert_eq!(segment_epoch("00000000000000000100-0000000000000003-c00000012-e12-18a2b-4.parquet"), 12);
-        // Names from before epochs.
-        assert_eq!(segment_epoch("00000000000000000100-0000000000000003-f18a2b-0.parquet"), 0);
-        assert_eq!(segment_epoch("00000000000000000100-0000000000000003-c00000012-18a2b-4.parquet"), 0);
-    }
-}
-
 /// Range scans over fewer segment rows than this run as one partition.
 const SPLIT_ROWS_MIN: u64 = 256 * 1024;
 
@@ -1156,5 +1146,30 @@ impl Gc {
             batch,
             &arrow::array::BooleanArray::from(keep),
         )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn segment_names_carry_their_epoch() {
+        use super::segment_epoch;
+        assert_eq!(
+            segment_epoch("00000000000000000100-0000000000000003-f-e7-18a2b-0.parquet"),
+            7
+        );
+        assert_eq!(
+            segment_epoch("00000000000000000100-0000000000000003-c00000012-e12-18a2b-4.parquet"),
+            12
+        );
+        // Names from before epochs.
+        assert_eq!(
+            segment_epoch("00000000000000000100-0000000000000003-f18a2b-0.parquet"),
+            0
+        );
+        assert_eq!(
+            segment_epoch("00000000000000000100-0000000000000003-c00000012-18a2b-4.parquet"),
+            0
+        );
     }
 }
