@@ -54,7 +54,9 @@ async fn verify_finds_a_flipped_byte_in_any_object() {
                 .unwrap();
         }
     }
-    server.stop();
+    // Killed, not stopped: nothing was flushed, so a restart needs every object (recovery
+    // reads only objects past the storage checkpoint; older ones are covered by segments).
+    server.kill9();
     let d = data.to_str().unwrap();
     let (ok, text) = inspect(&[d, "--verify"]);
     assert!(ok, "clean data fails verification:\n{text}");
@@ -287,8 +289,10 @@ async fn a_second_process_fences_the_first() {
         .execute("INSERT INTO t VALUES (2)", &[])
         .await
         .expect_err("the fenced process committed");
+    // The first process ended the session when it learned of the second (FATAL 57P01),
+    // or refuses the commit: either way nothing is committed.
     assert!(
-        ["40001", "58030"].contains(&sqlstate(&err).as_str()),
+        a.is_closed() || ["40001", "58030", "57P01"].contains(&sqlstate(&err).as_str()),
         "{err:?}"
     );
     b.execute("INSERT INTO t VALUES (3)", &[]).await.unwrap();
@@ -350,7 +354,10 @@ async fn on_s3_inspect_and_fencing_work_the_same() {
         .execute("INSERT INTO t VALUES (2)", &[])
         .await
         .expect_err("the fenced process committed");
-    assert_eq!(sqlstate(&err), "40001", "{err:?}");
+    assert!(
+        a.is_closed() || ["40001", "57P01"].contains(&sqlstate(&err).as_str()),
+        "{err:?}"
+    );
     b.execute("INSERT INTO t VALUES (3)", &[]).await.unwrap();
     drop((first, second));
     let out = Command::new(weft_bin())

@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use object_store::path::Path;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use weft_engine::faults::panic_point;
 use weft_engine::objstore::DurableStore;
@@ -74,6 +75,7 @@ pub fn flusher(
     storage: Arc<StorageNode>,
     sequencer: Arc<Sequencer>,
     replay_batches_max: u64,
+    flushed: Arc<Notify>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(TICK);
@@ -91,7 +93,13 @@ pub fn flusher(
                 continue;
             }
             match storage.flush().await {
-                Ok(_) => batches_at_flush = batches,
+                Ok(landed) => {
+                    batches_at_flush = batches;
+                    if landed.is_some() {
+                        // Retention can delete what the new checkpoint covers now.
+                        flushed.notify_one();
+                    }
+                }
                 Err(weft_engine::EngineError::Fenced { .. }) => {}
                 Err(e) => tracing::error!(error = %e, "flush failed; will retry"),
             }
@@ -101,18 +109,22 @@ pub fn flusher(
 
 /// Deletes journal objects below the checkpoint of the current manifest, read from the
 /// store each time (never this process's own idea of it), and only while this process is
-/// not fenced.
+/// not fenced. Runs after each flush, and every tick (another owner's flushes).
 pub fn retention(
     storage: Arc<StorageNode>,
     store: DurableStore,
     cluster: String,
     ranges: Vec<Path>,
+    flushed: Arc<Notify>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(TICK);
         let mut pruned_to = 0;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = flushed.notified() => {}
+            }
             panic_point("retention");
             if storage.lease().fenced().is_some() {
                 tracing::info!("journal retention: stopped: this process no longer owns the store");

@@ -434,9 +434,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(weft_frontend_pgwire::tls::self_signed(names).map_err(anyhow::Error::msg)?)
     };
 
+    let flushed = Arc::new(tokio::sync::Notify::new());
     supervisor.watch(
         "flush",
-        background::flusher(storage.clone(), sequencer, args.replay_batches_max),
+        background::flusher(
+            storage.clone(),
+            sequencer,
+            args.replay_batches_max,
+            flushed.clone(),
+        ),
     );
     if args.journal_retention {
         supervisor.watch(
@@ -446,6 +452,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 store.clone(),
                 cluster.clone(),
                 vec![storage_root.clone()],
+                flushed,
             ),
         );
     }
