@@ -18,6 +18,12 @@ use serde::{Deserialize, Serialize};
 /// alone does not say it (uuid, json, jsonb, varchar, bpchar).
 pub const PG_TYPE_KEY: &str = "weft.pg_type";
 
+/// Arrow field metadata key carrying the declared length of a `character(n)` column. Its
+/// values are stored without trailing blanks (which PostgreSQL's `bpchar` treats as
+/// insignificant in comparisons, grouping, ordering, `length()` and casts to text), and
+/// padded back to this length only on output.
+pub const CHAR_LENGTH_KEY: &str = "weft.char_length";
+
 /// The largest precision a `numeric` column can have (Arrow's Decimal128).
 pub const NUMERIC_PRECISION_MAX: u8 = 38;
 /// Scale used for `numeric` declared without precision and scale.
@@ -108,9 +114,17 @@ impl SqlType {
 
     pub fn arrow_field(&self, name: &str, nullable: bool) -> Field {
         let field = Field::new(name, self.arrow_type(), nullable);
-        match self.wire_override() {
-            Some(pg) => field.with_metadata(HashMap::from([(PG_TYPE_KEY.into(), pg.into())])),
-            None => field,
+        let mut md = HashMap::new();
+        if let Some(pg) = self.wire_override() {
+            md.insert(PG_TYPE_KEY.to_string(), pg.to_string());
+        }
+        if let SqlType::Char { chars } = self {
+            md.insert(CHAR_LENGTH_KEY.to_string(), chars.to_string());
+        }
+        if md.is_empty() {
+            field
+        } else {
+            field.with_metadata(md)
         }
     }
 

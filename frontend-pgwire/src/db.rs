@@ -164,6 +164,8 @@ impl Db {
         let mut base_state = SessionStateBuilder::new_from_existing(base_state)
             .with_optimizer_rules(rules)
             .build();
+        // character(n) and uuid in comparisons and LIKE, as in PostgreSQL.
+        base_state.add_analyzer_rule(Arc::new(crate::text_types::TextTypeSemantics));
         let statics = Arc::new(
             datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables::try_new()
                 .expect("the bundled pg_catalog rows load"),

@@ -18,7 +18,24 @@ use pgwire::messages::data::DataRow;
 use pgwire::types::format::FormatOptions;
 use pgwire::types::ToSqlText;
 use postgres_types::{IsNull, ToSql};
-use weft_engine::types::PG_TYPE_KEY;
+use weft_engine::types::{CHAR_LENGTH_KEY, PG_TYPE_KEY};
+
+/// How a column stored as Utf8 goes on the wire: its PostgreSQL type, and for
+/// `character(n)` the length its values are blank-padded to.
+#[derive(Debug, Clone)]
+struct Override {
+    ty: Type,
+    pad_to: Option<usize>,
+}
+
+fn override_of(field: &Field) -> Option<Override> {
+    let ty = override_type(field)?;
+    let pad_to = field
+        .metadata()
+        .get(CHAR_LENGTH_KEY)
+        .and_then(|n| n.parse().ok());
+    Some(Override { ty, pad_to })
+}
 
 /// The wire type of a column that weft stores as Utf8 but PostgreSQL types differently.
 fn override_type(field: &Field) -> Option<Type> {
@@ -95,13 +112,14 @@ fn encode_override(
     encoder: &mut DataRowEncoder,
     array: &Arc<dyn Array>,
     row: usize,
-    ty: &Type,
+    how: &Override,
     format: FieldFormat,
 ) -> PgWireResult<()> {
+    let ty = &how.ty;
     if array.is_null(row) {
         return encoder.encode_field(&None::<i8>);
     }
-    let text = match array.data_type() {
+    let stored = match array.data_type() {
         DataType::Utf8 => array.as_string::<i32>().value(row),
         DataType::LargeUtf8 => array.as_string::<i64>().value(row),
         DataType::Utf8View => array.as_string_view().value(row),
@@ -110,6 +128,15 @@ fn encode_override(
                 "override on a non-string column".into(),
             ))
         }
+    };
+    // character(n) values are stored without their trailing blanks.
+    let padded;
+    let text = match how.pad_to {
+        Some(n) if stored.chars().count() < n => {
+            padded = format!("{stored:<n$}");
+            padded.as_str()
+        }
+        _ => stored,
     };
     let binary = if format == FieldFormat::Binary {
         if *ty == Type::UUID {
@@ -243,7 +270,7 @@ fn has_custom_text(dt: &DataType) -> bool {
 
 fn encode_batch(
     fields: &Arc<Vec<FieldInfo>>,
-    overrides: &[Option<Type>],
+    overrides: &[Option<Override>],
     batch: &RecordBatch,
 ) -> Vec<PgWireResult<DataRow>> {
     let schema = batch.schema();
@@ -254,7 +281,7 @@ fn encode_batch(
         for col in 0..batch.num_columns() {
             let array = batch.column(col);
             let r = match &overrides[col] {
-                Some(ty) => encode_override(&mut encoder, array, row, ty, fields[col].format()),
+                Some(how) => encode_override(&mut encoder, array, row, how, fields[col].format()),
                 None if fields[col].format() == FieldFormat::Text
                     && has_custom_text(array.data_type()) =>
                 {
@@ -296,7 +323,7 @@ pub fn text_rows(
         fields_for(schema, &Format::UnifiedText)
             .map_err(|e| crate::error::SqlError::internal(e.to_string()))?,
     );
-    let overrides: Vec<Option<Type>> = schema.fields().iter().map(|f| override_type(f)).collect();
+    let overrides: Vec<Option<Override>> = schema.fields().iter().map(|f| override_of(f)).collect();
     let mut out = Vec::new();
     for b in batches {
         for row in encode_batch(&fields, &overrides, b) {
@@ -336,7 +363,7 @@ pub fn query_response(
     format: &Format,
 ) -> PgWireResult<QueryResponse> {
     let fields = Arc::new(fields_for(schema, format)?);
-    let overrides: Vec<Option<Type>> = schema.fields().iter().map(|f| override_type(f)).collect();
+    let overrides: Vec<Option<Override>> = schema.fields().iter().map(|f| override_of(f)).collect();
     let mut rows = Vec::new();
     for b in &batches {
         rows.extend(encode_batch(&fields, &overrides, b));

@@ -187,6 +187,13 @@ fn key_of(
         let Some(v) = value_of(expr, &def.columns[i].ty.arrow_type(), params) else {
             return Ok(None);
         };
+        // 'bb ' finds the char(3) key 'bb', and an upper-case uuid its stored form.
+        let v = match &v {
+            ScalarValue::Utf8(Some(s)) => crate::values::canonical_text(&def.columns[i].ty, s)
+                .map(|c| ScalarValue::Utf8(Some(c)))
+                .unwrap_or(v),
+            _ => v,
+        };
         key_values[pos] = Some(v);
     }
     let Some(values) = key_values.into_iter().collect::<Option<Vec<_>>>() else {

@@ -31,6 +31,7 @@ pub mod server;
 pub mod session;
 mod subplan;
 mod systable;
+mod text_types;
 pub mod tls;
 pub mod txn;
 pub mod values;

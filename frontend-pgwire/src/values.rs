@@ -1,11 +1,65 @@
 //! Checks and normalizes a value on its way into a column: NOT NULL, varchar and char
-//! lengths, uuid and json syntax.
+//! lengths (char values lose their trailing blanks), uuid and json syntax.
 
 use datafusion::scalar::ScalarValue;
 use weft_engine::schema::{ColumnDef, TableDef};
 use weft_engine::SqlType;
 
 use crate::error::{codes, SqlError, SqlResult};
+
+/// The stored form of a text value compared with a column of type `ty`, where PostgreSQL
+/// compares by value rather than by text: `character(n)` without trailing blanks, `uuid`
+/// lower-case and hyphenated. `None`: compared as written.
+pub fn canonical_text(ty: &SqlType, s: &str) -> Option<String> {
+    match ty {
+        SqlType::Char { .. } => {
+            let t = s.trim_end_matches(' ');
+            (t.len() != s.len()).then(|| t.to_string())
+        }
+        SqlType::Uuid => {
+            let u = pg_uuid(s)?;
+            (u != s).then_some(u)
+        }
+        _ => None,
+    }
+}
+
+/// PostgreSQL's uuid input: 32 hex digits, optionally in braces, with a hyphen allowed
+/// after any group of four; the stored form is lower-case and hyphenated 8-4-4-4-12.
+pub fn pg_uuid(s: &str) -> Option<String> {
+    let inner = match s.strip_prefix('{') {
+        Some(rest) => rest.strip_suffix('}')?,
+        None => s,
+    };
+    let bytes = inner.as_bytes();
+    let mut hex = Vec::with_capacity(32);
+    let mut at = 0;
+    for i in 0..16 {
+        for _ in 0..2 {
+            let c = *bytes.get(at)?;
+            if !c.is_ascii_hexdigit() {
+                return None;
+            }
+            hex.push(c.to_ascii_lowercase());
+            at += 1;
+        }
+        if i % 2 == 1 && i < 15 && bytes.get(at) == Some(&b'-') {
+            at += 1;
+        }
+    }
+    if at != bytes.len() {
+        return None;
+    }
+    let h = String::from_utf8(hex).ok()?;
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
 
 pub fn check_value(table: &TableDef, col: &ColumnDef, v: ScalarValue) -> SqlResult<ScalarValue> {
     if v.is_null() {
@@ -40,23 +94,22 @@ pub fn check_value(table: &TableDef, col: &ColumnDef, v: ScalarValue) -> SqlResu
             Ok(v)
         }
         SqlType::Char { chars } => {
+            // Stored without trailing blanks: PostgreSQL's bpchar ignores them when it
+            // compares, groups, orders, measures and casts to text; output pads them back
+            // (see CHAR_LENGTH_KEY). Only the blanks beyond the length may be cut.
             let n = *chars as usize;
-            let len = s.chars().count();
-            if len > n {
-                let trimmed = s.trim_end_matches(' ');
-                if trimmed.chars().count() > n {
-                    return Err(SqlError::new(
-                        codes::STRING_DATA_RIGHT_TRUNCATION,
-                        format!("value too long for type character({n})"),
-                    ));
-                }
-                return Ok(ScalarValue::Utf8(Some(format!("{trimmed:<n$}"))));
+            let trimmed = s.trim_end_matches(' ');
+            if trimmed.chars().count() > n {
+                return Err(SqlError::new(
+                    codes::STRING_DATA_RIGHT_TRUNCATION,
+                    format!("value too long for type character({n})"),
+                ));
             }
-            Ok(ScalarValue::Utf8(Some(format!("{s:<n$}"))))
+            Ok(ScalarValue::Utf8(Some(trimmed.to_string())))
         }
-        SqlType::Uuid => match uuid::Uuid::parse_str(s.trim()) {
-            Ok(u) => Ok(ScalarValue::Utf8(Some(u.hyphenated().to_string()))),
-            Err(_) => Err(SqlError::new(
+        SqlType::Uuid => match pg_uuid(s) {
+            Some(u) => Ok(ScalarValue::Utf8(Some(u))),
+            None => Err(SqlError::new(
                 codes::INVALID_TEXT_REPRESENTATION,
                 format!("invalid input syntax for type uuid: \"{s}\""),
             )),
@@ -106,9 +159,16 @@ pub fn decode_bytea(s: &str) -> SqlResult<Vec<u8>> {
     };
     if let Some(hex) = s.strip_prefix("\\x").or_else(|| s.strip_prefix("\\X")) {
         let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        // PostgreSQL reports bad hex data as an invalid parameter value (22023).
+        if let Some(&c) = digits.iter().find(|c| !c.is_ascii_hexdigit()) {
+            return Err(SqlError::new(
+                codes::INVALID_PARAMETER_VALUE,
+                format!("invalid hexadecimal digit: \"{}\"", c as char),
+            ));
+        }
         if !digits.len().is_multiple_of(2) {
             return Err(SqlError::new(
-                codes::INVALID_TEXT_REPRESENTATION,
+                codes::INVALID_PARAMETER_VALUE,
                 "invalid hexadecimal data: odd number of digits",
             ));
         }
@@ -145,4 +205,32 @@ pub fn decode_bytea(s: &str) -> SqlResult<Vec<u8>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uuid_input_as_postgresql_reads_it() {
+        let want = Some("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".to_string());
+        for s in [
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+            "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+            "a0eebc999c0b4ef8bb6d6bb9bd380a11",
+            "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11",
+            "{a0eebc99-9c0b4ef8-bb6d6bb9-bd380a11}",
+        ] {
+            assert_eq!(super::pg_uuid(s), want, "{s}");
+        }
+        for s in [
+            "",
+            "a0eebc99",
+            "{a0eebc999c0b4ef8bb6d6bb9bd380a11",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1g",
+            "a0e-ebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            " a0eebc999c0b4ef8bb6d6bb9bd380a11",
+        ] {
+            assert_eq!(super::pg_uuid(s), None, "{s}");
+        }
+    }
 }
