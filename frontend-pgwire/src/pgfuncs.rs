@@ -306,6 +306,29 @@ pub fn register_static(
         // Every relation and type weft has is in public or pg_catalog, both on the path.
         always_true("pg_table_is_visible"),
         always_true("pg_type_is_visible"),
+        // Functions and collations too (psql's \df, SQLAlchemy and Alembic reflection).
+        always_true("pg_function_is_visible"),
+        always_true("pg_collation_is_visible"),
+        fun(
+            "gen_random_uuid",
+            &[0],
+            DataType::Utf8,
+            Volatility::Volatile,
+            |_, rows| {
+                let out: StringArray = (0..rows)
+                    .map(|_| {
+                        let bytes = rand::random::<u128>().to_le_bytes();
+                        Some(
+                            uuid::Builder::from_random_bytes(bytes)
+                                .into_uuid()
+                                .hyphenated()
+                                .to_string(),
+                        )
+                    })
+                    .collect();
+                Ok(Arc::new(out) as ArrayRef)
+            },
+        ),
         fun(
             "pg_get_userbyid",
             &[1],

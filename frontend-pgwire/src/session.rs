@@ -150,7 +150,27 @@ fn parse_user_statement(sql: &str) -> Option<Result<Vec<Statement>, ParserError>
     )
 }
 
+/// `ABORT [WORK | TRANSACTION] ...`: PostgreSQL's synonym of ROLLBACK, which the parser
+/// does not know.
+fn abort_as_rollback(sql: &str) -> Option<String> {
+    let t = sql.trim_start();
+    let end = t
+        .find(|c: char| c.is_whitespace() || c == ';')
+        .unwrap_or(t.len());
+    t[..end]
+        .eq_ignore_ascii_case("abort")
+        .then(|| format!("ROLLBACK{}", &t[end..]))
+}
+
 fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
+    let rollback;
+    let sql = match abort_as_rollback(sql) {
+        Some(r) => {
+            rollback = r;
+            rollback.as_str()
+        }
+        None => sql,
+    };
     let parsed = if let Some(p) = parse_user_statement(sql) {
         p
     } else if crate::compat::is_catalog_query(sql) {
@@ -885,6 +905,18 @@ impl Core {
             } => Ok(Reply::Outcome(Outcome::Command(Tag::new(
                 "CLOSE CURSOR ALL",
             )))),
+            // psycopg 3 sends DEALLOCATE ALL after a ROLLBACK once it has prepared
+            // statements. Statements prepared through the protocol stay in the connection's
+            // store until a Parse replaces them or the session ends (weft has no SQL-level
+            // PREPARE to deallocate).
+            Statement::Deallocate { name, .. } => {
+                let all = name.value.eq_ignore_ascii_case("all") && name.quote_style.is_none();
+                Ok(Reply::Outcome(Outcome::Command(Tag::new(if all {
+                    "DEALLOCATE ALL"
+                } else {
+                    "DEALLOCATE"
+                }))))
+            }
             Statement::UNLISTEN { .. } => {
                 Ok(Reply::Outcome(Outcome::Command(Tag::new("UNLISTEN"))))
             }

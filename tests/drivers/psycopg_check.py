@@ -74,6 +74,23 @@ def main():
             continue
     assert conn.execute("SELECT bal FROM acct WHERE id = 1").fetchone() == (70,)
 
+    # psycopg prepares a query after five runs; a ROLLBACK of a failed transaction then
+    # makes it send DEALLOCATE ALL, and the prepared queries must go on working.
+    p = psycopg.connect(DSN)
+    for round_ in range(2):
+        for i in range(8):
+            assert p.execute("SELECT %s::int + 1", (i,)).fetchone() == (i + 1,)
+        try:
+            p.execute("SELECT 1 / 0")
+            raise AssertionError("division by zero must fail")
+        except errors.DivisionByZero:
+            pass
+        p.rollback()
+    p.execute("DEALLOCATE ALL")
+    assert p.execute("SELECT %s::int + 1", (41,)).fetchone() == (42,)
+    p.rollback()
+    p.close()
+
     # COPY through psycopg.
     with cur.copy("COPY acct (id, bal) FROM STDIN") as cp:
         cp.write_row((2, 5))
