@@ -709,3 +709,59 @@ fn single_row_subquery(q: &mut datafusion::sql::sqlparser::ast::Query) {
     q.limit_clause = None;
     q.order_by = None;
 }
+
+/// `FROM generate_series(1, 3) g` names the function's one column `g`, as PostgreSQL does
+/// for a function returning a scalar type (`SELECT g FROM ...`); DataFusion names it
+/// `value`. The alias gets a column list of its own name, for the set-returning functions
+/// of one column weft has (`generate_series`, `generate_subscripts`, `unnest` of one array).
+pub fn scalar_function_aliases(s: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        TableAlias, TableAliasColumnDef, TableFactor, VisitMut, VisitorMut,
+    };
+    use std::ops::ControlFlow;
+    struct Aliases;
+    fn name_column(alias: &mut Option<TableAlias>) {
+        if let Some(a) = alias {
+            if a.columns.is_empty() {
+                a.columns
+                    .push(TableAliasColumnDef::from_name(a.name.value.clone()));
+                a.columns[0].name.quote_style = a.name.quote_style;
+            }
+        }
+    }
+    impl VisitorMut for Aliases {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
+            match t {
+                TableFactor::Table {
+                    name,
+                    args: Some(_),
+                    alias,
+                    ..
+                } => {
+                    let f = name
+                        .0
+                        .last()
+                        .and_then(|p| p.as_ident())
+                        .map(|i| i.value.to_lowercase());
+                    if matches!(
+                        f.as_deref(),
+                        Some("generate_series" | "generate_subscripts")
+                    ) {
+                        name_column(alias);
+                    }
+                }
+                TableFactor::UNNEST {
+                    alias,
+                    array_exprs,
+                    with_offset: false,
+                    with_ordinality: false,
+                    ..
+                } if array_exprs.len() == 1 => name_column(alias),
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = s.visit(&mut Aliases);
+}

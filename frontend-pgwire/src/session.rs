@@ -162,6 +162,13 @@ fn abort_as_rollback(sql: &str) -> Option<String> {
         .then(|| format!("ROLLBACK{}", &t[end..]))
 }
 
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
     let rollback;
     let sql = match abort_as_rollback(sql) {
@@ -185,6 +192,11 @@ fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
     if crate::compat::may_have_subquery(sql) {
         for s in &mut stmts {
             crate::compat::single_row_subqueries(s);
+        }
+    }
+    if contains_ignore_case(sql, "generate_s") || contains_ignore_case(sql, "unnest") {
+        for s in &mut stmts {
+            crate::compat::scalar_function_aliases(s);
         }
     }
     Ok(stmts)
