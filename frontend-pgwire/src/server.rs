@@ -63,6 +63,7 @@ async fn connection(
     let extended = handlers.extended_query_handler();
     let copy = handlers.copy_handler();
     let cancel = handlers.cancel_handler();
+    let mut in_pipeline = false;
     loop {
         let starting = matches!(
             socket.state(),
@@ -85,6 +86,8 @@ async fn connection(
         };
         let lease = db.storage.lease();
         let msg = tokio::select! {
+            // Messages the client already sent come first.
+            biased;
             _ = &mut startup_timeout, if starting => None,
             m = next => Some(m),
             // PostgreSQL ends a session idle in a transaction block past its bound, so
@@ -98,8 +101,11 @@ async fn connection(
                 farewell(&mut socket, info).await;
                 return Ok(());
             }
-            // A newer owner serves the store: end the session (57P01) at once, idle or not.
-            fence = lease.wait_fenced() => {
+            // A newer owner serves the store: end the session (57P01), idle or not, but
+            // never between an Execute and its Sync: an autocommit statement has committed
+            // at its Execute, and its answer is only sent at the Sync. A FATAL error in
+            // between would tell the client that a durable commit failed.
+            fence = lease.wait_fenced(), if !in_pipeline => {
                 let e = crate::error::SqlError::from(lease.fenced_error(&fence));
                 farewell(&mut socket, e.to_error_info()).await;
                 return Ok(());
@@ -125,6 +131,12 @@ async fn connection(
         let extended_query = match socket.state() {
             PgWireConnectionState::CopyInProgress(extended) => extended,
             _ => msg.is_extended_query(),
+        };
+        // Between an extended-protocol message and the Sync that answers it.
+        in_pipeline = match &msg {
+            PgWireFrontendMessage::Sync(_) | PgWireFrontendMessage::Query(_) => false,
+            m if m.is_extended_query() => true,
+            _ => in_pipeline,
         };
         if let Err(e) = pgwire::tokio::server::process_message(
             msg,

@@ -205,7 +205,10 @@ async fn verify_owner_chain(
     use weft_engine::storage::manifest::Manifest;
     let mut defects = 0;
     let listed = match store.list(&root.clone().join("manifest")).await {
-        Ok(l) => l,
+        Ok(mut l) => {
+            l.retain(|(p, _)| weft_engine::storage::is_manifest_name(p));
+            l
+        }
         Err(e) => {
             println!("DEFECT cannot list manifests: {e}");
             return 1;

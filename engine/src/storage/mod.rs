@@ -195,7 +195,8 @@ pub async fn read_manifest(
     store: &DurableStore,
     root: &Path,
 ) -> EngineResult<(Manifest, Option<Path>)> {
-    let manifests = store.list(&root.clone().join("manifest")).await?;
+    let mut manifests = store.list(&root.clone().join("manifest")).await?;
+    manifests.retain(|(p, _)| is_manifest_name(p));
     match manifests.last() {
         None => Ok((
             Manifest {
@@ -706,10 +707,11 @@ impl StorageNode {
     /// (a newer owner keeps only its last few versions, and never its newest), or because
     /// a newer owner claimed the range right after: either way this node is fenced.
     async fn check_newest(&self, path: &Path) -> EngineResult<()> {
-        let later = self
+        let mut later = self
             .store
             .list_after(&self.root.clone().join("manifest"), path)
             .await?;
+        later.retain(|(p, _)| is_manifest_name(p));
         let Some((newest, _)) = later.last() else {
             return Ok(());
         };
@@ -1015,17 +1017,25 @@ impl StorageNode {
         let current = self.manifest.lock().await.version;
         let manifests = self.store.list(&self.root.clone().join("manifest")).await?;
         for (path, _) in manifests {
-            let v: u64 = path
-                .filename()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(u64::MAX);
-            if v + MANIFESTS_KEPT <= current {
+            // Anything else there (another process's temporary file of a local put) is
+            // not ours to delete.
+            let Some(v) = path.filename().and_then(|n| n.parse::<u64>().ok()) else {
+                continue;
+            };
+            if v.saturating_add(MANIFESTS_KEPT) <= current {
                 self.store.delete(&path).await?;
                 deleted += 1;
             }
         }
         Ok(deleted)
     }
+}
+
+/// Whether `path` names a manifest version (and not, say, another process's temporary
+/// file of a local put in the same directory).
+pub fn is_manifest_name(path: &Path) -> bool {
+    path.filename()
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Claims the storage range at `root` for `lease`'s epoch: the newest manifest, written
