@@ -279,6 +279,25 @@ async fn failover(store: &[&str], env: Vec<(String, String)>, end: EndOfA) {
         rows.len()
     );
     let lost: Vec<_> = l.acked.difference(&rows).collect();
+    if !lost.is_empty() {
+        // What each process said, for the post-mortem.
+        for name in ["a", "b", "c"] {
+            let log = std::fs::read_to_string(dir.path().join(format!("{name}.log")))
+                .unwrap_or_default();
+            for line in log.lines().filter(|l| !l.contains("DEBUG") && !l.contains("connection")) {
+                eprintln!("  {name}: {line}");
+            }
+        }
+        if !store.contains(&"--store") {
+            let out = std::process::Command::new(weft_tests::weft_bin())
+                .args(["inspect", "journal"])
+                .arg(&data)
+                .arg("--records")
+                .output()
+                .unwrap();
+            eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+        }
+    }
     assert!(lost.is_empty(), "acknowledged rows lost: {lost:?}");
     let ghosts: Vec<_> = l.failed.intersection(&rows).collect();
     assert!(
