@@ -189,8 +189,5 @@ where
         "08P01".to_string(),
         format!("invalid frontend message: {what}"),
     );
-    let _ = socket
-        .send(PgWireBackendMessage::ErrorResponse(info.into()))
-        .await;
-    let _ = socket.close().await;
+    farewell(socket, info).await;
 }

@@ -282,9 +282,12 @@ async fn failover(store: &[&str], env: Vec<(String, String)>, end: EndOfA) {
     if !lost.is_empty() {
         // What each process said, for the post-mortem.
         for name in ["a", "b", "c"] {
-            let log = std::fs::read_to_string(dir.path().join(format!("{name}.log")))
-                .unwrap_or_default();
-            for line in log.lines().filter(|l| !l.contains("DEBUG") && !l.contains("connection")) {
+            let log =
+                std::fs::read_to_string(dir.path().join(format!("{name}.log"))).unwrap_or_default();
+            for line in log
+                .lines()
+                .filter(|l| !l.contains("DEBUG") && !l.contains("connection"))
+            {
                 eprintln!("  {name}: {line}");
             }
         }
