@@ -53,6 +53,14 @@ pub struct Header {
     pub record_count: u32,
 }
 
+impl Header {
+    /// An epoch claim: the object without records a writer puts at the first free sequence
+    /// when it takes a journal over (writers never write empty batches).
+    pub fn is_epoch_claim(&self) -> bool {
+        self.record_count == 0
+    }
+}
+
 /// Encodes one record body (format version 2: a FlatBuffers `Record`).
 pub fn encode_record(rec: &CommitRecord) -> Result<Vec<u8>, String> {
     let mut ipcs = Vec::with_capacity(rec.tables.len());

@@ -78,8 +78,9 @@ pub async fn read_journal(
 }
 
 /// Decodes and verifies one object of `journal_id` read from `path`, which must follow
-/// `prev` (the journal's previous object) without a gap: its sequence, name, timestamps
-/// and epoch are checked along with every checksum.
+/// `prev` (the journal's previous object present) without a gap, unless `prev` is an epoch
+/// claim, which retention keeps while deleting what follows it: its sequence, name,
+/// timestamps and epoch are checked along with every checksum.
 pub fn verify_object(
     path: &str,
     journal_id: u32,
@@ -104,7 +105,10 @@ pub fn verify_object(
         )));
     }
     if let Some(prev) = prev {
-        if header.sequence != prev.sequence + 1 {
+        // Retention keeps epoch claims (fences) and deletes what follows them, so after a
+        // claim the next object present may be any later one; every other check holds.
+        let gap_allowed = prev.is_epoch_claim() && header.sequence > prev.sequence;
+        if header.sequence != prev.sequence + 1 && !gap_allowed {
             return Err(corrupt(format!(
                 "sequence gap: {} follows {}",
                 header.sequence, prev.sequence
@@ -315,6 +319,16 @@ pub async fn read_for_recovery(
             header,
             records,
         });
+    }
+    for j in out.values() {
+        tracing::debug!(
+            journal = j.journal_id,
+            skipped = j.skipped,
+            first = j.objects.first().map(|o| o.header.sequence),
+            last = j.objects.last().map(|o| o.header.sequence),
+            last_ts = j.objects.last().map(|o| o.header.last_ts),
+            "journal: read for recovery"
+        );
     }
     Ok(out.into_values().collect())
 }

@@ -4,8 +4,18 @@
 //! recovery replays only what lies above it. An object whose records all lie at or below
 //! the lowest checkpoint of every range is therefore never read again, and is deleted.
 //! Deletion goes oldest first and stops at the first object still needed, so what remains
-//! is always a contiguous run of sequences. Each journal's newest object is kept: it tells
-//! the next writer the journal's last sequence, epoch and timestamp.
+//! is a contiguous run of sequences, below which only epoch claims remain. Each journal's
+//! newest object is kept: it tells the next writer the journal's last sequence, epoch and
+//! timestamp.
+//!
+//! **Epoch claims are never deleted.** A claim is the fence of the writer before it: that
+//! writer's next conditional put targets exactly the claim's sequence (it writes its
+//! sequences in order, and the claim took the first one it had not written). A writer
+//! paused in the middle of that put (SIGSTOP, a stalled disk, a request stuck in the
+//! network) may land it at any later time; if the claim had been deleted, the put would
+//! succeed and the paused writer would acknowledge a commit that no reader ever replays.
+//! One claim object (72 bytes) per journal per process start is the price; readers allow
+//! the gap that retention leaves after one (see [`crate::reader::verify_object`]).
 
 use weft_engine::objstore::DurableStore;
 use weft_engine::Timestamp;
@@ -15,7 +25,8 @@ use crate::format::{decode_header, HEADER_LEN};
 use crate::reader::list_journals;
 
 /// Deletes, in every journal under `cluster`, the objects whose last record is at or below
-/// `checkpoint` (the lowest checkpoint of every storage range). Returns how many it deleted.
+/// `checkpoint` (the lowest checkpoint of every storage range), except epoch claims.
+/// Returns how many it deleted.
 pub async fn prune(
     store: &DurableStore,
     cluster: &str,
@@ -39,7 +50,17 @@ pub async fn prune(
             if header.last_ts > checkpoint {
                 break;
             }
+            if header.is_epoch_claim() {
+                continue; // a fence: kept for ever
+            }
             store.delete(&path).await.map_err(store_err)?;
+            tracing::debug!(
+                journal = j,
+                sequence = header.sequence,
+                last_ts = header.last_ts,
+                checkpoint,
+                "journal: retention deleted"
+            );
             deleted += 1;
         }
     }

@@ -109,6 +109,13 @@ pub async fn claim(
             .map_err(store_err)?
         {
             Created::Yes => {
+                tracing::debug!(
+                    journal = journal_id,
+                    sequence,
+                    epoch,
+                    appeared = found.len(),
+                    "journal: epoch claim written"
+                );
                 return Ok((
                     WriterStart {
                         journal_id,
@@ -332,6 +339,14 @@ async fn run(
         };
         match outcome {
             Ok(()) => {
+                tracing::debug!(
+                    journal,
+                    sequence,
+                    first_ts = ts[0],
+                    last_ts = ts[ts.len() - 1],
+                    records = ts.len(),
+                    "journal: object durable"
+                );
                 sequence += 1;
                 let records = batch.iter().map(|p| p.record.clone()).collect();
                 sequencer.durable(journal, records);

@@ -390,22 +390,59 @@ async fn retention_deletes_only_what_checkpoints_passed() {
         let deleted = weft_journal::retention::prune(&store, "ret", checkpoint)
             .await
             .unwrap();
-        assert_eq!(deleted, 4, "{name}");
+        // Object 0 is the writer's epoch claim: kept (a fence), the three after it go.
+        assert_eq!(deleted, 3, "{name}");
         let left = read_journal(&store, "ret", 0).await.unwrap();
+        let sequences: Vec<u64> = left.iter().map(|o| o.header.sequence).collect();
         assert_eq!(
-            left[0].header.sequence, 4,
-            "{name}: a contiguous suffix remains"
+            sequences,
+            vec![0, 4, 5, 6],
+            "{name}: the claim, then a contiguous suffix"
         );
-        assert!(left.iter().all(|o| o.header.last_ts > checkpoint));
-        // Past everything: the newest object stays, for the next writer.
+        assert!(left[1..].iter().all(|o| o.header.last_ts > checkpoint));
+        // Past everything: the claim and the newest object stay, for the next writer.
         weft_journal::retention::prune(&store, "ret", u64::MAX)
             .await
             .unwrap();
         let left = read_journal(&store, "ret", 0).await.unwrap();
-        assert_eq!(left.len(), 1, "{name}");
+        assert_eq!(left.len(), 2, "{name}");
         drop(j);
         let j2 = open(&store, "ret", WriterConfig::default()).await;
         commit(&j2, 99).await.unwrap();
         assert_eq!(journal_values(&store, "ret").await, vec![5, 99], "{name}");
+    }
+}
+
+/// A writer paused across a takeover (SIGSTOP, a stalled disk, a PUT stuck in the network)
+/// resumes with its next put aimed at the sequence the new writer's epoch claim took. The
+/// claim must still be there however much retention has deleted since, or the paused
+/// writer's put lands and it acknowledges a commit that no recovery replays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_the_fence_of_a_paused_writer() {
+    for (name, store) in stores().list {
+        let a = open(&store, "paused", WriterConfig::default()).await;
+        commit(&a, 1).await.unwrap();
+        let b = open(&store, "paused", WriterConfig::default()).await;
+        for n in 10..15 {
+            commit(&b, n).await.unwrap();
+        }
+        // Everything is checkpointed: retention deletes all it may.
+        let deleted = weft_journal::retention::prune(&store, "paused", u64::MAX)
+            .await
+            .unwrap();
+        assert!(deleted >= 5, "{name}: retention deleted {deleted}");
+        let err = commit(&a, 2).await.unwrap_err();
+        assert!(
+            matches!(err, JournalError::Fenced { by_epoch: 2, .. }),
+            "{name}: the paused writer appended after retention: {err}"
+        );
+        // What remains reads back, gaps after the kept claims included, and a third writer
+        // continues after it.
+        let left = read_journal(&store, "paused", 0).await.unwrap();
+        assert!(left.iter().all(|o| o.records.is_empty() || o.header.epoch == 2));
+        drop(b);
+        let c = open(&store, "paused", WriterConfig::default()).await;
+        commit(&c, 20).await.unwrap();
+        assert_eq!(journal_values(&store, "paused").await, vec![14, 20], "{name}");
     }
 }

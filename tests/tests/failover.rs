@@ -301,7 +301,11 @@ async fn failover(store: &[&str], env: Vec<(String, String)>, end: EndOfA) {
             eprintln!("{}", String::from_utf8_lossy(&out.stdout));
         }
     }
-    assert!(lost.is_empty(), "acknowledged rows lost: {lost:?}");
+    if !lost.is_empty() {
+        // Keep the store for the post-mortem.
+        let kept = dir.keep();
+        panic!("acknowledged rows lost: {lost:?} (store kept in {})", kept.display());
+    }
     let ghosts: Vec<_> = l.failed.intersection(&rows).collect();
     assert!(
         ghosts.is_empty(),
