@@ -143,7 +143,9 @@ impl Db {
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(false)
             .with_target_partitions(2)
-            .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+            // `0.1` is a numeric, as in PostgreSQL, not a float (0.1 + 0.2 = 0.3).
+            .set_bool("datafusion.sql_parser.parse_float_as_decimal", true);
         let base_state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
@@ -166,6 +168,35 @@ impl Db {
             .build();
         // character(n) and uuid in comparisons and LIKE, as in PostgreSQL.
         base_state.add_analyzer_rule(Arc::new(crate::text_types::TextTypeSemantics));
+        // numeric division and avg with PostgreSQL's result scales: before type coercion,
+        // which makes avg's integer argument a float.
+        let mut builder = SessionStateBuilder::new_from_existing(base_state);
+        if let Some(analyzer) = builder.analyzer().as_mut() {
+            let at = analyzer
+                .rules
+                .iter()
+                .position(|r| r.name() == "type_coercion")
+                .unwrap_or(0);
+            // pg_typeof after numeric's rewrite of avg, whose type it changes.
+            analyzer.rules.insert(at, crate::pg_typeof::rule());
+            analyzer
+                .rules
+                .insert(at, Arc::new(crate::numeric::NumericSemantics::default()));
+        }
+        let mut base_state = builder.build();
+        {
+            use datafusion::execution::FunctionRegistry;
+            base_state
+                .register_udf(Arc::new(crate::pg_typeof::udf()))
+                .expect("pg_typeof registers in a fresh state");
+            // PostgreSQL's `variance` is the sample variance.
+            let var_samp = datafusion::functions_aggregate::variance::var_samp_udaf();
+            base_state
+                .register_udaf(Arc::new(
+                    var_samp.as_ref().clone().with_aliases(["variance"]),
+                ))
+                .expect("variance registers in a fresh state");
+        }
         let statics = Arc::new(
             datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables::try_new()
                 .expect("the bundled pg_catalog rows load"),

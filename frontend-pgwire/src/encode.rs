@@ -226,7 +226,13 @@ pub fn pg_timestamp_text(nanos: i128, with_tz: bool) -> String {
     s
 }
 
-fn custom_text(array: &Arc<dyn Array>, row: usize) -> Option<String> {
+fn custom_text(field: &Field, array: &Arc<dyn Array>, row: usize) -> Option<String> {
+    if let DataType::Decimal128(..) = array.data_type() {
+        let v = array
+            .as_primitive::<arrow::datatypes::Decimal128Type>()
+            .value(row);
+        return crate::numeric::display_text(field, v);
+    }
     use arrow::datatypes::{
         Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
         TimestampNanosecondType, TimestampSecondType,
@@ -261,11 +267,11 @@ fn custom_text(array: &Arc<dyn Array>, row: usize) -> Option<String> {
     })
 }
 
-fn has_custom_text(dt: &DataType) -> bool {
+fn has_custom_text(field: &Field) -> bool {
     matches!(
-        dt,
+        field.data_type(),
         DataType::Float32 | DataType::Float64 | DataType::Timestamp(..)
-    )
+    ) || crate::numeric::has_display_text(field)
 }
 
 fn encode_batch(
@@ -283,12 +289,12 @@ fn encode_batch(
             let r = match &overrides[col] {
                 Some(how) => encode_override(&mut encoder, array, row, how, fields[col].format()),
                 None if fields[col].format() == FieldFormat::Text
-                    && has_custom_text(array.data_type()) =>
+                    && has_custom_text(schema.field(col)) =>
                 {
                     if array.is_null(row) {
                         encoder.encode_field(&None::<i8>)
                     } else {
-                        let text = custom_text(array, row).unwrap_or_default();
+                        let text = custom_text(schema.field(col), array, row).unwrap_or_default();
                         encoder.encode_field(&Rendered {
                             text: &text,
                             binary: Vec::new(),

@@ -23,6 +23,8 @@ pub mod exec;
 mod fast;
 mod jsonb;
 pub mod names;
+mod numeric;
+mod pg_typeof;
 pub mod pgcatalog;
 pub mod pgfuncs;
 pub mod roles;

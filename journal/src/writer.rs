@@ -123,7 +123,7 @@ pub async fn claim(
                         next_sequence: sequence + 1,
                     },
                     found,
-                ))
+                ));
             }
             Created::AlreadyExists => {
                 // Another writer got there first: read what it wrote and claim after it.

@@ -439,10 +439,16 @@ async fn retention_keeps_the_fence_of_a_paused_writer() {
         // What remains reads back, gaps after the kept claims included, and a third writer
         // continues after it.
         let left = read_journal(&store, "paused", 0).await.unwrap();
-        assert!(left.iter().all(|o| o.records.is_empty() || o.header.epoch == 2));
+        assert!(left
+            .iter()
+            .all(|o| o.records.is_empty() || o.header.epoch == 2));
         drop(b);
         let c = open(&store, "paused", WriterConfig::default()).await;
         commit(&c, 20).await.unwrap();
-        assert_eq!(journal_values(&store, "paused").await, vec![14, 20], "{name}");
+        assert_eq!(
+            journal_values(&store, "paused").await,
+            vec![14, 20],
+            "{name}"
+        );
     }
 }

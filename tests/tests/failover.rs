@@ -304,7 +304,10 @@ async fn failover(store: &[&str], env: Vec<(String, String)>, end: EndOfA) {
     if !lost.is_empty() {
         // Keep the store for the post-mortem.
         let kept = dir.keep();
-        panic!("acknowledged rows lost: {lost:?} (store kept in {})", kept.display());
+        panic!(
+            "acknowledged rows lost: {lost:?} (store kept in {})",
+            kept.display()
+        );
     }
     let ghosts: Vec<_> = l.failed.intersection(&rows).collect();
     assert!(
