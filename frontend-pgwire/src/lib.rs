@@ -13,6 +13,7 @@
 //!   clients call.
 //! - [`error`][]: SQLSTATEs.
 
+mod array_subquery;
 mod compat;
 pub mod copy;
 pub mod db;
@@ -28,9 +29,11 @@ mod pg_typeof;
 pub mod pgcatalog;
 pub mod pgfuncs;
 pub mod roles;
+mod sequence_syntax;
 pub mod sequences;
 pub mod server;
 pub mod session;
+mod set_config;
 mod subplan;
 mod systable;
 mod text_types;

@@ -178,6 +178,14 @@ fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
         }
         None => sql,
     };
+    let reordered;
+    let sql = match crate::sequence_syntax::in_parser_order(sql) {
+        Some(r) => {
+            reordered = r;
+            reordered.as_str()
+        }
+        None => sql,
+    };
     let parsed = if let Some(p) = parse_user_statement(sql) {
         p
     } else if crate::compat::is_catalog_query(sql) {
@@ -192,6 +200,11 @@ fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
     if crate::compat::may_have_subquery(sql) {
         for s in &mut stmts {
             crate::compat::single_row_subqueries(s);
+        }
+    }
+    if contains_ignore_case(sql, "array(") || contains_ignore_case(sql, "array (") {
+        for s in &mut stmts {
+            crate::array_subquery::rewrite(s);
         }
     }
     if contains_ignore_case(sql, "generate_s") || contains_ignore_case(sql, "unnest") {
@@ -903,6 +916,17 @@ impl Core {
                 let r = self.settings(st, &set, notices);
                 self.exec.meta.set_settings(&st.settings);
                 r
+            }
+            stmt if crate::set_config::call(&stmt).is_some() => {
+                let call = crate::set_config::call(&stmt).expect("matched above");
+                let Some(Statement::Set(set)) = parse(&call.as_set_sql())?.into_iter().next()
+                else {
+                    return Err(SqlError::internal("set_config did not make a SET"));
+                };
+                let r = self.settings(st, &set, notices);
+                self.exec.meta.set_settings(&st.settings);
+                r?;
+                Ok(Reply::Outcome(single_row("set_config", &call.value)))
             }
             Statement::Reset(r) => {
                 let r = self.reset(st, &r);
