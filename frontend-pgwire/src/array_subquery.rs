@@ -58,7 +58,7 @@ fn aggregated(q: &Query) -> Option<Expr> {
         return Some(direct);
     }
     parse_expr(&format!(
-        "(SELECT array_agg(\"__array\".\"x\") FROM ({q}) AS \"__array\"(\"x\"))"
+        "(SELECT array_agg(\"__array\".\"x\") AS \"array\" FROM ({q}) AS \"__array\"(\"x\"))"
     ))
 }
 
@@ -104,12 +104,17 @@ fn direct(q: &Query) -> Option<Expr> {
         Some(_) => return None,
     };
     let agg = parse_expr(&format!("array_agg({item}{order})"))?;
+    // The result column is named `array`, as PostgreSQL names it.
+    let agg = SelectItem::ExprWithAlias {
+        expr: agg,
+        alias: datafusion::sql::sqlparser::ast::Ident::with_quote('"', "array"),
+    };
     let mut inner = q.clone();
     inner.order_by = None;
     let SetExpr::Select(sel) = inner.body.as_mut() else {
         return None;
     };
-    sel.projection = vec![SelectItem::UnnamedExpr(agg)];
+    sel.projection = vec![agg];
     Some(Expr::Subquery(Box::new(inner)))
 }
 
@@ -129,11 +134,11 @@ mod tests {
     fn array_of_a_subquery_aggregates() {
         assert_eq!(
             rewritten("SELECT ARRAY(SELECT b.name FROM m JOIN b ON m.r = b.oid WHERE m.member = r.oid ORDER BY 1) AS memberof FROM r"),
-            "SELECT (SELECT array_agg(b.name ORDER BY b.name) FROM m JOIN b ON m.r = b.oid WHERE m.member = r.oid) AS memberof FROM r"
+            "SELECT (SELECT array_agg(b.name ORDER BY b.name) AS \"array\" FROM m JOIN b ON m.r = b.oid WHERE m.member = r.oid) AS memberof FROM r"
         );
         assert_eq!(
             rewritten("SELECT ARRAY(SELECT 1 UNION SELECT 2)"),
-            "SELECT (SELECT array_agg(\"__array\".\"x\") FROM (SELECT 1 UNION SELECT 2) AS \"__array\" (\"x\"))"
+            "SELECT (SELECT array_agg(\"__array\".\"x\") AS \"array\" FROM (SELECT 1 UNION SELECT 2) AS \"__array\" (\"x\"))"
         );
         assert_eq!(rewritten("SELECT ARRAY[1, 2]"), "SELECT ARRAY[1, 2]");
     }
