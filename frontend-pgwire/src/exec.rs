@@ -203,6 +203,7 @@ impl Executor {
     ) -> SqlResult<LogicalPlan> {
         let mut stmt = stmt;
         crate::names::disambiguate(&mut stmt);
+        self.group_by_keys(txn, &mut stmt).await;
         self.set_view(txn, dml_target);
         if crate::pgcatalog::calls_catalog_function(&stmt) {
             let view = self.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -220,6 +221,30 @@ impl Executor {
             .await;
         self.clear_view();
         Ok(result?)
+    }
+
+    /// A GROUP BY that holds a table's primary key also groups by the table's other
+    /// columns (see [`crate::group_by_key`]).
+    async fn group_by_keys(&self, txn: &Txn, stmt: &mut Statement) {
+        let needed = crate::group_by_key::tables_needed(stmt);
+        if needed.is_empty() {
+            return;
+        }
+        let mut tables = HashMap::new();
+        for name in needed {
+            // Not a user table (a catalog view, a CTE): nothing to add for it.
+            let Ok(def) = self.table_def(txn, &name).await else {
+                continue;
+            };
+            let columns = def.columns.iter().map(|c| c.name.clone()).collect();
+            let key = def
+                .primary_key
+                .iter()
+                .map(|&i| def.columns[i].name.clone())
+                .collect();
+            tables.insert(name, crate::group_by_key::KeyedTable { columns, key });
+        }
+        crate::group_by_key::extend(stmt, &tables);
     }
 
     /// Runs a plan of the session's own context.

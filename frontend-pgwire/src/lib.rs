@@ -22,6 +22,7 @@ pub mod encode;
 pub mod error;
 pub mod exec;
 mod fast;
+mod group_by_key;
 mod jsonb;
 pub mod names;
 mod numeric;
