@@ -21,6 +21,7 @@ mod deferred;
 pub mod encode;
 pub mod error;
 pub mod exec;
+mod expr_rules;
 mod fast;
 mod group_by_key;
 mod jsonb;

@@ -28,11 +28,10 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Decimal128Array};
 use arrow::datatypes::{i256, DataType, Decimal128Type, Field, FieldRef};
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, DataFusionError, Result};
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::expr::{AggregateFunction, AggregateFunctionParams, ScalarFunction};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
     Aggregate, BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, Projection,
     ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -525,24 +524,9 @@ impl AnalyzerRule for NumericSemantics {
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         plan.transform_up_with_subqueries(|plan| {
-            let plan = self.rewrite_avg(plan)?;
-            plan.transform_data(|plan| {
-                let mut schema = DFSchema::empty();
-                for input in plan.inputs() {
-                    schema.merge(input.schema());
-                }
-                let names = NamePreserver::new(&plan);
-                plan.map_expressions(|e| {
-                    let saved = names.save(&e);
-                    let out = e.transform_up(|e| {
-                        Self::whole_literal(e)?
-                            .transform_data(|e| self.rewrite_division(e, &schema))
-                    })?;
-                    Ok(if out.transformed {
-                        out.update_data(|e| saved.restore(e))
-                    } else {
-                        out
-                    })
+            self.rewrite_avg(plan)?.transform_data(|plan| {
+                crate::expr_rules::rewrite_node(plan, &|e, schema| {
+                    Self::whole_literal(e)?.transform_data(|e| self.rewrite_division(e, schema))
                 })
             })
         })

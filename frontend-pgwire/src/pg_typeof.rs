@@ -9,11 +9,10 @@
 use std::sync::Arc;
 
 use arrow::datatypes::DataType;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result};
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::expr::ScalarFunction;
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
     Signature, Volatility,
@@ -108,34 +107,18 @@ impl AnalyzerRule for PgTypeof {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|plan| {
-            let mut schema = DFSchema::empty();
-            for input in plan.inputs() {
-                schema.merge(input.schema());
+        crate::expr_rules::rewrite_plan(plan, |e, schema| match e {
+            Expr::ScalarFunction(ScalarFunction { ref func, ref args })
+                if func.name() == NAME && args.len() == 1 =>
+            {
+                let ty = type_of(&args[0], schema)?;
+                Ok(Transformed::yes(Expr::Literal(
+                    ScalarValue::Utf8(Some(ty)),
+                    None,
+                )))
             }
-            let names = NamePreserver::new(&plan);
-            plan.map_expressions(|e| {
-                let saved = names.save(&e);
-                let out = e.transform_up(|e| match e {
-                    Expr::ScalarFunction(ScalarFunction { ref func, ref args })
-                        if func.name() == NAME && args.len() == 1 =>
-                    {
-                        let ty = type_of(&args[0], &schema)?;
-                        Ok(Transformed::yes(Expr::Literal(
-                            ScalarValue::Utf8(Some(ty)),
-                            None,
-                        )))
-                    }
-                    e => Ok(Transformed::no(e)),
-                })?;
-                Ok(if out.transformed {
-                    out.update_data(|e| saved.restore(e))
-                } else {
-                    out
-                })
-            })
+            e => Ok(Transformed::no(e)),
         })
-        .map(|t| t.data)
     }
 }
 

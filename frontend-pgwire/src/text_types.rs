@@ -16,11 +16,10 @@
 //!
 //! One analyzer rule does all of this, keeping every expression's name.
 
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, ExprSchema, Result};
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::expr::Like;
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{lit, Expr, LogicalPlan};
 use datafusion::logical_expr::{BinaryExpr, Operator};
 use datafusion::optimizer::AnalyzerRule;
@@ -37,29 +36,12 @@ impl AnalyzerRule for TextTypeSemantics {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|plan| {
-            // The columns an expression of this node can name: its inputs'.
-            let mut schema = DFSchema::empty();
-            for input in plan.inputs() {
-                schema.merge(input.schema());
-            }
-            let names = NamePreserver::new(&plan);
-            plan.map_expressions(|e| {
-                let saved = names.save(&e);
-                let out = e.transform_up(|e| {
-                    pad_like_subject(e, &schema)?
-                        .transform_data(|e| canonical_literals(e, &schema))?
-                        .transform_data(bytea_literal)?
-                        .transform_data(|e| bytea_length(e, &schema))
-                })?;
-                Ok(if out.transformed {
-                    out.update_data(|e| saved.restore(e))
-                } else {
-                    out
-                })
-            })
+        crate::expr_rules::rewrite_plan(plan, |e, schema| {
+            pad_like_subject(e, schema)?
+                .transform_data(|e| canonical_literals(e, schema))?
+                .transform_data(bytea_literal)?
+                .transform_data(|e| bytea_length(e, schema))
         })
-        .map(|t| t.data)
     }
 }
 

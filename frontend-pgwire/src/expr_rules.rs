@@ -1,0 +1,38 @@
+//! The walk every expression-rewriting analyzer rule of weft shares.
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, Result};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{Expr, LogicalPlan};
+
+/// Rewrites the expressions of one plan node bottom-up with `f`, which sees the columns
+/// they can name (the node's inputs'); each top-level expression keeps its name, so the
+/// node's output schema and every reference to it stay as they were.
+pub fn rewrite_node(
+    plan: LogicalPlan,
+    f: &impl Fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
+) -> Result<Transformed<LogicalPlan>> {
+    let mut schema = DFSchema::empty();
+    for input in plan.inputs() {
+        schema.merge(input.schema());
+    }
+    let names = NamePreserver::new(&plan);
+    plan.map_expressions(|e| {
+        let saved = names.save(&e);
+        let out = e.transform_up(|e| f(e, &schema))?;
+        Ok(if out.transformed {
+            out.update_data(|e| saved.restore(e))
+        } else {
+            out
+        })
+    })
+}
+
+/// [`rewrite_node`] over every node of `plan`, subqueries included.
+pub fn rewrite_plan(
+    plan: LogicalPlan,
+    f: impl Fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
+) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|plan| rewrite_node(plan, &f))
+        .map(|t| t.data)
+}
