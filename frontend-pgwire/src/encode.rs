@@ -18,7 +18,7 @@ use pgwire::messages::data::DataRow;
 use pgwire::types::format::FormatOptions;
 use pgwire::types::ToSqlText;
 use postgres_types::{IsNull, ToSql};
-use weft_engine::types::{CHAR_LENGTH_KEY, PG_TYPE_KEY};
+use weft_engine::types::CHAR_LENGTH_KEY;
 
 /// How a column stored as Utf8 goes on the wire: its PostgreSQL type, and for
 /// `character(n)` the length its values are blank-padded to.
@@ -37,24 +37,8 @@ fn override_of(field: &Field) -> Option<Override> {
     Some(Override { ty, pad_to })
 }
 
-/// The wire type of a column that weft stores as Utf8 but PostgreSQL types differently.
-fn override_type(field: &Field) -> Option<Type> {
-    match field.metadata().get(PG_TYPE_KEY)?.as_str() {
-        "uuid" => Some(Type::UUID),
-        "json" => Some(Type::JSON),
-        "jsonb" => Some(Type::JSONB),
-        "varchar" => Some(Type::VARCHAR),
-        "bpchar" => Some(Type::BPCHAR),
-        _ => None,
-    }
-}
-
-pub fn pg_type_of(field: &Field) -> PgWireResult<Type> {
-    if let Some(t) = override_type(field) {
-        return Ok(t);
-    }
-    arrow_pg::datatypes::field_into_pg_type(&Arc::new(field.clone()))
-}
+use crate::wire_types::override_type;
+pub use crate::wire_types::pg_type_of;
 
 pub fn fields_for(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
     schema

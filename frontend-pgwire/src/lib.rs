@@ -42,6 +42,7 @@ mod text_types;
 pub mod tls;
 pub mod txn;
 pub mod values;
+mod wire_types;
 
 pub use db::Db;
 pub use txn::TxnLimits;

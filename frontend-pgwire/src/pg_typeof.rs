@@ -93,7 +93,7 @@ fn type_of(e: &Expr, schema: &DFSchema) -> Result<String> {
         _ => {}
     }
     let (_, field) = e.to_field(schema)?;
-    Ok(crate::encode::pg_type_of(&field)
+    Ok(crate::wire_types::pg_type_of(&field)
         .map(|t| type_name(&t))
         .unwrap_or_else(|_| "unknown".into()))
 }

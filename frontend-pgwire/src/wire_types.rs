@@ -1,0 +1,31 @@
+//! The PostgreSQL type a result column goes on the wire as.
+//!
+//! Arrow types map through arrow-pg; columns weft stores as Utf8 but PostgreSQL types
+//! differently (uuid, json, jsonb, varchar, bpchar) carry their type in field metadata.
+
+use std::sync::Arc;
+
+use arrow::datatypes::Field;
+use pgwire::api::Type;
+use pgwire::error::PgWireResult;
+use weft_engine::types::PG_TYPE_KEY;
+
+/// The wire type of a column that weft stores as Utf8 but PostgreSQL types differently.
+pub fn override_type(field: &Field) -> Option<Type> {
+    match field.metadata().get(PG_TYPE_KEY)?.as_str() {
+        "uuid" => Some(Type::UUID),
+        "json" => Some(Type::JSON),
+        "jsonb" => Some(Type::JSONB),
+        "varchar" => Some(Type::VARCHAR),
+        "bpchar" => Some(Type::BPCHAR),
+        _ => None,
+    }
+}
+
+/// The PostgreSQL type of a column with this field.
+pub fn pg_type_of(field: &Field) -> PgWireResult<Type> {
+    if let Some(t) = override_type(field) {
+        return Ok(t);
+    }
+    arrow_pg::datatypes::field_into_pg_type(&Arc::new(field.clone()))
+}
