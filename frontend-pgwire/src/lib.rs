@@ -16,6 +16,7 @@
 mod array_subquery;
 mod compat;
 pub mod copy;
+mod cursors;
 pub mod db;
 mod deferred;
 pub mod encode;

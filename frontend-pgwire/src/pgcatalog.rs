@@ -81,6 +81,8 @@ pub struct SessionMeta {
     identity: OnceLock<Identity>,
     settings: Mutex<Arc<BTreeMap<String, String>>>,
     snapshot: Mutex<Arc<Snapshot>>,
+    /// The session's open cursors, for `pg_cursors`: (name, statement, holdable).
+    cursors: Mutex<Vec<(String, String, bool)>>,
 }
 
 impl SessionMeta {
@@ -101,6 +103,11 @@ impl SessionMeta {
         if **cur != *s {
             *cur = Arc::new(s.clone());
         }
+    }
+
+    /// The session's open cursors, as `pg_cursors` lists them.
+    pub fn set_cursors(&self, cursors: Vec<(String, String, bool)>) {
+        *self.cursors.lock().unwrap_or_else(|e| e.into_inner()) = cursors;
     }
 
     pub fn settings(&self) -> Arc<BTreeMap<String, String>> {
@@ -537,6 +544,7 @@ const DYNAMIC: &[&str] = &[
     "pg_views",
     "pg_matviews",
     "pg_indexes",
+    "pg_cursors",
 ];
 
 /// Whether an unqualified relation name is a pg_catalog one (PostgreSQL searches
@@ -583,6 +591,30 @@ impl PgCatalogSchema {
             "pg_database" => pg_database(&self.meta.identity()),
             "pg_tables" => pg_tables(&snap),
             "pg_settings" => pg_settings(&self.meta.settings()),
+            "pg_cursors" => build(
+                &[
+                    ("name", K::Text),
+                    ("statement", K::Text),
+                    ("is_holdable", K::Bool),
+                    ("is_binary", K::Bool),
+                    ("is_scrollable", K::Bool),
+                ],
+                self.meta
+                    .cursors
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .map(|(name, statement, hold)| {
+                        vec![
+                            s(name.clone()),
+                            s(statement.clone()),
+                            V::B(*hold),
+                            V::B(false),
+                            V::B(false),
+                        ]
+                    })
+                    .collect(),
+            ),
             "pg_roles" | "pg_user" => pg_roles(name, &self.meta.identity(), &snap.roles),
             "pg_sequence" => build(
                 &[

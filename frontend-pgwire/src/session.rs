@@ -72,6 +72,8 @@ pub struct State {
     copy: Option<Box<crate::copy::CopyIn>>,
     /// The open transaction block's savepoints, oldest first.
     savepoints: Vec<(String, crate::txn::Savepoint)>,
+    /// Declared SQL cursors, by name (see [`crate::cursors`]).
+    cursors: std::collections::HashMap<String, crate::cursors::Cursor>,
 }
 
 pub struct Core {
@@ -816,6 +818,8 @@ impl Core {
             }
             Statement::Commit { .. } => {
                 st.savepoints.clear();
+                st.cursors.retain(|_, c| c.hold);
+                self.cursors_changed(st);
                 if st.failed {
                     st.failed = false;
                     st.txn = None;
@@ -849,6 +853,8 @@ impl Core {
                 st.txn = None;
                 st.failed = false;
                 st.savepoints.clear();
+                st.cursors.retain(|_, c| c.hold);
+                self.cursors_changed(st);
                 Ok(Reply::End("ROLLBACK"))
             }
             Statement::Savepoint { name } => {
@@ -935,12 +941,57 @@ impl Core {
             }
             Statement::ShowVariable { variable } => self.show(st, &variable),
             // Session housekeeping that pools and drivers send (asyncpg's reset, pgbouncer's
-            // DISCARD ALL): weft has no cursors outside the protocol, no LISTEN channels.
+            // DISCARD ALL).
             Statement::Close {
                 cursor: ast::CloseCursor::All,
-            } => Ok(Reply::Outcome(Outcome::Command(Tag::new(
-                "CLOSE CURSOR ALL",
-            )))),
+            } => {
+                st.cursors.clear();
+                self.cursors_changed(st);
+                Ok(Reply::Outcome(Outcome::Command(Tag::new(
+                    "CLOSE CURSOR ALL",
+                ))))
+            }
+            Statement::Close {
+                cursor: ast::CloseCursor::Specific { name },
+            } => {
+                let n = crate::cursors::name(&name);
+                if st.cursors.remove(&n).is_none() {
+                    self.fail(st);
+                    return Err(crate::cursors::does_not_exist(&n));
+                }
+                self.cursors_changed(st);
+                Ok(Reply::Outcome(Outcome::Command(Tag::new("CLOSE CURSOR"))))
+            }
+            stmt @ Statement::Declare { .. } => {
+                self.declare_cursor(st, stmt, params, autocommit, notices)
+                    .await
+            }
+            Statement::Fetch {
+                name,
+                direction,
+                into: None,
+                ..
+            } => {
+                let n = crate::cursors::name(&name);
+                let count = crate::cursors::fetch_count(&direction);
+                let cursor = st.cursors.get_mut(&n);
+                let (count, cursor) = match (count, cursor) {
+                    (Ok(count), Some(c)) => (count, c),
+                    (Err(e), _) => {
+                        self.fail(st);
+                        return Err(e);
+                    }
+                    (_, None) => {
+                        self.fail(st);
+                        return Err(crate::cursors::does_not_exist(&n));
+                    }
+                };
+                let batches = cursor.take(count);
+                Ok(Reply::Outcome(Outcome::Rows {
+                    schema: cursor.schema.clone(),
+                    batches,
+                }))
+            }
             // psycopg 3 sends DEALLOCATE ALL after a ROLLBACK once it has prepared
             // statements. Statements prepared through the protocol stay in the connection's
             // store until a Parse replaces them or the session ends (weft has no SQL-level
@@ -968,6 +1019,8 @@ impl Core {
                         ));
                     }
                     st.settings = default_settings();
+                    st.cursors.clear();
+                    self.cursors_changed(st);
                     st.as_of = None;
                     self.exec.meta.set_settings(&st.settings);
                     self.exec
@@ -1067,6 +1120,86 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// DECLARE name CURSOR ... FOR query: runs the query now and keeps its rows.
+    async fn declare_cursor(
+        &self,
+        st: &mut State,
+        stmt: Statement,
+        params: Option<&ParamValues>,
+        autocommit: bool,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Reply> {
+        let refuse = |st: &mut State, e: SqlError| {
+            self.fail(st);
+            Err(e)
+        };
+        if let Some(why) = crate::cursors::unsupported_options(&stmt) {
+            return refuse(st, SqlError::unsupported(why));
+        }
+        let Some((name, hold, query)) = crate::cursors::declared(&stmt) else {
+            return refuse(
+                st,
+                SqlError::unsupported("DECLARE is supported for cursors only"),
+            );
+        };
+        if !hold && !st.txn.as_ref().is_some_and(|t| t.explicit) {
+            return refuse(
+                st,
+                SqlError::new(
+                    codes::NO_ACTIVE_SQL_TRANSACTION,
+                    "DECLARE CURSOR can only be used in transaction blocks",
+                ),
+            );
+        }
+        if st.cursors.contains_key(&name) {
+            return refuse(
+                st,
+                SqlError::new("42P03", format!("cursor \"{name}\" already exists")),
+            );
+        }
+        let reply = Box::pin(self.run(
+            st,
+            Statement::Query(Box::new(query)),
+            params,
+            autocommit,
+            notices,
+        ))
+        .await?;
+        let Reply::Outcome(Outcome::Rows { schema, batches }) = reply else {
+            return refuse(st, SqlError::internal("a cursor's query returned no rows"));
+        };
+        let mut cursor = crate::cursors::Cursor::new(schema, batches, hold);
+        cursor.statement = stmt.to_string();
+        let held: usize = st.cursors.values().map(|c| c.bytes).sum();
+        if held + cursor.bytes > crate::cursors::CURSOR_BYTES_MAX {
+            return refuse(
+                st,
+                SqlError::new(
+                    codes::PROGRAM_LIMIT_EXCEEDED,
+                    format!(
+                        "the session's cursors would hold {} bytes, more than the {} a session may",
+                        held + cursor.bytes,
+                        crate::cursors::CURSOR_BYTES_MAX
+                    ),
+                )
+                .with_hint("fetch from or close the open cursors, or declare one over fewer rows"),
+            );
+        }
+        st.cursors.insert(name, cursor);
+        self.cursors_changed(st);
+        Ok(Reply::Outcome(Outcome::Command(Tag::new("DECLARE CURSOR"))))
+    }
+
+    /// Tells `pg_cursors` which cursors the session has now.
+    fn cursors_changed(&self, st: &State) {
+        self.exec.meta.set_cursors(
+            st.cursors
+                .iter()
+                .map(|(name, c)| (name.clone(), c.statement.clone(), c.hold))
+                .collect(),
+        );
     }
 
     fn point_write(&self, out: Outcome) -> Outcome {
@@ -1195,6 +1328,20 @@ impl Core {
         &self,
         stmt: &Statement,
     ) -> SqlResult<(Vec<Option<DataType>>, Option<SchemaRef>)> {
+        // A cursor's statements: DECLARE takes its query's parameters and returns no rows;
+        // FETCH returns the cursor's columns.
+        if let Some((_, _, query)) = crate::cursors::declared(stmt) {
+            let (types, _) = Box::pin(self.describe(&Statement::Query(Box::new(query)))).await?;
+            return Ok((types, None));
+        }
+        if let Statement::Fetch { name, .. } = stmt {
+            let st = self.state.lock().await;
+            let schema = st
+                .cursors
+                .get(&crate::cursors::name(name))
+                .map(|c| c.schema.clone());
+            return Ok((Vec::new(), schema));
+        }
         let mut st = self.state.lock().await;
         let mut temp;
         let txn: &Txn = match st.txn.as_mut() {
@@ -1474,6 +1621,7 @@ impl Session {
                 as_of: None,
                 copy: None,
                 savepoints: Vec::new(),
+                cursors: Default::default(),
             }),
         });
         Session {
@@ -1832,6 +1980,27 @@ impl ExtendedQueryHandler for SessionHandler {
         use pgwire::api::results::DescribeResponse;
         use pgwire::messages::data::{NoData, ParameterDescription};
         let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        // A cursor DECLAREd in SQL is a portal too, as in PostgreSQL: psycopg describes it
+        // by name to learn its columns.
+        if message.target_type == pgwire::messages::extendedquery::TARGET_TYPE_BYTE_PORTAL
+            && client.portal_store().get_portal(name).is_none()
+        {
+            let schema = {
+                let st = self.0.core.state.lock().await;
+                st.cursors.get(name).map(|c| c.schema.clone())
+            };
+            if let Some(schema) = schema {
+                let fields = fields_for(&schema, &Format::UnifiedText)?;
+                client
+                    .send(PgWireBackendMessage::RowDescription(
+                        pgwire::messages::data::RowDescription::new(
+                            fields.iter().map(Into::into).collect(),
+                        ),
+                    ))
+                    .await?;
+                return Ok(());
+            }
+        }
         let stmt = match client.portal_store().get_statement(name) {
             Some(pgwire::api::store::Entry::Value(stmt))
                 if message.target_type

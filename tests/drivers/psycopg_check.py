@@ -99,6 +99,23 @@ def main():
     with cur.copy("COPY (SELECT id, bal FROM acct ORDER BY id) TO STDOUT") as cp:
         rows = [r for r in cp.rows()]
     assert rows == [("1", "70"), ("2", "5"), ("3", "6")], rows
+
+    # Server-side (named) cursors, as Django's iterator() and SQLAlchemy's yield_per use
+    # them: DECLARE, the portal described by name, FETCH in pages, pg_cursors, CLOSE.
+    tx = psycopg.connect(DSN)  # named cursors live in transactions
+    with tx.cursor(name="pages") as sc:
+        sc.itersize = 2
+        sc.execute("SELECT id, bal FROM acct WHERE id >= %s ORDER BY id", (1,))
+        assert [d.name for d in sc.description] == ["id", "bal"]
+        assert list(sc) == [(1, 70), (2, 5), (3, 6)]
+    tx.commit()
+    with tx.cursor(name="held", withhold=True) as sc:
+        sc.execute("SELECT count(*) FROM acct")
+        tx.commit()  # a cursor WITH HOLD outlives its transaction
+        assert sc.fetchone() == (3,)
+    assert tx.execute("SELECT count(*) FROM pg_cursors").fetchone() == (0,)
+    tx.commit()
+    tx.close()
     print("psycopg ok")
 
 
