@@ -11,8 +11,8 @@ use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, GroupByExpr, Ident, ObjectName, Query, Select, SetExpr, Statement, TableFactor, VisitMut,
-    VisitorMut,
+    Expr, GroupByExpr, Ident, ObjectName, Query, Select, SetExpr, Statement, TableFactor, Visit,
+    VisitMut, Visitor, VisitorMut,
 };
 
 /// A table's columns and the names of its primary key's columns.
@@ -63,7 +63,7 @@ fn for_each_grouped_select(s: &mut Statement, mut f: impl FnMut(&mut Select)) {
             ControlFlow::Continue(())
         }
     }
-    let _ = s.visit(&mut V(&mut f));
+    let _ = VisitMut::visit(s, &mut V(&mut f));
 }
 
 /// The tables named in the FROM lists of grouped Selects, with the name they go by there.
@@ -97,13 +97,36 @@ fn relations(sel: &Select) -> Vec<(Ident, String)> {
     out
 }
 
-/// The tables whose definitions [`extend`] needs.
+/// The tables whose definitions [`extend`] needs (none for a statement without GROUP BY:
+/// this runs before every planned statement, so it only reads).
 pub fn tables_needed(s: &Statement) -> Vec<String> {
-    let mut s = s.clone();
-    let mut out = Vec::new();
-    for_each_grouped_select(&mut s, |sel| {
-        out.extend(relations(sel).into_iter().map(|(_, t)| t));
-    });
+    struct V(Vec<String>);
+    fn walk(body: &SetExpr, out: &mut Vec<String>) {
+        match body {
+            SetExpr::Select(sel) => {
+                if matches!(&sel.group_by, GroupByExpr::Expressions(g, m) if !g.is_empty() && m.is_empty())
+                {
+                    out.extend(relations(sel).into_iter().map(|(_, t)| t));
+                }
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                walk(left, out);
+                walk(right, out);
+            }
+            SetExpr::Query(q) => walk(&q.body, out),
+            _ => {}
+        }
+    }
+    impl Visitor for V {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+            walk(&q.body, &mut self.0);
+            ControlFlow::Continue(())
+        }
+    }
+    let mut v = V(Vec::new());
+    let _ = Visit::visit(s, &mut v);
+    let mut out = v.0;
     out.sort();
     out.dedup();
     out
