@@ -5,24 +5,63 @@
 //! (psql's `\du` lists each role's memberships this way). A subquery of another shape
 //! (UNION, GROUP BY, DISTINCT, LIMIT) is aggregated from outside instead:
 //! `(SELECT array_agg(x) FROM (subquery) AS a(x))`, which keeps no order and cannot refer
-//! to the outer query. One difference remains: a subquery without rows gives NULL, where
-//! PostgreSQL gives an empty array.
+//! to the outer query. A subquery without rows gives an empty array (`coalesce` with
+//! `make_array()`), and an unaliased `ARRAY(...)` column is named `array`.
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, Expr, FunctionArguments, GroupByExpr, OrderByKind, Query, SelectItem,
-    SetExpr, Statement, Value,
+    visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, GroupByExpr, Ident, ObjectName, OrderByKind, Query, SelectItem, SetExpr,
+    Statement, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 /// Rewrites every `ARRAY(subquery)` in `s`.
 pub fn rewrite(s: &mut Statement) {
+    // An unaliased ARRAY(...) in a select list is the column `array`, as in PostgreSQL.
+    struct Names;
+    impl VisitorMut for Names {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            if let SetExpr::Select(sel) = q.body.as_mut() {
+                for item in sel.projection.iter_mut() {
+                    if let SelectItem::UnnamedExpr(e) = item {
+                        if array_subquery(e).is_some() {
+                            *item = SelectItem::ExprWithAlias {
+                                expr: e.clone(),
+                                alias: Ident::new("array"),
+                            };
+                        }
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = s.visit(&mut Names);
     let _ = visit_expressions_mut(s, |e| {
         if let Some(q) = array_subquery(e) {
             if let Some(new) = aggregated(q) {
-                *e = new;
+                // No rows make an empty array, not NULL.
+                *e = Expr::Function(datafusion::sql::sqlparser::ast::Function {
+                    name: ObjectName::from(vec![Ident::new("coalesce")]),
+                    uses_odbc_syntax: false,
+                    parameters: FunctionArguments::None,
+                    args: FunctionArguments::List(FunctionArgumentList {
+                        duplicate_treatment: None,
+                        args: vec![new, parse_expr("make_array()").expect("parses")]
+                            .into_iter()
+                            .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                            .collect(),
+                        clauses: vec![],
+                    }),
+                    filter: None,
+                    null_treatment: None,
+                    over: None,
+                    within_group: vec![],
+                });
             }
         }
         ControlFlow::<()>::Continue(())
@@ -134,11 +173,11 @@ mod tests {
     fn array_of_a_subquery_aggregates() {
         assert_eq!(
             rewritten("SELECT ARRAY(SELECT b.name FROM m JOIN b ON m.r = b.oid WHERE m.member = r.oid ORDER BY 1) AS memberof FROM r"),
-            "SELECT (SELECT array_agg(b.name ORDER BY b.name) AS \"array\" FROM m JOIN b ON m.r = b.oid WHERE m.member = r.oid) AS memberof FROM r"
+            "SELECT coalesce((SELECT array_agg(b.name ORDER BY b.name) AS \"array\" FROM m JOIN b ON m.r = b.oid WHERE m.member = r.oid), make_array()) AS memberof FROM r"
         );
         assert_eq!(
             rewritten("SELECT ARRAY(SELECT 1 UNION SELECT 2)"),
-            "SELECT (SELECT array_agg(\"__array\".\"x\") AS \"array\" FROM (SELECT 1 UNION SELECT 2) AS \"__array\" (\"x\"))"
+            "SELECT coalesce((SELECT array_agg(\"__array\".\"x\") AS \"array\" FROM (SELECT 1 UNION SELECT 2) AS \"__array\" (\"x\")), make_array()) AS array"
         );
         assert_eq!(rewritten("SELECT ARRAY[1, 2]"), "SELECT ARRAY[1, 2]");
     }
