@@ -11,9 +11,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, GroupByExpr, Ident, ObjectName, OrderByKind, Query, SelectItem, SetExpr,
-    Statement, Value, VisitMut, VisitorMut,
+    visit_expressions_mut, Expr, FunctionArguments, GroupByExpr, Ident, OrderByKind, Query,
+    SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -45,23 +44,8 @@ pub fn rewrite(s: &mut Statement) {
         if let Some(q) = array_subquery(e) {
             if let Some(new) = aggregated(q) {
                 // No rows make an empty array, not NULL.
-                *e = Expr::Function(datafusion::sql::sqlparser::ast::Function {
-                    name: ObjectName::from(vec![Ident::new("coalesce")]),
-                    uses_odbc_syntax: false,
-                    parameters: FunctionArguments::None,
-                    args: FunctionArguments::List(FunctionArgumentList {
-                        duplicate_treatment: None,
-                        args: vec![new, parse_expr("make_array()").expect("parses")]
-                            .into_iter()
-                            .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
-                            .collect(),
-                        clauses: vec![],
-                    }),
-                    filter: None,
-                    null_treatment: None,
-                    over: None,
-                    within_group: vec![],
-                });
+                let empty = crate::compat::call_args("make_array", vec![]);
+                *e = crate::compat::call_args("coalesce", vec![new, empty]);
             }
         }
         ControlFlow::<()>::Continue(())

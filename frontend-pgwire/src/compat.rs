@@ -500,7 +500,8 @@ fn call(
     call_args(name, vec![arg])
 }
 
-fn call_args(
+/// `name(args...)` as an expression.
+pub(crate) fn call_args(
     name: &str,
     args: Vec<datafusion::sql::sqlparser::ast::Expr>,
 ) -> datafusion::sql::sqlparser::ast::Expr {
