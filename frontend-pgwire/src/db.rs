@@ -121,7 +121,9 @@ impl datafusion::logical_expr::planner::TypePlanner for WeftTypePlanner {
     ) -> DfResult<Option<arrow::datatypes::FieldRef>> {
         use datafusion::sql::sqlparser::ast::DataType as T;
         match sql_type {
-            T::JSON | T::JSONB | T::Uuid => Ok(Some(Arc::new(arrow::datatypes::Field::new(
+            T::JSON => Ok(Some(Arc::new(crate::jsonb::udfs::json_field("", false)))),
+            T::JSONB => Ok(Some(Arc::new(crate::jsonb::udfs::json_field("", true)))),
+            T::Uuid => Ok(Some(Arc::new(arrow::datatypes::Field::new(
                 "",
                 arrow::datatypes::DataType::Utf8,
                 true,
@@ -154,6 +156,13 @@ impl Db {
             // Casts to PostgreSQL's oid types (`::regclass`, `::pg_catalog.text`) plan.
             .with_type_planner(Arc::new(WeftTypePlanner))
             .build();
+        // jsonb's operators, ahead of DataFusion's own planners (which take `||` and `@>`
+        // for arrays).
+        let mut builder = SessionStateBuilder::new_from_existing(base_state);
+        if let Some(planners) = builder.expr_planners().as_mut() {
+            planners.insert(0, Arc::new(crate::jsonb::planner::JsonOperators::default()));
+        }
+        let base_state = builder.build();
         // `x op ANY|ALL (subquery)` runs as a SubPlan (crate::subplan): DataFusion's rewrite
         // of it confuses a subquery's table with the same table outside it, and renames
         // the column it computes.
@@ -168,6 +177,8 @@ impl Db {
             .build();
         // character(n) and uuid in comparisons and LIKE, as in PostgreSQL.
         base_state.add_analyzer_rule(Arc::new(crate::text_types::TextTypeSemantics));
+        // `x::jsonb` through jsonb's input function.
+        base_state.add_analyzer_rule(Arc::new(crate::jsonb::planner::JsonCasts::default()));
         // numeric division and avg with PostgreSQL's result scales: before type coercion,
         // which makes avg's integer argument a float.
         let mut builder = SessionStateBuilder::new_from_existing(base_state);
@@ -189,6 +200,11 @@ impl Db {
             base_state
                 .register_udf(Arc::new(crate::pg_typeof::udf()))
                 .expect("pg_typeof registers in a fresh state");
+            for f in crate::jsonb::udfs::registered() {
+                base_state
+                    .register_udf(f)
+                    .expect("the json functions register in a fresh state");
+            }
             // PostgreSQL's `variance` is the sample variance.
             let var_samp = datafusion::functions_aggregate::variance::var_samp_udaf();
             base_state
@@ -207,6 +223,7 @@ impl Db {
         let base_state = {
             let ctx = SessionContext::new_with_state(base_state);
             ctx.register_udtf("pg_get_keywords", statics.pg_get_keywords.clone());
+            crate::jsonb::sets::register(&ctx);
             // generate_series over int4 arguments (array_upper, ...), as clients write it.
             datafusion_pg_catalog::pg_catalog::generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(&ctx);
             ctx.state()

@@ -363,38 +363,6 @@ pub fn register_static(
                 Ok(Arc::new(out) as ArrayRef)
             },
         ),
-        // json_build_object(k1, v1, ...): the object as JSON text.
-        ScalarUDF::new_from_impl(Fun {
-            name: "json_build_object",
-            signature: Signature::one_of(
-                vec![TypeSignature::VariadicAny, TypeSignature::Nullary],
-                Volatility::Stable,
-            ),
-            ret: DataType::Utf8,
-            body: Arc::new(|args: &[ArrayRef], rows: usize| {
-                if !args.len().is_multiple_of(2) {
-                    return Err(DataFusionError::Execution(
-                        "argument list must have even number of elements".into(),
-                    ));
-                }
-                let n = args.first().map(|a| a.len()).unwrap_or(rows.max(1));
-                let mut out = Vec::with_capacity(n);
-                for r in 0..n {
-                    let mut obj = serde_json::Map::new();
-                    for pair in args.chunks(2) {
-                        let key = datafusion::scalar::ScalarValue::try_from_array(&pair[0], r)?;
-                        let val = datafusion::scalar::ScalarValue::try_from_array(&pair[1], r)?;
-                        let key = match key {
-                            datafusion::scalar::ScalarValue::Utf8(Some(k)) => k,
-                            other => other.to_string(),
-                        };
-                        obj.insert(key, json_value(&val));
-                    }
-                    out.push(serde_json::Value::Object(obj).to_string());
-                }
-                Ok(Arc::new(StringArray::from(out)) as ArrayRef)
-            }),
-        }),
         // weft has no advisory locks: there are never any to release.
         fun(
             "pg_advisory_unlock_all",
@@ -835,25 +803,4 @@ pub fn register_session(ctx: &SessionContext, db: &Arc<crate::db::Db>, meta: &Ar
             Ok(Arc::new(out) as ArrayRef)
         },
     ));
-}
-
-fn json_value(v: &datafusion::scalar::ScalarValue) -> serde_json::Value {
-    use datafusion::scalar::ScalarValue as S;
-    use serde_json::Value as J;
-    if v.is_null() {
-        return J::Null;
-    }
-    match v {
-        S::Boolean(Some(b)) => J::Bool(*b),
-        S::Int8(Some(x)) => J::from(*x),
-        S::Int16(Some(x)) => J::from(*x),
-        S::Int32(Some(x)) => J::from(*x),
-        S::Int64(Some(x)) => J::from(*x),
-        S::UInt32(Some(x)) => J::from(*x),
-        S::UInt64(Some(x)) => J::from(*x),
-        S::Float32(Some(x)) => J::from(*x as f64),
-        S::Float64(Some(x)) => J::from(*x),
-        S::Utf8(Some(s)) | S::LargeUtf8(Some(s)) | S::Utf8View(Some(s)) => J::String(s.clone()),
-        other => J::String(other.to_string()),
-    }
 }

@@ -209,6 +209,11 @@ fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
             crate::array_subquery::rewrite(s);
         }
     }
+    if contains_ignore_case(sql, "json") {
+        for s in &mut stmts {
+            crate::jsonb::rewrite::rewrite(s);
+        }
+    }
     if contains_ignore_case(sql, "generate_s") || contains_ignore_case(sql, "unnest") {
         for s in &mut stmts {
             crate::compat::scalar_function_aliases(s);

@@ -75,6 +75,7 @@ fn text_type_of(e: &Expr, schema: &DFSchema) -> Option<SqlType> {
     match field.metadata().get(PG_TYPE_KEY).map(String::as_str) {
         Some("bpchar") => Some(SqlType::Char { chars: 1 }),
         Some("uuid") => Some(SqlType::Uuid),
+        Some("jsonb") => Some(SqlType::Jsonb),
         _ => None,
     }
 }

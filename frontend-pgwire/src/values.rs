@@ -20,6 +20,7 @@ pub fn canonical_text(ty: &SqlType, s: &str) -> Option<String> {
             let u = pg_uuid(s)?;
             (u != s).then_some(u)
         }
+        SqlType::Jsonb => crate::jsonb::canonical(s).ok().filter(|c| c != s),
         _ => None,
     }
 }

@@ -4,13 +4,62 @@
 //! text; `jsonb` values are stored in this form so that they print and compare as in
 //! PostgreSQL.
 
-enum J {
+/// A parsed JSON value. An object's fields are kept in jsonb's order (shorter keys first,
+/// then bytewise), each key once: [`J::object`] builds one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum J {
     Null,
     Bool(bool),
+    /// A number in numeric's canonical form (`1e2` is `100`, `1.50` stays `1.50`).
     Num(String),
     Str(String),
     Arr(Vec<J>),
     Obj(Vec<(String, J)>),
+}
+
+/// jsonb's key order: shorter keys first, then bytewise.
+pub fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len()
+        .cmp(&b.len())
+        .then_with(|| a.as_bytes().cmp(b.as_bytes()))
+}
+
+impl J {
+    /// An object of `fields` in jsonb's form: the last of repeated keys wins, then keys
+    /// are sorted in [`key_order`].
+    pub fn object(mut fields: Vec<(String, J)>) -> J {
+        let mut kept: Vec<(String, J)> = Vec::with_capacity(fields.len());
+        while let Some((k, v)) = fields.pop() {
+            if !kept.iter().any(|(seen, _)| *seen == k) {
+                kept.push((k, v));
+            }
+        }
+        kept.sort_by(|a, b| key_order(&a.0, &b.0));
+        J::Obj(kept)
+    }
+
+    /// The value of `key` in an object.
+    pub fn field(&self, key: &str) -> Option<&J> {
+        match self {
+            J::Obj(fields) => fields
+                .binary_search_by(|(k, _)| key_order(k, key))
+                .ok()
+                .map(|i| &fields[i].1),
+            _ => None,
+        }
+    }
+
+    /// jsonb_typeof's name for the value's kind.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            J::Null => "null",
+            J::Bool(_) => "boolean",
+            J::Num(_) => "number",
+            J::Str(_) => "string",
+            J::Arr(_) => "array",
+            J::Obj(_) => "object",
+        }
+    }
 }
 
 struct Parser<'a> {
@@ -66,7 +115,7 @@ impl<'a> Parser<'a> {
                         Some(b',') => self.i += 1,
                         Some(b'}') => {
                             self.i += 1;
-                            return Ok(J::Obj(fields));
+                            return Ok(J::object(fields));
                         }
                         _ => return self.err("expected \",\" or \"}\""),
                     }
@@ -225,7 +274,7 @@ impl<'a> Parser<'a> {
 
 /// A JSON number as numeric prints it: the exponent applied, the scale kept
 /// (`1.50e1` is `15.0`, `1e-2` is `0.01`, `-0` is `0`).
-fn canonical_number(text: &str) -> String {
+pub fn canonical_number(text: &str) -> String {
     let (neg, body) = match text.strip_prefix('-') {
         Some(b) => (true, b),
         None => (false, text),
@@ -278,7 +327,7 @@ fn canonical_number(text: &str) -> String {
     out
 }
 
-fn write_str(out: &mut String, s: &str) {
+pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
     for ch in s.chars() {
         match ch {
@@ -296,15 +345,15 @@ fn write_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-fn write(out: &mut String, v: J) {
+fn write(out: &mut String, v: &J) {
     match v {
         J::Null => out.push_str("null"),
-        J::Bool(b) => out.push_str(if b { "true" } else { "false" }),
-        J::Num(n) => out.push_str(&n),
-        J::Str(s) => write_str(out, &s),
+        J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        J::Num(n) => out.push_str(n),
+        J::Str(s) => write_str(out, s),
         J::Arr(items) => {
             out.push('[');
-            for (i, v) in items.into_iter().enumerate() {
+            for (i, v) in items.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
@@ -312,25 +361,13 @@ fn write(out: &mut String, v: J) {
             }
             out.push(']');
         }
-        J::Obj(mut fields) => {
-            // The last of repeated keys wins; then shorter keys first, then bytewise.
-            let mut kept: Vec<(String, J)> = Vec::with_capacity(fields.len());
-            while let Some((k, v)) = fields.pop() {
-                if !kept.iter().any(|(seen, _)| *seen == k) {
-                    kept.push((k, v));
-                }
-            }
-            kept.sort_by(|a, b| {
-                a.0.len()
-                    .cmp(&b.0.len())
-                    .then_with(|| a.0.as_bytes().cmp(b.0.as_bytes()))
-            });
+        J::Obj(fields) => {
             out.push('{');
-            for (i, (k, v)) in kept.into_iter().enumerate() {
+            for (i, (k, v)) in fields.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_str(out, &k);
+                write_str(out, k);
                 out.push_str(": ");
                 write(out, v);
             }
@@ -339,8 +376,15 @@ fn write(out: &mut String, v: J) {
     }
 }
 
-/// The jsonb form of a JSON text, or why it is not JSON.
-pub fn canonical(text: &str) -> Result<String, String> {
+/// The text of a value in jsonb's form.
+pub fn to_text(v: &J) -> String {
+    let mut out = String::new();
+    write(&mut out, v);
+    out
+}
+
+/// A JSON text parsed, or why it is not JSON.
+pub fn parse(text: &str) -> Result<J, String> {
     let mut p = Parser {
         s: text.as_bytes(),
         i: 0,
@@ -350,9 +394,12 @@ pub fn canonical(text: &str) -> Result<String, String> {
     if p.i != p.s.len() {
         return p.err("trailing characters");
     }
-    let mut out = String::with_capacity(text.len());
-    write(&mut out, v);
-    Ok(out)
+    Ok(v)
+}
+
+/// The jsonb form of a JSON text, or why it is not JSON.
+pub fn canonical(text: &str) -> Result<String, String> {
+    parse(text).map(|v| to_text(&v))
 }
 
 #[cfg(test)]
