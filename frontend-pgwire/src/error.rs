@@ -114,6 +114,8 @@ pub mod codes {
     pub const SYSTEM_ERROR: &str = "58000";
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
+    pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
     pub const UNDEFINED_PARAMETER: &str = "42704";
     pub const SNAPSHOT_TOO_OLD: &str = "72000";
 }

@@ -31,6 +31,7 @@ mod numeric;
 mod pg_typeof;
 pub mod pgcatalog;
 pub mod pgfuncs;
+mod prepared;
 pub mod roles;
 mod sequence_syntax;
 pub mod sequences;

@@ -74,6 +74,8 @@ pub struct State {
     savepoints: Vec<(String, crate::txn::Savepoint)>,
     /// Declared SQL cursors, by name (see [`crate::cursors`]).
     cursors: std::collections::HashMap<String, crate::cursors::Cursor>,
+    /// Statements prepared in SQL (see [`crate::prepared`]).
+    prepared: crate::prepared::Prepared,
 }
 
 pub struct Core {
@@ -998,16 +1000,88 @@ impl Core {
                 }))
             }
             // psycopg 3 sends DEALLOCATE ALL after a ROLLBACK once it has prepared
-            // statements. Statements prepared through the protocol stay in the connection's
-            // store until a Parse replaces them or the session ends (weft has no SQL-level
-            // PREPARE to deallocate).
+            // statements, and DEALLOCATE name for its protocol statements: see
+            // crate::prepared for what reaches which.
             Statement::Deallocate { name, .. } => {
                 let all = name.value.eq_ignore_ascii_case("all") && name.quote_style.is_none();
+                if all {
+                    st.prepared.clear();
+                } else {
+                    st.prepared.remove(&ident_name(&name));
+                }
                 Ok(Reply::Outcome(Outcome::Command(Tag::new(if all {
                     "DEALLOCATE ALL"
                 } else {
                     "DEALLOCATE"
                 }))))
+            }
+            Statement::Prepare {
+                name,
+                data_types,
+                statement,
+            } => {
+                let name = ident_name(&name);
+                if st.prepared.contains_key(&name) {
+                    return Err(SqlError::new(
+                        codes::DUPLICATE_PREPARED_STATEMENT,
+                        format!("prepared statement \"{name}\" already exists"),
+                    ));
+                }
+                if st.prepared.len() >= crate::prepared::PREPARED_MAX {
+                    return Err(SqlError::new(
+                        codes::PROGRAM_LIMIT_EXCEEDED,
+                        format!(
+                            "a session prepares at most {} statements in SQL",
+                            crate::prepared::PREPARED_MAX
+                        ),
+                    ));
+                }
+                crate::prepared::preparable(&statement)?;
+                let (inferred, schema) = Box::pin(self.describe_in(st, &statement)).await?;
+                let param_types = crate::prepared::param_types(&name, &data_types, inferred)?;
+                st.prepared.insert(
+                    name,
+                    crate::prepared::SqlPrepared {
+                        stmt: *statement,
+                        param_types,
+                        schema,
+                    },
+                );
+                Ok(Reply::Outcome(Outcome::Command(Tag::new("PREPARE"))))
+            }
+            Statement::Execute {
+                name: Some(name),
+                parameters,
+                immediate: false,
+                ..
+            } => {
+                let name = name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .map(ident_name)
+                    .unwrap_or_default();
+                let Some(p) = st.prepared.get(&name) else {
+                    return Err(crate::prepared::does_not_exist(&name));
+                };
+                let stmt = p.stmt.clone();
+                let values = if parameters.is_empty() {
+                    Vec::new()
+                } else {
+                    let q = crate::prepared::arguments_query(&parameters)?;
+                    match Box::pin(self.run(st, q, None, autocommit, notices)).await? {
+                        Reply::Outcome(Outcome::Rows { batches, .. }) => {
+                            crate::prepared::first_row(&batches)?
+                        }
+                        _ => return Err(SqlError::internal("EXECUTE's arguments gave no rows")),
+                    }
+                };
+                let p = st
+                    .prepared
+                    .get(&name)
+                    .ok_or_else(|| crate::prepared::does_not_exist(&name))?;
+                let params = crate::prepared::bind(&name, p, values)?;
+                Box::pin(self.run(st, stmt, Some(&params), autocommit, notices)).await
             }
             Statement::UNLISTEN { .. } => {
                 Ok(Reply::Outcome(Outcome::Command(Tag::new("UNLISTEN"))))
@@ -1333,21 +1407,40 @@ impl Core {
         &self,
         stmt: &Statement,
     ) -> SqlResult<(Vec<Option<DataType>>, Option<SchemaRef>)> {
+        let mut st = self.state.lock().await;
+        self.describe_in(&mut st, stmt).await
+    }
+
+    /// [`Self::describe`] with the session's state already locked.
+    async fn describe_in(
+        &self,
+        st: &mut State,
+        stmt: &Statement,
+    ) -> SqlResult<(Vec<Option<DataType>>, Option<SchemaRef>)> {
         // A cursor's statements: DECLARE takes its query's parameters and returns no rows;
         // FETCH returns the cursor's columns.
         if let Some((_, _, query)) = crate::cursors::declared(stmt) {
-            let (types, _) = Box::pin(self.describe(&Statement::Query(Box::new(query)))).await?;
+            let query = Statement::Query(Box::new(query));
+            let (types, _) = Box::pin(self.describe_in(st, &query)).await?;
             return Ok((types, None));
         }
+        // EXECUTE of a statement prepared in SQL returns that statement's columns.
+        if let Statement::Execute {
+            name: Some(name), ..
+        } = stmt
+        {
+            let name = name.0.last().and_then(|p| p.as_ident()).map(ident_name);
+            if let Some(p) = name.and_then(|n| st.prepared.get(&n)) {
+                return Ok((Vec::new(), p.schema.clone()));
+            }
+        }
         if let Statement::Fetch { name, .. } = stmt {
-            let st = self.state.lock().await;
             let schema = st
                 .cursors
                 .get(&crate::cursors::name(name))
                 .map(|c| c.schema.clone());
             return Ok((Vec::new(), schema));
         }
-        let mut st = self.state.lock().await;
         let mut temp;
         let txn: &Txn = match st.txn.as_mut() {
             Some(t) => {
@@ -1627,6 +1720,7 @@ impl Session {
                 copy: None,
                 savepoints: Vec::new(),
                 cursors: Default::default(),
+                prepared: Default::default(),
             }),
         });
         Session {
