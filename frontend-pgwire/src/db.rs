@@ -47,8 +47,8 @@ pub struct Db {
     pub next_pid: AtomicU64,
     /// How far back reads may go (`SET weft.as_of`).
     version_retention: std::sync::OnceLock<std::time::Duration>,
-    /// The sessions a cancel request can reach, by process id.
-    pub cancels: Cancels,
+    /// Every session, by process id: for cancel requests and `pg_stat_activity`.
+    pub backends: crate::activity::Backends,
     /// Who must authenticate, and the roles configured at start (set once, at start).
     auth: std::sync::OnceLock<Arc<crate::roles::AuthConfig>>,
     /// Statements answered by the point-select fast path (`SHOW weft.point_selects`).
@@ -72,40 +72,6 @@ pub struct SessionCount(Arc<Db>);
 impl Drop for SessionCount {
     fn drop(&mut self) {
         self.0.sessions.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Each session's process id, secret key and cancel signal. A session's entry goes when
-/// the session does (its signal is only weakly held).
-#[derive(Default)]
-pub struct Cancels {
-    sessions: Mutex<HashMap<i32, (i32, std::sync::Weak<tokio::sync::Notify>)>>,
-}
-
-impl Cancels {
-    pub fn register(&self, pid: i32, secret: i32, signal: &Arc<tokio::sync::Notify>) {
-        let mut m = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        if m.len() >= 1024 && m.len().is_power_of_two() {
-            m.retain(|_, (_, w)| w.strong_count() > 0);
-        }
-        m.insert(pid, (secret, Arc::downgrade(signal)));
-    }
-
-    /// Cancels what the session runs now; a wrong secret or a finished session is ignored.
-    pub fn cancel(&self, pid: i32, secret: i32) {
-        let mut m = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        match m.get(&pid) {
-            Some((s, w)) if *s == secret => match w.upgrade() {
-                Some(signal) => {
-                    tracing::info!(pid, "cancel request");
-                    signal.notify_waiters()
-                }
-                None => {
-                    m.remove(&pid);
-                }
-            },
-            _ => tracing::info!(pid, "cancel request for no such session ignored"),
-        }
     }
 }
 
@@ -250,7 +216,7 @@ impl Db {
             next_pid: AtomicU64::new(1),
             version_retention: std::sync::OnceLock::new(),
             auth: std::sync::OnceLock::new(),
-            cancels: Cancels::default(),
+            backends: Default::default(),
             point_selects: AtomicU64::new(0),
             point_writes: AtomicU64::new(0),
             idle_in_txn_max: std::sync::OnceLock::new(),

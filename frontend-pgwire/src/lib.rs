@@ -13,6 +13,7 @@
 //!   clients call.
 //! - [`error`][]: SQLSTATEs.
 
+mod activity;
 mod array_subquery;
 mod compat;
 pub mod copy;
@@ -31,6 +32,7 @@ mod numeric;
 mod pg_typeof;
 pub mod pgcatalog;
 pub mod pgfuncs;
+mod placeholders;
 mod prepared;
 pub mod roles;
 mod sequence_syntax;

@@ -545,6 +545,7 @@ const DYNAMIC: &[&str] = &[
     "pg_matviews",
     "pg_indexes",
     "pg_cursors",
+    "pg_stat_activity",
 ];
 
 /// Whether an unqualified relation name is a pg_catalog one (PostgreSQL searches
@@ -616,6 +617,13 @@ impl PgCatalogSchema {
                     .collect(),
             ),
             "pg_roles" | "pg_user" => pg_roles(name, &self.meta.identity(), &snap.roles),
+            "pg_stat_activity" => {
+                let who = self.meta.identity().user;
+                let superuser = snap.roles.iter().any(|r| r.name == who && r.superuser);
+                let batch =
+                    crate::activity::pg_stat_activity(&self.db.backends.list(), &who, superuser);
+                Ok(Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?) as _)
+            }
             "pg_sequence" => build(
                 &[
                     ("seqrelid", K::Oid),

@@ -616,9 +616,90 @@ pub fn nextval_udf(db: &Arc<crate::db::Db>, meta: &Arc<SessionMeta>) -> ScalarUD
     )
 }
 
+/// `pg_cancel_backend(pid)` / `pg_terminate_backend(pid [, timeout])`: true once the
+/// session was signalled, false when no session has that pid. A superuser may signal any
+/// session, another role only its own.
+fn signal_backend_udf(
+    name: &'static str,
+    terminate: bool,
+    db: &Arc<crate::db::Db>,
+    meta: &Arc<SessionMeta>,
+) -> ScalarUDF {
+    let (db, meta) = (db.clone(), meta.clone());
+    // An int4 pid, so that a parameter (`pg_cancel_backend($1)`) is one; any integer
+    // (a literal is an int8) is cast to it.
+    use datafusion::common::types::{logical_int32, logical_int64, NativeType};
+    use datafusion::logical_expr::{Coercion, TypeSignatureClass};
+    let int = |t, native| {
+        Coercion::new_implicit(
+            TypeSignatureClass::Native(t),
+            vec![TypeSignatureClass::Integer],
+            native,
+        )
+    };
+    let pid = || int(logical_int32(), NativeType::Int32);
+    let mut sigs = vec![TypeSignature::Coercible(vec![pid()])];
+    if terminate {
+        sigs.push(TypeSignature::Coercible(vec![
+            pid(),
+            int(logical_int64(), NativeType::Int64),
+        ]));
+    }
+    let body = Arc::new(move |args: &[ArrayRef], _: usize| {
+        let pids = cast(&args[0], &DataType::Int32)?;
+        let pids = pids.as_primitive::<arrow::datatypes::Int32Type>();
+        let who = meta.identity().user;
+        let read_ts = db.adjudicator.read_ts();
+        let superuser = block_on(crate::roles::list(&db, read_ts))
+            .map_err(external)?
+            .iter()
+            .any(|r| r.name == who && r.superuser);
+        let mut out = Vec::with_capacity(pids.len());
+        for pid in pids.iter() {
+            let Some(pid) = pid else {
+                out.push(None);
+                continue;
+            };
+            let Some(b) = db.backends.get(pid) else {
+                out.push(Some(false));
+                continue;
+            };
+            if !crate::activity::may_signal(&who, superuser, &b) {
+                return Err(external(crate::error::SqlError::new(
+                    crate::error::codes::INSUFFICIENT_PRIVILEGE,
+                    format!(
+                        "must be a member of the role whose {} or member of pg_signal_backend",
+                        if terminate {
+                            "process is being terminated"
+                        } else {
+                            "query is being canceled"
+                        }
+                    ),
+                )));
+            }
+            if terminate {
+                b.terminate();
+            } else {
+                b.cancel();
+            }
+            out.push(Some(true));
+        }
+        Ok(Arc::new(BooleanArray::from(out)) as ArrayRef)
+    });
+    ScalarUDF::new_from_impl(Fun {
+        name,
+        signature: Signature::one_of(sigs, Volatility::Volatile),
+        ret: DataType::Boolean,
+        body,
+    })
+}
+
 /// Functions about this session and the catalog it sees: registered in its own context.
 pub fn register_session(ctx: &SessionContext, db: &Arc<crate::db::Db>, meta: &Arc<SessionMeta>) {
     ctx.register_udf(nextval_udf(db, meta));
+    for (name, terminate) in [("pg_cancel_backend", false), ("pg_terminate_backend", true)] {
+        ctx.register_udf(signal_backend_udf(name, terminate, db, meta));
+    }
     let m = meta.clone();
     ctx.register_udf(fun(
         "currval",

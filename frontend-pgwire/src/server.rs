@@ -85,6 +85,13 @@ async fn connection(
             }
         };
         let lease = db.storage.lease();
+        let backend = handlers.backend();
+        let terminated = async {
+            match &backend {
+                Some(b) => b.terminated().await,
+                None => std::future::pending().await,
+            }
+        };
         let msg = tokio::select! {
             // Messages the client already sent come first.
             biased;
@@ -105,6 +112,16 @@ async fn connection(
             // never between an Execute and its Sync: an autocommit statement has committed
             // at its Execute, and its answer is only sent at the Sync. A FATAL error in
             // between would tell the client that a durable commit failed.
+            // pg_terminate_backend: between statements, as a fence is.
+            _ = terminated, if !in_pipeline => {
+                let info = ErrorInfo::new(
+                    "FATAL".into(),
+                    crate::error::codes::ADMIN_SHUTDOWN.into(),
+                    "terminating connection due to administrator command".into(),
+                );
+                farewell(&mut socket, info).await;
+                return Ok(());
+            }
             fence = lease.wait_fenced(), if !in_pipeline => {
                 let e = crate::error::SqlError::from(lease.fenced_error(&fence));
                 farewell(&mut socket, e.to_error_info()).await;

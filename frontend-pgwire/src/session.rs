@@ -83,6 +83,8 @@ pub struct Core {
     state: tokio::sync::Mutex<State>,
     /// A cancel request for this session wakes the statement running now, if any.
     cancel: Arc<tokio::sync::Notify>,
+    /// The session as `pg_stat_activity` lists it (from startup on).
+    backend: std::sync::OnceLock<Arc<crate::activity::Backend>>,
 }
 
 fn default_settings() -> BTreeMap<String, String> {
@@ -419,6 +421,31 @@ fn setting_value(values: &[ast::Expr]) -> String {
 }
 
 impl Core {
+    /// `pg_stat_activity`: the session starts running `sql`.
+    fn activity_begin(&self, st: &State, sql: &str) {
+        if let Some(b) = self.backend.get() {
+            let in_txn = st.failed || st.txn.as_ref().is_some_and(|t| t.explicit);
+            let app = st
+                .settings
+                .get("application_name")
+                .map_or("", String::as_str);
+            b.begin(sql, in_txn, app);
+        }
+    }
+
+    /// `pg_stat_activity`: the statement ended.
+    fn activity_end(&self, st: &State) {
+        if let Some(b) = self.backend.get() {
+            let in_txn = st.failed || st.txn.as_ref().is_some_and(|t| t.explicit);
+            b.end(in_txn, st.failed);
+        }
+    }
+
+    /// The session as `pg_stat_activity` lists it.
+    pub fn backend(&self) -> Option<Arc<crate::activity::Backend>> {
+        self.backend.get().cloned()
+    }
+
     pub fn status(st: &State) -> TransactionStatus {
         if st.failed {
             TransactionStatus::Error
@@ -1450,7 +1477,7 @@ impl Core {
                 t
             }
             None => {
-                temp = Self::new_txn(&st, false);
+                temp = Self::new_txn(st, false);
                 temp.read_ts = Some(self.exec.db.adjudicator.read_ts());
                 &temp
             }
@@ -1501,7 +1528,7 @@ impl Core {
             }
             s @ Statement::Explain { .. } => (s, None, None),
             Statement::ShowVariable { variable } => {
-                let schema = match self.show(&st, &variable) {
+                let schema = match self.show(st, &variable) {
                     Ok(Reply::Outcome(Outcome::Rows { schema, .. })) => Some(schema),
                     _ => None,
                 };
@@ -1519,8 +1546,16 @@ impl Core {
             .unwrap_or(0)
             // A placeholder DataFusion could not type (in a UNION branch) still counts.
             .max(max_placeholder(stmt));
+        let from_functions = crate::placeholders::from_function_signatures(&plan);
         let params: Vec<Option<DataType>> = (1..=n)
-            .map(|i| types.get(&format!("${i}")).cloned().flatten())
+            .map(|i| {
+                let id = format!("${i}");
+                types
+                    .get(&id)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| from_functions.get(&id).cloned())
+            })
             .collect();
         let schema = if let Some((items, (name, alias))) = returning {
             let def = self.exec.table_def(txn, &name).await?;
@@ -1711,6 +1746,7 @@ impl Session {
         let cancel = Arc::new(tokio::sync::Notify::new());
         let core = Arc::new(Core {
             cancel: cancel.clone(),
+            backend: Default::default(),
             exec,
             state: tokio::sync::Mutex::new(State {
                 txn: None,
@@ -1744,6 +1780,11 @@ impl Handlers {
 }
 
 impl Handlers {
+    /// The session as `pg_stat_activity` lists it (once startup has given it a pid).
+    pub fn backend(&self) -> Option<Arc<crate::activity::Backend>> {
+        self.session.0.core.backend()
+    }
+
     /// How long the session may stay idle now: `Some` while it sits in a transaction
     /// block (open or failed), as `idle_in_transaction_session_timeout` (capped by the
     /// server's bound, which also applies when the setting is 0) says; `None` otherwise.
@@ -1802,7 +1843,7 @@ impl pgwire::api::cancel::CancelHandler for CancelRequests {
             SecretKey::Bytes(b) => <[u8; 4]>::try_from(b.as_ref()).ok().map(i32::from_be_bytes),
         };
         match secret {
-            Some(secret) => self.0.cancels.cancel(req.pid, secret),
+            Some(secret) => self.0.backends.cancel_request(req.pid, secret),
             None => tracing::info!(pid = req.pid, "cancel request with a malformed key ignored"),
         }
     }
@@ -1844,6 +1885,7 @@ impl SimpleQueryHandler for SessionHandler {
         client.set_state(PgWireConnectionState::QueryInProgress);
         let core = &self.0.core;
         let mut st = core.state.lock().await;
+        core.activity_begin(&st, &query.query);
         match parse(&query.query) {
             Err(e) => {
                 core.fail(&mut st);
@@ -1903,6 +1945,7 @@ impl SimpleQueryHandler for SessionHandler {
                 }
             }
         }
+        core.activity_end(&st);
         let status = Core::status(&st);
         drop(st);
         client.set_state(PgWireConnectionState::ReadyForQuery);
@@ -2237,10 +2280,12 @@ impl ExtendedQueryHandler for SessionHandler {
         };
         let core = &self.0.core;
         let mut st = core.state.lock().await;
+        core.activity_begin(&st, &p.stmt.to_string());
         let mut notices = Vec::new();
         let result = core
             .run(&mut st, p.stmt.clone(), params.as_ref(), true, &mut notices)
             .await;
+        core.activity_end(&st);
         drop(st);
         send_notices(client, notices).await?;
         match result {
@@ -2372,7 +2417,16 @@ impl pgwire::api::PidSecretKeyGenerator for SessionPids {
             pid,
         });
         let secret = rand::random::<i32>();
-        self.db.cancels.register(pid, secret, &self.cancel);
+        let backend = self.db.backends.register(crate::activity::Start {
+            pid,
+            secret,
+            user: self.meta.identity().user,
+            database: self.meta.identity().database,
+            client_addr: Some(client.socket_addr()),
+            application_name: meta.get("application_name").cloned().unwrap_or_default(),
+            cancel: self.cancel.clone(),
+        });
+        let _ = self.core.backend.set(backend);
         self.core.apply_startup_settings(meta);
         (pid, SecretKey::I32(secret))
     }

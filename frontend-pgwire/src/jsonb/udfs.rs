@@ -314,7 +314,7 @@ fn msg(e: String) -> SqlError {
 type KeyValues<'a> = Vec<(String, &'a ScalarValue, usize)>;
 
 fn build_object<'a>(a: &'a [Arg<'a>]) -> std::result::Result<KeyValues<'a>, SqlError> {
-    if a.len() % 2 != 0 {
+    if !a.len().is_multiple_of(2) {
         return Err(invalid("argument list must have even number of elements")
             .with_hint("The arguments of jsonb_build_object() must consist of alternating keys and values."));
     }
