@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, TimeUnit};
 use datafusion::sql::sqlparser::ast::{
-    CharacterLength, DataType as AstType, ExactNumberInfo, TimezoneInfo,
+    ArrayElemTypeDef, CharacterLength, DataType as AstType, ExactNumberInfo, TimezoneInfo,
 };
 use serde::{Deserialize, Serialize};
 
@@ -37,10 +37,17 @@ pub enum SqlType {
     BigInt,
     Real,
     Double,
-    Numeric { precision: u8, scale: i8 },
+    Numeric {
+        precision: u8,
+        scale: i8,
+    },
     Text,
-    Varchar { max_chars: Option<u32> },
-    Char { chars: u32 },
+    Varchar {
+        max_chars: Option<u32>,
+    },
+    Char {
+        chars: u32,
+    },
     Boolean,
     Bytea,
     Date,
@@ -49,7 +56,12 @@ pub enum SqlType {
     Uuid,
     Json,
     Jsonb,
+    /// A one-dimensional array of the element type (`integer[]`), an Arrow list.
+    Array(Box<SqlType>),
 }
+
+/// The name of a list's element field.
+pub const ARRAY_ITEM: &str = "item";
 
 impl SqlType {
     pub fn arrow_type(&self) -> DataType {
@@ -73,6 +85,7 @@ impl SqlType {
             SqlType::Timestamptz => {
                 DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC")))
             }
+            SqlType::Array(elem) => DataType::List(Arc::new(elem.arrow_field(ARRAY_ITEM, true))),
         }
     }
 
@@ -97,6 +110,7 @@ impl SqlType {
             SqlType::Uuid => "uuid".into(),
             SqlType::Json => "json".into(),
             SqlType::Jsonb => "jsonb".into(),
+            SqlType::Array(elem) => format!("{}[]", elem.pg_name()),
         }
     }
 
@@ -168,6 +182,15 @@ impl SqlType {
             T::Uuid => SqlType::Uuid,
             T::JSON => SqlType::Json,
             T::JSONB => SqlType::Jsonb,
+            T::Array(
+                ArrayElemTypeDef::SquareBracket(inner, _)
+                | ArrayElemTypeDef::AngleBracket(inner)
+                | ArrayElemTypeDef::Parenthesis(inner),
+            ) => match SqlType::from_ast(inner)? {
+                // PostgreSQL's int[][] is the same type as int[].
+                SqlType::Array(elem) => SqlType::Array(elem),
+                elem => SqlType::Array(Box::new(elem)),
+            },
             T::Custom(name, args) if args.is_empty() => {
                 match name.to_string().to_ascii_lowercase().as_str() {
                     "timestamptz" => SqlType::Timestamptz,

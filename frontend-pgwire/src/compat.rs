@@ -758,7 +758,20 @@ pub fn scalar_function_aliases(s: &mut Statement) {
                     with_offset: false,
                     with_ordinality: false,
                     ..
-                } if array_exprs.len() == 1 => name_column(alias),
+                } if array_exprs.len() == 1 => {
+                    // An unaliased unnest(...) is the relation and column `unnest`.
+                    if alias.is_none() {
+                        let a = TableAlias {
+                            explicit: false,
+                            name: datafusion::sql::sqlparser::ast::Ident::new("unnest"),
+                            columns: vec![TableAliasColumnDef::from_name("unnest")],
+                            at: None,
+                        };
+                        *alias = Some(a);
+                    } else {
+                        name_column(alias)
+                    }
+                }
                 _ => {}
             }
             ControlFlow::Continue(())

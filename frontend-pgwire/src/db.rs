@@ -159,6 +159,11 @@ impl Db {
             analyzer
                 .rules
                 .insert(at, Arc::new(crate::numeric::NumericSemantics::default()));
+            // '{1,2}' as an array where an array is wanted, before type coercion (which
+            // cannot compare an array with text).
+            analyzer
+                .rules
+                .insert(at, Arc::new(crate::arrays::ArrayCasts::default()));
         }
         let mut base_state = builder.build();
         {

@@ -351,6 +351,10 @@ impl Executor {
                     && matches!(col.data_type(), arrow::datatypes::DataType::Utf8)
                 {
                     crate::values::decode_bytea_column(col)?
+                } else if crate::arrays::element(&want).is_some()
+                    && matches!(col.data_type(), arrow::datatypes::DataType::Utf8)
+                {
+                    crate::arrays::from_text(col, &want)?
                 } else {
                     arrow::compute::cast(col, &want).map_err(|e| {
                         SqlError::from(datafusion::error::DataFusionError::ArrowError(

@@ -15,6 +15,7 @@
 
 mod activity;
 mod array_subquery;
+mod arrays;
 mod compat;
 pub mod copy;
 mod cursors;

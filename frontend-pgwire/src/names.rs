@@ -7,6 +7,16 @@ use datafusion::sql::sqlparser::ast::{Expr, Query, SelectItem, SetExpr, Statemen
 use crate::exec::ident_name;
 
 fn type_name(t: &datafusion::sql::sqlparser::ast::DataType) -> String {
+    use datafusion::sql::sqlparser::ast::{ArrayElemTypeDef, DataType};
+    // An array type is named after its element type (`'{1}'::int[]` is `int4`).
+    if let DataType::Array(
+        ArrayElemTypeDef::SquareBracket(inner, _)
+        | ArrayElemTypeDef::AngleBracket(inner)
+        | ArrayElemTypeDef::Parenthesis(inner),
+    ) = t
+    {
+        return type_name(inner);
+    }
     let s = t.to_string().to_lowercase();
     let base = s.split('(').next().unwrap_or(&s).trim().to_string();
     match base.as_str() {
@@ -39,6 +49,8 @@ fn figure(e: &Expr) -> Option<String> {
             expr, data_type, ..
         } => figure(expr).or_else(|| Some(type_name(data_type))),
         Expr::Nested(e) => figure(e),
+        // `xs[1]` is named after the array.
+        Expr::CompoundFieldAccess { root, .. } => figure(root),
         Expr::Case { .. } => Some("case".into()),
         Expr::Exists { .. } => Some("exists".into()),
         // A scalar subquery is named after its own column, as in PostgreSQL.

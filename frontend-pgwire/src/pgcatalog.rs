@@ -265,6 +265,48 @@ fn type_info(ty: &SqlType) -> PgTypeInfo {
         SqlType::Uuid => t(2950, 16, false, "c", "p"),
         SqlType::Json => t(114, -1, false, "i", "x"),
         SqlType::Jsonb => t(3802, -1, false, "i", "x"),
+        SqlType::Array(elem) => PgTypeInfo {
+            typmod: type_info(elem).typmod,
+            collation: type_info(elem).collation,
+            ..t(
+                array_oid(elem),
+                -1,
+                false,
+                if matches!(
+                    **elem,
+                    SqlType::BigInt | SqlType::Double | SqlType::Timestamp | SqlType::Timestamptz
+                ) {
+                    "d"
+                } else {
+                    "i"
+                },
+                "x",
+            )
+        },
+    }
+}
+
+/// The oid of the array type whose elements are `elem` (`integer[]` is 1007).
+fn array_oid(elem: &SqlType) -> i32 {
+    match elem {
+        SqlType::SmallInt => 1005,
+        SqlType::Integer => 1007,
+        SqlType::BigInt => 1016,
+        SqlType::Real => 1021,
+        SqlType::Double => 1022,
+        SqlType::Numeric { .. } => 1231,
+        SqlType::Text => 1009,
+        SqlType::Varchar { .. } => 1015,
+        SqlType::Char { .. } => 1014,
+        SqlType::Boolean => 1000,
+        SqlType::Bytea => 1001,
+        SqlType::Date => 1182,
+        SqlType::Timestamp => 1115,
+        SqlType::Timestamptz => 1185,
+        SqlType::Uuid => 2951,
+        SqlType::Json => 199,
+        SqlType::Jsonb => 3807,
+        SqlType::Array(inner) => array_oid(inner),
     }
 }
 
@@ -1427,6 +1469,29 @@ fn info_type(
         SqlType::Uuid => ("uuid", "uuid", None, None, None, None, None),
         SqlType::Json => ("json", "json", None, None, None, None, None),
         SqlType::Jsonb => ("jsonb", "jsonb", None, None, None, None, None),
+        SqlType::Array(elem) => {
+            let udt = match **elem {
+                SqlType::SmallInt => "_int2",
+                SqlType::Integer => "_int4",
+                SqlType::BigInt => "_int8",
+                SqlType::Real => "_float4",
+                SqlType::Double => "_float8",
+                SqlType::Numeric { .. } => "_numeric",
+                SqlType::Text => "_text",
+                SqlType::Varchar { .. } => "_varchar",
+                SqlType::Char { .. } => "_bpchar",
+                SqlType::Boolean => "_bool",
+                SqlType::Bytea => "_bytea",
+                SqlType::Date => "_date",
+                SqlType::Timestamp => "_timestamp",
+                SqlType::Timestamptz => "_timestamptz",
+                SqlType::Uuid => "_uuid",
+                SqlType::Json => "_json",
+                SqlType::Jsonb => "_jsonb",
+                SqlType::Array(_) => "_text",
+            };
+            ("ARRAY", udt, None, None, None, None, None)
+        }
     }
 }
 

@@ -315,74 +315,6 @@ pub fn pretty(v: &J) -> String {
     out
 }
 
-/// PostgreSQL's text form of a one-dimensional text array literal (`{a,"b c",NULL}`); NULL
-/// elements are kept as `None`.
-pub fn parse_text_array(s: &str) -> Result<Vec<Option<String>>, String> {
-    let bad = || format!("malformed array literal: \"{s}\"");
-    let inner = s
-        .trim()
-        .strip_prefix('{')
-        .and_then(|r| r.strip_suffix('}'))
-        .ok_or_else(bad)?;
-    let mut out = Vec::new();
-    let mut chars = inner.chars().peekable();
-    if inner.trim().is_empty() {
-        return Ok(out);
-    }
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut item = String::new();
-        let mut quoted = false;
-        if chars.peek() == Some(&'"') {
-            quoted = true;
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('\\') => item.push(chars.next().ok_or_else(bad)?),
-                    Some(c) => item.push(c),
-                    None => return Err(bad()),
-                }
-            }
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                chars.next();
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == ',' {
-                    break;
-                }
-                if c == '{' || c == '}' || c == '"' {
-                    return Err(bad());
-                }
-                if c == '\\' {
-                    chars.next();
-                    item.push(chars.next().ok_or_else(bad)?);
-                    continue;
-                }
-                item.push(c);
-                chars.next();
-            }
-            item = item.trim_end().to_string();
-            if item.is_empty() {
-                return Err(bad());
-            }
-        }
-        out.push(if !quoted && item.eq_ignore_ascii_case("null") {
-            None
-        } else {
-            Some(item)
-        });
-        match chars.next() {
-            Some(',') => continue,
-            None => return Ok(out),
-            Some(_) => return Err(bad()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,20 +371,5 @@ mod tests {
         assert_eq!(c("1", "[2]"), "[1, 2]");
         assert_eq!(c("1", "2"), "[1, 2]");
         assert_eq!(c(r#"{"a":1}"#, "[2]"), r#"[{"a": 1}, 2]"#);
-    }
-
-    #[test]
-    fn text_arrays_read_as_postgresql_writes_them() {
-        assert_eq!(
-            parse_text_array(r#"{a, "b c",NULL,"NULL"}"#).unwrap(),
-            vec![
-                Some("a".into()),
-                Some("b c".into()),
-                None,
-                Some("NULL".into())
-            ]
-        );
-        assert_eq!(parse_text_array("{}").unwrap(), vec![]);
-        assert!(parse_text_array("a,b").is_err());
     }
 }

@@ -110,7 +110,7 @@ impl Arg<'_> {
                     })
                     .collect()
             }
-            _ => ops::parse_text_array(&self.text().unwrap_or_default())
+            _ => crate::arrays::parse(&self.text().unwrap_or_default())
                 .map_err(|e| SqlError::new(codes::INVALID_TEXT_REPRESENTATION, e)),
         }
     }
