@@ -337,7 +337,7 @@ impl Executor {
     }
 
     /// Converts produced batches into checked rows of the table (first `ncols` columns).
-    fn batches_to_rows(def: &TableDef, batches: &[RecordBatch]) -> SqlResult<Vec<Row>> {
+    pub(crate) fn batches_to_rows(def: &TableDef, batches: &[RecordBatch]) -> SqlResult<Vec<Row>> {
         let ncols = def.columns.len();
         let mut out = Vec::new();
         for batch in batches {
@@ -974,7 +974,7 @@ impl Executor {
 
     /// Inserts the records a COPY FROM parsed so far.
     pub async fn copy_rows(&self, txn: &mut Txn, copy: &mut crate::copy::CopyIn) -> SqlResult<()> {
-        if copy.records.is_empty() {
+        if copy.records.is_empty() || self.copy_rows_direct(txn, copy).await? {
             return Ok(());
         }
         let cols = copy

@@ -18,6 +18,7 @@ mod array_subquery;
 mod arrays;
 mod compat;
 pub mod copy;
+mod copy_load;
 mod cursors;
 pub mod db;
 mod deferred;

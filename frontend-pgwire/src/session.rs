@@ -2534,8 +2534,8 @@ impl StartupHandler for Startup {
     }
 }
 
-/// Records parsed before they are inserted as one INSERT.
-const COPY_CHUNK_ROWS: usize = 1000;
+/// Records parsed before they are written as one batch (copy_load.rs), or one INSERT.
+const COPY_CHUNK_ROWS: usize = 8192;
 
 impl Core {
     /// Inserts what a COPY FROM has parsed, in chunks; with `weft.copy_commit_rows` set and
@@ -2555,27 +2555,37 @@ impl Core {
         copy: &mut crate::copy::CopyIn,
         all: bool,
     ) -> SqlResult<()> {
-        if copy.records.is_empty() || (!all && copy.records.len() < COPY_CHUNK_ROWS) {
-            return Ok(());
-        }
         let commit_every = st
             .settings
             .get("weft.copy_commit_rows")
             .and_then(|v| v.trim().parse::<usize>().ok())
             .unwrap_or(0);
-        let txn = st
-            .txn
-            .as_mut()
-            .ok_or_else(|| SqlError::internal("COPY without a transaction"))?;
-        self.exec.copy_rows(txn, copy).await?;
-        if commit_every > 0 && !txn.explicit && copy.uncommitted >= commit_every {
-            let done = st.txn.take().expect("the COPY's transaction");
-            self.commit(done).await?;
-            copy.uncommitted = 0;
-            let mut fresh = Self::new_txn(st, false);
-            fresh.read_ts = Some(self.exec.db.adjudicator.read_ts());
-            fresh.pin = fresh.read_ts.map(|ts| self.exec.db.storage.pin(ts));
-            st.txn = Some(fresh);
+        // Batches of at most one bounded commit's rows.
+        let chunk = match commit_every {
+            0 => COPY_CHUNK_ROWS,
+            n => n.min(COPY_CHUNK_ROWS),
+        };
+        if copy.records.is_empty() || (!all && copy.records.len() < chunk) {
+            return Ok(());
+        }
+        let mut pending = std::mem::take(&mut copy.records);
+        while !pending.is_empty() {
+            let rest = pending.split_off(chunk.min(pending.len()));
+            copy.records = std::mem::replace(&mut pending, rest);
+            let txn = st
+                .txn
+                .as_mut()
+                .ok_or_else(|| SqlError::internal("COPY without a transaction"))?;
+            self.exec.copy_rows(txn, copy).await?;
+            if commit_every > 0 && !txn.explicit && copy.uncommitted >= commit_every {
+                let done = st.txn.take().expect("the COPY's transaction");
+                self.commit(done).await?;
+                copy.uncommitted = 0;
+                let mut fresh = Self::new_txn(st, false);
+                fresh.read_ts = Some(self.exec.db.adjudicator.read_ts());
+                fresh.pin = fresh.read_ts.map(|ts| self.exec.db.storage.pin(ts));
+                st.txn = Some(fresh);
+            }
         }
         Ok(())
     }
