@@ -143,6 +143,8 @@ impl Db {
             .build();
         // character(n) and uuid in comparisons and LIKE, as in PostgreSQL.
         base_state.add_analyzer_rule(Arc::new(crate::text_types::TextTypeSemantics));
+        // Integer overflow is an error and casts to integers round, as in PostgreSQL.
+        base_state.add_analyzer_rule(Arc::new(crate::integers::CheckedIntegers::default()));
         // `x::jsonb` through jsonb's input function.
         base_state.add_analyzer_rule(Arc::new(crate::jsonb::planner::JsonCasts::default()));
         // numeric division and avg with PostgreSQL's result scales: before type coercion,
@@ -159,6 +161,10 @@ impl Db {
             analyzer
                 .rules
                 .insert(at, Arc::new(crate::numeric::NumericSemantics::default()));
+            // `int4_col + 1` is an integer sum, as in PostgreSQL.
+            analyzer
+                .rules
+                .insert(at, Arc::new(crate::integers::IntegerLiterals));
             // '{1,2}' as an array where an array is wanted, before type coercion (which
             // cannot compare an array with text).
             analyzer

@@ -28,6 +28,7 @@ pub mod exec;
 mod expr_rules;
 mod fast;
 mod group_by_key;
+mod integers;
 mod jsonb;
 pub mod names;
 mod numeric;

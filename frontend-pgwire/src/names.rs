@@ -45,9 +45,14 @@ fn figure(e: &Expr) -> Option<String> {
             .last()
             .and_then(|p| p.as_ident())
             .map(|i| i.value.to_lowercase()),
+        // A cast of a constant or of another cast is named after its own type
+        // (`'3.7'::float8::int` is `int4`), as PostgreSQL's weak names give way.
         Expr::Cast {
             expr, data_type, ..
-        } => figure(expr).or_else(|| Some(type_name(data_type))),
+        } => match expr.as_ref() {
+            Expr::Cast { .. } | Expr::Value(_) => Some(type_name(data_type)),
+            inner => figure(inner).or_else(|| Some(type_name(data_type))),
+        },
         Expr::Nested(e) => figure(e),
         // `xs[1]` is named after the array.
         Expr::CompoundFieldAccess { root, .. } => figure(root),
