@@ -11,8 +11,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, Expr, FunctionArguments, GroupByExpr, Ident, OrderByKind, Query,
-    SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut,
+    visit_expressions_mut, Expr, FunctionArguments, GroupByExpr, OrderByKind, Query, SelectItem,
+    SetExpr, Statement, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -20,26 +20,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 /// Rewrites every `ARRAY(subquery)` in `s`.
 pub fn rewrite(s: &mut Statement) {
     // An unaliased ARRAY(...) in a select list is the column `array`, as in PostgreSQL.
-    struct Names;
-    impl VisitorMut for Names {
-        type Break = ();
-        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-            if let SetExpr::Select(sel) = q.body.as_mut() {
-                for item in sel.projection.iter_mut() {
-                    if let SelectItem::UnnamedExpr(e) = item {
-                        if array_subquery(e).is_some() {
-                            *item = SelectItem::ExprWithAlias {
-                                expr: e.clone(),
-                                alias: Ident::new("array"),
-                            };
-                        }
-                    }
-                }
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let _ = s.visit(&mut Names);
+    crate::compat::name_unnamed_items(s, |e| array_subquery(e).map(|_| "array".to_string()));
     let _ = visit_expressions_mut(s, |e| {
         if let Some(q) = array_subquery(e) {
             if let Some(new) = aggregated(q) {

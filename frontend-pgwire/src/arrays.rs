@@ -189,13 +189,8 @@ impl ScalarUDFImpl for ArrayIn {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let list = args.return_field.data_type().clone();
-        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let text = args.args[0].to_array(args.number_rows.max(1))?;
-        let out = from_text(&text, &list).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
+        crate::expr_rules::map_values(&args.args[0], |text| {
+            from_text(text, &list).map_err(|e| DataFusionError::External(Box::new(e)))
         })
     }
 }

@@ -500,6 +500,38 @@ fn call(
     call_args(name, vec![arg])
 }
 
+/// Gives every unaliased select-list item of `s` that `name` names that name as its alias,
+/// before a rewrite changes the expression PostgreSQL would have named the column after.
+pub(crate) fn name_unnamed_items(
+    s: &mut datafusion::sql::sqlparser::ast::Statement,
+    name: impl Fn(&datafusion::sql::sqlparser::ast::Expr) -> Option<String>,
+) {
+    use datafusion::sql::sqlparser::ast::{
+        Ident, Query, SelectItem, SetExpr, VisitMut, VisitorMut,
+    };
+    use std::ops::ControlFlow;
+    struct Names<F>(F);
+    impl<F: Fn(&datafusion::sql::sqlparser::ast::Expr) -> Option<String>> VisitorMut for Names<F> {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            if let SetExpr::Select(sel) = q.body.as_mut() {
+                for item in sel.projection.iter_mut() {
+                    if let SelectItem::UnnamedExpr(e) = item {
+                        if let Some(n) = (self.0)(e) {
+                            *item = SelectItem::ExprWithAlias {
+                                expr: e.clone(),
+                                alias: Ident::new(n),
+                            };
+                        }
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = s.visit(&mut Names(name));
+}
+
 /// `name(args...)` as an expression.
 pub(crate) fn call_args(
     name: &str,

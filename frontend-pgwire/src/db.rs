@@ -145,6 +145,7 @@ impl Db {
         base_state.add_analyzer_rule(Arc::new(crate::text_types::TextTypeSemantics));
         // Integer overflow is an error and casts to integers round, as in PostgreSQL.
         base_state.add_analyzer_rule(Arc::new(crate::integers::CheckedIntegers::default()));
+        base_state.add_analyzer_rule(Arc::new(crate::floats::FloatRounding::default()));
         // `x::jsonb` through jsonb's input function.
         base_state.add_analyzer_rule(Arc::new(crate::jsonb::planner::JsonCasts::default()));
         // numeric division and avg with PostgreSQL's result scales: before type coercion,

@@ -1,4 +1,5 @@
-//! The walk every expression-rewriting analyzer rule of weft shares.
+//! The walk every expression-rewriting analyzer rule of weft shares, and the way the
+//! functions those rules plan into apply themselves to an argument.
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result};
@@ -35,4 +36,22 @@ pub fn rewrite_plan(
 ) -> Result<LogicalPlan> {
     plan.transform_up_with_subqueries(|plan| rewrite_node(plan, &f))
         .map(|t| t.data)
+}
+
+/// Applies `f` to the values of a function's argument: a scalar stays a scalar, and an
+/// array keeps its own length (not the batch's row count, from which an argument inside a
+/// join can differ).
+pub fn map_values(
+    v: &datafusion::logical_expr::ColumnarValue,
+    f: impl FnOnce(&arrow::array::ArrayRef) -> Result<arrow::array::ArrayRef>,
+) -> Result<datafusion::logical_expr::ColumnarValue> {
+    use datafusion::logical_expr::ColumnarValue;
+    use datafusion::scalar::ScalarValue;
+    match v {
+        ColumnarValue::Scalar(s) => {
+            let out = f(&s.to_array()?)?;
+            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
+        }
+        ColumnarValue::Array(a) => Ok(ColumnarValue::Array(f(a)?)),
+    }
 }

@@ -217,26 +217,21 @@ impl ScalarUDFImpl for ToInt {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let t = args.return_field.data_type().clone();
-        let (scalar, a) = match &args.args[0] {
-            ColumnarValue::Scalar(s) => (true, s.to_array()?),
-            ColumnarValue::Array(a) => (false, a.clone()),
-        };
-        let r = rounded(&a)?;
-        let out = match t {
-            DataType::Int8 => to_int::<Int8Type>(&r, &t, -128.0, 127.0, |v| v as i8)?,
-            DataType::Int16 => to_int::<Int16Type>(&r, &t, -32768.0, 32767.0, |v| v as i16)?,
-            DataType::Int32 => {
-                to_int::<Int32Type>(&r, &t, -2147483648.0, 2147483647.0, |v| v as i32)?
-            }
-            // f64 holds i64's range only to 2^63 exclusive.
-            _ => to_int::<Int64Type>(&r, &t, -9.223372036854776e18, 9.223372036854775e18, |v| {
-                v as i64
-            })?,
-        };
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
+        crate::expr_rules::map_values(&args.args[0], |a| {
+            let r = rounded(a)?;
+            Ok(match t {
+                DataType::Int8 => to_int::<Int8Type>(&r, &t, -128.0, 127.0, |v| v as i8)?,
+                DataType::Int16 => to_int::<Int16Type>(&r, &t, -32768.0, 32767.0, |v| v as i16)?,
+                DataType::Int32 => {
+                    to_int::<Int32Type>(&r, &t, -2147483648.0, 2147483647.0, |v| v as i32)?
+                }
+                // f64 holds i64's range only to 2^63 exclusive.
+                _ => {
+                    to_int::<Int64Type>(&r, &t, -9.223372036854776e18, 9.223372036854775e18, |v| {
+                        v as i64
+                    })?
+                }
+            })
         })
     }
 }

@@ -27,6 +27,7 @@ pub mod error;
 pub mod exec;
 mod expr_rules;
 mod fast;
+mod floats;
 mod group_by_key;
 mod integers;
 mod jsonb;

@@ -13,8 +13,7 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Query,
-    SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
+    visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Statement,
 };
 
 use crate::compat::call_args;
@@ -114,36 +113,15 @@ fn aggregate(e: &Expr) -> Option<Expr> {
 
 /// Rewrites json aggregates and select-list set-returning functions in `s`.
 pub fn rewrite(s: &mut Statement) {
-    struct Names;
-    impl VisitorMut for Names {
-        type Break = ();
-        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-            if let SetExpr::Select(sel) = q.body.as_mut() {
-                for item in sel.projection.iter_mut() {
-                    if let SelectItem::UnnamedExpr(e) = item {
-                        let name = name_of(e);
-                        if let Some(n) = name.filter(|n| {
-                            set_function(n).is_some()
-                                || matches!(
-                                    n.as_str(),
-                                    "jsonb_agg"
-                                        | "json_agg"
-                                        | "jsonb_object_agg"
-                                        | "json_object_agg"
-                                )
-                        }) {
-                            *item = SelectItem::ExprWithAlias {
-                                expr: e.clone(),
-                                alias: Ident::new(n),
-                            };
-                        }
-                    }
-                }
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let _ = s.visit(&mut Names);
+    crate::compat::name_unnamed_items(s, |e| {
+        name_of(e).filter(|n| {
+            set_function(n).is_some()
+                || matches!(
+                    n.as_str(),
+                    "jsonb_agg" | "json_agg" | "jsonb_object_agg" | "json_object_agg"
+                )
+        })
+    });
     let _ = visit_expressions_mut(s, |e| {
         if let Some(new) = aggregate(e) {
             *e = new;

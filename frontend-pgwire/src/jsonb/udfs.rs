@@ -241,7 +241,16 @@ impl ScalarUDFImpl for JsonFn {
             .args
             .iter()
             .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if scalars { 1 } else { args.number_rows };
+        // The arrays' own length: inside a join it can differ from the batch's row count.
+        let rows = args
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                ColumnarValue::Array(a) => Some(a.len()),
+                ColumnarValue::Scalar(_) => None,
+            })
+            .max()
+            .unwrap_or(1);
         let mut out = Vec::with_capacity(rows);
         let mut row: Vec<ScalarValue> = Vec::with_capacity(args.args.len());
         for i in 0..rows {
