@@ -39,20 +39,35 @@ fn typed_column(text: ArrayRef, ty: &SqlType) -> SqlResult<ArrayRef> {
     }
     match ty {
         SqlType::Bytea => crate::values::decode_bytea_column(&text),
-        SqlType::Array(_) => crate::arrays::from_text(&text, &want),
-        _ => {
-            let strict = arrow::compute::CastOptions {
-                safe: false,
-                ..Default::default()
-            };
-            arrow::compute::cast_with_options(&text, &want, &strict).map_err(|e| {
-                SqlError::from(datafusion::error::DataFusionError::ArrowError(
-                    Box::new(e),
-                    None,
-                ))
-            })
+        SqlType::Timestamp | SqlType::Timestamptz => {
+            // A time without seconds, as PostgreSQL reads it.
+            use arrow::array::AsArray;
+            let fixed: StringArray = text
+                .as_string::<i32>()
+                .iter()
+                .map(|v| {
+                    v.map(|s| crate::values::timestamp_with_seconds(s).unwrap_or(s.to_string()))
+                })
+                .collect();
+            strict_cast(&(Arc::new(fixed) as ArrayRef), &want)
         }
+        SqlType::Array(_) => crate::arrays::from_text(&text, &want),
+        _ => strict_cast(&text, &want),
     }
+}
+
+/// Arrow's cast that fails on a value it cannot read (its default makes it NULL).
+fn strict_cast(text: &ArrayRef, want: &arrow::datatypes::DataType) -> SqlResult<ArrayRef> {
+    let strict = arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    arrow::compute::cast_with_options(text, want, &strict).map_err(|e| {
+        SqlError::from(datafusion::error::DataFusionError::ArrowError(
+            Box::new(e),
+            None,
+        ))
+    })
 }
 
 /// The records as a batch of the table's columns, in the table's types.

@@ -14,6 +14,9 @@
 //!
 //!   `length(bytea)` counts bytes, as in PostgreSQL (DataFusion would read them as text).
 //!
+//! - `timestamp`: a literal whose time has no seconds (`'2024-01-01 12:00'::timestamp`)
+//!   gets `:00`, as PostgreSQL reads it (Arrow's parser wants seconds).
+//!
 //! One analyzer rule does all of this, keeping every expression's name.
 
 use datafusion::common::tree_node::Transformed;
@@ -40,6 +43,7 @@ impl AnalyzerRule for TextTypeSemantics {
             pad_like_subject(e, schema)?
                 .transform_data(|e| canonical_literals(e, schema))?
                 .transform_data(bytea_literal)?
+                .transform_data(timestamp_literal)?
                 .transform_data(|e| bytea_length(e, schema))
         })
     }
@@ -182,6 +186,30 @@ fn bytea_literal(e: Expr) -> Result<Transformed<Expr>> {
         _ => ScalarValue::Binary(Some(bytes)),
     };
     Ok(Transformed::yes(lit(value)))
+}
+
+/// `CAST('2024-01-01 12:00' AS timestamp)`: a time without seconds, as PostgreSQL reads it.
+fn timestamp_literal(e: Expr) -> Result<Transformed<Expr>> {
+    use arrow::datatypes::DataType;
+    let Expr::Cast(c) = e else {
+        return Ok(Transformed::no(e));
+    };
+    if !matches!(c.field.data_type(), DataType::Timestamp(..)) {
+        return Ok(Transformed::no(Expr::Cast(c)));
+    }
+    let fixed = match c.expr.as_ref() {
+        Expr::Literal(ScalarValue::Utf8(Some(s)), _) => crate::values::timestamp_with_seconds(s),
+        _ => None,
+    };
+    match fixed {
+        Some(s) => Ok(Transformed::yes(Expr::Cast(
+            datafusion::logical_expr::Cast {
+                expr: Box::new(lit(s)),
+                field: c.field,
+            },
+        ))),
+        None => Ok(Transformed::no(Expr::Cast(c))),
+    }
 }
 
 /// `length(b)` of a bytea: its byte count.

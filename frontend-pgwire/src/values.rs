@@ -235,3 +235,60 @@ mod tests {
         }
     }
 }
+
+/// A timestamp text whose time has no seconds (`2024-01-01 12:00`, `...T12:00+02`), with
+/// `:00` added: PostgreSQL reads it, Arrow's parser wants seconds. `None` when the text
+/// needs nothing.
+pub fn timestamp_with_seconds(s: &str) -> Option<String> {
+    let t = s.trim();
+    let b = t.as_bytes();
+    // YYYY-MM-DD, a space or T, then H:MM or HH:MM.
+    if b.len() < 14 || !(b[10] == b' ' || b[10] == b'T') {
+        return None;
+    }
+    let date_ok = b[..10].iter().enumerate().all(|(i, c)| {
+        if i == 4 || i == 7 {
+            *c == b'-'
+        } else {
+            c.is_ascii_digit()
+        }
+    });
+    if !date_ok {
+        return None;
+    }
+    let rest = &t[11..];
+    let colon = rest.find(':')?;
+    let (hh, after) = (&rest[..colon], &rest[colon + 1..]);
+    if hh.is_empty() || hh.len() > 2 || !hh.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mm: String = after.chars().take_while(char::is_ascii_digit).collect();
+    if mm.len() != 2 {
+        return None;
+    }
+    let tail = &after[2..];
+    if tail.starts_with(':') {
+        return None;
+    }
+    Some(format!("{}{hh:0>2}:{mm}:00{tail}", &t[..11]))
+}
+
+#[cfg(test)]
+mod timestamp_tests {
+    use super::timestamp_with_seconds as f;
+
+    #[test]
+    fn seconds_are_added_only_where_missing() {
+        assert_eq!(
+            f("2024-01-01 12:00").as_deref(),
+            Some("2024-01-01 12:00:00")
+        );
+        assert_eq!(
+            f("2024-01-01T9:05+02").as_deref(),
+            Some("2024-01-01T09:05:00+02")
+        );
+        assert_eq!(f("2024-01-01 12:00:30"), None);
+        assert_eq!(f("2024-01-01"), None);
+        assert_eq!(f("hello world 12:00"), None);
+    }
+}
