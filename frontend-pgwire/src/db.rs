@@ -85,9 +85,20 @@ impl datafusion::logical_expr::planner::TypePlanner for WeftTypePlanner {
         &self,
         sql_type: &datafusion::sql::sqlparser::ast::DataType,
     ) -> DfResult<Option<arrow::datatypes::FieldRef>> {
-        use datafusion::sql::sqlparser::ast::DataType as T;
+        use datafusion::sql::sqlparser::ast::{DataType as T, TimezoneInfo};
         match sql_type {
             T::JSON => Ok(Some(Arc::new(crate::jsonb::udfs::json_field("", false)))),
+            // `::timestamptz` is weft's timestamptz (microseconds, UTC), as its columns are.
+            T::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => Ok(Some(Arc::new(
+                weft_engine::SqlType::Timestamptz.arrow_field("", true),
+            ))),
+            T::Custom(name, args)
+                if args.is_empty() && name.to_string().eq_ignore_ascii_case("timestamptz") =>
+            {
+                Ok(Some(Arc::new(
+                    weft_engine::SqlType::Timestamptz.arrow_field("", true),
+                )))
+            }
             T::JSONB => Ok(Some(Arc::new(crate::jsonb::udfs::json_field("", true)))),
             T::Uuid => Ok(Some(Arc::new(arrow::datatypes::Field::new(
                 "",
