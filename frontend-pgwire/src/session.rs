@@ -2577,7 +2577,18 @@ impl Core {
                 .as_mut()
                 .ok_or_else(|| SqlError::internal("COPY without a transaction"))?;
             self.exec.copy_rows(txn, copy).await?;
-            if commit_every > 0 && !txn.explicit && copy.uncommitted >= commit_every {
+            // Bounded commits also end before the next chunk would take the transaction
+            // past its limits (a full chunk of rows the size of those so far): N rows is a
+            // ceiling, not a size the user has to fit to weft.txn_bytes_max.
+            let next = chunk;
+            let full = txn.rows_written > 0
+                && (txn.bytes_written + txn.bytes_written / txn.rows_written * next
+                    > self.exec.db.limits.bytes_max
+                    || txn.rows_written + next > self.exec.db.limits.rows_max);
+            if commit_every > 0
+                && !txn.explicit
+                && (copy.uncommitted >= commit_every || (full && copy.uncommitted > 0))
+            {
                 let done = st.txn.take().expect("the COPY's transaction");
                 self.commit(done).await?;
                 copy.uncommitted = 0;

@@ -3,6 +3,7 @@
 
 pub mod history;
 pub mod s3;
+pub mod tpch;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

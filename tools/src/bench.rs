@@ -12,6 +12,8 @@
 //!   beside raw DataFusion over plain Parquet and PostgreSQL 15 (see bench_storage.rs).
 //! - `weft bench oltp`: pgbench workloads and idle connections' memory, beside PostgreSQL
 //!   15 (see bench_oltp.rs).
+//! - `weft bench tpch`: the 22 TPC-H queries and the loads, beside PostgreSQL 15 and
+//!   DataFusion over Parquet (see bench_tpch.rs).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -37,6 +39,9 @@ pub enum BenchCommand {
     /// pgbench workloads (point select, update, insert, TPC-B-like, transfer) and idle
     /// connections' memory: weft beside PostgreSQL 15.
     Oltp(crate::bench_oltp::OltpArgs),
+    /// The 22 TPC-H queries: weft beside PostgreSQL 15 and DataFusion over Parquet, results
+    /// checked against PostgreSQL's, and the loads' rates.
+    Tpch(crate::bench_tpch::TpchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -98,6 +103,7 @@ pub fn run(cmd: BenchCommand, runtime: &tokio::runtime::Runtime) -> anyhow::Resu
         BenchCommand::Journal(a) => runtime.block_on(crate::bench_journal::journal(a)),
         BenchCommand::Storage(a) => runtime.block_on(crate::bench_storage::storage(a)),
         BenchCommand::Oltp(a) => runtime.block_on(crate::bench_oltp::oltp(a)),
+        BenchCommand::Tpch(a) => runtime.block_on(crate::bench_tpch::tpch(a)),
     }
 }
 

@@ -5,7 +5,10 @@ mod bench;
 mod bench_journal;
 mod bench_oltp;
 mod bench_storage;
+mod bench_tpch;
 mod inspect;
+mod load;
+mod report;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +33,8 @@ enum Command {
     /// Benchmarks that print their figures and how to reproduce them.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Bulk-load CSV or Parquet files into a table through COPY, with a progress line.
+    Load(load::LoadArgs),
     /// Look inside stored data: journals.
     #[command(subcommand)]
     Inspect(inspect::InspectCommand),
@@ -52,5 +57,6 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Bench(cmd) => bench::run(cmd, &runtime),
         Command::Inspect(cmd) => inspect::run(cmd, &runtime),
+        Command::Load(args) => runtime.block_on(load::run(args)),
     }
 }
