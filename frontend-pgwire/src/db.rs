@@ -138,6 +138,8 @@ impl Db {
         let mut builder = SessionStateBuilder::new_from_existing(base_state);
         if let Some(planners) = builder.expr_planners().as_mut() {
             planners.insert(0, Arc::new(crate::jsonb::planner::JsonOperators::default()));
+            planners.insert(0, Arc::new(crate::datetime::DateIntervalArithmetic));
+            planners.insert(0, Arc::new(crate::floats::RealWidening));
         }
         let base_state = builder.build();
         // `x op ANY|ALL (subquery)` runs as a SubPlan (crate::subplan): DataFusion's rewrite
@@ -157,6 +159,8 @@ impl Db {
         // Integer overflow is an error and casts to integers round, as in PostgreSQL.
         base_state.add_analyzer_rule(Arc::new(crate::integers::CheckedIntegers::default()));
         base_state.add_analyzer_rule(Arc::new(crate::floats::FloatRounding::default()));
+        base_state.add_analyzer_rule(Arc::new(crate::floats::FloatSemantics::default()));
+        base_state.add_analyzer_rule(Arc::new(crate::datetime::DateTimeSemantics::default()));
         // `x::jsonb` through jsonb's input function.
         base_state.add_analyzer_rule(Arc::new(crate::jsonb::planner::JsonCasts::default()));
         // numeric division and avg with PostgreSQL's result scales: before type coercion,
@@ -189,6 +193,16 @@ impl Db {
             base_state
                 .register_udf(Arc::new(crate::pg_typeof::udf()))
                 .expect("pg_typeof registers in a fresh state");
+            base_state
+                .register_udf(Arc::new(crate::datetime::at_time_zone_udf()))
+                .expect("weft_at_time_zone registers in a fresh state");
+            base_state
+                .register_udf(Arc::new(crate::datetime::justify_hours_udf()))
+                .expect("justify_hours registers in a fresh state");
+            // PostgreSQL's template patterns, in place of DataFusion's chrono patterns.
+            base_state
+                .register_udf(Arc::new(crate::to_char::udf()))
+                .expect("to_char registers in a fresh state");
             for f in crate::jsonb::udfs::registered() {
                 base_state
                     .register_udf(f)

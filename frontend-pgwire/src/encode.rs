@@ -210,6 +210,54 @@ pub fn pg_timestamp_text(nanos: i128, with_tz: bool) -> String {
     s
 }
 
+/// PostgreSQL's text output of an interval (IntervalStyle postgres): years, months and
+/// days, then the time with its fraction's trailing zeros trimmed; a field after a negative
+/// one carries its sign (`-1 days +02:00:00`).
+pub fn pg_interval_text(months: i32, days: i32, nanos: i64) -> String {
+    let mut out = String::new();
+    let mut before_negative = false;
+    let mut zero = true;
+    let (years, mons) = (months / 12, months % 12);
+    for (v, unit) in [(years, "year"), (mons, "mon"), (days, "day")] {
+        if v == 0 {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        let plus = if before_negative && v > 0 { "+" } else { "" };
+        let plural = if v == 1 { "" } else { "s" };
+        out.push_str(&format!("{plus}{v} {unit}{plural}"));
+        before_negative = v < 0;
+        zero = false;
+    }
+    let micros = nanos / 1000;
+    if !zero && micros == 0 {
+        return out;
+    }
+    if !out.is_empty() {
+        out.push(' ');
+    }
+    let sign = if micros < 0 {
+        "-"
+    } else if before_negative {
+        "+"
+    } else {
+        ""
+    };
+    let m = micros.unsigned_abs();
+    let (h, rest) = (m / 3_600_000_000, m % 3_600_000_000);
+    let (min, rest) = (rest / 60_000_000, rest % 60_000_000);
+    let (sec, frac) = (rest / 1_000_000, rest % 1_000_000);
+    out.push_str(&format!("{sign}{h:02}:{min:02}:{sec:02}"));
+    if frac != 0 {
+        let f = format!("{frac:06}");
+        out.push('.');
+        out.push_str(f.trim_end_matches('0'));
+    }
+    out
+}
+
 fn custom_text(field: &Field, array: &Arc<dyn Array>, row: usize) -> Option<String> {
     if let DataType::Decimal128(..) = array.data_type() {
         let v = array
@@ -247,6 +295,12 @@ fn custom_text(field: &Field, array: &Arc<dyn Array>, row: usize) -> Option<Stri
             };
             pg_timestamp_text(n, tz.is_some())
         }
+        DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano) => {
+            let v = array
+                .as_primitive::<arrow::datatypes::IntervalMonthDayNanoType>()
+                .value(row);
+            pg_interval_text(v.months, v.days, v.nanoseconds)
+        }
         _ => return None,
     })
 }
@@ -254,7 +308,10 @@ fn custom_text(field: &Field, array: &Arc<dyn Array>, row: usize) -> Option<Stri
 fn has_custom_text(field: &Field) -> bool {
     matches!(
         field.data_type(),
-        DataType::Float32 | DataType::Float64 | DataType::Timestamp(..)
+        DataType::Float32
+            | DataType::Float64
+            | DataType::Timestamp(..)
+            | DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano)
     ) || crate::numeric::has_display_text(field)
 }
 
@@ -510,6 +567,18 @@ mod tests {
 
     fn f8(v: f64) -> String {
         pg_float_text(v, 15, format!("{v:e}"))
+    }
+
+    #[test]
+    fn intervals_print_as_postgres_prints_them() {
+        let h = 3_600_000_000_000i64;
+        assert_eq!(pg_interval_text(0, 0, 0), "00:00:00");
+        assert_eq!(pg_interval_text(14, 1, 2 * h), "1 year 2 mons 1 day 02:00:00");
+        assert_eq!(pg_interval_text(0, -1, 0), "-1 days");
+        assert_eq!(pg_interval_text(0, -1, 2 * h), "-1 days +02:00:00");
+        assert_eq!(pg_interval_text(0, 1, -h), "1 day -01:00:00");
+        assert_eq!(pg_interval_text(0, 0, 36 * h + 500_000_000), "36:00:00.5");
+        assert_eq!(pg_interval_text(-1, 2, 0), "-1 mons +2 days");
     }
 
     #[test]

@@ -313,7 +313,9 @@ fn cast_error(msg: &str) -> Option<SqlError> {
             format!("{name} out of range"),
         ));
     }
-    let rest = msg.strip_prefix("Cannot cast string '")?;
+    let rest = msg
+        .strip_prefix("Cannot cast string '")
+        .or_else(|| msg.strip_prefix("Cannot cast value '"))?;
     let (value, ty) = rest.rsplit_once("' to value of ")?;
     let name = pg_type_name(ty.trim_end_matches(" type").trim())?;
     let datetime = name.starts_with("date") || name.starts_with("time");

@@ -218,6 +218,21 @@ fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
             crate::jsonb::rewrite::rewrite(s);
         }
     }
+    // A number with an exponent (`1e5`).
+    let exponent = sql
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0].is_ascii_digit() && w[1] | 0x20 == b'e');
+    if exponent {
+        for s in &mut stmts {
+            crate::floats::literal_casts(s);
+        }
+    }
+    if contains_ignore_case(sql, "time zone") {
+        for s in &mut stmts {
+            crate::datetime::rewrite(s);
+        }
+    }
     if contains_ignore_case(sql, "generate_s") || contains_ignore_case(sql, "unnest") {
         for s in &mut stmts {
             crate::compat::scalar_function_aliases(s);
