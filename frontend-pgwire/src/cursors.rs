@@ -1,22 +1,25 @@
-//! SQL cursors: `DECLARE name [NO SCROLL] CURSOR [WITH | WITHOUT HOLD] FOR query`,
-//! `FETCH [NEXT | FORWARD [n | ALL] | n | ALL] [FROM | IN] name` and `CLOSE name | ALL`.
+//! SQL cursors: `DECLARE name [SCROLL | NO SCROLL] CURSOR [WITH | WITHOUT HOLD] FOR query`,
+//! `FETCH [direction] [FROM | IN] name`, `MOVE [direction] [FROM | IN] name` and
+//! `CLOSE name | ALL`, with every direction PostgreSQL has (NEXT, PRIOR, FIRST, LAST,
+//! ABSOLUTE n, RELATIVE n, n, ALL, FORWARD [n | ALL], BACKWARD [n | ALL]).
 //!
 //! Drivers use them to stream large results (psycopg's named cursors, Django's
 //! `QuerySet.iterator()`, SQLAlchemy's `yield_per`). weft runs the query when the cursor is
 //! declared, in the declaring transaction at its read timestamp, and keeps the result in
 //! the session, at most [`CURSOR_BYTES_MAX`] bytes of it over all of a session's cursors
-//! (54000 beyond). FETCH hands the rows out in order. A cursor without HOLD ends with its
-//! transaction; one WITH HOLD lives until CLOSE or the end of the session, as in
-//! PostgreSQL. Cursors only move forward (FETCH PRIOR, BACKWARD, ABSOLUTE, RELATIVE, FIRST
-//! and LAST answer 0A000), and FETCH's command tag is `SELECT n` where PostgreSQL's is
-//! `FETCH n`.
+//! (54000 beyond). A cursor without HOLD ends with its transaction; one WITH HOLD lives
+//! until CLOSE or the end of the session, as in PostgreSQL.
+//!
+//! The position follows PostgreSQL's model (0 is before the first row, n + 1 after the
+//! last): FETCH returns the rows it moves onto, backward ones in backward order, and its
+//! command tag is `FETCH n`; MOVE moves the same way and answers `MOVE n`. Moving backward
+//! needs a SCROLL cursor (55000 "cursor can only scan forward" otherwise; PostgreSQL allows
+//! it for some plans of a cursor declared without either word, weft for none).
 
-use std::collections::VecDeque;
-
-use arrow::array::RecordBatch;
+use arrow::array::{RecordBatch, UInt32Array};
 use arrow::datatypes::SchemaRef;
 use datafusion::sql::sqlparser::ast::{
-    DeclareType, FetchDirection, Ident, Query, Statement, Value,
+    DeclareType, FetchDirection, Ident, ObjectName, Query, Statement, Value,
 };
 
 use crate::error::{codes, SqlError, SqlResult};
@@ -24,48 +27,106 @@ use crate::error::{codes, SqlError, SqlResult};
 /// The most bytes of results a session's cursors hold at once.
 pub const CURSOR_BYTES_MAX: usize = 256 << 20;
 
-/// A declared cursor: its columns and the rows not fetched yet.
+/// FETCH ... INTO targets that mark what sqlparser cannot read (module docs): a MOVE, and a
+/// negative count (`ABSOLUTE -2`). No user's FETCH has an INTO target weft accepts.
+const MARK: &str = "weft";
+
+/// A declared cursor: its columns, its rows, and where it is.
 #[derive(Debug)]
 pub struct Cursor {
     pub schema: SchemaRef,
-    remaining: VecDeque<RecordBatch>,
+    rows: RecordBatch,
+    /// 0: before the first row; 1..=n: on that row; n + 1: after the last.
+    pos: usize,
+    pub scroll: bool,
     pub hold: bool,
     pub bytes: usize,
     /// The DECLARE statement, for `pg_cursors`.
     pub statement: String,
 }
 
+/// Where a FETCH or MOVE goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Motion {
+    /// The next n rows (`None`: all of them).
+    Forward(Option<usize>),
+    /// The previous n rows, nearest first (`None`: all of them).
+    Backward(Option<usize>),
+    /// Onto row k (negative: from the end; 0: before the first row).
+    Absolute(i64),
+    /// Onto the row k away (0: the current row again).
+    Relative(i64),
+}
+
 impl Cursor {
-    pub fn new(schema: SchemaRef, batches: Vec<RecordBatch>, hold: bool) -> Cursor {
+    pub fn new(schema: SchemaRef, batches: Vec<RecordBatch>, hold: bool, scroll: bool) -> Cursor {
         let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
+        let rows = arrow::compute::concat_batches(&schema, &batches)
+            .unwrap_or_else(|_| RecordBatch::new_empty(schema.clone()));
         Cursor {
             schema,
-            remaining: batches.into_iter().filter(|b| b.num_rows() > 0).collect(),
+            rows,
+            pos: 0,
+            scroll,
             hold,
             bytes,
             statement: String::new(),
         }
     }
 
-    /// The next `n` rows (all that are left for `None`).
-    pub fn take(&mut self, n: Option<usize>) -> Vec<RecordBatch> {
-        let mut want = n.unwrap_or(usize::MAX);
-        let mut out = Vec::new();
-        while want > 0 {
-            let Some(b) = self.remaining.pop_front() else {
-                break;
-            };
-            if b.num_rows() <= want {
-                want -= b.num_rows();
-                out.push(b);
-            } else {
-                out.push(b.slice(0, want));
-                self.remaining
-                    .push_front(b.slice(want, b.num_rows() - want));
-                want = 0;
+    /// Moves the cursor; the rows it moves onto, in the order it meets them.
+    pub fn fetch(&mut self, m: Motion) -> SqlResult<RecordBatch> {
+        let n = self.rows.num_rows();
+        let p = self.pos.min(n + 1);
+        let (target, rows): (usize, Vec<usize>) = match m {
+            Motion::Forward(k) => {
+                let k = k.unwrap_or(usize::MAX);
+                let last = p.saturating_add(k).min(n);
+                let rows: Vec<usize> = (p + 1..=last).collect();
+                let end = if p.saturating_add(k) > n { n + 1 } else { p + k };
+                (end, rows)
             }
+            Motion::Backward(k) => {
+                let k = k.unwrap_or(usize::MAX);
+                let first = p.saturating_sub(k).max(1);
+                let rows: Vec<usize> = (first..p.min(n + 1)).rev().collect();
+                (if k >= p { 0 } else { p - k }, rows)
+            }
+            Motion::Absolute(k) => {
+                let t = if k >= 0 { k } else { n as i64 + 1 + k };
+                let t = t.clamp(0, n as i64 + 1) as usize;
+                let rows = if (1..=n).contains(&t) { vec![t] } else { vec![] };
+                (t, rows)
+            }
+            Motion::Relative(k) => {
+                let t = (p as i64 + k).clamp(0, n as i64 + 1) as usize;
+                let rows = if (1..=n).contains(&t) { vec![t] } else { vec![] };
+                (t, rows)
+            }
+        };
+        let backward = target < p || matches!(m, Motion::Relative(0) | Motion::Backward(_));
+        if backward && !self.scroll {
+            return Err(SqlError::new(
+                codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "cursor can only scan forward",
+            )
+            .with_hint("Declare it with SCROLL option to enable backward scan."));
         }
-        out
+        self.pos = target;
+        let indices = UInt32Array::from_iter_values(rows.iter().map(|r| (*r - 1) as u32));
+        let columns = self
+            .rows
+            .columns()
+            .iter()
+            .map(|c| arrow::compute::take(c.as_ref(), &indices, None))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SqlError::internal(e.to_string()))?;
+        RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len())),
+        )
+        .map_err(|e| SqlError::internal(e.to_string()))
     }
 }
 
@@ -78,8 +139,8 @@ pub fn name(i: &Ident) -> String {
     }
 }
 
-/// A DECLARE ... CURSOR: its name, whether WITH HOLD, and its query.
-pub fn declared(stmt: &Statement) -> Option<(String, bool, Query)> {
+/// A DECLARE ... CURSOR: its name, whether WITH HOLD, whether SCROLL, and its query.
+pub fn declared(stmt: &Statement) -> Option<(String, bool, bool, Query)> {
     let Statement::Declare { stmts } = stmt else {
         return None;
     };
@@ -90,51 +151,128 @@ pub fn declared(stmt: &Statement) -> Option<(String, bool, Query)> {
         return None;
     }
     let q = d.for_query.as_ref()?;
-    Some((name(&d.names[0]), d.hold == Some(true), q.as_ref().clone()))
+    Some((
+        name(&d.names[0]),
+        d.hold == Some(true),
+        d.scroll == Some(true),
+        q.as_ref().clone(),
+    ))
 }
 
-/// Whether the DECLARE asks for what weft's cursors cannot do (SCROLL, BINARY).
+/// Whether the DECLARE asks for what weft's cursors cannot do (BINARY).
 pub fn unsupported_options(stmt: &Statement) -> Option<&'static str> {
     let Statement::Declare { stmts } = stmt else {
         return None;
     };
     let d = stmts.first()?;
-    if d.scroll == Some(true) {
-        Some("SCROLL cursors are not supported: weft's cursors only move forward")
-    } else if d.binary == Some(true) {
+    if d.binary == Some(true) {
         Some("BINARY cursors are not supported")
     } else {
         None
     }
 }
 
-/// How many rows a FETCH takes: `None` for all.
-pub fn fetch_count(direction: &FetchDirection) -> SqlResult<Option<usize>> {
-    let count = |v: &Value| -> SqlResult<Option<usize>> {
+/// Where a FETCH or MOVE direction goes.
+pub fn motion(direction: &FetchDirection) -> SqlResult<Motion> {
+    let count = |v: &Value| -> SqlResult<i64> {
         match v {
-            Value::Number(n, _) => match n.parse::<i64>() {
-                Ok(n) if n >= 0 => Ok(Some(n as usize)),
-                _ => Err(backward()),
-            },
+            Value::Number(n, _) => n
+                .parse::<i64>()
+                .map_err(|_| SqlError::syntax(format!("FETCH count {n} is not an integer"))),
             _ => Err(SqlError::syntax(format!("FETCH count {v} is not a number"))),
         }
     };
-    match direction {
-        FetchDirection::Next => Ok(Some(1)),
-        FetchDirection::Forward { limit: None } => Ok(Some(1)),
-        FetchDirection::Forward { limit: Some(v) } | FetchDirection::Count { limit: v } => {
-            count(&v.value)
+    let signed = |k: i64, forward: bool| {
+        if (k >= 0) == forward {
+            Motion::Forward(Some(k.unsigned_abs() as usize))
+        } else {
+            Motion::Backward(Some(k.unsigned_abs() as usize))
         }
-        FetchDirection::All | FetchDirection::ForwardAll => Ok(None),
-        _ => Err(backward()),
-    }
+    };
+    Ok(match direction {
+        FetchDirection::Next | FetchDirection::Forward { limit: None } => Motion::Forward(Some(1)),
+        FetchDirection::Prior | FetchDirection::Backward { limit: None } => {
+            Motion::Backward(Some(1))
+        }
+        FetchDirection::First => Motion::Absolute(1),
+        FetchDirection::Last => Motion::Absolute(-1),
+        FetchDirection::Absolute { limit } => Motion::Absolute(count(&limit.value)?),
+        FetchDirection::Relative { limit } => Motion::Relative(count(&limit.value)?),
+        // FETCH 0, FORWARD 0 and BACKWARD 0 fetch the current row again.
+        FetchDirection::Count { limit } | FetchDirection::Forward { limit: Some(limit) } => {
+            match count(&limit.value)? {
+                0 => Motion::Relative(0),
+                k => signed(k, true),
+            }
+        }
+        FetchDirection::Backward { limit: Some(limit) } => match count(&limit.value)? {
+            0 => Motion::Relative(0),
+            k => signed(k, false),
+        },
+        FetchDirection::All | FetchDirection::ForwardAll => Motion::Forward(None),
+        FetchDirection::BackwardAll => Motion::Backward(None),
+    })
 }
 
-fn backward() -> SqlError {
-    SqlError::new(
-        codes::FEATURE_NOT_SUPPORTED,
-        "weft's cursors only move forward: FETCH NEXT, FORWARD [n | ALL], n or ALL",
-    )
+/// A query that is one MOVE statement, or one FETCH with a negative count (psql and
+/// drivers send them alone), as a FETCH sqlparser reads: `MOVE` becomes `FETCH`, `-n`
+/// becomes `n`, and an `INTO "weft move neg"`-style target says what was changed.
+pub fn readable_fetch(sql: &str) -> Option<String> {
+    let t = sql.trim().trim_end_matches(';').trim_end();
+    if t.contains(';') || t.contains('"') {
+        return None;
+    }
+    let mut words: Vec<&str> = t.split_whitespace().collect();
+    let first = words.first()?;
+    let is_move = first.eq_ignore_ascii_case("move");
+    if !is_move && !first.eq_ignore_ascii_case("fetch") {
+        return None;
+    }
+    let negative = words.iter().position(|w| {
+        w.strip_prefix('-')
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if !is_move && negative.is_none() {
+        return None;
+    }
+    if let Some(i) = negative {
+        words[i] = &words[i][1..];
+    }
+    words[0] = "FETCH";
+    Some(format!(
+        "{} INTO \"{MARK}{}{}\"",
+        words.join(" "),
+        if is_move { " move" } else { "" },
+        if negative.is_some() { " neg" } else { "" }
+    ))
+}
+
+/// What a FETCH's INTO target says (see [`readable_fetch`]): `Some((is_move, negative))`
+/// for weft's marks, `None` for a target of the user's.
+pub fn marks(into: Option<&ObjectName>) -> Option<(bool, bool)> {
+    let Some(into) = into else {
+        return Some((false, false));
+    };
+    let [part] = into.0.as_slice() else {
+        return None;
+    };
+    let words: Vec<&str> = part.as_ident()?.value.split(' ').collect();
+    if words.first() != Some(&MARK) {
+        return None;
+    }
+    Some((words.contains(&"move"), words.contains(&"neg")))
+}
+
+impl Motion {
+    /// The same motion with its count negated.
+    pub fn negated(self) -> Motion {
+        match self {
+            Motion::Forward(k) => Motion::Backward(k),
+            Motion::Backward(k) => Motion::Forward(k),
+            Motion::Absolute(k) => Motion::Absolute(-k),
+            Motion::Relative(k) => Motion::Relative(-k),
+        }
+    }
 }
 
 pub fn does_not_exist(name: &str) -> SqlError {
@@ -148,32 +286,69 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
     use std::sync::Arc;
 
-    #[test]
-    fn fetch_hands_rows_out_in_order() {
+    fn rows(b: &RecordBatch) -> Vec<i32> {
+        b.column(0)
+            .as_any()
+            .downcast_ref::<Int32Array>()
+            .unwrap()
+            .values()
+            .to_vec()
+    }
+
+    fn cursor(scroll: bool) -> Cursor {
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)]));
         let batch = |v: Vec<i32>| {
             RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(v))]).unwrap()
         };
-        let mut c = Cursor::new(
+        Cursor::new(
             schema.clone(),
             vec![batch(vec![1, 2, 3]), batch(vec![4, 5])],
             false,
+            scroll,
+        )
+    }
+
+    #[test]
+    fn fetch_moves_as_postgresql_does() {
+        use Motion::*;
+        let mut c = cursor(true);
+        assert_eq!(rows(&c.fetch(Forward(Some(2))).unwrap()), vec![1, 2]);
+        assert_eq!(rows(&c.fetch(Forward(Some(2))).unwrap()), vec![3, 4]);
+        assert_eq!(rows(&c.fetch(Forward(None)).unwrap()), vec![5]);
+        assert!(rows(&c.fetch(Forward(Some(1))).unwrap()).is_empty());
+        // After the end, PRIOR is the last row.
+        assert_eq!(rows(&c.fetch(Backward(Some(1))).unwrap()), vec![5]);
+        assert_eq!(rows(&c.fetch(Backward(Some(2))).unwrap()), vec![4, 3]);
+        assert_eq!(rows(&c.fetch(Relative(0)).unwrap()), vec![3]);
+        assert_eq!(rows(&c.fetch(Absolute(-1)).unwrap()), vec![5]);
+        assert_eq!(rows(&c.fetch(Absolute(2)).unwrap()), vec![2]);
+        assert_eq!(rows(&c.fetch(Relative(2)).unwrap()), vec![4]);
+        assert!(rows(&c.fetch(Absolute(9)).unwrap()).is_empty());
+        assert_eq!(rows(&c.fetch(Backward(None)).unwrap()), vec![5, 4, 3, 2, 1]);
+        assert_eq!(rows(&c.fetch(Forward(Some(1))).unwrap()), vec![1]);
+    }
+
+    #[test]
+    fn backward_needs_scroll() {
+        let mut c = cursor(false);
+        c.fetch(Motion::Forward(Some(3))).unwrap();
+        assert!(c.fetch(Motion::Backward(Some(1))).is_err());
+        assert!(c.fetch(Motion::Absolute(1)).is_err());
+        assert_eq!(rows(&c.fetch(Motion::Absolute(5)).unwrap()), vec![5]);
+    }
+
+    #[test]
+    fn move_and_negative_counts_are_read_as_fetch() {
+        assert_eq!(
+            readable_fetch("MOVE 3 IN c;").as_deref(),
+            Some("FETCH 3 IN c INTO \"weft move\"")
         );
-        let rows = |bs: Vec<RecordBatch>| -> Vec<i32> {
-            bs.iter()
-                .flat_map(|b| {
-                    b.column(0)
-                        .as_any()
-                        .downcast_ref::<Int32Array>()
-                        .unwrap()
-                        .values()
-                        .to_vec()
-                })
-                .collect()
-        };
-        assert_eq!(rows(c.take(Some(2))), vec![1, 2]);
-        assert_eq!(rows(c.take(Some(2))), vec![3, 4]);
-        assert_eq!(rows(c.take(None)), vec![5]);
-        assert!(c.take(Some(1)).is_empty());
+        assert_eq!(
+            readable_fetch("fetch absolute -2 from c").as_deref(),
+            Some("FETCH absolute 2 from c INTO \"weft neg\"")
+        );
+        assert!(readable_fetch("FETCH 2 FROM c").is_none());
+        assert!(readable_fetch("SELECT 1").is_none());
+        assert!(readable_fetch("move 1 in c; select 1").is_none());
     }
 }

@@ -42,6 +42,11 @@ pub enum Outcome {
         batches: Vec<RecordBatch>,
     },
     Command(Tag),
+    /// FETCH's rows (command tag `FETCH n`).
+    Fetched {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
     /// COPY FROM STDIN is ready for the client's data.
     CopyIn(Box<crate::copy::CopyIn>),
     /// COPY TO STDOUT: the lines, ready to send.

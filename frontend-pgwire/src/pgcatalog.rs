@@ -81,8 +81,9 @@ pub struct SessionMeta {
     identity: OnceLock<Identity>,
     settings: Mutex<Arc<BTreeMap<String, String>>>,
     snapshot: Mutex<Arc<Snapshot>>,
-    /// The session's open cursors, for `pg_cursors`: (name, statement, holdable).
-    cursors: Mutex<Vec<(String, String, bool)>>,
+    /// The session's open cursors, for `pg_cursors`: (name, statement, holdable,
+    /// scrollable).
+    cursors: Mutex<Vec<(String, String, bool, bool)>>,
 }
 
 impl SessionMeta {
@@ -106,7 +107,7 @@ impl SessionMeta {
     }
 
     /// The session's open cursors, as `pg_cursors` lists them.
-    pub fn set_cursors(&self, cursors: Vec<(String, String, bool)>) {
+    pub fn set_cursors(&self, cursors: Vec<(String, String, bool, bool)>) {
         *self.cursors.lock().unwrap_or_else(|e| e.into_inner()) = cursors;
     }
 
@@ -647,13 +648,13 @@ impl PgCatalogSchema {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .iter()
-                    .map(|(name, statement, hold)| {
+                    .map(|(name, statement, hold, scroll)| {
                         vec![
                             s(name.clone()),
                             s(statement.clone()),
                             V::B(*hold),
                             V::B(false),
-                            V::B(false),
+                            V::B(*scroll),
                         ]
                     })
                     .collect(),

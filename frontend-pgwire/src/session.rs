@@ -192,6 +192,14 @@ fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
         }
         None => sql,
     };
+    let moved;
+    let sql = match crate::cursors::readable_fetch(sql) {
+        Some(m) => {
+            moved = m;
+            moved.as_str()
+        }
+        None => sql,
+    };
     let parsed = if let Some(p) = parse_user_statement(sql) {
         p
     } else if crate::compat::is_catalog_query(sql) {
@@ -1018,27 +1026,36 @@ impl Core {
             Statement::Fetch {
                 name,
                 direction,
-                into: None,
+                into,
                 ..
-            } => {
+            } if crate::cursors::marks(into.as_ref()).is_some() =>
+            {
+                let (is_move, negative) =
+                    crate::cursors::marks(into.as_ref()).unwrap_or((false, false));
                 let n = crate::cursors::name(&name);
-                let count = crate::cursors::fetch_count(&direction);
+                let motion = crate::cursors::motion(&direction)
+                    .map(|m| if negative { m.negated() } else { m });
                 let cursor = st.cursors.get_mut(&n);
-                let (count, cursor) = match (count, cursor) {
-                    (Ok(count), Some(c)) => (count, c),
-                    (Err(e), _) => {
+                let fetched = match (motion, cursor) {
+                    (Ok(m), Some(c)) => c.fetch(m).map(|rows| (c.schema.clone(), rows)),
+                    (Err(e), _) => Err(e),
+                    (_, None) => Err(crate::cursors::does_not_exist(&n)),
+                };
+                let (schema, rows) = match fetched {
+                    Ok(f) => f,
+                    Err(e) => {
                         self.fail(st);
                         return Err(e);
                     }
-                    (_, None) => {
-                        self.fail(st);
-                        return Err(crate::cursors::does_not_exist(&n));
-                    }
                 };
-                let batches = cursor.take(count);
-                Ok(Reply::Outcome(Outcome::Rows {
-                    schema: cursor.schema.clone(),
-                    batches,
+                if is_move {
+                    return Ok(Reply::Outcome(Outcome::Command(
+                        Tag::new("MOVE").with_rows(rows.num_rows()),
+                    )));
+                }
+                Ok(Reply::Outcome(Outcome::Fetched {
+                    schema,
+                    batches: vec![rows],
                 }))
             }
             // psycopg 3 sends DEALLOCATE ALL after a ROLLBACK once it has prepared
@@ -1259,7 +1276,7 @@ impl Core {
         if let Some(why) = crate::cursors::unsupported_options(&stmt) {
             return refuse(st, SqlError::unsupported(why));
         }
-        let Some((name, hold, query)) = crate::cursors::declared(&stmt) else {
+        let Some((name, hold, scroll, query)) = crate::cursors::declared(&stmt) else {
             return refuse(
                 st,
                 SqlError::unsupported("DECLARE is supported for cursors only"),
@@ -1291,7 +1308,7 @@ impl Core {
         let Reply::Outcome(Outcome::Rows { schema, batches }) = reply else {
             return refuse(st, SqlError::internal("a cursor's query returned no rows"));
         };
-        let mut cursor = crate::cursors::Cursor::new(schema, batches, hold);
+        let mut cursor = crate::cursors::Cursor::new(schema, batches, hold, scroll);
         cursor.statement = stmt.to_string();
         let held: usize = st.cursors.values().map(|c| c.bytes).sum();
         if held + cursor.bytes > crate::cursors::CURSOR_BYTES_MAX {
@@ -1318,7 +1335,7 @@ impl Core {
         self.exec.meta.set_cursors(
             st.cursors
                 .iter()
-                .map(|(name, c)| (name.clone(), c.statement.clone(), c.hold))
+                .map(|(name, c)| (name.clone(), c.statement.clone(), c.hold, c.scroll))
                 .collect(),
         );
     }
@@ -1461,7 +1478,7 @@ impl Core {
     ) -> SqlResult<(Vec<Option<DataType>>, Option<SchemaRef>)> {
         // A cursor's statements: DECLARE takes its query's parameters and returns no rows;
         // FETCH returns the cursor's columns.
-        if let Some((_, _, query)) = crate::cursors::declared(stmt) {
+        if let Some((_, _, _, query)) = crate::cursors::declared(stmt) {
             let query = Statement::Query(Box::new(query));
             let (types, _) = Box::pin(self.describe_in(st, &query)).await?;
             return Ok((types, None));
@@ -1476,7 +1493,10 @@ impl Core {
                 return Ok((Vec::new(), p.schema.clone()));
             }
         }
-        if let Statement::Fetch { name, .. } = stmt {
+        if let Statement::Fetch { name, into, .. } = stmt {
+            if crate::cursors::marks(into.as_ref()).is_some_and(|(is_move, _)| is_move) {
+                return Ok((Vec::new(), None));
+            }
             let schema = st
                 .cursors
                 .get(&crate::cursors::name(name))
@@ -1992,6 +2012,11 @@ where
             let resp = query_response(&schema, batches, &Format::UnifiedText)?;
             send_query_response(client, resp, true).await
         }
+        Reply::Outcome(Outcome::Fetched { schema, batches }) => {
+            let mut resp = query_response(&schema, batches, &Format::UnifiedText)?;
+            resp.set_command_tag("FETCH");
+            send_query_response(client, resp, true).await
+        }
         Reply::Outcome(Outcome::Command(tag)) => send_execution_response(client, tag).await,
         Reply::Begin => send_execution_response(client, Tag::new("BEGIN")).await,
         Reply::End(tag) => send_execution_response(client, Tag::new(tag)).await,
@@ -2316,6 +2341,11 @@ impl ExtendedQueryHandler for SessionHandler {
                     batches,
                     &portal.result_column_format,
                 )?))
+            }
+            Ok(Reply::Outcome(Outcome::Fetched { schema, batches })) => {
+                let mut resp = query_response(&schema, batches, &portal.result_column_format)?;
+                resp.set_command_tag("FETCH");
+                Ok(Response::Query(resp))
             }
             Ok(Reply::Outcome(Outcome::Command(tag))) => Ok(Response::Execution(tag)),
             Ok(Reply::Begin) => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
