@@ -83,24 +83,36 @@ impl Cursor {
                 let k = k.unwrap_or(usize::MAX);
                 let last = p.saturating_add(k).min(n);
                 let rows: Vec<usize> = (p + 1..=last).collect();
-                let end = if p.saturating_add(k) > n { n + 1 } else { p + k };
+                let end = if p.saturating_add(k) > n {
+                    n + 1
+                } else {
+                    p + k
+                };
                 (end, rows)
             }
             Motion::Backward(k) => {
                 let k = k.unwrap_or(usize::MAX);
                 let first = p.saturating_sub(k).max(1);
                 let rows: Vec<usize> = (first..p.min(n + 1)).rev().collect();
-                (if k >= p { 0 } else { p - k }, rows)
+                (p.saturating_sub(k), rows)
             }
             Motion::Absolute(k) => {
                 let t = if k >= 0 { k } else { n as i64 + 1 + k };
                 let t = t.clamp(0, n as i64 + 1) as usize;
-                let rows = if (1..=n).contains(&t) { vec![t] } else { vec![] };
+                let rows = if (1..=n).contains(&t) {
+                    vec![t]
+                } else {
+                    vec![]
+                };
                 (t, rows)
             }
             Motion::Relative(k) => {
                 let t = (p as i64 + k).clamp(0, n as i64 + 1) as usize;
-                let rows = if (1..=n).contains(&t) { vec![t] } else { vec![] };
+                let rows = if (1..=n).contains(&t) {
+                    vec![t]
+                } else {
+                    vec![]
+                };
                 (t, rows)
             }
         };
@@ -219,7 +231,7 @@ pub fn motion(direction: &FetchDirection) -> SqlResult<Motion> {
 /// becomes `n`, and an `INTO "weft move neg"`-style target says what was changed.
 pub fn readable_fetch(sql: &str) -> Option<String> {
     let t = sql.trim().trim_end_matches(';').trim_end();
-    if t.contains(';') || t.contains('"') {
+    if t.contains(';') {
         return None;
     }
     let mut words: Vec<&str> = t.split_whitespace().collect();

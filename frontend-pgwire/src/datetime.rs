@@ -151,7 +151,10 @@ impl ScalarUDFImpl for AtTimeZone {
                 from_local(v, &tz)
             };
             out.push(Some(r.ok_or_else(|| {
-                sql_error(codes::DATETIME_FIELD_OVERFLOW, "timestamp out of range".into())
+                sql_error(
+                    codes::DATETIME_FIELD_OVERFLOW,
+                    "timestamp out of range".into(),
+                )
             })?));
         }
         let out = TimestampMicrosecondArray::from(out);
@@ -186,10 +189,7 @@ impl ScalarUDFImpl for IntervalKey {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         crate::expr_rules::map_values(&args.args[0], |a| {
-            let a = arrow::compute::cast(
-                a,
-                &DataType::Interval(IntervalUnit::MonthDayNano),
-            )?;
+            let a = arrow::compute::cast(a, &DataType::Interval(IntervalUnit::MonthDayNano))?;
             let out: Decimal128Array = a
                 .as_primitive::<IntervalMonthDayNanoType>()
                 .iter()
@@ -341,8 +341,7 @@ impl ExprPlanner for DateIntervalArithmetic {
             return Ok(PlannerResult::Original(expr));
         }
         let (lt, rt) = (expr.left.get_type(schema)?, expr.right.get_type(schema)?);
-        if minus && matches!(lt, DataType::Timestamp(..)) && matches!(rt, DataType::Timestamp(..))
-        {
+        if minus && matches!(lt, DataType::Timestamp(..)) && matches!(rt, DataType::Timestamp(..)) {
             // An interval with whole days, not DataFusion's duration in hours.
             let difference = Expr::BinaryExpr(BinaryExpr::new(
                 Box::new(expr.left),

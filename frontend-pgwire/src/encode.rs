@@ -573,7 +573,10 @@ mod tests {
     fn intervals_print_as_postgres_prints_them() {
         let h = 3_600_000_000_000i64;
         assert_eq!(pg_interval_text(0, 0, 0), "00:00:00");
-        assert_eq!(pg_interval_text(14, 1, 2 * h), "1 year 2 mons 1 day 02:00:00");
+        assert_eq!(
+            pg_interval_text(14, 1, 2 * h),
+            "1 year 2 mons 1 day 02:00:00"
+        );
         assert_eq!(pg_interval_text(0, -1, 0), "-1 days");
         assert_eq!(pg_interval_text(0, -1, 2 * h), "-1 days +02:00:00");
         assert_eq!(pg_interval_text(0, 1, -h), "1 day -01:00:00");

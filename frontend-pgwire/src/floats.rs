@@ -156,7 +156,10 @@ fn checked(op: Operator, a: f64, b: f64, r: f64) -> Result<f64> {
         return Err(float_error(codes::DIVISION_BY_ZERO, "division by zero"));
     }
     if r.is_infinite() && a.is_finite() && b.is_finite() {
-        return Err(float_error(codes::NUMERIC_OUT_OF_RANGE, "value out of range: overflow"));
+        return Err(float_error(
+            codes::NUMERIC_OUT_OF_RANGE,
+            "value out of range: overflow",
+        ));
     }
     if r == 0.0
         && matches!(op, Operator::Multiply | Operator::Divide)
@@ -166,7 +169,10 @@ fn checked(op: Operator, a: f64, b: f64, r: f64) -> Result<f64> {
         && b.is_finite()
     {
         // x / inf is 0 legitimately; a product of two non-zeros is not.
-        return Err(float_error(codes::NUMERIC_OUT_OF_RANGE, "value out of range: underflow"));
+        return Err(float_error(
+            codes::NUMERIC_OUT_OF_RANGE,
+            "value out of range: underflow",
+        ));
     }
     Ok(r)
 }
@@ -191,20 +197,20 @@ impl ScalarUDFImpl for FloatOp {
         Ok(args[0].clone())
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args
-            .args
-            .iter()
-            .find_map(|a| match a {
-                ColumnarValue::Array(a) => Some(a.len()),
-                ColumnarValue::Scalar(_) => None,
-            });
+        let rows = args.args.iter().find_map(|a| match a {
+            ColumnarValue::Array(a) => Some(a.len()),
+            ColumnarValue::Scalar(_) => None,
+        });
         let n = rows.unwrap_or(1);
         let as_f64 = |v: &ColumnarValue| -> Result<ArrayRef> {
             let a = v.to_array(n)?;
             Ok(arrow::compute::cast(&a, &DataType::Float64)?)
         };
         let (a, b) = (as_f64(&args.args[0])?, as_f64(&args.args[1])?);
-        let (a, b) = (a.as_primitive::<Float64Type>(), b.as_primitive::<Float64Type>());
+        let (a, b) = (
+            a.as_primitive::<Float64Type>(),
+            b.as_primitive::<Float64Type>(),
+        );
         let mut out = arrow::array::Float64Builder::with_capacity(n);
         for i in 0..n {
             if a.is_null(i) || b.is_null(i) {
@@ -312,9 +318,11 @@ impl datafusion::logical_expr::planner::ExprPlanner for RealWidening {
         &self,
         mut expr: datafusion::logical_expr::planner::RawBinaryExpr,
         schema: &DFSchema,
-    ) -> Result<datafusion::logical_expr::planner::PlannerResult<
-        datafusion::logical_expr::planner::RawBinaryExpr,
-    >> {
+    ) -> Result<
+        datafusion::logical_expr::planner::PlannerResult<
+            datafusion::logical_expr::planner::RawBinaryExpr,
+        >,
+    > {
         use datafusion::logical_expr::planner::PlannerResult;
         use datafusion::sql::sqlparser::ast::BinaryOperator as B;
         if !matches!(expr.op, B::Plus | B::Minus | B::Multiply | B::Divide) {
@@ -367,10 +375,8 @@ impl FloatSemantics {
                 ) && is_float(&c.expr.get_type(schema)?) =>
             {
                 let to = c.field.data_type().clone();
-                let text = Expr::ScalarFunction(ScalarFunction::new_udf(
-                    self.text.clone(),
-                    vec![*c.expr],
-                ));
+                let text =
+                    Expr::ScalarFunction(ScalarFunction::new_udf(self.text.clone(), vec![*c.expr]));
                 Ok(Transformed::yes(if to == DataType::Utf8 {
                     text
                 } else {

@@ -1028,13 +1028,13 @@ impl Core {
                 direction,
                 into,
                 ..
-            } if crate::cursors::marks(into.as_ref()).is_some() =>
-            {
+            } if crate::cursors::marks(into.as_ref()).is_some() => {
                 let (is_move, negative) =
                     crate::cursors::marks(into.as_ref()).unwrap_or((false, false));
                 let n = crate::cursors::name(&name);
-                let motion = crate::cursors::motion(&direction)
-                    .map(|m| if negative { m.negated() } else { m });
+                let motion =
+                    crate::cursors::motion(&direction)
+                        .map(|m| if negative { m.negated() } else { m });
                 let cursor = st.cursors.get_mut(&n);
                 let fetched = match (motion, cursor) {
                     (Ok(m), Some(c)) => c.fetch(m).map(|rows| (c.schema.clone(), rows)),

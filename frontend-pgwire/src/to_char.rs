@@ -44,8 +44,8 @@ const DAYS: [&str; 7] = [
 const PATTERNS: [&str; 45] = [
     "Y,YYY", "HH24", "HH12", "YYYY", "SSSSS", "SSSS", "MONTH", "Month", "month", "A.M.", "P.M.",
     "a.m.", "p.m.", "IYYY", "YYY", "MON", "Mon", "mon", "DAY", "Day", "day", "DDD", "HH", "MI",
-    "SS", "MS", "US", "AM", "PM", "am", "pm", "YY", "MM", "DY", "Dy", "dy", "DD", "ID", "IW",
-    "WW", "CC", "TZ", "Y", "D", "Q",
+    "SS", "MS", "US", "AM", "PM", "am", "pm", "YY", "MM", "DY", "Dy", "dy", "DD", "ID", "IW", "WW",
+    "CC", "TZ", "Y", "D", "Q",
 ];
 
 fn cased(name: &str, pattern: &str) -> String {
@@ -246,12 +246,20 @@ mod tests {
 
     #[test]
     fn postgresql_templates() {
-        let t = NaiveDateTime::parse_from_str("2024-02-29 13:05:09", "%Y-%m-%d %H:%M:%S")
-            .unwrap();
-        assert_eq!(format(&t, "YYYY-MM-DD HH24:MI:SS", ""), "2024-02-29 13:05:09");
+        let t = NaiveDateTime::parse_from_str("2024-02-29 13:05:09", "%Y-%m-%d %H:%M:%S").unwrap();
+        assert_eq!(
+            format(&t, "YYYY-MM-DD HH24:MI:SS", ""),
+            "2024-02-29 13:05:09"
+        );
         assert_eq!(format(&t, "HH12:MI AM", ""), "01:05 PM");
-        assert_eq!(format(&t, "Day, DD Month YYYY", ""), "Thursday , 29 February  2024");
-        assert_eq!(format(&t, "FMDay, FMDD FMMonth", ""), "Thursday, 29 February");
+        assert_eq!(
+            format(&t, "Day, DD Month YYYY", ""),
+            "Thursday , 29 February  2024"
+        );
+        assert_eq!(
+            format(&t, "FMDay, FMDD FMMonth", ""),
+            "Thursday, 29 February"
+        );
         assert_eq!(format(&t, "DY Mon dy", ""), "THU Feb thu");
         assert_eq!(format(&t, "\"Week\" IW, Q", ""), "Week 09, 1");
         assert_eq!(format(&t, "DDD D TZ", "UTC"), "060 5 UTC");

@@ -115,6 +115,23 @@ def main():
         assert sc.fetchone() == (3,)
     assert tx.execute("SELECT count(*) FROM pg_cursors").fetchone() == (0,)
     tx.commit()
+    # A scrollable named cursor: scroll() sends MOVE; FETCH's and MOVE's command tags.
+    with tx.cursor(name="back", scrollable=True) as sc:
+        sc.execute("SELECT id FROM acct ORDER BY id")
+        assert sc.fetchmany(3) == [(1,), (2,), (3,)]
+        sc.scroll(-2)
+        assert sc.fetchone() == (2,)
+        sc.scroll(0, mode="absolute")
+        assert sc.fetchone() == (1,)
+    raw = tx.cursor()
+    raw.execute("DECLARE m SCROLL CURSOR FOR SELECT id FROM acct ORDER BY id")
+    raw.execute("FETCH 2 FROM m")
+    assert raw.statusmessage == "FETCH 2", raw.statusmessage
+    raw.execute("MOVE LAST IN m")
+    assert raw.statusmessage == "MOVE 1", raw.statusmessage
+    raw.execute("FETCH BACKWARD ALL FROM m")
+    assert raw.fetchall() == [(2,), (1,)] and raw.statusmessage == "FETCH 2"
+    tx.rollback()
     tx.close()
     print("psycopg ok")
 
