@@ -12,7 +12,6 @@
 //! - Intervals compare as PostgreSQL compares them, with a month as 30 days and a day as
 //!   24 hours (`'1 day' = '24 hours'`); DataFusion compares their fields one by one.
 
-use std::ops::ControlFlow;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -32,7 +31,7 @@ use datafusion::logical_expr::{
     ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
-use datafusion::sql::sqlparser::ast::{self as ast, visit_expressions_mut, Statement};
+use datafusion::sql::sqlparser::ast;
 
 use crate::error::{codes, SqlError};
 
@@ -278,7 +277,7 @@ impl ScalarUDFImpl for TimestampText {
             let out: arrow::array::StringArray = a
                 .as_primitive::<TimestampMicrosecondType>()
                 .iter()
-                .map(|v| v.map(|v| crate::encode::pg_timestamp_text(v as i128 * 1000, tz)))
+                .map(|v| v.map(|v| crate::pg_text::pg_timestamp_text(v as i128 * 1000, tz)))
                 .collect();
             Ok(Arc::new(out) as ArrayRef)
         })
@@ -292,30 +291,12 @@ pub fn justify_hours_udf() -> ScalarUDF {
     })
 }
 
-/// The function `weft_at_time_zone`, registered for the statements [`rewrite`] changes.
+/// The function `weft_at_time_zone`, registered for the statements
+/// [`crate::datetime_syntax::rewrite`] changes.
 pub fn at_time_zone_udf() -> ScalarUDF {
     ScalarUDF::new_from_impl(AtTimeZone {
         signature: Signature::any(2, Volatility::Immutable),
     })
-}
-
-/// `x AT TIME ZONE z` as `weft_at_time_zone(x, z)`.
-pub fn rewrite(s: &mut Statement) {
-    // PostgreSQL names such a column `timezone`.
-    crate::compat::name_unnamed_items(s, |e| {
-        matches!(e, ast::Expr::AtTimeZone { .. }).then(|| "timezone".to_string())
-    });
-    let _ = visit_expressions_mut(s, |e| {
-        if let ast::Expr::AtTimeZone {
-            timestamp,
-            time_zone,
-        } = e
-        {
-            let args = vec![(**timestamp).clone(), (**time_zone).clone()];
-            *e = crate::compat::call_args("weft_at_time_zone", args);
-        }
-        ControlFlow::<()>::Continue(())
-    });
 }
 
 /// `date ± interval` as `timestamp ± interval`, when the expression is planned (its type

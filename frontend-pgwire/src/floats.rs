@@ -23,8 +23,8 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::AnalyzerRule;
 
-use crate::encode::pg_float_text;
 use crate::error::codes;
+use crate::pg_text::pg_float_text;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct RoundEven {

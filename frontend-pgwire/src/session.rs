@@ -238,7 +238,7 @@ fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
     }
     if contains_ignore_case(sql, "time zone") {
         for s in &mut stmts {
-            crate::datetime::rewrite(s);
+            crate::datetime_syntax::rewrite(s);
         }
     }
     if contains_ignore_case(sql, "generate_s") || contains_ignore_case(sql, "unnest") {
