@@ -4,6 +4,7 @@
 //!   relabels the zone, which weft (printing timestamptz in UTC) shows as the same value.
 //!   `z` is an IANA name or UTC; PostgreSQL's POSIX-style offsets (`'+02'`, whose sign is
 //!   inverted) are refused rather than guessed.
+//! - `interval * number` and `interval / number` (crate::interval_scale).
 //! - `date ± interval` is a timestamp (DataFusion keeps a date, dropping the time); `date ±
 //!   integer` stays a date.
 //! - `timestamp - timestamp` moves whole days out of the time (`6 days 12:00:00`), as
@@ -318,10 +319,29 @@ impl ExprPlanner for DateIntervalArithmetic {
         };
         let plus = matches!(expr.op, ast::BinaryOperator::Plus);
         let minus = matches!(expr.op, ast::BinaryOperator::Minus);
-        if !plus && !minus {
+        let times = matches!(expr.op, ast::BinaryOperator::Multiply);
+        let divide = matches!(expr.op, ast::BinaryOperator::Divide);
+        if !plus && !minus && !times && !divide {
             return Ok(PlannerResult::Original(expr));
         }
         let (lt, rt) = (expr.left.get_type(schema)?, expr.right.get_type(schema)?);
+        if times || divide {
+            // interval * number, number * interval, interval / number.
+            let number = |t: &DataType| t.is_numeric();
+            let (span, factor) = if is_interval(&lt) && number(&rt) {
+                (expr.left, expr.right)
+            } else if times && number(&lt) && is_interval(&rt) {
+                (expr.right, expr.left)
+            } else {
+                return Ok(PlannerResult::Original(expr));
+            };
+            return Ok(PlannerResult::Planned(Expr::ScalarFunction(
+                ScalarFunction::new_udf(
+                    Arc::new(crate::interval_scale::udf(divide)),
+                    vec![span, factor],
+                ),
+            )));
+        }
         if minus && matches!(lt, DataType::Timestamp(..)) && matches!(rt, DataType::Timestamp(..)) {
             // An interval with whole days, not DataFusion's duration in hours.
             let difference = Expr::BinaryExpr(BinaryExpr::new(

@@ -32,6 +32,7 @@ mod fast;
 mod floats;
 mod group_by_key;
 mod integers;
+mod interval_scale;
 mod jsonb;
 pub mod names;
 mod numeric;
