@@ -230,7 +230,13 @@ pub fn motion(direction: &FetchDirection) -> SqlResult<Motion> {
 /// drivers send them alone), as a FETCH sqlparser reads: `MOVE` becomes `FETCH`, `-n`
 /// becomes `n`, and an `INTO "weft move neg"`-style target says what was changed.
 pub fn readable_fetch(sql: &str) -> Option<String> {
-    let t = sql.trim().trim_end_matches(';').trim_end();
+    let t = sql.trim_start();
+    // Every query passes here: decide on its first word before anything else.
+    let starts = |w: &str| t.get(..w.len()).is_some_and(|h| h.eq_ignore_ascii_case(w));
+    if !starts("move") && !starts("fetch") {
+        return None;
+    }
+    let t = t.trim_end().trim_end_matches(';').trim_end();
     if t.contains(';') {
         return None;
     }

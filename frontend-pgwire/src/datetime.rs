@@ -23,7 +23,7 @@ use arrow::datatypes::{
 };
 use chrono::{LocalResult, NaiveDateTime, Offset, TimeZone};
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
+use datafusion::common::{DFSchema, DataFusionError, Result};
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
@@ -118,10 +118,7 @@ impl ScalarUDFImpl for AtTimeZone {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let input = args.args[0].data_type();
-        let rows = args.args.iter().find_map(|a| match a {
-            ColumnarValue::Array(a) => Some(a.len()),
-            ColumnarValue::Scalar(_) => None,
-        });
+        let rows = crate::expr_rules::rows_of(&args.args);
         let n = rows.unwrap_or(1);
         let ts = args.args[0].to_array(n)?;
         let ts = arrow::compute::cast(&ts, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
@@ -163,10 +160,7 @@ impl ScalarUDFImpl for AtTimeZone {
         } else {
             Arc::new(out.with_timezone("UTC"))
         };
-        Ok(match rows {
-            Some(_) => ColumnarValue::Array(out),
-            None => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
-        })
+        crate::expr_rules::shaped(out, rows)
     }
 }
 
@@ -388,24 +382,16 @@ fn is_interval(t: &DataType) -> bool {
 
 impl DateTimeSemantics {
     fn rewrite(&self, e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
-        let call = |f: &Arc<ScalarUDF>, e: Expr| {
-            Expr::ScalarFunction(ScalarFunction::new_udf(f.clone(), vec![e]))
-        };
         let b = match e {
             Expr::BinaryExpr(b) => b,
             Expr::Cast(c)
-                if matches!(
-                    c.field.data_type(),
-                    DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
-                ) && matches!(c.expr.get_type(schema)?, DataType::Timestamp(..)) =>
+                if crate::expr_rules::is_text(c.field.data_type())
+                    && matches!(c.expr.get_type(schema)?, DataType::Timestamp(..)) =>
             {
                 let to = c.field.data_type().clone();
-                let text = call(&self.text, *c.expr);
-                return Ok(Transformed::yes(if to == DataType::Utf8 {
-                    text
-                } else {
-                    Expr::Cast(Cast::new(Box::new(text), to))
-                }));
+                return Ok(Transformed::yes(crate::expr_rules::text_cast(
+                    &self.text, *c.expr, to,
+                )));
             }
             other => return Ok(Transformed::no(other)),
         };

@@ -55,3 +55,51 @@ pub fn map_values(
         ColumnarValue::Array(a) => Ok(ColumnarValue::Array(f(a)?)),
     }
 }
+
+/// How many rows a function's arguments have: an array argument's length, or `None` when
+/// every argument is a scalar (see [`shaped`]).
+pub fn rows_of(args: &[datafusion::logical_expr::ColumnarValue]) -> Option<usize> {
+    use datafusion::logical_expr::ColumnarValue;
+    args.iter().find_map(|a| match a {
+        ColumnarValue::Array(a) => Some(a.len()),
+        ColumnarValue::Scalar(_) => None,
+    })
+}
+
+/// A function's result computed as an array of `rows_of(args).unwrap_or(1)` values: an
+/// array when an argument was one, else the scalar of its only row.
+pub fn shaped(
+    out: arrow::array::ArrayRef,
+    rows: Option<usize>,
+) -> Result<datafusion::logical_expr::ColumnarValue> {
+    use datafusion::logical_expr::ColumnarValue;
+    use datafusion::scalar::ScalarValue;
+    Ok(match rows {
+        Some(_) => ColumnarValue::Array(out),
+        None => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
+    })
+}
+
+/// Whether a cast to `t` is a cast to text.
+pub fn is_text(t: &arrow::datatypes::DataType) -> bool {
+    use arrow::datatypes::DataType;
+    matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+}
+
+/// `CAST(x AS <text type> to)` as `f(x)` (a function giving Utf8 as PostgreSQL prints the
+/// type), cast on to `to` when that is another text type.
+pub fn text_cast(
+    f: &std::sync::Arc<datafusion::logical_expr::ScalarUDF>,
+    x: Expr,
+    to: arrow::datatypes::DataType,
+) -> Expr {
+    let text = Expr::ScalarFunction(datafusion::logical_expr::expr::ScalarFunction::new_udf(
+        f.clone(),
+        vec![x],
+    ));
+    if to == arrow::datatypes::DataType::Utf8 {
+        text
+    } else {
+        Expr::Cast(datafusion::logical_expr::Cast::new(Box::new(text), to))
+    }
+}

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Float32Type, Float64Type};
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
+use datafusion::common::{DFSchema, DataFusionError, Result};
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
@@ -197,10 +197,7 @@ impl ScalarUDFImpl for FloatOp {
         Ok(args[0].clone())
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.args.iter().find_map(|a| match a {
-            ColumnarValue::Array(a) => Some(a.len()),
-            ColumnarValue::Scalar(_) => None,
-        });
+        let rows = crate::expr_rules::rows_of(&args.args);
         let n = rows.unwrap_or(1);
         let as_f64 = |v: &ColumnarValue| -> Result<ArrayRef> {
             let a = v.to_array(n)?;
@@ -231,10 +228,7 @@ impl ScalarUDFImpl for FloatOp {
         }
         let out: ArrayRef = Arc::new(out.finish());
         let out = arrow::compute::cast(&out, &args.args[0].data_type())?;
-        Ok(match rows {
-            Some(_) => ColumnarValue::Array(out),
-            None => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
-        })
+        crate::expr_rules::shaped(out, rows)
     }
 }
 
@@ -369,19 +363,13 @@ impl FloatSemantics {
                 )))
             }
             Expr::Cast(c)
-                if matches!(
-                    c.field.data_type(),
-                    DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
-                ) && is_float(&c.expr.get_type(schema)?) =>
+                if crate::expr_rules::is_text(c.field.data_type())
+                    && is_float(&c.expr.get_type(schema)?) =>
             {
                 let to = c.field.data_type().clone();
-                let text =
-                    Expr::ScalarFunction(ScalarFunction::new_udf(self.text.clone(), vec![*c.expr]));
-                Ok(Transformed::yes(if to == DataType::Utf8 {
-                    text
-                } else {
-                    Expr::Cast(datafusion::logical_expr::Cast::new(Box::new(text), to))
-                }))
+                Ok(Transformed::yes(crate::expr_rules::text_cast(
+                    &self.text, *c.expr, to,
+                )))
             }
             other => Ok(Transformed::no(other)),
         }

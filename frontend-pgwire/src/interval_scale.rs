@@ -9,7 +9,7 @@ use arrow::array::{Array, ArrayRef, AsArray, IntervalMonthDayNanoArray};
 use arrow::datatypes::{
     DataType, Float64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit,
 };
-use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::common::{DataFusionError, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -84,10 +84,7 @@ impl ScalarUDFImpl for IntervalScale {
         Ok(DataType::Interval(IntervalUnit::MonthDayNano))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.args.iter().find_map(|a| match a {
-            ColumnarValue::Array(a) => Some(a.len()),
-            ColumnarValue::Scalar(_) => None,
-        });
+        let rows = crate::expr_rules::rows_of(&args.args);
         let n = rows.unwrap_or(1);
         let spans = arrow::compute::cast(
             &args.args[0].to_array(n)?,
@@ -112,10 +109,7 @@ impl ScalarUDFImpl for IntervalScale {
             out.push(Some(scale(spans.value(i), f, self.divide)?));
         }
         let out: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(out));
-        Ok(match rows {
-            Some(_) => ColumnarValue::Array(out),
-            None => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
-        })
+        crate::expr_rules::shaped(out, rows)
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
 use chrono::{Datelike, NaiveDateTime, Timelike};
-use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::common::{DataFusionError, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -203,10 +203,7 @@ impl ScalarUDFImpl for ToChar {
             DataType::Timestamp(_, Some(_)) => "UTC",
             _ => "",
         };
-        let rows = args.args.iter().find_map(|a| match a {
-            ColumnarValue::Array(a) => Some(a.len()),
-            ColumnarValue::Scalar(_) => None,
-        });
+        let rows = crate::expr_rules::rows_of(&args.args);
         let n = rows.unwrap_or(1);
         let ts = arrow::compute::cast(
             &args.args[0].to_array(n)?,
@@ -225,10 +222,7 @@ impl ScalarUDFImpl for ToChar {
             })
             .collect();
         let out: ArrayRef = Arc::new(out);
-        Ok(match rows {
-            Some(_) => ColumnarValue::Array(out),
-            None => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
-        })
+        crate::expr_rules::shaped(out, rows)
     }
 }
 

@@ -130,3 +130,42 @@ async fn tpch_queries_answer_as_postgresql_does() {
         failures.join("\n")
     );
 }
+
+/// `weft bench tpch` as a user runs it: it loads both servers, checks all 22 results and
+/// writes its tables between its markers, leaving the rest of the file as it was.
+#[test]
+fn bench_tpch_checks_and_reports() {
+    if weft_tests::pg_bin_dir().is_none() {
+        assert!(!weft_tests::pg_required(), "PostgreSQL 15 is required");
+        return;
+    }
+    let Some(gen) = tpch::tpchgen() else {
+        assert!(std::env::var("WEFT_REQUIRE_TOOLS").is_err());
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("benchmarks.md");
+    std::fs::write(&md, "# Benchmarks\n\nkept\n").unwrap();
+    let out = Command::new(weft_bin())
+        .args(["bench", "tpch", "--scale-factor", "0.01", "--runs", "1"])
+        .arg("--tpchgen")
+        .arg(&gen)
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .arg("--markdown")
+        .arg(&md)
+        .output()
+        .expect("run weft bench tpch");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "weft bench tpch: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.starts_with("# Benchmarks\n\nkept\n"), "{text}");
+    assert!(text.contains("<!-- weft bench tpch: begin"), "{text}");
+    assert!(text.contains("| lineitem | 60175 |"), "{text}");
+    assert!(text.contains("| 22/22 |"), "{text}");
+    assert_eq!(text.matches("| yes |").count(), 22, "{text}");
+}
