@@ -1,0 +1,887 @@
+//! The PostgreSQL system functions clients call: `version()`, `current_database()`,
+//! `format_type`, `pg_get_constraintdef`, `current_setting`, ...
+//!
+//! Functions that need no session state are registered once in the template state every
+//! session starts from; functions that answer about the session (its user, database,
+//! backend pid, settings) or about the catalog are registered in each session's context.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int32Type};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+use datafusion::prelude::SessionContext;
+use datafusion_pg_catalog::pg_catalog as pgc;
+
+use crate::catalog::pgcatalog::{self, SessionMeta};
+
+type Body = dyn Fn(&[ArrayRef], usize) -> DfResult<ArrayRef> + Send + Sync;
+
+/// A function over arrays of any argument types (each body casts what it needs), taking
+/// one of the listed argument counts.
+struct Fun {
+    name: &'static str,
+    signature: Signature,
+    ret: DataType,
+    body: Arc<Body>,
+}
+
+impl std::fmt::Debug for Fun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}()", self.name)
+    }
+}
+
+impl PartialEq for Fun {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+impl Eq for Fun {}
+impl Hash for Fun {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+impl ScalarUDFImpl for Fun {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(self.ret.clone())
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let out = (self.body)(&arrays, rows)?;
+        if args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)))
+            && out.len() == 1
+        {
+            return Ok(ColumnarValue::Scalar(
+                datafusion::scalar::ScalarValue::try_from_array(&out, 0)?,
+            ));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+fn fun(
+    name: &'static str,
+    arities: &[usize],
+    ret: DataType,
+    volatility: Volatility,
+    body: impl Fn(&[ArrayRef], usize) -> DfResult<ArrayRef> + Send + Sync + 'static,
+) -> ScalarUDF {
+    let sigs = arities
+        .iter()
+        .map(|&n| {
+            if n == 0 {
+                TypeSignature::Nullary
+            } else {
+                TypeSignature::Any(n)
+            }
+        })
+        .collect();
+    ScalarUDF::new_from_impl(Fun {
+        name,
+        signature: Signature::one_of(sigs, volatility),
+        ret,
+        body: Arc::new(body),
+    })
+}
+
+/// A function that returns the same text on every row.
+fn constant_text(name: &'static str, value: String) -> ScalarUDF {
+    fun(
+        name,
+        &[0],
+        DataType::Utf8,
+        Volatility::Stable,
+        move |_, rows| {
+            Ok(Arc::new(StringArray::from(vec![value.clone(); rows.max(1)])) as ArrayRef)
+        },
+    )
+}
+
+/// An argument as Int32 (oids, typmods, attribute numbers).
+fn ints(a: &ArrayRef) -> DfResult<Int32Array> {
+    Ok(cast(a, &DataType::Int32)?
+        .as_primitive::<Int32Type>()
+        .clone())
+}
+
+fn texts(a: &ArrayRef) -> DfResult<StringArray> {
+    Ok(cast(a, &DataType::Utf8)?.as_string::<i32>().clone())
+}
+
+/// What `version()` answers: PostgreSQL's form, which drivers parse for the version.
+pub fn version_string() -> String {
+    format!(
+        "PostgreSQL 15.0 (weft {}) on {}-linux, 64-bit",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}
+
+/// The PostgreSQL name of a type oid with a type modifier, as `format_type` prints it.
+pub fn format_type(oid: i32, typmod: i32) -> Option<String> {
+    let with_len = |base: &str| {
+        if typmod >= 4 {
+            format!("{base}({})", typmod - 4)
+        } else {
+            base.to_string()
+        }
+    };
+    Some(match oid {
+        16 => "boolean".into(),
+        17 => "bytea".into(),
+        18 => "\"char\"".into(),
+        19 => "name".into(),
+        20 => "bigint".into(),
+        21 => "smallint".into(),
+        23 => "integer".into(),
+        24 => "regproc".into(),
+        25 => "text".into(),
+        26 => "oid".into(),
+        114 => "json".into(),
+        700 => "real".into(),
+        701 => "double precision".into(),
+        1042 => with_len("character"),
+        1043 => with_len("character varying"),
+        1082 => "date".into(),
+        1083 => "time without time zone".into(),
+        1114 => "timestamp without time zone".into(),
+        1184 => "timestamp with time zone".into(),
+        1186 => "interval".into(),
+        1700 => {
+            if typmod >= 4 {
+                let m = typmod - 4;
+                format!("numeric({},{})", (m >> 16) & 0xffff, m & 0xffff)
+            } else {
+                "numeric".into()
+            }
+        }
+        2205 => "regclass".into(),
+        2206 => "regtype".into(),
+        2950 => "uuid".into(),
+        3802 => "jsonb".into(),
+        1000 => "boolean[]".into(),
+        1005 => "smallint[]".into(),
+        1007 => "integer[]".into(),
+        1016 => "bigint[]".into(),
+        1009 => "text[]".into(),
+        1021 => "real[]".into(),
+        1022 => "double precision[]".into(),
+        _ => return None,
+    })
+}
+
+/// The oid of each type name in PostgreSQL's pg_type rows, and the SQL spellings of the
+/// common ones (`integer`, `double precision`, ...).
+pub fn type_oids(pg_type: &[arrow::array::RecordBatch]) -> std::collections::HashMap<String, i32> {
+    let mut out = std::collections::HashMap::new();
+    for b in pg_type {
+        let (Some(names), Some(oids)) = (b.column_by_name("typname"), b.column_by_name("oid"))
+        else {
+            continue;
+        };
+        let (Ok(names), Ok(oids)) = (texts(names), ints(oids)) else {
+            continue;
+        };
+        for i in 0..names.len() {
+            if !names.is_null(i) && !oids.is_null(i) {
+                out.insert(names.value(i).to_string(), oids.value(i));
+            }
+        }
+    }
+    for (alias, name) in [
+        ("integer", "int4"),
+        ("int", "int4"),
+        ("smallint", "int2"),
+        ("bigint", "int8"),
+        ("real", "float4"),
+        ("double precision", "float8"),
+        ("boolean", "bool"),
+        ("character varying", "varchar"),
+        ("character", "bpchar"),
+        ("char", "bpchar"),
+        ("decimal", "numeric"),
+        ("timestamp without time zone", "timestamp"),
+        ("timestamp with time zone", "timestamptz"),
+        ("time without time zone", "time"),
+    ] {
+        if let Some(&oid) = out.get(name) {
+            out.insert(alias.to_string(), oid);
+        }
+    }
+    out
+}
+
+/// Functions that answer the same for every session: registered in the template state.
+pub fn register_static(
+    state: &mut SessionState,
+    type_oids: Arc<std::collections::HashMap<String, i32>>,
+) -> DfResult<()> {
+    use datafusion::execution::FunctionRegistry;
+    let udfs = vec![
+        constant_text("version", version_string()),
+        nextval_placeholder(),
+        pgc::create_current_schema_udf(),
+        pgc::create_current_schemas_udf(),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_table_privilege"),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_schema_privilege"),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_database_privilege"),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_any_column_privilege"),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_column_privilege"),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_sequence_privilege"),
+        pgc::has_privilege_udf::create_has_privilege_udf("has_function_privilege"),
+        fun(
+            "pg_encoding_to_char",
+            &[1],
+            DataType::Utf8,
+            Volatility::Stable,
+            |args, _| {
+                let o = ints(&args[0])?;
+                let out: StringArray = o
+                    .iter()
+                    .map(|v| v.map(|e| if e == 6 { "UTF8" } else { "SQL_ASCII" }))
+                    .collect();
+                Ok(Arc::new(out) as ArrayRef)
+            },
+        ),
+        expandarray(),
+        more_than_one_row(),
+        pgc::create_pg_relation_is_publishable_udf(),
+        pgc::create_pg_get_statisticsobjdef_columns_udf(),
+        pgc::create_pg_get_partkeydef_udf(),
+        pgc::create_pg_relation_size_udf(),
+        pgc::create_pg_total_relation_size_udf(),
+        pgc::create_pg_stat_get_numscans(),
+        pgc::create_pg_get_partition_ancestors_udf(),
+        pgc::quote_ident_udf::create_quote_ident_udf(),
+        pgc::quote_ident_udf::create_parse_ident_udf(),
+        pgc::array_bounds_udf::create_array_upper_udf(),
+        pgc::array_bounds_udf::create_array_lower_udf(),
+        fun(
+            "format_type",
+            &[2],
+            DataType::Utf8,
+            Volatility::Stable,
+            |args, _| {
+                let (oids, mods) = (ints(&args[0])?, ints(&args[1])?);
+                let out: StringArray = (0..oids.len())
+                    .map(|i| {
+                        if oids.is_null(i) {
+                            return None;
+                        }
+                        let m = if mods.is_null(i) { -1 } else { mods.value(i) };
+                        Some(format_type(oids.value(i), m).unwrap_or_else(|| "???".into()))
+                    })
+                    .collect();
+                Ok(Arc::new(out) as ArrayRef)
+            },
+        ),
+        // weft stores a default's SQL text where PostgreSQL stores its node tree.
+        fun(
+            "pg_get_expr",
+            &[2, 3],
+            DataType::Utf8,
+            Volatility::Stable,
+            |args, _| Ok(Arc::new(texts(&args[0])?) as ArrayRef),
+        ),
+        // Every relation and type weft has is in public or pg_catalog, both on the path.
+        always_true("pg_table_is_visible"),
+        always_true("pg_type_is_visible"),
+        // Functions and collations too (psql's \df, SQLAlchemy and Alembic reflection).
+        always_true("pg_function_is_visible"),
+        always_true("pg_collation_is_visible"),
+        fun(
+            "gen_random_uuid",
+            &[0],
+            DataType::Utf8,
+            Volatility::Volatile,
+            |_, rows| {
+                let out: StringArray = (0..rows)
+                    .map(|_| {
+                        let bytes = rand::random::<u128>().to_le_bytes();
+                        Some(
+                            uuid::Builder::from_random_bytes(bytes)
+                                .into_uuid()
+                                .hyphenated()
+                                .to_string(),
+                        )
+                    })
+                    .collect();
+                Ok(Arc::new(out) as ArrayRef)
+            },
+        ),
+        fun(
+            "pg_get_userbyid",
+            &[1],
+            DataType::Utf8,
+            Volatility::Stable,
+            |args, _| {
+                let o = ints(&args[0])?;
+                let out: StringArray = o.iter().map(|v| v.map(pgcatalog::role_name)).collect();
+                Ok(Arc::new(out) as ArrayRef)
+            },
+        ),
+        // No comments are stored: every description is NULL.
+        null_text("obj_description", &[1, 2]),
+        null_text("col_description", &[2]),
+        null_text("shobj_description", &[2]),
+        fun(
+            "to_regtype",
+            &[1],
+            DataType::Int32,
+            Volatility::Stable,
+            move |args, _| {
+                let names = texts(&args[0])?;
+                let out: Int32Array = names
+                    .iter()
+                    .map(|n| {
+                        n.and_then(|n| {
+                            let n = n.trim().trim_start_matches("pg_catalog.").to_lowercase();
+                            type_oids.get(n.trim_matches('"')).copied()
+                        })
+                    })
+                    .collect();
+                Ok(Arc::new(out) as ArrayRef)
+            },
+        ),
+        // weft has no advisory locks: there are never any to release.
+        fun(
+            "pg_advisory_unlock_all",
+            &[0],
+            DataType::Utf8,
+            Volatility::Volatile,
+            |_, rows| Ok(Arc::new(StringArray::from(vec![None::<&str>; rows.max(1)])) as ArrayRef),
+        ),
+        fun(
+            "pg_is_in_recovery",
+            &[0],
+            DataType::Boolean,
+            Volatility::Stable,
+            |_, rows| Ok(Arc::new(BooleanArray::from(vec![false; rows.max(1)])) as ArrayRef),
+        ),
+        fun(
+            "pg_my_temp_schema",
+            &[0],
+            DataType::Int32,
+            Volatility::Stable,
+            |_, rows| Ok(Arc::new(Int32Array::from(vec![0; rows.max(1)])) as ArrayRef),
+        ),
+    ];
+    for f in udfs {
+        state.register_udf(Arc::new(f))?;
+    }
+    Ok(())
+}
+
+/// A function of an oid that is true for every non-NULL argument.
+fn always_true(name: &'static str) -> ScalarUDF {
+    fun(
+        name,
+        &[1],
+        DataType::Boolean,
+        Volatility::Stable,
+        |args, _| {
+            let o = ints(&args[0])?;
+            Ok(Arc::new(o.iter().map(|v| v.map(|_| true)).collect::<BooleanArray>()) as ArrayRef)
+        },
+    )
+}
+
+/// A function of an oid (and ignored flags) answered from the session's catalog snapshot.
+fn snapshot_text(
+    name: &'static str,
+    arities: &[usize],
+    meta: &Arc<SessionMeta>,
+    f: fn(&pgcatalog::Snapshot, i32) -> Option<String>,
+) -> ScalarUDF {
+    let m = meta.clone();
+    fun(
+        name,
+        arities,
+        DataType::Utf8,
+        Volatility::Stable,
+        move |args, _| {
+            let oids = ints(&args[0])?;
+            let snap = m.snapshot();
+            let out: StringArray = oids.iter().map(|o| o.and_then(|o| f(&snap, o))).collect();
+            Ok(Arc::new(out) as ArrayRef)
+        },
+    )
+}
+
+fn null_text(name: &'static str, arities: &[usize]) -> ScalarUDF {
+    fun(
+        name,
+        arities,
+        DataType::Utf8,
+        Volatility::Stable,
+        |args, rows| {
+            let n = args.first().map(|a| a.len()).unwrap_or(rows.max(1));
+            Ok(Arc::new(StringArray::from(vec![None::<&str>; n])) as ArrayRef)
+        },
+    )
+}
+
+/// A sequence name argument (`'t_id_seq'`, `'public.t_id_seq'`, `'"Odd"'`) as stored.
+fn sequence_name(text: &str) -> DfResult<String> {
+    let parts = pgcatalog::split_name(text).unwrap_or_default();
+    match parts.as_slice() {
+        [n] => Ok(n.clone()),
+        [schema, n] if schema == "public" => Ok(n.clone()),
+        _ => Err(DataFusionError::External(Box::new(
+            crate::error::SqlError::new(
+                crate::error::codes::UNDEFINED_TABLE,
+                format!("relation \"{text}\" does not exist"),
+            ),
+        ))),
+    }
+}
+
+fn external(e: crate::error::SqlError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// Runs a storage operation from inside a function, which DataFusion calls synchronously
+/// on a worker thread of the server's runtime.
+pub(crate) fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(fut))
+}
+
+/// `weft_more_than_one_row(x)`: fails with 21000 for any row it is evaluated on. A scalar
+/// subquery rewritten to an aggregate (compat.rs) calls it when a second row comes.
+fn more_than_one_row() -> ScalarUDF {
+    #[derive(Debug, PartialEq, Eq, Hash)]
+    struct TooMany {
+        signature: Signature,
+    }
+    impl ScalarUDFImpl for TooMany {
+        fn name(&self) -> &str {
+            "weft_more_than_one_row"
+        }
+        fn signature(&self) -> &Signature {
+            &self.signature
+        }
+        fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+            Ok(args.first().cloned().unwrap_or(DataType::Null))
+        }
+        fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+            if args.number_rows > 0 {
+                return Err(external(crate::error::SqlError::new(
+                    crate::error::codes::CARDINALITY_VIOLATION,
+                    "more than one row returned by a subquery used as an expression",
+                )));
+            }
+            Ok(ColumnarValue::Array(arrow::array::new_empty_array(
+                args.return_field.data_type(),
+            )))
+        }
+    }
+    ScalarUDF::new_from_impl(TooMany {
+        signature: Signature::any(1, Volatility::Volatile),
+    })
+}
+
+/// `information_schema._pg_expandarray(a)`'s values as one array of `(x, n)` records: the
+/// elements with their 1-based positions. PostgreSQL's is a set-returning function; catalog
+/// queries call it through `unnest` (see compat.rs), which gives the same rows.
+fn expandarray() -> ScalarUDF {
+    use arrow::array::{ListArray, StructArray};
+    use arrow::buffer::OffsetBuffer;
+    use arrow::datatypes::{Field, Fields};
+    let fields = Fields::from(vec![
+        Field::new("x", DataType::Int32, true),
+        Field::new("n", DataType::Int32, false),
+    ]);
+    let item = Arc::new(Field::new("item", DataType::Struct(fields.clone()), true));
+    fun(
+        "_pg_expandarray",
+        &[1],
+        DataType::List(item.clone()),
+        Volatility::Immutable,
+        move |args, rows| {
+            let list = cast(
+                &args[0],
+                &DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+            )?;
+            let list = list.as_list::<i32>();
+            let (mut xs, mut ns, mut lens) = (Vec::new(), Vec::new(), Vec::with_capacity(rows));
+            for i in 0..list.len() {
+                if list.is_null(i) {
+                    lens.push(0);
+                    continue;
+                }
+                let v = list.value(i);
+                let v = v.as_primitive::<Int32Type>();
+                for j in 0..v.len() {
+                    xs.push(if v.is_null(j) { None } else { Some(v.value(j)) });
+                    ns.push(j as i32 + 1);
+                }
+                lens.push(v.len());
+            }
+            let structs = StructArray::new(
+                fields.clone(),
+                vec![
+                    Arc::new(Int32Array::from(xs)) as ArrayRef,
+                    Arc::new(Int32Array::from(ns)) as ArrayRef,
+                ],
+                None,
+            );
+            let out = ListArray::new(
+                item.clone(),
+                OffsetBuffer::from_lengths(lens),
+                Arc::new(structs),
+                list.nulls().cloned(),
+            );
+            Ok(Arc::new(out) as ArrayRef)
+        },
+    )
+}
+
+/// `nextval` as the template state knows it, so that column defaults parse; a session's
+/// context replaces it with one that draws values (see [`nextval_udf`]).
+pub fn nextval_placeholder() -> ScalarUDF {
+    fun(
+        "nextval",
+        &[1],
+        DataType::Int64,
+        Volatility::Volatile,
+        |_, _| {
+            Err(DataFusionError::Internal(
+                "nextval was called outside a session".into(),
+            ))
+        },
+    )
+}
+
+/// `nextval(name)`: one value per row, recorded for the session's `currval`/`lastval`.
+pub fn nextval_udf(db: &Arc<crate::catalog::db::Db>, meta: &Arc<SessionMeta>) -> ScalarUDF {
+    let (db, meta) = (db.clone(), meta.clone());
+    fun(
+        "nextval",
+        &[1],
+        DataType::Int64,
+        Volatility::Volatile,
+        move |args, rows| {
+            let names = texts(&args[0])?;
+            let n = names.len().max(rows);
+            let mut out = Vec::with_capacity(n);
+            // Values for runs of rows naming the same sequence are reserved together.
+            let mut i = 0;
+            while i < n {
+                let idx = if names.len() == 1 { 0 } else { i };
+                if names.is_null(idx) {
+                    out.push(None);
+                    i += 1;
+                    continue;
+                }
+                let text = names.value(idx);
+                let mut j = i + 1;
+                while j < n && (names.len() == 1 || (!names.is_null(j) && names.value(j) == text)) {
+                    j += 1;
+                }
+                let name = sequence_name(text)?;
+                let values =
+                    block_on(crate::catalog::sequences::next_values(&db, &name, j - i)).map_err(external)?;
+                if let Some(&last) = values.last() {
+                    meta.currvals
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name, last);
+                    *meta.lastval.lock().unwrap_or_else(|e| e.into_inner()) = Some(last);
+                }
+                out.extend(values.into_iter().map(Some));
+                i = j;
+            }
+            Ok(Arc::new(arrow::array::Int64Array::from(out)) as ArrayRef)
+        },
+    )
+}
+
+/// `pg_cancel_backend(pid)` / `pg_terminate_backend(pid [, timeout])`: true once the
+/// session was signalled, false when no session has that pid. A superuser may signal any
+/// session, another role only its own.
+fn signal_backend_udf(
+    name: &'static str,
+    terminate: bool,
+    db: &Arc<crate::catalog::db::Db>,
+    meta: &Arc<SessionMeta>,
+) -> ScalarUDF {
+    let (db, meta) = (db.clone(), meta.clone());
+    // An int4 pid, so that a parameter (`pg_cancel_backend($1)`) is one; any integer
+    // (a literal is an int8) is cast to it.
+    use datafusion::common::types::{logical_int32, logical_int64, NativeType};
+    use datafusion::logical_expr::{Coercion, TypeSignatureClass};
+    let int = |t, native| {
+        Coercion::new_implicit(
+            TypeSignatureClass::Native(t),
+            vec![TypeSignatureClass::Integer],
+            native,
+        )
+    };
+    let pid = || int(logical_int32(), NativeType::Int32);
+    let mut sigs = vec![TypeSignature::Coercible(vec![pid()])];
+    if terminate {
+        sigs.push(TypeSignature::Coercible(vec![
+            pid(),
+            int(logical_int64(), NativeType::Int64),
+        ]));
+    }
+    let body = Arc::new(move |args: &[ArrayRef], _: usize| {
+        let pids = cast(&args[0], &DataType::Int32)?;
+        let pids = pids.as_primitive::<arrow::datatypes::Int32Type>();
+        let who = meta.identity().user;
+        let read_ts = db.adjudicator.read_ts();
+        let superuser = block_on(crate::catalog::roles::list(&db, read_ts))
+            .map_err(external)?
+            .iter()
+            .any(|r| r.name == who && r.superuser);
+        let mut out = Vec::with_capacity(pids.len());
+        for pid in pids.iter() {
+            let Some(pid) = pid else {
+                out.push(None);
+                continue;
+            };
+            let Some(b) = db.backends.get(pid) else {
+                out.push(Some(false));
+                continue;
+            };
+            if !crate::catalog::activity::may_signal(&who, superuser, &b) {
+                return Err(external(crate::error::SqlError::new(
+                    crate::error::codes::INSUFFICIENT_PRIVILEGE,
+                    format!(
+                        "must be a member of the role whose {} or member of pg_signal_backend",
+                        if terminate {
+                            "process is being terminated"
+                        } else {
+                            "query is being canceled"
+                        }
+                    ),
+                )));
+            }
+            if terminate {
+                b.terminate();
+            } else {
+                b.cancel();
+            }
+            out.push(Some(true));
+        }
+        Ok(Arc::new(BooleanArray::from(out)) as ArrayRef)
+    });
+    ScalarUDF::new_from_impl(Fun {
+        name,
+        signature: Signature::one_of(sigs, Volatility::Volatile),
+        ret: DataType::Boolean,
+        body,
+    })
+}
+
+/// Functions about this session and the catalog it sees: registered in its own context.
+pub fn register_session(ctx: &SessionContext, db: &Arc<crate::catalog::db::Db>, meta: &Arc<SessionMeta>) {
+    ctx.register_udf(nextval_udf(db, meta));
+    for (name, terminate) in [("pg_cancel_backend", false), ("pg_terminate_backend", true)] {
+        ctx.register_udf(signal_backend_udf(name, terminate, db, meta));
+    }
+    let m = meta.clone();
+    ctx.register_udf(fun(
+        "currval",
+        &[1],
+        DataType::Int64,
+        Volatility::Volatile,
+        move |args, _| {
+            let names = texts(&args[0])?;
+            let cur = m.currvals.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let mut out = Vec::with_capacity(names.len());
+            for n in names.iter() {
+                let Some(n) = n else {
+                    out.push(None);
+                    continue;
+                };
+                let name = sequence_name(n)?;
+                match cur.get(&name) {
+                    Some(v) => out.push(Some(*v)),
+                    None => {
+                        return Err(external(crate::error::SqlError::new(
+                            "55000",
+                            format!(
+                                "currval of sequence \"{name}\" is not yet defined in this session"
+                            ),
+                        )))
+                    }
+                }
+            }
+            Ok(Arc::new(arrow::array::Int64Array::from(out)) as ArrayRef)
+        },
+    ));
+    let m = meta.clone();
+    ctx.register_udf(fun(
+        "lastval",
+        &[0],
+        DataType::Int64,
+        Volatility::Volatile,
+        move |_, rows| {
+            let Some(v) = *m.lastval.lock().unwrap_or_else(|e| e.into_inner()) else {
+                return Err(external(crate::error::SqlError::new(
+                    "55000",
+                    "lastval is not yet defined in this session",
+                )));
+            };
+            Ok(Arc::new(arrow::array::Int64Array::from(vec![v; rows.max(1)])) as ArrayRef)
+        },
+    ));
+    let d = db.clone();
+    ctx.register_udf(fun(
+        "setval",
+        &[2, 3],
+        DataType::Int64,
+        Volatility::Volatile,
+        move |args, _| {
+            let names = texts(&args[0])?;
+            let values = cast(&args[1], &DataType::Int64)?;
+            let values = values.as_primitive::<arrow::datatypes::Int64Type>();
+            let called = match args.get(2) {
+                Some(a) => cast(a, &DataType::Boolean)?.as_boolean().clone(),
+                None => BooleanArray::from(vec![true; names.len()]),
+            };
+            let mut out = Vec::with_capacity(names.len());
+            for i in 0..names.len() {
+                if names.is_null(i) || values.is_null(i) {
+                    out.push(None);
+                    continue;
+                }
+                let name = sequence_name(names.value(i))?;
+                let is_called = called.is_null(i) || called.value(i);
+                let v = block_on(crate::catalog::sequences::set_value(
+                    &d,
+                    &name,
+                    values.value(i),
+                    is_called,
+                ))
+                .map_err(external)?;
+                out.push(Some(v));
+            }
+            Ok(Arc::new(arrow::array::Int64Array::from(out)) as ArrayRef)
+        },
+    ));
+    let who = meta.identity();
+    for name in ["current_user", "session_user", "user", "current_role"] {
+        ctx.register_udf(constant_text(name, who.user.clone()));
+    }
+    for name in ["current_database", "current_catalog"] {
+        ctx.register_udf(constant_text(name, who.database.clone()));
+    }
+    let pid = who.pid;
+    ctx.register_udf(fun(
+        "pg_backend_pid",
+        &[0],
+        DataType::Int32,
+        Volatility::Stable,
+        move |_, rows| Ok(Arc::new(Int32Array::from(vec![pid; rows.max(1)])) as ArrayRef),
+    ));
+    let m = meta.clone();
+    ctx.register_udf(fun(
+        "current_setting",
+        &[1, 2],
+        DataType::Utf8,
+        Volatility::Stable,
+        move |args, _| {
+            let names = texts(&args[0])?;
+            let missing_ok = match args.get(1) {
+                Some(a) => cast(a, &DataType::Boolean)?.as_boolean().clone(),
+                None => BooleanArray::from(vec![false; names.len()]),
+            };
+            let settings = m.settings();
+            let mut out = Vec::with_capacity(names.len());
+            for i in 0..names.len() {
+                if names.is_null(i) {
+                    out.push(None);
+                    continue;
+                }
+                let name = names.value(i).to_lowercase();
+                match settings.get(&name) {
+                    Some(v) => out.push(Some(v.clone())),
+                    None if !missing_ok.is_null(i) && missing_ok.value(i) => out.push(None),
+                    None => {
+                        return Err(DataFusionError::External(Box::new(
+                            crate::error::SqlError::new(
+                                crate::error::codes::UNDEFINED_PARAMETER,
+                                format!("unrecognized configuration parameter \"{name}\""),
+                            ),
+                        )))
+                    }
+                }
+            }
+            Ok(Arc::new(StringArray::from(out)) as ArrayRef)
+        },
+    ));
+    ctx.register_udf(snapshot_text(
+        "pg_get_constraintdef",
+        &[1, 2],
+        meta,
+        pgcatalog::constraint_def,
+    ));
+    ctx.register_udf(snapshot_text(
+        "pg_get_indexdef",
+        &[1, 3],
+        meta,
+        pgcatalog::index_def,
+    ));
+    let m = meta.clone();
+    ctx.register_udf(fun(
+        "pg_get_serial_sequence",
+        &[2],
+        DataType::Utf8,
+        Volatility::Stable,
+        move |args, _| {
+            let (tables, cols) = (texts(&args[0])?, texts(&args[1])?);
+            let snap = m.snapshot();
+            let out: StringArray = (0..tables.len())
+                .map(|i| {
+                    if tables.is_null(i) || cols.is_null(i) {
+                        return None;
+                    }
+                    pgcatalog::serial_sequence(&snap, tables.value(i), cols.value(i))
+                })
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        },
+    ));
+    let m = meta.clone();
+    ctx.register_udf(fun(
+        "to_regclass",
+        &[1],
+        DataType::Int32,
+        Volatility::Stable,
+        move |args, _| {
+            // An oid already (`CAST(attrelid AS regclass)`): itself.
+            if args[0].data_type().is_integer() {
+                return Ok(Arc::new(ints(&args[0])?) as ArrayRef);
+            }
+            let names = texts(&args[0])?;
+            let snap = m.snapshot();
+            let out: Int32Array = names
+                .iter()
+                .map(|n| n.and_then(|n| pgcatalog::regclass(&snap, n)))
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        },
+    ));
+}

@@ -1,0 +1,406 @@
+//! Sequences: `CREATE SEQUENCE`, `nextval`, `currval`, `setval`, and the ones behind
+//! `SERIAL`, `BIGSERIAL` and `GENERATED ... AS IDENTITY` columns.
+//!
+//! A sequence is a row of the sequence table ([`SEQUENCE_TABLE_ID`]) holding its definition
+//! and the last value any node has reserved. A node hands values out of a block it reserved
+//! by committing a higher last value: an ordinary transaction, adjudicated and journaled, so
+//! two nodes (or journals) that reserve at once conflict and one retries with the other's
+//! value, and a restart resumes after the last reserved block. No value is ever handed out
+//! twice; values a node reserved but did not hand out before it stopped are skipped, as
+//! PostgreSQL skips the values it pre-logged before a crash. `nextval` is not transactional
+//! (a rollback does not give values back), as in PostgreSQL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::SchemaRef;
+use datafusion::scalar::ScalarValue;
+use serde::{Deserialize, Serialize};
+use weft_engine::key::catalog_key;
+use weft_engine::schema::SEQUENCE_TABLE_ID;
+use weft_engine::types::SqlType;
+use weft_engine::Timestamp;
+
+use crate::catalog::db::Db;
+use crate::error::{codes, SqlError, SqlResult};
+use crate::catalog::txn::{Isolation, Txn};
+
+/// Values a node reserves at a time (PostgreSQL pre-logs 32 values the same way).
+pub const BLOCK: i64 = 32;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeqDef {
+    pub name: String,
+    pub oid: u32,
+    pub ty: SqlType,
+    pub increment: i64,
+    pub start: i64,
+    pub min: i64,
+    pub max: i64,
+    pub cycle: bool,
+    /// The table and column whose default draws from it (SERIAL, IDENTITY, OWNED BY).
+    pub owned_by: Option<(String, String)>,
+    /// The last value reserved by any node; `None` before the first `nextval`.
+    pub last: Option<i64>,
+}
+
+impl SeqDef {
+    /// A sequence with PostgreSQL's defaults for its type and increment.
+    pub fn new(name: String, oid: u32, ty: SqlType, increment: i64) -> SeqDef {
+        let type_max = match ty {
+            SqlType::SmallInt => i16::MAX as i64,
+            SqlType::Integer => i32::MAX as i64,
+            _ => i64::MAX,
+        };
+        let (min, max) = if increment > 0 {
+            (1, type_max)
+        } else {
+            (-type_max - 1, -1)
+        };
+        SeqDef {
+            name,
+            oid,
+            ty,
+            increment,
+            start: if increment > 0 { min } else { max },
+            min,
+            max,
+            cycle: false,
+            owned_by: None,
+            last: None,
+        }
+    }
+}
+
+pub fn sequence_schema() -> SchemaRef {
+    weft_engine::schema::catalog_schema()
+}
+
+/// The sequence a column's default draws from: `nextval('name')`.
+pub fn default_sequence(default: &str) -> Option<&str> {
+    default
+        .trim()
+        .strip_prefix("nextval('")?
+        .strip_suffix("')")
+        .filter(|n| !n.contains('\''))
+}
+
+fn parse_row(row: &[ScalarValue]) -> SqlResult<SeqDef> {
+    crate::catalog::systable::parse(row, "sequence")
+}
+
+/// Writes a sequence definition (or drops it) in a transaction.
+pub fn put(db: &Db, txn: &mut Txn, name: &str, def: Option<&SeqDef>) -> SqlResult<()> {
+    crate::catalog::systable::put(db, txn, SEQUENCE_TABLE_ID, seq_schema_key(name), name, def)
+}
+
+/// The key DDL on a sequence conflicts on (a prefix keeps it apart from table names).
+fn seq_schema_key(name: &str) -> Vec<u8> {
+    catalog_key(&format!("\u{0}seq:{name}"))
+}
+
+/// A sequence as of `read_ts`, seeing the transaction's own DDL.
+pub async fn lookup(
+    db: &Db,
+    txn: Option<&Txn>,
+    read_ts: Timestamp,
+    name: &str,
+) -> SqlResult<Option<SeqDef>> {
+    crate::catalog::systable::lookup(db, txn, SEQUENCE_TABLE_ID, read_ts, name, "sequence").await
+}
+
+/// Every sequence as of `read_ts`, seeing the transaction's own DDL.
+pub async fn list(
+    db: &Db,
+    read_ts: Timestamp,
+    overlay: Option<&weft_engine::provider::Overlay>,
+) -> SqlResult<Vec<SeqDef>> {
+    let mut rows: std::collections::BTreeMap<Vec<u8>, Option<Arc<weft_engine::Row>>> = db
+        .storage
+        .scan(SEQUENCE_TABLE_ID, sequence_schema(), read_ts)
+        .await?
+        .into_iter()
+        .map(|(k, r)| (k, Some(r)))
+        .collect();
+    if let Some(o) = overlay {
+        for (k, v) in o {
+            rows.insert(k.clone(), v.clone());
+        }
+    }
+    rows.into_values()
+        .flatten()
+        .map(|r| parse_row(&r))
+        .collect()
+}
+
+/// A node's reserved, not yet handed out values of one sequence.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    next: i64,
+    remaining: u64,
+    increment: i64,
+}
+
+/// The blocks this node holds, by sequence name and oid (a sequence dropped and created
+/// again under the same name starts over).
+#[derive(Debug, Default)]
+pub struct Blocks {
+    held: Mutex<HashMap<(String, u32), Block>>,
+}
+
+impl Blocks {
+    fn take(&self, key: &(String, u32), want: usize, out: &mut Vec<i64>) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = held.get_mut(key) {
+            while out.len() < want && b.remaining > 0 {
+                out.push(b.next);
+                b.remaining -= 1;
+                if b.remaining > 0 {
+                    // Within the block, so within the sequence's bounds: no overflow.
+                    b.next += b.increment;
+                }
+            }
+        }
+    }
+
+    fn forget(&self, name: &str) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(n, _), _| n != name);
+    }
+}
+
+fn undefined(name: &str) -> SqlError {
+    SqlError::new(
+        codes::UNDEFINED_TABLE,
+        format!("relation \"{name}\" does not exist"),
+    )
+}
+
+/// Commits a sequence's new state in a transaction of its own, read at `ts`. `Ok(false)`
+/// when another node changed it since (the caller reads again and retries).
+async fn commit_state(db: &Db, ts: Timestamp, name: &str, def: &SeqDef) -> SqlResult<bool> {
+    let mut txn = Txn::new(false, Isolation::RepeatableRead, false);
+    txn.read_ts = Some(ts);
+    put(db, &mut txn, name, Some(def))?;
+    // Only the row conflicts: reserving values is not DDL.
+    txn.schema_keys.clear();
+    match db.adjudicator.commit(txn.into_commit_request()).await {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let e: SqlError = e.into();
+            if e.code == codes::SERIALIZATION_FAILURE {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// `want` values of a sequence, from this node's block, reserving more as needed.
+pub async fn next_values(db: &Db, name: &str, want: usize) -> SqlResult<Vec<i64>> {
+    let mut out = Vec::with_capacity(want);
+    let mut key: Option<(String, u32)> = None;
+    for _attempt in 0..64 {
+        if let Some(k) = &key {
+            db.sequences.take(k, want, &mut out);
+            if out.len() == want {
+                return Ok(out);
+            }
+        }
+        let ts = db.adjudicator.read_ts();
+        let Some(mut def) = lookup(db, None, ts, name).await? else {
+            return Err(undefined(name));
+        };
+        let k = (def.name.clone(), def.oid);
+        if key.as_ref() != Some(&k) {
+            key = Some(k.clone());
+            db.sequences.take(&k, want, &mut out);
+            if out.len() == want {
+                return Ok(out);
+            }
+        }
+        let inc = def.increment;
+        let first = match def.last {
+            None => Some(def.start),
+            Some(l) => l.checked_add(inc),
+        };
+        let first = match first.filter(|f| *f >= def.min && *f <= def.max) {
+            Some(f) => f,
+            None if def.cycle => {
+                if inc > 0 {
+                    def.min
+                } else {
+                    def.max
+                }
+            }
+            None => {
+                return Err(SqlError::new(
+                    "2200H",
+                    format!(
+                        "nextval: reached {} value of sequence \"{}\" ({})",
+                        if inc > 0 { "maximum" } else { "minimum" },
+                        def.name,
+                        if inc > 0 { def.max } else { def.min }
+                    ),
+                ))
+            }
+        };
+        let count = BLOCK.max((want - out.len()) as i64);
+        // The last value of the block, within the sequence's bounds.
+        let span = (count - 1).saturating_mul(inc);
+        let mut last = first.saturating_add(span);
+        if inc > 0 {
+            last = last.min(def.max);
+        } else {
+            last = last.max(def.min);
+        }
+        // Land on a value the increment reaches.
+        last -= (last - first) % inc;
+        def.last = Some(last);
+        // On a conflict another node reserved first: read its value and go again.
+        if commit_state(db, ts, name, &def).await? {
+            db.sequences
+                .held
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(
+                    k,
+                    Block {
+                        next: first,
+                        remaining: ((last - first) / inc) as u64 + 1,
+                        increment: inc,
+                    },
+                );
+        }
+    }
+    Err(SqlError::new(
+        codes::SERIALIZATION_FAILURE,
+        format!(
+            "could not reserve values of sequence \"{name}\": too many concurrent reservations"
+        ),
+    ))
+}
+
+/// `setval(name, value, is_called)`: the next `nextval` returns `value` (+ increment when
+/// `is_called`). Committed at once, like nextval; this node's block is dropped.
+pub async fn set_value(db: &Db, name: &str, value: i64, is_called: bool) -> SqlResult<i64> {
+    for _attempt in 0..64 {
+        let ts = db.adjudicator.read_ts();
+        let Some(mut def) = lookup(db, None, ts, name).await? else {
+            return Err(undefined(name));
+        };
+        if value < def.min || value > def.max {
+            return Err(SqlError::new(
+                "22003",
+                format!(
+                    "setval: value {value} is out of bounds for sequence \"{name}\" ({}..{})",
+                    def.min, def.max
+                ),
+            ));
+        }
+        def.last = if is_called {
+            Some(value)
+        } else {
+            value.checked_sub(def.increment)
+        };
+        if commit_state(db, ts, name, &def).await? {
+            db.sequences.forget(name);
+            return Ok(value);
+        }
+    }
+    Err(SqlError::new(
+        codes::SERIALIZATION_FAILURE,
+        format!("could not set sequence \"{name}\": too many concurrent reservations"),
+    ))
+}
+
+/// Drops this node's blocks of a sequence (after DROP, TRUNCATE ... RESTART IDENTITY).
+pub fn forget(db: &Db, name: &str) {
+    db.sequences.forget(name);
+}
+
+/// Reads a sequence option's integer value.
+pub fn option_value(e: &datafusion::sql::sqlparser::ast::Expr) -> SqlResult<i64> {
+    use datafusion::sql::sqlparser::ast::{Expr, UnaryOperator, Value};
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n
+                .parse()
+                .map_err(|_| SqlError::syntax(format!("invalid sequence option value {n}"))),
+            other => Err(SqlError::syntax(format!(
+                "invalid sequence option value {other}"
+            ))),
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => Ok(-option_value(expr)?),
+        Expr::UnaryOp {
+            op: UnaryOperator::Plus,
+            expr,
+        } => option_value(expr),
+        other => Err(SqlError::syntax(format!(
+            "invalid sequence option value {other}"
+        ))),
+    }
+}
+
+/// Applies CREATE SEQUENCE's options to a definition with the type's defaults.
+pub fn apply_options(
+    def: &mut SeqDef,
+    opts: &[datafusion::sql::sqlparser::ast::SequenceOptions],
+) -> SqlResult<()> {
+    use datafusion::sql::sqlparser::ast::SequenceOptions as O;
+    let mut increment = def.increment;
+    let (mut min, mut max, mut start) = (None, None, None);
+    for o in opts {
+        match o {
+            O::IncrementBy(e, _) => increment = option_value(e)?,
+            O::MinValue(e) => min = e.as_ref().map(option_value).transpose()?,
+            O::MaxValue(e) => max = e.as_ref().map(option_value).transpose()?,
+            O::StartWith(e, _) => start = Some(option_value(e)?),
+            O::Cache(e) => {
+                if option_value(e)? < 1 {
+                    return Err(SqlError::new(
+                        codes::INVALID_PARAMETER_VALUE,
+                        "CACHE must be positive",
+                    ));
+                }
+            }
+            O::Cycle(c) => def.cycle = *c,
+        }
+    }
+    if increment == 0 {
+        return Err(SqlError::new(
+            codes::INVALID_PARAMETER_VALUE,
+            "INCREMENT must not be zero",
+        ));
+    }
+    let base = SeqDef::new(def.name.clone(), def.oid, def.ty.clone(), increment);
+    def.increment = increment;
+    def.min = min.unwrap_or(base.min);
+    def.max = max.unwrap_or(base.max);
+    if def.min >= def.max {
+        return Err(SqlError::new(
+            codes::INVALID_PARAMETER_VALUE,
+            format!(
+                "MINVALUE ({}) must be less than MAXVALUE ({})",
+                def.min, def.max
+            ),
+        ));
+    }
+    def.start = start.unwrap_or(if increment > 0 { def.min } else { def.max });
+    if def.start < def.min || def.start > def.max {
+        return Err(SqlError::new(
+            codes::INVALID_PARAMETER_VALUE,
+            format!(
+                "START value ({}) cannot be outside the sequence's bounds ({}..{})",
+                def.start, def.min, def.max
+            ),
+        ));
+    }
+    Ok(())
+}

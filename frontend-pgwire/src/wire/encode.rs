@@ -1,0 +1,445 @@
+//! Result encoding: Arrow batches to PostgreSQL rows, text or binary.
+//!
+//! arrow-pg encodes the ordinary types. Columns whose PostgreSQL type is carried in field
+//! metadata (uuid, json, jsonb, varchar, bpchar: stored as Utf8) are encoded here so the
+//! client sees the right type OID and, in binary format, the right bytes.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
+use bytes::BytesMut;
+use futures::stream;
+use pgwire::api::portal::Format;
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse};
+use pgwire::api::Type;
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
+use pgwire::types::format::FormatOptions;
+use pgwire::types::ToSqlText;
+use postgres_types::{IsNull, ToSql};
+use weft_engine::types::CHAR_LENGTH_KEY;
+
+/// How a column stored as Utf8 goes on the wire: its PostgreSQL type, and for
+/// `character(n)` the length its values are blank-padded to.
+#[derive(Debug, Clone)]
+struct Override {
+    ty: Type,
+    pad_to: Option<usize>,
+}
+
+fn override_of(field: &Field) -> Option<Override> {
+    let ty = override_type(field)?;
+    let pad_to = field
+        .metadata()
+        .get(CHAR_LENGTH_KEY)
+        .and_then(|n| n.parse().ok());
+    Some(Override { ty, pad_to })
+}
+
+use crate::types::pg_text::{pg_float_text, pg_interval_text, pg_timestamp_text};
+use crate::types::column_type::override_type;
+pub use crate::types::column_type::pg_type_of;
+
+pub fn fields_for(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let (table, column) = origin(f);
+            Ok(FieldInfo::new(
+                f.name().clone(),
+                table,
+                column,
+                pg_type_of(f)?,
+                format.format_for(i),
+            ))
+        })
+        .collect()
+}
+
+/// A value already rendered in both wire formats.
+#[derive(Debug)]
+struct Rendered<'a> {
+    text: &'a str,
+    binary: Vec<u8>,
+}
+
+impl ToSql for Rendered<'_> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&self.binary);
+        Ok(IsNull::No)
+    }
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+    postgres_types::to_sql_checked!();
+}
+
+impl ToSqlText for Rendered<'_> {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        _format_options: &FormatOptions,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(self.text.as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
+fn encode_override(
+    encoder: &mut DataRowEncoder,
+    array: &Arc<dyn Array>,
+    row: usize,
+    how: &Override,
+    format: FieldFormat,
+) -> PgWireResult<()> {
+    let ty = &how.ty;
+    if array.is_null(row) {
+        return encoder.encode_field(&None::<i8>);
+    }
+    let stored = match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().value(row),
+        DataType::LargeUtf8 => array.as_string::<i64>().value(row),
+        DataType::Utf8View => array.as_string_view().value(row),
+        _ => {
+            return Err(PgWireError::ApiError(
+                "override on a non-string column".into(),
+            ))
+        }
+    };
+    // character(n) values are stored without their trailing blanks.
+    let padded;
+    let text = match how.pad_to {
+        Some(n) if stored.chars().count() < n => {
+            padded = format!("{stored:<n$}");
+            padded.as_str()
+        }
+        _ => stored,
+    };
+    let binary = if format == FieldFormat::Binary {
+        if *ty == Type::UUID {
+            uuid::Uuid::parse_str(text)
+                .map(|u| u.as_bytes().to_vec())
+                .map_err(|e| PgWireError::ApiError(Box::new(e)))?
+        } else if *ty == Type::JSONB {
+            let mut b = vec![1u8];
+            b.extend_from_slice(text.as_bytes());
+            b
+        } else {
+            text.as_bytes().to_vec()
+        }
+    } else {
+        Vec::new()
+    };
+    encoder.encode_field(&Rendered { text, binary })
+}
+
+fn custom_text(field: &Field, array: &Arc<dyn Array>, row: usize) -> Option<String> {
+    if let DataType::Decimal128(..) = array.data_type() {
+        let v = array
+            .as_primitive::<arrow::datatypes::Decimal128Type>()
+            .value(row);
+        return crate::types::numeric::display_text(field, v);
+    }
+    use arrow::datatypes::{
+        Float32Type, Float64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+        TimestampNanosecondType, TimestampSecondType,
+    };
+    Some(match array.data_type() {
+        DataType::Float64 => {
+            let v = array.as_primitive::<Float64Type>().value(row);
+            pg_float_text(v, 15, format!("{v:e}"))
+        }
+        DataType::Float32 => {
+            let v = array.as_primitive::<Float32Type>().value(row);
+            pg_float_text(v as f64, 6, format!("{v:e}"))
+        }
+        DataType::Timestamp(unit, tz) => {
+            let n: i128 = match unit {
+                TimeUnit::Second => {
+                    array.as_primitive::<TimestampSecondType>().value(row) as i128 * 1_000_000_000
+                }
+                TimeUnit::Millisecond => {
+                    array.as_primitive::<TimestampMillisecondType>().value(row) as i128 * 1_000_000
+                }
+                TimeUnit::Microsecond => {
+                    array.as_primitive::<TimestampMicrosecondType>().value(row) as i128 * 1000
+                }
+                TimeUnit::Nanosecond => {
+                    array.as_primitive::<TimestampNanosecondType>().value(row) as i128
+                }
+            };
+            pg_timestamp_text(n, tz.is_some())
+        }
+        DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano) => {
+            let v = array
+                .as_primitive::<arrow::datatypes::IntervalMonthDayNanoType>()
+                .value(row);
+            pg_interval_text(v.months, v.days, v.nanoseconds)
+        }
+        _ => return None,
+    })
+}
+
+fn has_custom_text(field: &Field) -> bool {
+    matches!(
+        field.data_type(),
+        DataType::Float32
+            | DataType::Float64
+            | DataType::Timestamp(..)
+            | DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano)
+    ) || crate::types::numeric::has_display_text(field)
+}
+
+fn encode_batch(
+    fields: &Arc<Vec<FieldInfo>>,
+    overrides: &[Option<Override>],
+    batch: &RecordBatch,
+) -> Vec<PgWireResult<DataRow>> {
+    let schema = batch.schema();
+    let mut encoder = DataRowEncoder::new(fields.clone());
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let mut result = Ok(());
+        for col in 0..batch.num_columns() {
+            let array = batch.column(col);
+            let r = match &overrides[col] {
+                Some(how) => encode_override(&mut encoder, array, row, how, fields[col].format()),
+                None if fields[col].format() == FieldFormat::Text
+                    && has_custom_text(schema.field(col)) =>
+                {
+                    if array.is_null(row) {
+                        encoder.encode_field(&None::<i8>)
+                    } else {
+                        let text = custom_text(schema.field(col), array, row).unwrap_or_default();
+                        encoder.encode_field(&Rendered {
+                            text: &text,
+                            binary: Vec::new(),
+                        })
+                    }
+                }
+                None => arrow_pg::encoder::encode_value(
+                    &mut encoder,
+                    array,
+                    row,
+                    schema.field(col),
+                    &fields[col],
+                ),
+            };
+            if let Err(e) = r {
+                result = Err(e);
+                break;
+            }
+        }
+        out.push(result.map(|_| encoder.take_row()));
+    }
+    out
+}
+
+/// Every row in PostgreSQL's text representation (what a text-format DataRow carries),
+/// `None` for NULL: the values COPY TO writes.
+pub fn text_rows(
+    schema: &Schema,
+    batches: &[RecordBatch],
+) -> crate::error::SqlResult<Vec<Vec<Option<Vec<u8>>>>> {
+    let fields = Arc::new(
+        fields_for(schema, &Format::UnifiedText)
+            .map_err(|e| crate::error::SqlError::internal(e.to_string()))?,
+    );
+    let overrides: Vec<Option<Override>> = schema.fields().iter().map(|f| override_of(f)).collect();
+    let mut out = Vec::new();
+    for b in batches {
+        for row in encode_batch(&fields, &overrides, b) {
+            let row = row.map_err(|e| crate::error::SqlError::internal(e.to_string()))?;
+            // A DataRow's fields: a 4-byte length (-1 for NULL), then the bytes.
+            let data = &row.data[..];
+            let mut values = Vec::with_capacity(row.field_count as usize);
+            let mut at = 0;
+            for _ in 0..row.field_count {
+                let len = i32::from_be_bytes(
+                    data.get(at..at + 4)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(|| crate::error::SqlError::internal("short data row"))?,
+                );
+                at += 4;
+                if len < 0 {
+                    values.push(None);
+                } else {
+                    let end = at + len as usize;
+                    values.push(Some(
+                        data.get(at..end)
+                            .ok_or_else(|| crate::error::SqlError::internal("short data row"))?
+                            .to_vec(),
+                    ));
+                    at = end;
+                }
+            }
+            out.push(values);
+        }
+    }
+    Ok(out)
+}
+
+pub fn query_response(
+    schema: &Schema,
+    batches: Vec<RecordBatch>,
+    format: &Format,
+) -> PgWireResult<QueryResponse> {
+    let fields = Arc::new(fields_for(schema, format)?);
+    let overrides: Vec<Option<Override>> = schema.fields().iter().map(|f| override_of(f)).collect();
+    let mut rows = Vec::new();
+    for b in &batches {
+        rows.extend(encode_batch(&fields, &overrides, b));
+    }
+    Ok(QueryResponse::new(fields, stream::iter(rows)))
+}
+
+/// Field metadata naming the table column a result column is (its table's oid and the
+/// column's number), sent in RowDescription as PostgreSQL does: drivers use it for a
+/// column's nullability (sqlx's `query!`) and its table (JDBC's `getTableName`).
+pub const ORIGIN_OID_KEY: &str = "weft.origin_oid";
+pub const ORIGIN_ATTNUM_KEY: &str = "weft.origin_attnum";
+/// Field metadata marking a column that comes from the inner side of an outer join (NULL
+/// where the join found no row), whatever its table says.
+pub const OUTER_NULLABLE_KEY: &str = "weft.outer_nullable";
+
+/// The schema of a plan's result, each column that is a plain table column marked with its
+/// origin.
+pub fn schema_with_origins(
+    plan: &datafusion::logical_expr::LogicalPlan,
+) -> arrow::datatypes::SchemaRef {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::LogicalPlan;
+    use std::collections::HashMap;
+    // Which table each qualifier names: a table scanned under its own name, or an alias
+    // directly over a scan.
+    let mut tables: HashMap<String, Arc<weft_engine::schema::TableDef>> = HashMap::new();
+    let def_of = |p: &LogicalPlan| -> Option<Arc<weft_engine::schema::TableDef>> {
+        let LogicalPlan::TableScan(scan) = p else {
+            return None;
+        };
+        let provider = datafusion::datasource::source_as_provider(&scan.source).ok()?;
+        let any: &dyn std::any::Any = provider.as_ref();
+        any.downcast_ref::<weft_engine::provider::WeftTable>()
+            .map(|t| t.def.clone())
+    };
+    let mut outer: std::collections::HashSet<String> = Default::default();
+    let _ = plan.apply(|node| {
+        match node {
+            LogicalPlan::Join(j) => {
+                use datafusion::logical_expr::JoinType;
+                let sides: &[&LogicalPlan] = match j.join_type {
+                    JoinType::Left => &[j.right.as_ref()],
+                    JoinType::Right => &[j.left.as_ref()],
+                    JoinType::Full => &[j.left.as_ref(), j.right.as_ref()],
+                    _ => &[],
+                };
+                for side in sides {
+                    outer.extend(
+                        side.schema()
+                            .iter()
+                            .filter_map(|(q, _)| q.map(|q| q.table().to_string())),
+                    );
+                }
+            }
+            LogicalPlan::TableScan(scan) => {
+                if let Some(def) = def_of(node) {
+                    tables.insert(scan.table_name.table().to_string(), def);
+                }
+            }
+            LogicalPlan::SubqueryAlias(sa) => {
+                if let Some(def) = def_of(sa.input.as_ref()) {
+                    tables.insert(sa.alias.table().to_string(), def);
+                }
+            }
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    let schema = plan.schema();
+    let fields: Vec<Field> = schema
+        .iter()
+        .map(|(qualifier, field)| {
+            let origin = qualifier
+                .and_then(|q| tables.get(q.table()))
+                .and_then(|def| {
+                    let n = def.columns.iter().position(|c| &c.name == field.name())?;
+                    Some((def.oid(), n + 1))
+                });
+            let mut f = field.as_ref().clone();
+            if qualifier.is_some_and(|q| outer.contains(q.table())) {
+                let mut md = f.metadata().clone();
+                md.insert(OUTER_NULLABLE_KEY.into(), "1".into());
+                f = f.with_metadata(md);
+            }
+            if let Some((oid, attnum)) = origin {
+                let mut md = f.metadata().clone();
+                md.insert(ORIGIN_OID_KEY.into(), oid.to_string());
+                md.insert(ORIGIN_ATTNUM_KEY.into(), attnum.to_string());
+                f = f.with_metadata(md);
+            }
+            f
+        })
+        .collect();
+    Arc::new(arrow::datatypes::Schema::new_with_metadata(
+        fields,
+        schema.as_arrow().metadata().clone(),
+    ))
+}
+
+/// The schema of a RETURNING list, each item that names a column of the table marked with
+/// that column as its origin.
+pub fn returning_with_origins(
+    schema: &arrow::datatypes::SchemaRef,
+    def: &weft_engine::schema::TableDef,
+    items: &[datafusion::sql::sqlparser::ast::SelectItem],
+) -> arrow::datatypes::SchemaRef {
+    use datafusion::sql::sqlparser::ast::{Expr, SelectItem};
+    if items.len() != schema.fields().len() {
+        return schema.clone();
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .zip(items)
+        .map(|(f, item)| {
+            let column = match item {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => match e {
+                    Expr::Identifier(id) => Some(crate::sql::exec::ident_name(id)),
+                    Expr::CompoundIdentifier(ids) => ids.last().map(crate::sql::exec::ident_name),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let mut f = f.as_ref().clone();
+            if let Some(n) = column.and_then(|c| def.columns.iter().position(|x| x.name == c)) {
+                let mut md = f.metadata().clone();
+                md.insert(ORIGIN_OID_KEY.into(), def.oid().to_string());
+                md.insert(ORIGIN_ATTNUM_KEY.into(), (n + 1).to_string());
+                f = f.with_metadata(md);
+            }
+            f
+        })
+        .collect();
+    Arc::new(arrow::datatypes::Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    ))
+}
+
+fn origin(field: &Field) -> (Option<i32>, Option<i16>) {
+    let md = field.metadata();
+    (
+        md.get(ORIGIN_OID_KEY)
+            .and_then(|v| v.parse::<u32>().ok())
+            .map(|v| v as i32),
+        md.get(ORIGIN_ATTNUM_KEY).and_then(|v| v.parse().ok()),
+    )
+}
