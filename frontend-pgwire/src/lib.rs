@@ -20,7 +20,8 @@ pub mod sql;
 pub mod types;
 pub mod wire;
 
+pub use catalog::auth;
 pub use catalog::db::Db;
 pub use catalog::txn::TxnLimits;
-pub use catalog::roles;
+pub use sql::context::new_db;
 pub use wire::{server, tls};

@@ -21,7 +21,7 @@ use weft_engine::objstore::DurableStore;
 use weft_engine::ownership::{self, Lease, LeaseConfig, OwnerRecord};
 use weft_engine::storage::{StorageConfig, StorageNode};
 use weft_engine::{Clock, SystemClock};
-use weft_frontend_pgwire::{Db, TxnLimits};
+use weft_frontend_pgwire::TxnLimits;
 use weft_journal::adjudicator::JournalHandle;
 use weft_journal::reader::read_for_recovery;
 use weft_journal::writer::{claim as claim_journal, WriterConfig};
@@ -87,8 +87,8 @@ pub struct ServeArgs {
     pub no_tls: bool,
     /// Who must give a password (SCRAM-SHA-256): `default` trusts loopback connections
     /// and asks everyone else; `scram` asks everyone; `trust` asks no one.
-    #[arg(long, default_value = "default", value_parser = weft_frontend_pgwire::roles::AuthMode::parse)]
-    pub auth: weft_frontend_pgwire::roles::AuthMode,
+    #[arg(long, default_value = "default", value_parser = weft_frontend_pgwire::auth::AuthMode::parse)]
+    pub auth: weft_frontend_pgwire::auth::AuthMode,
     /// A role configured at start, `NAME:PASSWORD` (repeatable; or WEFT_USERS, comma
     /// separated). Roles made with CREATE USER ... PASSWORD work as well.
     #[arg(long = "user", env = "WEFT_USERS", value_delimiter = ',')]
@@ -409,13 +409,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let retention = Duration::from_secs(args.version_retention_s);
     let adjudicator_for_shutdown = adjudicator.clone();
-    let db = Db::new(storage.clone(), adjudicator, limits);
+    let db = weft_frontend_pgwire::new_db(storage.clone(), adjudicator, limits);
     db.set_version_retention(retention);
     db.set_idle_in_transaction_timeout_max(Duration::from_millis(
         args.idle_in_transaction_session_timeout_ms,
     ));
     db.set_auth(
-        weft_frontend_pgwire::roles::AuthConfig::new(args.auth, &args.users)
+        weft_frontend_pgwire::auth::AuthConfig::new(args.auth, &args.users)
             .map_err(anyhow::Error::msg)?,
     );
     let tls = if args.no_tls {
@@ -487,9 +487,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         epoch,
         tls = if tls.is_none() { "off" } else if args.tls_cert.is_some() { "on" } else { "on (self-signed)" },
         auth = match args.auth {
-            weft_frontend_pgwire::roles::AuthMode::Default => "loopback trusted, others scram-sha-256",
-            weft_frontend_pgwire::roles::AuthMode::Scram => "scram-sha-256",
-            weft_frontend_pgwire::roles::AuthMode::Trust => "trust",
+            weft_frontend_pgwire::auth::AuthMode::Default => "loopback trusted, others scram-sha-256",
+            weft_frontend_pgwire::auth::AuthMode::Scram => "scram-sha-256",
+            weft_frontend_pgwire::auth::AuthMode::Trust => "trust",
         },
         "frontend: accepting PostgreSQL connections"
     );

@@ -11,10 +11,14 @@
 //! - [`pgcatalog`], [`pgfuncs`]: `pg_catalog`, `information_schema` and system functions.
 
 pub mod activity;
+pub mod auth;
 pub mod db;
 pub mod pgcatalog;
 pub mod pgfuncs;
 pub mod roles;
+pub mod schema;
+pub mod sequence_blocks;
 pub mod sequences;
 pub mod systable;
 pub mod txn;
+pub mod view;

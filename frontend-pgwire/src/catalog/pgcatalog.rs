@@ -23,7 +23,8 @@ use weft_engine::schema::{TableDef, CATALOG_TABLE_ID};
 use weft_engine::types::SqlType;
 use weft_engine::Timestamp;
 
-use crate::catalog::db::{Db, View};
+use crate::catalog::db::Db;
+use crate::catalog::view::View;
 
 pub const PG_CATALOG: &str = "pg_catalog";
 pub const INFORMATION_SCHEMA: &str = "information_schema";
@@ -35,7 +36,7 @@ pub const NS_PUBLIC: i32 = 2200;
 pub const NS_INFORMATION_SCHEMA: i32 = 13183;
 /// The bootstrap superuser's oid, which owns every object.
 pub const BOOTSTRAP_ROLE: i32 = 10;
-pub const BOOTSTRAP_ROLE_NAME: &str = "postgres";
+pub use crate::catalog::roles::BOOTSTRAP_ROLE_NAME;
 /// The one database's oid.
 pub const DATABASE_OID: i32 = 5;
 pub const HEAP_AM: i32 = 2;
@@ -663,8 +664,11 @@ impl PgCatalogSchema {
             "pg_stat_activity" => {
                 let who = self.meta.identity().user;
                 let superuser = snap.roles.iter().any(|r| r.name == who && r.superuser);
-                let batch =
-                    crate::catalog::activity::pg_stat_activity(&self.db.backends.list(), &who, superuser);
+                let batch = crate::catalog::activity::pg_stat_activity(
+                    &self.db.backends.list(),
+                    &who,
+                    superuser,
+                );
                 Ok(Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?) as _)
             }
             "pg_sequence" => build(

@@ -599,8 +599,8 @@ pub fn nextval_udf(db: &Arc<crate::catalog::db::Db>, meta: &Arc<SessionMeta>) ->
                     j += 1;
                 }
                 let name = sequence_name(text)?;
-                let values =
-                    block_on(crate::catalog::sequences::next_values(&db, &name, j - i)).map_err(external)?;
+                let values = block_on(crate::catalog::sequences::next_values(&db, &name, j - i))
+                    .map_err(external)?;
                 if let Some(&last) = values.last() {
                     meta.currvals
                         .lock()
@@ -695,7 +695,11 @@ fn signal_backend_udf(
 }
 
 /// Functions about this session and the catalog it sees: registered in its own context.
-pub fn register_session(ctx: &SessionContext, db: &Arc<crate::catalog::db::Db>, meta: &Arc<SessionMeta>) {
+pub fn register_session(
+    ctx: &SessionContext,
+    db: &Arc<crate::catalog::db::Db>,
+    meta: &Arc<SessionMeta>,
+) {
     ctx.register_udf(nextval_udf(db, meta));
     for (name, terminate) in [("pg_cancel_backend", false), ("pg_terminate_backend", true)] {
         ctx.register_udf(signal_backend_udf(name, terminate, db, meta));

@@ -10,8 +10,7 @@
 //! PostgreSQL skips the values it pre-logged before a crash. `nextval` is not transactional
 //! (a rollback does not give values back), as in PostgreSQL.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use datafusion::scalar::ScalarValue;
@@ -22,8 +21,9 @@ use weft_engine::types::SqlType;
 use weft_engine::Timestamp;
 
 use crate::catalog::db::Db;
-use crate::error::{codes, SqlError, SqlResult};
+use crate::catalog::sequence_blocks::Block;
 use crate::catalog::txn::{Isolation, Txn};
+use crate::error::{codes, SqlError, SqlResult};
 
 /// Values a node reserves at a time (PostgreSQL pre-logs 32 values the same way).
 pub const BLOCK: i64 = 32;
@@ -131,44 +131,6 @@ pub async fn list(
         .flatten()
         .map(|r| parse_row(&r))
         .collect()
-}
-
-/// A node's reserved, not yet handed out values of one sequence.
-#[derive(Debug, Clone, Copy)]
-struct Block {
-    next: i64,
-    remaining: u64,
-    increment: i64,
-}
-
-/// The blocks this node holds, by sequence name and oid (a sequence dropped and created
-/// again under the same name starts over).
-#[derive(Debug, Default)]
-pub struct Blocks {
-    held: Mutex<HashMap<(String, u32), Block>>,
-}
-
-impl Blocks {
-    fn take(&self, key: &(String, u32), want: usize, out: &mut Vec<i64>) {
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(b) = held.get_mut(key) {
-            while out.len() < want && b.remaining > 0 {
-                out.push(b.next);
-                b.remaining -= 1;
-                if b.remaining > 0 {
-                    // Within the block, so within the sequence's bounds: no overflow.
-                    b.next += b.increment;
-                }
-            }
-        }
-    }
-
-    fn forget(&self, name: &str) {
-        self.held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(n, _), _| n != name);
-    }
 }
 
 fn undefined(name: &str) -> SqlError {

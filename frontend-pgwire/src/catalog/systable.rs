@@ -12,8 +12,8 @@ use weft_engine::schema::catalog_schema;
 use weft_engine::Timestamp;
 
 use crate::catalog::db::Db;
-use crate::error::{SqlError, SqlResult};
 use crate::catalog::txn::Txn;
+use crate::error::{SqlError, SqlResult};
 
 /// A row's definition; `what` names the table in errors.
 pub fn parse<T: DeserializeOwned>(row: &[ScalarValue], what: &str) -> SqlResult<T> {

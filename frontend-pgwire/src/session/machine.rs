@@ -45,10 +45,11 @@ use pgwire::messages::startup::SecretKey;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use crate::catalog::db::Db;
-use crate::wire::encode::{fields_for, pg_type_of, query_response};
-use crate::error::{codes, SqlError, SqlResult};
-use crate::sql::exec::{ident_name, table_name, Executor, Notice, Outcome};
 use crate::catalog::txn::{Isolation, Txn};
+use crate::error::{codes, SqlError, SqlResult};
+use crate::sql::exec::{table_name, Executor, Notice, Outcome};
+use crate::sql::names::ident_name;
+use crate::wire::encode::{fields_for, pg_type_of, query_response};
 use weft_engine::Timestamp;
 
 /// What one statement did, in protocol terms.
@@ -1032,9 +1033,13 @@ impl Core {
                 let (is_move, negative) =
                     crate::session::cursors::marks(into.as_ref()).unwrap_or((false, false));
                 let n = crate::session::cursors::name(&name);
-                let motion =
-                    crate::session::cursors::motion(&direction)
-                        .map(|m| if negative { m.negated() } else { m });
+                let motion = crate::session::cursors::motion(&direction).map(|m| {
+                    if negative {
+                        m.negated()
+                    } else {
+                        m
+                    }
+                });
                 let cursor = st.cursors.get_mut(&n);
                 let fetched = match (motion, cursor) {
                     (Ok(m), Some(c)) => c.fetch(m).map(|rows| (c.schema.clone(), rows)),
@@ -1097,7 +1102,8 @@ impl Core {
                 }
                 crate::session::prepared::preparable(&statement)?;
                 let (inferred, schema) = Box::pin(self.describe_in(st, &statement)).await?;
-                let param_types = crate::session::prepared::param_types(&name, &data_types, inferred)?;
+                let param_types =
+                    crate::session::prepared::param_types(&name, &data_types, inferred)?;
                 st.prepared.insert(
                     name,
                     crate::session::prepared::SqlPrepared {
@@ -1599,7 +1605,7 @@ impl Core {
                 .returning_plan(&def, alias.as_deref(), &items, &[])
                 .await?;
             let schema: SchemaRef = Arc::new(p.schema().as_arrow().clone());
-            let schema = crate::wire::encode::returning_with_origins(&schema, &def, &items);
+            let schema = crate::sql::origins::returning_with_origins(&schema, &def, &items);
             Some(crate::sql::names::rename(
                 &schema,
                 crate::sql::names::item_names(&items),
@@ -1607,7 +1613,7 @@ impl Core {
         } else if is_dml {
             None
         } else {
-            let schema = crate::wire::encode::schema_with_origins(&plan);
+            let schema = crate::sql::origins::schema_with_origins(&plan);
             Some(crate::sql::names::rename(
                 &schema,
                 crate::sql::names::result_names(stmt),
@@ -1666,7 +1672,10 @@ fn explain_json(schema: Option<&Schema>) -> String {
         .fields()
         .iter()
         .enumerate()
-        .filter(|(_, f)| f.metadata().contains_key(crate::wire::encode::OUTER_NULLABLE_KEY))
+        .filter(|(_, f)| {
+            f.metadata()
+                .contains_key(crate::sql::origins::OUTER_NULLABLE_KEY)
+        })
         .map(|(i, _)| label(i))
         .collect();
     serde_json::json!([{
@@ -2035,10 +2044,13 @@ where
             Ok(())
         }
         Reply::Outcome(Outcome::CopyOut {
-            columns,
-            lines,
-            rows,
+            schema,
+            batches,
+            format,
         }) => {
+            let columns = schema.fields().len();
+            let (lines, rows) = crate::wire::encode::copy_out_lines(&schema, &batches, &format)
+                .map_err(|e| e.into_pgwire())?;
             client
                 .feed(PgWireBackendMessage::CopyOutResponse(
                     pgwire::messages::copy::CopyOutResponse::new(
@@ -2353,7 +2365,14 @@ impl ExtendedQueryHandler for SessionHandler {
             Ok(Reply::CopyIn { columns }) => Ok(Response::CopyIn(
                 pgwire::api::results::CopyResponse::new(0, columns, futures::stream::empty()),
             )),
-            Ok(Reply::Outcome(Outcome::CopyOut { columns, lines, .. })) => {
+            Ok(Reply::Outcome(Outcome::CopyOut {
+                schema,
+                batches,
+                format,
+            })) => {
+                let columns = schema.fields().len();
+                let (lines, _) = crate::wire::encode::copy_out_lines(&schema, &batches, &format)
+                    .map_err(|e| e.into_pgwire())?;
                 let data = lines
                     .into_iter()
                     .map(|l| Ok(pgwire::messages::copy::CopyData::new(bytes::Bytes::from(l))));
@@ -2503,9 +2522,9 @@ impl Startup {
             core,
         });
         let mut scram = pgwire::api::auth::sasl::scram::ScramAuth::new(Arc::new(
-            crate::catalog::roles::WeftAuthSource { db: db.clone() },
+            crate::wire::auth::WeftAuthSource { db: db.clone() },
         ));
-        scram.set_iterations(crate::catalog::roles::SCRAM_ITERATIONS);
+        scram.set_iterations(crate::catalog::auth::SCRAM_ITERATIONS);
         let sasl =
             pgwire::api::auth::sasl::SASLAuthStartupHandler::new(Arc::new(server_parameters()))
                 .with_scram(scram)

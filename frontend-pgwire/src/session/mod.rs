@@ -2,8 +2,8 @@
 //! settings, Describe and parameter typing, timeouts and cancel, SQL cursors and prepared
 //! statements. Imports [`crate::sql`] and below.
 
-pub mod machine;
 pub mod cursors;
+pub mod machine;
 pub mod placeholders;
 pub mod prepared;
 pub mod set_config;

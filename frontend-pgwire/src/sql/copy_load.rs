@@ -13,10 +13,10 @@ use arrow::datatypes::Schema;
 use weft_engine::schema::TableDef;
 use weft_engine::SqlType;
 
-use crate::sql::copy::CopyIn;
-use crate::error::{SqlError, SqlResult};
-use crate::sql::exec::Executor;
 use crate::catalog::txn::Txn;
+use crate::error::{SqlError, SqlResult};
+use crate::sql::copy::CopyIn;
+use crate::sql::exec::Executor;
 
 /// Where each table column comes from in the COPY's records, or `None` when the COPY
 /// cannot take the direct path (a left-out column has a default to evaluate).
@@ -46,7 +46,9 @@ fn typed_column(text: ArrayRef, ty: &SqlType) -> SqlResult<ArrayRef> {
                 .as_string::<i32>()
                 .iter()
                 .map(|v| {
-                    v.map(|s| crate::types::values::timestamp_with_seconds(s).unwrap_or(s.to_string()))
+                    v.map(|s| {
+                        crate::types::values::timestamp_with_seconds(s).unwrap_or(s.to_string())
+                    })
                 })
                 .collect();
             strict_cast(&(Arc::new(fixed) as ArrayRef), &want)

@@ -30,9 +30,10 @@ use weft_engine::schema::{
 };
 use weft_engine::SqlType;
 
-use crate::catalog::db::{Db, View};
-use crate::error::{codes, SqlError, SqlResult};
+use crate::catalog::db::Db;
 use crate::catalog::txn::{Isolation, Txn};
+use crate::catalog::view::View;
+use crate::error::{codes, SqlError, SqlResult};
 
 /// What a statement produced.
 #[derive(Debug)]
@@ -49,12 +50,11 @@ pub enum Outcome {
     },
     /// COPY FROM STDIN is ready for the client's data.
     CopyIn(Box<crate::sql::copy::CopyIn>),
-    /// COPY TO STDOUT: the lines, ready to send.
+    /// COPY TO STDOUT: the rows, to send in `format`.
     CopyOut {
-        columns: usize,
-        lines: Vec<Vec<u8>>,
-        /// Rows copied (the lines without a header).
-        rows: usize,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        format: crate::sql::copy::CopyFormat,
     },
 }
 
@@ -79,14 +79,7 @@ pub struct Executor {
     pub meta: Arc<crate::catalog::pgcatalog::SessionMeta>,
 }
 
-/// The name PostgreSQL would use for an identifier: unquoted names fold to lower case.
-pub fn ident_name(id: &Ident) -> String {
-    if id.quote_style.is_some() {
-        id.value.clone()
-    } else {
-        id.value.to_lowercase()
-    }
-}
+pub use crate::sql::names::ident_name;
 
 /// `DEFAULT` as a value in a VALUES row.
 fn is_default_keyword(e: &SqlExpr) -> bool {
@@ -173,9 +166,11 @@ impl Executor {
 
     fn planning(&self) -> &(SessionContext, datafusion::execution::SessionState) {
         self.planning.get_or_init(|| {
-            let ctx = self
-                .db
-                .session_context(self.view.clone(), self.meta.clone());
+            let ctx = crate::sql::context::session_context(
+                &self.db,
+                self.view.clone(),
+                self.meta.clone(),
+            );
             let state = ctx.state();
             (ctx, state)
         })
@@ -254,7 +249,7 @@ impl Executor {
 
     /// Runs a plan of the session's own context.
     pub async fn run_plan(&self, plan: LogicalPlan) -> SqlResult<(SchemaRef, Vec<RecordBatch>)> {
-        let schema = crate::wire::encode::schema_with_origins(&plan);
+        let schema = crate::sql::origins::schema_with_origins(&plan);
         // A fresh copy of the state, stamped with this statement's start time (now()).
         let state = self.planning().0.state();
         let physical = state.create_physical_plan(&plan).await?;
@@ -956,29 +951,19 @@ impl Executor {
         let Outcome::Rows { schema, batches } = self.query(txn, query, None).await? else {
             return Err(SqlError::internal("COPY's query returned no rows"));
         };
-        let mut lines = Vec::new();
-        if format.header {
-            let names: Vec<&[u8]> = schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_bytes())
-                .collect();
-            lines.push(format.line(&names.into_iter().map(Some).collect::<Vec<_>>()));
-        }
-        for row in crate::wire::encode::text_rows(&schema, &batches)? {
-            let values: Vec<Option<&[u8]>> = row.iter().map(|v| v.as_deref()).collect();
-            lines.push(format.line(&values));
-        }
-        let rows = lines.len() - usize::from(format.header);
         Ok(Outcome::CopyOut {
-            columns: schema.fields().len(),
-            lines,
-            rows,
+            schema,
+            batches,
+            format,
         })
     }
 
     /// Inserts the records a COPY FROM parsed so far.
-    pub async fn copy_rows(&self, txn: &mut Txn, copy: &mut crate::sql::copy::CopyIn) -> SqlResult<()> {
+    pub async fn copy_rows(
+        &self,
+        txn: &mut Txn,
+        copy: &mut crate::sql::copy::CopyIn,
+    ) -> SqlResult<()> {
         if copy.records.is_empty() || self.copy_rows_direct(txn, copy).await? {
             return Ok(());
         }

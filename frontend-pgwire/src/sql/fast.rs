@@ -23,9 +23,10 @@ use weft_engine::row::{rows_to_batch, Row};
 use pgwire::api::results::Tag;
 use weft_engine::schema::TableDef;
 
-use crate::error::SqlResult;
-use crate::sql::exec::{ident_name, table_name, Executor, Outcome};
 use crate::catalog::txn::{Isolation, Txn};
+use crate::error::SqlResult;
+use crate::sql::exec::{table_name, Executor, Outcome};
+use crate::sql::names::ident_name;
 
 /// The parts of a statement the fast path can answer.
 struct PointSelect {
@@ -189,9 +190,11 @@ fn key_of(
         };
         // 'bb ' finds the char(3) key 'bb', and an upper-case uuid its stored form.
         let v = match &v {
-            ScalarValue::Utf8(Some(s)) => crate::types::values::canonical_text(&def.columns[i].ty, s)
-                .map(|c| ScalarValue::Utf8(Some(c)))
-                .unwrap_or(v),
+            ScalarValue::Utf8(Some(s)) => {
+                crate::types::values::canonical_text(&def.columns[i].ty, s)
+                    .map(|c| ScalarValue::Utf8(Some(c)))
+                    .unwrap_or(v)
+            }
             _ => v,
         };
         key_values[pos] = Some(v);
@@ -301,7 +304,8 @@ impl Executor {
             .collect();
         let refs: Vec<&Row> = projected.iter().collect();
         let batch = rows_to_batch(&out_schema, &refs)?;
-        let out_schema = crate::sql::names::rename(&out_schema, crate::sql::names::result_names(stmt));
+        let out_schema =
+            crate::sql::names::rename(&out_schema, crate::sql::names::result_names(stmt));
         let batch = arrow::array::RecordBatch::try_new_with_options(
             out_schema.clone(),
             batch.columns().to_vec(),

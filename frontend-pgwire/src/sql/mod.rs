@@ -12,6 +12,7 @@
 
 pub mod array_subquery;
 pub mod compat;
+pub mod context;
 pub mod copy;
 pub mod copy_load;
 pub mod datetime_syntax;
@@ -20,5 +21,7 @@ pub mod fast;
 pub mod group_by_key;
 pub mod jsonb_syntax;
 pub mod names;
+pub mod origins;
+pub mod role_ddl;
 pub mod sequence_syntax;
 pub mod subplan;

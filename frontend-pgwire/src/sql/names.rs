@@ -4,7 +4,14 @@
 
 use datafusion::sql::sqlparser::ast::{Expr, Query, SelectItem, SetExpr, Statement};
 
-use crate::sql::exec::ident_name;
+/// The name PostgreSQL would use for an identifier: unquoted names fold to lower case.
+pub fn ident_name(id: &datafusion::sql::sqlparser::ast::Ident) -> String {
+    if id.quote_style.is_some() {
+        id.value.clone()
+    } else {
+        id.value.to_lowercase()
+    }
+}
 
 fn type_name(t: &datafusion::sql::sqlparser::ast::DataType) -> String {
     use datafusion::sql::sqlparser::ast::{ArrayElemTypeDef, DataType};

@@ -198,7 +198,9 @@ fn timestamp_literal(e: Expr) -> Result<Transformed<Expr>> {
         return Ok(Transformed::no(Expr::Cast(c)));
     }
     let fixed = match c.expr.as_ref() {
-        Expr::Literal(ScalarValue::Utf8(Some(s)), _) => crate::types::values::timestamp_with_seconds(s),
+        Expr::Literal(ScalarValue::Utf8(Some(s)), _) => {
+            crate::types::values::timestamp_with_seconds(s)
+        }
         _ => None,
     };
     match fixed {

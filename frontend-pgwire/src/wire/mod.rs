@@ -3,6 +3,7 @@
 //! the answer encoders (Arrow to PostgreSQL text and binary). The only layer that imports
 //! `pgwire`.
 
+pub mod auth;
 pub mod deferred;
 pub mod encode;
 pub mod server;

@@ -1,0 +1,153 @@
+//! weft's catalog as DataFusion sees it: the `public` schema's tables at the statement's
+//! read timestamp, beside `pg_catalog` and `information_schema`.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider};
+use datafusion::datasource::TableProvider;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::Expr;
+use weft_engine::provider::WeftTable;
+use weft_engine::schema::CATALOG_TABLE_ID;
+
+use crate::catalog::db::{Db, SCHEMA_NAME};
+use crate::catalog::pgcatalog::{
+    is_catalog_relation, InformationSchema, PgCatalogSchema, SessionMeta, INFORMATION_SCHEMA,
+    PG_CATALOG,
+};
+use crate::catalog::view::View;
+
+/// The catalog a session plans against: its tables read through `view`, `nextval` the
+/// session's (column defaults call it).
+pub fn provider(
+    db: &Arc<Db>,
+    view: Arc<Mutex<Option<View>>>,
+    meta: Arc<SessionMeta>,
+    nextval: Arc<datafusion::logical_expr::ScalarUDF>,
+) -> Arc<dyn CatalogProvider> {
+    let pg = Arc::new(PgCatalogSchema {
+        db: db.clone(),
+        view: view.clone(),
+        meta: meta.clone(),
+    });
+    let info = Arc::new(InformationSchema {
+        pg: PgCatalogSchema {
+            db: db.clone(),
+            view: view.clone(),
+            meta,
+        },
+    });
+    let schema = Arc::new(WeftSchema {
+        db: db.clone(),
+        view,
+        pg: pg.clone(),
+        nextval,
+    });
+    Arc::new(WeftCatalog { schema, pg, info })
+}
+
+#[derive(Debug)]
+struct WeftCatalog {
+    schema: Arc<WeftSchema>,
+    pg: Arc<PgCatalogSchema>,
+    info: Arc<InformationSchema>,
+}
+
+impl CatalogProvider for WeftCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        vec![
+            SCHEMA_NAME.to_string(),
+            PG_CATALOG.to_string(),
+            INFORMATION_SCHEMA.to_string(),
+        ]
+    }
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        match name {
+            SCHEMA_NAME => Some(self.schema.clone()),
+            PG_CATALOG => Some(self.pg.clone()),
+            INFORMATION_SCHEMA => Some(self.info.clone()),
+            _ => None,
+        }
+    }
+}
+
+struct WeftSchema {
+    db: Arc<Db>,
+    view: Arc<Mutex<Option<View>>>,
+    /// Unqualified pg_catalog names (`pg_class`) resolve there first, as in PostgreSQL.
+    pg: Arc<PgCatalogSchema>,
+    /// The session's `nextval`, which column defaults call.
+    nextval: Arc<datafusion::logical_expr::ScalarUDF>,
+}
+
+impl std::fmt::Debug for WeftSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WeftSchema")
+    }
+}
+
+impl WeftSchema {
+    fn view(&self) -> Option<View> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for WeftSchema {
+    fn table_names(&self) -> Vec<String> {
+        // Listing needs a storage read; the planner never asks for it.
+        Vec::new()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if is_catalog_relation(&self.db, name) {
+            return self.pg.table(name).await;
+        }
+        let Some(view) = self.view() else {
+            return Ok(None);
+        };
+        let catalog = view.overlays.get(&CATALOG_TABLE_ID).cloned();
+        let def = self
+            .db
+            .lookup_table(view.read_ts, catalog.as_deref(), name)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let Some(def) = def else { return Ok(None) };
+        let overlay = view.overlays.get(&def.id).cloned();
+        let with_key = view.dml_target.as_deref() == Some(name);
+        let defaults = self.db.column_defaults(&def);
+        // Defaults drawing from a sequence call the session's nextval (for currval).
+        let defaults = defaults
+            .into_iter()
+            .map(|(k, e)| {
+                use datafusion::common::tree_node::{Transformed, TreeNode};
+                let e = e
+                    .transform(|x| match x {
+                        Expr::ScalarFunction(mut f) if f.func.name() == "nextval" => {
+                            f.func = self.nextval.clone();
+                            Ok(Transformed::yes(Expr::ScalarFunction(f)))
+                        }
+                        other => Ok(Transformed::no(other)),
+                    })
+                    .map(|t| t.data)
+                    .expect("replacing a function never fails");
+                (k, e)
+            })
+            .collect();
+        Ok(Some(Arc::new(WeftTable::new(
+            def,
+            self.db.storage.clone(),
+            view.read_ts,
+            overlay,
+            with_key,
+            defaults,
+            view.reads.clone(),
+        ))))
+    }
+
+    fn table_exist(&self, _name: &str) -> bool {
+        // Existence depends on the read timestamp; `table` answers it.
+        false
+    }
+}
