@@ -2,7 +2,6 @@
 //! errors to them.
 
 use datafusion::error::DataFusionError;
-use pgwire::error::{ErrorInfo, PgWireError};
 use weft_engine::EngineError;
 use weft_journal::CommitError;
 
@@ -48,21 +47,6 @@ impl SqlError {
     }
     pub fn internal(msg: impl Into<String>) -> SqlError {
         SqlError::new(codes::INTERNAL_ERROR, msg)
-    }
-
-    pub fn to_error_info(&self) -> ErrorInfo {
-        let mut info = ErrorInfo::new(
-            if self.fatal { "FATAL" } else { "ERROR" }.into(),
-            self.code.into(),
-            self.message.clone(),
-        );
-        info.detail = self.detail.clone();
-        info.hint = self.hint.clone();
-        info
-    }
-
-    pub fn into_pgwire(self) -> PgWireError {
-        PgWireError::UserError(Box::new(self.to_error_info()))
     }
 }
 

@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use crate::sql::outcome::{CommandTag, Notice, Outcome};
 use arrow::array::{Array, BinaryArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ParamValues;
@@ -21,7 +22,6 @@ use datafusion::sql::sqlparser::ast::{
     self, ColumnOption, ConflictTarget, Expr as SqlExpr, FromTable, Ident, ObjectName,
     OnConflictAction, OnInsert, SelectItem, Statement, TableConstraint, TableFactor, TableObject,
 };
-use pgwire::api::results::Tag;
 use weft_engine::key::{catalog_key, encode_key};
 use weft_engine::row::{batch_row, rows_to_batch, Row};
 use weft_engine::schema::{
@@ -34,37 +34,6 @@ use crate::catalog::db::Db;
 use crate::catalog::txn::{Isolation, Txn};
 use crate::catalog::view::View;
 use crate::error::{codes, SqlError, SqlResult};
-
-/// What a statement produced.
-#[derive(Debug)]
-pub enum Outcome {
-    Rows {
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-    },
-    Command(Tag),
-    /// FETCH's rows (command tag `FETCH n`).
-    Fetched {
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-    },
-    /// COPY FROM STDIN is ready for the client's data.
-    CopyIn(Box<crate::sql::copy::CopyIn>),
-    /// COPY TO STDOUT: the rows, to send in `format`.
-    CopyOut {
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-        format: crate::sql::copy::CopyFormat,
-    },
-}
-
-/// A NOTICE or WARNING to send before the statement's result.
-#[derive(Debug, Clone)]
-pub struct Notice {
-    pub severity: &'static str,
-    pub code: &'static str,
-    pub message: String,
-}
 
 pub struct Executor {
     pub db: Arc<Db>,
@@ -428,7 +397,7 @@ impl Executor {
                     code: "42P07",
                     message: format!("relation \"{name}\" already exists, skipping"),
                 });
-                return Ok(Outcome::Command(Tag::new("CREATE TABLE")));
+                return Ok(Outcome::Command(CommandTag::new("CREATE TABLE")));
             }
             return Err(SqlError::new(
                 codes::DUPLICATE_TABLE,
@@ -679,7 +648,7 @@ impl Executor {
             }
         }
         self.put_table_def(txn, &def)?;
-        Ok(Outcome::Command(Tag::new("CREATE TABLE")))
+        Ok(Outcome::Command(CommandTag::new("CREATE TABLE")))
     }
 
     pub async fn drop_tables(
@@ -741,7 +710,7 @@ impl Executor {
                 }
             }
         }
-        Ok(Outcome::Command(Tag::new("DROP TABLE")))
+        Ok(Outcome::Command(CommandTag::new("DROP TABLE")))
     }
 
     /// Writes a table's definition into the catalog (transactional DDL), and makes the
@@ -793,7 +762,7 @@ impl Executor {
                     code: "42P07",
                     message: format!("relation \"{name}\" already exists, skipping"),
                 });
-                return Ok(Outcome::Command(Tag::new("CREATE SEQUENCE")));
+                return Ok(Outcome::Command(CommandTag::new("CREATE SEQUENCE")));
             }
             return Err(SqlError::new(
                 codes::DUPLICATE_TABLE,
@@ -821,7 +790,7 @@ impl Executor {
         );
         crate::catalog::sequences::apply_options(&mut seq, options)?;
         crate::catalog::sequences::put(self.db.as_ref(), txn, &name, Some(&seq))?;
-        Ok(Outcome::Command(Tag::new("CREATE SEQUENCE")))
+        Ok(Outcome::Command(CommandTag::new("CREATE SEQUENCE")))
     }
 
     pub async fn drop_sequences(
@@ -869,7 +838,7 @@ impl Executor {
                 }
             }
         }
-        Ok(Outcome::Command(Tag::new("DROP SEQUENCE")))
+        Ok(Outcome::Command(CommandTag::new("DROP SEQUENCE")))
     }
 
     /// `COPY t [(cols)] FROM STDIN` (checks the target; the data comes later) and
@@ -1067,7 +1036,7 @@ impl Executor {
             }
             self.put_table_def(txn, &fresh)?;
         }
-        Ok(Outcome::Command(Tag::new("TRUNCATE TABLE")))
+        Ok(Outcome::Command(CommandTag::new("TRUNCATE TABLE")))
     }
 
     // ---------------------------------------------------------------- DML
@@ -1231,7 +1200,7 @@ impl Executor {
                     .await
             }
             None => Ok(Outcome::Command(
-                Tag::new("INSERT").with_oid(0).with_rows(count),
+                CommandTag::new("INSERT").with_oid(0).with_rows(count),
             )),
         }
     }
@@ -1544,7 +1513,7 @@ impl Executor {
                     .await
             }
             None => Ok(Outcome::Command(
-                Tag::new("UPDATE").with_rows(written.len()),
+                CommandTag::new("UPDATE").with_rows(written.len()),
             )),
         }
     }
@@ -1576,7 +1545,7 @@ impl Executor {
                 self.returning(&def, alias.as_deref(), &items, &deleted, params)
                     .await
             }
-            None => Ok(Outcome::Command(Tag::new("DELETE").with_rows(count))),
+            None => Ok(Outcome::Command(CommandTag::new("DELETE").with_rows(count))),
         }
     }
 

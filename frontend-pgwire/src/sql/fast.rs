@@ -20,13 +20,14 @@ use weft_engine::key::encode_key;
 use weft_engine::provider::ReadSpan;
 use weft_engine::row::{rows_to_batch, Row};
 
-use pgwire::api::results::Tag;
+use crate::sql::outcome::CommandTag;
 use weft_engine::schema::TableDef;
 
 use crate::catalog::txn::{Isolation, Txn};
 use crate::error::SqlResult;
-use crate::sql::exec::{table_name, Executor, Outcome};
+use crate::sql::exec::{table_name, Executor};
 use crate::sql::names::ident_name;
+use crate::sql::outcome::Outcome;
 
 /// The parts of a statement the fast path can answer.
 struct PointSelect {
@@ -534,7 +535,9 @@ impl Executor {
             .insert(weft_engine::key::catalog_key(&def.name));
         let old = self.current(txn, def.id, &key).await?;
         let Some(old) = old else {
-            return Ok(Some(Outcome::Command(Tag::new("UPDATE").with_rows(0))));
+            return Ok(Some(Outcome::Command(
+                CommandTag::new("UPDATE").with_rows(0),
+            )));
         };
         let now = now_us();
         let mut new: Row = old.as_ref().clone();
@@ -554,7 +557,9 @@ impl Executor {
             key,
             Some(Arc::new(new)),
         )?;
-        Ok(Some(Outcome::Command(Tag::new("UPDATE").with_rows(1))))
+        Ok(Some(Outcome::Command(
+            CommandTag::new("UPDATE").with_rows(1),
+        )))
     }
 
     /// `DELETE FROM t WHERE <key> = ...` by key, or `None` to plan it.
@@ -589,10 +594,14 @@ impl Executor {
             .insert(weft_engine::key::catalog_key(&def.name));
         let exists = self.current(txn, def.id, &key).await?.is_some();
         if !exists {
-            return Ok(Some(Outcome::Command(Tag::new("DELETE").with_rows(0))));
+            return Ok(Some(Outcome::Command(
+                CommandTag::new("DELETE").with_rows(0),
+            )));
         }
         txn.put(&self.db.limits, def.id, &def.arrow_schema(), key, None)?;
-        Ok(Some(Outcome::Command(Tag::new("DELETE").with_rows(1))))
+        Ok(Some(Outcome::Command(
+            CommandTag::new("DELETE").with_rows(1),
+        )))
     }
 
     /// `INSERT INTO t [(cols)] VALUES ...` without planning, or `None` to plan it.
@@ -743,7 +752,7 @@ impl Executor {
             count += 1;
         }
         Ok(Some(Outcome::Command(
-            Tag::new("INSERT").with_oid(0).with_rows(count),
+            CommandTag::new("INSERT").with_oid(0).with_rows(count),
         )))
     }
 }

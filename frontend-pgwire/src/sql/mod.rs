@@ -22,6 +22,8 @@ pub mod group_by_key;
 pub mod jsonb_syntax;
 pub mod names;
 pub mod origins;
+pub mod outcome;
+pub mod prepare;
 pub mod role_ddl;
 pub mod sequence_syntax;
 pub mod subplan;

@@ -4,10 +4,11 @@ use crate::catalog::auth::ScramSecret;
 use crate::catalog::roles::{exists, lookup, put, RoleDef, BOOTSTRAP_ROLE_NAME};
 use crate::catalog::txn::Txn;
 use crate::error::{codes, SqlError, SqlResult};
-use crate::sql::exec::{Executor, Notice, Outcome};
+use crate::sql::exec::Executor;
 use crate::sql::names::ident_name;
+use crate::sql::outcome::CommandTag;
+use crate::sql::outcome::{Notice, Outcome};
 use datafusion::sql::sqlparser::ast::{self, RoleOption};
-use pgwire::api::results::Tag;
 
 fn role_name(n: &ast::ObjectName) -> SqlResult<String> {
     match n.0.as_slice() {
@@ -67,7 +68,7 @@ impl Executor {
             };
             put(&self.db, txn, &name, Some(&def))?;
         }
-        Ok(Outcome::Command(Tag::new("CREATE ROLE")))
+        Ok(Outcome::Command(CommandTag::new("CREATE ROLE")))
     }
 
     /// `ALTER USER|ROLE name [WITH] PASSWORD 'x' | LOGIN | NOLOGIN | ...`.
@@ -108,7 +109,7 @@ impl Executor {
             }
         }
         put(&self.db, txn, &name, Some(&def))?;
-        Ok(Outcome::Command(Tag::new("ALTER ROLE")))
+        Ok(Outcome::Command(CommandTag::new("ALTER ROLE")))
     }
 
     /// `DROP USER|ROLE [IF EXISTS] name, ...`.
@@ -143,7 +144,7 @@ impl Executor {
             }
             put(&self.db, txn, &name, None)?;
         }
-        Ok(Outcome::Command(Tag::new("DROP ROLE")))
+        Ok(Outcome::Command(CommandTag::new("DROP ROLE")))
     }
 }
 

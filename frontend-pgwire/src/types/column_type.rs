@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use arrow::datatypes::Field;
-use pgwire::api::Type;
-use pgwire::error::PgWireResult;
+use postgres_types::Type;
+
+use crate::error::{SqlError, SqlResult};
 use weft_engine::types::PG_TYPE_KEY;
 
 /// The wire type of a column that weft stores as Utf8 but PostgreSQL types differently.
@@ -23,9 +24,11 @@ pub fn override_type(field: &Field) -> Option<Type> {
 }
 
 /// The PostgreSQL type of a column with this field.
-pub fn pg_type_of(field: &Field) -> PgWireResult<Type> {
+/// XX000 for an Arrow type PostgreSQL has no type for.
+pub fn pg_type_of(field: &Field) -> SqlResult<Type> {
     if let Some(t) = override_type(field) {
         return Ok(t);
     }
     arrow_pg::datatypes::field_into_pg_type(&Arc::new(field.clone()))
+        .map_err(|_| SqlError::internal(format!("Unsupported Datatype {}", field.data_type())))
 }

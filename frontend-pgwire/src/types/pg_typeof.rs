@@ -19,7 +19,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::scalar::ScalarValue;
-use pgwire::api::Type;
+use postgres_types::Type;
 
 const NAME: &str = "pg_typeof";
 

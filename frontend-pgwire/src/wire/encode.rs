@@ -39,8 +39,13 @@ fn override_of(field: &Field) -> Option<Override> {
 
 use crate::sql::origins::{ORIGIN_ATTNUM_KEY, ORIGIN_OID_KEY};
 use crate::types::column_type::override_type;
-pub use crate::types::column_type::pg_type_of;
 use crate::types::pg_text::{pg_float_text, pg_interval_text, pg_timestamp_text};
+use crate::wire::errors::IntoPgWire;
+
+/// The PostgreSQL type of a column with this field.
+pub fn pg_type_of(field: &Field) -> PgWireResult<Type> {
+    crate::types::column_type::pg_type_of(field).map_err(IntoPgWire::into_pgwire)
+}
 
 pub fn fields_for(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
     schema

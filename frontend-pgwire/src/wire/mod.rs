@@ -2,9 +2,24 @@
 //! extended query handlers, cancel requests, the COPY sub-protocol, deferred flushing and
 //! the answer encoders (Arrow to PostgreSQL text and binary). The only layer that imports
 //! `pgwire`.
+//!
+//! - [`server`]: the listener; one task and one session per connection;
+//! - [`handlers`]: one connection's handlers over its session;
+//! - [`startup`], [`auth`], [`tls`]: startup, SCRAM and TLS;
+//! - [`simple`], [`extended`], [`copy`], [`cancel`]: the protocol's flows;
+//! - [`encode`]: Arrow results as PostgreSQL rows; [`deferred`]: batched flushing.
 
 pub mod auth;
+pub mod cancel;
+pub mod connection;
+pub mod copy;
 pub mod deferred;
 pub mod encode;
+pub mod errors;
+pub mod extended;
+pub mod handlers;
+pub mod messages;
 pub mod server;
+pub mod simple;
+pub mod startup;
 pub mod tls;

@@ -15,7 +15,8 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::catalog::db::Db;
-use crate::session::machine::Handlers;
+use crate::wire::errors::IntoPgWire;
+use crate::wire::handlers::Handlers;
 
 /// How long a client may take to finish startup and authentication.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);

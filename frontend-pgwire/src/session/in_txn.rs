@@ -1,0 +1,219 @@
+//! Statements inside the session's transaction: the implicit or explicit transaction a
+//! statement runs in, a failure's effect on the block, SQL cursors' declarations.
+
+use std::sync::atomic::Ordering;
+
+use datafusion::common::ParamValues;
+use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
+
+use crate::catalog::txn::Txn;
+use crate::error::{codes, SqlError, SqlResult};
+use crate::session::machine::Core;
+use crate::session::machine::Reply;
+use crate::session::machine::State;
+use crate::sql::outcome::{CommandTag, Notice, Outcome};
+
+impl Core {
+    /// DECLARE name CURSOR ... FOR query: runs the query now and keeps its rows.
+    pub(crate) async fn declare_cursor(
+        &self,
+        st: &mut State,
+        stmt: Statement,
+        params: Option<&ParamValues>,
+        autocommit: bool,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Reply> {
+        let refuse = |st: &mut State, e: SqlError| {
+            self.fail(st);
+            Err(e)
+        };
+        if let Some(why) = crate::session::cursors::unsupported_options(&stmt) {
+            return refuse(st, SqlError::unsupported(why));
+        }
+        let Some((name, hold, scroll, query)) = crate::session::cursors::declared(&stmt) else {
+            return refuse(
+                st,
+                SqlError::unsupported("DECLARE is supported for cursors only"),
+            );
+        };
+        if !hold && !st.txn.as_ref().is_some_and(|t| t.explicit) {
+            return refuse(
+                st,
+                SqlError::new(
+                    codes::NO_ACTIVE_SQL_TRANSACTION,
+                    "DECLARE CURSOR can only be used in transaction blocks",
+                ),
+            );
+        }
+        if st.cursors.contains_key(&name) {
+            return refuse(
+                st,
+                SqlError::new("42P03", format!("cursor \"{name}\" already exists")),
+            );
+        }
+        let reply = Box::pin(self.run(
+            st,
+            Statement::Query(Box::new(query)),
+            params,
+            autocommit,
+            notices,
+        ))
+        .await?;
+        let Reply::Outcome(Outcome::Rows { schema, batches }) = reply else {
+            return refuse(st, SqlError::internal("a cursor's query returned no rows"));
+        };
+        let mut cursor = crate::session::cursors::Cursor::new(schema, batches, hold, scroll);
+        cursor.statement = stmt.to_string();
+        let held: usize = st.cursors.values().map(|c| c.bytes).sum();
+        if held + cursor.bytes > crate::session::cursors::CURSOR_BYTES_MAX {
+            return refuse(
+                st,
+                SqlError::new(
+                    codes::PROGRAM_LIMIT_EXCEEDED,
+                    format!(
+                        "the session's cursors would hold {} bytes, more than the {} a session may",
+                        held + cursor.bytes,
+                        crate::session::cursors::CURSOR_BYTES_MAX
+                    ),
+                )
+                .with_hint("fetch from or close the open cursors, or declare one over fewer rows"),
+            );
+        }
+        st.cursors.insert(name, cursor);
+        self.cursors_changed(st);
+        Ok(Reply::Outcome(Outcome::Command(CommandTag::new(
+            "DECLARE CURSOR",
+        ))))
+    }
+
+    /// Tells `pg_cursors` which cursors the session has now.
+    pub(crate) fn cursors_changed(&self, st: &State) {
+        self.exec.meta.set_cursors(
+            st.cursors
+                .iter()
+                .map(|(name, c)| (name.clone(), c.statement.clone(), c.hold, c.scroll))
+                .collect(),
+        );
+    }
+
+    pub(crate) fn point_write(&self, out: Outcome) -> Outcome {
+        self.exec.db.point_writes.fetch_add(1, Ordering::Relaxed);
+        out
+    }
+
+    /// An error ends an implicit transaction and fails an explicit one.
+    pub(crate) fn fail(&self, st: &mut State) {
+        // A failed block keeps its transaction: ROLLBACK TO SAVEPOINT can resume it.
+        if st.txn.as_ref().is_some_and(|t| t.explicit) {
+            st.failed = true;
+        } else {
+            st.txn = None;
+        }
+    }
+
+    pub(crate) async fn exec_in_txn(
+        &self,
+        txn: &mut Txn,
+        stmt: Statement,
+        params: Option<&ParamValues>,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Outcome> {
+        match stmt {
+            Statement::CreateTable(ct) => self.exec.create_table(txn, ct, notices).await,
+            Statement::Drop {
+                object_type: ObjectType::Table,
+                if_exists,
+                names,
+                ..
+            } => self.exec.drop_tables(txn, &names, if_exists, notices).await,
+            Statement::Truncate(t) => self.exec.truncate(txn, &t).await,
+            Statement::Copy {
+                source,
+                to,
+                target,
+                options,
+                legacy_options,
+                values,
+            } => {
+                if !values.is_empty() {
+                    return Err(SqlError::unsupported(
+                        "COPY data inline in the query string is not supported",
+                    ));
+                }
+                self.exec
+                    .copy(txn, source, to, target, &options, &legacy_options)
+                    .await
+            }
+            Statement::CreateRole(cr) => self.exec.create_role(txn, &cr).await,
+            Statement::AlterRole { name, operation } => {
+                self.exec.alter_role(txn, &name, &operation).await
+            }
+            Statement::Drop {
+                object_type: ObjectType::Role | ObjectType::User,
+                if_exists,
+                names,
+                ..
+            } => self.exec.drop_roles(txn, &names, if_exists, notices).await,
+            Statement::CreateSequence {
+                temporary: false,
+                if_not_exists,
+                name,
+                data_type,
+                sequence_options,
+                owned_by: None,
+            } => {
+                self.exec
+                    .create_sequence(
+                        txn,
+                        &name,
+                        if_not_exists,
+                        data_type.as_ref(),
+                        &sequence_options,
+                        notices,
+                    )
+                    .await
+            }
+            Statement::Drop {
+                object_type: ObjectType::Sequence,
+                if_exists,
+                names,
+                ..
+            } => {
+                self.exec
+                    .drop_sequences(txn, &names, if_exists, notices)
+                    .await
+            }
+            Statement::Insert(i) => match self.exec.point_insert(txn, &i, params).await? {
+                Some(out) => Ok(self.point_write(out)),
+                None => self.exec.insert(txn, i, params).await,
+            },
+            Statement::Update(u) => match self.exec.point_update(txn, &u, params).await? {
+                Some(out) => Ok(self.point_write(out)),
+                None => self.exec.update(txn, u, params).await,
+            },
+            Statement::Delete(d) => match self.exec.point_delete(txn, &d, params).await? {
+                Some(out) => Ok(self.point_write(out)),
+                None => self.exec.delete(txn, d, params).await,
+            },
+            s @ (Statement::Query(_) | Statement::Explain { .. }) => {
+                if let Some(out) = self.exec.point_select(txn, &s, params).await? {
+                    self.exec
+                        .db
+                        .point_selects
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(out);
+                }
+                self.exec.query(txn, s, params).await
+            }
+            other => {
+                let text = other.to_string();
+                let head: String = text
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                Err(SqlError::unsupported(format!("{head} is not supported")))
+            }
+        }
+    }
+}

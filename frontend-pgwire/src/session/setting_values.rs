@@ -1,0 +1,283 @@
+//! Settings' values: the defaults, parsing and printing of booleans, isolation levels,
+//! time settings and timestamps, the startup `options` string. Pure: no session state.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::sql::sqlparser::ast::{self, Statement};
+
+use crate::catalog::txn::{Isolation, Txn};
+use crate::error::{codes, SqlError, SqlResult};
+use crate::sql::outcome::{Notice, Outcome};
+use weft_engine::Timestamp;
+
+pub(crate) fn default_settings() -> BTreeMap<String, String> {
+    [
+        ("server_version", "15.0"),
+        ("server_version_num", "150000"),
+        ("server_encoding", "UTF8"),
+        ("client_encoding", "UTF8"),
+        ("datestyle", "ISO, MDY"),
+        ("timezone", "UTC"),
+        ("intervalstyle", "postgres"),
+        ("integer_datetimes", "on"),
+        ("standard_conforming_strings", "on"),
+        ("search_path", "\"$user\", public"),
+        ("transaction_isolation", "repeatable read"),
+        ("default_transaction_isolation", "repeatable read"),
+        ("transaction_read_only", "off"),
+        ("default_transaction_read_only", "off"),
+        ("application_name", ""),
+        ("extra_float_digits", "1"),
+        ("max_identifier_length", "63"),
+        ("is_superuser", "on"),
+        ("statement_timeout", "0"),
+        ("lock_timeout", "0"),
+        ("idle_in_transaction_session_timeout", "0"),
+        ("client_min_messages", "notice"),
+        ("max_connections", "10000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub(crate) fn single_row(name: &str, value: &str) -> Outcome {
+    let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, true)]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from(vec![value.to_string()]))],
+    )
+    .expect("one utf8 column");
+    Outcome::Rows {
+        schema,
+        batches: vec![batch],
+    }
+}
+
+pub(crate) fn is_on(v: &str) -> bool {
+    matches!(
+        v.trim().to_lowercase().as_str(),
+        "on" | "true" | "yes" | "1" | "t"
+    )
+}
+
+pub(crate) fn parse_bool(name: &str, value: &str) -> SqlResult<bool> {
+    match value.trim().to_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" | "t" | "y" => Ok(true),
+        "off" | "false" | "no" | "0" | "f" | "n" => Ok(false),
+        _ => Err(SqlError::new(
+            codes::INVALID_PARAMETER_VALUE,
+            format!("parameter \"{name}\" requires a Boolean value"),
+        )),
+    }
+}
+
+pub(crate) fn raised_notice(asked: &str) -> Notice {
+    Notice {
+        severity: "NOTICE",
+        code: codes::SUCCESSFUL_COMPLETION,
+        message: format!(
+            "{asked} runs as REPEATABLE READ (snapshot isolation): weft has no weaker level"
+        ),
+    }
+}
+
+pub(crate) fn parse_level(
+    name: &str,
+    value: &str,
+    notices: &mut Vec<Notice>,
+) -> SqlResult<Isolation> {
+    match Isolation::parse(value) {
+        Some((level, raised)) => {
+            if raised {
+                notices.push(raised_notice(&value.to_uppercase()));
+            }
+            Ok(level)
+        }
+        None => Err(SqlError::new(
+            codes::INVALID_PARAMETER_VALUE,
+            format!("invalid value for parameter \"{name}\": \"{value}\""),
+        )
+        .with_hint(
+            "Available values: serializable, repeatable read, read committed, read uncommitted.",
+        )),
+    }
+}
+
+pub(crate) fn level_of(
+    l: &ast::TransactionIsolationLevel,
+    notices: &mut Vec<Notice>,
+) -> SqlResult<Isolation> {
+    use ast::TransactionIsolationLevel as L;
+    match l {
+        L::Serializable => Ok(Isolation::Serializable),
+        L::RepeatableRead | L::Snapshot => Ok(Isolation::RepeatableRead),
+        L::ReadCommitted => {
+            notices.push(raised_notice("READ COMMITTED"));
+            Ok(Isolation::RepeatableRead)
+        }
+        L::ReadUncommitted => {
+            notices.push(raised_notice("READ UNCOMMITTED"));
+            Ok(Isolation::RepeatableRead)
+        }
+    }
+}
+
+/// Applies BEGIN's or SET TRANSACTION's modes to a transaction that has not read yet.
+pub(crate) fn apply_modes(
+    t: &mut Txn,
+    modes: &[ast::TransactionMode],
+    notices: &mut Vec<Notice>,
+) -> SqlResult<()> {
+    for m in modes {
+        match m {
+            ast::TransactionMode::IsolationLevel(l) => t.isolation = level_of(l, notices)?,
+            ast::TransactionMode::AccessMode(a) => {
+                t.read_only = matches!(a, ast::TransactionAccessMode::ReadOnly)
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The command name PostgreSQL puts in "cannot execute X in a read-only transaction".
+pub(crate) fn write_kind(stmt: &Statement) -> Option<&'static str> {
+    match stmt {
+        Statement::Insert(_) => Some("INSERT"),
+        Statement::Update(_) => Some("UPDATE"),
+        Statement::Delete(_) => Some("DELETE"),
+        Statement::CreateTable(_) => Some("CREATE TABLE"),
+        Statement::Drop { .. } => Some("DROP TABLE"),
+        Statement::CreateSequence { .. } => Some("CREATE SEQUENCE"),
+        Statement::CreateRole(_) => Some("CREATE ROLE"),
+        Statement::AlterRole { .. } => Some("ALTER ROLE"),
+        Statement::Truncate(_) => Some("TRUNCATE TABLE"),
+        Statement::Copy { to: false, .. } => Some("COPY FROM"),
+        Statement::Query(q) if !q.locks.is_empty() => Some("SELECT FOR UPDATE"),
+        _ => None,
+    }
+}
+
+/// A PostgreSQL time setting in milliseconds: a number with an optional unit (`us`, `ms`,
+/// `s`, `min`, `h`, `d`; milliseconds when there is none). `None` if it is not one.
+pub(crate) fn parse_duration_ms(v: &str) -> Option<u64> {
+    let v = v.trim().trim_matches('\'');
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let factor = match unit.trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    let ms = n * factor;
+    (ms.is_finite() && ms >= 0.0 && ms < i32::MAX as f64).then(|| ms.round() as u64)
+}
+
+/// How PostgreSQL shows a time setting: the largest unit that divides it.
+pub(crate) fn duration_text(ms: u64) -> String {
+    match ms {
+        0 => "0".into(),
+        _ if ms.is_multiple_of(86_400_000) => format!("{}d", ms / 86_400_000),
+        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) => format!("{}min", ms / 60_000),
+        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
+}
+
+/// Nanoseconds since the Unix epoch of a timestamptz literal: what `SELECT now()` prints
+/// (`2026-11-22 10:51:45.123456+00`), RFC 3339, or a zone-less timestamp taken as UTC.
+pub(crate) fn parse_timestamptz(v: &str) -> Option<i64> {
+    let v = v.trim();
+    let parsed: Option<chrono::DateTime<chrono::Utc>> = chrono::DateTime::parse_from_rfc3339(v)
+        .ok()
+        .or_else(|| {
+            ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"]
+                .iter()
+                .find_map(|f| chrono::DateTime::parse_from_str(v, f).ok())
+        })
+        .map(|t| t.to_utc())
+        .or_else(|| {
+            ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+                .iter()
+                .find_map(|f| chrono::NaiveDateTime::parse_from_str(v, f).ok())
+                .map(|t| t.and_utc())
+        });
+    let t = parsed?;
+    // Beyond what nanoseconds since 1970 hold (years 1677..2262): clamp, the range checks
+    // then call it too old or in the future.
+    Some(t.timestamp_nanos_opt().unwrap_or(if t.timestamp() > 0 {
+        i64::MAX
+    } else {
+        i64::MIN
+    }))
+}
+
+/// A timestamp as PostgreSQL prints a timestamptz in UTC.
+pub(crate) fn timestamptz_text(ts: Timestamp) -> String {
+    chrono::DateTime::from_timestamp_nanos(ts as i64)
+        .format("%Y-%m-%d %H:%M:%S%.6f+00")
+        .to_string()
+}
+
+pub(crate) fn setting_value(values: &[ast::Expr]) -> String {
+    values
+        .iter()
+        .map(|v| match v {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => s.clone(),
+                other => other.to_string(),
+            },
+            ast::Expr::Identifier(id) => id.value.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `name=value` pairs of a startup `options` string: `-c name=value` or
+/// `--name=value`, separated by spaces (a backslash escapes the next character).
+pub(crate) fn startup_options(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => cur.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    let mut out = Vec::new();
+    let mut it = words.into_iter();
+    while let Some(w) = it.next() {
+        let assignment = if w == "-c" {
+            it.next()
+        } else if let Some(rest) = w.strip_prefix("--") {
+            Some(rest.to_string())
+        } else {
+            w.strip_prefix("-c").map(str::to_string)
+        };
+        if let Some((k, v)) = assignment.as_deref().and_then(|a| a.split_once('=')) {
+            out.push((k.replace('-', "_"), v.to_string()));
+        }
+    }
+    out
+}

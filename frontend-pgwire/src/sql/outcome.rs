@@ -1,0 +1,65 @@
+//! What a statement produced, in weft's terms: rows, a command tag, COPY's data, notices.
+//! The wire layer turns these into protocol messages.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+
+/// A command's completion tag (`INSERT 0 3`, `UPDATE 1`, `CREATE TABLE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandTag {
+    pub command: String,
+    /// INSERT's oid field (always 0 in PostgreSQL 12 and later).
+    pub oid: Option<u32>,
+    pub rows: Option<usize>,
+}
+
+impl CommandTag {
+    pub fn new(command: &str) -> CommandTag {
+        CommandTag {
+            command: command.to_string(),
+            oid: None,
+            rows: None,
+        }
+    }
+
+    pub fn with_rows(mut self, rows: usize) -> CommandTag {
+        self.rows = Some(rows);
+        self
+    }
+
+    pub fn with_oid(mut self, oid: u32) -> CommandTag {
+        self.oid = Some(oid);
+        self
+    }
+}
+
+/// What a statement produced.
+#[derive(Debug)]
+pub enum Outcome {
+    Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
+    Command(CommandTag),
+    /// FETCH's rows (command tag `FETCH n`).
+    Fetched {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
+    /// COPY FROM STDIN is ready for the client's data.
+    CopyIn(Box<crate::sql::copy::CopyIn>),
+    /// COPY TO STDOUT: the rows, to send in `format`.
+    CopyOut {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        format: crate::sql::copy::CopyFormat,
+    },
+}
+
+/// A NOTICE or WARNING to send before the statement's result.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub severity: &'static str,
+    pub code: &'static str,
+    pub message: String,
+}

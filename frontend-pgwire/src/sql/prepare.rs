@@ -1,0 +1,133 @@
+//! A statement's preparation: parsing with PostgreSQL's dialect, the syntax weft reads
+//! differently (`CREATE USER`, `ABORT`), and the compatibility rewrites every statement
+//! passes before Describe and Execute alike.
+
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+
+use crate::error::{SqlError, SqlResult};
+
+/// `CREATE USER` and `ALTER USER` as PostgreSQL means them: the parser reads them in
+/// another dialect's syntax, so they are parsed as `CREATE|ALTER ROLE`, `CREATE USER`
+/// implying LOGIN.
+pub(crate) fn parse_user_statement(sql: &str) -> Option<Result<Vec<Statement>, ParserError>> {
+    let t = sql.trim_start();
+    let first_end = t.find(char::is_whitespace)?;
+    let verb = &t[..first_end];
+    let rest = t[first_end..].trim_start();
+    let second_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    if !rest[..second_end].eq_ignore_ascii_case("user") {
+        return None;
+    }
+    let create = verb.eq_ignore_ascii_case("create");
+    if !create && !verb.eq_ignore_ascii_case("alter") {
+        return None;
+    }
+    let text = format!("{verb} ROLE{}", &rest[second_end..]);
+    Some(
+        Parser::parse_sql(&PostgreSqlDialect {}, &text).map(|mut stmts| {
+            for s in &mut stmts {
+                if let Statement::CreateRole(cr) = s {
+                    if create && cr.login.is_none() {
+                        cr.login = Some(true);
+                    }
+                }
+            }
+            stmts
+        }),
+    )
+}
+
+/// `ABORT [WORK | TRANSACTION] ...`: PostgreSQL's synonym of ROLLBACK, which the parser
+/// does not know.
+pub(crate) fn abort_as_rollback(sql: &str) -> Option<String> {
+    let t = sql.trim_start();
+    let end = t
+        .find(|c: char| c.is_whitespace() || c == ';')
+        .unwrap_or(t.len());
+    t[..end]
+        .eq_ignore_ascii_case("abort")
+        .then(|| format!("ROLLBACK{}", &t[end..]))
+}
+
+pub(crate) fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
+    let rollback;
+    let sql = match abort_as_rollback(sql) {
+        Some(r) => {
+            rollback = r;
+            rollback.as_str()
+        }
+        None => sql,
+    };
+    let reordered;
+    let sql = match crate::sql::sequence_syntax::in_parser_order(sql) {
+        Some(r) => {
+            reordered = r;
+            reordered.as_str()
+        }
+        None => sql,
+    };
+    let moved;
+    let sql = match crate::session::cursors::readable_fetch(sql) {
+        Some(m) => {
+            moved = m;
+            moved.as_str()
+        }
+        None => sql,
+    };
+    let parsed = if let Some(p) = parse_user_statement(sql) {
+        p
+    } else if crate::sql::compat::is_catalog_query(sql) {
+        crate::sql::compat::parse_catalog_query(sql)
+    } else {
+        Parser::parse_sql(&PostgreSqlDialect {}, sql)
+    };
+    let mut stmts = parsed.map_err(|e| {
+        let m = e.to_string();
+        SqlError::syntax(m.trim_start_matches("sql parser error: ").to_string())
+    })?;
+    if crate::sql::compat::may_have_subquery(sql) {
+        for s in &mut stmts {
+            crate::sql::compat::single_row_subqueries(s);
+        }
+    }
+    if contains_ignore_case(sql, "array(") || contains_ignore_case(sql, "array (") {
+        for s in &mut stmts {
+            crate::sql::array_subquery::rewrite(s);
+        }
+    }
+    if contains_ignore_case(sql, "json") {
+        for s in &mut stmts {
+            crate::sql::jsonb_syntax::rewrite(s);
+        }
+    }
+    // A number with an exponent (`1e5`).
+    let exponent = sql
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0].is_ascii_digit() && w[1] | 0x20 == b'e');
+    if exponent {
+        for s in &mut stmts {
+            crate::types::floats::literal_casts(s);
+        }
+    }
+    if contains_ignore_case(sql, "time zone") {
+        for s in &mut stmts {
+            crate::sql::datetime_syntax::rewrite(s);
+        }
+    }
+    if contains_ignore_case(sql, "generate_s") || contains_ignore_case(sql, "unnest") {
+        for s in &mut stmts {
+            crate::sql::compat::scalar_function_aliases(s);
+        }
+    }
+    Ok(stmts)
+}

@@ -1,0 +1,532 @@
+//! The extended query protocol: Parse (with the statement described once), Bind with
+//! parameter types, Describe, Execute and Sync.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, SchemaRef};
+use async_trait::async_trait;
+use datafusion::sql::sqlparser::ast::Statement;
+use futures::sink::{Sink, SinkExt};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::ExtendedQueryHandler;
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, Type, DEFAULT_NAME};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::messages::response::ReadyForQuery;
+use pgwire::messages::PgWireBackendMessage;
+
+use crate::error::{codes, SqlError};
+use crate::session::describe::explain_json;
+use crate::session::describe::explain_json_schema;
+use crate::session::describe::explained_statement;
+use crate::session::machine::Core;
+use crate::session::machine::Reply;
+use crate::sql::outcome::Outcome;
+use crate::sql::prepare::parse;
+use crate::wire::connection::SessionHandler;
+use crate::wire::encode::{fields_for, pg_type_of, query_response};
+use crate::wire::errors::IntoPgWire;
+use crate::wire::messages::send_notices;
+use crate::wire::messages::wire_status;
+use crate::wire::messages::wire_tag;
+
+/// A statement parsed and described at Parse time.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub stmt: Statement,
+    pub param_types: Vec<Option<DataType>>,
+    /// Parameters compared with or assigned to a uuid, json, jsonb, varchar or char column
+    /// are described as that type (weft stores them as text, DataFusion infers text).
+    pub param_wire: Vec<Option<Type>>,
+    pub schema: Option<SchemaRef>,
+}
+
+pub struct WeftQueryParser {
+    pub(crate) core: Arc<Core>,
+}
+
+#[async_trait]
+impl QueryParser for WeftQueryParser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut stmts = parse(sql).map_err(SqlError::into_pgwire)?;
+        if stmts.len() > 1 {
+            return Err(SqlError::syntax(
+                "cannot insert multiple commands into a prepared statement",
+            )
+            .into_pgwire());
+        }
+        let Some(stmt) = stmts.pop() else {
+            return Ok(None);
+        };
+        if explained_statement(&stmt).is_some() {
+            return Ok(Some(Prepared {
+                stmt,
+                param_types: Vec::new(),
+                param_wire: Vec::new(),
+                schema: Some(explain_json_schema()),
+            }));
+        }
+        let (param_types, schema) = self
+            .core
+            .describe(&stmt)
+            .await
+            .map_err(SqlError::into_pgwire)?;
+        let param_wire = self.core.param_wire_types(&stmt, param_types.len()).await;
+        Ok(Some(Prepared {
+            param_wire,
+            stmt,
+            param_types,
+            schema,
+        }))
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        stmt.param_types
+            .iter()
+            .map(|t| match t {
+                Some(t) => arrow_pg::datatypes::into_pg_type(t),
+                None => Ok(Type::UNKNOWN),
+            })
+            .collect()
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        match &stmt.schema {
+            Some(s) => fields_for(s, column_format.unwrap_or(&Format::UnifiedText)),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for SessionHandler {
+    type Statement = Prepared;
+    type QueryParser = WeftQueryParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        Arc::new(WeftQueryParser {
+            core: self.core.clone(),
+        })
+    }
+
+    async fn on_bind<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Bind,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use pgwire::api::store::Entry;
+        let statement_name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal_name = message.portal_name.as_deref().unwrap_or(DEFAULT_NAME);
+        match client.portal_store().get_statement(statement_name) {
+            Some(Entry::Value(statement)) => {
+                let portal = Portal::try_new(&message, statement)?;
+                client.portal_store().put_portal(Arc::new(portal));
+            }
+            Some(Entry::Empty) => {
+                if !message.parameters.is_empty() {
+                    return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                        "ERROR".to_owned(),
+                        codes::PROTOCOL_VIOLATION.to_owned(),
+                        format!(
+                            "bind message supplies {} parameters, but prepared statement \"{}\" requires 0",
+                            message.parameters.len(),
+                            statement_name
+                        ),
+                    ))));
+                }
+                client.portal_store().put_empty_portal(portal_name);
+            }
+            None => return Err(PgWireError::StatementNotFound(statement_name.to_owned())),
+        }
+        // Queued, not flushed: it leaves with the rest of the answer at Sync.
+        client
+            .feed(PgWireBackendMessage::BindComplete(
+                pgwire::messages::extendedquery::BindComplete::new(),
+            ))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_execute<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Execute,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // The default execution, with its flushes deferred to Sync (see deferred.rs).
+        let r = self
+            ._on_execute(&mut crate::wire::deferred::Deferred(client), message)
+            .await;
+        if matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+            // COPY FROM STDIN: the client waits for CopyInResponse before it sends data,
+            // and a Sync during the copy is ignored, so it leaves now.
+            client.flush().await?;
+        }
+        r
+    }
+
+    /// As pgwire's, except that a statement returning no rows (INSERT, UPDATE, DELETE
+    /// without RETURNING) is described with NoData even when it has parameters: a
+    /// RowDescription of no columns means a query that returns rows (pgjdbc then rejects
+    /// `executeUpdate`).
+    async fn on_describe<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Describe,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use pgwire::api::results::DescribeResponse;
+        use pgwire::messages::data::{NoData, ParameterDescription};
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        // A cursor DECLAREd in SQL is a portal too, as in PostgreSQL: psycopg describes it
+        // by name to learn its columns.
+        if message.target_type == pgwire::messages::extendedquery::TARGET_TYPE_BYTE_PORTAL
+            && client.portal_store().get_portal(name).is_none()
+        {
+            let schema = {
+                let st = self.core.state.lock().await;
+                st.cursors.get(name).map(|c| c.schema.clone())
+            };
+            if let Some(schema) = schema {
+                let fields = fields_for(&schema, &Format::UnifiedText)?;
+                client
+                    .send(PgWireBackendMessage::RowDescription(
+                        pgwire::messages::data::RowDescription::new(
+                            fields.iter().map(Into::into).collect(),
+                        ),
+                    ))
+                    .await?;
+                return Ok(());
+            }
+        }
+        let stmt = match client.portal_store().get_statement(name) {
+            Some(pgwire::api::store::Entry::Value(stmt))
+                if message.target_type
+                    == pgwire::messages::extendedquery::TARGET_TYPE_BYTE_STATEMENT
+                    && stmt.statement.schema.is_none() =>
+            {
+                stmt
+            }
+            _ => return self._on_describe(client, message).await,
+        };
+        let described = self.do_describe_statement(client, &stmt).await?;
+        let oids = described
+            .parameters()
+            .unwrap_or_default()
+            .iter()
+            .map(|t| t.oid())
+            .collect();
+        client
+            .send(PgWireBackendMessage::ParameterDescription(
+                ParameterDescription::new(oids),
+            ))
+            .await?;
+        client
+            .send(PgWireBackendMessage::NoData(NoData::default()))
+            .await?;
+        Ok(())
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        target: &StoredStatement<Self::Statement>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let p = &target.statement;
+        let params: Vec<Type> = p
+            .param_types
+            .iter()
+            .enumerate()
+            .map(
+                |(i, t)| match target.parameter_types.get(i).cloned().flatten() {
+                    Some(declared) if declared != Type::UNKNOWN => Ok(declared),
+                    _ if p.param_wire.get(i).cloned().flatten().is_some() => {
+                        Ok(p.param_wire[i].clone().expect("checked"))
+                    }
+                    _ => match t {
+                        Some(t) => pg_type_of(&Field::new("", t.clone(), true)),
+                        None => Ok(Type::TEXT),
+                    },
+                },
+            )
+            .collect::<PgWireResult<_>>()?;
+        let fields = match &p.schema {
+            Some(s) => fields_for(s, &Format::UnifiedText)?,
+            None => Vec::new(),
+        };
+        Ok(DescribeStatementResponse::new(params, fields))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        target: &Portal<Self::Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let fields = match &target.statement.statement.schema {
+            Some(s) => fields_for(s, &target.result_column_format)?,
+            None => Vec::new(),
+        };
+        Ok(DescribePortalResponse::new(fields))
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let normalized = normalize_params(
+            portal,
+            &portal.statement.statement.param_wire,
+            &portal.statement.statement.param_types,
+        );
+        let portal = normalized.as_ref().unwrap_or(portal);
+        let p = &portal.statement.statement;
+        if let Some(name) = explained_statement(&p.stmt) {
+            let described = match client.portal_store().get_statement(&name) {
+                Some(pgwire::api::store::Entry::Value(s)) => s.statement.schema.clone(),
+                _ => {
+                    return Err(SqlError::new(
+                        "26000",
+                        format!("prepared statement \"{name}\" does not exist"),
+                    )
+                    .into_pgwire())
+                }
+            };
+            let schema = explain_json_schema();
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(StringArray::from(vec![explain_json(
+                    described.as_deref(),
+                )]))],
+            )
+            .map_err(|e| SqlError::internal(e.to_string()).into_pgwire())?;
+            return Ok(Response::Query(query_response(
+                &schema,
+                vec![batch],
+                &portal.result_column_format,
+            )?));
+        }
+        let params = if portal.parameter_len() > 0 {
+            let inferred: Vec<Option<&DataType>> =
+                p.param_types.iter().map(|t| t.as_ref()).collect();
+            Some(arrow_pg::datatypes::df::deserialize_parameters(
+                portal, &inferred,
+            )?)
+        } else {
+            None
+        };
+        let core = &self.core;
+        let mut st = core.state.lock().await;
+        core.activity_begin(&st, &p.stmt.to_string());
+        let mut notices = Vec::new();
+        let result = core
+            .run(&mut st, p.stmt.clone(), params.as_ref(), true, &mut notices)
+            .await;
+        core.activity_end(&st);
+        drop(st);
+        send_notices(client, notices).await?;
+        match result {
+            Ok(Reply::Outcome(Outcome::Rows { schema, batches })) => {
+                // The row description was promised at Describe; keep its column types.
+                let schema = p
+                    .schema
+                    .clone()
+                    .filter(|s| s.fields().len() == schema.fields().len())
+                    .unwrap_or(schema);
+                Ok(Response::Query(query_response(
+                    &schema,
+                    batches,
+                    &portal.result_column_format,
+                )?))
+            }
+            Ok(Reply::Outcome(Outcome::Fetched { schema, batches })) => {
+                let mut resp = query_response(&schema, batches, &portal.result_column_format)?;
+                resp.set_command_tag("FETCH");
+                Ok(Response::Query(resp))
+            }
+            Ok(Reply::Outcome(Outcome::Command(tag))) => Ok(Response::Execution(wire_tag(tag))),
+            Ok(Reply::Begin) => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
+            Ok(Reply::End(tag)) => Ok(Response::TransactionEnd(Tag::new(tag))),
+            Ok(Reply::CopyIn { columns }) => Ok(Response::CopyIn(
+                pgwire::api::results::CopyResponse::new(0, columns, futures::stream::empty()),
+            )),
+            Ok(Reply::Outcome(Outcome::CopyOut {
+                schema,
+                batches,
+                format,
+            })) => {
+                let columns = schema.fields().len();
+                let (lines, _) = crate::wire::encode::copy_out_lines(&schema, &batches, &format)
+                    .map_err(|e| e.into_pgwire())?;
+                let data = lines
+                    .into_iter()
+                    .map(|l| Ok(pgwire::messages::copy::CopyData::new(bytes::Bytes::from(l))));
+                Ok(Response::CopyOut(pgwire::api::results::CopyResponse::new(
+                    0,
+                    columns,
+                    futures::stream::iter(data.collect::<Vec<_>>()),
+                )))
+            }
+            Ok(Reply::Outcome(Outcome::CopyIn(_))) => Err(PgWireError::ApiError(
+                "a COPY FROM outcome escaped the session".into(),
+            )),
+            Err(e) => Err(e.into_pgwire()),
+        }
+    }
+
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.portal_store().rm_portal(DEFAULT_NAME);
+        let status = wire_status(Core::status(&*self.core.state.lock().await));
+        client.set_transaction_status(status);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
+            .await?;
+        client.flush().await?;
+        Ok(())
+    }
+}
+
+/// Parameters of the types weft stores as text (uuid, json, jsonb, varchar, char, name),
+/// rewritten as text parameters: arrow-pg decodes those types only into their own Rust
+/// types, while weft wants the text. A binary uuid becomes its hyphenated form, a binary
+/// jsonb loses its version byte; the others' binary form is their text already.
+pub(crate) fn normalize_params<S: Clone>(
+    portal: &Portal<S>,
+    described: &[Option<Type>],
+    inferred: &[Option<DataType>],
+) -> Option<Portal<S>> {
+    // The client's declared type, else the one weft described.
+    let types: Vec<Option<Type>> = (0..portal.parameter_len())
+        .map(|i| {
+            portal
+                .statement
+                .parameter_types
+                .get(i)
+                .cloned()
+                .flatten()
+                .filter(|t| *t != Type::UNKNOWN)
+                .or_else(|| described.get(i).cloned().flatten())
+        })
+        .collect();
+    let types = &types;
+    let textual = |t: &Type| {
+        [
+            Type::UUID,
+            Type::JSON,
+            Type::JSONB,
+            Type::VARCHAR,
+            Type::BPCHAR,
+            Type::NAME,
+        ]
+        .contains(t)
+    };
+    // A NULL of no known type (no declared, described or inferred type) is read as a text
+    // NULL; arrow-pg would drop it and shift the parameters after it.
+    let untyped_null = |i: usize| {
+        types[i].is_none()
+            && inferred.get(i).cloned().flatten().is_none()
+            && matches!(portal.parameters.get(i), Some(None))
+    };
+    let any_untyped_null = (0..types.len()).any(untyped_null);
+    if !types.iter().flatten().any(textual) && !any_untyped_null {
+        return None;
+    }
+    let mut parameters = portal.parameters.clone();
+    let mut new_types = types.clone();
+    for (i, slot) in new_types.iter_mut().enumerate() {
+        if untyped_null(i) {
+            *slot = Some(Type::TEXT);
+        }
+    }
+    for (i, t) in types.iter().enumerate() {
+        let Some(t) = t.as_ref().filter(|t| textual(t)) else {
+            continue;
+        };
+        let binary = portal.parameter_format.is_binary(i);
+        if let Some(Some(b)) = parameters.get_mut(i) {
+            if binary && *t == Type::UUID {
+                if let Ok(u) = uuid::Uuid::from_slice(b) {
+                    *b = bytes::Bytes::from(u.hyphenated().to_string());
+                }
+            } else if binary && *t == Type::JSONB && b.first() == Some(&1) {
+                *b = b.slice(1..);
+            }
+        }
+        new_types[i] = Some(Type::TEXT);
+    }
+    let stmt = StoredStatement::new(
+        portal.statement.id.clone(),
+        portal.statement.statement.clone(),
+        new_types,
+    );
+    let mut out = Portal::new_cursor(portal.name.clone(), Arc::new(stmt));
+    out.parameter_format = portal.parameter_format.clone();
+    out.parameters = parameters;
+    out.result_column_format = portal.result_column_format.clone();
+    out.state = portal.state.clone();
+    Some(out)
+}

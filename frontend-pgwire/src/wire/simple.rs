@@ -1,0 +1,199 @@
+//! The simple query protocol, and how a statement's reply, notices and errors go out.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use datafusion::sql::sqlparser::ast::Statement;
+use futures::sink::{Sink, SinkExt};
+use pgwire::api::portal::Format;
+use pgwire::api::query::{
+    send_execution_response, send_query_response, send_ready_for_query, SimpleQueryHandler,
+};
+use pgwire::api::results::{Response, Tag};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::response::EmptyQueryResponse;
+use pgwire::messages::simplequery::Query;
+use pgwire::messages::PgWireBackendMessage;
+
+use crate::error::SqlError;
+use crate::session::machine::Core;
+use crate::session::machine::Reply;
+use crate::sql::outcome::Outcome;
+use crate::sql::prepare::parse;
+use crate::wire::connection::SessionHandler;
+use crate::wire::encode::query_response;
+use crate::wire::errors::IntoPgWire;
+use crate::wire::messages::error_message;
+use crate::wire::messages::send_notices;
+use crate::wire::messages::wire_status;
+use crate::wire::messages::wire_tag;
+
+#[async_trait]
+impl SimpleQueryHandler for SessionHandler {
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let core = &self.core;
+        let mut st = core.state.lock().await;
+        core.activity_begin(&st, &query.query);
+        match parse(&query.query) {
+            Err(e) => {
+                core.fail(&mut st);
+                client.feed(error_message(&e)).await?;
+            }
+            Ok(stmts) if stmts.is_empty() => {
+                client
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
+                    .await?;
+            }
+            Ok(stmts)
+                if stmts.len() > 1
+                    && stmts
+                        .iter()
+                        .any(|s| matches!(s, Statement::Copy { to: false, .. })) =>
+            {
+                core.fail(&mut st);
+                client
+                    .feed(error_message(&SqlError::unsupported(
+                        "COPY FROM STDIN must be the only statement in its query string",
+                    )))
+                    .await?;
+            }
+            Ok(stmts) => {
+                let multi = stmts.len() > 1;
+                let mut failed = false;
+                for stmt in stmts {
+                    let mut notices = Vec::new();
+                    let result = core.run(&mut st, stmt, None, !multi, &mut notices).await;
+                    send_notices(client, notices).await?;
+                    match result {
+                        Ok(reply) => send_reply(client, reply).await?,
+                        Err(e) => {
+                            client.feed(error_message(&e)).await?;
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                if multi && !failed && st.txn.as_ref().is_some_and(|t| !t.explicit) {
+                    let t = st.txn.take().expect("implicit transaction");
+                    if let Err(e) = core.commit(t).await {
+                        client.feed(error_message(&e)).await?;
+                    }
+                }
+                if st.copy.is_some() {
+                    // The client sends the data next; ReadyForQuery follows CopyDone.
+                    client.set_transaction_status(wire_status(Core::status(&st)));
+                    client.set_state(PgWireConnectionState::CopyInProgress(false));
+                    client.flush().await?;
+                    return Ok(());
+                }
+                if st.txn.as_ref().is_some_and(|t| !t.explicit) {
+                    st.txn = None;
+                }
+            }
+        }
+        core.activity_end(&st);
+        let status = wire_status(Core::status(&st));
+        drop(st);
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        send_ready_for_query(client, status).await?;
+        Ok(())
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, _query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // `on_query` is overridden and never calls this.
+        Err(SqlError::internal("simple query dispatch").into_pgwire())
+    }
+}
+
+pub(crate) async fn send_reply<C>(client: &mut C, reply: Reply) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    match reply {
+        Reply::Outcome(Outcome::Rows { schema, batches }) => {
+            let resp = query_response(&schema, batches, &Format::UnifiedText)?;
+            send_query_response(client, resp, true).await
+        }
+        Reply::Outcome(Outcome::Fetched { schema, batches }) => {
+            let mut resp = query_response(&schema, batches, &Format::UnifiedText)?;
+            resp.set_command_tag("FETCH");
+            send_query_response(client, resp, true).await
+        }
+        Reply::Outcome(Outcome::Command(tag)) => {
+            send_execution_response(client, wire_tag(tag)).await
+        }
+        Reply::Begin => send_execution_response(client, Tag::new("BEGIN")).await,
+        Reply::End(tag) => send_execution_response(client, Tag::new(tag)).await,
+        Reply::CopyIn { columns } => {
+            let resp =
+                pgwire::api::results::CopyResponse::new(0, columns, futures::stream::empty());
+            client
+                .feed(PgWireBackendMessage::CopyInResponse(
+                    pgwire::messages::copy::CopyInResponse::new(
+                        0,
+                        columns as i16,
+                        resp.column_formats(),
+                    ),
+                ))
+                .await?;
+            Ok(())
+        }
+        Reply::Outcome(Outcome::CopyOut {
+            schema,
+            batches,
+            format,
+        }) => {
+            let columns = schema.fields().len();
+            let (lines, rows) = crate::wire::encode::copy_out_lines(&schema, &batches, &format)
+                .map_err(|e| e.into_pgwire())?;
+            client
+                .feed(PgWireBackendMessage::CopyOutResponse(
+                    pgwire::messages::copy::CopyOutResponse::new(
+                        0,
+                        columns as i16,
+                        vec![0; columns],
+                    ),
+                ))
+                .await?;
+            for l in lines {
+                client
+                    .feed(PgWireBackendMessage::CopyData(
+                        pgwire::messages::copy::CopyData::new(bytes::Bytes::from(l)),
+                    ))
+                    .await?;
+            }
+            client
+                .feed(PgWireBackendMessage::CopyDone(
+                    pgwire::messages::copy::CopyDone::new(),
+                ))
+                .await?;
+            send_execution_response(client, Tag::new("COPY").with_rows(rows)).await
+        }
+        Reply::Outcome(Outcome::CopyIn(_)) => Err(PgWireError::ApiError(
+            "a COPY FROM outcome escaped the session".into(),
+        )),
+    }
+}
