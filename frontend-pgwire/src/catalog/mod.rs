@@ -4,21 +4,33 @@
 //! and nothing else of the crate's layers.
 //!
 //! - [`db`]: the shared node handle (storage, adjudicator, limits, counters);
-//! - [`txn`]: a transaction's snapshot, buffered writes and limits;
+//! - [`txn`], [`view`]: a transaction's snapshot, buffered writes and limits, and what a
+//!   statement being planned reads;
+//! - [`schema`]: weft's tables as DataFusion's catalog, at the statement's read timestamp;
 //! - [`systable`]: the system tables of named JSON definitions (put, lookup, list);
-//! - [`sequences`], [`roles`]: the sequences and roles stored there;
+//! - [`sequences`], [`sequence_blocks`], [`roles`], [`auth`]: sequences and roles stored
+//!   there, the sequence values a node holds, authentication's configuration and secrets;
 //! - [`activity`]: the sessions open now (`pg_stat_activity`, cancel requests);
-//! - [`pgcatalog`], [`pgfuncs`]: `pg_catalog`, `information_schema` and system functions.
+//! - [`session_meta`], [`oids`], [`pg_get`], [`rows`]: what the catalog tables know of the
+//!   session, object ids, PostgreSQL's renderings of objects, building a catalog table;
+//! - [`pgcatalog`], [`information_schema`]: the catalog tables clients read;
+//! - [`pgfuncs`], [`session_funcs`]: the system functions clients call.
 
 pub mod activity;
 pub mod auth;
 pub mod db;
+pub mod information_schema;
+pub mod oids;
+pub mod pg_get;
 pub mod pgcatalog;
 pub mod pgfuncs;
 pub mod roles;
+pub mod rows;
 pub mod schema;
 pub mod sequence_blocks;
 pub mod sequences;
+pub mod session_funcs;
+pub mod session_meta;
 pub mod systable;
 pub mod txn;
 pub mod view;

@@ -9,569 +9,50 @@
 //! after it. PostgreSQL's built-in rows (`pg_type`, `pg_proc`, `pg_am`, `pg_collation`, ...)
 //! come from the `datafusion-pg-catalog` crate, which ships them as exported from
 //! PostgreSQL.
+//!
+//! One builder per catalog table, each short; they stay together (a little over 800 lines)
+//! so that the tables' columns can be read side by side.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
-use arrow::array::{ArrayRef, RecordBatch};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{MemTable, SchemaProvider};
 use datafusion::datasource::TableProvider;
-use datafusion::error::{DataFusionError, Result as DfResult};
-use weft_engine::schema::{TableDef, CATALOG_TABLE_ID};
-use weft_engine::types::SqlType;
-use weft_engine::Timestamp;
+use datafusion::error::Result as DfResult;
 
 use crate::catalog::db::Db;
+use crate::catalog::oids::pkey_constraint_oid;
+use crate::catalog::oids::pkey_index_oid;
+use crate::catalog::oids::pkey_name;
+use crate::catalog::oids::rowtype_oid;
+use crate::catalog::oids::table_oid;
+use crate::catalog::oids::type_info;
+use crate::catalog::oids::BOOTSTRAP_ROLE;
+use crate::catalog::oids::BTREE_AM;
+use crate::catalog::oids::DATABASE_OID;
+use crate::catalog::oids::HEAP_AM;
+use crate::catalog::oids::INFORMATION_SCHEMA;
+use crate::catalog::oids::NS_INFORMATION_SCHEMA;
+use crate::catalog::oids::NS_PG_CATALOG;
+use crate::catalog::oids::NS_PG_TOAST;
+use crate::catalog::oids::NS_PUBLIC;
+use crate::catalog::oids::PG_CATALOG;
+use crate::catalog::pg_get::default_text;
+use crate::catalog::pg_get::index_def;
+use crate::catalog::roles::BOOTSTRAP_ROLE_NAME;
+use crate::catalog::rows::build;
+use crate::catalog::rows::i;
+use crate::catalog::rows::s;
+use crate::catalog::rows::K;
+use crate::catalog::rows::V;
+use crate::catalog::session_meta::Identity;
+use crate::catalog::session_meta::SessionMeta;
+use crate::catalog::session_meta::Snapshot;
 use crate::catalog::view::View;
 
-pub const PG_CATALOG: &str = "pg_catalog";
-pub const INFORMATION_SCHEMA: &str = "information_schema";
-
-/// PostgreSQL's fixed namespace oids (and information_schema's in a PostgreSQL 15 cluster).
-pub const NS_PG_CATALOG: i32 = 11;
-pub const NS_PG_TOAST: i32 = 99;
-pub const NS_PUBLIC: i32 = 2200;
-pub const NS_INFORMATION_SCHEMA: i32 = 13183;
-/// The bootstrap superuser's oid, which owns every object.
-pub const BOOTSTRAP_ROLE: i32 = 10;
-pub use crate::catalog::roles::BOOTSTRAP_ROLE_NAME;
-/// The one database's oid.
-pub const DATABASE_OID: i32 = 5;
-pub const HEAP_AM: i32 = 2;
-pub const BTREE_AM: i32 = 403;
-
-/// The name of a role oid, as `pg_get_userbyid` prints it.
-pub fn role_name(oid: i32) -> String {
-    match oid {
-        BOOTSTRAP_ROLE => BOOTSTRAP_ROLE_NAME.to_string(),
-        6171 => "pg_database_owner".to_string(),
-        _ => format!("unknown (OID={oid})"),
-    }
-}
-
-/// Who the session is, fixed at startup.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    pub user: String,
-    pub database: String,
-    pub pid: i32,
-}
-
-/// The catalog as one statement sees it.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    pub read_ts: Timestamp,
-    /// Built from committed rows only (no own DDL), so it can be reused at the same
-    /// timestamp.
-    pub committed: bool,
-    pub tables: Vec<Arc<TableDef>>,
-    pub sequences: Vec<crate::catalog::sequences::SeqDef>,
-    /// Committed roles (the transaction's own role DDL is not seen here).
-    pub roles: Vec<crate::catalog::roles::RoleDef>,
-}
-
-/// What catalog tables and functions need to know about the session.
-#[derive(Debug, Default)]
-pub struct SessionMeta {
-    /// The last value `nextval` gave this session, per sequence (`currval`), and overall
-    /// (`lastval`).
-    pub currvals: Mutex<HashMap<String, i64>>,
-    pub lastval: Mutex<Option<i64>>,
-    identity: OnceLock<Identity>,
-    settings: Mutex<Arc<BTreeMap<String, String>>>,
-    snapshot: Mutex<Arc<Snapshot>>,
-    /// The session's open cursors, for `pg_cursors`: (name, statement, holdable,
-    /// scrollable).
-    cursors: Mutex<Vec<(String, String, bool, bool)>>,
-}
-
-impl SessionMeta {
-    pub fn set_identity(&self, id: Identity) {
-        let _ = self.identity.set(id);
-    }
-
-    pub fn identity(&self) -> Identity {
-        self.identity.get().cloned().unwrap_or(Identity {
-            user: BOOTSTRAP_ROLE_NAME.into(),
-            database: "postgres".into(),
-            pid: 0,
-        })
-    }
-
-    pub fn set_settings(&self, s: &BTreeMap<String, String>) {
-        let mut cur = self.settings.lock().unwrap_or_else(|e| e.into_inner());
-        if **cur != *s {
-            *cur = Arc::new(s.clone());
-        }
-    }
-
-    /// The session's open cursors, as `pg_cursors` lists them.
-    pub fn set_cursors(&self, cursors: Vec<(String, String, bool, bool)>) {
-        *self.cursors.lock().unwrap_or_else(|e| e.into_inner()) = cursors;
-    }
-
-    pub fn settings(&self) -> Arc<BTreeMap<String, String>> {
-        self.settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Loads the catalog as `view` sees it, unless the snapshot already is that.
-    pub async fn refresh(&self, db: &Db, view: &View) -> DfResult<Arc<Snapshot>> {
-        let own = view.overlays.get(&CATALOG_TABLE_ID).cloned();
-        let own_seq = view
-            .overlays
-            .contains_key(&weft_engine::schema::SEQUENCE_TABLE_ID);
-        {
-            let cur = self.snapshot();
-            if own.is_none() && !own_seq && cur.committed && cur.read_ts == view.read_ts {
-                return Ok(cur);
-            }
-        }
-        let mut tables = db
-            .list_tables(view.read_ts, own.as_deref())
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        tables.sort_by(|a, b| a.name.cmp(&b.name));
-        let own_seqs = view
-            .overlays
-            .get(&weft_engine::schema::SEQUENCE_TABLE_ID)
-            .cloned();
-        let sequences = crate::catalog::sequences::list(db, view.read_ts, own_seqs.as_deref())
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let roles = crate::catalog::roles::list(db, view.read_ts)
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let snap = Arc::new(Snapshot {
-            read_ts: view.read_ts,
-            committed: own.is_none() && own_seqs.is_none(),
-            tables,
-            sequences,
-            roles,
-        });
-        *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = snap.clone();
-        Ok(snap)
-    }
-}
-
-/// Whether a statement calls a function that reads the catalog snapshot
-/// (`pg_get_constraintdef`, `pg_get_indexdef`, `to_regclass`).
-pub fn calls_catalog_function(stmt: &datafusion::sql::sqlparser::ast::Statement) -> bool {
-    use datafusion::sql::sqlparser::ast::{visit_expressions, Expr};
-    use std::ops::ControlFlow;
-    visit_expressions(stmt, |e| {
-        if let Expr::Function(f) = e {
-            let name = f
-                .name
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .map(|i| i.value.to_lowercase());
-            if matches!(
-                name.as_deref(),
-                Some(
-                    "pg_get_constraintdef"
-                        | "pg_get_indexdef"
-                        | "to_regclass"
-                        | "pg_get_serial_sequence"
-                )
-            ) {
-                return ControlFlow::Break(());
-            }
-        }
-        ControlFlow::Continue(())
-    })
-    .is_break()
-}
-
-// ------------------------------------------------------------------ object ids and types
-
-fn table_oid(t: &TableDef) -> i32 {
-    t.oid() as i32
-}
-fn rowtype_oid(t: &TableDef) -> i32 {
-    t.oid() as i32 + 1
-}
-fn pkey_index_oid(t: &TableDef) -> i32 {
-    t.oid() as i32 + 2
-}
-fn pkey_constraint_oid(t: &TableDef) -> i32 {
-    t.oid() as i32 + 3
-}
-fn pkey_name(t: &TableDef) -> String {
-    format!("{}_pkey", t.name)
-}
-
-/// How PostgreSQL describes a type in pg_attribute: (type oid, typmod, length, by value,
-/// alignment, storage, collation).
-struct PgTypeInfo {
-    oid: i32,
-    typmod: i32,
-    len: i16,
-    byval: bool,
-    align: &'static str,
-    storage: &'static str,
-    collation: i32,
-}
-
-fn type_info(ty: &SqlType) -> PgTypeInfo {
-    let t = |oid, len, byval, align, storage| PgTypeInfo {
-        oid,
-        typmod: -1,
-        len,
-        byval,
-        align,
-        storage,
-        collation: 0,
-    };
-    match ty {
-        SqlType::SmallInt => t(21, 2, true, "s", "p"),
-        SqlType::Integer => t(23, 4, true, "i", "p"),
-        SqlType::BigInt => t(20, 8, true, "d", "p"),
-        SqlType::Real => t(700, 4, true, "i", "p"),
-        SqlType::Double => t(701, 8, true, "d", "p"),
-        SqlType::Numeric { precision, scale } => PgTypeInfo {
-            typmod: ((*precision as i32) << 16 | (*scale as i32 & 0xffff)) + 4,
-            ..t(1700, -1, false, "i", "m")
-        },
-        SqlType::Text => PgTypeInfo {
-            collation: 100,
-            ..t(25, -1, false, "i", "x")
-        },
-        SqlType::Varchar { max_chars } => PgTypeInfo {
-            typmod: max_chars.map(|n| n as i32 + 4).unwrap_or(-1),
-            collation: 100,
-            ..t(1043, -1, false, "i", "x")
-        },
-        SqlType::Char { chars } => PgTypeInfo {
-            typmod: *chars as i32 + 4,
-            collation: 100,
-            ..t(1042, -1, false, "i", "x")
-        },
-        SqlType::Boolean => t(16, 1, true, "c", "p"),
-        SqlType::Bytea => t(17, -1, false, "i", "x"),
-        SqlType::Date => t(1082, 4, true, "i", "p"),
-        SqlType::Timestamp => t(1114, 8, true, "d", "p"),
-        SqlType::Timestamptz => t(1184, 8, true, "d", "p"),
-        SqlType::Uuid => t(2950, 16, false, "c", "p"),
-        SqlType::Json => t(114, -1, false, "i", "x"),
-        SqlType::Jsonb => t(3802, -1, false, "i", "x"),
-        SqlType::Array(elem) => PgTypeInfo {
-            typmod: type_info(elem).typmod,
-            collation: type_info(elem).collation,
-            ..t(
-                array_oid(elem),
-                -1,
-                false,
-                if matches!(
-                    **elem,
-                    SqlType::BigInt | SqlType::Double | SqlType::Timestamp | SqlType::Timestamptz
-                ) {
-                    "d"
-                } else {
-                    "i"
-                },
-                "x",
-            )
-        },
-    }
-}
-
-/// The oid of the array type whose elements are `elem` (`integer[]` is 1007).
-fn array_oid(elem: &SqlType) -> i32 {
-    match elem {
-        SqlType::SmallInt => 1005,
-        SqlType::Integer => 1007,
-        SqlType::BigInt => 1016,
-        SqlType::Real => 1021,
-        SqlType::Double => 1022,
-        SqlType::Numeric { .. } => 1231,
-        SqlType::Text => 1009,
-        SqlType::Varchar { .. } => 1015,
-        SqlType::Char { .. } => 1014,
-        SqlType::Boolean => 1000,
-        SqlType::Bytea => 1001,
-        SqlType::Date => 1182,
-        SqlType::Timestamp => 1115,
-        SqlType::Timestamptz => 1185,
-        SqlType::Uuid => 2951,
-        SqlType::Json => 199,
-        SqlType::Jsonb => 3807,
-        SqlType::Array(inner) => array_oid(inner),
-    }
-}
-
-/// What `pg_get_constraintdef` prints for a constraint oid.
-pub fn constraint_def(snap: &Snapshot, oid: i32) -> Option<String> {
-    let t = snap
-        .tables
-        .iter()
-        .find(|t| !t.primary_key.is_empty() && pkey_constraint_oid(t) == oid)?;
-    Some(format!("PRIMARY KEY ({})", key_columns(t)))
-}
-
-/// What `pg_get_indexdef` prints for an index oid.
-pub fn index_def(snap: &Snapshot, oid: i32) -> Option<String> {
-    let t = snap
-        .tables
-        .iter()
-        .find(|t| !t.primary_key.is_empty() && pkey_index_oid(t) == oid)?;
-    Some(format!(
-        "CREATE UNIQUE INDEX {} ON public.{} USING btree ({})",
-        quote_ident(&pkey_name(t)),
-        quote_ident(&t.name),
-        key_columns(t)
-    ))
-}
-
-/// The oid of a relation name (`t`, `public.t`, a quoted name), if it exists.
-pub fn regclass(snap: &Snapshot, name: &str) -> Option<i32> {
-    let parts: Vec<String> = split_name(name)?;
-    let (schema, rel) = match parts.as_slice() {
-        [rel] => (None, rel.as_str()),
-        [schema, rel] => (Some(schema.as_str()), rel.as_str()),
-        _ => return None,
-    };
-    if schema.is_some_and(|s| s != "public") {
-        return None;
-    }
-    if let Some(q) = snap.sequences.iter().find(|q| q.name == rel) {
-        return Some(q.oid as i32);
-    }
-    snap.tables.iter().find_map(|t| {
-        if t.name == rel {
-            Some(table_oid(t))
-        } else if !t.primary_key.is_empty() && pkey_name(t) == rel {
-            Some(pkey_index_oid(t))
-        } else {
-            None
-        }
-    })
-}
-
-/// `pg_get_serial_sequence(table, column)`: the sequence a column's default draws from, as
-/// `public.name`. The table may be a name or an oid (as text).
-pub fn serial_sequence(snap: &Snapshot, table: &str, column: &str) -> Option<String> {
-    let t = match table.trim().parse::<i32>() {
-        Ok(oid) => snap.tables.iter().find(|t| table_oid(t) == oid)?,
-        Err(_) => {
-            let parts = split_name(table)?;
-            let name = parts.last()?;
-            snap.tables.iter().find(|t| &t.name == name)?
-        }
-    };
-    let c = t.columns.iter().find(|c| c.name == column)?;
-    let seq = crate::catalog::sequences::default_sequence(c.default.as_deref()?)?;
-    Some(format!("public.{}", quote_ident(seq)))
-}
-
-/// Splits a possibly qualified, possibly quoted name the way PostgreSQL reads it.
-pub fn split_name(name: &str) -> Option<Vec<String>> {
-    let mut out = Vec::new();
-    let mut chars = name.trim().chars().peekable();
-    loop {
-        let mut part = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next()? {
-                    '"' if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        part.push('"');
-                    }
-                    '"' => break,
-                    c => part.push(c),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == '.' {
-                    break;
-                }
-                part.extend(c.to_lowercase());
-                chars.next();
-            }
-        }
-        out.push(part);
-        match chars.next() {
-            None => return Some(out),
-            Some('.') => continue,
-            Some(_) => return None,
-        }
-    }
-}
-
-/// A column default as PostgreSQL prints it back: a string literal carries a cast to the
-/// column's type (`'open'::text`); other expressions print as written.
-fn default_text(c: &weft_engine::schema::ColumnDef) -> Option<String> {
-    if c.identity.is_some() {
-        // psql shows "generated ... as identity" from attidentity instead.
-        return None;
-    }
-    let d = c.default.as_ref()?;
-    if let Some(seq) = crate::catalog::sequences::default_sequence(d) {
-        return Some(format!("nextval('{}'::regclass)", quote_ident(seq)));
-    }
-    let t = d.trim();
-    let quoted = t.len() >= 2
-        && t.starts_with('\'')
-        && t.ends_with('\'')
-        && !t[1..t.len() - 1].replace("''", "").contains('\'');
-    if !quoted {
-        return Some(d.clone());
-    }
-    let ty = match &c.ty {
-        SqlType::Varchar { .. } => "character varying".to_string(),
-        SqlType::Char { .. } => "bpchar".to_string(),
-        SqlType::Numeric { .. } => "numeric".to_string(),
-        other => other.pg_name(),
-    };
-    Some(format!("{t}::{ty}"))
-}
-
-fn key_columns(t: &TableDef) -> String {
-    t.primary_key
-        .iter()
-        .map(|&i| quote_ident(&t.columns[i].name))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Quotes an identifier when PostgreSQL would.
-pub fn quote_ident(s: &str) -> String {
-    let plain = s
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        s.to_string()
-    } else {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    }
-}
-
-// ------------------------------------------------------------------ building tables
-
-#[derive(Clone, Copy)]
-enum K {
-    /// An object id (int4 on the wire as `oid`).
-    Oid,
-    Text,
-    /// PostgreSQL's one-byte `"char"`.
-    Char,
-    Bool,
-    I16,
-    I32,
-    I64,
-    F32,
-    TextList,
-    /// int2vector / int2[] (index and constraint keys).
-    I16List,
-}
-
-enum V {
-    N,
-    S(String),
-    I(i64),
-    B(bool),
-    F(f64),
-    IL(Vec<i16>),
-}
-
-fn s(v: impl Into<String>) -> V {
-    V::S(v.into())
-}
-fn i(v: impl Into<i64>) -> V {
-    V::I(v.into())
-}
-
-fn field(name: &str, k: K) -> Field {
-    let f = |dt| Field::new(name, dt, true);
-    match k {
-        K::Oid => f(DataType::Int32).with_metadata(HashMap::from([(
-            arrow_pg::datatypes::PG_OID_ALIAS_KEY.to_string(),
-            "oid".to_string(),
-        )])),
-        K::Text => f(DataType::Utf8),
-        K::Char => f(DataType::Utf8).with_metadata(HashMap::from([(
-            arrow_pg::datatypes::PG_CHAR_KEY.to_string(),
-            "char".to_string(),
-        )])),
-        K::Bool => f(DataType::Boolean),
-        K::I16 => f(DataType::Int16),
-        K::I32 => f(DataType::Int32),
-        K::I64 => f(DataType::Int64),
-        K::F32 => f(DataType::Float32),
-        K::TextList => f(DataType::List(Arc::new(Field::new(
-            "item",
-            DataType::Utf8,
-            true,
-        )))),
-        K::I16List => f(DataType::List(Arc::new(Field::new(
-            "item",
-            DataType::Int16,
-            true,
-        )))),
-    }
-}
-
-fn build(cols: &[(&str, K)], rows: Vec<Vec<V>>) -> DfResult<Arc<dyn TableProvider>> {
-    use datafusion::scalar::ScalarValue as S;
-    let schema: SchemaRef = Arc::new(Schema::new(
-        cols.iter().map(|(n, k)| field(n, *k)).collect::<Vec<_>>(),
-    ));
-    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(cols.len());
-    for (c, (name, k)) in cols.iter().enumerate() {
-        let bad = || DataFusionError::Internal(format!("catalog column {name} has a bad value"));
-        // Each cell as a value of the column's type; NULL is a typed NULL.
-        let cells = rows.iter().map(|r| {
-            let v = r.get(c).ok_or_else(|| {
-                DataFusionError::Internal(format!("catalog row is missing column {name}"))
-            })?;
-            Ok(match (k, v) {
-                (K::Oid | K::I32, V::I(x)) => S::Int32(Some(*x as i32)),
-                (K::I16, V::I(x)) => S::Int16(Some(*x as i16)),
-                (K::I64, V::I(x)) => S::Int64(Some(*x)),
-                (K::F32, V::F(x)) => S::Float32(Some(*x as f32)),
-                (K::Bool, V::B(x)) => S::Boolean(Some(*x)),
-                (K::Text | K::Char, V::S(x)) => S::Utf8(Some(x.clone())),
-                (K::I16List, V::IL(xs)) => S::List(S::new_list_nullable(
-                    &xs.iter().map(|x| S::Int16(Some(*x))).collect::<Vec<_>>(),
-                    &DataType::Int16,
-                )),
-                (_, V::N) => S::try_from(field(name, *k).data_type())?,
-                _ => return Err(bad()),
-            })
-        });
-        let values = cells.collect::<DfResult<Vec<S>>>()?;
-        let array = if values.is_empty() {
-            arrow::array::new_empty_array(field(name, *k).data_type())
-        } else {
-            S::iter_to_array(values)?
-        };
-        arrays.push(array);
-    }
-    let batch = RecordBatch::try_new(schema.clone(), arrays)?;
-    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
-}
-
-// ------------------------------------------------------------------ pg_catalog
-
 /// The pg_catalog tables built from weft's own catalog.
-const DYNAMIC: &[&str] = &[
+pub(crate) const DYNAMIC: &[&str] = &[
     "pg_namespace",
     "pg_class",
     "pg_attribute",
@@ -611,7 +92,7 @@ impl std::fmt::Debug for PgCatalogSchema {
 }
 
 impl PgCatalogSchema {
-    async fn snapshot(&self) -> DfResult<Option<Arc<Snapshot>>> {
+    pub(crate) async fn snapshot(&self) -> DfResult<Option<Arc<Snapshot>>> {
         let view = self.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match view {
             Some(v) => Ok(Some(self.meta.refresh(&self.db, &v).await?)),
@@ -776,7 +257,7 @@ impl SchemaProvider for PgCatalogSchema {
     }
 }
 
-fn pg_namespace() -> DfResult<Arc<dyn TableProvider>> {
+pub(crate) fn pg_namespace() -> DfResult<Arc<dyn TableProvider>> {
     let cols = [
         ("oid", K::Oid),
         ("nspname", K::Text),
@@ -795,7 +276,7 @@ fn pg_namespace() -> DfResult<Arc<dyn TableProvider>> {
     build(&cols, rows)
 }
 
-fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
+pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     let cols = [
         ("oid", K::Oid),
         ("relname", K::Text),
@@ -899,7 +380,7 @@ fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     build(&cols, rows)
 }
 
-fn pg_attribute(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
+pub(crate) fn pg_attribute(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     let cols = [
         ("attrelid", K::Oid),
         ("attname", K::Text),
@@ -969,7 +450,7 @@ fn pg_attribute(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     build(&cols, rows)
 }
 
-fn pg_index(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
+pub(crate) fn pg_index(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     let cols = [
         ("indexrelid", K::Oid),
         ("indrelid", K::Oid),
@@ -1028,7 +509,7 @@ fn pg_index(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     build(&cols, rows)
 }
 
-fn pg_constraint(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
+pub(crate) fn pg_constraint(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     let cols = [
         ("oid", K::Oid),
         ("conname", K::Text),
@@ -1085,7 +566,7 @@ fn pg_constraint(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     build(&cols, rows)
 }
 
-fn pg_attrdef(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
+pub(crate) fn pg_attrdef(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     let cols = [
         ("oid", K::Oid),
         ("adrelid", K::Oid),
@@ -1109,7 +590,7 @@ fn pg_attrdef(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     build(&cols, rows)
 }
 
-fn pg_database(who: &Identity) -> DfResult<Arc<dyn TableProvider>> {
+pub(crate) fn pg_database(who: &Identity) -> DfResult<Arc<dyn TableProvider>> {
     let cols = [
         ("oid", K::Oid),
         ("datname", K::Text),
@@ -1160,7 +641,7 @@ fn pg_database(who: &Identity) -> DfResult<Arc<dyn TableProvider>> {
     build(&cols, rows)
 }
 
-fn pg_tables(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
+pub(crate) fn pg_tables(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     let cols = [
         ("schemaname", K::Text),
         ("tablename", K::Text),
@@ -1190,7 +671,7 @@ fn pg_tables(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     build(&cols, rows)
 }
 
-fn pg_indexes(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
+pub(crate) fn pg_indexes(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     let cols = [
         ("schemaname", K::Text),
         ("tablename", K::Text),
@@ -1215,7 +696,7 @@ fn pg_indexes(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     build(&cols, rows)
 }
 
-fn pg_settings(settings: &BTreeMap<String, String>) -> DfResult<Arc<dyn TableProvider>> {
+pub(crate) fn pg_settings(settings: &BTreeMap<String, String>) -> DfResult<Arc<dyn TableProvider>> {
     let cols = [
         ("name", K::Text),
         ("setting", K::Text),
@@ -1262,7 +743,7 @@ fn pg_settings(settings: &BTreeMap<String, String>) -> DfResult<Arc<dyn TablePro
     build(&cols, rows)
 }
 
-fn pg_roles(
+pub(crate) fn pg_roles(
     name: &str,
     who: &Identity,
     known: &[crate::catalog::roles::RoleDef],
@@ -1350,392 +831,3 @@ fn pg_roles(
 }
 
 // ------------------------------------------------------------------ information_schema
-
-pub struct InformationSchema {
-    pub pg: PgCatalogSchema,
-}
-
-impl std::fmt::Debug for InformationSchema {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("InformationSchema")
-    }
-}
-
-const INFO_TABLES: &[&str] = &[
-    "schemata",
-    "tables",
-    "columns",
-    "table_constraints",
-    "key_column_usage",
-    "views",
-    "sequences",
-];
-
-#[async_trait]
-impl SchemaProvider for InformationSchema {
-    fn table_names(&self) -> Vec<String> {
-        INFO_TABLES.iter().map(|s| s.to_string()).collect()
-    }
-
-    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        if !INFO_TABLES.contains(&name) {
-            return Ok(None);
-        }
-        let Some(snap) = self.pg.snapshot().await? else {
-            return Ok(None);
-        };
-        let db_name = self.pg.meta.identity().database;
-        Ok(Some(info_table(name, &snap, &db_name)?))
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        INFO_TABLES.contains(&name)
-    }
-}
-
-/// information_schema's type names and sizes of a column type: (data_type, udt_name,
-/// character_maximum_length, numeric_precision, numeric_precision_radix, numeric_scale,
-/// datetime_precision).
-#[allow(clippy::type_complexity)]
-fn info_type(
-    ty: &SqlType,
-) -> (
-    &'static str,
-    &'static str,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-) {
-    match ty {
-        SqlType::SmallInt => ("smallint", "int2", None, Some(16), Some(2), Some(0), None),
-        SqlType::Integer => ("integer", "int4", None, Some(32), Some(2), Some(0), None),
-        SqlType::BigInt => ("bigint", "int8", None, Some(64), Some(2), Some(0), None),
-        SqlType::Real => ("real", "float4", None, Some(24), Some(2), None, None),
-        SqlType::Double => (
-            "double precision",
-            "float8",
-            None,
-            Some(53),
-            Some(2),
-            None,
-            None,
-        ),
-        SqlType::Numeric { precision, scale } => (
-            "numeric",
-            "numeric",
-            None,
-            Some(*precision as i64),
-            Some(10),
-            Some(*scale as i64),
-            None,
-        ),
-        SqlType::Text => ("text", "text", None, None, None, None, None),
-        SqlType::Varchar { max_chars } => (
-            "character varying",
-            "varchar",
-            max_chars.map(|n| n as i64),
-            None,
-            None,
-            None,
-            None,
-        ),
-        SqlType::Char { chars } => (
-            "character",
-            "bpchar",
-            Some(*chars as i64),
-            None,
-            None,
-            None,
-            None,
-        ),
-        SqlType::Boolean => ("boolean", "bool", None, None, None, None, None),
-        SqlType::Bytea => ("bytea", "bytea", None, None, None, None, None),
-        SqlType::Date => ("date", "date", None, None, None, None, Some(0)),
-        SqlType::Timestamp => (
-            "timestamp without time zone",
-            "timestamp",
-            None,
-            None,
-            None,
-            None,
-            Some(6),
-        ),
-        SqlType::Timestamptz => (
-            "timestamp with time zone",
-            "timestamptz",
-            None,
-            None,
-            None,
-            None,
-            Some(6),
-        ),
-        SqlType::Uuid => ("uuid", "uuid", None, None, None, None, None),
-        SqlType::Json => ("json", "json", None, None, None, None, None),
-        SqlType::Jsonb => ("jsonb", "jsonb", None, None, None, None, None),
-        SqlType::Array(elem) => {
-            let udt = match **elem {
-                SqlType::SmallInt => "_int2",
-                SqlType::Integer => "_int4",
-                SqlType::BigInt => "_int8",
-                SqlType::Real => "_float4",
-                SqlType::Double => "_float8",
-                SqlType::Numeric { .. } => "_numeric",
-                SqlType::Text => "_text",
-                SqlType::Varchar { .. } => "_varchar",
-                SqlType::Char { .. } => "_bpchar",
-                SqlType::Boolean => "_bool",
-                SqlType::Bytea => "_bytea",
-                SqlType::Date => "_date",
-                SqlType::Timestamp => "_timestamp",
-                SqlType::Timestamptz => "_timestamptz",
-                SqlType::Uuid => "_uuid",
-                SqlType::Json => "_json",
-                SqlType::Jsonb => "_jsonb",
-                SqlType::Array(_) => "_text",
-            };
-            ("ARRAY", udt, None, None, None, None, None)
-        }
-    }
-}
-
-fn opt(v: Option<i64>) -> V {
-    v.map(V::I).unwrap_or(V::N)
-}
-
-fn info_table(name: &str, snap: &Snapshot, db: &str) -> DfResult<Arc<dyn TableProvider>> {
-    let yes_no = |b: bool| s(if b { "YES" } else { "NO" });
-    match name {
-        "schemata" => build(
-            &[
-                ("catalog_name", K::Text),
-                ("schema_name", K::Text),
-                ("schema_owner", K::Text),
-                ("default_character_set_catalog", K::Text),
-                ("default_character_set_schema", K::Text),
-                ("default_character_set_name", K::Text),
-                ("sql_path", K::Text),
-            ],
-            [PG_CATALOG, "public", INFORMATION_SCHEMA]
-                .into_iter()
-                .map(|n| {
-                    vec![
-                        s(db),
-                        s(n),
-                        s(if n == "public" {
-                            "pg_database_owner"
-                        } else {
-                            BOOTSTRAP_ROLE_NAME
-                        }),
-                        V::N,
-                        V::N,
-                        V::N,
-                        V::N,
-                    ]
-                })
-                .collect(),
-        ),
-        "tables" => build(
-            &[
-                ("table_catalog", K::Text),
-                ("table_schema", K::Text),
-                ("table_name", K::Text),
-                ("table_type", K::Text),
-                ("self_referencing_column_name", K::Text),
-                ("reference_generation", K::Text),
-                ("user_defined_type_catalog", K::Text),
-                ("user_defined_type_schema", K::Text),
-                ("user_defined_type_name", K::Text),
-                ("is_insertable_into", K::Text),
-                ("is_typed", K::Text),
-                ("commit_action", K::Text),
-            ],
-            snap.tables
-                .iter()
-                .map(|t| {
-                    vec![
-                        s(db),
-                        s("public"),
-                        s(t.name.clone()),
-                        s("BASE TABLE"),
-                        V::N,
-                        V::N,
-                        V::N,
-                        V::N,
-                        V::N,
-                        s("YES"),
-                        s("NO"),
-                        V::N,
-                    ]
-                })
-                .collect(),
-        ),
-        "columns" => {
-            let mut rows = Vec::new();
-            for t in &snap.tables {
-                for (n, c) in t.columns.iter().enumerate() {
-                    let (dt, udt, len, prec, radix, scale, dtp) = info_type(&c.ty);
-                    rows.push(vec![
-                        s(db),
-                        s("public"),
-                        s(t.name.clone()),
-                        s(c.name.clone()),
-                        i(n as i64 + 1),
-                        default_text(c).map(V::S).unwrap_or(V::N),
-                        yes_no(c.nullable),
-                        s(dt),
-                        opt(len),
-                        opt(len.map(|l| l * 4)),
-                        opt(prec),
-                        opt(radix),
-                        opt(scale),
-                        opt(dtp),
-                        V::N,
-                        V::N,
-                        s(db),
-                        s(PG_CATALOG),
-                        s(udt),
-                        i(n as i64 + 1),
-                        yes_no(c.identity.is_some()),
-                        match c.identity.as_deref() {
-                            Some("a") => s("ALWAYS"),
-                            Some(_) => s("BY DEFAULT"),
-                            None => V::N,
-                        },
-                        s("NEVER"),
-                        V::N,
-                        s("YES"),
-                    ]);
-                }
-            }
-            build(
-                &[
-                    ("table_catalog", K::Text),
-                    ("table_schema", K::Text),
-                    ("table_name", K::Text),
-                    ("column_name", K::Text),
-                    ("ordinal_position", K::I32),
-                    ("column_default", K::Text),
-                    ("is_nullable", K::Text),
-                    ("data_type", K::Text),
-                    ("character_maximum_length", K::I32),
-                    ("character_octet_length", K::I32),
-                    ("numeric_precision", K::I32),
-                    ("numeric_precision_radix", K::I32),
-                    ("numeric_scale", K::I32),
-                    ("datetime_precision", K::I32),
-                    ("interval_type", K::Text),
-                    ("interval_precision", K::I32),
-                    ("udt_catalog", K::Text),
-                    ("udt_schema", K::Text),
-                    ("udt_name", K::Text),
-                    ("dtd_identifier", K::Text),
-                    ("is_identity", K::Text),
-                    ("identity_generation", K::Text),
-                    ("is_generated", K::Text),
-                    ("generation_expression", K::Text),
-                    ("is_updatable", K::Text),
-                ],
-                rows.into_iter()
-                    .map(|mut r| {
-                        // dtd_identifier is text in PostgreSQL.
-                        if let V::I(n) = r[19] {
-                            r[19] = s(n.to_string());
-                        }
-                        r
-                    })
-                    .collect(),
-            )
-        }
-        "table_constraints" => build(
-            &[
-                ("constraint_catalog", K::Text),
-                ("constraint_schema", K::Text),
-                ("constraint_name", K::Text),
-                ("table_catalog", K::Text),
-                ("table_schema", K::Text),
-                ("table_name", K::Text),
-                ("constraint_type", K::Text),
-                ("is_deferrable", K::Text),
-                ("initially_deferred", K::Text),
-                ("enforced", K::Text),
-                ("nulls_distinct", K::Text),
-            ],
-            snap.tables
-                .iter()
-                .filter(|t| !t.primary_key.is_empty())
-                .map(|t| {
-                    vec![
-                        s(db),
-                        s("public"),
-                        s(pkey_name(t)),
-                        s(db),
-                        s("public"),
-                        s(t.name.clone()),
-                        s("PRIMARY KEY"),
-                        s("NO"),
-                        s("NO"),
-                        s("YES"),
-                        V::N,
-                    ]
-                })
-                .collect(),
-        ),
-        "key_column_usage" => {
-            let mut rows = Vec::new();
-            for t in &snap.tables {
-                for (n, &k) in t.primary_key.iter().enumerate() {
-                    rows.push(vec![
-                        s(db),
-                        s("public"),
-                        s(pkey_name(t)),
-                        s(db),
-                        s("public"),
-                        s(t.name.clone()),
-                        s(t.columns[k].name.clone()),
-                        i(n as i64 + 1),
-                        V::N,
-                    ]);
-                }
-            }
-            build(
-                &[
-                    ("constraint_catalog", K::Text),
-                    ("constraint_schema", K::Text),
-                    ("constraint_name", K::Text),
-                    ("table_catalog", K::Text),
-                    ("table_schema", K::Text),
-                    ("table_name", K::Text),
-                    ("column_name", K::Text),
-                    ("ordinal_position", K::I32),
-                    ("position_in_unique_constraint", K::I32),
-                ],
-                rows,
-            )
-        }
-        "views" => build(
-            &[
-                ("table_catalog", K::Text),
-                ("table_schema", K::Text),
-                ("table_name", K::Text),
-                ("view_definition", K::Text),
-            ],
-            vec![],
-        ),
-        _ => build(
-            &[
-                ("sequence_catalog", K::Text),
-                ("sequence_schema", K::Text),
-                ("sequence_name", K::Text),
-                ("data_type", K::Text),
-                ("start_value", K::Text),
-                ("minimum_value", K::Text),
-                ("maximum_value", K::Text),
-                ("increment", K::Text),
-                ("cycle_option", K::Text),
-            ],
-            vec![],
-        ),
-    }
-}

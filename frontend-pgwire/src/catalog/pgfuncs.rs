@@ -1,9 +1,10 @@
 //! The PostgreSQL system functions clients call: `version()`, `current_database()`,
 //! `format_type`, `pg_get_constraintdef`, `current_setting`, ...
 //!
-//! Functions that need no session state are registered once in the template state every
-//! session starts from; functions that answer about the session (its user, database,
-//! backend pid, settings) or about the catalog are registered in each session's context.
+//! Functions that need no session state are registered here once, in the template state
+//! every session starts from; functions that answer about the session (its user, database,
+//! backend pid, settings) or about the catalog are
+//! [`crate::catalog::session_funcs`]'s, registered in each session's context.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -17,20 +18,19 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
     Volatility,
 };
-use datafusion::prelude::SessionContext;
 use datafusion_pg_catalog::pg_catalog as pgc;
 
-use crate::catalog::pgcatalog::{self, SessionMeta};
+use crate::catalog::session_meta::SessionMeta;
 
-type Body = dyn Fn(&[ArrayRef], usize) -> DfResult<ArrayRef> + Send + Sync;
+pub(crate) type Body = dyn Fn(&[ArrayRef], usize) -> DfResult<ArrayRef> + Send + Sync;
 
 /// A function over arrays of any argument types (each body casts what it needs), taking
 /// one of the listed argument counts.
-struct Fun {
-    name: &'static str,
-    signature: Signature,
-    ret: DataType,
-    body: Arc<Body>,
+pub(crate) struct Fun {
+    pub(crate) name: &'static str,
+    pub(crate) signature: Signature,
+    pub(crate) ret: DataType,
+    pub(crate) body: Arc<Body>,
 }
 
 impl std::fmt::Debug for Fun {
@@ -79,7 +79,7 @@ impl ScalarUDFImpl for Fun {
     }
 }
 
-fn fun(
+pub(crate) fn fun(
     name: &'static str,
     arities: &[usize],
     ret: DataType,
@@ -105,7 +105,7 @@ fn fun(
 }
 
 /// A function that returns the same text on every row.
-fn constant_text(name: &'static str, value: String) -> ScalarUDF {
+pub(crate) fn constant_text(name: &'static str, value: String) -> ScalarUDF {
     fun(
         name,
         &[0],
@@ -118,13 +118,13 @@ fn constant_text(name: &'static str, value: String) -> ScalarUDF {
 }
 
 /// An argument as Int32 (oids, typmods, attribute numbers).
-fn ints(a: &ArrayRef) -> DfResult<Int32Array> {
+pub(crate) fn ints(a: &ArrayRef) -> DfResult<Int32Array> {
     Ok(cast(a, &DataType::Int32)?
         .as_primitive::<Int32Type>()
         .clone())
 }
 
-fn texts(a: &ArrayRef) -> DfResult<StringArray> {
+pub(crate) fn texts(a: &ArrayRef) -> DfResult<StringArray> {
     Ok(cast(a, &DataType::Utf8)?.as_string::<i32>().clone())
 }
 
@@ -336,7 +336,10 @@ pub fn register_static(
             Volatility::Stable,
             |args, _| {
                 let o = ints(&args[0])?;
-                let out: StringArray = o.iter().map(|v| v.map(pgcatalog::role_name)).collect();
+                let out: StringArray = o
+                    .iter()
+                    .map(|v| v.map(crate::catalog::oids::role_name))
+                    .collect();
                 Ok(Arc::new(out) as ArrayRef)
             },
         ),
@@ -393,7 +396,7 @@ pub fn register_static(
 }
 
 /// A function of an oid that is true for every non-NULL argument.
-fn always_true(name: &'static str) -> ScalarUDF {
+pub(crate) fn always_true(name: &'static str) -> ScalarUDF {
     fun(
         name,
         &[1],
@@ -407,11 +410,11 @@ fn always_true(name: &'static str) -> ScalarUDF {
 }
 
 /// A function of an oid (and ignored flags) answered from the session's catalog snapshot.
-fn snapshot_text(
+pub(crate) fn snapshot_text(
     name: &'static str,
     arities: &[usize],
     meta: &Arc<SessionMeta>,
-    f: fn(&pgcatalog::Snapshot, i32) -> Option<String>,
+    f: fn(&crate::catalog::session_meta::Snapshot, i32) -> Option<String>,
 ) -> ScalarUDF {
     let m = meta.clone();
     fun(
@@ -428,7 +431,7 @@ fn snapshot_text(
     )
 }
 
-fn null_text(name: &'static str, arities: &[usize]) -> ScalarUDF {
+pub(crate) fn null_text(name: &'static str, arities: &[usize]) -> ScalarUDF {
     fun(
         name,
         arities,
@@ -442,8 +445,8 @@ fn null_text(name: &'static str, arities: &[usize]) -> ScalarUDF {
 }
 
 /// A sequence name argument (`'t_id_seq'`, `'public.t_id_seq'`, `'"Odd"'`) as stored.
-fn sequence_name(text: &str) -> DfResult<String> {
-    let parts = pgcatalog::split_name(text).unwrap_or_default();
+pub(crate) fn sequence_name(text: &str) -> DfResult<String> {
+    let parts = crate::catalog::pg_get::split_name(text).unwrap_or_default();
     match parts.as_slice() {
         [n] => Ok(n.clone()),
         [schema, n] if schema == "public" => Ok(n.clone()),
@@ -456,7 +459,7 @@ fn sequence_name(text: &str) -> DfResult<String> {
     }
 }
 
-fn external(e: crate::error::SqlError) -> DataFusionError {
+pub(crate) fn external(e: crate::error::SqlError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
@@ -468,7 +471,7 @@ pub(crate) fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
 
 /// `weft_more_than_one_row(x)`: fails with 21000 for any row it is evaluated on. A scalar
 /// subquery rewritten to an aggregate (compat.rs) calls it when a second row comes.
-fn more_than_one_row() -> ScalarUDF {
+pub(crate) fn more_than_one_row() -> ScalarUDF {
     #[derive(Debug, PartialEq, Eq, Hash)]
     struct TooMany {
         signature: Signature,
@@ -503,7 +506,7 @@ fn more_than_one_row() -> ScalarUDF {
 /// `information_schema._pg_expandarray(a)`'s values as one array of `(x, n)` records: the
 /// elements with their 1-based positions. PostgreSQL's is a set-returning function; catalog
 /// queries call it through `unnest` (see compat.rs), which gives the same rows.
-fn expandarray() -> ScalarUDF {
+pub(crate) fn expandarray() -> ScalarUDF {
     use arrow::array::{ListArray, StructArray};
     use arrow::buffer::OffsetBuffer;
     use arrow::datatypes::{Field, Fields};
@@ -557,7 +560,7 @@ fn expandarray() -> ScalarUDF {
 }
 
 /// `nextval` as the template state knows it, so that column defaults parse; a session's
-/// context replaces it with one that draws values (see [`nextval_udf`]).
+/// context replaces it with one that draws values (`crate::catalog::session_funcs::nextval_udf`).
 pub fn nextval_placeholder() -> ScalarUDF {
     fun(
         "nextval",
@@ -570,322 +573,4 @@ pub fn nextval_placeholder() -> ScalarUDF {
             ))
         },
     )
-}
-
-/// `nextval(name)`: one value per row, recorded for the session's `currval`/`lastval`.
-pub fn nextval_udf(db: &Arc<crate::catalog::db::Db>, meta: &Arc<SessionMeta>) -> ScalarUDF {
-    let (db, meta) = (db.clone(), meta.clone());
-    fun(
-        "nextval",
-        &[1],
-        DataType::Int64,
-        Volatility::Volatile,
-        move |args, rows| {
-            let names = texts(&args[0])?;
-            let n = names.len().max(rows);
-            let mut out = Vec::with_capacity(n);
-            // Values for runs of rows naming the same sequence are reserved together.
-            let mut i = 0;
-            while i < n {
-                let idx = if names.len() == 1 { 0 } else { i };
-                if names.is_null(idx) {
-                    out.push(None);
-                    i += 1;
-                    continue;
-                }
-                let text = names.value(idx);
-                let mut j = i + 1;
-                while j < n && (names.len() == 1 || (!names.is_null(j) && names.value(j) == text)) {
-                    j += 1;
-                }
-                let name = sequence_name(text)?;
-                let values = block_on(crate::catalog::sequences::next_values(&db, &name, j - i))
-                    .map_err(external)?;
-                if let Some(&last) = values.last() {
-                    meta.currvals
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(name, last);
-                    *meta.lastval.lock().unwrap_or_else(|e| e.into_inner()) = Some(last);
-                }
-                out.extend(values.into_iter().map(Some));
-                i = j;
-            }
-            Ok(Arc::new(arrow::array::Int64Array::from(out)) as ArrayRef)
-        },
-    )
-}
-
-/// `pg_cancel_backend(pid)` / `pg_terminate_backend(pid [, timeout])`: true once the
-/// session was signalled, false when no session has that pid. A superuser may signal any
-/// session, another role only its own.
-fn signal_backend_udf(
-    name: &'static str,
-    terminate: bool,
-    db: &Arc<crate::catalog::db::Db>,
-    meta: &Arc<SessionMeta>,
-) -> ScalarUDF {
-    let (db, meta) = (db.clone(), meta.clone());
-    // An int4 pid, so that a parameter (`pg_cancel_backend($1)`) is one; any integer
-    // (a literal is an int8) is cast to it.
-    use datafusion::common::types::{logical_int32, logical_int64, NativeType};
-    use datafusion::logical_expr::{Coercion, TypeSignatureClass};
-    let int = |t, native| {
-        Coercion::new_implicit(
-            TypeSignatureClass::Native(t),
-            vec![TypeSignatureClass::Integer],
-            native,
-        )
-    };
-    let pid = || int(logical_int32(), NativeType::Int32);
-    let mut sigs = vec![TypeSignature::Coercible(vec![pid()])];
-    if terminate {
-        sigs.push(TypeSignature::Coercible(vec![
-            pid(),
-            int(logical_int64(), NativeType::Int64),
-        ]));
-    }
-    let body = Arc::new(move |args: &[ArrayRef], _: usize| {
-        let pids = cast(&args[0], &DataType::Int32)?;
-        let pids = pids.as_primitive::<arrow::datatypes::Int32Type>();
-        let who = meta.identity().user;
-        let read_ts = db.adjudicator.read_ts();
-        let superuser = block_on(crate::catalog::roles::list(&db, read_ts))
-            .map_err(external)?
-            .iter()
-            .any(|r| r.name == who && r.superuser);
-        let mut out = Vec::with_capacity(pids.len());
-        for pid in pids.iter() {
-            let Some(pid) = pid else {
-                out.push(None);
-                continue;
-            };
-            let Some(b) = db.backends.get(pid) else {
-                out.push(Some(false));
-                continue;
-            };
-            if !crate::catalog::activity::may_signal(&who, superuser, &b) {
-                return Err(external(crate::error::SqlError::new(
-                    crate::error::codes::INSUFFICIENT_PRIVILEGE,
-                    format!(
-                        "must be a member of the role whose {} or member of pg_signal_backend",
-                        if terminate {
-                            "process is being terminated"
-                        } else {
-                            "query is being canceled"
-                        }
-                    ),
-                )));
-            }
-            if terminate {
-                b.terminate();
-            } else {
-                b.cancel();
-            }
-            out.push(Some(true));
-        }
-        Ok(Arc::new(BooleanArray::from(out)) as ArrayRef)
-    });
-    ScalarUDF::new_from_impl(Fun {
-        name,
-        signature: Signature::one_of(sigs, Volatility::Volatile),
-        ret: DataType::Boolean,
-        body,
-    })
-}
-
-/// Functions about this session and the catalog it sees: registered in its own context.
-pub fn register_session(
-    ctx: &SessionContext,
-    db: &Arc<crate::catalog::db::Db>,
-    meta: &Arc<SessionMeta>,
-) {
-    ctx.register_udf(nextval_udf(db, meta));
-    for (name, terminate) in [("pg_cancel_backend", false), ("pg_terminate_backend", true)] {
-        ctx.register_udf(signal_backend_udf(name, terminate, db, meta));
-    }
-    let m = meta.clone();
-    ctx.register_udf(fun(
-        "currval",
-        &[1],
-        DataType::Int64,
-        Volatility::Volatile,
-        move |args, _| {
-            let names = texts(&args[0])?;
-            let cur = m.currvals.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let mut out = Vec::with_capacity(names.len());
-            for n in names.iter() {
-                let Some(n) = n else {
-                    out.push(None);
-                    continue;
-                };
-                let name = sequence_name(n)?;
-                match cur.get(&name) {
-                    Some(v) => out.push(Some(*v)),
-                    None => {
-                        return Err(external(crate::error::SqlError::new(
-                            "55000",
-                            format!(
-                                "currval of sequence \"{name}\" is not yet defined in this session"
-                            ),
-                        )))
-                    }
-                }
-            }
-            Ok(Arc::new(arrow::array::Int64Array::from(out)) as ArrayRef)
-        },
-    ));
-    let m = meta.clone();
-    ctx.register_udf(fun(
-        "lastval",
-        &[0],
-        DataType::Int64,
-        Volatility::Volatile,
-        move |_, rows| {
-            let Some(v) = *m.lastval.lock().unwrap_or_else(|e| e.into_inner()) else {
-                return Err(external(crate::error::SqlError::new(
-                    "55000",
-                    "lastval is not yet defined in this session",
-                )));
-            };
-            Ok(Arc::new(arrow::array::Int64Array::from(vec![v; rows.max(1)])) as ArrayRef)
-        },
-    ));
-    let d = db.clone();
-    ctx.register_udf(fun(
-        "setval",
-        &[2, 3],
-        DataType::Int64,
-        Volatility::Volatile,
-        move |args, _| {
-            let names = texts(&args[0])?;
-            let values = cast(&args[1], &DataType::Int64)?;
-            let values = values.as_primitive::<arrow::datatypes::Int64Type>();
-            let called = match args.get(2) {
-                Some(a) => cast(a, &DataType::Boolean)?.as_boolean().clone(),
-                None => BooleanArray::from(vec![true; names.len()]),
-            };
-            let mut out = Vec::with_capacity(names.len());
-            for i in 0..names.len() {
-                if names.is_null(i) || values.is_null(i) {
-                    out.push(None);
-                    continue;
-                }
-                let name = sequence_name(names.value(i))?;
-                let is_called = called.is_null(i) || called.value(i);
-                let v = block_on(crate::catalog::sequences::set_value(
-                    &d,
-                    &name,
-                    values.value(i),
-                    is_called,
-                ))
-                .map_err(external)?;
-                out.push(Some(v));
-            }
-            Ok(Arc::new(arrow::array::Int64Array::from(out)) as ArrayRef)
-        },
-    ));
-    let who = meta.identity();
-    for name in ["current_user", "session_user", "user", "current_role"] {
-        ctx.register_udf(constant_text(name, who.user.clone()));
-    }
-    for name in ["current_database", "current_catalog"] {
-        ctx.register_udf(constant_text(name, who.database.clone()));
-    }
-    let pid = who.pid;
-    ctx.register_udf(fun(
-        "pg_backend_pid",
-        &[0],
-        DataType::Int32,
-        Volatility::Stable,
-        move |_, rows| Ok(Arc::new(Int32Array::from(vec![pid; rows.max(1)])) as ArrayRef),
-    ));
-    let m = meta.clone();
-    ctx.register_udf(fun(
-        "current_setting",
-        &[1, 2],
-        DataType::Utf8,
-        Volatility::Stable,
-        move |args, _| {
-            let names = texts(&args[0])?;
-            let missing_ok = match args.get(1) {
-                Some(a) => cast(a, &DataType::Boolean)?.as_boolean().clone(),
-                None => BooleanArray::from(vec![false; names.len()]),
-            };
-            let settings = m.settings();
-            let mut out = Vec::with_capacity(names.len());
-            for i in 0..names.len() {
-                if names.is_null(i) {
-                    out.push(None);
-                    continue;
-                }
-                let name = names.value(i).to_lowercase();
-                match settings.get(&name) {
-                    Some(v) => out.push(Some(v.clone())),
-                    None if !missing_ok.is_null(i) && missing_ok.value(i) => out.push(None),
-                    None => {
-                        return Err(DataFusionError::External(Box::new(
-                            crate::error::SqlError::new(
-                                crate::error::codes::UNDEFINED_PARAMETER,
-                                format!("unrecognized configuration parameter \"{name}\""),
-                            ),
-                        )))
-                    }
-                }
-            }
-            Ok(Arc::new(StringArray::from(out)) as ArrayRef)
-        },
-    ));
-    ctx.register_udf(snapshot_text(
-        "pg_get_constraintdef",
-        &[1, 2],
-        meta,
-        pgcatalog::constraint_def,
-    ));
-    ctx.register_udf(snapshot_text(
-        "pg_get_indexdef",
-        &[1, 3],
-        meta,
-        pgcatalog::index_def,
-    ));
-    let m = meta.clone();
-    ctx.register_udf(fun(
-        "pg_get_serial_sequence",
-        &[2],
-        DataType::Utf8,
-        Volatility::Stable,
-        move |args, _| {
-            let (tables, cols) = (texts(&args[0])?, texts(&args[1])?);
-            let snap = m.snapshot();
-            let out: StringArray = (0..tables.len())
-                .map(|i| {
-                    if tables.is_null(i) || cols.is_null(i) {
-                        return None;
-                    }
-                    pgcatalog::serial_sequence(&snap, tables.value(i), cols.value(i))
-                })
-                .collect();
-            Ok(Arc::new(out) as ArrayRef)
-        },
-    ));
-    let m = meta.clone();
-    ctx.register_udf(fun(
-        "to_regclass",
-        &[1],
-        DataType::Int32,
-        Volatility::Stable,
-        move |args, _| {
-            // An oid already (`CAST(attrelid AS regclass)`): itself.
-            if args[0].data_type().is_integer() {
-                return Ok(Arc::new(ints(&args[0])?) as ArrayRef);
-            }
-            let names = texts(&args[0])?;
-            let snap = m.snapshot();
-            let out: Int32Array = names
-                .iter()
-                .map(|n| n.and_then(|n| pgcatalog::regclass(&snap, n)))
-                .collect();
-            Ok(Arc::new(out) as ArrayRef)
-        },
-    ));
 }

@@ -12,10 +12,10 @@ use weft_engine::provider::WeftTable;
 use weft_engine::schema::CATALOG_TABLE_ID;
 
 use crate::catalog::db::{Db, SCHEMA_NAME};
-use crate::catalog::pgcatalog::{
-    is_catalog_relation, InformationSchema, PgCatalogSchema, SessionMeta, INFORMATION_SCHEMA,
-    PG_CATALOG,
-};
+use crate::catalog::information_schema::InformationSchema;
+use crate::catalog::oids::{INFORMATION_SCHEMA, PG_CATALOG};
+use crate::catalog::pgcatalog::{is_catalog_relation, PgCatalogSchema};
+use crate::catalog::session_meta::SessionMeta;
 use crate::catalog::view::View;
 
 /// The catalog a session plans against: its tables read through `view`, `nextval` the

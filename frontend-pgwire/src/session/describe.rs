@@ -50,7 +50,7 @@ impl Core {
             }
         }
         if let Statement::Fetch { name, into, .. } = stmt {
-            if crate::session::cursors::marks(into.as_ref()).is_some_and(|(is_move, _)| is_move) {
+            if crate::sql::fetch_syntax::marks(into.as_ref()).is_some_and(|(is_move, _)| is_move) {
                 return Ok((Vec::new(), None));
             }
             let schema = st
@@ -106,7 +106,7 @@ impl Core {
             }
             Statement::Delete(mut d) => {
                 let r = d.returning.take();
-                let (name, alias) = crate::sql::exec::delete_target(&mut d)?;
+                let (name, alias) = crate::sql::dml::delete_target(&mut d)?;
                 (
                     Statement::Delete(d),
                     Some(name.clone()),

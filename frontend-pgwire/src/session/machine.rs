@@ -378,9 +378,9 @@ impl Core {
                 direction,
                 into,
                 ..
-            } if crate::session::cursors::marks(into.as_ref()).is_some() => {
+            } if crate::sql::fetch_syntax::marks(into.as_ref()).is_some() => {
                 let (is_move, negative) =
-                    crate::session::cursors::marks(into.as_ref()).unwrap_or((false, false));
+                    crate::sql::fetch_syntax::marks(into.as_ref()).unwrap_or((false, false));
                 let n = crate::session::cursors::name(&name);
                 let motion = crate::session::cursors::motion(&direction).map(|m| {
                     if negative {

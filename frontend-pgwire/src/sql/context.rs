@@ -13,7 +13,7 @@ use weft_engine::storage::StorageNode;
 use weft_journal::Adjudicator;
 
 use crate::catalog::db::{Db, CATALOG_NAME, SCHEMA_NAME};
-use crate::catalog::pgcatalog::SessionMeta;
+use crate::catalog::session_meta::SessionMeta;
 use crate::catalog::txn::TxnLimits;
 use crate::catalog::view::View;
 
@@ -163,12 +163,12 @@ pub fn session_context(
     meta: Arc<SessionMeta>,
 ) -> SessionContext {
     let ctx = db.fresh_context();
-    let nextval = Arc::new(crate::catalog::pgfuncs::nextval_udf(db, &meta));
+    let nextval = Arc::new(crate::catalog::session_funcs::nextval_udf(db, &meta));
     ctx.register_catalog(
         CATALOG_NAME,
         crate::catalog::schema::provider(db, view, meta.clone(), nextval),
     );
-    crate::catalog::pgfuncs::register_session(&ctx, db, &meta);
+    crate::catalog::session_funcs::register_session(&ctx, db, &meta);
     ctx
 }
 

@@ -4,20 +4,29 @@
 //! wire protocol or of a session's state machine. Imports [`crate::catalog`] and
 //! [`crate::types`].
 //!
-//! - [`compat`], [`names`], [`array_subquery`], [`datetime_syntax`], [`sequence_syntax`],
-//!   [`jsonb_syntax`], [`group_by_key`]: rewrites of the parsed statement;
+//! - [`prepare`]: parsing and the rewrite pipeline every statement passes, through
+//!   [`compat`], [`names`], [`array_subquery`], [`datetime_syntax`], [`sequence_syntax`],
+//!   [`jsonb_syntax`], [`fetch_syntax`] and [`group_by_key`];
+//! - [`context`]: the DataFusion adapter (the template state, a session's context);
+//! - [`exec`]: the executor, queries and row locks; [`ddl`], [`dml`], [`role_ddl`]: the
+//!   statements that write; [`fast`]: point reads and writes without planning;
 //! - [`subplan`]: correlated subqueries DataFusion cannot decorrelate;
-//! - [`exec`]: DDL, DML and queries; [`fast`]: point reads and writes without planning;
-//! - [`copy`], [`copy_load`]: COPY's formats and its direct load path.
+//! - [`copy`], [`copy_exec`], [`copy_load`]: COPY's formats, its execution, its direct
+//!   load path;
+//! - [`outcome`], [`origins`]: what a statement produced, and where its columns come from.
 
 pub mod array_subquery;
 pub mod compat;
 pub mod context;
 pub mod copy;
+pub mod copy_exec;
 pub mod copy_load;
 pub mod datetime_syntax;
+pub mod ddl;
+pub mod dml;
 pub mod exec;
 pub mod fast;
+pub mod fetch_syntax;
 pub mod group_by_key;
 pub mod jsonb_syntax;
 pub mod names;

@@ -76,7 +76,7 @@ pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
         None => sql,
     };
     let moved;
-    let sql = match crate::session::cursors::readable_fetch(sql) {
+    let sql = match crate::sql::fetch_syntax::readable_fetch(sql) {
         Some(m) => {
             moved = m;
             moved.as_str()

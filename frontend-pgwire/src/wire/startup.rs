@@ -31,7 +31,7 @@ pub(crate) fn server_parameters() -> DefaultServerParameterProvider {
 /// Gives a connection its process id (and cancel key), and the session its identity.
 pub(crate) struct SessionPids {
     db: Arc<Db>,
-    meta: Arc<crate::catalog::pgcatalog::SessionMeta>,
+    meta: Arc<crate::catalog::session_meta::SessionMeta>,
     cancel: Arc<tokio::sync::Notify>,
     core: Arc<Core>,
 }
@@ -43,16 +43,17 @@ impl pgwire::api::PidSecretKeyGenerator for SessionPids {
         let user = meta
             .get(pgwire::api::METADATA_USER)
             .cloned()
-            .unwrap_or_else(|| crate::catalog::pgcatalog::BOOTSTRAP_ROLE_NAME.to_string());
+            .unwrap_or_else(|| crate::catalog::roles::BOOTSTRAP_ROLE_NAME.to_string());
         let database = meta
             .get(pgwire::api::METADATA_DATABASE)
             .cloned()
             .unwrap_or_else(|| user.clone());
-        self.meta.set_identity(crate::catalog::pgcatalog::Identity {
-            user,
-            database,
-            pid,
-        });
+        self.meta
+            .set_identity(crate::catalog::session_meta::Identity {
+                user,
+                database,
+                pid,
+            });
         let secret = rand::random::<i32>();
         let backend = self.db.backends.register(crate::catalog::activity::Start {
             pid,
@@ -84,7 +85,7 @@ pub struct Startup {
 impl Startup {
     pub(crate) fn new(
         db: Arc<Db>,
-        meta: Arc<crate::catalog::pgcatalog::SessionMeta>,
+        meta: Arc<crate::catalog::session_meta::SessionMeta>,
         cancel: Arc<tokio::sync::Notify>,
         core: Arc<Core>,
     ) -> Startup {

@@ -1,6 +1,6 @@
 //! The json and jsonb functions as DataFusion scalar functions, and the internal ones the
 //! operators ([`super::planner`]), aggregates and set-returning functions
-//! ([`super::rewrite`]) are planned into. Each applies a pure function of [`super::ops`]
+//! (`crate::sql::jsonb_syntax`) are planned into. Each applies a pure function of [`super::ops`]
 //! row by row.
 
 use std::sync::Arc;

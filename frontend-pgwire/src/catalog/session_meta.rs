@@ -1,0 +1,159 @@
+//! What catalog tables and system functions know of the session: its identity, its
+//! settings, and the snapshot of weft's catalog the statement reads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use datafusion::error::{DataFusionError, Result as DfResult};
+use weft_engine::schema::{TableDef, CATALOG_TABLE_ID};
+use weft_engine::Timestamp;
+
+use crate::catalog::db::Db;
+use crate::catalog::roles::BOOTSTRAP_ROLE_NAME;
+use crate::catalog::view::View;
+
+/// Who the session is, fixed at startup.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user: String,
+    pub database: String,
+    pub pid: i32,
+}
+
+/// The catalog as one statement sees it.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub read_ts: Timestamp,
+    /// Built from committed rows only (no own DDL), so it can be reused at the same
+    /// timestamp.
+    pub committed: bool,
+    pub tables: Vec<Arc<TableDef>>,
+    pub sequences: Vec<crate::catalog::sequences::SeqDef>,
+    /// Committed roles (the transaction's own role DDL is not seen here).
+    pub roles: Vec<crate::catalog::roles::RoleDef>,
+}
+
+/// What catalog tables and functions need to know about the session.
+#[derive(Debug, Default)]
+pub struct SessionMeta {
+    /// The last value `nextval` gave this session, per sequence (`currval`), and overall
+    /// (`lastval`).
+    pub currvals: Mutex<HashMap<String, i64>>,
+    pub lastval: Mutex<Option<i64>>,
+    pub(crate) identity: OnceLock<Identity>,
+    pub(crate) settings: Mutex<Arc<BTreeMap<String, String>>>,
+    pub(crate) snapshot: Mutex<Arc<Snapshot>>,
+    /// The session's open cursors, for `pg_cursors`: (name, statement, holdable,
+    /// scrollable).
+    pub(crate) cursors: Mutex<Vec<(String, String, bool, bool)>>,
+}
+
+impl SessionMeta {
+    pub fn set_identity(&self, id: Identity) {
+        let _ = self.identity.set(id);
+    }
+
+    pub fn identity(&self) -> Identity {
+        self.identity.get().cloned().unwrap_or(Identity {
+            user: BOOTSTRAP_ROLE_NAME.into(),
+            database: "postgres".into(),
+            pid: 0,
+        })
+    }
+
+    pub fn set_settings(&self, s: &BTreeMap<String, String>) {
+        let mut cur = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        if **cur != *s {
+            *cur = Arc::new(s.clone());
+        }
+    }
+
+    /// The session's open cursors, as `pg_cursors` lists them.
+    pub fn set_cursors(&self, cursors: Vec<(String, String, bool, bool)>) {
+        *self.cursors.lock().unwrap_or_else(|e| e.into_inner()) = cursors;
+    }
+
+    pub fn settings(&self) -> Arc<BTreeMap<String, String>> {
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Loads the catalog as `view` sees it, unless the snapshot already is that.
+    pub async fn refresh(&self, db: &Db, view: &View) -> DfResult<Arc<Snapshot>> {
+        let own = view.overlays.get(&CATALOG_TABLE_ID).cloned();
+        let own_seq = view
+            .overlays
+            .contains_key(&weft_engine::schema::SEQUENCE_TABLE_ID);
+        {
+            let cur = self.snapshot();
+            if own.is_none() && !own_seq && cur.committed && cur.read_ts == view.read_ts {
+                return Ok(cur);
+            }
+        }
+        let mut tables = db
+            .list_tables(view.read_ts, own.as_deref())
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        tables.sort_by(|a, b| a.name.cmp(&b.name));
+        let own_seqs = view
+            .overlays
+            .get(&weft_engine::schema::SEQUENCE_TABLE_ID)
+            .cloned();
+        let sequences = crate::catalog::sequences::list(db, view.read_ts, own_seqs.as_deref())
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let roles = crate::catalog::roles::list(db, view.read_ts)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let snap = Arc::new(Snapshot {
+            read_ts: view.read_ts,
+            committed: own.is_none() && own_seqs.is_none(),
+            tables,
+            sequences,
+            roles,
+        });
+        *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = snap.clone();
+        Ok(snap)
+    }
+}
+
+/// Whether a statement calls a function that reads the catalog snapshot
+/// (`pg_get_constraintdef`, `pg_get_indexdef`, `to_regclass`).
+pub fn calls_catalog_function(stmt: &datafusion::sql::sqlparser::ast::Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::{visit_expressions, Expr};
+    use std::ops::ControlFlow;
+    visit_expressions(stmt, |e| {
+        if let Expr::Function(f) = e {
+            let name = f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(|i| i.value.to_lowercase());
+            if matches!(
+                name.as_deref(),
+                Some(
+                    "pg_get_constraintdef"
+                        | "pg_get_indexdef"
+                        | "to_regclass"
+                        | "pg_get_serial_sequence"
+                )
+            ) {
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    })
+    .is_break()
+}
+
+// ------------------------------------------------------------------ object ids and types

@@ -1,0 +1,152 @@
+//! COPY's execution: `COPY ... TO STDOUT` as a query, `COPY ... FROM STDIN`'s records
+//! written through the direct path (`copy_load`) or as INSERTs.
+
+use crate::sql::outcome::Outcome;
+use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, Statement};
+
+use crate::catalog::txn::Txn;
+use crate::error::{codes, SqlError, SqlResult};
+use crate::sql::exec::quote;
+use crate::sql::exec::table_name;
+use crate::sql::exec::Executor;
+use crate::sql::names::ident_name;
+
+impl Executor {
+    /// `COPY t [(cols)] FROM STDIN` (checks the target; the data comes later) and
+    /// `COPY t [(cols)] | (query) TO STDOUT` (runs the query and renders the lines).
+    pub async fn copy(
+        &self,
+        txn: &mut Txn,
+        source: ast::CopySource,
+        to: bool,
+        target: ast::CopyTarget,
+        options: &[ast::CopyOption],
+        legacy: &[ast::CopyLegacyOption],
+    ) -> SqlResult<Outcome> {
+        let format = crate::sql::copy::CopyFormat::from_options(options, legacy)?;
+        match (&target, to) {
+            (ast::CopyTarget::Stdin, false) | (ast::CopyTarget::Stdout, true) => {}
+            _ => {
+                return Err(SqlError::unsupported(
+                    "COPY to or from a file or program is not supported: use STDIN/STDOUT (psql's \\copy)",
+                ))
+            }
+        }
+        if !to {
+            let ast::CopySource::Table {
+                table_name: name,
+                columns,
+            } = source
+            else {
+                return Err(SqlError::syntax("COPY FROM needs a table"));
+            };
+            let name = table_name(&name)?;
+            let def = self.table_def(txn, &name).await?;
+            let cols: Vec<String> = if columns.is_empty() {
+                def.columns.iter().map(|c| c.name.clone()).collect()
+            } else {
+                let mut cols = Vec::new();
+                for c in &columns {
+                    let n = ident_name(c);
+                    if def.column_index(&n).is_none() {
+                        return Err(SqlError::new(
+                            codes::UNDEFINED_COLUMN,
+                            format!("column \"{n}\" of relation \"{name}\" does not exist"),
+                        ));
+                    }
+                    cols.push(n);
+                }
+                cols
+            };
+            return Ok(Outcome::CopyIn(Box::new(crate::sql::copy::CopyIn::new(
+                name, cols, format,
+            ))));
+        }
+        let query = match source {
+            ast::CopySource::Query(q) => Statement::Query(q),
+            ast::CopySource::Table {
+                table_name: name,
+                columns,
+            } => {
+                let list = if columns.is_empty() {
+                    "*".to_string()
+                } else {
+                    columns
+                        .iter()
+                        .map(|c| quote(&ident_name(c)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let sql = format!("SELECT {list} FROM {}", quote(&table_name(&name)?));
+                let mut stmts = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+                    &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+                    &sql,
+                )
+                .map_err(|e| SqlError::syntax(e.to_string()))?;
+                stmts
+                    .pop()
+                    .ok_or_else(|| SqlError::internal("empty COPY query"))?
+            }
+        };
+        let Outcome::Rows { schema, batches } = self.query(txn, query, None).await? else {
+            return Err(SqlError::internal("COPY's query returned no rows"));
+        };
+        Ok(Outcome::CopyOut {
+            schema,
+            batches,
+            format,
+        })
+    }
+
+    /// Inserts the records a COPY FROM parsed so far.
+    pub async fn copy_rows(
+        &self,
+        txn: &mut Txn,
+        copy: &mut crate::sql::copy::CopyIn,
+    ) -> SqlResult<()> {
+        if copy.records.is_empty() || self.copy_rows_direct(txn, copy).await? {
+            return Ok(());
+        }
+        let cols = copy
+            .columns
+            .iter()
+            .map(|c| quote(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("INSERT INTO {} ({cols}) VALUES (NULL)", quote(&copy.table));
+        let mut stmts = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            &sql,
+        )
+        .map_err(|e| SqlError::internal(e.to_string()))?;
+        let Some(Statement::Insert(mut ins)) = stmts.pop() else {
+            return Err(SqlError::internal("COPY's INSERT did not parse"));
+        };
+        let records = std::mem::take(&mut copy.records);
+        let n = records.len();
+        if let Some(ast::SetExpr::Values(v)) = ins.source.as_mut().map(|q| q.body.as_mut()) {
+            v.rows = records
+                .into_iter()
+                .map(|r| {
+                    let row: Vec<SqlExpr> = r
+                        .into_iter()
+                        .map(|f| {
+                            SqlExpr::Value(
+                                match f {
+                                    Some(s) => ast::Value::SingleQuotedString(s),
+                                    None => ast::Value::Null,
+                                }
+                                .into(),
+                            )
+                        })
+                        .collect();
+                    ast::Parens::with_empty_span(row)
+                })
+                .collect();
+        }
+        self.insert(txn, ins, None).await?;
+        copy.count += n;
+        copy.uncommitted += n;
+        Ok(())
+    }
+}

@@ -1,0 +1,563 @@
+//! DDL: CREATE and DROP of tables and sequences, TRUNCATE, each a catalog write in the
+//! session's transaction.
+
+use std::sync::Arc;
+
+use crate::sql::outcome::{CommandTag, Notice, Outcome};
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::sqlparser::ast::{
+    self, ColumnOption, Expr as SqlExpr, ObjectName, TableConstraint,
+};
+use weft_engine::key::catalog_key;
+use weft_engine::schema::{
+    catalog_schema, ColumnDef, TableDef, CATALOG_TABLE_ID, FIRST_USER_TABLE_ID, RESERVED_PREFIX,
+};
+use weft_engine::SqlType;
+
+use crate::catalog::txn::Txn;
+use crate::error::{codes, SqlError, SqlResult};
+use crate::sql::exec::table_name;
+use crate::sql::exec::Executor;
+use crate::sql::names::ident_name;
+
+impl Executor {
+    pub async fn create_table(
+        &self,
+        txn: &mut Txn,
+        ct: ast::CreateTable,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Outcome> {
+        if ct.query.is_some() {
+            return Err(SqlError::unsupported(
+                "CREATE TABLE ... AS is not supported yet",
+            ));
+        }
+        if ct.temporary {
+            return Err(SqlError::unsupported("temporary tables are not supported"));
+        }
+        let name = table_name(&ct.name)?;
+        if name.starts_with(RESERVED_PREFIX) || name.starts_with("pg_") {
+            return Err(SqlError::new(
+                codes::INVALID_NAME,
+                format!("table name \"{name}\" is reserved"),
+            ));
+        }
+        let catalog = txn.overlay(CATALOG_TABLE_ID);
+        if self
+            .db
+            .lookup_table(txn.read_ts.unwrap_or(0), catalog.as_deref(), &name)
+            .await?
+            .is_some()
+        {
+            if ct.if_not_exists {
+                notices.push(Notice {
+                    severity: "NOTICE",
+                    code: "42P07",
+                    message: format!("relation \"{name}\" already exists, skipping"),
+                });
+                return Ok(Outcome::Command(CommandTag::new("CREATE TABLE")));
+            }
+            return Err(SqlError::new(
+                codes::DUPLICATE_TABLE,
+                format!("relation \"{name}\" already exists"),
+            ));
+        }
+        let mut columns: Vec<ColumnDef> = Vec::new();
+        let mut primary_key: Vec<usize> = Vec::new();
+        // Columns that draw from a sequence of their own, with its options.
+        let mut sequences: Vec<(usize, Vec<ast::SequenceOptions>)> = Vec::new();
+        for c in &ct.columns {
+            let cname = ident_name(&c.name);
+            if cname.starts_with(RESERVED_PREFIX) {
+                return Err(SqlError::new(
+                    codes::INVALID_NAME,
+                    format!("column name \"{cname}\" is reserved"),
+                ));
+            }
+            if columns.iter().any(|x| x.name == cname) {
+                return Err(SqlError::new(
+                    codes::DUPLICATE_COLUMN,
+                    format!("column \"{cname}\" specified more than once"),
+                ));
+            }
+            // SERIAL, BIGSERIAL, SMALLSERIAL: an integer column drawing from its own
+            // sequence, as in PostgreSQL.
+            let serial = match &c.data_type {
+                ast::DataType::Custom(n, args) if args.is_empty() => {
+                    match n.to_string().to_ascii_lowercase().as_str() {
+                        "serial" | "serial4" => Some(SqlType::Integer),
+                        "bigserial" | "serial8" => Some(SqlType::BigInt),
+                        "smallserial" | "serial2" => Some(SqlType::SmallInt),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            let ty = match serial.clone() {
+                Some(t) => Ok(t),
+                None => SqlType::from_ast(&c.data_type),
+            }
+            .map_err(|m| {
+                if m.contains("not supported") {
+                    SqlError::unsupported(m)
+                } else {
+                    SqlError::new(codes::SYNTAX_OR_ACCESS, m)
+                }
+            })?;
+            let mut col = ColumnDef {
+                name: cname.clone(),
+                ty,
+                nullable: true,
+                default: None,
+                identity: None,
+            };
+            if serial.is_some() {
+                col.nullable = false;
+                sequences.push((columns.len(), Vec::new()));
+            }
+            for opt in &c.options {
+                match &opt.option {
+                    ColumnOption::Null => col.nullable = true,
+                    ColumnOption::NotNull => col.nullable = false,
+                    ColumnOption::Default(e) => col.default = Some(e.to_string()),
+                    ColumnOption::Generated {
+                        generated_as,
+                        sequence_options,
+                        generation_expr: None,
+                        ..
+                    } if matches!(
+                        generated_as,
+                        ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault
+                    ) =>
+                    {
+                        if !matches!(
+                            col.ty,
+                            SqlType::SmallInt | SqlType::Integer | SqlType::BigInt
+                        ) {
+                            return Err(SqlError::new(
+                                codes::DATATYPE_MISMATCH,
+                                "identity column type must be smallint, integer, or bigint",
+                            ));
+                        }
+                        col.identity = Some(
+                            if matches!(generated_as, ast::GeneratedAs::Always) {
+                                "a"
+                            } else {
+                                "d"
+                            }
+                            .to_string(),
+                        );
+                        col.nullable = false;
+                        sequences
+                            .push((columns.len(), sequence_options.clone().unwrap_or_default()));
+                    }
+                    ColumnOption::PrimaryKey(_) => {
+                        if !primary_key.is_empty() {
+                            return Err(SqlError::new(
+                                codes::INVALID_TABLE_DEFINITION,
+                                format!(
+                                    "multiple primary keys for table \"{name}\" are not allowed"
+                                ),
+                            ));
+                        }
+                        primary_key.push(columns.len());
+                        col.nullable = false;
+                    }
+                    other => {
+                        return Err(SqlError::unsupported(format!(
+                            "column constraint {other} is not supported yet"
+                        )))
+                    }
+                }
+            }
+            columns.push(col);
+        }
+        for tc in &ct.constraints {
+            match tc {
+                TableConstraint::PrimaryKey(pk) => {
+                    if !primary_key.is_empty() {
+                        return Err(SqlError::new(
+                            codes::INVALID_TABLE_DEFINITION,
+                            format!("multiple primary keys for table \"{name}\" are not allowed"),
+                        ));
+                    }
+                    for ic in &pk.columns {
+                        let cname = match &ic.column.expr {
+                            SqlExpr::Identifier(id) => ident_name(id),
+                            other => {
+                                return Err(SqlError::syntax(format!(
+                                    "primary key column must be a column name, not {other}"
+                                )))
+                            }
+                        };
+                        let idx =
+                            columns
+                                .iter()
+                                .position(|c| c.name == cname)
+                                .ok_or_else(|| {
+                                    SqlError::new(
+                                        codes::UNDEFINED_COLUMN,
+                                        format!("column \"{cname}\" named in key does not exist"),
+                                    )
+                                })?;
+                        if primary_key.contains(&idx) {
+                            return Err(SqlError::new(
+                                codes::DUPLICATE_COLUMN,
+                                format!(
+                                    "column \"{cname}\" appears twice in primary key constraint"
+                                ),
+                            ));
+                        }
+                        columns[idx].nullable = false;
+                        primary_key.push(idx);
+                    }
+                }
+                other => {
+                    return Err(SqlError::unsupported(format!(
+                        "table constraint {other} is not supported yet"
+                    )))
+                }
+            }
+        }
+        for &i in &primary_key {
+            let probe = ScalarValue::try_from(&columns[i].ty.arrow_type())
+                .map_err(|e| SqlError::internal(e.to_string()))?;
+            let ok = matches!(
+                probe,
+                ScalarValue::Int16(_)
+                    | ScalarValue::Int32(_)
+                    | ScalarValue::Int64(_)
+                    | ScalarValue::Float32(_)
+                    | ScalarValue::Float64(_)
+                    | ScalarValue::Decimal128(..)
+                    | ScalarValue::Utf8(_)
+                    | ScalarValue::Binary(_)
+                    | ScalarValue::Boolean(_)
+                    | ScalarValue::Date32(_)
+                    | ScalarValue::TimestampMicrosecond(..)
+            );
+            if !ok {
+                return Err(SqlError::unsupported(format!(
+                    "type {} cannot be part of a primary key",
+                    columns[i].ty.pg_name()
+                )));
+            }
+        }
+        if columns.is_empty() {
+            return Err(SqlError::unsupported(
+                "tables without columns are not supported",
+            ));
+        }
+        let id = FIRST_USER_TABLE_ID + rand::random::<u64>() % (u64::MAX - FIRST_USER_TABLE_ID);
+        let oid = weft_engine::schema::oid_for_table_id(id);
+        let mut owned = Vec::new();
+        for (n, (i, opts)) in sequences.iter().enumerate() {
+            let col = &mut columns[*i];
+            let seq_name = format!("{name}_{}_seq", col.name);
+            if col.default.is_some() {
+                return Err(SqlError::syntax(format!(
+                    "multiple default values specified for column \"{}\" of table \"{name}\"",
+                    col.name
+                )));
+            }
+            if crate::catalog::sequences::lookup(
+                self.db.as_ref(),
+                Some(txn),
+                txn.read_ts.unwrap_or(0),
+                &seq_name,
+            )
+            .await?
+            .is_some()
+            {
+                return Err(SqlError::new(
+                    codes::DUPLICATE_TABLE,
+                    format!("relation \"{seq_name}\" already exists"),
+                ));
+            }
+            let mut seq = crate::catalog::sequences::SeqDef::new(
+                seq_name.clone(),
+                oid + 4 + (n as u32 % 12),
+                col.ty.clone(),
+                1,
+            );
+            crate::catalog::sequences::apply_options(&mut seq, opts)?;
+            seq.owned_by = Some((name.clone(), col.name.clone()));
+            col.default = Some(format!("nextval('{seq_name}')"));
+            owned.push(seq);
+        }
+        for seq in &owned {
+            crate::catalog::sequences::put(self.db.as_ref(), txn, &seq.name, Some(seq))?;
+        }
+        let def = TableDef {
+            id,
+            name: name.clone(),
+            columns,
+            primary_key,
+            oid,
+        };
+        // A DEFAULT that does not parse is an error now, not at the first INSERT.
+        let defaults = self.db.column_defaults(&def);
+        for c in &def.columns {
+            if c.default.is_some() && !defaults.contains_key(&c.name) {
+                return Err(SqlError::syntax(format!(
+                    "invalid DEFAULT expression for column \"{}\"",
+                    c.name
+                )));
+            }
+        }
+        self.put_table_def(txn, &def)?;
+        Ok(Outcome::Command(CommandTag::new("CREATE TABLE")))
+    }
+
+    pub async fn drop_tables(
+        &self,
+        txn: &mut Txn,
+        names: &[ObjectName],
+        if_exists: bool,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Outcome> {
+        for n in names {
+            let name = table_name(n)?;
+            let catalog = txn.overlay(CATALOG_TABLE_ID);
+            let found = self
+                .db
+                .lookup_table(txn.read_ts.unwrap_or(0), catalog.as_deref(), &name)
+                .await?;
+            if found.is_none() {
+                if if_exists {
+                    notices.push(Notice {
+                        severity: "NOTICE",
+                        code: "00000",
+                        message: format!("table \"{name}\" does not exist, skipping"),
+                    });
+                    continue;
+                }
+                return Err(SqlError::new(
+                    codes::UNDEFINED_TABLE,
+                    format!("table \"{name}\" does not exist"),
+                ));
+            }
+            txn.schema_keys.insert(catalog_key(&name));
+            txn.put(
+                &self.db.limits,
+                CATALOG_TABLE_ID,
+                &catalog_schema(),
+                catalog_key(&name),
+                None,
+            )?;
+            // The sequences its SERIAL and IDENTITY columns own go with it.
+            if let Some(def) = found {
+                for c in &def.columns {
+                    if let Some(seq) = c
+                        .default
+                        .as_deref()
+                        .and_then(crate::catalog::sequences::default_sequence)
+                    {
+                        let owned = crate::catalog::sequences::lookup(
+                            self.db.as_ref(),
+                            Some(txn),
+                            txn.read_ts.unwrap_or(0),
+                            seq,
+                        )
+                        .await?
+                        .is_some_and(|s| s.owned_by.as_ref().is_some_and(|(t, _)| *t == name));
+                        if owned {
+                            crate::catalog::sequences::put(self.db.as_ref(), txn, seq, None)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Outcome::Command(CommandTag::new("DROP TABLE")))
+    }
+
+    /// Writes a table's definition into the catalog (transactional DDL), and makes the
+    /// transaction depend on it.
+    pub(crate) fn put_table_def(&self, txn: &mut Txn, def: &TableDef) -> SqlResult<()> {
+        let row = vec![
+            ScalarValue::Utf8(Some(def.name.clone())),
+            ScalarValue::Utf8(Some(def.to_json())),
+        ];
+        txn.schema_keys.insert(catalog_key(&def.name));
+        txn.put(
+            &self.db.limits,
+            CATALOG_TABLE_ID,
+            &catalog_schema(),
+            catalog_key(&def.name),
+            Some(Arc::new(row)),
+        )?;
+        Ok(())
+    }
+
+    /// `TRUNCATE`: each table gets a fresh table id under the same definition, as
+    /// PostgreSQL gives it a new relfilenode. O(1) whatever the table holds, transactional
+    /// (a rollback keeps the rows), and a concurrent writer of the table conflicts with it
+    /// (40001 / OC001). The old id's rows stay invisible in storage, like a dropped table's.
+    pub async fn create_sequence(
+        &self,
+        txn: &mut Txn,
+        name: &ObjectName,
+        if_not_exists: bool,
+        data_type: Option<&ast::DataType>,
+        options: &[ast::SequenceOptions],
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Outcome> {
+        let name = table_name(name)?;
+        let read_ts = txn.read_ts.unwrap_or(0);
+        let catalog = txn.overlay(CATALOG_TABLE_ID);
+        let taken = crate::catalog::sequences::lookup(self.db.as_ref(), Some(txn), read_ts, &name)
+            .await?
+            .is_some()
+            || self
+                .db
+                .lookup_table(read_ts, catalog.as_deref(), &name)
+                .await?
+                .is_some();
+        if taken {
+            if if_not_exists {
+                notices.push(Notice {
+                    severity: "NOTICE",
+                    code: "42P07",
+                    message: format!("relation \"{name}\" already exists, skipping"),
+                });
+                return Ok(Outcome::Command(CommandTag::new("CREATE SEQUENCE")));
+            }
+            return Err(SqlError::new(
+                codes::DUPLICATE_TABLE,
+                format!("relation \"{name}\" already exists"),
+            ));
+        }
+        let ty = match data_type {
+            None => SqlType::BigInt,
+            Some(t) => match SqlType::from_ast(t) {
+                Ok(t @ (SqlType::SmallInt | SqlType::Integer | SqlType::BigInt)) => t,
+                _ => {
+                    return Err(SqlError::new(
+                        codes::INVALID_PARAMETER_VALUE,
+                        "sequence type must be smallint, integer, or bigint",
+                    ))
+                }
+            },
+        };
+        let id = FIRST_USER_TABLE_ID + rand::random::<u64>() % (u64::MAX - FIRST_USER_TABLE_ID);
+        let mut seq = crate::catalog::sequences::SeqDef::new(
+            name.clone(),
+            weft_engine::schema::oid_for_table_id(id),
+            ty,
+            1,
+        );
+        crate::catalog::sequences::apply_options(&mut seq, options)?;
+        crate::catalog::sequences::put(self.db.as_ref(), txn, &name, Some(&seq))?;
+        Ok(Outcome::Command(CommandTag::new("CREATE SEQUENCE")))
+    }
+
+    pub async fn drop_sequences(
+        &self,
+        txn: &mut Txn,
+        names: &[ObjectName],
+        if_exists: bool,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Outcome> {
+        for n in names {
+            let name = table_name(n)?;
+            let found = crate::catalog::sequences::lookup(
+                self.db.as_ref(),
+                Some(txn),
+                txn.read_ts.unwrap_or(0),
+                &name,
+            )
+            .await?;
+            match found {
+                None if if_exists => notices.push(Notice {
+                    severity: "NOTICE",
+                    code: "00000",
+                    message: format!("sequence \"{name}\" does not exist, skipping"),
+                }),
+                None => {
+                    return Err(SqlError::new(
+                        codes::UNDEFINED_TABLE,
+                        format!("sequence \"{name}\" does not exist"),
+                    ))
+                }
+                Some(s) => {
+                    if let Some((t, c)) = &s.owned_by {
+                        return Err(SqlError::new(
+                            "2BP01",
+                            format!(
+                                "cannot drop sequence {name} because other objects depend on it"
+                            ),
+                        )
+                        .with_detail(format!(
+                            "default value for column {c} of table {t} depends on sequence {name}"
+                        ))
+                        .with_hint("Drop the table, or the column's default, first."));
+                    }
+                    crate::catalog::sequences::put(self.db.as_ref(), txn, &name, None)?;
+                }
+            }
+        }
+        Ok(Outcome::Command(CommandTag::new("DROP SEQUENCE")))
+    }
+
+    pub async fn truncate(&self, txn: &mut Txn, t: &ast::Truncate) -> SqlResult<Outcome> {
+        if t.partitions.is_some() || t.on_cluster.is_some() {
+            return Err(SqlError::unsupported(
+                "TRUNCATE with partitions or ON CLUSTER is not supported",
+            ));
+        }
+        let restart = matches!(t.identity, Some(ast::TruncateIdentityOption::Restart));
+        for target in &t.table_names {
+            let name = table_name(&target.name)?;
+            let catalog = txn.overlay(CATALOG_TABLE_ID);
+            let Some(def) = self
+                .db
+                .lookup_table(txn.read_ts.unwrap_or(0), catalog.as_deref(), &name)
+                .await?
+            else {
+                if t.if_exists {
+                    continue;
+                }
+                return Err(SqlError::new(
+                    codes::UNDEFINED_TABLE,
+                    format!("relation \"{name}\" does not exist"),
+                ));
+            };
+            if restart {
+                // RESTART IDENTITY: the sequences its columns own start over, with the
+                // truncation (nextval's blocks on every node are past: they restart too,
+                // because the definition they were reserved under is replaced).
+                for c in &def.columns {
+                    if let Some(seq) = c
+                        .default
+                        .as_deref()
+                        .and_then(crate::catalog::sequences::default_sequence)
+                    {
+                        if let Some(mut s) = crate::catalog::sequences::lookup(
+                            self.db.as_ref(),
+                            Some(txn),
+                            txn.read_ts.unwrap_or(0),
+                            seq,
+                        )
+                        .await?
+                        {
+                            s.last = None;
+                            crate::catalog::sequences::put(self.db.as_ref(), txn, seq, Some(&s))?;
+                            crate::catalog::sequences::forget(&self.db, seq);
+                        }
+                    }
+                }
+            }
+            let mut fresh = (*def).clone();
+            // A truncated table keeps its object id, as in PostgreSQL.
+            fresh.oid = def.oid();
+            while fresh.id == def.id {
+                fresh.id =
+                    FIRST_USER_TABLE_ID + rand::random::<u64>() % (u64::MAX - FIRST_USER_TABLE_ID);
+            }
+            self.put_table_def(txn, &fresh)?;
+        }
+        Ok(Outcome::Command(CommandTag::new("TRUNCATE TABLE")))
+    }
+
+    // ---------------------------------------------------------------- DML
+}
