@@ -143,8 +143,8 @@ fn undefined(name: &str) -> SqlError {
 /// Commits a sequence's new state in a transaction of its own, read at `ts`. `Ok(false)`
 /// when another node changed it since (the caller reads again and retries).
 async fn commit_state(db: &Db, ts: Timestamp, name: &str, def: &SeqDef) -> SqlResult<bool> {
-    let mut txn = Txn::new(false, Isolation::RepeatableRead, false);
-    txn.read_ts = Some(ts);
+    let mut txn = Txn::new(false, Isolation::RepeatableRead, false).reading_at(ts);
+    txn.snapshot(&db.adjudicator, &db.storage);
     put(db, &mut txn, name, Some(def))?;
     // Only the row conflicts: reserving values is not DDL.
     txn.schema_keys.clear();

@@ -10,8 +10,9 @@ use std::time::Instant;
 use arrow::datatypes::SchemaRef;
 use weft_engine::provider::{Overlay, ReadLog};
 use weft_engine::row::{row_bytes, Row};
+use weft_engine::storage::{ReadPin, StorageNode};
 use weft_engine::{TableWrites, Timestamp};
-use weft_journal::CommitRequest;
+use weft_journal::{Adjudicator, CommitRequest};
 
 use crate::error::{codes, SqlError, SqlResult};
 
@@ -84,12 +85,22 @@ pub struct Savepoint {
     bytes_written: usize,
 }
 
+/// A transaction's snapshot: its read timestamp, held against compaction while the
+/// transaction lives.
+#[derive(Debug)]
+struct Snapshot {
+    read_ts: Timestamp,
+    _pin: ReadPin,
+}
+
 #[derive(Debug)]
 pub struct Txn {
-    /// Taken at the first statement that reads, as PostgreSQL takes its snapshot.
-    pub read_ts: Option<Timestamp>,
-    /// Holds `read_ts` against compaction while the transaction is open.
-    pub pin: Option<weft_engine::storage::ReadPin>,
+    /// Taken once, by [`Txn::snapshot`], at the first statement (as PostgreSQL takes its
+    /// snapshot); every later read asks [`Txn::read_ts`].
+    snapshot: Option<Snapshot>,
+    /// Where the snapshot reads when it is not the adjudicator's read point
+    /// (`SET weft.as_of`, a sequence's own commit).
+    reading_at: Option<Timestamp>,
     pub explicit: bool,
     pub writes: BTreeMap<u64, TableBuf>,
     pub schema_keys: BTreeSet<Vec<u8>>,
@@ -106,8 +117,8 @@ pub struct Txn {
 impl Txn {
     pub fn new(explicit: bool, isolation: Isolation, read_only: bool) -> Txn {
         Txn {
-            read_ts: None,
-            pin: None,
+            snapshot: None,
+            reading_at: None,
             explicit,
             writes: BTreeMap::new(),
             schema_keys: BTreeSet::new(),
@@ -119,6 +130,42 @@ impl Txn {
             read_only,
             reads: Arc::new(ReadLog::default()),
         }
+    }
+
+    /// The transaction's snapshot will read at `ts` rather than at the adjudicator's read
+    /// point.
+    pub fn reading_at(mut self, ts: Timestamp) -> Txn {
+        self.reading_at = Some(ts);
+        self
+    }
+
+    /// Takes the transaction's snapshot if it has none yet, and returns its read timestamp:
+    /// the adjudicator's linearizable read point (or the timestamp of
+    /// [`Txn::reading_at`]), pinned against compaction until the transaction ends. The one
+    /// place a transaction's snapshot is taken.
+    pub fn snapshot(&mut self, adjudicator: &Adjudicator, storage: &StorageNode) -> Timestamp {
+        if let Some(s) = &self.snapshot {
+            return s.read_ts;
+        }
+        let read_ts = self.reading_at.unwrap_or_else(|| adjudicator.read_ts());
+        self.snapshot = Some(Snapshot {
+            read_ts,
+            _pin: storage.pin(read_ts),
+        });
+        read_ts
+    }
+
+    /// Whether the snapshot has been taken (SET TRANSACTION must come before it).
+    pub fn has_snapshot(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
+    /// The snapshot's read timestamp; XX000 if the transaction reads before taking it.
+    pub fn read_ts(&self) -> SqlResult<Timestamp> {
+        self.snapshot
+            .as_ref()
+            .map(|s| s.read_ts)
+            .ok_or_else(|| SqlError::internal("a transaction read before taking its snapshot"))
     }
 
     /// What a SAVEPOINT remembers: the writes so far (overlays are shared until changed).
@@ -218,7 +265,8 @@ impl Txn {
             })
             .collect();
         CommitRequest {
-            start_ts: self.read_ts.unwrap_or(0),
+            // A transaction that never ran a statement has no snapshot and writes nothing.
+            start_ts: self.snapshot.as_ref().map_or(0, |s| s.read_ts),
             tables,
             locked: self.locked,
             schema_keys: self.schema_keys.into_iter().collect(),

@@ -64,8 +64,7 @@ impl Core {
                 self.commit(done).await?;
                 copy.uncommitted = 0;
                 let mut fresh = Self::new_txn(st, false);
-                fresh.read_ts = Some(self.exec.db.adjudicator.read_ts());
-                fresh.pin = fresh.read_ts.map(|ts| self.exec.db.storage.pin(ts));
+                fresh.snapshot(&self.exec.db.adjudicator, &self.exec.db.storage);
                 st.txn = Some(fresh);
             }
         }

@@ -62,14 +62,12 @@ impl Core {
         let mut temp;
         let txn: &Txn = match st.txn.as_mut() {
             Some(t) => {
-                if t.read_ts.is_none() {
-                    t.read_ts = Some(self.exec.db.adjudicator.read_ts());
-                }
+                t.snapshot(&self.exec.db.adjudicator, &self.exec.db.storage);
                 t
             }
             None => {
                 temp = Self::new_txn(st, false);
-                temp.read_ts = Some(self.exec.db.adjudicator.read_ts());
+                temp.snapshot(&self.exec.db.adjudicator, &self.exec.db.storage);
                 &temp
             }
         };
@@ -347,7 +345,7 @@ impl Core {
         let read_ts = st
             .txn
             .as_ref()
-            .and_then(|t| t.read_ts)
+            .and_then(|t| t.read_ts().ok())
             .unwrap_or_else(|| self.exec.db.adjudicator.read_ts());
         let overlay = st
             .txn

@@ -180,11 +180,11 @@ impl Core {
             .settings
             .get("default_transaction_read_only")
             .is_some_and(|v| is_on(v));
-        let mut t = Txn::new(explicit, isolation, read_only || st.as_of.is_some());
-        if let Some(ts) = st.as_of {
-            t.read_ts = Some(ts);
+        let t = Txn::new(explicit, isolation, read_only || st.as_of.is_some());
+        match st.as_of {
+            Some(ts) => t.reading_at(ts),
+            None => t,
         }
-        t
     }
 
     /// Runs one statement under the session's transaction rules.
@@ -212,7 +212,7 @@ impl Core {
                 let fresh = Self::new_txn(st, true);
                 let t = st.txn.get_or_insert(fresh);
                 t.explicit = true;
-                if t.read_ts.is_none() {
+                if !t.has_snapshot() {
                     apply_modes(t, &modes, notices)?;
                 }
                 Ok(Reply::Begin)
@@ -552,13 +552,7 @@ impl Core {
                         return Err(e);
                     }
                 }
-                if txn.read_ts.is_none() {
-                    txn.read_ts = Some(self.exec.db.adjudicator.read_ts());
-                }
-                if txn.pin.is_none() {
-                    // Compaction keeps what this transaction reads until it ends.
-                    txn.pin = txn.read_ts.map(|ts| self.exec.db.storage.pin(ts));
-                }
+                txn.snapshot(&self.exec.db.adjudicator, &self.exec.db.storage);
                 let timeout_ms = st
                     .settings
                     .get("statement_timeout")

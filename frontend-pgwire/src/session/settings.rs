@@ -280,7 +280,7 @@ impl Core {
     ) -> SqlResult<Option<&'a mut Txn>> {
         match st.txn.as_mut() {
             Some(t) if t.explicit => {
-                if t.read_ts.is_some() {
+                if t.has_snapshot() {
                     return Err(SqlError::new(
                         codes::ACTIVE_SQL_TRANSACTION,
                         "SET TRANSACTION ISOLATION LEVEL must be called before any query",

@@ -45,7 +45,7 @@ impl Executor {
         let catalog = txn.overlay(CATALOG_TABLE_ID);
         if self
             .db
-            .lookup_table(txn.read_ts.unwrap_or(0), catalog.as_deref(), &name)
+            .lookup_table(txn.read_ts()?, catalog.as_deref(), &name)
             .await?
             .is_some()
         {
@@ -263,7 +263,7 @@ impl Executor {
             if crate::catalog::sequences::lookup(
                 self.db.as_ref(),
                 Some(txn),
-                txn.read_ts.unwrap_or(0),
+                txn.read_ts()?,
                 &seq_name,
             )
             .await?
@@ -321,7 +321,7 @@ impl Executor {
             let catalog = txn.overlay(CATALOG_TABLE_ID);
             let found = self
                 .db
-                .lookup_table(txn.read_ts.unwrap_or(0), catalog.as_deref(), &name)
+                .lookup_table(txn.read_ts()?, catalog.as_deref(), &name)
                 .await?;
             if found.is_none() {
                 if if_exists {
@@ -356,7 +356,7 @@ impl Executor {
                         let owned = crate::catalog::sequences::lookup(
                             self.db.as_ref(),
                             Some(txn),
-                            txn.read_ts.unwrap_or(0),
+                            txn.read_ts()?,
                             seq,
                         )
                         .await?
@@ -403,7 +403,7 @@ impl Executor {
         notices: &mut Vec<Notice>,
     ) -> SqlResult<Outcome> {
         let name = table_name(name)?;
-        let read_ts = txn.read_ts.unwrap_or(0);
+        let read_ts = txn.read_ts()?;
         let catalog = txn.overlay(CATALOG_TABLE_ID);
         let taken = crate::catalog::sequences::lookup(self.db.as_ref(), Some(txn), read_ts, &name)
             .await?
@@ -463,7 +463,7 @@ impl Executor {
             let found = crate::catalog::sequences::lookup(
                 self.db.as_ref(),
                 Some(txn),
-                txn.read_ts.unwrap_or(0),
+                txn.read_ts()?,
                 &name,
             )
             .await?;
@@ -511,7 +511,7 @@ impl Executor {
             let catalog = txn.overlay(CATALOG_TABLE_ID);
             let Some(def) = self
                 .db
-                .lookup_table(txn.read_ts.unwrap_or(0), catalog.as_deref(), &name)
+                .lookup_table(txn.read_ts()?, catalog.as_deref(), &name)
                 .await?
             else {
                 if t.if_exists {
@@ -535,7 +535,7 @@ impl Executor {
                         if let Some(mut s) = crate::catalog::sequences::lookup(
                             self.db.as_ref(),
                             Some(txn),
-                            txn.read_ts.unwrap_or(0),
+                            txn.read_ts()?,
                             seq,
                         )
                         .await?

@@ -100,9 +100,9 @@ impl Executor {
         })
     }
 
-    pub(crate) fn set_view(&self, txn: &Txn, dml_target: Option<&str>) {
+    pub(crate) fn set_view(&self, txn: &Txn, dml_target: Option<&str>) -> SqlResult<()> {
         let view = View {
-            read_ts: txn.read_ts.unwrap_or(0),
+            read_ts: txn.read_ts()?,
             overlays: txn
                 .writes
                 .iter()
@@ -112,6 +112,7 @@ impl Executor {
             reads: (txn.isolation == Isolation::Serializable).then(|| txn.reads.clone()),
         };
         *self.view.lock().unwrap_or_else(|e| e.into_inner()) = Some(view);
+        Ok(())
     }
 
     pub(crate) fn clear_view(&self) {
@@ -128,7 +129,7 @@ impl Executor {
         let mut stmt = stmt;
         crate::sql::names::disambiguate(&mut stmt);
         self.group_by_keys(txn, &mut stmt).await;
-        self.set_view(txn, dml_target);
+        self.set_view(txn, dml_target)?;
         if crate::catalog::session_meta::calls_catalog_function(&stmt) {
             let view = self.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
             if let Some(view) = view {
@@ -194,7 +195,7 @@ impl Executor {
     pub async fn table_def(&self, txn: &Txn, name: &str) -> SqlResult<Arc<TableDef>> {
         let catalog = txn.overlay(CATALOG_TABLE_ID);
         self.db
-            .lookup_table(txn.read_ts.unwrap_or(0), catalog.as_deref(), name)
+            .lookup_table(txn.read_ts()?, catalog.as_deref(), name)
             .await?
             .ok_or_else(|| {
                 SqlError::new(
@@ -220,11 +221,7 @@ impl Executor {
             txn.reads
                 .record(table_id, weft_engine::provider::ReadSpan::Key(key.to_vec()));
         }
-        Ok(self
-            .db
-            .storage
-            .get(table_id, key, txn.read_ts.unwrap_or(0))
-            .await?)
+        Ok(self.db.storage.get(table_id, key, txn.read_ts()?).await?)
     }
 
     pub(crate) fn row_key(&self, def: &TableDef, row: &Row) -> SqlResult<Vec<u8>> {

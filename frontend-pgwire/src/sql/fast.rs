@@ -286,12 +286,7 @@ impl Executor {
         }
         let row = match txn.own_write(def.id, &key) {
             Some(own) => own,
-            None => {
-                self.db
-                    .storage
-                    .get(def.id, &key, txn.read_ts.unwrap_or(0))
-                    .await?
-            }
+            None => self.db.storage.get(def.id, &key, txn.read_ts()?).await?,
         };
         let out_schema: SchemaRef = Arc::new(Schema::new(
             out_columns

@@ -39,7 +39,7 @@ impl Executor {
     /// `CREATE USER` implies LOGIN, as in PostgreSQL; the other attributes are accepted
     /// and have no effect (weft has no privileges yet: every role may do everything).
     pub async fn create_role(&self, txn: &mut Txn, cr: &ast::CreateRole) -> SqlResult<Outcome> {
-        let read_ts = txn.read_ts.unwrap_or(0);
+        let read_ts = txn.read_ts()?;
         let password = cr
             .password
             .as_ref()
@@ -79,7 +79,7 @@ impl Executor {
         op: &ast::AlterRoleOperation,
     ) -> SqlResult<Outcome> {
         let name = ident_name(name);
-        let read_ts = txn.read_ts.unwrap_or(0);
+        let read_ts = txn.read_ts()?;
         let ast::AlterRoleOperation::WithOptions { options } = op else {
             return Err(SqlError::unsupported(
                 "ALTER ROLE supports only [WITH] options (PASSWORD, LOGIN, SUPERUSER, ...)",
@@ -120,7 +120,7 @@ impl Executor {
         if_exists: bool,
         notices: &mut Vec<Notice>,
     ) -> SqlResult<Outcome> {
-        let read_ts = txn.read_ts.unwrap_or(0);
+        let read_ts = txn.read_ts()?;
         for n in names {
             let name = role_name(n)?;
             if name == BOOTSTRAP_ROLE_NAME {
