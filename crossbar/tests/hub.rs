@@ -2,6 +2,7 @@
 //! keys, in order; a slow subscriber is cut off without holding the fast one back, catches
 //! up from the object store (through the chosen read engine) and rejoins with no gap and no
 //! duplicate.
+#![allow(clippy::disallowed_methods)] // test harness deadlines are real time
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -16,6 +16,7 @@
 //! - [`provider`]: the DataFusion `TableProvider` that reads a table at a read timestamp,
 //!   overlaid with a transaction's own uncommitted writes.
 
+pub mod entropy;
 pub mod error;
 pub mod faults;
 pub mod key;
@@ -29,6 +30,7 @@ pub mod storage;
 pub mod time;
 pub mod types;
 
+pub use entropy::Entropy;
 pub use error::{EngineError, EngineResult};
 pub use record::{CommitRecord, TableWrites};
 pub use row::Row;

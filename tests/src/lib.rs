@@ -1,5 +1,6 @@
 //! Helpers for end-to-end tests: start a real `weft serve` process on a free port with its
 //! own data directory, connect real clients to it, kill it with SIGKILL.
+#![allow(clippy::disallowed_methods)] // test harness deadlines are real time
 
 pub mod history;
 pub mod s3;

@@ -1,6 +1,7 @@
 //! A real S3-compatible server for tests and benchmarks: `s3s-fs` (installed by
 //! `tests/run`), started on 127.0.0.1 on a free port over a temporary directory, with one
 //! bucket and its own credentials. It honours conditional puts (If-None-Match: *).
+#![allow(clippy::disallowed_methods)] // test harness deadlines are real time
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,5 +1,6 @@
 //! Durability: kill -9 in the middle of a write load, restart, and check that every
 //! acknowledged transaction survived whole and no unacknowledged one survived in part.
+#![allow(clippy::disallowed_methods)] // test harness deadlines are real time
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

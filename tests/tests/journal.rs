@@ -1,6 +1,7 @@
 //! The journal from the outside: `weft inspect journal --verify` on real data, retention
 //! with a restart, injected store faults seen by real clients, a second writer fencing the
 //! first, and the conditional-put probe.
+#![allow(clippy::disallowed_methods)] // test harness deadlines are real time
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,6 +3,7 @@
 //! The flush cadence (`--replay-batches-max`) bounds the journal a restart replays, and
 //! replay fetches many objects at once (`--replay-gets-max`). The figures are printed for
 //! docs/benchmarks.md. The two runs take turns, so that neither measures the other's load.
+#![allow(clippy::disallowed_methods)] // test harness deadlines are real time
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! SQL over the wire with tokio-postgres: DDL, every supported type, DML with RETURNING and
 //! ON CONFLICT, queries, errors with their SQLSTATEs, simple and extended protocol.
+#![allow(clippy::disallowed_methods)] // test harness deadlines are real time
 
 use tokio_postgres::types::Type;
 use tokio_postgres::SimpleQueryMessage;

@@ -1,6 +1,7 @@
 //! Storage over the wire: time travel (`SET weft.as_of`), point lookups that read one page,
 //! range pruning, segments readable by pyarrow and DuckDB, corrupt segments and manifests
 //! refused by name, and crashes at every step of a flush or a compaction.
+#![allow(clippy::disallowed_methods)] // test harness deadlines are real time
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

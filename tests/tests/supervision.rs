@@ -1,6 +1,7 @@
 //! Supervised background tasks: a panic in any of them takes the process down with a
 //! non-zero status (70) instead of leaving it acknowledging commits it cannot serve, and
 //! every commit acknowledged before the failure is readable after a restart.
+#![allow(clippy::disallowed_methods)] // the test waits for a real process's exit
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -7,6 +7,7 @@
 //! user would. Each query runs on both through the simple query protocol, and the text of
 //! every row must be the same, in the same order (numbers by value: weft_tests::tpch).
 //! Each query's time on both is printed.
+#![allow(clippy::disallowed_methods)] // test harness deadlines are real time
 
 use std::path::Path;
 use std::process::Command;

@@ -11,6 +11,7 @@
 //!
 //! `--markdown` writes the tables, the machine and the command into `docs/benchmarks.md`,
 //! between markers, replacing the previous run's.
+#![allow(clippy::disallowed_methods)] // benchmarks measure real time
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 //!
 //! weft and PostgreSQL are measured over the wire from one client; raw DataFusion runs in
 //! this process (no wire, no MVCC), which makes it the ceiling for weft's read path.
+#![allow(clippy::disallowed_methods)] // benchmarks measure real time
 
 use std::time::{Duration, Instant};
 

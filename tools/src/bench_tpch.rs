@@ -10,6 +10,7 @@
 //! path: the same engine reading the same data without MVCC, the wire or a catalog.
 //! A query that outlasts `--query-timeout-s` is cancelled and reported as such.
 //! `--markdown` writes the tables, the machine and the command into docs/benchmarks.md.
+#![allow(clippy::disallowed_methods)] // benchmarks measure real time
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -14,6 +14,7 @@
 //! `--commit-rows N` sets `weft.copy_commit_rows`, so a load larger than one transaction may
 //! be commits every N rows (docs/decisions.md, "COPY"); without it, the whole file is one
 //! transaction, as PostgreSQL's COPY is, and a file too large for one is refused (54000).
+#![allow(clippy::disallowed_methods)] // the progress line measures real time
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Read};

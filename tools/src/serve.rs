@@ -211,6 +211,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(store = %store.url, "object store ignores conditional puts; running because --single-writer promises a single writer");
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new(args.clock_error_us * 1000));
+    // Every id, salt and key the node draws comes from this one handle.
+    let entropy = weft_engine::Entropy::from_os();
     if args.version_retention_s < args.txn_duration_max_s {
         bail!(
             "--version-retention-s ({}) must be at least --txn-duration-max-s ({}): a \
@@ -409,13 +411,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let retention = Duration::from_secs(args.version_retention_s);
     let adjudicator_for_shutdown = adjudicator.clone();
-    let db = weft_frontend_pgwire::new_db(storage.clone(), adjudicator, limits);
+    let db = weft_frontend_pgwire::new_db(storage.clone(), adjudicator, limits, entropy.clone());
     db.set_version_retention(retention);
     db.set_idle_in_transaction_timeout_max(Duration::from_millis(
         args.idle_in_transaction_session_timeout_ms,
     ));
     db.set_auth(
-        weft_frontend_pgwire::auth::AuthConfig::new(args.auth, &args.users)
+        weft_frontend_pgwire::auth::AuthConfig::new(args.auth, &args.users, &entropy)
             .map_err(anyhow::Error::msg)?,
     );
     let tls = if args.no_tls {

@@ -18,6 +18,7 @@ use std::num::NonZeroU32;
 
 use serde::{Deserialize, Serialize};
 use weft_engine::storage::segment::hex;
+use weft_engine::Entropy;
 
 /// PBKDF2 iterations of every stored secret (PostgreSQL's `scram_iterations` default).
 pub const SCRAM_ITERATIONS: usize = 4096;
@@ -65,8 +66,9 @@ pub struct ScramSecret {
 }
 
 impl ScramSecret {
-    pub fn new(password: &str) -> ScramSecret {
-        let salt: [u8; 16] = rand::random();
+    /// A secret for `password` with a fresh salt from `entropy`.
+    pub fn new(password: &str, entropy: &Entropy) -> ScramSecret {
+        let salt: [u8; 16] = entropy.bytes();
         let salted = salted_password(password, &salt, SCRAM_ITERATIONS);
         ScramSecret {
             iterations: SCRAM_ITERATIONS,
@@ -86,7 +88,7 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     /// `NAME:PASSWORD` pairs.
-    pub fn new(mode: AuthMode, users: &[String]) -> Result<AuthConfig, String> {
+    pub fn new(mode: AuthMode, users: &[String], entropy: &Entropy) -> Result<AuthConfig, String> {
         let mut map = HashMap::new();
         for u in users {
             let Some((name, password)) = u.split_once(':') else {
@@ -95,7 +97,7 @@ impl AuthConfig {
             if name.is_empty() || password.is_empty() {
                 return Err(format!("--user {u:?}: name and password must not be empty"));
             }
-            map.insert(name.to_string(), ScramSecret::new(password));
+            map.insert(name.to_string(), ScramSecret::new(password, entropy));
         }
         Ok(AuthConfig { mode, users: map })
     }

@@ -19,7 +19,7 @@ use weft_engine::key::catalog_key;
 use weft_engine::provider::Overlay;
 use weft_engine::schema::{TableDef, CATALOG_TABLE_ID};
 use weft_engine::storage::StorageNode;
-use weft_engine::Timestamp;
+use weft_engine::{Entropy, Timestamp};
 use weft_journal::Adjudicator;
 
 use crate::catalog::txn::TxnLimits;
@@ -34,6 +34,8 @@ pub struct Db {
     pub limits: TxnLimits,
     /// The template every session's DataFusion state is cloned from.
     base_state: SessionState,
+    /// Every id, salt and key the node draws (table ids, SCRAM salts, cancel keys).
+    pub entropy: Entropy,
     /// Unique hidden row ids for tables without a primary key: a random per-process prefix
     /// and a counter.
     rowid_prefix: u64,
@@ -79,6 +81,7 @@ impl Db {
         limits: TxnLimits,
         base_state: SessionState,
         pg_static: Arc<dyn SchemaProvider>,
+        entropy: Entropy,
     ) -> Arc<Db> {
         Arc::new(Db {
             pg_static,
@@ -87,7 +90,8 @@ impl Db {
             adjudicator,
             limits,
             base_state,
-            rowid_prefix: rand::random::<u64>(),
+            rowid_prefix: entropy.u64(),
+            entropy,
             rowid_next: AtomicU64::new(0),
             next_pid: AtomicU64::new(1),
             version_retention: std::sync::OnceLock::new(),

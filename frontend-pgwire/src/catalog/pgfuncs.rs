@@ -232,9 +232,11 @@ pub fn type_oids(pg_type: &[arrow::array::RecordBatch]) -> std::collections::Has
 }
 
 /// Functions that answer the same for every session: registered in the template state.
+/// `entropy` draws `gen_random_uuid()`'s values.
 pub fn register_static(
     state: &mut SessionState,
     type_oids: Arc<std::collections::HashMap<String, i32>>,
+    entropy: weft_engine::Entropy,
 ) -> DfResult<()> {
     use datafusion::execution::FunctionRegistry;
     let udfs = vec![
@@ -314,10 +316,10 @@ pub fn register_static(
             &[0],
             DataType::Utf8,
             Volatility::Volatile,
-            |_, rows| {
+            move |_, rows| {
                 let out: StringArray = (0..rows)
                     .map(|_| {
-                        let bytes = rand::random::<u128>().to_le_bytes();
+                        let bytes = entropy.bytes::<16>();
                         Some(
                             uuid::Builder::from_random_bytes(bytes)
                                 .into_uuid()
@@ -465,7 +467,10 @@ pub(crate) fn external(e: crate::error::SqlError) -> DataFusionError {
 
 /// Runs a storage operation from inside a function, which DataFusion calls synchronously
 /// on a worker thread of the server's runtime.
+/// The one place the frontend blocks a runtime thread (it needs the multi-threaded
+/// runtime; a simulation on a current-thread runtime does not call these functions).
 pub(crate) fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
+    #[allow(clippy::disallowed_methods)]
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(fut))
 }
 

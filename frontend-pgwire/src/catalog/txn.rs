@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
 
 use arrow::datatypes::SchemaRef;
 use weft_engine::provider::{Overlay, ReadLog};
@@ -107,7 +106,8 @@ pub struct Txn {
     pub locked: Vec<(u64, Vec<u8>)>,
     pub rows_written: usize,
     pub bytes_written: usize,
-    pub started: Instant,
+    /// On tokio's clock, which a simulation pauses and advances.
+    pub started: tokio::time::Instant,
     pub isolation: Isolation,
     pub read_only: bool,
     /// What the transaction's scans read (recorded at SERIALIZABLE only).
@@ -125,7 +125,7 @@ impl Txn {
             locked: Vec::new(),
             rows_written: 0,
             bytes_written: 0,
-            started: Instant::now(),
+            started: tokio::time::Instant::now(),
             isolation,
             read_only,
             reads: Arc::new(ReadLog::default()),

@@ -22,6 +22,7 @@ pub fn new_db(
     storage: Arc<StorageNode>,
     adjudicator: Arc<Adjudicator>,
     limits: TxnLimits,
+    entropy: weft_engine::Entropy,
 ) -> Arc<Db> {
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG_NAME, SCHEMA_NAME)
@@ -133,7 +134,7 @@ pub fn new_db(
             .expect("the bundled pg_catalog rows load"),
     );
     let type_oids = Arc::new(crate::catalog::pgfuncs::type_oids(statics.pg_type.data()));
-    crate::catalog::pgfuncs::register_static(&mut base_state, type_oids)
+    crate::catalog::pgfuncs::register_static(&mut base_state, type_oids, entropy.clone())
         .expect("the system functions register in a fresh state");
     let base_state = {
         let ctx = SessionContext::new_with_state(base_state);
@@ -153,7 +154,7 @@ pub fn new_db(
         )
         .expect("the static pg_catalog provider builds"),
     );
-    Db::new(storage, adjudicator, limits, base_state, pg_static)
+    Db::new(storage, adjudicator, limits, base_state, pg_static, entropy)
 }
 
 /// A session's DataFusion context, reading tables through `view`.

@@ -248,7 +248,7 @@ impl Executor {
                 "tables without columns are not supported",
             ));
         }
-        let id = FIRST_USER_TABLE_ID + rand::random::<u64>() % (u64::MAX - FIRST_USER_TABLE_ID);
+        let id = FIRST_USER_TABLE_ID + self.db.entropy.u64() % (u64::MAX - FIRST_USER_TABLE_ID);
         let oid = weft_engine::schema::oid_for_table_id(id);
         let mut owned = Vec::new();
         for (n, (i, opts)) in sequences.iter().enumerate() {
@@ -439,7 +439,7 @@ impl Executor {
                 }
             },
         };
-        let id = FIRST_USER_TABLE_ID + rand::random::<u64>() % (u64::MAX - FIRST_USER_TABLE_ID);
+        let id = FIRST_USER_TABLE_ID + self.db.entropy.u64() % (u64::MAX - FIRST_USER_TABLE_ID);
         let mut seq = crate::catalog::sequences::SeqDef::new(
             name.clone(),
             weft_engine::schema::oid_for_table_id(id),
@@ -552,7 +552,7 @@ impl Executor {
             fresh.oid = def.oid();
             while fresh.id == def.id {
                 fresh.id =
-                    FIRST_USER_TABLE_ID + rand::random::<u64>() % (u64::MAX - FIRST_USER_TABLE_ID);
+                    FIRST_USER_TABLE_ID + self.db.entropy.u64() % (u64::MAX - FIRST_USER_TABLE_ID);
             }
             self.put_table_def(txn, &fresh)?;
         }

@@ -43,7 +43,7 @@ impl Executor {
         let password = cr
             .password
             .as_ref()
-            .map(password_secret)
+            .map(|p| password_secret(p, &self.db.entropy))
             .transpose()?
             .flatten();
         for n in &cr.names {
@@ -102,7 +102,7 @@ impl Executor {
         };
         for o in options {
             match o {
-                RoleOption::Password(p) => def.password = password_secret(p)?,
+                RoleOption::Password(p) => def.password = password_secret(p, &self.db.entropy)?,
                 RoleOption::Login(b) => def.login = *b,
                 RoleOption::SuperUser(b) => def.superuser = *b,
                 _ => {}
@@ -152,6 +152,7 @@ impl Executor {
 /// none for `PASSWORD NULL`. Hashes made elsewhere cannot be used by weft's SCRAM.
 pub fn password_secret(
     p: &datafusion::sql::sqlparser::ast::Password,
+    entropy: &weft_engine::Entropy,
 ) -> SqlResult<Option<ScramSecret>> {
     use datafusion::sql::sqlparser::ast::{Expr, Password as P, Value};
     match p {
@@ -166,7 +167,7 @@ pub fn password_secret(
                 if s.is_empty() {
                     return Ok(None);
                 }
-                Ok(Some(ScramSecret::new(s)))
+                Ok(Some(ScramSecret::new(s, entropy)))
             }
             Value::Null => Ok(None),
             _ => Err(SqlError::new(

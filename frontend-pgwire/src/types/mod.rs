@@ -10,7 +10,7 @@
 //! - [`datetime`], [`interval_scale`], [`to_char`]: dates, times and intervals;
 //! - [`text_types`]: character(n), varchar, uuid and bytea in comparisons;
 //! - [`arrays`], [`jsonb`]: array and json values, operators and functions;
-//! - [`pg_typeof`]: `pg_typeof(x)`.
+//! - [`pg_typeof`]: the `pg_typeof(x)` function.
 
 pub mod arrays;
 pub mod column_type;

@@ -49,8 +49,8 @@ impl AuthSource for WeftAuthSource {
         // PostgreSQL; SCRAM still runs to the end with a secret nobody knows.
         let Some(secret) = secret else {
             return Ok(Password::new(
-                Some(rand::random::<[u8; 16]>().to_vec()),
-                rand::random::<[u8; 32]>().to_vec(),
+                Some(self.db.entropy.bytes::<16>().to_vec()),
+                self.db.entropy.bytes::<32>().to_vec(),
             ));
         };
         let (Some(salt), Some(salted)) = (unhex(&secret.salt), unhex(&secret.salted_password))

@@ -54,7 +54,7 @@ impl pgwire::api::PidSecretKeyGenerator for SessionPids {
                 database,
                 pid,
             });
-        let secret = rand::random::<i32>();
+        let secret = i32::from_le_bytes(self.db.entropy.bytes());
         let backend = self.db.backends.register(crate::catalog::activity::Start {
             pid,
             secret,
