@@ -14,7 +14,7 @@
 //! so that the tables' columns can be read side by side.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::{MemTable, SchemaProvider};
@@ -81,7 +81,8 @@ pub fn is_catalog_relation(db: &Db, name: &str) -> bool {
 
 pub struct PgCatalogSchema {
     pub db: Arc<Db>,
-    pub view: Arc<Mutex<Option<View>>>,
+    /// What the statement being planned reads.
+    pub view: View,
     pub meta: Arc<SessionMeta>,
 }
 
@@ -93,11 +94,7 @@ impl std::fmt::Debug for PgCatalogSchema {
 
 impl PgCatalogSchema {
     pub(crate) async fn snapshot(&self) -> DfResult<Option<Arc<Snapshot>>> {
-        let view = self.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        match view {
-            Some(v) => Ok(Some(self.meta.refresh(&self.db, &v).await?)),
-            None => Ok(None),
-        }
+        Ok(Some(self.meta.refresh(&self.db, &self.view).await?))
     }
 
     pub async fn dynamic_table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {

@@ -1,7 +1,7 @@
 //! weft's catalog as DataFusion sees it: the `public` schema's tables at the statement's
 //! read timestamp, beside `pg_catalog` and `information_schema`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider};
@@ -18,11 +18,12 @@ use crate::catalog::pgcatalog::{is_catalog_relation, PgCatalogSchema};
 use crate::catalog::session_meta::SessionMeta;
 use crate::catalog::view::View;
 
-/// The catalog a session plans against: its tables read through `view`, `nextval` the
-/// session's (column defaults call it).
+/// The catalog one statement plans against: its tables as `view` reads them, `nextval` the
+/// session's (column defaults call it). A new one is registered for every statement, so
+/// the statement's read timestamp reaches DataFusion as a value of its own.
 pub fn provider(
     db: &Arc<Db>,
-    view: Arc<Mutex<Option<View>>>,
+    view: View,
     meta: Arc<SessionMeta>,
     nextval: Arc<datafusion::logical_expr::ScalarUDF>,
 ) -> Arc<dyn CatalogProvider> {
@@ -74,7 +75,7 @@ impl CatalogProvider for WeftCatalog {
 
 struct WeftSchema {
     db: Arc<Db>,
-    view: Arc<Mutex<Option<View>>>,
+    view: View,
     /// Unqualified pg_catalog names (`pg_class`) resolve there first, as in PostgreSQL.
     pg: Arc<PgCatalogSchema>,
     /// The session's `nextval`, which column defaults call.
@@ -84,12 +85,6 @@ struct WeftSchema {
 impl std::fmt::Debug for WeftSchema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("WeftSchema")
-    }
-}
-
-impl WeftSchema {
-    fn view(&self) -> Option<View> {
-        self.view.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -104,9 +99,7 @@ impl SchemaProvider for WeftSchema {
         if is_catalog_relation(&self.db, name) {
             return self.pg.table(name).await;
         }
-        let Some(view) = self.view() else {
-            return Ok(None);
-        };
+        let view = &self.view;
         let catalog = view.overlays.get(&CATALOG_TABLE_ID).cloned();
         let def = self
             .db

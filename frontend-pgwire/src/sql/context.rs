@@ -3,7 +3,9 @@
 //! the SubPlan query planner, the system functions), and a session's context over weft's
 //! catalog.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use datafusion::logical_expr::ScalarUDF;
 
 use datafusion::catalog::MemoryCatalogProviderList;
 use datafusion::error::Result as DfResult;
@@ -157,20 +159,28 @@ pub fn new_db(
     Db::new(storage, adjudicator, limits, base_state, pg_static, entropy)
 }
 
-/// A session's DataFusion context, reading tables through `view`.
-pub fn session_context(
-    db: &Arc<Db>,
-    view: Arc<Mutex<Option<View>>>,
-    meta: Arc<SessionMeta>,
-) -> SessionContext {
+/// A session's DataFusion context (weft's tables are registered per statement, by
+/// [`plan_through`]), and the session's `nextval`, which column defaults call.
+pub fn session_context(db: &Arc<Db>, meta: &Arc<SessionMeta>) -> (SessionContext, Arc<ScalarUDF>) {
     let ctx = db.fresh_context();
-    let nextval = Arc::new(crate::catalog::session_funcs::nextval_udf(db, &meta));
+    let nextval = Arc::new(crate::catalog::session_funcs::nextval_udf(db, meta));
+    crate::catalog::session_funcs::register_session(&ctx, db, meta);
+    (ctx, nextval)
+}
+
+/// Makes weft's catalog as `view` reads it the one the session's next plan resolves its
+/// tables in: a provider value of this statement's, replacing the last statement's.
+pub fn plan_through(
+    ctx: &SessionContext,
+    db: &Arc<Db>,
+    view: View,
+    meta: Arc<SessionMeta>,
+    nextval: Arc<ScalarUDF>,
+) {
     ctx.register_catalog(
         CATALOG_NAME,
-        crate::catalog::schema::provider(db, view, meta.clone(), nextval),
+        crate::catalog::schema::provider(db, view, meta, nextval),
     );
-    crate::catalog::session_funcs::register_session(&ctx, db, &meta);
-    ctx
 }
 
 /// Casts to PostgreSQL's types that weft stores as text (`::jsonb`, `::json`, `::uuid`), and

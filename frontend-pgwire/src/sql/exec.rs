@@ -6,7 +6,7 @@
 //! overlaid with its own writes.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::sql::outcome::Outcome;
 use arrow::array::{Array, BinaryArray, RecordBatch};
@@ -27,15 +27,22 @@ use crate::catalog::txn::{Isolation, Txn};
 use crate::catalog::view::View;
 use crate::error::{codes, SqlError, SqlResult};
 
+/// A session's DataFusion context, its state (taken once, for turning SQL into logical
+/// plans without cloning every function registry each time), and its `nextval`.
+pub(crate) type Planning = (
+    SessionContext,
+    datafusion::execution::SessionState,
+    Arc<datafusion::logical_expr::ScalarUDF>,
+);
+
 pub struct Executor {
     pub db: Arc<Db>,
     /// The session's DataFusion context and its state (taken once, for turning SQL into
     /// logical plans without cloning every function registry each time), made when the
     /// session first plans a statement: an idle connection, or one that only runs point
-    /// reads and writes, never pays for them. The session never changes its context after
-    /// it is made; tables are reached through `view`.
-    planning: std::sync::OnceLock<(SessionContext, datafusion::execution::SessionState)>,
-    pub view: Arc<Mutex<Option<View>>>,
+    /// reads and writes, never pays for them. Each statement registers weft's catalog at its
+    /// own read timestamp before it is planned ([`crate::sql::context::plan_through`]).
+    planning: std::sync::OnceLock<Planning>,
     /// What catalog tables and system functions know of the session.
     pub meta: Arc<crate::catalog::session_meta::SessionMeta>,
 }
@@ -83,25 +90,21 @@ impl Executor {
         Executor {
             db,
             planning: std::sync::OnceLock::new(),
-            view: Arc::new(Mutex::new(None)),
             meta: Arc::default(),
         }
     }
 
-    pub(crate) fn planning(&self) -> &(SessionContext, datafusion::execution::SessionState) {
+    pub(crate) fn planning(&self) -> &Planning {
         self.planning.get_or_init(|| {
-            let ctx = crate::sql::context::session_context(
-                &self.db,
-                self.view.clone(),
-                self.meta.clone(),
-            );
+            let (ctx, nextval) = crate::sql::context::session_context(&self.db, &self.meta);
             let state = ctx.state();
-            (ctx, state)
+            (ctx, state, nextval)
         })
     }
 
-    pub(crate) fn set_view(&self, txn: &Txn, dml_target: Option<&str>) -> SqlResult<()> {
-        let view = View {
+    /// What a statement of `txn` reads (UPDATE and DELETE see `dml_target`'s key column).
+    pub(crate) fn view_of(txn: &Txn, dml_target: Option<&str>) -> SqlResult<View> {
+        Ok(View {
             read_ts: txn.read_ts()?,
             overlays: txn
                 .writes
@@ -110,13 +113,7 @@ impl Executor {
                 .collect(),
             dml_target: dml_target.map(str::to_string),
             reads: (txn.isolation == Isolation::Serializable).then(|| txn.reads.clone()),
-        };
-        *self.view.lock().unwrap_or_else(|e| e.into_inner()) = Some(view);
-        Ok(())
-    }
-
-    pub(crate) fn clear_view(&self) {
-        *self.view.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        })
     }
 
     /// Plans a statement against the transaction's view of the database.
@@ -129,23 +126,15 @@ impl Executor {
         let mut stmt = stmt;
         crate::sql::names::disambiguate(&mut stmt);
         self.group_by_keys(txn, &mut stmt).await;
-        self.set_view(txn, dml_target)?;
+        let view = Self::view_of(txn, dml_target)?;
         if crate::catalog::session_meta::calls_catalog_function(&stmt) {
-            let view = self.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            if let Some(view) = view {
-                if let Err(e) = self.meta.refresh(&self.db, &view).await {
-                    self.clear_view();
-                    return Err(e.into());
-                }
-            }
+            self.meta.refresh(&self.db, &view).await?;
         }
-        let result = self
-            .planning()
-            .1
+        let (ctx, state, nextval) = self.planning();
+        crate::sql::context::plan_through(ctx, &self.db, view, self.meta.clone(), nextval.clone());
+        Ok(state
             .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
-            .await;
-        self.clear_view();
-        Ok(result?)
+            .await?)
     }
 
     /// A GROUP BY that holds a table's primary key also groups by the table's other
