@@ -1,4 +1,4 @@
-//! The background tasks of `weft serve` and the supervisor that watches them.
+//! The background tasks of a node and the supervisor that watches them.
 //!
 //! Every task that keeps the process correct (journal writers, the crossbar and its hub,
 //! the storage follower that applies commits, flush, compaction, retention, the ownership
@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use object_store::path::Path;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use weft_engine::faults::panic_point;
 use weft_engine::objstore::DurableStore;
 use weft_engine::storage::{read_manifest, StorageNode};
@@ -33,11 +33,13 @@ const TICK: Duration = Duration::from_secs(1);
 #[derive(Default)]
 pub struct Supervisor {
     tasks: Vec<BoxFuture<'static, (String, String)>>,
+    aborts: Vec<AbortHandle>,
 }
 
 impl Supervisor {
     pub fn watch(&mut self, name: impl Into<String>, task: JoinHandle<()>) {
         let name = name.into();
+        self.aborts.push(task.abort_handle());
         self.tasks.push(
             async move {
                 let why = match task.await {
@@ -60,11 +62,18 @@ impl Supervisor {
     }
 
     /// The first task to end: its name and how it ended. Pending forever with no tasks.
-    pub async fn first_exit(self) -> (String, String) {
+    pub async fn first_exit(&mut self) -> (String, String) {
         if self.tasks.is_empty() {
             return std::future::pending().await;
         }
-        futures::future::select_all(self.tasks).await.0
+        futures::future::select_all(self.tasks.iter_mut()).await.0
+    }
+
+    /// Stops every watched task where it is.
+    pub fn abort_all(&self) {
+        for a in &self.aborts {
+            a.abort();
+        }
     }
 }
 

@@ -95,7 +95,7 @@ async fn segment(args: &SegmentArgs) -> anyhow::Result<()> {
             let (bucket, key) = rest
                 .split_once('/')
                 .context("an object URL is s3://bucket/key")?;
-            let store = crate::serve::open_store_at(
+            let store = weft::store::open_store_at(
                 std::path::Path::new("."),
                 Some(&format!("s3://{bucket}")),
             )?;
@@ -114,9 +114,9 @@ async fn segment(args: &SegmentArgs) -> anyhow::Result<()> {
 
 async fn manifest(args: &ManifestArgs) -> anyhow::Result<usize> {
     let store = if args.target.starts_with("s3://") {
-        crate::serve::open_store_at(std::path::Path::new("."), Some(&args.target))?
+        weft::store::open_store_at(std::path::Path::new("."), Some(&args.target))?
     } else {
-        crate::serve::open_store_at(&PathBuf::from(&args.target), None)?
+        weft::store::open_store_at(&PathBuf::from(&args.target), None)?
     };
     let root =
         object_store::path::Path::from(format!("clusters/{}/storage/{}", args.cluster, args.range));
@@ -305,11 +305,11 @@ async fn retained_away(
 
 async fn journal(args: &JournalArgs) -> anyhow::Result<usize> {
     let store = if args.target.starts_with("s3://") {
-        crate::serve::open_store_at(&PathBuf::new(), Some(&args.target))?
+        weft::store::open_store_at(&PathBuf::new(), Some(&args.target))?
     } else {
         let dir = PathBuf::from(&args.target);
         anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
-        crate::serve::open_store_at(&dir, None)?
+        weft::store::open_store_at(&dir, None)?
     };
     let cluster = &args.cluster;
     let mut ids = list_journals(&store, cluster).await?;

@@ -1,6 +1,5 @@
 //! The `weft` binary: `weft serve` runs every component in one process.
 
-mod background;
 mod bench;
 mod bench_journal;
 mod bench_oltp;

@@ -4,6 +4,7 @@
 //! imports [`crate::sql`] and below, never the wire protocol.
 //!
 //! - [`machine`]: the session's state and the dispatch of each statement;
+//! - [`query_string`]: the statements of one simple-protocol query string;
 //! - [`in_txn`]: statements inside the session's transaction;
 //! - [`settings`]: SET, SHOW, RESET and startup parameters;
 //! - [`describe`]: parameter types and result columns before a statement runs;
@@ -18,6 +19,7 @@ pub mod in_txn;
 pub mod machine;
 pub mod placeholders;
 pub mod prepared;
+pub mod query_string;
 pub mod set_config;
 pub mod setting_values;
 pub mod settings;

@@ -3,7 +3,6 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
-use datafusion::sql::sqlparser::ast::Statement;
 use futures::sink::{Sink, SinkExt};
 use pgwire::api::portal::Format;
 use pgwire::api::query::{
@@ -21,7 +20,6 @@ use crate::error::SqlError;
 use crate::session::machine::Core;
 use crate::session::machine::Reply;
 use crate::sql::outcome::Outcome;
-use crate::sql::prepare::parse;
 use crate::wire::connection::SessionHandler;
 use crate::wire::encode::query_response;
 use crate::wire::errors::IntoPgWire;
@@ -46,11 +44,8 @@ impl SimpleQueryHandler for SessionHandler {
         let core = &self.core;
         let mut st = core.state.lock().await;
         core.activity_begin(&st, &query.query);
-        match parse(&query.query) {
-            Err(e) => {
-                core.fail(&mut st);
-                client.feed(error_message(&e)).await?;
-            }
+        match core.parse_query_string(&mut st, &query.query) {
+            Err(e) => client.feed(error_message(&e)).await?,
             Ok(stmts) if stmts.is_empty() => {
                 client
                     .feed(PgWireBackendMessage::EmptyQueryResponse(
@@ -58,25 +53,14 @@ impl SimpleQueryHandler for SessionHandler {
                     ))
                     .await?;
             }
-            Ok(stmts)
-                if stmts.len() > 1
-                    && stmts
-                        .iter()
-                        .any(|s| matches!(s, Statement::Copy { to: false, .. })) =>
-            {
-                core.fail(&mut st);
-                client
-                    .feed(error_message(&SqlError::unsupported(
-                        "COPY FROM STDIN must be the only statement in its query string",
-                    )))
-                    .await?;
-            }
             Ok(stmts) => {
-                let multi = stmts.len() > 1;
+                let count = stmts.len();
                 let mut failed = false;
                 for stmt in stmts {
                     let mut notices = Vec::new();
-                    let result = core.run(&mut st, stmt, None, !multi, &mut notices).await;
+                    let result = core
+                        .run_in_query_string(&mut st, stmt, count, &mut notices)
+                        .await;
                     send_notices(client, notices).await?;
                     match result {
                         Ok(reply) => send_reply(client, reply).await?,
@@ -87,11 +71,8 @@ impl SimpleQueryHandler for SessionHandler {
                         }
                     }
                 }
-                if multi && !failed && st.txn.as_ref().is_some_and(|t| !t.explicit) {
-                    let t = st.txn.take().expect("implicit transaction");
-                    if let Err(e) = core.commit(t).await {
-                        client.feed(error_message(&e)).await?;
-                    }
+                if let Err(e) = core.end_query_string(&mut st, count, failed).await {
+                    client.feed(error_message(&e)).await?;
                 }
                 if st.copy.is_some() {
                     // The client sends the data next; ReadyForQuery follows CopyDone.
@@ -99,9 +80,6 @@ impl SimpleQueryHandler for SessionHandler {
                     client.set_state(PgWireConnectionState::CopyInProgress(false));
                     client.flush().await?;
                     return Ok(());
-                }
-                if st.txn.as_ref().is_some_and(|t| !t.explicit) {
-                    st.txn = None;
                 }
             }
         }

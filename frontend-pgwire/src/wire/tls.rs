@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use pgwire::tokio::tokio_rustls::rustls;
-use pgwire::tokio::TlsAcceptor;
+pub use pgwire::tokio::TlsAcceptor;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
