@@ -35,5 +35,5 @@ pub use error::{EngineError, EngineResult};
 pub use record::{CommitRecord, TableWrites};
 pub use row::Row;
 pub use schema::{ColumnDef, TableDef};
-pub use time::{Clock, ClockInterval, SystemClock, Timestamp};
+pub use time::{Clock, ClockInterval, SystemClock, Timestamp, TokioClock};
 pub use types::SqlType;

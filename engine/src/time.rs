@@ -46,6 +46,36 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock that follows tokio's: on a runtime with paused time (a simulation), time moves
+/// only when every task waits, so a simulated hour passes in milliseconds and a seed
+/// replays alike. Starts at `origin` (nanoseconds since the Unix epoch).
+#[derive(Debug, Clone)]
+pub struct TokioClock {
+    origin: Timestamp,
+    start: tokio::time::Instant,
+    pub error_bound_ns: u64,
+}
+
+impl TokioClock {
+    pub fn new(origin: Timestamp, error_bound_ns: u64) -> Self {
+        TokioClock {
+            origin,
+            start: tokio::time::Instant::now(),
+            error_bound_ns,
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> ClockInterval {
+        let now = self.origin + self.start.elapsed().as_nanos() as u64;
+        ClockInterval {
+            earliest: now.saturating_sub(self.error_bound_ns),
+            latest: now.saturating_add(self.error_bound_ns),
+        }
+    }
+}
+
 /// Formats a timestamp as RFC 3339 for logs and error messages.
 pub fn format_ts(ts: Timestamp) -> String {
     let secs = (ts / 1_000_000_000) as i64;
