@@ -50,7 +50,7 @@ impl Crossbar {
     pub fn spawn(
         journals: usize,
         start_ts: Timestamp,
-        mut events: mpsc::UnboundedReceiver<JournalEvent>,
+        mut events: mpsc::Receiver<JournalEvent>,
         hub: Hub,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
@@ -67,7 +67,7 @@ impl Crossbar {
                 if records.is_empty() && watermark == 0 {
                     continue;
                 }
-                hub.release(records, watermark);
+                hub.release(records, watermark).await;
             }
         })
     }

@@ -132,6 +132,9 @@ pub struct HubConfig {
     pub buffer_batches: usize,
     /// Recently released records kept to re-attach a subscriber that caught up.
     pub ring_records: usize,
+    /// Releases and subscriptions that may wait for the hub's task: past this the merger
+    /// waits to release (and the journals behind it hold their writers back).
+    pub control_max: usize,
 }
 
 impl Default for HubConfig {
@@ -139,6 +142,7 @@ impl Default for HubConfig {
         HubConfig {
             buffer_batches: 4096,
             ring_records: 65_536,
+            control_max: 1024,
         }
     }
 }
@@ -173,7 +177,7 @@ pub struct HubStats {
 /// The live hub. Cheap to clone.
 #[derive(Clone)]
 pub struct Hub {
-    control: mpsc::UnboundedSender<Control>,
+    control: mpsc::Sender<Control>,
     released: watch::Receiver<Timestamp>,
     stats: Arc<std::sync::Mutex<HubStats>>,
 }
@@ -189,7 +193,7 @@ impl Hub {
         start_ts: Timestamp,
         config: HubConfig,
     ) -> (Hub, tokio::task::JoinHandle<()>) {
-        let (control, mut rx) = mpsc::unbounded_channel::<Control>();
+        let (control, mut rx) = mpsc::channel::<Control>(config.control_max.max(1));
         let (released_tx, released) = watch::channel(start_ts);
         let stats = Arc::new(std::sync::Mutex::new(HubStats::default()));
         let st = stats.clone();
@@ -267,9 +271,13 @@ impl Hub {
         )
     }
 
-    /// Hands the hub the next records of the total order (from the merger).
-    pub fn release(&self, records: Vec<Arc<CommitRecord>>, watermark: Timestamp) {
-        let _ = self.control.send(Control::Release { records, watermark });
+    /// Hands the hub the next records of the total order (from the merger), waiting while
+    /// the hub's control queue is full.
+    pub async fn release(&self, records: Vec<Arc<CommitRecord>>, watermark: Timestamp) {
+        let _ = self
+            .control
+            .send(Control::Release { records, watermark })
+            .await;
     }
 
     /// The hub's released watermark.
@@ -292,6 +300,7 @@ impl Hub {
         if self
             .control
             .send(Control::Subscribe { sub, after, reply })
+            .await
             .is_err()
         {
             return Err(self.released());

@@ -105,6 +105,7 @@ async fn slow_subscribers_are_cut_off_and_rejoin_without_gaps() {
         HubConfig {
             buffer_batches: 4,
             ring_records: 64,
+            ..HubConfig::default()
         },
     );
     let source = Arc::new(StoreCatchUp {
@@ -131,7 +132,8 @@ async fn slow_subscribers_are_cut_off_and_rejoin_without_gaps() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     for chunk in records.chunks(10) {
-        hub.release(chunk.to_vec(), chunk.last().unwrap().commit_ts);
+        hub.release(chunk.to_vec(), chunk.last().unwrap().commit_ts)
+            .await;
         tokio::task::yield_now().await;
     }
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -204,4 +206,38 @@ fn filtering_keeps_only_the_subscribed_keys() {
         &Subscription::everything().filter(&rec).unwrap(),
         &rec
     ));
+}
+
+/// The hub's control queue is bounded (`HubConfig::control_max`): a release past it waits
+/// until the hub's task has taken the earlier ones, and nothing is lost or reordered.
+#[tokio::test(flavor = "current_thread")]
+async fn a_full_control_queue_makes_the_merger_wait() {
+    use futures::FutureExt;
+    let hub = Hub::spawn(
+        0,
+        HubConfig {
+            control_max: 1,
+            ..HubConfig::default()
+        },
+    );
+    // The hub's task has not run yet (one thread, no await so far): the first release
+    // fills the queue and the second must wait.
+    assert!(hub
+        .release(vec![record(10, 1)], 10)
+        .now_or_never()
+        .is_some());
+    let mut second = Box::pin(hub.release(vec![record(20, 2)], 20));
+    assert!(
+        (&mut second).now_or_never().is_none(),
+        "a full queue makes release wait"
+    );
+    second.await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hub.released() < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the hub did not take both releases"
+        );
+        tokio::task::yield_now().await;
+    }
 }

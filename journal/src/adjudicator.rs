@@ -70,7 +70,7 @@ impl CommitRequest {
 }
 
 pub struct JournalHandle {
-    pub tx: mpsc::UnboundedSender<Pending>,
+    pub tx: mpsc::Sender<Pending>,
     pub healthy: Arc<AtomicBool>,
 }
 
@@ -169,6 +169,16 @@ impl Adjudicator {
             .collect();
 
         let (done_tx, done_rx) = oneshot::channel();
+        let journal = self
+            .pick_journal()
+            .ok_or_else(|| CommitError::Unavailable("no journal is accepting writes".into()))?;
+        // A place in the journal's bounded queue first (waiting while the store is
+        // behind), then the conflict check and the timestamp under the lock.
+        let permit = self.journals[journal]
+            .tx
+            .reserve()
+            .await
+            .map_err(|_| CommitError::Unavailable(format!("journal {journal} has stopped")))?;
         let commit_ts = {
             let mut c = self.conflicts.lock().unwrap_or_else(|e| e.into_inner());
             if self.config.check_conflicts {
@@ -179,29 +189,18 @@ impl Adjudicator {
                     reads: &reads,
                 })?;
             }
-            let journal = self
-                .pick_journal()
-                .ok_or_else(|| CommitError::Unavailable("no journal is accepting writes".into()))?;
-            let tx = &self.journals[journal].tx;
-            let (ts, sent) = self.sequencer.assign(journal, |ts| {
+            let (ts, ()) = self.sequencer.assign(journal, |ts| {
                 patch_commit_ts(&mut body, ts_at, ts);
                 let record = Arc::new(CommitRecord {
                     commit_ts: ts,
                     tables: record.tables,
                 });
-                tx.send(Pending {
+                permit.send(Pending {
                     record,
                     body,
                     done: done_tx,
                 })
-                .is_ok()
             });
-            if !sent {
-                self.sequencer.abandoned(journal, &[ts]);
-                return Err(CommitError::Unavailable(format!(
-                    "journal {journal} has stopped"
-                )));
-            }
             c.record(ts, written, &written_tables);
             let horizon = self
                 .clock

@@ -31,7 +31,7 @@ pub mod writer;
 
 pub use adjudicator::{Adjudicator, AdjudicatorConfig, CommitRequest};
 pub use error::{CommitError, JournalError};
-pub use sequencer::{JournalEvent, Sequencer};
+pub use sequencer::{events_channel, JournalEvent, Sequencer, EVENTS_QUEUE_MAX};
 
 use object_store::path::Path;
 

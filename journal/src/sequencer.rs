@@ -11,13 +11,24 @@
 //!
 //! Everything happens under one lock, and events are sent on the crossbar's channel under
 //! it, so the channel order is the order in which promises were made: a watermark can never
-//! overtake a record it covers.
+//! overtake a record it covers. The channel is bounded ([`EVENTS_QUEUE_MAX`]): a sender
+//! reserves its place before it takes the lock (waiting while the crossbar is behind, which
+//! holds journal writers and so commits back), and sends under it.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use weft_engine::{Clock, CommitRecord, Timestamp};
+
+/// How many journal events may wait for the crossbar: past this, journal writers wait (and
+/// so do the commits behind them) until the crossbar catches up.
+pub const EVENTS_QUEUE_MAX: usize = 1024;
+
+/// The bounded channel from a sequencer to its crossbar.
+pub fn events_channel() -> (mpsc::Sender<JournalEvent>, mpsc::Receiver<JournalEvent>) {
+    mpsc::channel(EVENTS_QUEUE_MAX)
+}
 
 /// What a journal tells the crossbar: new durable records (in timestamp order) and its
 /// new watermark.
@@ -32,11 +43,11 @@ struct State {
     last_ts: Timestamp,
     floor: Timestamp,
     inflight: Vec<BTreeSet<Timestamp>>,
-    events: mpsc::UnboundedSender<JournalEvent>,
 }
 
 pub struct Sequencer {
     state: Mutex<State>,
+    events: mpsc::Sender<JournalEvent>,
     clock: Arc<dyn Clock>,
     /// Journal objects made durable since start, over every journal: what a restart
     /// would replay if nothing were flushed (the flusher bounds it).
@@ -58,7 +69,7 @@ impl Sequencer {
         journals: usize,
         recovered_ts: Timestamp,
         clock: Arc<dyn Clock>,
-        events: mpsc::UnboundedSender<JournalEvent>,
+        events: mpsc::Sender<JournalEvent>,
     ) -> Sequencer {
         Sequencer {
             batches_durable: std::sync::atomic::AtomicU64::new(0),
@@ -66,8 +77,8 @@ impl Sequencer {
                 last_ts: recovered_ts,
                 floor: recovered_ts,
                 inflight: vec![BTreeSet::new(); journals],
-                events,
             }),
+            events,
             clock,
         }
     }
@@ -107,60 +118,74 @@ impl Sequencer {
         (ts, r)
     }
 
-    /// Records that a batch is durable: hands it to the crossbar with the new watermark.
     /// How many journal objects were made durable since start.
     pub fn batches_durable(&self) -> u64 {
         self.batches_durable
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    pub fn durable(&self, journal: usize, records: Vec<Arc<CommitRecord>>) {
+    /// Records that a batch is durable: hands it to the crossbar with the new watermark
+    /// (waiting for room on the crossbar's channel first).
+    pub async fn durable(&self, journal: usize, records: Vec<Arc<CommitRecord>>) {
         self.batches_durable
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let permit = self.events.reserve().await.ok();
         let mut s = self.lock();
         for r in &records {
             s.inflight[journal].remove(&r.commit_ts);
         }
         let watermark = s.watermark(journal);
-        let _ = s.events.send(JournalEvent {
-            journal_id: journal as u32,
-            records,
-            watermark,
-        });
+        if let Some(p) = permit {
+            p.send(JournalEvent {
+                journal_id: journal as u32,
+                records,
+                watermark,
+            });
+        }
     }
 
     /// Records that timestamps will never appear in the journal (the write failed).
-    pub fn abandoned(&self, journal: usize, ts: &[Timestamp]) {
+    pub async fn abandoned(&self, journal: usize, ts: &[Timestamp]) {
+        let permit = self.events.reserve().await.ok();
         let mut s = self.lock();
         for t in ts {
             s.inflight[journal].remove(t);
         }
         let watermark = s.watermark(journal);
-        let _ = s.events.send(JournalEvent {
-            journal_id: journal as u32,
-            records: Vec::new(),
-            watermark,
-        });
+        if let Some(p) = permit {
+            p.send(JournalEvent {
+                journal_id: journal as u32,
+                records: Vec::new(),
+                watermark,
+            });
+        }
     }
 
     /// Makes every journal promise a watermark of at least `ts` as soon as it can: idle
     /// journals publish at once; busy ones when their in-flight batch is durable. Later
     /// commits get timestamps above `ts`.
-    pub fn request_watermark(&self, ts: Timestamp) {
+    pub async fn request_watermark(&self, ts: Timestamp) {
+        let journals = {
+            let s = self.lock();
+            if ts <= s.floor && s.inflight.iter().all(|f| f.is_empty()) && s.last_ts <= s.floor {
+                // Already promised by every journal.
+                return;
+            }
+            s.inflight.len()
+        };
+        let mut permits = self.events.reserve_many(journals).await.ok();
         let mut s = self.lock();
-        if ts <= s.floor && s.inflight.iter().all(|f| f.is_empty()) && s.last_ts <= s.floor {
-            // Already promised by every journal.
-            return;
-        }
         s.floor = s.floor.max(ts);
         for j in 0..s.inflight.len() {
             if s.inflight[j].is_empty() {
                 let watermark = s.watermark(j);
-                let _ = s.events.send(JournalEvent {
-                    journal_id: j as u32,
-                    records: Vec::new(),
-                    watermark,
-                });
+                if let Some(p) = permits.as_mut().and_then(|p| p.next()) {
+                    p.send(JournalEvent {
+                        journal_id: j as u32,
+                        records: Vec::new(),
+                        watermark,
+                    });
+                }
             }
         }
     }
@@ -171,14 +196,14 @@ mod tests {
     use super::*;
     use weft_engine::SystemClock;
 
-    #[test]
-    fn watermarks_never_cover_inflight_records() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
+    #[tokio::test]
+    async fn watermarks_never_cover_inflight_records() {
+        let (tx, mut rx) = events_channel();
         let seq = Sequencer::new(2, 100, Arc::new(SystemClock::new(0)), tx);
         let (t1, _) = seq.assign(0, |_| ());
         let (t2, _) = seq.assign(1, |_| ());
         assert!(t2 > t1 && t1 > 100);
-        seq.request_watermark(t2 + 5);
+        seq.request_watermark(t2 + 5).await;
         // Both journals are busy: no watermark may be published yet.
         assert!(rx.try_recv().is_err());
         seq.durable(
@@ -187,7 +212,8 @@ mod tests {
                 commit_ts: t2,
                 tables: vec![],
             })],
-        );
+        )
+        .await;
         let ev = rx.try_recv().unwrap();
         assert_eq!(ev.journal_id, 1);
         assert!(ev.watermark >= t2 + 5);
@@ -197,7 +223,8 @@ mod tests {
                 commit_ts: t1,
                 tables: vec![],
             })],
-        );
+        )
+        .await;
         let ev = rx.try_recv().unwrap();
         assert!(ev.watermark >= t2 + 5);
         let (t3, _) = seq.assign(0, |_| ());
@@ -217,7 +244,7 @@ mod tests {
 
     #[test]
     fn timestamps_rise_above_the_past_even_when_the_clock_is_behind() {
-        let (tx, _rx) = mpsc::unbounded_channel();
+        let (tx, _rx) = events_channel();
         // Recovered journals hold commits up to 1,000,000; the clock says 500.
         let seq = Sequencer::new(1, 1_000_000, Arc::new(FixedClock(500, 10)), tx);
         let mut last = 1_000_000;
@@ -232,10 +259,43 @@ mod tests {
 
     #[test]
     fn read_timestamps_come_from_latest_and_commits_from_earliest() {
-        let (tx, _rx) = mpsc::unbounded_channel();
+        let (tx, _rx) = events_channel();
         let seq = Sequencer::new(1, 0, Arc::new(FixedClock(1_000_000, 5_000)), tx);
         assert_eq!(seq.read_ts(), 1_005_000);
         let (ts, _) = seq.assign(0, |_| ());
         assert_eq!(ts, 995_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_event_channel_holds_the_writer_back_until_the_crossbar_reads() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let seq = Arc::new(Sequencer::new(1, 0, Arc::new(SystemClock::new(0)), tx));
+        let record = |ts| {
+            vec![Arc::new(CommitRecord {
+                commit_ts: ts,
+                tables: vec![],
+            })]
+        };
+        let (t1, _) = seq.assign(0, |_| ());
+        let (t2, _) = seq.assign(0, |_| ());
+        seq.durable(0, record(t1)).await;
+        // The channel holds one event: the second waits for the crossbar.
+        let s = seq.clone();
+        let mut second = tokio::spawn(async move { s.durable(0, record(t2)).await });
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), &mut second)
+                .await
+                .is_err(),
+            "a durable batch must wait while the channel is full"
+        );
+        // Nothing was lost or reordered: the crossbar reads both, in order.
+        assert_eq!(rx.recv().await.unwrap().records[0].commit_ts, t1);
+        second.await.unwrap();
+        let ev = rx.recv().await.unwrap();
+        assert_eq!(ev.records[0].commit_ts, t2);
+        assert_eq!(
+            ev.watermark, t2,
+            "an idle journal promises up to its last timestamp"
+        );
     }
 }

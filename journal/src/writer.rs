@@ -44,6 +44,9 @@ pub struct WriterConfig {
     /// The owner's lease: a writer stops appending once it is fenced, and fences it when
     /// another writer's object takes its sequence.
     pub lease: Option<Arc<Lease>>,
+    /// How many commits may wait for this journal's writer: past this a commit waits for
+    /// room before it is checked and sequenced (the store is behind; memory stays bounded).
+    pub queue_max: usize,
 }
 
 impl Default for WriterConfig {
@@ -54,6 +57,7 @@ impl Default for WriterConfig {
             batch_linger: Duration::ZERO,
             resolve_timeout: Duration::from_secs(10),
             lease: None,
+            queue_max: 4096,
         }
     }
 }
@@ -152,7 +156,7 @@ pub fn spawn(
     sequencer: Arc<Sequencer>,
     config: WriterConfig,
     healthy: Arc<AtomicBool>,
-) -> mpsc::UnboundedSender<Pending> {
+) -> mpsc::Sender<Pending> {
     spawn_task(store, cluster, start, sequencer, config, healthy).0
 }
 
@@ -164,8 +168,8 @@ pub fn spawn_task(
     sequencer: Arc<Sequencer>,
     config: WriterConfig,
     healthy: Arc<AtomicBool>,
-) -> (mpsc::UnboundedSender<Pending>, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::unbounded_channel();
+) -> (mpsc::Sender<Pending>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(config.queue_max.max(1));
     let task = tokio::spawn(run(store, cluster, start, sequencer, config, rx, healthy));
     (tx, task)
 }
@@ -226,7 +230,7 @@ async fn run(
     start: WriterStart,
     sequencer: Arc<Sequencer>,
     config: WriterConfig,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
+    mut rx: mpsc::Receiver<Pending>,
     healthy: Arc<AtomicBool>,
 ) {
     let journal = start.journal_id as usize;
@@ -271,7 +275,7 @@ async fn run(
         }
         if let Some(err) = &failed {
             // A fenced journal belongs to another writer now.
-            sequencer.abandoned(journal, &ts);
+            sequencer.abandoned(journal, &ts).await;
             for p in batch {
                 let _ = p.done.send(Err(err.clone()));
             }
@@ -315,7 +319,7 @@ async fn run(
                     tokio::select! {
                         r = &mut write => break r,
                         Some(p) = rx.recv() => {
-                            sequencer.abandoned(journal, &[p.record.commit_ts]);
+                            sequencer.abandoned(journal, &[p.record.commit_ts]).await;
                             let _ = p.done.send(Err(JournalError::Unavailable(start.journal_id)));
                         }
                     }
@@ -327,10 +331,10 @@ async fn run(
                 match r {
                     Ok(()) => {
                         sequence += 1;
-                        sequencer.durable(journal, records);
+                        sequencer.durable(journal, records).await;
                     }
                     Err(e) => {
-                        sequencer.abandoned(journal, &ts);
+                        sequencer.abandoned(journal, &ts).await;
                         failed = Some(e);
                     }
                 }
@@ -349,7 +353,7 @@ async fn run(
                 );
                 sequence += 1;
                 let records = batch.iter().map(|p| p.record.clone()).collect();
-                sequencer.durable(journal, records);
+                sequencer.durable(journal, records).await;
                 for p in batch {
                     let _ = p.done.send(Ok(()));
                 }
@@ -365,7 +369,7 @@ async fn run(
                     );
                 }
                 healthy.store(false, Ordering::SeqCst);
-                sequencer.abandoned(journal, &ts);
+                sequencer.abandoned(journal, &ts).await;
                 for p in batch {
                     let _ = p.done.send(Err(e.clone()));
                 }

@@ -65,9 +65,9 @@ fn record(n: i64) -> CommitRecord {
 
 /// One journal's writer with its own sequencer; `events` sees what it made durable.
 struct Journal {
-    tx: mpsc::UnboundedSender<Pending>,
+    tx: mpsc::Sender<Pending>,
     sequencer: Arc<Sequencer>,
-    events: mpsc::UnboundedReceiver<JournalEvent>,
+    events: mpsc::Receiver<JournalEvent>,
     healthy: Arc<AtomicBool>,
 }
 
@@ -83,7 +83,7 @@ async fn open(store: &DurableStore, cluster: &str, config: WriterConfig) -> Jour
     )
     .await
     .unwrap();
-    let (etx, erx) = mpsc::unbounded_channel();
+    let (etx, erx) = weft_journal::events_channel();
     let sequencer = Arc::new(Sequencer::new(
         1,
         recovered,
@@ -114,7 +114,7 @@ fn submit(j: &Journal, n: i64) -> oneshot::Receiver<Result<(), JournalError>> {
     j.sequencer.assign(0, |ts| {
         set_commit_ts(&mut body, ts).unwrap();
         rec.commit_ts = ts;
-        j.tx.send(Pending {
+        j.tx.try_send(Pending {
             record: Arc::new(rec),
             body,
             done,
@@ -266,7 +266,7 @@ async fn an_outage_is_an_unknown_outcome_then_resolved() {
         let faults = Faults::new(1);
         let store = base.clone().with_faults(faults.clone()).unwrap();
         let (start, _) = claim(&base, "outage", 0, None, 0).await.unwrap();
-        let (etx, mut erx) = mpsc::unbounded_channel();
+        let (etx, mut erx) = weft_journal::events_channel();
         let sequencer = Arc::new(Sequencer::new(1, 0, Arc::new(SystemClock::new(0)), etx));
         let healthy = Arc::new(AtomicBool::new(true));
         let j = Journal {
@@ -282,7 +282,7 @@ async fn an_outage_is_an_unknown_outcome_then_resolved() {
                 healthy.clone(),
             ),
             sequencer,
-            events: mpsc::unbounded_channel().1,
+            events: weft_journal::events_channel().1,
             healthy,
         };
         faults.down.store(true, Ordering::SeqCst);
@@ -450,5 +450,79 @@ async fn retention_keeps_the_fence_of_a_paused_writer() {
             vec![14, 20],
             "{name}"
         );
+    }
+}
+
+/// The writer's queue is bounded (`WriterConfig::queue_max`): while the store does not
+/// answer, commits past the bound wait for room (nothing is queued without limit), and all
+/// of them commit once the store is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_writer_queue_holds_commits_back_until_the_store_answers() {
+    use weft_journal::adjudicator::JournalHandle;
+    use weft_journal::{Adjudicator, AdjudicatorConfig, CommitRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let base = DurableStore::local(dir.path().join("d")).unwrap();
+    let faults = Faults::new(1);
+    let store = base.clone().with_faults(faults.clone()).unwrap();
+    let (start, _) = claim(&base, "full", 0, None, 0).await.unwrap();
+    let (etx, mut erx) = weft_journal::events_channel();
+    tokio::spawn(async move { while erx.recv().await.is_some() {} });
+    let clock = Arc::new(SystemClock::new(0));
+    let sequencer = Arc::new(Sequencer::new(1, 0, clock.clone(), etx));
+    let healthy = Arc::new(AtomicBool::new(true));
+    let tx = writer::spawn(
+        store,
+        "full".into(),
+        start,
+        sequencer.clone(),
+        WriterConfig {
+            queue_max: 2,
+            batch_records_max: 1,
+            resolve_timeout: Duration::from_secs(600),
+            ..Default::default()
+        },
+        healthy.clone(),
+    );
+    let adjudicator = Arc::new(Adjudicator::new(
+        sequencer,
+        vec![JournalHandle {
+            tx: tx.clone(),
+            healthy,
+        }],
+        clock,
+        AdjudicatorConfig::default(),
+    ));
+    faults.down.store(true, Ordering::SeqCst);
+    let mut commits = Vec::new();
+    for n in 0..6i64 {
+        let a = adjudicator.clone();
+        let rec = record(n);
+        commits.push(tokio::spawn(async move {
+            a.commit(CommitRequest {
+                start_ts: 1,
+                tables: rec.tables,
+                ..Default::default()
+            })
+            .await
+        }));
+    }
+    // One commit is being written (and retried), two fill the queue, three wait for room.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tx.capacity() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(tx.capacity(), 0, "the queue fills up to its bound");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        commits.iter().all(|c| !c.is_finished()),
+        "no commit is answered while the store is down"
+    );
+    faults.down.store(false, Ordering::SeqCst);
+    for c in commits {
+        let r = tokio::time::timeout(Duration::from_secs(30), c)
+            .await
+            .expect("every commit is answered once the store is back")
+            .unwrap();
+        assert!(r.is_ok(), "{r:?}");
     }
 }

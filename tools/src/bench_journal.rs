@@ -14,7 +14,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use bytes::Bytes;
 use clap::Args;
 use datafusion::scalar::ScalarValue;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use weft_engine::objstore::DurableStore;
 use weft_engine::record::{CommitRecord, TableWrites};
 use weft_engine::SystemClock;
@@ -77,7 +77,7 @@ async fn run_journal(
     linger: Duration,
 ) -> anyhow::Result<(f64, Vec<u64>, f64)> {
     let (start, _) = claim(store, cluster, 0, None, 0).await?;
-    let (etx, mut erx) = mpsc::unbounded_channel::<weft_journal::JournalEvent>();
+    let (etx, mut erx) = weft_journal::events_channel();
     // Drain what the crossbar would receive, counting objects.
     let objects = Arc::new(std::sync::atomic::AtomicU64::new(0));
     {

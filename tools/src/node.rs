@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use object_store::path::Path;
-use tokio::sync::mpsc;
 use weft_crossbar::catchup::StoreCatchUp;
 use weft_crossbar::{Crossbar, Hub, HubConfig, Subscriber, Subscription};
 use weft_engine::objstore::DurableStore;
@@ -189,7 +188,7 @@ impl Node {
         let (count, starts, recovered) = recover(&config, &store, &storage, epoch).await?;
 
         // The live path: sequencer, journal writers, crossbar, adjudicator.
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = weft_journal::events_channel();
         let sequencer = Arc::new(Sequencer::new(
             count,
             recovered.recovered_ts,
@@ -237,7 +236,10 @@ impl Node {
         );
         {
             let seq = sequencer.clone();
-            storage.set_watermark_requester(Arc::new(move |ts| seq.request_watermark(ts)));
+            storage.set_watermark_requester(Arc::new(move |ts| {
+                let seq = seq.clone();
+                Box::pin(async move { seq.request_watermark(ts).await })
+            }));
         }
         tracing::info!(
             journals = count,

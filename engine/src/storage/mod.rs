@@ -87,7 +87,8 @@ impl Default for StorageConfig {
 
 /// Called when a read needs a watermark at or above a timestamp, so that idle journals
 /// publish one at once rather than on a timer tick.
-pub type WatermarkRequester = Arc<dyn Fn(Timestamp) + Send + Sync>;
+pub type WatermarkRequester =
+    Arc<dyn Fn(Timestamp) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// The live segments and horizon, swapped whole when a flush or compaction lands. A read
 /// holds the `Arc` it started with, so the segments it reads outlive any compaction.
@@ -411,12 +412,14 @@ impl StorageNode {
         if *rx.borrow() >= ts {
             return Ok(());
         }
-        if let Some(r) = self.requester.get() {
-            r(ts);
-        }
-        let outcome = tokio::time::timeout(self.config.read_wait_max, rx.wait_for(|a| *a >= ts))
-            .await
-            .map(|r| r.map(|_| ()));
+        let requested = self.requester.get().map(|r| r(ts));
+        let outcome = tokio::time::timeout(self.config.read_wait_max, async {
+            if let Some(r) = requested {
+                r.await;
+            }
+            rx.wait_for(|a| *a >= ts).await.map(|_| ())
+        })
+        .await;
         match outcome {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(EngineError::Internal("storage node shut down".into())),
