@@ -159,6 +159,15 @@ impl From<DataFusionError> for SqlError {
     }
 }
 
+/// A `SqlError` raised inside DataFusion (a weft function, rule or provider) travels as
+/// DataFusion's external error and comes out unchanged: its SQLSTATE is decided where it
+/// is raised.
+impl From<SqlError> for DataFusionError {
+    fn from(e: SqlError) -> Self {
+        DataFusionError::External(Box::new(e))
+    }
+}
+
 fn strip_prefixes(mut s: &str) -> &str {
     for p in [
         "Error during planning: ",
@@ -181,8 +190,50 @@ fn strip_prefixes(mut s: &str) -> &str {
     s.trim_end_matches("\")")
 }
 
-/// Maps DataFusion's errors to SQLSTATEs by kind, then by message where the kind is too
-/// coarse (DataFusion reports most semantic errors as plan errors).
+/// DataFusion's own errors that carry only a message (it reports most semantic errors as
+/// `Plan` or `Execution` strings): the SQLSTATE for each, by words the message holds (every
+/// word of one group). weft's own errors never come through here: they travel as
+/// `DataFusionError::External(SqlError)`.
+const DATAFUSION_MESSAGES: &[(&str, &[&[&str]])] = &[
+    (
+        DIVISION_BY_ZERO,
+        &[&["divide by zero"], &["division by zero"]],
+    ),
+    (
+        NUMERIC_OUT_OF_RANGE,
+        &[&["overflow"], &["out of range"], &["too large to store"]],
+    ),
+    (
+        INVALID_TEXT_REPRESENTATION,
+        &[
+            &["cannot cast string"],
+            &["cannot parse"],
+            &["error parsing"],
+            &["invalid input syntax"],
+            &["cannot cast value"],
+        ],
+    ),
+    (
+        DATATYPE_MISMATCH,
+        &[
+            &["cannot automatically convert"],
+            &["cannot coerce"],
+            &["unsupported cast"],
+            &["does not support", "type"],
+            &["cannot infer common"],
+            &["no function matches"],
+            &["types are incompatible"],
+        ],
+    ),
+    (
+        UNDEFINED_FUNCTION,
+        &[&["invalid function"], &["function '", "not found"]],
+    ),
+];
+
+/// Maps DataFusion's errors to SQLSTATEs: weft's own errors (external) as raised; then by
+/// DataFusion's and Arrow's error kinds; then, for what DataFusion raises only as a message,
+/// by [`DATAFUSION_MESSAGES`].
 pub fn map_datafusion(e: DataFusionError) -> SqlError {
     use datafusion::common::SchemaError;
     let root = e.find_root();
@@ -216,44 +267,40 @@ pub fn map_datafusion(e: DataFusionError) -> SqlError {
         },
         _ => {}
     }
+    // Arrow's kernels say what went wrong by kind.
+    if let DataFusionError::ArrowError(ae, _) = root {
+        use datafusion::arrow::error::ArrowError;
+        match ae.as_ref() {
+            ArrowError::DivideByZero => return SqlError::new(DIVISION_BY_ZERO, "division by zero"),
+            ArrowError::ArithmeticOverflow(_) => return SqlError::new(NUMERIC_OUT_OF_RANGE, msg),
+            ArrowError::CastError(m) | ArrowError::ParseError(m) => {
+                if let Some(e) = cast_error(strip_prefixes(m)) {
+                    return e;
+                }
+            }
+            _ => {}
+        }
+    }
     if let Some(e) = cast_error(&msg) {
         return e;
-    }
-    let lower = msg.to_lowercase();
-    if lower.contains("divide by zero") || lower.contains("division by zero") {
-        return SqlError::new(DIVISION_BY_ZERO, "division by zero");
     }
     if let Some(t) = table_not_found(&msg) {
         return SqlError::new(UNDEFINED_TABLE, format!("relation \"{t}\" does not exist"));
     }
-    if lower.contains("overflow")
-        || lower.contains("out of range")
-        || lower.contains("too large to store")
-    {
-        return SqlError::new(NUMERIC_OUT_OF_RANGE, msg);
-    }
-    if lower.contains("cannot cast string")
-        || lower.contains("cannot parse")
-        || lower.contains("error parsing")
-        || lower.contains("invalid input syntax")
-        || lower.contains("cannot cast value")
-    {
-        return SqlError::new(INVALID_TEXT_REPRESENTATION, msg);
-    }
-    if lower.contains("cannot automatically convert")
-        || lower.contains("cannot coerce")
-        || lower.contains("unsupported cast")
-        || lower.contains("does not support") && lower.contains("type")
-        || lower.contains("cannot infer common")
-        || lower.contains("no function matches")
-        || lower.contains("types are incompatible")
-    {
-        return SqlError::new(DATATYPE_MISMATCH, msg);
-    }
-    if lower.contains("invalid function")
-        || lower.contains("function '") && lower.contains("not found")
-    {
-        return SqlError::new(UNDEFINED_FUNCTION, msg);
+    // What DataFusion itself raises only as a plan or execution message: no kind to match,
+    // so its words are matched, in one table.
+    let lower = msg.to_lowercase();
+    for (code, any_of) in DATAFUSION_MESSAGES {
+        if any_of
+            .iter()
+            .any(|words| words.iter().all(|w| lower.contains(w)))
+        {
+            return if *code == DIVISION_BY_ZERO {
+                SqlError::new(DIVISION_BY_ZERO, "division by zero")
+            } else {
+                SqlError::new(code, msg)
+            };
+        }
     }
     match root {
         DataFusionError::Plan(_) => SqlError::new(SYNTAX_OR_ACCESS, msg),

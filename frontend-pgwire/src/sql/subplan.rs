@@ -388,10 +388,13 @@ impl SubPlan {
                 None
             } else {
                 let ord = tested.partial_cmp(v).ok_or_else(|| {
-                    DataFusionError::Plan(format!(
-                        "cannot compare {} with {}",
-                        tested.data_type(),
-                        v.data_type()
+                    DataFusionError::from(SqlError::new(
+                        codes::DATATYPE_MISMATCH,
+                        format!(
+                            "cannot compare {} with {}",
+                            tested.data_type(),
+                            v.data_type()
+                        ),
                     ))
                 })?;
                 Some(match op {

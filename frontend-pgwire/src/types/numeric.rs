@@ -258,9 +258,10 @@ impl NumericDiv {
             args.first().and_then(decimal_scale),
             args.get(1).and_then(decimal_scale),
         ) else {
-            return Err(DataFusionError::Plan(format!(
+            return Err(crate::error::SqlError::internal(format!(
                 "{UDF_NAME} takes two decimals, not {args:?}"
-            )));
+            ))
+            .into());
         };
         let min = s1.max(s2);
         Ok((s1, s2, min, QUOTIENT_SCALE.max(min)))

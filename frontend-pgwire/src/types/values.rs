@@ -115,14 +115,7 @@ pub fn check_value(table: &TableDef, col: &ColumnDef, v: ScalarValue) -> SqlResu
                 format!("invalid input syntax for type uuid: \"{s}\""),
             )),
         },
-        SqlType::Jsonb => match crate::types::jsonb::canonical(s) {
-            Ok(c) => Ok(ScalarValue::Utf8(Some(c))),
-            Err(e) => Err(SqlError::new(
-                codes::INVALID_TEXT_REPRESENTATION,
-                "invalid input syntax for type json".to_string(),
-            )
-            .with_detail(e)),
-        },
+        SqlType::Jsonb => crate::types::jsonb::canonical(s).map(|c| ScalarValue::Utf8(Some(c))),
         SqlType::Json => match serde_json::from_str::<serde_json::Value>(s) {
             Ok(_) => Ok(v),
             Err(e) => Err(SqlError::new(

@@ -2,6 +2,12 @@
 //! no DataFusion here ([`super::udfs`] applies them to columns).
 
 use super::value::{key_order, to_text, J};
+use crate::error::{codes, SqlError, SqlResult};
+
+/// 22023, PostgreSQL's code for an operation the value's shape does not allow.
+fn shape(msg: &str) -> SqlError {
+    SqlError::new(codes::INVALID_PARAMETER_VALUE, msg)
+}
 
 /// A step into a value: an object key or an array index (negative counts from the end).
 #[derive(Debug, Clone, PartialEq)]
@@ -139,7 +145,7 @@ pub fn concat(a: J, b: J) -> J {
 }
 
 /// `v - key`: an object without the key, or an array without the string elements equal to it.
-pub fn delete_key(v: J, key: &str) -> Result<J, String> {
+pub fn delete_key(v: J, key: &str) -> SqlResult<J> {
     match v {
         J::Obj(mut fields) => {
             fields.retain(|(k, _)| k != key);
@@ -149,12 +155,12 @@ pub fn delete_key(v: J, key: &str) -> Result<J, String> {
             items.retain(|i| !matches!(i, J::Str(s) if s == key));
             Ok(J::Arr(items))
         }
-        _ => Err("cannot delete from scalar".into()),
+        _ => Err(shape("cannot delete from scalar")),
     }
 }
 
 /// `v - index`: an array without the element at the index.
-pub fn delete_index(v: J, i: i64) -> Result<J, String> {
+pub fn delete_index(v: J, i: i64) -> SqlResult<J> {
     match v {
         J::Arr(mut items) => {
             if let Some(at) = index(&items, i) {
@@ -162,15 +168,15 @@ pub fn delete_index(v: J, i: i64) -> Result<J, String> {
             }
             Ok(J::Arr(items))
         }
-        J::Obj(_) => Err("cannot delete from object using integer index".into()),
-        _ => Err("cannot delete from scalar".into()),
+        J::Obj(_) => Err(shape("cannot delete from object using integer index")),
+        _ => Err(shape("cannot delete from scalar")),
     }
 }
 
 /// `v #- path`: the value without the element the path names.
-pub fn delete_path(v: J, path: &[String]) -> Result<J, String> {
+pub fn delete_path(v: J, path: &[String]) -> SqlResult<J> {
     if matches!(v, J::Null | J::Bool(_) | J::Num(_) | J::Str(_)) {
-        return Err("cannot delete path in scalar".into());
+        return Err(shape("cannot delete path in scalar"));
     }
     Ok(delete_path_in(v, path))
 }
@@ -214,14 +220,14 @@ fn delete_path_in(v: J, path: &[String]) -> J {
 /// `jsonb_set(v, path, new, create_missing)`: the value with the element at `path` replaced
 /// by `new`, or added where only the last step is missing and `create_missing` is set (an
 /// index before the start prepends, one past the end appends).
-pub fn set(v: J, path: &[String], new: J, create_missing: bool) -> Result<J, String> {
+pub fn set(v: J, path: &[String], new: J, create_missing: bool) -> SqlResult<J> {
     if matches!(v, J::Null | J::Bool(_) | J::Num(_) | J::Str(_)) {
-        return Err("cannot set path in scalar".into());
+        return Err(shape("cannot set path in scalar"));
     }
     set_in(v, path, new, create_missing, 0)
 }
 
-fn set_in(v: J, path: &[String], new: J, create: bool, depth: usize) -> Result<J, String> {
+fn set_in(v: J, path: &[String], new: J, create: bool, depth: usize) -> SqlResult<J> {
     let Some((step, rest)) = path.split_first() else {
         return Ok(new);
     };
@@ -239,9 +245,12 @@ fn set_in(v: J, path: &[String], new: J, create: bool, depth: usize) -> Result<J
         }
         J::Arr(mut items) => {
             let Ok(i) = step.trim().parse::<i64>() else {
-                return Err(format!(
-                    "path element at position {} is not an integer: \"{step}\"",
-                    depth + 1
+                return Err(SqlError::new(
+                    codes::INVALID_TEXT_REPRESENTATION,
+                    format!(
+                        "path element at position {} is not an integer: \"{step}\"",
+                        depth + 1
+                    ),
                 ));
             };
             match index(&items, i) {

@@ -79,15 +79,7 @@ impl TableFunctionImpl for JsonSet {
         };
         let j = match text {
             None => None,
-            Some(t) => Some(parse(&t).map_err(|e| {
-                DataFusionError::External(Box::new(
-                    SqlError::new(
-                        codes::INVALID_TEXT_REPRESENTATION,
-                        "invalid input syntax for type json",
-                    )
-                    .with_detail(e),
-                ))
-            })?),
+            Some(t) => Some(parse(&t).map_err(DataFusionError::from)?),
         };
         let (fields, columns) = self.rows(j)?;
         let schema = Arc::new(Schema::new(fields));

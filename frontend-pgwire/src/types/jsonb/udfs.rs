@@ -66,13 +66,7 @@ impl Arg<'_> {
     /// The argument as a json value (a text argument is read as JSON).
     fn j(&self) -> std::result::Result<J, SqlError> {
         let text = self.text().unwrap_or_default();
-        parse(&text).map_err(|e| {
-            SqlError::new(
-                codes::INVALID_TEXT_REPRESENTATION,
-                "invalid input syntax for type json",
-            )
-            .with_detail(e)
-        })
+        parse(&text)
     }
 
     fn int(&self) -> Option<i64> {
@@ -316,10 +310,6 @@ fn step(a: &Arg) -> Step {
     }
 }
 
-fn msg(e: String) -> SqlError {
-    invalid(e)
-}
-
 type KeyValues<'a> = Vec<(String, &'a ScalarValue, usize)>;
 
 fn build_object<'a>(a: &'a [Arg<'a>]) -> std::result::Result<KeyValues<'a>, SqlError> {
@@ -424,21 +414,17 @@ pub fn all() -> Vec<ScalarUDF> {
             } else {
                 ops::delete_key(v, &a[1].text().unwrap_or_default())
             };
-            out.map(|j| Some(Val::J(j))).map_err(msg)
+            out.map(|j| Some(Val::J(j)))
         }),
         udf("weft_jsonb_delete_path", Exact(2), Jsonb, true, |a| {
-            ops::delete_path(a[0].j()?, &a[1].path()?)
-                .map(|j| Some(Val::J(j)))
-                .map_err(msg)
+            ops::delete_path(a[0].j()?, &a[1].path()?).map(|j| Some(Val::J(j)))
         }),
         udf("jsonb_set", OneOf(&[3, 4]), Jsonb, true, |a| {
             let create = match a.get(3).map(|c| c.v) {
                 Some(ScalarValue::Boolean(Some(b))) => *b,
                 _ => true,
             };
-            ops::set(a[0].j()?, &a[1].path()?, a[2].j()?, create)
-                .map(|j| Some(Val::J(j)))
-                .map_err(msg)
+            ops::set(a[0].j()?, &a[1].path()?, a[2].j()?, create).map(|j| Some(Val::J(j)))
         }),
         udf("jsonb_typeof", Exact(1), Text, true, |a| {
             Ok(Some(Val::Text(a[0].j()?.type_name().into())))
@@ -490,7 +476,7 @@ pub fn all() -> Vec<ScalarUDF> {
         udf("weft_jsonb_of_elems", Exact(1), Jsonb, true, |a| {
             let items = elems(&a[0])?
                 .into_iter()
-                .map(|t| parse(&t).map_err(msg))
+                .map(|t| parse(&t))
                 .collect::<std::result::Result<Vec<J>, SqlError>>()?;
             Ok(Some(Val::J(J::Arr(items))))
         }),
@@ -502,7 +488,7 @@ pub fn all() -> Vec<ScalarUDF> {
             let fields = keys
                 .into_iter()
                 .zip(values)
-                .map(|(k, v)| Ok((k, parse(&v).map_err(msg)?)))
+                .map(|(k, v)| Ok((k, parse(&v)?)))
                 .collect::<std::result::Result<Vec<_>, SqlError>>()?;
             Ok(Some(Val::J(J::object(fields))))
         }),

@@ -4,6 +4,8 @@
 //! text; `jsonb` values are stored in this form so that they print and compare as in
 //! PostgreSQL.
 
+use crate::error::{codes, SqlError, SqlResult};
+
 /// A parsed JSON value. An object's fields are kept in jsonb's order (shorter keys first,
 /// then bytewise), each key once: [`J::object`] builds one.
 #[derive(Debug, Clone, PartialEq)]
@@ -383,22 +385,30 @@ pub fn to_text(v: &J) -> String {
     out
 }
 
-/// A JSON text parsed, or why it is not JSON.
-pub fn parse(text: &str) -> Result<J, String> {
+/// A JSON text parsed; text that is not JSON is 22P02, with where and why in the detail.
+pub fn parse(text: &str) -> SqlResult<J> {
     let mut p = Parser {
         s: text.as_bytes(),
         i: 0,
     };
-    let v = p.value(0)?;
-    p.ws();
-    if p.i != p.s.len() {
-        return p.err("trailing characters");
-    }
-    Ok(v)
+    let parsed = p.value(0).and_then(|v| {
+        p.ws();
+        if p.i != p.s.len() {
+            return p.err("trailing characters");
+        }
+        Ok(v)
+    });
+    parsed.map_err(|why| {
+        SqlError::new(
+            codes::INVALID_TEXT_REPRESENTATION,
+            "invalid input syntax for type json",
+        )
+        .with_detail(why)
+    })
 }
 
-/// The jsonb form of a JSON text, or why it is not JSON.
-pub fn canonical(text: &str) -> Result<String, String> {
+/// The jsonb form of a JSON text (22P02 if it is not JSON).
+pub fn canonical(text: &str) -> SqlResult<String> {
     parse(text).map(|v| to_text(&v))
 }
 
