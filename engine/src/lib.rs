@@ -36,4 +36,4 @@ pub use record::{CommitRecord, TableWrites};
 pub use row::Row;
 pub use schema::{ColumnDef, TableDef};
 pub use time::{Clock, ClockInterval, SystemClock, Timestamp, TokioClock};
-pub use types::SqlType;
+pub use types::{SqlType, TypeError};

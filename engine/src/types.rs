@@ -142,10 +142,15 @@ impl SqlType {
         }
     }
 
-    /// Maps a parsed SQL type to a weft type; `Err` names the unsupported type.
-    pub fn from_ast(ty: &AstType) -> Result<SqlType, String> {
+    /// Maps a parsed SQL type to a weft type; `Err` says whether the type is one weft does
+    /// not have or a modifier is out of range.
+    pub fn from_ast(ty: &AstType) -> Result<SqlType, TypeError> {
         use AstType as T;
-        let unsupported = || Err(format!("type {ty} is not supported"));
+        let unsupported = || {
+            Err(TypeError::Unsupported(format!(
+                "type {ty} is not supported"
+            )))
+        };
         Ok(match ty {
             T::SmallInt(_) | T::Int2(_) => SqlType::SmallInt,
             T::Int(_) | T::Integer(_) | T::Int4(_) => SqlType::Integer,
@@ -203,9 +208,9 @@ impl SqlType {
                     "json" => SqlType::Json,
                     "jsonb" => SqlType::Jsonb,
                     "serial" | "bigserial" | "smallserial" => {
-                        return Err(format!(
+                        return Err(TypeError::Unsupported(format!(
                             "type {ty} is not supported yet; use an explicit key"
-                        ))
+                        )))
                     }
                     _ => return unsupported(),
                 }
@@ -215,16 +220,36 @@ impl SqlType {
     }
 }
 
-fn numeric(precision: u64, scale: i64) -> Result<SqlType, String> {
+/// Why a SQL type cannot be a weft type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeError {
+    /// A type weft does not have (SQLSTATE 0A000).
+    Unsupported(String),
+    /// A type modifier out of its range, such as `numeric(0)` or `varchar(0)` (22023, as
+    /// PostgreSQL reports it).
+    InvalidModifier(String),
+}
+
+impl std::fmt::Display for TypeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TypeError::Unsupported(m) | TypeError::InvalidModifier(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for TypeError {}
+
+fn numeric(precision: u64, scale: i64) -> Result<SqlType, TypeError> {
     if precision == 0 || precision > NUMERIC_PRECISION_MAX as u64 {
-        return Err(format!(
+        return Err(TypeError::InvalidModifier(format!(
             "NUMERIC precision {precision} must be between 1 and {NUMERIC_PRECISION_MAX}"
-        ));
+        )));
     }
     if scale < 0 || scale as u64 > precision {
-        return Err(format!(
+        return Err(TypeError::InvalidModifier(format!(
             "NUMERIC scale {scale} must be between 0 and precision {precision}"
-        ));
+        )));
     }
     Ok(SqlType::Numeric {
         precision: precision as u8,
@@ -232,15 +257,15 @@ fn numeric(precision: u64, scale: i64) -> Result<SqlType, String> {
     })
 }
 
-fn char_len(len: &Option<CharacterLength>) -> Result<Option<u32>, String> {
+fn char_len(len: &Option<CharacterLength>) -> Result<Option<u32>, TypeError> {
     match len {
         None => Ok(None),
         Some(CharacterLength::Max) => Ok(None),
         Some(CharacterLength::IntegerLength { length, .. }) => {
             if *length == 0 || *length > 10_485_760 {
-                Err(format!(
+                Err(TypeError::InvalidModifier(format!(
                     "length for type varchar must be between 1 and 10485760, got {length}"
-                ))
+                )))
             } else {
                 Ok(Some(*length as u32))
             }

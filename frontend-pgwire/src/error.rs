@@ -159,6 +159,16 @@ impl From<DataFusionError> for SqlError {
     }
 }
 
+/// A SQL type weft does not have is 0A000; a type modifier out of range 22023.
+impl From<weft_engine::TypeError> for SqlError {
+    fn from(e: weft_engine::TypeError) -> Self {
+        match e {
+            weft_engine::TypeError::Unsupported(m) => SqlError::unsupported(m),
+            weft_engine::TypeError::InvalidModifier(m) => SqlError::new(INVALID_PARAMETER_VALUE, m),
+        }
+    }
+}
+
 /// A `SqlError` raised inside DataFusion (a weft function, rule or provider) travels as
 /// DataFusion's external error and comes out unchanged: its SQLSTATE is decided where it
 /// is raised.

@@ -119,11 +119,16 @@ async fn run_journal(
                 let t = Instant::now();
                 let (done, rx) = oneshot::channel();
                 let mut body = template.clone();
+                // A place in the writer's bounded queue first, then the timestamp and the
+                // send under the sequencer's lock, as the adjudicator does.
+                let Ok(permit) = tx.reserve().await else {
+                    break;
+                };
                 sequencer.assign(0, |ts| {
                     set_commit_ts(&mut body, ts).expect("patch");
                     let mut rec = record();
                     rec.commit_ts = ts;
-                    let _ = tx.send(Pending {
+                    permit.send(Pending {
                         record: Arc::new(rec),
                         body,
                         done,

@@ -9,7 +9,8 @@
 //! statement, time passing, the store's faults changing (failed puts, puts whose ack is
 //! lost, failed gets and lists, hangs, the store down), the node crashing as `kill -9`
 //! would (every task stops where it is) or shutting down cleanly, and the node starting
-//! again over the same store. After every step it checks:
+//! again over the same store; or a failover: a second node taking the store over while the
+//! first still serves and its clients commit, then the first one stopped. After every step it checks:
 //!
 //! - **no acknowledged commit is lost**: every transfer whose COMMIT returned is in the
 //!   ledger of every later snapshot, across crashes and restarts;
@@ -100,6 +101,7 @@ struct Stats {
     audits: u64,
     crashes: u64,
     clean_restarts: u64,
+    takeovers: u64,
     faults_injected: u64,
 }
 
@@ -244,6 +246,48 @@ impl World {
         self.stats.clean_restarts += 1;
         self.note("node shut down");
         Ok(())
+    }
+
+    /// A failover: a second node takes the store over while the first still serves. The
+    /// first node's clients commit what they have, racing with the second node's recovery;
+    /// then the first node is stopped. Whatever the first node acknowledged must be on the
+    /// second.
+    async fn takeover(&mut self) -> Check {
+        let old = self.node.take();
+        let old_clients = std::mem::take(&mut self.clients);
+        self.note("a second node takes the store over");
+        let mut racing = Vec::new();
+        for c in old_clients {
+            match c.state {
+                ClientState::Committing(id, task) => racing.push((id, task)),
+                ClientState::InTxn(Step::Transfer(t, n)) if n >= 4 => {
+                    let core = c.core.clone();
+                    racing.push((
+                        t.id,
+                        tokio::spawn(async move { core.query("COMMIT").await }),
+                    ));
+                }
+                ClientState::InTxn(Step::Transfer(t, _)) => {
+                    self.model.failed.insert(t.id);
+                }
+                _ => {}
+            }
+        }
+        let started = self.start().await;
+        for (id, task) in racing {
+            let r = match tokio::time::timeout(STATEMENT_MAX, task).await {
+                Ok(r) => r.unwrap_or_else(|e| Err(SqlError::internal(e.to_string()))),
+                Err(_) => Err(SqlError::internal("COMMIT did not finish")),
+            };
+            self.settle(id, r);
+        }
+        if let Some(old) = old {
+            old.crash();
+        }
+        self.stats.takeovers += 1;
+        self.note("the first node stopped");
+        started?;
+        self.check_all().await
     }
 
     /// Records the outcome of a transfer's COMMIT.
@@ -568,6 +612,7 @@ impl World {
                 self.start().await?;
                 self.check_all().await
             }
+            984..=986 => self.takeover().await,
             _ => {
                 // A long pause: flushes, compactions, retention and lease checks run.
                 let s = self.rng.random_range(5..120);
@@ -749,6 +794,7 @@ fn no_acknowledged_commit_is_lost_and_every_snapshot_is_consistent() {
         total.audits += o.stats.audits;
         total.crashes += o.stats.crashes;
         total.clean_restarts += o.stats.clean_restarts;
+        total.takeovers += o.stats.takeovers;
         total.faults_injected += o.stats.faults_injected;
         if one {
             for line in &o.log {

@@ -97,13 +97,7 @@ impl Executor {
                 Some(t) => Ok(t),
                 None => SqlType::from_ast(&c.data_type),
             }
-            .map_err(|m| {
-                if m.contains("not supported") {
-                    SqlError::unsupported(m)
-                } else {
-                    SqlError::new(codes::SYNTAX_OR_ACCESS, m)
-                }
-            })?;
+            .map_err(SqlError::from)?;
             let mut col = ColumnDef {
                 name: cname.clone(),
                 ty,
