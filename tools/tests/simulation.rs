@@ -262,9 +262,14 @@ impl World {
                 ClientState::Committing(id, task) => racing.push((id, task)),
                 ClientState::InTxn(Step::Transfer(t, n)) if n >= 4 => {
                     let core = c.core.clone();
+                    // At some point during the second node's start.
+                    let delay = Duration::from_millis(self.rng.random_range(0..40));
                     racing.push((
                         t.id,
-                        tokio::spawn(async move { core.query("COMMIT").await }),
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            core.query("COMMIT").await
+                        }),
                     ));
                 }
                 ClientState::InTxn(Step::Transfer(t, _)) => {
@@ -273,7 +278,12 @@ impl World {
                 _ => {}
             }
         }
+        // Store latency lets the first node's commits land while the second reads and
+        // claims the journals (an in-memory store otherwise answers without yielding).
+        let latency = self.rng.random_range(0..4u64);
+        self.faults.latency_ms.store(latency, Ordering::Relaxed);
         let started = self.start().await;
+        self.faults.latency_ms.store(0, Ordering::Relaxed);
         for (id, task) in racing {
             let r = match tokio::time::timeout(STATEMENT_MAX, task).await {
                 Ok(r) => r.unwrap_or_else(|e| Err(SqlError::internal(e.to_string()))),
