@@ -19,6 +19,7 @@
 pub mod entropy;
 pub mod error;
 pub mod faults;
+pub mod index;
 pub mod key;
 pub mod objstore;
 pub mod ownership;

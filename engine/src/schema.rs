@@ -10,6 +10,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
+use crate::index::{CheckDef, IndexDef};
 use crate::types::SqlType;
 
 /// Table id of the catalog itself.
@@ -53,6 +54,12 @@ pub struct TableDef {
     /// stored: [`TableDef::oid`] then derives it from the id.
     #[serde(default)]
     pub oid: u32,
+    /// Secondary indexes, those of UNIQUE constraints included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexDef>,
+    /// CHECK constraints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckDef>,
 }
 
 /// The first object id of user objects, as in PostgreSQL.

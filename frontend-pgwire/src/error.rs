@@ -65,6 +65,10 @@ pub mod codes {
     pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
     pub const UNIQUE_VIOLATION: &str = "23505";
     pub const NOT_NULL_VIOLATION: &str = "23502";
+    pub const CHECK_VIOLATION: &str = "23514";
+    pub const FOREIGN_KEY_VIOLATION: &str = "23503";
+    pub const UNDEFINED_INDEX_OR_OBJECT: &str = "42704";
+    pub const WRONG_OBJECT_TYPE: &str = "42809";
     pub const UNDEFINED_TABLE: &str = "42P01";
     pub const UNDEFINED_COLUMN: &str = "42703";
     pub const UNDEFINED_OBJECT: &str = "42704";

@@ -19,6 +19,7 @@
 pub mod activity;
 pub mod auth;
 pub mod db;
+pub mod indexes;
 pub mod information_schema;
 pub mod oids;
 pub mod pg_get;

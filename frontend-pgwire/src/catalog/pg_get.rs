@@ -4,33 +4,28 @@
 use weft_engine::schema::TableDef;
 use weft_engine::types::SqlType;
 
-use crate::catalog::oids::pkey_constraint_oid;
-use crate::catalog::oids::pkey_index_oid;
-use crate::catalog::oids::pkey_name;
+use crate::catalog::indexes::{constraints_of, indexes_of, ConstraintView, IndexView};
 use crate::catalog::oids::table_oid;
 use crate::catalog::session_meta::Snapshot;
 
 /// What `pg_get_constraintdef` prints for a constraint oid.
 pub fn constraint_def(snap: &Snapshot, oid: i32) -> Option<String> {
-    let t = snap
-        .tables
-        .iter()
-        .find(|t| !t.primary_key.is_empty() && pkey_constraint_oid(t) == oid)?;
-    Some(format!("PRIMARY KEY ({})", key_columns(t)))
+    snap.tables.iter().find_map(|t| {
+        constraints_of(t)
+            .into_iter()
+            .find(|c| c.oid == oid)
+            .map(|c| constraint_text(t, &c))
+    })
 }
 
 /// What `pg_get_indexdef` prints for an index oid.
 pub fn index_def(snap: &Snapshot, oid: i32) -> Option<String> {
-    let t = snap
-        .tables
-        .iter()
-        .find(|t| !t.primary_key.is_empty() && pkey_index_oid(t) == oid)?;
-    Some(format!(
-        "CREATE UNIQUE INDEX {} ON public.{} USING btree ({})",
-        quote_ident(&pkey_name(t)),
-        quote_ident(&t.name),
-        key_columns(t)
-    ))
+    snap.tables.iter().find_map(|t| {
+        indexes_of(t)
+            .into_iter()
+            .find(|i| i.oid == oid)
+            .map(|i| index_text(t, &i))
+    })
 }
 
 /// The oid of a relation name (`t`, `public.t`, a quoted name), if it exists.
@@ -50,10 +45,11 @@ pub fn regclass(snap: &Snapshot, name: &str) -> Option<i32> {
     snap.tables.iter().find_map(|t| {
         if t.name == rel {
             Some(table_oid(t))
-        } else if !t.primary_key.is_empty() && pkey_name(t) == rel {
-            Some(pkey_index_oid(t))
         } else {
-            None
+            indexes_of(t)
+                .into_iter()
+                .find(|i| i.name == rel)
+                .map(|i| i.oid)
         }
     })
 }
@@ -138,14 +134,6 @@ pub(crate) fn default_text(c: &weft_engine::schema::ColumnDef) -> Option<String>
     Some(format!("{t}::{ty}"))
 }
 
-pub(crate) fn key_columns(t: &TableDef) -> String {
-    t.primary_key
-        .iter()
-        .map(|&i| quote_ident(&t.columns[i].name))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Quotes an identifier when PostgreSQL would.
 pub fn quote_ident(s: &str) -> String {
     let plain = s
@@ -159,6 +147,60 @@ pub fn quote_ident(s: &str) -> String {
     } else {
         format!("\"{}\"", s.replace('"', "\"\""))
     }
+}
+
+/// The definition `pg_get_constraintdef` prints.
+pub(crate) fn constraint_text(t: &TableDef, c: &ConstraintView) -> String {
+    let cols = || {
+        c.columns
+            .iter()
+            .map(|&k| quote_ident(&t.columns[k].name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let valid = if c.validated { "" } else { " NOT VALID" };
+    match c.kind {
+        "p" => format!("PRIMARY KEY ({})", cols()),
+        "u" => {
+            let nnd = t
+                .indexes
+                .iter()
+                .any(|i| i.oid as i32 == c.index_oid && i.nulls_not_distinct);
+            format!(
+                "UNIQUE {}({})",
+                if nnd { "NULLS NOT DISTINCT " } else { "" },
+                cols()
+            )
+        }
+        _ => format!("CHECK (({})){valid}", c.check.clone().unwrap_or_default()),
+    }
+}
+
+/// The statement `pg_get_indexdef` prints.
+pub(crate) fn index_text(t: &TableDef, i: &IndexView) -> String {
+    let q = quote_ident;
+    let key: Vec<String> = i.columns[..i.key_columns]
+        .iter()
+        .map(|&k| q(&t.columns[k].name))
+        .collect();
+    let include: Vec<String> = i.columns[i.key_columns..]
+        .iter()
+        .map(|&k| q(&t.columns[k].name))
+        .collect();
+    let mut out = format!(
+        "CREATE {}INDEX {} ON public.{} USING btree ({})",
+        if i.unique { "UNIQUE " } else { "" },
+        q(&i.name),
+        q(&t.name),
+        key.join(", ")
+    );
+    if !include.is_empty() {
+        out.push_str(&format!(" INCLUDE ({})", include.join(", ")));
+    }
+    if i.nulls_not_distinct {
+        out.push_str(" NULLS NOT DISTINCT");
+    }
+    out
 }
 
 // ------------------------------------------------------------------ building tables

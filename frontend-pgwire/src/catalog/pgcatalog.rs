@@ -22,9 +22,8 @@ use datafusion::datasource::TableProvider;
 use datafusion::error::Result as DfResult;
 
 use crate::catalog::db::Db;
-use crate::catalog::oids::pkey_constraint_oid;
-use crate::catalog::oids::pkey_index_oid;
-use crate::catalog::oids::pkey_name;
+use crate::catalog::indexes::{constraints_of, indexes_of};
+use crate::catalog::pg_get::index_text;
 use crate::catalog::oids::rowtype_oid;
 use crate::catalog::oids::table_oid;
 use crate::catalog::oids::type_info;
@@ -39,7 +38,6 @@ use crate::catalog::oids::NS_PG_TOAST;
 use crate::catalog::oids::NS_PUBLIC;
 use crate::catalog::oids::PG_CATALOG;
 use crate::catalog::pg_get::default_text;
-use crate::catalog::pg_get::index_def;
 use crate::catalog::roles::BOOTSTRAP_ROLE_NAME;
 use crate::catalog::rows::build;
 use crate::catalog::rows::i;
@@ -310,8 +308,14 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
         ("relpartbound", K::Text),
     ];
     let mut rows = Vec::new();
-    let rel =
-        |oid: i32, name: String, rowtype: i32, am: i32, kind: &str, natts: usize, idx: bool| {
+    let rel = |oid: i32,
+               name: String,
+               rowtype: i32,
+               am: i32,
+               kind: &str,
+               natts: usize,
+               idx: bool,
+               checks: usize| {
             vec![
                 i(oid),
                 s(name),
@@ -331,7 +335,7 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                 s("p"),
                 s(kind),
                 i(natts as i64),
-                i(0),
+                i(checks as i64),
                 V::B(false),
                 V::B(false),
                 V::B(false),
@@ -349,7 +353,7 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
             ]
         };
     for t in &snap.tables {
-        let has_pk = !t.primary_key.is_empty();
+        let indexes = indexes_of(t);
         rows.push(rel(
             table_oid(t),
             t.name.clone(),
@@ -357,22 +361,24 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
             HEAP_AM,
             "r",
             t.columns.len(),
-            has_pk,
+            !indexes.is_empty(),
+            t.checks.len(),
         ));
-        if has_pk {
+        for ix in indexes {
             rows.push(rel(
-                pkey_index_oid(t),
-                pkey_name(t),
+                ix.oid,
+                ix.name,
                 0,
                 BTREE_AM,
                 "i",
-                t.primary_key.len(),
+                ix.columns.len(),
                 false,
+                0,
             ));
         }
     }
     for q in &snap.sequences {
-        rows.push(rel(q.oid as i32, q.name.clone(), 0, 0, "S", 3, false));
+        rows.push(rel(q.oid as i32, q.name.clone(), 0, 0, "S", 3, false, 0));
     }
     build(&cols, rows)
 }
@@ -440,8 +446,10 @@ pub(crate) fn pg_attribute(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> 
         for (n, c) in t.columns.iter().enumerate() {
             attr(table_oid(t), n + 1, c);
         }
-        for (n, &k) in t.primary_key.iter().enumerate() {
-            attr(pkey_index_oid(t), n + 1, &t.columns[k]);
+        for ix in indexes_of(t) {
+            for (n, &k) in ix.columns.iter().enumerate() {
+                attr(ix.oid, n + 1, &t.columns[k]);
+            }
         }
     }
     build(&cols, rows)
@@ -471,38 +479,36 @@ pub(crate) fn pg_index(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
         ("indexprs", K::Text),
         ("indpred", K::Text),
     ];
-    let rows = snap
-        .tables
-        .iter()
-        .filter(|t| !t.primary_key.is_empty())
-        .map(|t| {
-            let n = t.primary_key.len() as i64;
-            let key: Vec<i16> = t.primary_key.iter().map(|k| *k as i16 + 1).collect();
-            vec![
-                i(pkey_index_oid(t)),
+    let mut rows = Vec::new();
+    for t in &snap.tables {
+        for ix in indexes_of(t) {
+            let key: Vec<i16> = ix.columns.iter().map(|k| *k as i16 + 1).collect();
+            let zeros = vec!["0"; ix.key_columns].join(" ");
+            rows.push(vec![
+                i(ix.oid),
                 i(table_oid(t)),
-                i(n),
-                i(n),
-                V::B(true),
+                i(ix.columns.len() as i64),
+                i(ix.key_columns as i64),
+                V::B(ix.unique),
+                V::B(ix.nulls_not_distinct),
+                V::B(ix.primary),
                 V::B(false),
                 V::B(true),
                 V::B(false),
-                V::B(true),
-                V::B(false),
-                V::B(true),
+                V::B(ix.valid),
                 V::B(false),
                 V::B(true),
                 V::B(true),
                 V::B(false),
                 V::IL(key),
-                s(""),
-                s(""),
-                s(""),
+                s(zeros.clone()),
+                s(zeros.clone()),
+                s(zeros),
                 V::N,
                 V::N,
-            ]
-        })
-        .collect();
+            ]);
+        }
+    }
     build(&cols, rows)
 }
 
@@ -530,22 +536,25 @@ pub(crate) fn pg_constraint(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>>
         ("confkey", K::I16List),
         ("conbin", K::Text),
     ];
-    let rows = snap
-        .tables
-        .iter()
-        .filter(|t| !t.primary_key.is_empty())
-        .map(|t| {
-            vec![
-                i(pkey_constraint_oid(t)),
-                s(pkey_name(t)),
+    let mut rows = Vec::new();
+    for t in &snap.tables {
+        for c in constraints_of(t) {
+            let conkey = if c.kind == "c" {
+                check_columns(t, c.check.as_deref().unwrap_or(""))
+            } else {
+                c.columns.iter().map(|k| *k as i16 + 1).collect()
+            };
+            rows.push(vec![
+                i(c.oid),
+                s(c.name.clone()),
                 i(NS_PUBLIC),
-                s("p"),
+                s(c.kind),
                 V::B(false),
                 V::B(false),
-                V::B(true),
+                V::B(c.validated),
                 i(table_oid(t)),
                 i(0),
-                i(pkey_index_oid(t)),
+                i(c.index_oid),
                 i(0),
                 i(0),
                 s(" "),
@@ -553,13 +562,16 @@ pub(crate) fn pg_constraint(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>>
                 s(" "),
                 V::B(true),
                 i(0),
-                V::B(true),
-                V::IL(t.primary_key.iter().map(|k| *k as i16 + 1).collect()),
+                V::B(c.kind != "c"),
+                V::IL(conkey),
                 V::N,
-                V::N,
-            ]
-        })
-        .collect();
+                match &c.check {
+                    Some(e) => s(e.clone()),
+                    None => V::N,
+                },
+            ]);
+        }
+    }
     build(&cols, rows)
 }
 
@@ -658,7 +670,7 @@ pub(crate) fn pg_tables(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                 s(t.name.clone()),
                 s(BOOTSTRAP_ROLE_NAME),
                 V::N,
-                V::B(!t.primary_key.is_empty()),
+                V::B(!indexes_of(t).is_empty()),
                 V::B(false),
                 V::B(false),
                 V::B(false),
@@ -676,20 +688,18 @@ pub(crate) fn pg_indexes(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
         ("tablespace", K::Text),
         ("indexdef", K::Text),
     ];
-    let rows = snap
-        .tables
-        .iter()
-        .filter(|t| !t.primary_key.is_empty())
-        .map(|t| {
-            vec![
+    let mut rows = Vec::new();
+    for t in &snap.tables {
+        for ix in indexes_of(t) {
+            rows.push(vec![
                 s("public"),
                 s(t.name.clone()),
-                s(pkey_name(t)),
+                s(ix.name.clone()),
                 V::N,
-                s(index_def(snap, pkey_index_oid(t)).unwrap_or_default()),
-            ]
-        })
-        .collect();
+                s(index_text(t, &ix)),
+            ]);
+        }
+    }
     build(&cols, rows)
 }
 
@@ -828,3 +838,17 @@ pub(crate) fn pg_roles(
 }
 
 // ------------------------------------------------------------------ information_schema
+
+/// The columns a CHECK expression names (pg_constraint.conkey), in table order.
+fn check_columns(t: &weft_engine::schema::TableDef, expr: &str) -> Vec<i16> {
+    let words: std::collections::HashSet<String> = expr
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .map(|w| w.to_lowercase())
+        .collect();
+    t.columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| words.contains(&c.name))
+        .map(|(n, _)| n as i16 + 1)
+        .collect()
+}

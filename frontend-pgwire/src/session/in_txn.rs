@@ -127,6 +127,13 @@ impl Core {
                 ..
             } => self.exec.drop_tables(txn, &names, if_exists, notices).await,
             Statement::Truncate(t) => self.exec.truncate(txn, &t).await,
+            Statement::CreateIndex(ci) => self.exec.create_index(txn, ci, notices).await,
+            Statement::Drop {
+                object_type: ObjectType::Index,
+                if_exists,
+                names,
+                ..
+            } => self.exec.drop_indexes(txn, &names, if_exists, notices).await,
             Statement::Copy {
                 source,
                 to,

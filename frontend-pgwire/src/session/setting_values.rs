@@ -150,7 +150,12 @@ pub(crate) fn write_kind(stmt: &Statement) -> Option<&'static str> {
         Statement::Update(_) => Some("UPDATE"),
         Statement::Delete(_) => Some("DELETE"),
         Statement::CreateTable(_) => Some("CREATE TABLE"),
+        Statement::Drop {
+            object_type: ast::ObjectType::Index,
+            ..
+        } => Some("DROP INDEX"),
         Statement::Drop { .. } => Some("DROP TABLE"),
+        Statement::CreateIndex(_) => Some("CREATE INDEX"),
         Statement::CreateSequence { .. } => Some("CREATE SEQUENCE"),
         Statement::CreateRole(_) => Some("CREATE ROLE"),
         Statement::AlterRole { .. } => Some("ALTER ROLE"),

@@ -125,12 +125,15 @@ impl Executor {
         let rows = Self::batches_to_rows(&def, &[batch])?;
         let n = rows.len();
         let schema = def.arrow_schema();
+        self.check_constraints(&def, &rows.iter().collect::<Vec<_>>())
+            .await?;
         for row in rows {
             let key = self.row_key(&def, &row)?;
             if !def.primary_key.is_empty() && self.current(txn, def.id, &key).await?.is_some() {
                 return Err(Self::pk_violation(&def, &row));
             }
-            txn.put(&self.db.limits, def.id, &schema, key, Some(Arc::new(row)))?;
+            self.write_row(txn, &def, &schema, key, Some(Arc::new(row)))
+                .await?;
         }
         copy.count += n;
         copy.uncommitted += n;
@@ -161,6 +164,8 @@ mod tests {
             columns,
             primary_key,
             oid: 0,
+            indexes: vec![],
+            checks: vec![],
         }
     }
 

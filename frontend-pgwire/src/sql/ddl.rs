@@ -66,6 +66,10 @@ impl Executor {
         let mut primary_key: Vec<usize> = Vec::new();
         // Columns that draw from a sequence of their own, with its options.
         let mut sequences: Vec<(usize, Vec<ast::SequenceOptions>)> = Vec::new();
+        // UNIQUE constraints (name, columns, NULLS NOT DISTINCT) and CHECK constraints
+        // (name, the column it is declared on, expression).
+        let mut uniques: Vec<(Option<String>, Vec<usize>, bool)> = Vec::new();
+        let mut checks: Vec<(Option<String>, Option<usize>, SqlExpr)> = Vec::new();
         for c in &ct.columns {
             let cname = ident_name(&c.name);
             if cname.starts_with(RESERVED_PREFIX) {
@@ -157,6 +161,16 @@ impl Executor {
                         primary_key.push(columns.len());
                         col.nullable = false;
                     }
+                    ColumnOption::Unique(u) => uniques.push((
+                        opt.name.as_ref().map(ident_name),
+                        vec![columns.len()],
+                        matches!(u.nulls_distinct, ast::NullsDistinctOption::NotDistinct),
+                    )),
+                    ColumnOption::Check(ck) => checks.push((
+                        opt.name.as_ref().or(ck.name.as_ref()).map(ident_name),
+                        Some(columns.len()),
+                        (*ck.expr).clone(),
+                    )),
                     other => {
                         return Err(SqlError::unsupported(format!(
                             "column constraint {other} is not supported yet"
@@ -206,6 +220,17 @@ impl Executor {
                         primary_key.push(idx);
                     }
                 }
+                TableConstraint::Unique(u) => {
+                    let cols = crate::sql::index_ddl::index_columns_of_table(&columns, &u.columns)?;
+                    uniques.push((
+                        u.name.as_ref().map(ident_name),
+                        cols,
+                        matches!(u.nulls_distinct, ast::NullsDistinctOption::NotDistinct),
+                    ));
+                }
+                TableConstraint::Check(ck) => {
+                    checks.push((ck.name.as_ref().map(ident_name), None, (*ck.expr).clone()))
+                }
                 other => {
                     return Err(SqlError::unsupported(format!(
                         "table constraint {other} is not supported yet"
@@ -214,23 +239,7 @@ impl Executor {
             }
         }
         for &i in &primary_key {
-            let probe = ScalarValue::try_from(&columns[i].ty.arrow_type())
-                .map_err(|e| SqlError::internal(e.to_string()))?;
-            let ok = matches!(
-                probe,
-                ScalarValue::Int16(_)
-                    | ScalarValue::Int32(_)
-                    | ScalarValue::Int64(_)
-                    | ScalarValue::Float32(_)
-                    | ScalarValue::Float64(_)
-                    | ScalarValue::Decimal128(..)
-                    | ScalarValue::Utf8(_)
-                    | ScalarValue::Binary(_)
-                    | ScalarValue::Boolean(_)
-                    | ScalarValue::Date32(_)
-                    | ScalarValue::TimestampMicrosecond(..)
-            );
-            if !ok {
+            if !crate::sql::index_ddl::keyable(&columns[i].ty) {
                 return Err(SqlError::unsupported(format!(
                     "type {} cannot be part of a primary key",
                     columns[i].ty.pg_name()
@@ -282,13 +291,16 @@ impl Executor {
         for seq in &owned {
             crate::catalog::sequences::put(self.db.as_ref(), txn, &seq.name, Some(seq))?;
         }
-        let def = TableDef {
+        let mut def = TableDef {
             id,
             name: name.clone(),
             columns,
             primary_key,
             oid,
+            indexes: Vec::new(),
+            checks: Vec::new(),
         };
+        self.table_constraints(txn, &mut def, uniques, checks).await?;
         // A DEFAULT that does not parse is an error now, not at the first INSERT.
         let defaults = self.db.column_defaults(&def);
         for c in &def.columns {

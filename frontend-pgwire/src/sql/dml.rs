@@ -170,11 +170,13 @@ impl Executor {
         let rows = Self::batches_to_rows(&def, &batches)?;
 
         let schema = def.arrow_schema();
+        // The unique index an ON CONFLICT target names (`Some(None)`: the primary key).
+        let mut target_index: Option<Option<String>> = None;
         let conflict = match &on {
             None => None,
             Some(OnInsert::OnConflict(oc)) => {
                 if let Some(target) = &oc.conflict_target {
-                    self.check_conflict_target(&def, target)?;
+                    target_index = Some(self.check_conflict_target(&def, target)?);
                 }
                 Some(&oc.action)
             }
@@ -184,18 +186,36 @@ impl Executor {
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
         // (key, existing, excluded) for DO UPDATE
         let mut upserts: Vec<(Vec<u8>, Arc<Row>, Row)> = Vec::new();
+        self.check_constraints(&def, &rows.iter().collect::<Vec<_>>())
+            .await?;
         for row in rows {
-            let key = self.row_key(&def, &row)?;
-            let existing = if def.primary_key.is_empty() {
-                None
-            } else {
-                self.current(txn, def.id, &key).await?
+            let mut key = self.row_key(&def, &row)?;
+            let mut existing = match &target_index {
+                Some(Some(_)) => None,
+                _ if def.primary_key.is_empty() => None,
+                _ => self.current(txn, def.id, &key).await?,
             };
+            // ON CONFLICT also acts on the unique indexes its target allows (all of them
+            // without a target); without ON CONFLICT, writing the entry raises 23505.
+            if existing.is_none() && conflict.is_some() && !def.indexes.is_empty() {
+                let only = match &target_index {
+                    Some(Some(name)) => Some(name.as_str()),
+                    Some(None) => Some(""),
+                    None => None,
+                };
+                if only != Some("") {
+                    if let Some((k, old)) = self.unique_conflict(txn, &def, &row, only).await? {
+                        key = k;
+                        existing = Some(old);
+                    }
+                }
+            }
             match (existing, conflict) {
                 (None, _) => {
                     seen.insert(key.clone());
                     let row = Arc::new(row);
-                    txn.put(&self.db.limits, def.id, &schema, key, Some(row.clone()))?;
+                    self.write_row(txn, &def, &schema, key, Some(row.clone()))
+                        .await?;
                     inserted.push(row);
                 }
                 (Some(_), None) => return Err(Self::pk_violation(&def, &row)),
@@ -216,9 +236,12 @@ impl Executor {
             let updated = self
                 .do_update(&def, alias.as_deref(), du, &upserts, params)
                 .await?;
+            let refs: Vec<&Row> = updated.iter().map(|(_, r)| r).collect();
+            self.check_constraints(&def, &refs).await?;
             for (key, row) in updated {
                 let row = Arc::new(row);
-                txn.put(&self.db.limits, def.id, &schema, key, Some(row.clone()))?;
+                self.write_row(txn, &def, &schema, key, Some(row.clone()))
+                    .await?;
                 inserted.push(row);
             }
         }
@@ -238,26 +261,45 @@ impl Executor {
         &self,
         def: &TableDef,
         target: &ConflictTarget,
-    ) -> SqlResult<()> {
-        let ok = match target {
+    ) -> SqlResult<Option<String>> {
+        let found = match target {
             ConflictTarget::Columns(cols) => {
                 let mut named: Vec<usize> = cols
                     .iter()
                     .filter_map(|c| def.column_index(&ident_name(c)))
                     .collect();
                 named.sort();
-                let mut pk = def.primary_key.clone();
-                pk.sort();
-                named.len() == cols.len() && named == pk && !pk.is_empty()
+                let sorted = |v: &[usize]| {
+                    let mut v = v.to_vec();
+                    v.sort();
+                    v
+                };
+                if named.len() != cols.len() || named.is_empty() {
+                    None
+                } else if named == sorted(&def.primary_key) {
+                    Some(None)
+                } else {
+                    def.indexes
+                        .iter()
+                        .find(|i| i.unique && i.predicate.is_none() && sorted(&i.columns) == named)
+                        .map(|i| Some(i.name.clone()))
+                }
             }
-            ConflictTarget::OnConstraint(n) => table_name(n)
-                .map(|c| c == format!("{}_pkey", def.name))
-                .unwrap_or(false),
+            ConflictTarget::OnConstraint(n) => match table_name(n) {
+                Ok(c) if c == format!("{}_pkey", def.name) && !def.primary_key.is_empty() => {
+                    Some(None)
+                }
+                Ok(c) => def
+                    .indexes
+                    .iter()
+                    .find(|i| i.unique && i.constraint && i.name == c)
+                    .map(|i| Some(i.name.clone())),
+                Err(_) => None,
+            },
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(SqlError::new(
+        match found {
+            Some(f) => Ok(f),
+            None => Err(SqlError::new(
                 "42P10",
                 "there is no unique or exclusion constraint matching the ON CONFLICT specification",
             ))
@@ -516,11 +558,17 @@ impl Executor {
             .dml_rows(txn, Statement::Update(up), &name, params)
             .await?;
         let schema = def.arrow_schema();
-        let mut written = Vec::with_capacity(produced.len());
+        let mut changes = Vec::with_capacity(produced.len());
         for (old_key, batch) in produced {
             let row = Self::batches_to_rows(&def, &batch)?
                 .pop()
                 .ok_or_else(|| SqlError::internal("empty update row"))?;
+            changes.push((old_key, row));
+        }
+        let refs: Vec<&Row> = changes.iter().map(|(_, r)| r).collect();
+        self.check_constraints(&def, &refs).await?;
+        let mut written = Vec::with_capacity(changes.len());
+        for (old_key, row) in changes {
             let new_key = if def.primary_key.is_empty() {
                 old_key.clone()
             } else {
@@ -530,10 +578,11 @@ impl Executor {
                 if self.current(txn, def.id, &new_key).await?.is_some() {
                     return Err(Self::pk_violation(&def, &row));
                 }
-                txn.put(&self.db.limits, def.id, &schema, old_key, None)?;
+                self.write_row(txn, &def, &schema, old_key, None).await?;
             }
             let row = Arc::new(row);
-            txn.put(&self.db.limits, def.id, &schema, new_key, Some(row.clone()))?;
+            self.write_row(txn, &def, &schema, new_key, Some(row.clone()))
+                .await?;
             written.push(row);
         }
         match returning {
@@ -567,7 +616,7 @@ impl Executor {
             if returning.is_some() {
                 deleted.push(Arc::new(batch_row(&batch[0], 0, def.columns.len())?));
             }
-            txn.put(&self.db.limits, def.id, &schema, key, None)?;
+            self.write_row(txn, &def, &schema, key, None).await?;
         }
         match returning {
             Some(items) => {

@@ -512,6 +512,9 @@ impl Executor {
         else {
             return Ok(None);
         };
+        if !def.checks.is_empty() {
+            return Ok(None);
+        }
         // Targets: plain, distinct, non-key columns.
         let mut targets = Vec::with_capacity(up.assignments.len());
         for a in &up.assignments {
@@ -545,13 +548,8 @@ impl Executor {
             };
             new[i] = crate::types::values::check_value(&def, &def.columns[i], v)?;
         }
-        txn.put(
-            &self.db.limits,
-            def.id,
-            &def.arrow_schema(),
-            key,
-            Some(Arc::new(new)),
-        )?;
+        self.write_row(txn, &def, &def.arrow_schema(), key, Some(Arc::new(new)))
+            .await?;
         Ok(Some(Outcome::Command(
             CommandTag::new("UPDATE").with_rows(1),
         )))
@@ -593,7 +591,8 @@ impl Executor {
                 CommandTag::new("DELETE").with_rows(0),
             )));
         }
-        txn.put(&self.db.limits, def.id, &def.arrow_schema(), key, None)?;
+        self.write_row(txn, &def, &def.arrow_schema(), key, None)
+            .await?;
         Ok(Some(Outcome::Command(
             CommandTag::new("DELETE").with_rows(1),
         )))
@@ -664,8 +663,11 @@ impl Executor {
         let Ok(def) = self.table_def(txn, &table).await else {
             return Ok(None);
         };
+        if !def.checks.is_empty() {
+            return Ok(None);
+        }
         if let Some(ast::OnInsert::OnConflict(oc)) = &ins.on {
-            if def.primary_key.is_empty() {
+            if def.primary_key.is_empty() || oc.conflict_target.is_some() && !def.indexes.is_empty() {
                 return Ok(None);
             }
             if let Some(target) = &oc.conflict_target {
@@ -743,7 +745,13 @@ impl Executor {
                 }
                 return Err(Self::pk_violation(&def, &row));
             }
-            txn.put(&self.db.limits, def.id, &schema, key, Some(Arc::new(row)))?;
+            if !def.indexes.is_empty() && self.unique_conflict(txn, &def, &row, None).await?.is_some() {
+                if do_nothing {
+                    continue;
+                }
+            }
+            self.write_row(txn, &def, &schema, key, Some(Arc::new(row)))
+                .await?;
             count += 1;
         }
         Ok(Some(Outcome::Command(

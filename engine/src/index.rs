@@ -1,0 +1,184 @@
+//! Secondary indexes and table constraints: their definitions, and the encoding of index
+//! entries.
+//!
+//! An index is MVCC data like a table. Its entries live in a table of their own
+//! ([`IndexDef::id`]), written in the same transaction as the row change they follow, so
+//! they are journaled, replayed, kept in memtable and Parquet segments and compacted like
+//! any table's rows, and read at the same timestamps.
+//!
+//! An entry's key is the indexed values in the order-preserving encoding of
+//! [`crate::key`] (each prefixed by a tag, so NULL has a place: after every value, as in
+//! PostgreSQL's ascending order), followed by the row's primary key. A unique index whose
+//! values hold no NULL leaves the primary key out: two rows with the same values then write
+//! the same key, so two transactions inserting the same value conflict in the adjudicator
+//! like two writers of one row. The entry's single column holds the row's primary key.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::scalar::ScalarValue;
+use serde::{Deserialize, Serialize};
+
+use crate::error::EngineResult;
+use crate::key::encode_value;
+use crate::row::Row;
+
+/// The one column of an index entry: the indexed row's primary key.
+pub const INDEX_PK_COLUMN: &str = "_weft_pk";
+
+/// Tag of a present value in an entry key.
+const TAG_VALUE: u8 = 0x01;
+/// Tag of a NULL: sorts after every value.
+const TAG_NULL: u8 = 0x02;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexDef {
+    pub name: String,
+    /// The table id that holds the index's entries.
+    pub id: u64,
+    /// The object id pg_class gives the index (and pg_constraint its UNIQUE constraint, at
+    /// `oid + 1`).
+    pub oid: u32,
+    /// Indexes into the table's columns, in key order.
+    pub columns: Vec<usize>,
+    /// `INCLUDE (...)` columns: listed in the catalog, not part of the key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<usize>,
+    pub unique: bool,
+    /// `NULLS NOT DISTINCT`: a unique index on which NULLs collide like values.
+    #[serde(default)]
+    pub nulls_not_distinct: bool,
+    /// Made by a UNIQUE constraint (listed in pg_constraint), not by CREATE UNIQUE INDEX.
+    #[serde(default)]
+    pub constraint: bool,
+    /// A partial index's `WHERE` predicate, as SQL text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicate: Option<String>,
+    /// The index holds an entry for every row: the planner may read it.
+    pub valid: bool,
+}
+
+/// A CHECK constraint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckDef {
+    pub name: String,
+    pub oid: u32,
+    /// The boolean expression, as SQL text.
+    pub expr: String,
+    /// `NOT VALID`: existing rows were not checked.
+    #[serde(default = "yes")]
+    pub validated: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The Arrow schema of an index's entries.
+pub fn index_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(
+        INDEX_PK_COLUMN,
+        DataType::Binary,
+        false,
+    )]))
+}
+
+/// Appends one indexed value to an entry key.
+pub fn encode_index_value(out: &mut Vec<u8>, v: &ScalarValue) -> EngineResult<()> {
+    if v.is_null() {
+        out.push(TAG_NULL);
+        return Ok(());
+    }
+    out.push(TAG_VALUE);
+    encode_value(out, v)
+}
+
+impl IndexDef {
+    /// The values of `row` that this index keys on.
+    pub fn values<'a>(&self, row: &'a Row) -> Vec<&'a ScalarValue> {
+        self.columns.iter().map(|&c| &row[c]).collect()
+    }
+
+    /// Whether two rows have different entries here (their indexed values differ).
+    pub fn differs(&self, a: &Row, b: &Row) -> bool {
+        self.columns.iter().any(|&c| a[c] != b[c])
+    }
+
+    /// Whether entries of `row` are the values alone (the unique form): a unique index and
+    /// no NULL among them (NULLs are distinct, as in PostgreSQL, unless declared not).
+    pub fn unique_form(&self, row: &Row) -> bool {
+        self.unique && (self.nulls_not_distinct || self.columns.iter().all(|&c| !row[c].is_null()))
+    }
+
+    /// The entry key of `row`, whose primary key is `pk`.
+    pub fn entry_key(&self, row: &Row, pk: &[u8]) -> EngineResult<Vec<u8>> {
+        let mut out = self.prefix(&self.values(row))?;
+        if !self.unique_form(row) {
+            out.extend_from_slice(pk);
+        }
+        Ok(out)
+    }
+
+    /// The encoded prefix that every entry with these leading values starts with.
+    pub fn prefix(&self, values: &[&ScalarValue]) -> EngineResult<Vec<u8>> {
+        let mut out = Vec::with_capacity(16);
+        for v in values {
+            encode_index_value(&mut out, v)?;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idx(unique: bool) -> IndexDef {
+        IndexDef {
+            name: "i".into(),
+            id: 7,
+            oid: 0,
+            columns: vec![1],
+            include: vec![],
+            unique,
+            nulls_not_distinct: false,
+            constraint: false,
+            predicate: None,
+            valid: true,
+        }
+    }
+
+    fn row(v: Option<i32>) -> Row {
+        vec![ScalarValue::Int32(Some(1)), ScalarValue::Int32(v)]
+    }
+
+    #[test]
+    fn unique_entries_of_equal_values_collide_and_others_do_not() {
+        let u = idx(true);
+        assert_eq!(
+            u.entry_key(&row(Some(5)), b"a").unwrap(),
+            u.entry_key(&row(Some(5)), b"b").unwrap()
+        );
+        // NULLs are distinct.
+        assert_ne!(
+            u.entry_key(&row(None), b"a").unwrap(),
+            u.entry_key(&row(None), b"b").unwrap()
+        );
+        let n = idx(false);
+        assert_ne!(
+            n.entry_key(&row(Some(5)), b"a").unwrap(),
+            n.entry_key(&row(Some(5)), b"b").unwrap()
+        );
+    }
+
+    #[test]
+    fn entries_sort_by_value_with_null_last() {
+        let n = idx(false);
+        let a = n.entry_key(&row(Some(-3)), b"z").unwrap();
+        let b = n.entry_key(&row(Some(4)), b"a").unwrap();
+        let c = n.entry_key(&row(None), b"a").unwrap();
+        assert!(a < b && b < c);
+        let p = n.prefix(&[&ScalarValue::Int32(Some(4))]).unwrap();
+        assert!(b.starts_with(&p));
+    }
+}

@@ -1,0 +1,104 @@
+//! A table's indexes and constraints as the catalog views show them: the primary key's
+//! implicit index and constraint beside the declared indexes, UNIQUE and CHECK
+//! constraints, each with its object id, so that `pg_class`, `pg_index`, `pg_constraint`,
+//! `pg_indexes`, `pg_get_indexdef` and `pg_get_constraintdef` agree.
+
+use weft_engine::schema::TableDef;
+
+use crate::catalog::oids::{pkey_constraint_oid, pkey_index_oid, pkey_name};
+
+/// One index of a table.
+pub(crate) struct IndexView {
+    pub oid: i32,
+    pub name: String,
+    /// Key columns, then INCLUDE columns (positions in the table).
+    pub columns: Vec<usize>,
+    pub key_columns: usize,
+    pub unique: bool,
+    pub primary: bool,
+    pub nulls_not_distinct: bool,
+    pub valid: bool,
+}
+
+/// One constraint of a table.
+pub(crate) struct ConstraintView {
+    pub oid: i32,
+    pub name: String,
+    /// `p`, `u` or `c`, as pg_constraint.contype.
+    pub kind: &'static str,
+    pub columns: Vec<usize>,
+    /// The index that enforces it (0 for CHECK).
+    pub index_oid: i32,
+    /// A CHECK's expression.
+    pub check: Option<String>,
+    pub validated: bool,
+}
+
+pub(crate) fn indexes_of(t: &TableDef) -> Vec<IndexView> {
+    let mut out = Vec::new();
+    if !t.primary_key.is_empty() {
+        out.push(IndexView {
+            oid: pkey_index_oid(t),
+            name: pkey_name(t),
+            columns: t.primary_key.clone(),
+            key_columns: t.primary_key.len(),
+            unique: true,
+            primary: true,
+            nulls_not_distinct: false,
+            valid: true,
+        });
+    }
+    for i in &t.indexes {
+        let mut columns = i.columns.clone();
+        columns.extend(&i.include);
+        out.push(IndexView {
+            oid: i.oid as i32,
+            name: i.name.clone(),
+            columns,
+            key_columns: i.columns.len(),
+            unique: i.unique,
+            primary: false,
+            nulls_not_distinct: i.nulls_not_distinct,
+            valid: i.valid,
+        });
+    }
+    out
+}
+
+pub(crate) fn constraints_of(t: &TableDef) -> Vec<ConstraintView> {
+    let mut out = Vec::new();
+    if !t.primary_key.is_empty() {
+        out.push(ConstraintView {
+            oid: pkey_constraint_oid(t),
+            name: pkey_name(t),
+            kind: "p",
+            columns: t.primary_key.clone(),
+            index_oid: pkey_index_oid(t),
+            check: None,
+            validated: true,
+        });
+    }
+    for i in t.indexes.iter().filter(|i| i.constraint) {
+        out.push(ConstraintView {
+            oid: i.oid as i32 + 1,
+            name: i.name.clone(),
+            kind: "u",
+            columns: i.columns.clone(),
+            index_oid: i.oid as i32,
+            check: None,
+            validated: true,
+        });
+    }
+    for c in &t.checks {
+        out.push(ConstraintView {
+            oid: c.oid as i32,
+            name: c.name.clone(),
+            kind: "c",
+            columns: Vec::new(),
+            index_oid: 0,
+            check: Some(c.expr.clone()),
+            validated: c.validated,
+        });
+    }
+    out
+}

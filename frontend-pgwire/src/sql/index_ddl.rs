@@ -1,0 +1,546 @@
+//! CREATE INDEX, DROP INDEX, and the indexes and CHECK constraints that CREATE TABLE and
+//! ALTER TABLE declare: each is part of its table's definition, written in the
+//! statement's transaction.
+//!
+//! An index made on a table that already holds rows is built in the same transaction: its
+//! entries are written from the rows the transaction sees, so it is complete when the
+//! definition commits, and every later writer of the table (which depends on the
+//! definition) maintains it. The build is bounded by the transaction limits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, BinaryArray};
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, IndexColumn, ObjectName};
+use weft_engine::index::{CheckDef, IndexDef};
+use weft_engine::provider::WeftTable;
+use weft_engine::row::{batch_row, Row};
+use weft_engine::schema::{oid_for_table_id, TableDef, CATALOG_TABLE_ID, FIRST_USER_TABLE_ID};
+use weft_engine::SqlType;
+
+use crate::catalog::txn::Txn;
+use crate::error::{codes, SqlError, SqlResult};
+use crate::sql::exec::{table_name, Executor};
+use crate::sql::names::ident_name;
+use crate::sql::outcome::{CommandTag, Notice, Outcome};
+use crate::sql::row_write::unique_violation;
+
+/// PostgreSQL's limit on identifier length (NAMEDATALEN - 1).
+const NAME_MAX: usize = 63;
+
+/// Whether values of `ty` can be keys (of a primary key or an index).
+pub(crate) fn keyable(ty: &SqlType) -> bool {
+    matches!(
+        ScalarValue::try_from(&ty.arrow_type()),
+        Ok(ScalarValue::Int16(_)
+            | ScalarValue::Int32(_)
+            | ScalarValue::Int64(_)
+            | ScalarValue::Float32(_)
+            | ScalarValue::Float64(_)
+            | ScalarValue::Decimal128(..)
+            | ScalarValue::Utf8(_)
+            | ScalarValue::Binary(_)
+            | ScalarValue::Boolean(_)
+            | ScalarValue::Date32(_)
+            | ScalarValue::TimestampMicrosecond(..))
+    )
+}
+
+/// The columns an index lists, by position in the table; plain column names only.
+pub(crate) fn index_columns(def: &TableDef, cols: &[IndexColumn]) -> SqlResult<Vec<usize>> {
+    let mut out = Vec::with_capacity(cols.len());
+    for ic in cols {
+        let name = match &ic.column.expr {
+            SqlExpr::Identifier(id) => ident_name(id),
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "indexes on expressions ({other}) are not supported"
+                )))
+            }
+        };
+        if ic.operator_class.is_some() {
+            return Err(SqlError::unsupported("index operator classes are not supported"));
+        }
+        if ic.column.options.asc == Some(false) || ic.column.options.nulls_first.is_some() {
+            return Err(SqlError::unsupported(
+                "DESC and NULLS FIRST/LAST in index columns are not supported",
+            ));
+        }
+        out.push(column_position(def, &name)?);
+    }
+    Ok(out)
+}
+
+/// The columns a table constraint of CREATE TABLE lists, among the columns declared.
+pub(crate) fn index_columns_of_table(
+    columns: &[weft_engine::ColumnDef],
+    cols: &[IndexColumn],
+) -> SqlResult<Vec<usize>> {
+    let mut out = Vec::with_capacity(cols.len());
+    for ic in cols {
+        let SqlExpr::Identifier(id) = &ic.column.expr else {
+            return Err(SqlError::unsupported("constraints on expressions are not supported"));
+        };
+        let name = ident_name(id);
+        let i = columns.iter().position(|c| c.name == name).ok_or_else(|| {
+            SqlError::new(
+                codes::UNDEFINED_COLUMN,
+                format!("column \"{name}\" named in key does not exist"),
+            )
+        })?;
+        out.push(i);
+    }
+    Ok(out)
+}
+
+pub(crate) fn column_position(def: &TableDef, name: &str) -> SqlResult<usize> {
+    def.column_index(name).ok_or_else(|| {
+        SqlError::new(
+            codes::UNDEFINED_COLUMN,
+            format!("column \"{name}\" does not exist"),
+        )
+    })
+}
+
+fn check_keyable(def: &TableDef, columns: &[usize]) -> SqlResult<()> {
+    for &c in columns {
+        let ty = &def.columns[c].ty;
+        if *ty == SqlType::Json {
+            return Err(SqlError::new(
+                codes::UNDEFINED_OBJECT,
+                "data type json has no default operator class for access method \"btree\"",
+            )
+            .with_hint("You must specify an operator class for the index or define a default operator class for the data type."));
+        }
+        if !keyable(ty) {
+            return Err(SqlError::unsupported(format!(
+                "indexes on columns of type {} are not supported",
+                ty.pg_name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// PostgreSQL's name for an implicit index or constraint: `table_col1_col2_suffix`, each
+/// part cut so the whole fits in 63 bytes.
+fn implicit_name(table: &str, cols: &[&str], suffix: &str) -> String {
+    let mut name2 = cols.join("_");
+    let mut name1 = table.to_string();
+    let overhead = suffix.len() + 2;
+    while name1.len() + name2.len() + overhead > NAME_MAX {
+        if name1.len() > name2.len() {
+            name1.pop();
+        } else {
+            name2.pop();
+        }
+    }
+    if name2.is_empty() {
+        format!("{name1}_{suffix}")
+    } else {
+        format!("{name1}_{name2}_{suffix}")
+    }
+}
+
+impl Executor {
+    /// Every relation name in use (tables, their indexes, sequences), as the transaction
+    /// sees them.
+    async fn relation_names(&self, txn: &Txn) -> SqlResult<Vec<String>> {
+        let read_ts = txn.read_ts()?;
+        let catalog = txn.overlay(CATALOG_TABLE_ID);
+        let mut names = Vec::new();
+        for t in self.db.list_tables(read_ts, catalog.as_deref()).await? {
+            names.push(t.name.clone());
+            if !t.primary_key.is_empty() {
+                names.push(format!("{}_pkey", t.name));
+            }
+            names.extend(t.indexes.iter().map(|i| i.name.clone()));
+        }
+        let seqs = txn.overlay(weft_engine::schema::SEQUENCE_TABLE_ID);
+        for s in crate::catalog::sequences::list(self.db.as_ref(), read_ts, seqs.as_deref()).await? {
+            names.push(s.name.clone());
+        }
+        Ok(names)
+    }
+
+    /// A name PostgreSQL would choose: `table_cols_suffix`, then with 1, 2, ... appended
+    /// until it is free among `taken` (which gains it).
+    fn choose_name(taken: &mut Vec<String>, table: &str, cols: &[&str], suffix: &str) -> String {
+        let base = implicit_name(table, cols, suffix);
+        let mut name = base.clone();
+        let mut n = 0;
+        while taken.contains(&name) {
+            n += 1;
+            let tail = n.to_string();
+            let mut b = base.clone();
+            while b.len() + tail.len() > NAME_MAX {
+                b.pop();
+            }
+            name = format!("{b}{tail}");
+        }
+        taken.push(name.clone());
+        name
+    }
+
+    /// A fresh id for an index's entries, and its object id.
+    fn fresh_index_ids(&self) -> (u64, u32) {
+        let id = FIRST_USER_TABLE_ID + self.db.entropy.u64() % (u64::MAX - FIRST_USER_TABLE_ID);
+        (id, oid_for_table_id(id))
+    }
+
+    /// A new index definition on `def` (not yet added).
+    pub(crate) fn new_index(
+        &self,
+        def: &TableDef,
+        name: String,
+        columns: Vec<usize>,
+        unique: bool,
+        constraint: bool,
+    ) -> SqlResult<IndexDef> {
+        check_keyable(def, &columns)?;
+        if columns.len() > 32 {
+            return Err(SqlError::new(
+                "54011",
+                "cannot use more than 32 columns in an index",
+            ));
+        }
+        let (id, oid) = self.fresh_index_ids();
+        Ok(IndexDef {
+            name,
+            id,
+            oid,
+            columns,
+            include: Vec::new(),
+            unique,
+            nulls_not_distinct: false,
+            constraint,
+            predicate: None,
+            valid: true,
+        })
+    }
+
+    /// The UNIQUE constraints and CHECK constraints of a CREATE TABLE, added to `def`
+    /// (which has no rows yet).
+    pub(crate) async fn table_constraints(
+        &self,
+        txn: &Txn,
+        def: &mut TableDef,
+        uniques: Vec<(Option<String>, Vec<usize>, bool)>,
+        checks: Vec<(Option<String>, Option<usize>, SqlExpr)>,
+    ) -> SqlResult<()> {
+        if uniques.is_empty() && checks.is_empty() {
+            return Ok(());
+        }
+        let mut taken = self.relation_names(txn).await?;
+        taken.push(def.name.clone());
+        if !def.primary_key.is_empty() {
+            taken.push(format!("{}_pkey", def.name));
+        }
+        for (name, columns, nulls_not_distinct) in uniques {
+            let name = match name {
+                Some(n) => {
+                    if taken.contains(&n) {
+                        return Err(SqlError::new(
+                            codes::DUPLICATE_TABLE,
+                            format!("relation \"{n}\" already exists"),
+                        ));
+                    }
+                    taken.push(n.clone());
+                    n
+                }
+                None => {
+                    let cols: Vec<&str> =
+                        columns.iter().map(|&c| def.columns[c].name.as_str()).collect();
+                    Self::choose_name(&mut taken, &def.name, &cols, "key")
+                }
+            };
+            let mut idx = self.new_index(def, name, columns, true, true)?;
+            idx.nulls_not_distinct = nulls_not_distinct;
+            def.indexes.push(idx);
+        }
+        let mut check_names: Vec<String> = Vec::new();
+        for (name, column, expr) in checks {
+            let name = match name {
+                Some(n) => {
+                    if check_names.contains(&n) {
+                        return Err(SqlError::new(
+                            "42710",
+                            format!(
+                                "constraint \"{n}\" for relation \"{}\" already exists",
+                                def.name
+                            ),
+                        ));
+                    }
+                    check_names.push(n.clone());
+                    n
+                }
+                None => {
+                    // A column's CHECK is named after it; a table's after the table alone.
+                    let cols: Vec<&str> = column.iter().map(|&c| def.columns[c].name.as_str()).collect();
+                    Self::choose_name(&mut check_names, &def.name, &cols, "check")
+                }
+            };
+            let (_, oid) = self.fresh_index_ids();
+            def.checks.push(CheckDef {
+                name,
+                oid,
+                expr: expr.to_string(),
+                validated: true,
+            });
+        }
+        self.validate_checks(def).await
+    }
+
+    /// Plans the table's CHECK expressions against its columns: a name that is not a
+    /// column, or an expression that is not boolean, is an error now, not at the first
+    /// write.
+    pub(crate) async fn validate_checks(&self, def: &TableDef) -> SqlResult<()> {
+        if def.checks.is_empty() {
+            return Ok(());
+        }
+        let ctx = self.db.scratch_context();
+        let schema = def.arrow_schema();
+        ctx.register_table(
+            "__weft_check",
+            Arc::new(datafusion::datasource::MemTable::try_new(
+                schema,
+                vec![vec![]],
+            )?),
+        )?;
+        for c in &def.checks {
+            let sql = format!(
+                "SELECT ({}) FROM \"__weft_check\" AS {}",
+                c.expr,
+                crate::sql::exec::quote(&def.name)
+            );
+            let plan = ctx.state().create_logical_plan(&sql).await?;
+                let field = plan.schema().field(0).clone();
+            if !matches!(
+                field.data_type(),
+                arrow::datatypes::DataType::Boolean | arrow::datatypes::DataType::Null
+            ) {
+                let ty = crate::types::column_type::pg_type_of(&field)
+                    .map(|t| t.name().to_string())
+                    .unwrap_or_else(|_| field.data_type().to_string());
+                return Err(SqlError::new(
+                    codes::DATATYPE_MISMATCH,
+                    format!("argument of CHECK must be type boolean, not type {ty}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every row of a table as the transaction sees it, with its key.
+    pub(crate) async fn table_rows(
+        &self,
+        txn: &Txn,
+        def: &TableDef,
+    ) -> SqlResult<Vec<(Vec<u8>, Row)>> {
+        let provider = WeftTable::new(
+            Arc::new(def.clone()),
+            self.db.storage.clone(),
+            txn.read_ts()?,
+            txn.overlay(def.id),
+            true,
+            HashMap::new(),
+            Some(txn.reads.clone()),
+        );
+        let ctx = self.db.scratch_context();
+        let batches = ctx.read_table(Arc::new(provider))?.collect().await?;
+        let ncols = def.columns.len();
+        let mut out = Vec::new();
+        for b in batches {
+            let keys = b
+                .column(ncols)
+                .as_any()
+                .downcast_ref::<BinaryArray>()
+                .ok_or_else(|| SqlError::internal("key column is not binary"))?
+                .clone();
+            for i in 0..b.num_rows() {
+                out.push((keys.value(i).to_vec(), batch_row(&b, i, ncols)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the entries of a new index from the rows the transaction sees; a unique
+    /// index over duplicated values is 23505, as PostgreSQL's "could not create unique
+    /// index".
+    pub(crate) async fn build_index(
+        &self,
+        txn: &mut Txn,
+        def: &TableDef,
+        idx: &IndexDef,
+    ) -> SqlResult<()> {
+        let rows = self.table_rows(txn, def).await?;
+        let schema = weft_engine::index::index_schema();
+        let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+        for (n, (key, row)) in rows.iter().enumerate() {
+            let k = idx
+                .entry_key(row, key)
+                .map_err(|e| SqlError::new(codes::DATA_EXCEPTION, e.to_string()))?;
+            if idx.unique_form(row) {
+                if seen.insert(k.clone(), n).is_some() {
+                    let e = unique_violation(def, idx, row);
+                    return Err(SqlError::new(
+                        codes::UNIQUE_VIOLATION,
+                        format!("could not create unique index \"{}\"", idx.name),
+                    )
+                    .with_detail(
+                        e.detail
+                            .unwrap_or_default()
+                            .replace("already exists", "is duplicated"),
+                    ));
+                }
+            }
+            txn.put(
+                &self.db.limits,
+                idx.id,
+                &schema,
+                k,
+                Some(Arc::new(vec![ScalarValue::Binary(Some(key.clone()))])),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] [name] ON t (cols)
+    /// [INCLUDE (...)]`.
+    pub async fn create_index(
+        &self,
+        txn: &mut Txn,
+        ci: ast::CreateIndex,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Outcome> {
+        let tag = Outcome::Command(CommandTag::new("CREATE INDEX"));
+        if ci.predicate.is_some() {
+            return Err(SqlError::unsupported("partial indexes (CREATE INDEX ... WHERE) are not supported"));
+        }
+        if let Some(using) = &ci.using {
+            if !using.to_string().eq_ignore_ascii_case("btree") {
+                return Err(SqlError::unsupported(format!(
+                    "index access method \"{using}\" is not supported"
+                )));
+            }
+        }
+        let table = table_name(&ci.table_name)?;
+        let mut def = (*self.table_def(txn, &table).await?).clone();
+        let columns = index_columns(&def, &ci.columns)?;
+        let mut taken = self.relation_names(txn).await?;
+        let name = match &ci.name {
+            Some(n) => {
+                let n = table_name(n)?;
+                if taken.contains(&n) {
+                    if ci.if_not_exists {
+                        notices.push(Notice {
+                            severity: "NOTICE",
+                            code: "42P07",
+                            message: format!("relation \"{n}\" already exists, skipping"),
+                        });
+                        return Ok(tag);
+                    }
+                    return Err(SqlError::new(
+                        codes::DUPLICATE_TABLE,
+                        format!("relation \"{n}\" already exists"),
+                    ));
+                }
+                n
+            }
+            None => {
+                let cols: Vec<&str> = columns.iter().map(|&c| def.columns[c].name.as_str()).collect();
+                Self::choose_name(&mut taken, &def.name, &cols, "idx")
+            }
+        };
+        let mut idx = self.new_index(&def, name, columns, ci.unique, false)?;
+        idx.nulls_not_distinct = ci.nulls_distinct == Some(false);
+        for c in &ci.include {
+            idx.include.push(column_position(&def, &ident_name(c))?);
+        }
+        self.build_index(txn, &def, &idx).await?;
+        def.indexes.push(idx);
+        self.put_table_def(txn, &def)?;
+        Ok(tag)
+    }
+
+    /// `DROP INDEX [IF EXISTS] name, ...`. The index of a UNIQUE constraint is dropped
+    /// with the constraint (ALTER TABLE ... DROP CONSTRAINT), as in PostgreSQL.
+    pub async fn drop_indexes(
+        &self,
+        txn: &mut Txn,
+        names: &[ObjectName],
+        if_exists: bool,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Outcome> {
+        for n in names {
+            let name = table_name(n)?;
+            let catalog = txn.overlay(CATALOG_TABLE_ID);
+            let tables = self.db.list_tables(txn.read_ts()?, catalog.as_deref()).await?;
+            let owner = tables
+                .iter()
+                .find(|t| t.indexes.iter().any(|i| i.name == name));
+            let Some(owner) = owner else {
+                if tables.iter().any(|t| t.name == name) {
+                    return Err(SqlError::new(
+                        codes::WRONG_OBJECT_TYPE,
+                        format!("\"{name}\" is not an index"),
+                    )
+                    .with_hint("Use DROP TABLE to remove a table."));
+                }
+                if tables.iter().any(|t| format!("{}_pkey", t.name) == name && !t.primary_key.is_empty()) {
+                    return Err(SqlError::new(
+                        "2BP01",
+                        format!("cannot drop index {name} because constraint {name} on table {} requires it", name.trim_end_matches("_pkey")),
+                    )
+                    .with_hint(format!("You can drop constraint {name} on table {} instead.", name.trim_end_matches("_pkey"))));
+                }
+                if if_exists {
+                    notices.push(Notice {
+                        severity: "NOTICE",
+                        code: "00000",
+                        message: format!("index \"{name}\" does not exist, skipping"),
+                    });
+                    continue;
+                }
+                return Err(SqlError::new(
+                    codes::UNDEFINED_OBJECT,
+                    format!("index \"{name}\" does not exist"),
+                ));
+            };
+            let mut def = (**owner).clone();
+            let idx = def.indexes.iter().find(|i| i.name == name).cloned();
+            if let Some(idx) = idx.filter(|i| i.constraint) {
+                return Err(SqlError::new(
+                    "2BP01",
+                    format!(
+                        "cannot drop index {name} because constraint {name} on table {} requires it",
+                        def.name
+                    ),
+                )
+                .with_hint(format!(
+                    "You can drop constraint {} on table {} instead.",
+                    idx.name, def.name
+                )));
+            }
+            def.indexes.retain(|i| i.name != name);
+            self.put_table_def(txn, &def)?;
+        }
+        Ok(Outcome::Command(CommandTag::new("DROP INDEX")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn implicit_names_fit_in_63_bytes() {
+        assert_eq!(implicit_name("users", &["email"], "key"), "users_email_key");
+        assert_eq!(implicit_name("t", &[], "check"), "t_check");
+        let long = "a".repeat(60);
+        let n = implicit_name(&long, &["column_name"], "idx");
+        assert!(n.len() <= NAME_MAX, "{n}");
+        assert!(n.ends_with("_idx"));
+    }
+}
