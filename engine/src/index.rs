@@ -70,6 +70,32 @@ pub struct CheckDef {
     pub validated: bool,
 }
 
+/// A FOREIGN KEY constraint, kept in the referencing (child) table's definition; the
+/// referenced (parent) table lists the child in [`crate::schema::TableDef::referenced_by`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForeignKeyDef {
+    pub name: String,
+    pub oid: u32,
+    /// The referencing columns (positions in the child table).
+    pub columns: Vec<usize>,
+    /// The referenced table, by name.
+    pub parent: String,
+    /// The referenced columns (positions in the parent), matching `columns` one for one:
+    /// the parent's primary key or a unique index's columns.
+    pub parent_columns: Vec<usize>,
+    /// `a` NO ACTION, `r` RESTRICT, `c` CASCADE, `n` SET NULL, `d` SET DEFAULT, as
+    /// pg_constraint.confdeltype spells them.
+    pub on_delete: char,
+    pub on_update: char,
+    #[serde(default)]
+    pub deferrable: bool,
+    /// `INITIALLY DEFERRED`: checked at COMMIT.
+    #[serde(default)]
+    pub deferred: bool,
+    #[serde(default = "yes")]
+    pub validated: bool,
+}
+
 fn yes() -> bool {
     true
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
-use crate::index::{CheckDef, IndexDef};
+use crate::index::{CheckDef, ForeignKeyDef, IndexDef};
 use crate::types::SqlType;
 
 /// Table id of the catalog itself.
@@ -60,6 +60,12 @@ pub struct TableDef {
     /// CHECK constraints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckDef>,
+    /// FOREIGN KEY constraints of this table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_keys: Vec<ForeignKeyDef>,
+    /// The tables whose foreign keys reference this one, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referenced_by: Vec<String>,
 }
 
 /// The first object id of user objects, as in PostgreSQL.

@@ -24,13 +24,15 @@ pub(crate) struct IndexView {
 pub(crate) struct ConstraintView {
     pub oid: i32,
     pub name: String,
-    /// `p`, `u` or `c`, as pg_constraint.contype.
+    /// `p`, `u`, `c` or `f`, as pg_constraint.contype.
     pub kind: &'static str,
     pub columns: Vec<usize>,
     /// The index that enforces it (0 for CHECK).
     pub index_oid: i32,
     /// A CHECK's expression.
     pub check: Option<String>,
+    /// A FOREIGN KEY's reference.
+    pub reference: Option<weft_engine::index::ForeignKeyDef>,
     pub validated: bool,
 }
 
@@ -75,6 +77,7 @@ pub(crate) fn constraints_of(t: &TableDef) -> Vec<ConstraintView> {
             columns: t.primary_key.clone(),
             index_oid: pkey_index_oid(t),
             check: None,
+            reference: None,
             validated: true,
         });
     }
@@ -86,6 +89,7 @@ pub(crate) fn constraints_of(t: &TableDef) -> Vec<ConstraintView> {
             columns: i.columns.clone(),
             index_oid: i.oid as i32,
             check: None,
+            reference: None,
             validated: true,
         });
     }
@@ -97,7 +101,20 @@ pub(crate) fn constraints_of(t: &TableDef) -> Vec<ConstraintView> {
             columns: Vec::new(),
             index_oid: 0,
             check: Some(c.expr.clone()),
+            reference: None,
             validated: c.validated,
+        });
+    }
+    for f in &t.foreign_keys {
+        out.push(ConstraintView {
+            oid: f.oid as i32,
+            name: f.name.clone(),
+            kind: "f",
+            columns: f.columns.clone(),
+            index_oid: 0,
+            check: None,
+            reference: Some(f.clone()),
+            validated: f.validated,
         });
     }
     out

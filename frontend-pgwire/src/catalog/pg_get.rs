@@ -11,11 +11,57 @@ use crate::catalog::session_meta::Snapshot;
 /// What `pg_get_constraintdef` prints for a constraint oid.
 pub fn constraint_def(snap: &Snapshot, oid: i32) -> Option<String> {
     snap.tables.iter().find_map(|t| {
-        constraints_of(t)
-            .into_iter()
-            .find(|c| c.oid == oid)
-            .map(|c| constraint_text(t, &c))
+        let c = constraints_of(t).into_iter().find(|c| c.oid == oid)?;
+        let mut text = constraint_text(t, &c);
+        if let Some(f) = &c.reference {
+            let parent = snap.tables.iter().find(|p| p.name == f.parent)?;
+            text = reference_text(t, parent, f);
+        }
+        Some(text)
     })
+}
+
+/// A FOREIGN KEY as `pg_get_constraintdef` prints it.
+fn reference_text(
+    t: &TableDef,
+    parent: &TableDef,
+    f: &weft_engine::index::ForeignKeyDef,
+) -> String {
+    let cols = |d: &TableDef, cs: &[usize]| {
+        cs.iter()
+            .map(|&k| quote_ident(&d.columns[k].name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let action = |a: char| match a {
+        'r' => Some("RESTRICT"),
+        'c' => Some("CASCADE"),
+        'n' => Some("SET NULL"),
+        'd' => Some("SET DEFAULT"),
+        _ => None,
+    };
+    let mut out = format!(
+        "FOREIGN KEY ({}) REFERENCES {}({})",
+        cols(t, &f.columns),
+        quote_ident(&parent.name),
+        cols(parent, &f.parent_columns)
+    );
+    if let Some(a) = action(f.on_update) {
+        out.push_str(&format!(" ON UPDATE {a}"));
+    }
+    if let Some(a) = action(f.on_delete) {
+        out.push_str(&format!(" ON DELETE {a}"));
+    }
+    if f.deferrable {
+        out.push_str(" DEFERRABLE");
+    }
+    if f.deferred {
+        out.push_str(" INITIALLY DEFERRED");
+    }
+    if !f.validated {
+        out.push_str(" NOT VALID");
+    }
+    out
 }
 
 /// What `pg_get_indexdef` prints for an index oid.

@@ -544,27 +544,49 @@ pub(crate) fn pg_constraint(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>>
             } else {
                 c.columns.iter().map(|k| *k as i16 + 1).collect()
             };
+            let f = c.reference.as_ref();
+            let parent = f.and_then(|f| snap.tables.iter().find(|p| p.name == f.parent));
+            let (confrelid, confkey, index_oid) = match (f, parent) {
+                (Some(f), Some(p)) => (
+                    table_oid(p),
+                    V::IL(f.parent_columns.iter().map(|k| *k as i16 + 1).collect()),
+                    indexes_of(p)
+                        .iter()
+                        .find(|i| {
+                            i.unique && {
+                                let mut a = i.columns.clone();
+                                let mut b = f.parent_columns.clone();
+                                a.sort();
+                                b.sort();
+                                a == b
+                            }
+                        })
+                        .map_or(0, |i| i.oid),
+                ),
+                _ => (0, V::N, c.index_oid),
+            };
+            let act = |a: Option<char>| s(a.map_or(" ".to_string(), |a| a.to_string()));
             rows.push(vec![
                 i(c.oid),
                 s(c.name.clone()),
                 i(NS_PUBLIC),
                 s(c.kind),
-                V::B(false),
-                V::B(false),
+                V::B(f.is_some_and(|f| f.deferrable)),
+                V::B(f.is_some_and(|f| f.deferred)),
                 V::B(c.validated),
                 i(table_oid(t)),
                 i(0),
-                i(c.index_oid),
+                i(index_oid),
                 i(0),
-                i(0),
-                s(" "),
-                s(" "),
-                s(" "),
+                i(confrelid),
+                act(f.map(|f| f.on_update)),
+                act(f.map(|f| f.on_delete)),
+                s(if f.is_some() { "s" } else { " " }),
                 V::B(true),
                 i(0),
                 V::B(c.kind != "c"),
                 V::IL(conkey),
-                V::N,
+                confkey,
                 match &c.check {
                     Some(e) => s(e.clone()),
                     None => V::N,

@@ -74,10 +74,29 @@ impl Isolation {
     }
 }
 
+/// A foreign-key check a deferred constraint leaves for COMMIT.
+#[derive(Debug, Clone)]
+pub enum Deferred {
+    /// The child row at `key` must find its parent.
+    Child {
+        table: String,
+        constraint: String,
+        key: Vec<u8>,
+    },
+    /// A parent with `values` went away: no child may still reference them.
+    Parent {
+        table: String,
+        constraint: String,
+        child: String,
+        values: Vec<datafusion::scalar::ScalarValue>,
+    },
+}
+
 /// A transaction's writes as of a SAVEPOINT.
 #[derive(Debug, Clone)]
 pub struct Savepoint {
     writes: BTreeMap<u64, TableBuf>,
+    deferred: Vec<Deferred>,
     schema_keys: BTreeSet<Vec<u8>>,
     locked: usize,
     rows_written: usize,
@@ -104,6 +123,8 @@ pub struct Txn {
     pub writes: BTreeMap<u64, TableBuf>,
     pub schema_keys: BTreeSet<Vec<u8>>,
     pub locked: Vec<(u64, Vec<u8>)>,
+    /// Deferred foreign-key checks, run at COMMIT.
+    pub deferred: Vec<Deferred>,
     pub rows_written: usize,
     pub bytes_written: usize,
     /// On tokio's clock, which a simulation pauses and advances.
@@ -123,6 +144,7 @@ impl Txn {
             writes: BTreeMap::new(),
             schema_keys: BTreeSet::new(),
             locked: Vec::new(),
+            deferred: Vec::new(),
             rows_written: 0,
             bytes_written: 0,
             started: tokio::time::Instant::now(),
@@ -172,6 +194,7 @@ impl Txn {
     pub fn savepoint(&self) -> Savepoint {
         Savepoint {
             writes: self.writes.clone(),
+            deferred: self.deferred.clone(),
             schema_keys: self.schema_keys.clone(),
             locked: self.locked.len(),
             rows_written: self.rows_written,
@@ -183,6 +206,7 @@ impl Txn {
     /// for SERIALIZABLE validation, which can only make it stricter.)
     pub fn rollback_to(&mut self, sp: &Savepoint) {
         self.writes = sp.writes.clone();
+        self.deferred = sp.deferred.clone();
         self.schema_keys = sp.schema_keys.clone();
         self.locked.truncate(sp.locked);
         self.rows_written = sp.rows_written;

@@ -124,8 +124,13 @@ impl Core {
                 object_type: ObjectType::Table,
                 if_exists,
                 names,
+                cascade,
                 ..
-            } => self.exec.drop_tables(txn, &names, if_exists, notices).await,
+            } => {
+                self.exec
+                    .drop_tables(txn, &names, if_exists, cascade, notices)
+                    .await
+            }
             Statement::Truncate(t) => self.exec.truncate(txn, &t).await,
             Statement::CreateIndex(ci) => self.exec.create_index(txn, ci, notices).await,
             Statement::Drop {

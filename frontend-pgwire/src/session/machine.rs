@@ -161,8 +161,11 @@ impl Core {
         }
     }
 
-    pub(crate) async fn commit(&self, txn: Txn) -> SqlResult<()> {
+    pub(crate) async fn commit(&self, mut txn: Txn) -> SqlResult<()> {
         txn.check_duration(&self.exec.db.limits)?;
+        if !txn.deferred.is_empty() {
+            self.exec.check_deferred(&mut txn).await?;
+        }
         let req = txn.into_commit_request();
         self.exec.db.adjudicator.commit(req).await?;
         Ok(())

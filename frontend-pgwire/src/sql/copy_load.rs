@@ -166,6 +166,8 @@ mod tests {
             oid: 0,
             indexes: vec![],
             checks: vec![],
+            foreign_keys: vec![],
+            referenced_by: vec![],
         }
     }
 

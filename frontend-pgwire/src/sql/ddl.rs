@@ -17,6 +17,7 @@ use weft_engine::SqlType;
 use crate::catalog::txn::Txn;
 use crate::error::{codes, SqlError, SqlResult};
 use crate::sql::exec::table_name;
+use crate::sql::foreign_keys::ForeignKeySpec;
 use crate::sql::exec::Executor;
 use crate::sql::names::ident_name;
 
@@ -70,6 +71,7 @@ impl Executor {
         // (name, the column it is declared on, expression).
         let mut uniques: Vec<(Option<String>, Vec<usize>, bool)> = Vec::new();
         let mut checks: Vec<(Option<String>, Option<usize>, SqlExpr)> = Vec::new();
+        let mut foreign_keys: Vec<ForeignKeySpec> = Vec::new();
         for c in &ct.columns {
             let cname = ident_name(&c.name);
             if cname.starts_with(RESERVED_PREFIX) {
@@ -166,6 +168,11 @@ impl Executor {
                         vec![columns.len()],
                         matches!(u.nulls_distinct, ast::NullsDistinctOption::NotDistinct),
                     )),
+                    ColumnOption::ForeignKey(fk) => foreign_keys.push(ForeignKeySpec::from_ast(
+                        opt.name.as_ref().or(fk.name.as_ref()).map(ident_name),
+                        vec![columns.len()],
+                        fk,
+                    )?),
                     ColumnOption::Check(ck) => checks.push((
                         opt.name.as_ref().or(ck.name.as_ref()).map(ident_name),
                         Some(columns.len()),
@@ -227,6 +234,26 @@ impl Executor {
                         cols,
                         matches!(u.nulls_distinct, ast::NullsDistinctOption::NotDistinct),
                     ));
+                }
+                TableConstraint::ForeignKey(fk) => {
+                    let cols = fk
+                        .columns
+                        .iter()
+                        .map(|c| {
+                            let n = ident_name(c);
+                            columns.iter().position(|x| x.name == n).ok_or_else(|| {
+                                SqlError::new(
+                                    codes::UNDEFINED_COLUMN,
+                                    format!("column \"{n}\" referenced in foreign key constraint does not exist"),
+                                )
+                            })
+                        })
+                        .collect::<SqlResult<Vec<usize>>>()?;
+                    foreign_keys.push(ForeignKeySpec::from_ast(
+                        fk.name.as_ref().map(ident_name),
+                        cols,
+                        fk,
+                    )?);
                 }
                 TableConstraint::Check(ck) => {
                     checks.push((ck.name.as_ref().map(ident_name), None, (*ck.expr).clone()))
@@ -299,8 +326,20 @@ impl Executor {
             oid,
             indexes: Vec::new(),
             checks: Vec::new(),
+            foreign_keys: Vec::new(),
+            referenced_by: Vec::new(),
         };
         self.table_constraints(txn, &mut def, uniques, checks).await?;
+        if !foreign_keys.is_empty() {
+            let mut taken: Vec<String> = def
+                .indexes
+                .iter()
+                .map(|i| i.name.clone())
+                .chain(def.checks.iter().map(|c| c.name.clone()))
+                .collect();
+            self.add_foreign_keys(txn, &mut def, foreign_keys, &mut taken)
+                .await?;
+        }
         // A DEFAULT that does not parse is an error now, not at the first INSERT.
         let defaults = self.db.column_defaults(&def);
         for c in &def.columns {
@@ -320,8 +359,13 @@ impl Executor {
         txn: &mut Txn,
         names: &[ObjectName],
         if_exists: bool,
+        cascade: bool,
         notices: &mut Vec<Notice>,
     ) -> SqlResult<Outcome> {
+        let dropping: Vec<String> = names
+            .iter()
+            .filter_map(|n| table_name(n).ok())
+            .collect();
         for n in names {
             let name = table_name(n)?;
             let catalog = txn.overlay(CATALOG_TABLE_ID);
@@ -342,6 +386,10 @@ impl Executor {
                     codes::UNDEFINED_TABLE,
                     format!("table \"{name}\" does not exist"),
                 ));
+            }
+            if let Some(def) = &found {
+                self.drop_references(txn, def, &dropping, cascade, notices)
+                    .await?;
             }
             txn.schema_keys.insert(catalog_key(&name));
             txn.put(

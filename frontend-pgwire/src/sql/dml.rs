@@ -578,7 +578,15 @@ impl Executor {
                 if self.current(txn, def.id, &new_key).await?.is_some() {
                     return Err(Self::pk_violation(&def, &row));
                 }
-                self.write_row(txn, &def, &schema, old_key, None).await?;
+                // The row moves to a new key: rows that reference it see an update.
+                if !def.referenced_by.is_empty() {
+                    if let Some(old) = self.current(txn, def.id, &old_key).await? {
+                        self.on_referenced_change(txn, &def, &old, Some(&row))
+                            .await?;
+                    }
+                }
+                self.write_row_as(txn, &def, &schema, old_key, None, true, false)
+                    .await?;
             }
             let row = Arc::new(row);
             self.write_row(txn, &def, &schema, new_key, Some(row.clone()))

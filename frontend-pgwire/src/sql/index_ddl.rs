@@ -166,7 +166,7 @@ impl Executor {
 
     /// A name PostgreSQL would choose: `table_cols_suffix`, then with 1, 2, ... appended
     /// until it is free among `taken` (which gains it).
-    fn choose_name(taken: &mut Vec<String>, table: &str, cols: &[&str], suffix: &str) -> String {
+    pub(crate) fn choose_name(taken: &mut Vec<String>, table: &str, cols: &[&str], suffix: &str) -> String {
         let base = implicit_name(table, cols, suffix);
         let mut name = base.clone();
         let mut n = 0;
@@ -184,7 +184,7 @@ impl Executor {
     }
 
     /// A fresh id for an index's entries, and its object id.
-    fn fresh_index_ids(&self) -> (u64, u32) {
+    pub(crate) fn fresh_index_ids(&self) -> (u64, u32) {
         let id = FIRST_USER_TABLE_ID + self.db.entropy.u64() % (u64::MAX - FIRST_USER_TABLE_ID);
         (id, oid_for_table_id(id))
     }

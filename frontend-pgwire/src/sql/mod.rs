@@ -27,6 +27,7 @@ pub mod dml;
 pub mod exec;
 pub mod fast;
 pub mod fetch_syntax;
+pub mod foreign_keys;
 pub mod group_by_key;
 pub mod index_ddl;
 pub mod jsonb_syntax;

@@ -38,10 +38,41 @@ impl Executor {
         key: Vec<u8>,
         new: Option<Arc<Row>>,
     ) -> SqlResult<()> {
-        if !def.indexes.is_empty() {
+        self.write_row_as(txn, def, schema, key, new, true, true)
+            .await
+    }
+
+    /// [`Executor::write_row`]; `references` false leaves out the check that the rows
+    /// this one references exist, `referenced` false the effects on rows that reference
+    /// this one: the caller has seen to them (an UPDATE that moves a row to a new key, a
+    /// cascade whose parent value the same statement writes).
+    pub(crate) async fn write_row_as(
+        &self,
+        txn: &mut Txn,
+        def: &TableDef,
+        schema: &SchemaRef,
+        key: Vec<u8>,
+        new: Option<Arc<Row>>,
+        references: bool,
+        referenced: bool,
+    ) -> SqlResult<()> {
+        let parent_side = referenced && !def.referenced_by.is_empty();
+        if !def.indexes.is_empty() || !def.foreign_keys.is_empty() || parent_side {
             let old = self.current(txn, def.id, &key).await?;
-            self.write_index_entries(txn, def, &key, old.as_deref(), new.as_deref())
-                .await?;
+            if let Some(n) = &new {
+                if references && !def.foreign_keys.is_empty() {
+                    self.check_references(txn, def, &key, old.as_deref(), n)
+                        .await?;
+                }
+            }
+            if let (true, Some(o)) = (parent_side, &old) {
+                self.on_referenced_change(txn, def, o, new.as_deref())
+                    .await?;
+            }
+            if !def.indexes.is_empty() {
+                self.write_index_entries(txn, def, &key, old.as_deref(), new.as_deref())
+                    .await?;
+            }
         }
         txn.put(&self.db.limits, def.id, schema, key, new)
     }
