@@ -6,6 +6,11 @@
 //! SERIALIZABLE); weft never waits: both inserts succeed in their snapshots, the index
 //! entry they both write is a write-write conflict, and the second COMMIT fails with
 //! 40001. On both systems exactly one row holds the value afterwards.
+//!
+//! A child insert races a delete of its parent. PostgreSQL's insert takes a share lock on
+//! the parent row, so the delete waits and then fails (23503, or 40001). weft's insert
+//! locks the parent's key optimistically: whichever commits second fails with 40001. On
+//! both systems no child is left without its parent.
 
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 use weft_tests::{PgServer, Server};
@@ -105,6 +110,124 @@ fn check_one_winner(system: &str, level: &str, r: &Race) {
         (Ok(()), Ok(())) => false,
     };
     assert!(lost, "{system} {level}: the second transaction did not lose: {r:?}");
+}
+
+/// What the two transactions of a child-insert / parent-delete race saw, and whether an
+/// orphan was left.
+#[derive(Debug)]
+struct FkRace {
+    first: Result<(), String>,
+    second_statement: Result<(), String>,
+    second_commit: Result<(), String>,
+    orphans: i64,
+}
+
+/// `child_first`: the child's insert commits first (else the parent's delete does).
+async fn fk_race(conn: &str, level: &str, n: usize, child_first: bool) -> FkRace {
+    let setup = connect(conn).await;
+    setup
+        .batch_execute(&format!(
+            "CREATE TABLE p{n} (id int PRIMARY KEY); \
+             CREATE TABLE c{n} (id int PRIMARY KEY, pid int REFERENCES p{n}); \
+             INSERT INTO p{n} VALUES (1)"
+        ))
+        .await
+        .expect("setup");
+    let a = connect(conn).await;
+    let b = std::sync::Arc::new(connect(conn).await);
+    for c in [&a, b.as_ref()] {
+        c.batch_execute(&format!("BEGIN ISOLATION LEVEL {level}"))
+            .await
+            .unwrap();
+        c.simple_query(&format!("SELECT count(*) FROM p{n}"))
+            .await
+            .unwrap();
+    }
+    let insert = format!("INSERT INTO c{n} VALUES (1, 1)");
+    let delete = format!("DELETE FROM p{n} WHERE id = 1");
+    let (first_sql, second_sql) = if child_first {
+        (insert, delete)
+    } else {
+        (delete, insert)
+    };
+    let first_stmt = outcome(a.batch_execute(&first_sql).await);
+    let b2 = b.clone();
+    let pending = tokio::spawn(async move { outcome(b2.batch_execute(&second_sql).await) });
+    let first = match first_stmt {
+        Ok(()) => outcome(a.batch_execute("COMMIT").await),
+        Err(e) => Err(e),
+    };
+    let second_statement = pending.await.unwrap();
+    let second_commit = outcome(b.batch_execute("COMMIT").await);
+    let orphans = setup
+        .simple_query(&format!(
+            "SELECT count(*) FROM c{n} WHERE pid NOT IN (SELECT id FROM p{n})"
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+            _ => None,
+        })
+        .unwrap();
+    FkRace {
+        first,
+        second_statement,
+        second_commit,
+        orphans,
+    }
+}
+
+async fn fk_races(conn: &str) -> Vec<(String, FkRace)> {
+    let mut out = Vec::new();
+    let mut n = 0;
+    for level in ["REPEATABLE READ", "SERIALIZABLE"] {
+        for child_first in [true, false] {
+            n += 1;
+            let name = format!(
+                "{level}, {} first",
+                if child_first { "child insert" } else { "parent delete" }
+            );
+            out.push((name, fk_race(conn, level, n, child_first).await));
+        }
+    }
+    out
+}
+
+/// The first committer wins and the other fails; no orphan either way.
+fn check_fk(system: &str, name: &str, r: &FkRace) {
+    assert_eq!(r.orphans, 0, "{system} {name}: {r:?}");
+    assert_eq!(r.first, Ok(()), "{system} {name}: {r:?}");
+    let lost = match (&r.second_statement, &r.second_commit) {
+        (Err(code), _) => code == "23503" || code == "40001",
+        (Ok(()), Err(code)) => code == "40001",
+        (Ok(()), Ok(())) => false,
+    };
+    assert!(lost, "{system} {name}: the second transaction did not lose: {r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_insert_and_a_delete_of_its_parent_do_not_both_commit_on_weft() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    for (name, r) in fk_races(&server.conn_string()).await {
+        check_fk("weft", &name, &r);
+        // weft never waits: the loser learns at COMMIT.
+        assert_eq!(r.second_statement, Ok(()), "weft {name}: {r:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_insert_and_a_delete_of_its_parent_do_not_both_commit_on_postgres() {
+    let Some(pg) = PgServer::start() else { return };
+    for (name, r) in fk_races(&pg.conn_string()).await {
+        check_fk("PostgreSQL 15", &name, &r);
+        println!(
+            "PostgreSQL 15 {name}: second statement {:?}, commit {:?}",
+            r.second_statement, r.second_commit
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
