@@ -22,6 +22,8 @@ use crate::storage::scan::{OutColumn, ScanKind, ScanRequest};
 use crate::storage::StorageNode;
 use crate::time::Timestamp;
 
+mod index_lookup;
+
 /// Most keys a scan looks up one by one rather than scanning.
 const POINT_KEYS_MAX: usize = 1024;
 
@@ -73,9 +75,17 @@ pub struct WeftTable {
     schema: SchemaRef,
     defaults: HashMap<String, Expr>,
     reads: Option<Arc<ReadLog>>,
+    /// The transaction's own writes to the table's index entries, by index table id.
+    index_overlays: HashMap<u64, Arc<Overlay>>,
 }
 
 impl WeftTable {
+    /// The transaction's own index entries, which index lookups read with the stored ones.
+    pub fn with_index_overlays(mut self, overlays: HashMap<u64, Arc<Overlay>>) -> WeftTable {
+        self.index_overlays = overlays;
+        self
+    }
+
     pub fn new(
         def: Arc<TableDef>,
         storage: Arc<StorageNode>,
@@ -107,6 +117,7 @@ impl WeftTable {
             schema,
             defaults,
             reads,
+            index_overlays: HashMap::new(),
         }
     }
 
@@ -119,10 +130,20 @@ impl WeftTable {
     /// If `filter` pins a primary-key column to constants (`pk = c`, `c = pk`,
     /// `pk IN (c, ...)`), the column's index and the constants.
     fn key_constraint(&self, filter: &Expr) -> Option<(usize, Vec<ScalarValue>)> {
+        self.column_constraint(filter, |i| self.def.primary_key.contains(&i))
+    }
+
+    /// If `filter` pins a column that `wanted` accepts to constants (`col = c`,
+    /// `c = col`, `col IN (c, ...)`), the column's index and the constants.
+    fn column_constraint(
+        &self,
+        filter: &Expr,
+        wanted: impl Fn(usize) -> bool,
+    ) -> Option<(usize, Vec<ScalarValue>)> {
         let pk_col = |e: &Expr| -> Option<usize> {
             let Expr::Column(c) = e else { return None };
             let i = self.def.column_index(&c.name)?;
-            self.def.primary_key.contains(&i).then_some(i)
+            wanted(i).then_some(i)
         };
         let lit_of = |e: &Expr, col: usize| -> Option<ScalarValue> {
             let Expr::Literal(v, _) = e else { return None };
@@ -331,7 +352,7 @@ impl TableProvider for WeftTable {
             .map(|(f, c)| match c {
                 Some(_) if exact => TableProviderFilterPushDown::Exact,
                 Some(_) => TableProviderFilterPushDown::Inexact,
-                None if !self.first_key_bounds(f).is_empty() => {
+                None if !self.first_key_bounds(f).is_empty() || self.pins_indexed_column(f) => {
                     TableProviderFilterPushDown::Inexact
                 }
                 None => TableProviderFilterPushDown::Unsupported,
@@ -359,6 +380,7 @@ impl TableProvider for WeftTable {
                 }
             })
             .collect();
+        let mut index_used: Option<String> = None;
         let kind = match self.point_keys(filters) {
             Some(keys) => {
                 for k in &keys {
@@ -366,11 +388,21 @@ impl TableProvider for WeftTable {
                 }
                 ScanKind::Points(keys)
             }
-            None => {
-                self.record(ReadSpan::Table);
-                let (lo, hi) = self.key_range(filters);
-                ScanKind::Range { lo, hi }
-            }
+            None => match self.index_prefixes(filters) {
+                Some((idx, prefixes)) => {
+                    index_used = Some(idx.name.clone());
+                    let keys = self.index_lookup(state, idx, prefixes).await?;
+                    for k in &keys {
+                        self.record(ReadSpan::Key(k.clone()));
+                    }
+                    ScanKind::Points(keys)
+                }
+                None => {
+                    self.record(ReadSpan::Table);
+                    let (lo, hi) = self.key_range(filters);
+                    ScanKind::Range { lo, hi }
+                }
+            },
         };
         let overlay: Vec<(Vec<u8>, Option<Arc<Row>>)> = match (&self.overlay, &kind) {
             (None, _) => Vec::new(),
@@ -393,7 +425,10 @@ impl TableProvider for WeftTable {
             .storage
             .plan_scan(ScanRequest {
                 table_id: self.def.id,
-                table_name: self.def.name.clone(),
+                table_name: match index_used {
+                    Some(i) => format!("{} index={i}", self.def.name),
+                    None => self.def.name.clone(),
+                },
                 read_ts: self.read_ts,
                 user_schema,
                 kind,

@@ -109,7 +109,10 @@ fn check_one_winner(system: &str, level: &str, r: &Race) {
         (Ok(()), Err(code)) => code == "40001",
         (Ok(()), Ok(())) => false,
     };
-    assert!(lost, "{system} {level}: the second transaction did not lose: {r:?}");
+    assert!(
+        lost,
+        "{system} {level}: the second transaction did not lose: {r:?}"
+    );
 }
 
 /// What the two transactions of a child-insert / parent-delete race saw, and whether an
@@ -187,7 +190,11 @@ async fn fk_races(conn: &str) -> Vec<(String, FkRace)> {
             n += 1;
             let name = format!(
                 "{level}, {} first",
-                if child_first { "child insert" } else { "parent delete" }
+                if child_first {
+                    "child insert"
+                } else {
+                    "parent delete"
+                }
             );
             out.push((name, fk_race(conn, level, n, child_first).await));
         }
@@ -204,7 +211,10 @@ fn check_fk(system: &str, name: &str, r: &FkRace) {
         (Ok(()), Err(code)) => code == "40001",
         (Ok(()), Ok(())) => false,
     };
-    assert!(lost, "{system} {name}: the second transaction did not lose: {r:?}");
+    assert!(
+        lost,
+        "{system} {name}: the second transaction did not lose: {r:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,6 +257,85 @@ async fn concurrent_inserts_of_one_unique_value_let_one_commit_on_postgres() {
     let Some(pg) = PgServer::start() else { return };
     for (level, r) in races(&pg.conn_string()).await {
         check_one_winner("PostgreSQL 15", level, &r);
-        println!("PostgreSQL 15 {level}: insert {:?}, commit {:?}", r.insert, r.commit);
+        println!(
+            "PostgreSQL 15 {level}: insert {:?}, commit {:?}",
+            r.insert, r.commit
+        );
     }
+}
+
+/// The planner reads a complete index for equality on its columns (EXPLAIN names it), and
+/// the rows it finds are exactly those a full scan finds, the transaction's own writes
+/// included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_lookups_find_what_a_scan_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let c = connect(&server.conn_string()).await;
+    c.batch_execute(
+        "CREATE TABLE u (id int PRIMARY KEY, email text UNIQUE, grp int); \
+         CREATE INDEX u_grp ON u (grp); \
+         INSERT INTO u SELECT g, 'e' || g, g % 10 FROM generate_series(1, 500) g",
+    )
+    .await
+    .unwrap();
+    let text = |msgs: Vec<SimpleQueryMessage>| -> Vec<String> {
+        msgs.into_iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
+                _ => None,
+            })
+            .collect()
+    };
+    let plan = text(
+        c.simple_query("EXPLAIN SELECT * FROM u WHERE grp = 3")
+            .await
+            .unwrap(),
+    )
+    .join("\n");
+    assert!(plan.contains("index=u_grp"), "{plan}");
+    let plan = text(
+        c.simple_query("EXPLAIN SELECT * FROM u WHERE email = 'e7'")
+            .await
+            .unwrap(),
+    )
+    .join("\n");
+    assert!(plan.contains("index=u_email_key"), "{plan}");
+    c.batch_execute(
+        "BEGIN; INSERT INTO u VALUES (1000, 'new', 3); DELETE FROM u WHERE id = 13; \
+         UPDATE u SET grp = 3 WHERE id = 14",
+    )
+    .await
+    .unwrap();
+    for (indexed, scanned) in [
+        (
+            "SELECT id FROM u WHERE grp = 3 ORDER BY id",
+            "SELECT id FROM u WHERE grp + 0 = 3 ORDER BY id",
+        ),
+        (
+            "SELECT id FROM u WHERE grp IN (3, 4) ORDER BY id",
+            "SELECT id FROM u WHERE grp + 0 IN (3, 4) ORDER BY id",
+        ),
+        (
+            "SELECT id FROM u WHERE email IN ('e13', 'e14', 'new') ORDER BY id",
+            "SELECT id FROM u WHERE email || '' IN ('e13', 'e14', 'new') ORDER BY id",
+        ),
+    ] {
+        let a = text(c.simple_query(indexed).await.unwrap());
+        let b = text(c.simple_query(scanned).await.unwrap());
+        assert!(!a.is_empty(), "{indexed}");
+        assert_eq!(a, b, "{indexed} vs {scanned}");
+    }
+    c.batch_execute("COMMIT").await.unwrap();
+    let a = text(
+        c.simple_query("SELECT id FROM u WHERE grp = 4 ORDER BY id")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(a.len(), 49, "{a:?}");
 }

@@ -23,7 +23,6 @@ use datafusion::error::Result as DfResult;
 
 use crate::catalog::db::Db;
 use crate::catalog::indexes::{constraints_of, indexes_of};
-use crate::catalog::pg_get::index_text;
 use crate::catalog::oids::rowtype_oid;
 use crate::catalog::oids::table_oid;
 use crate::catalog::oids::type_info;
@@ -38,6 +37,7 @@ use crate::catalog::oids::NS_PG_TOAST;
 use crate::catalog::oids::NS_PUBLIC;
 use crate::catalog::oids::PG_CATALOG;
 use crate::catalog::pg_get::default_text;
+use crate::catalog::pg_get::index_text;
 use crate::catalog::roles::BOOTSTRAP_ROLE_NAME;
 use crate::catalog::rows::build;
 use crate::catalog::rows::i;
@@ -316,42 +316,42 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                natts: usize,
                idx: bool,
                checks: usize| {
-            vec![
-                i(oid),
-                s(name),
-                i(NS_PUBLIC),
-                i(rowtype),
-                i(0),
-                i(BOOTSTRAP_ROLE),
-                i(am),
-                i(oid),
-                i(0),
-                i(0),
-                V::F(-1.0),
-                i(0),
-                i(0),
-                V::B(idx),
-                V::B(false),
-                s("p"),
-                s(kind),
-                i(natts as i64),
-                i(checks as i64),
-                V::B(false),
-                V::B(false),
-                V::B(false),
-                V::B(false),
-                V::B(false),
-                V::B(true),
-                s(if kind == "r" { "d" } else { "n" }),
-                V::B(false),
-                i(0),
-                i(0),
-                i(0),
-                V::N,
-                V::N,
-                V::N,
-            ]
-        };
+        vec![
+            i(oid),
+            s(name),
+            i(NS_PUBLIC),
+            i(rowtype),
+            i(0),
+            i(BOOTSTRAP_ROLE),
+            i(am),
+            i(oid),
+            i(0),
+            i(0),
+            V::F(-1.0),
+            i(0),
+            i(0),
+            V::B(idx),
+            V::B(false),
+            s("p"),
+            s(kind),
+            i(natts as i64),
+            i(checks as i64),
+            V::B(false),
+            V::B(false),
+            V::B(false),
+            V::B(false),
+            V::B(false),
+            V::B(true),
+            s(if kind == "r" { "d" } else { "n" }),
+            V::B(false),
+            i(0),
+            i(0),
+            i(0),
+            V::N,
+            V::N,
+            V::N,
+        ]
+    };
     for t in &snap.tables {
         let indexes = indexes_of(t);
         rows.push(rel(

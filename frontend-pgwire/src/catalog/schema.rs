@@ -128,15 +128,23 @@ impl SchemaProvider for WeftSchema {
                 (k, e)
             })
             .collect();
-        Ok(Some(Arc::new(WeftTable::new(
-            def,
-            self.db.storage.clone(),
-            view.read_ts,
-            overlay,
-            with_key,
-            defaults,
-            view.reads.clone(),
-        ))))
+        let index_overlays = def
+            .indexes
+            .iter()
+            .filter_map(|i| Some((i.id, view.overlays.get(&i.id)?.clone())))
+            .collect();
+        Ok(Some(Arc::new(
+            WeftTable::new(
+                def,
+                self.db.storage.clone(),
+                view.read_ts,
+                overlay,
+                with_key,
+                defaults,
+                view.reads.clone(),
+            )
+            .with_index_overlays(index_overlays),
+        )))
     }
 
     fn table_exist(&self, _name: &str) -> bool {

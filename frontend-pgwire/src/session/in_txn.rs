@@ -138,7 +138,11 @@ impl Core {
                 if_exists,
                 names,
                 ..
-            } => self.exec.drop_indexes(txn, &names, if_exists, notices).await,
+            } => {
+                self.exec
+                    .drop_indexes(txn, &names, if_exists, notices)
+                    .await
+            }
             Statement::Copy {
                 source,
                 to,

@@ -17,8 +17,8 @@ use weft_engine::SqlType;
 use crate::catalog::txn::Txn;
 use crate::error::{codes, SqlError, SqlResult};
 use crate::sql::exec::table_name;
-use crate::sql::foreign_keys::ForeignKeySpec;
 use crate::sql::exec::Executor;
+use crate::sql::foreign_keys::ForeignKeySpec;
 use crate::sql::names::ident_name;
 
 impl Executor {
@@ -329,7 +329,8 @@ impl Executor {
             foreign_keys: Vec::new(),
             referenced_by: Vec::new(),
         };
-        self.table_constraints(txn, &mut def, uniques, checks).await?;
+        self.table_constraints(txn, &mut def, uniques, checks)
+            .await?;
         if !foreign_keys.is_empty() {
             let mut taken: Vec<String> = def
                 .indexes
@@ -362,10 +363,7 @@ impl Executor {
         cascade: bool,
         notices: &mut Vec<Notice>,
     ) -> SqlResult<Outcome> {
-        let dropping: Vec<String> = names
-            .iter()
-            .filter_map(|n| table_name(n).ok())
-            .collect();
+        let dropping: Vec<String> = names.iter().filter_map(|n| table_name(n).ok()).collect();
         for n in names {
             let name = table_name(n)?;
             let catalog = txn.overlay(CATALOG_TABLE_ID);

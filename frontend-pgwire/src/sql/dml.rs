@@ -302,7 +302,7 @@ impl Executor {
             None => Err(SqlError::new(
                 "42P10",
                 "there is no unique or exclusion constraint matching the ON CONFLICT specification",
-            ))
+            )),
         }
     }
 

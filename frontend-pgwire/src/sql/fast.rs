@@ -667,7 +667,8 @@ impl Executor {
             return Ok(None);
         }
         if let Some(ast::OnInsert::OnConflict(oc)) = &ins.on {
-            if def.primary_key.is_empty() || oc.conflict_target.is_some() && !def.indexes.is_empty() {
+            if def.primary_key.is_empty() || oc.conflict_target.is_some() && !def.indexes.is_empty()
+            {
                 return Ok(None);
             }
             if let Some(target) = &oc.conflict_target {
@@ -745,7 +746,9 @@ impl Executor {
                 }
                 return Err(Self::pk_violation(&def, &row));
             }
-            if !def.indexes.is_empty() && self.unique_conflict(txn, &def, &row, None).await?.is_some() {
+            if !def.indexes.is_empty()
+                && self.unique_conflict(txn, &def, &row, None).await?.is_some()
+            {
                 if do_nothing {
                     continue;
                 }

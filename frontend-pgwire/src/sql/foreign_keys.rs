@@ -56,7 +56,10 @@ impl ForeignKeySpec {
     ) -> SqlResult<ForeignKeySpec> {
         if matches!(
             fk.match_kind,
-            Some(ast::ConstraintReferenceMatchKind::Full | ast::ConstraintReferenceMatchKind::Partial)
+            Some(
+                ast::ConstraintReferenceMatchKind::Full
+                    | ast::ConstraintReferenceMatchKind::Partial
+            )
         ) {
             return Err(SqlError::unsupported(
                 "MATCH FULL and MATCH PARTIAL foreign keys are not supported",
@@ -161,10 +164,9 @@ impl Executor {
                 ));
             }
             let unique = same_set(&parent_columns, &parent.primary_key)
-                || parent
-                    .indexes
-                    .iter()
-                    .any(|i| i.unique && i.predicate.is_none() && same_set(&i.columns, &parent_columns));
+                || parent.indexes.iter().any(|i| {
+                    i.unique && i.predicate.is_none() && same_set(&i.columns, &parent_columns)
+                });
             if !unique {
                 return Err(SqlError::new(
                     "42830",
@@ -187,9 +189,7 @@ impl Executor {
                 if !compatible {
                     return Err(SqlError::new(
                         codes::DATATYPE_MISMATCH,
-                        format!(
-                            "foreign key constraint cannot be implemented"
-                        ),
+                        format!("foreign key constraint cannot be implemented"),
                     )
                     .with_detail(format!(
                         "Key columns \"{}\" and \"{}\" are of incompatible types: {} and {}.",
@@ -203,8 +203,11 @@ impl Executor {
             let name = match spec.name {
                 Some(n) => n,
                 None => {
-                    let cols: Vec<&str> =
-                        spec.columns.iter().map(|&c| def.columns[c].name.as_str()).collect();
+                    let cols: Vec<&str> = spec
+                        .columns
+                        .iter()
+                        .map(|&c| def.columns[c].name.as_str())
+                        .collect();
                     Self::choose_name(taken, &def.name, &cols, "fkey")
                 }
             };
@@ -249,8 +252,11 @@ impl Executor {
             let Ok(child) = self.table_def(txn, child_name).await else {
                 continue;
             };
-            let fks: Vec<&ForeignKeyDef> =
-                child.foreign_keys.iter().filter(|f| f.parent == def.name).collect();
+            let fks: Vec<&ForeignKeyDef> = child
+                .foreign_keys
+                .iter()
+                .filter(|f| f.parent == def.name)
+                .collect();
             if fks.is_empty() || dropping.contains(child_name) {
                 continue;
             }
@@ -606,11 +612,15 @@ impl Executor {
                     constraint,
                     key,
                 } => {
-                    let Ok(def) = self.table_def(txn, &table).await else { continue };
+                    let Ok(def) = self.table_def(txn, &table).await else {
+                        continue;
+                    };
                     let Some(fk) = def.foreign_keys.iter().find(|f| f.name == constraint) else {
                         continue;
                     };
-                    let Some(row) = self.current(txn, def.id, &key).await? else { continue };
+                    let Some(row) = self.current(txn, def.id, &key).await? else {
+                        continue;
+                    };
                     self.check_parent(txn, &def, fk, &row).await?;
                 }
                 Deferred::Parent {
@@ -619,9 +629,10 @@ impl Executor {
                     child,
                     values,
                 } => {
-                    let (Ok(parent), Ok(child)) =
-                        (self.table_def(txn, &table).await, self.table_def(txn, &child).await)
-                    else {
+                    let (Ok(parent), Ok(child)) = (
+                        self.table_def(txn, &table).await,
+                        self.table_def(txn, &child).await,
+                    ) else {
                         continue;
                     };
                     let Some(fk) = child.foreign_keys.iter().find(|f| f.name == constraint) else {
@@ -632,7 +643,11 @@ impl Executor {
                             continue;
                         }
                     }
-                    if !self.referencing_rows(txn, &child, fk, &values).await?.is_empty() {
+                    if !self
+                        .referencing_rows(txn, &child, fk, &values)
+                        .await?
+                        .is_empty()
+                    {
                         let cols: Vec<String> = fk
                             .parent_columns
                             .iter()

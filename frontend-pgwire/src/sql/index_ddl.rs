@@ -60,7 +60,9 @@ pub(crate) fn index_columns(def: &TableDef, cols: &[IndexColumn]) -> SqlResult<V
             }
         };
         if ic.operator_class.is_some() {
-            return Err(SqlError::unsupported("index operator classes are not supported"));
+            return Err(SqlError::unsupported(
+                "index operator classes are not supported",
+            ));
         }
         if ic.column.options.asc == Some(false) || ic.column.options.nulls_first.is_some() {
             return Err(SqlError::unsupported(
@@ -80,7 +82,9 @@ pub(crate) fn index_columns_of_table(
     let mut out = Vec::with_capacity(cols.len());
     for ic in cols {
         let SqlExpr::Identifier(id) = &ic.column.expr else {
-            return Err(SqlError::unsupported("constraints on expressions are not supported"));
+            return Err(SqlError::unsupported(
+                "constraints on expressions are not supported",
+            ));
         };
         let name = ident_name(id);
         let i = columns.iter().position(|c| c.name == name).ok_or_else(|| {
@@ -158,7 +162,8 @@ impl Executor {
             names.extend(t.indexes.iter().map(|i| i.name.clone()));
         }
         let seqs = txn.overlay(weft_engine::schema::SEQUENCE_TABLE_ID);
-        for s in crate::catalog::sequences::list(self.db.as_ref(), read_ts, seqs.as_deref()).await? {
+        for s in crate::catalog::sequences::list(self.db.as_ref(), read_ts, seqs.as_deref()).await?
+        {
             names.push(s.name.clone());
         }
         Ok(names)
@@ -166,7 +171,12 @@ impl Executor {
 
     /// A name PostgreSQL would choose: `table_cols_suffix`, then with 1, 2, ... appended
     /// until it is free among `taken` (which gains it).
-    pub(crate) fn choose_name(taken: &mut Vec<String>, table: &str, cols: &[&str], suffix: &str) -> String {
+    pub(crate) fn choose_name(
+        taken: &mut Vec<String>,
+        table: &str,
+        cols: &[&str],
+        suffix: &str,
+    ) -> String {
         let base = implicit_name(table, cols, suffix);
         let mut name = base.clone();
         let mut n = 0;
@@ -250,8 +260,10 @@ impl Executor {
                     n
                 }
                 None => {
-                    let cols: Vec<&str> =
-                        columns.iter().map(|&c| def.columns[c].name.as_str()).collect();
+                    let cols: Vec<&str> = columns
+                        .iter()
+                        .map(|&c| def.columns[c].name.as_str())
+                        .collect();
                     Self::choose_name(&mut taken, &def.name, &cols, "key")
                 }
             };
@@ -277,7 +289,10 @@ impl Executor {
                 }
                 None => {
                     // A column's CHECK is named after it; a table's after the table alone.
-                    let cols: Vec<&str> = column.iter().map(|&c| def.columns[c].name.as_str()).collect();
+                    let cols: Vec<&str> = column
+                        .iter()
+                        .map(|&c| def.columns[c].name.as_str())
+                        .collect();
                     Self::choose_name(&mut check_names, &def.name, &cols, "check")
                 }
             };
@@ -315,7 +330,7 @@ impl Executor {
                 crate::sql::exec::quote(&def.name)
             );
             let plan = ctx.state().create_logical_plan(&sql).await?;
-                let field = plan.schema().field(0).clone();
+            let field = plan.schema().field(0).clone();
             if !matches!(
                 field.data_type(),
                 arrow::datatypes::DataType::Boolean | arrow::datatypes::DataType::Null
@@ -416,7 +431,9 @@ impl Executor {
     ) -> SqlResult<Outcome> {
         let tag = Outcome::Command(CommandTag::new("CREATE INDEX"));
         if ci.predicate.is_some() {
-            return Err(SqlError::unsupported("partial indexes (CREATE INDEX ... WHERE) are not supported"));
+            return Err(SqlError::unsupported(
+                "partial indexes (CREATE INDEX ... WHERE) are not supported",
+            ));
         }
         if let Some(using) = &ci.using {
             if !using.to_string().eq_ignore_ascii_case("btree") {
@@ -449,7 +466,10 @@ impl Executor {
                 n
             }
             None => {
-                let cols: Vec<&str> = columns.iter().map(|&c| def.columns[c].name.as_str()).collect();
+                let cols: Vec<&str> = columns
+                    .iter()
+                    .map(|&c| def.columns[c].name.as_str())
+                    .collect();
                 Self::choose_name(&mut taken, &def.name, &cols, "idx")
             }
         };
@@ -476,7 +496,10 @@ impl Executor {
         for n in names {
             let name = table_name(n)?;
             let catalog = txn.overlay(CATALOG_TABLE_ID);
-            let tables = self.db.list_tables(txn.read_ts()?, catalog.as_deref()).await?;
+            let tables = self
+                .db
+                .list_tables(txn.read_ts()?, catalog.as_deref())
+                .await?;
             let owner = tables
                 .iter()
                 .find(|t| t.indexes.iter().any(|i| i.name == name));
@@ -488,7 +511,10 @@ impl Executor {
                     )
                     .with_hint("Use DROP TABLE to remove a table."));
                 }
-                if tables.iter().any(|t| format!("{}_pkey", t.name) == name && !t.primary_key.is_empty()) {
+                if tables
+                    .iter()
+                    .any(|t| format!("{}_pkey", t.name) == name && !t.primary_key.is_empty())
+                {
                     return Err(SqlError::new(
                         "2BP01",
                         format!("cannot drop index {name} because constraint {name} on table {} requires it", name.trim_end_matches("_pkey")),
