@@ -585,8 +585,15 @@ impl Executor {
                             .await?;
                     }
                 }
-                self.write_row_as(txn, &def, &schema, old_key, None, true, false)
-                    .await?;
+                self.write_row_as(
+                    txn,
+                    &def,
+                    &schema,
+                    old_key,
+                    None,
+                    crate::sql::row_write::Follow::NOT_REFERENCED,
+                )
+                .await?;
             }
             let row = Arc::new(row);
             self.write_row(txn, &def, &schema, new_key, Some(row.clone()))

@@ -746,12 +746,11 @@ impl Executor {
                 }
                 return Err(Self::pk_violation(&def, &row));
             }
-            if !def.indexes.is_empty()
+            if do_nothing
+                && !def.indexes.is_empty()
                 && self.unique_conflict(txn, &def, &row, None).await?.is_some()
             {
-                if do_nothing {
-                    continue;
-                }
+                continue;
             }
             self.write_row(txn, &def, &schema, key, Some(Arc::new(row)))
                 .await?;

@@ -189,7 +189,7 @@ impl Executor {
                 if !compatible {
                     return Err(SqlError::new(
                         codes::DATATYPE_MISMATCH,
-                        format!("foreign key constraint cannot be implemented"),
+                        "foreign key constraint cannot be implemented",
                     )
                     .with_detail(format!(
                         "Key columns \"{}\" and \"{}\" are of incompatible types: {} and {}.",
@@ -533,8 +533,7 @@ impl Executor {
                                     &schema,
                                     ckey,
                                     replaced.map(Arc::new),
-                                    false,
-                                    true,
+                                    crate::sql::row_write::Follow::NOT_REFERENCES,
                                 )
                                 .await?;
                             }

@@ -396,19 +396,17 @@ impl Executor {
             let k = idx
                 .entry_key(row, key)
                 .map_err(|e| SqlError::new(codes::DATA_EXCEPTION, e.to_string()))?;
-            if idx.unique_form(row) {
-                if seen.insert(k.clone(), n).is_some() {
-                    let e = unique_violation(def, idx, row);
-                    return Err(SqlError::new(
-                        codes::UNIQUE_VIOLATION,
-                        format!("could not create unique index \"{}\"", idx.name),
-                    )
-                    .with_detail(
-                        e.detail
-                            .unwrap_or_default()
-                            .replace("already exists", "is duplicated"),
-                    ));
-                }
+            if idx.unique_form(row) && seen.insert(k.clone(), n).is_some() {
+                let e = unique_violation(def, idx, row);
+                return Err(SqlError::new(
+                    codes::UNIQUE_VIOLATION,
+                    format!("could not create unique index \"{}\"", idx.name),
+                )
+                .with_detail(
+                    e.detail
+                        .unwrap_or_default()
+                        .replace("already exists", "is duplicated"),
+                ));
             }
             txn.put(
                 &self.db.limits,

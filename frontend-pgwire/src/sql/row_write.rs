@@ -25,6 +25,34 @@ fn shown(v: &ScalarValue) -> String {
     }
 }
 
+/// Which foreign-key consequences a row write follows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Follow {
+    /// Check that the rows this one references exist.
+    pub references: bool,
+    /// Refuse or act on the rows that reference this one.
+    pub referenced: bool,
+}
+
+impl Follow {
+    pub const ALL: Follow = Follow {
+        references: true,
+        referenced: true,
+    };
+    /// The caller has seen to the rows that reference this one (an UPDATE that moves a
+    /// row to a new key).
+    pub const NOT_REFERENCED: Follow = Follow {
+        references: true,
+        referenced: false,
+    };
+    /// The parent values this row references are the ones the same statement writes (a
+    /// cascaded update).
+    pub const NOT_REFERENCES: Follow = Follow {
+        references: false,
+        referenced: true,
+    };
+}
+
 impl Executor {
     /// Writes `new` (or a delete) at `key` in the table, and the index entries that follow:
     /// the old row's entries go, the new row's come, and a unique index refuses a value
@@ -38,14 +66,11 @@ impl Executor {
         key: Vec<u8>,
         new: Option<Arc<Row>>,
     ) -> SqlResult<()> {
-        self.write_row_as(txn, def, schema, key, new, true, true)
+        self.write_row_as(txn, def, schema, key, new, Follow::ALL)
             .await
     }
 
-    /// [`Executor::write_row`]; `references` false leaves out the check that the rows
-    /// this one references exist, `referenced` false the effects on rows that reference
-    /// this one: the caller has seen to them (an UPDATE that moves a row to a new key, a
-    /// cascade whose parent value the same statement writes).
+    /// [`Executor::write_row`], following only the foreign keys `follow` names.
     pub(crate) async fn write_row_as(
         &self,
         txn: &mut Txn,
@@ -53,14 +78,13 @@ impl Executor {
         schema: &SchemaRef,
         key: Vec<u8>,
         new: Option<Arc<Row>>,
-        references: bool,
-        referenced: bool,
+        follow: Follow,
     ) -> SqlResult<()> {
-        let parent_side = referenced && !def.referenced_by.is_empty();
+        let parent_side = follow.referenced && !def.referenced_by.is_empty();
         if !def.indexes.is_empty() || !def.foreign_keys.is_empty() || parent_side {
             let old = self.current(txn, def.id, &key).await?;
             if let Some(n) = &new {
-                if references && !def.foreign_keys.is_empty() {
+                if follow.references && !def.foreign_keys.is_empty() {
                     self.check_references(txn, def, &key, old.as_deref(), n)
                         .await?;
                 }
