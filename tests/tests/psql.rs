@@ -90,6 +90,10 @@ fn meta_commands_print_what_postgresql_prints() {
          g char(3), h smallint, i double precision, PRIMARY KEY (a, b))",
         "CREATE TABLE \"Mixed Case\" (k text PRIMARY KEY, v int DEFAULT 42)",
         "INSERT INTO accounts (id, owner, balance) VALUES (1, 'ann', 10.5), (2, 'bob', 20)",
+        "CREATE TABLE owners (id int PRIMARY KEY, email text UNIQUE, age int CHECK (age >= 0))",
+        "CREATE TABLE pets (id int PRIMARY KEY, owner_id int REFERENCES owners ON DELETE CASCADE, \
+         name text NOT NULL, CONSTRAINT one_name UNIQUE (owner_id, name))",
+        "CREATE INDEX pets_name ON pets (name)",
     ];
     let script = [
         "\\dt",
@@ -99,6 +103,9 @@ fn meta_commands_print_what_postgresql_prints() {
         "\\d pairs",
         "\\d \"Mixed Case\"",
         "\\dn",
+        "\\d owners",
+        "\\d pets",
+        "\\di",
         "\\x",
         "SELECT id, owner, balance, status FROM accounts ORDER BY id;",
         "\\x",

@@ -21,6 +21,26 @@ pub fn constraint_def(snap: &Snapshot, oid: i32) -> Option<String> {
     })
 }
 
+/// `pg_get_constraintdef(oid, pretty)`: pretty printing drops the parentheses PostgreSQL
+/// puts around a CHECK's expression.
+pub fn constraint_def_pretty(snap: &Snapshot, oid: i32, pretty: bool) -> Option<String> {
+    let text = constraint_def(snap, oid)?;
+    if !pretty {
+        return Some(text);
+    }
+    let (body, tail) = match text.strip_suffix(" NOT VALID") {
+        Some(b) => (b, " NOT VALID"),
+        None => (text.as_str(), ""),
+    };
+    match body
+        .strip_prefix("CHECK ((")
+        .and_then(|b| b.strip_suffix("))"))
+    {
+        Some(inner) => Some(format!("CHECK ({inner}){tail}")),
+        None => Some(text),
+    }
+}
+
 /// A FOREIGN KEY as `pg_get_constraintdef` prints it.
 fn reference_text(
     t: &TableDef,
@@ -71,6 +91,23 @@ pub fn index_def(snap: &Snapshot, oid: i32) -> Option<String> {
             .into_iter()
             .find(|i| i.oid == oid)
             .map(|i| index_text(t, &i))
+    })
+}
+
+/// The name of a relation oid (a table, an index, a sequence), as regclass prints it.
+pub fn relation_name(snap: &Snapshot, oid: i32) -> Option<String> {
+    if let Some(q) = snap.sequences.iter().find(|q| q.oid as i32 == oid) {
+        return Some(quote_ident(&q.name));
+    }
+    snap.tables.iter().find_map(|t| {
+        if table_oid(t) == oid {
+            Some(quote_ident(&t.name))
+        } else {
+            indexes_of(t)
+                .into_iter()
+                .find(|i| i.oid == oid)
+                .map(|i| quote_ident(&i.name))
+        }
     })
 }
 

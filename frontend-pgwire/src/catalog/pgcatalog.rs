@@ -315,7 +315,8 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                kind: &str,
                natts: usize,
                idx: bool,
-               checks: usize| {
+               checks: usize,
+               triggers: bool| {
         vec![
             i(oid),
             s(name),
@@ -337,7 +338,7 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
             i(natts as i64),
             i(checks as i64),
             V::B(false),
-            V::B(false),
+            V::B(triggers),
             V::B(false),
             V::B(false),
             V::B(false),
@@ -363,6 +364,8 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
             t.columns.len(),
             !indexes.is_empty(),
             t.checks.len(),
+            // PostgreSQL enforces foreign keys with triggers; psql looks for them here.
+            !t.foreign_keys.is_empty() || !t.referenced_by.is_empty(),
         ));
         for ix in indexes {
             rows.push(rel(
@@ -374,11 +377,22 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                 ix.columns.len(),
                 false,
                 0,
+                false,
             ));
         }
     }
     for q in &snap.sequences {
-        rows.push(rel(q.oid as i32, q.name.clone(), 0, 0, "S", 3, false, 0));
+        rows.push(rel(
+            q.oid as i32,
+            q.name.clone(),
+            0,
+            0,
+            "S",
+            3,
+            false,
+            0,
+            false,
+        ));
     }
     build(&cols, rows)
 }

@@ -287,17 +287,47 @@ pub fn register_session(
             Ok(Arc::new(StringArray::from(out)) as ArrayRef)
         },
     ));
-    ctx.register_udf(snapshot_text(
+    // pg_get_constraintdef(oid [, pretty]): pretty drops a CHECK's outer parentheses.
+    let m = meta.clone();
+    ctx.register_udf(fun(
         "pg_get_constraintdef",
         &[1, 2],
-        meta,
-        crate::catalog::pg_get::constraint_def,
+        DataType::Utf8,
+        Volatility::Stable,
+        move |args, _| {
+            let oids = ints(&args[0])?;
+            let pretty = match args.get(1) {
+                Some(a) => Some(cast(a, &DataType::Boolean)?),
+                None => None,
+            };
+            let snap = m.snapshot();
+            let out: StringArray = oids
+                .iter()
+                .enumerate()
+                .map(|(i, o)| {
+                    let p = pretty.as_ref().is_some_and(|p| {
+                        let p = p.as_boolean();
+                        let at = if p.len() == 1 { 0 } else { i };
+                        !p.is_null(at) && p.value(at)
+                    });
+                    o.and_then(|o| crate::catalog::pg_get::constraint_def_pretty(&snap, o, p))
+                })
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        },
     ));
     ctx.register_udf(snapshot_text(
         "pg_get_indexdef",
         &[1, 3],
         meta,
         crate::catalog::pg_get::index_def,
+    ));
+    // A relation's name by oid: how a `regclass` value prints.
+    ctx.register_udf(snapshot_text(
+        "weft_relname",
+        &[1],
+        meta,
+        crate::catalog::pg_get::relation_name,
     ));
     let m = meta.clone();
     ctx.register_udf(fun(

@@ -133,6 +133,7 @@ impl Core {
             }
             Statement::Truncate(t) => self.exec.truncate(txn, &t).await,
             Statement::CreateIndex(ci) => self.exec.create_index(txn, ci, notices).await,
+            Statement::AlterTable(at) => self.exec.alter_table(txn, at, notices).await,
             Statement::Drop {
                 object_type: ObjectType::Index,
                 if_exists,

@@ -156,6 +156,7 @@ pub(crate) fn write_kind(stmt: &Statement) -> Option<&'static str> {
         } => Some("DROP INDEX"),
         Statement::Drop { .. } => Some("DROP TABLE"),
         Statement::CreateIndex(_) => Some("CREATE INDEX"),
+        Statement::AlterTable(_) => Some("ALTER TABLE"),
         Statement::CreateSequence { .. } => Some("CREATE SEQUENCE"),
         Statement::CreateRole(_) => Some("CREATE ROLE"),
         Statement::AlterRole { .. } => Some("ALTER ROLE"),

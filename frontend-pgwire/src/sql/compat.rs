@@ -35,6 +35,11 @@ pub fn is_catalog_query(sql: &str) -> bool {
 /// Fragments of psql 15's queries (`\d+`) over features weft does not have, and what they
 /// evaluate to without them.
 const FRAGMENTS: &[(&str, &str)] = &[
+    // The table of a foreign key that references the described one, by name.
+    (
+        "conrelid::pg_catalog.regclass AS ontable",
+        "weft_relname(conrelid) AS ontable",
+    ),
     // Storage options: weft has none.
     (
         "pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x), ', ')",
@@ -48,7 +53,8 @@ const FRAGMENTS: &[(&str, &str)] = &[
 ];
 
 /// psql 15's queries, by how they begin, about features weft does not have (row security
-/// policies, extended statistics, publications, table inheritance and partitions), and
+/// policies, extended statistics, publications, table inheritance and partitions,
+/// triggers), and
 /// what they return on a database without them: no rows.
 const EMPTY_ANSWERS: &[(&str, &str)] = &[
     (
@@ -70,6 +76,11 @@ const EMPTY_ANSWERS: &[(&str, &str)] = &[
     (
         "SELECT c.oid::pg_catalog.regclass, c.relkind, inhdetachpending,",
         "SELECT CAST(NULL AS TEXT) AS oid WHERE false",
+    ),
+    // User triggers: weft has none (its foreign keys are not triggers).
+    (
+        "SELECT t.tgname, pg_catalog.pg_get_triggerdef(t.oid, true)",
+        "SELECT CAST(NULL AS TEXT) AS tgname WHERE false",
     ),
 ];
 

@@ -547,7 +547,7 @@ impl Executor {
     }
 
     /// A column's default, evaluated (SET DEFAULT).
-    async fn default_value(&self, def: &TableDef, col: usize) -> SqlResult<ScalarValue> {
+    pub(crate) async fn default_value(&self, def: &TableDef, col: usize) -> SqlResult<ScalarValue> {
         let c = &def.columns[col];
         let Some(sql) = &c.default else {
             return ScalarValue::try_from(&c.ty.arrow_type())

@@ -150,7 +150,7 @@ fn implicit_name(table: &str, cols: &[&str], suffix: &str) -> String {
 impl Executor {
     /// Every relation name in use (tables, their indexes, sequences), as the transaction
     /// sees them.
-    async fn relation_names(&self, txn: &Txn) -> SqlResult<Vec<String>> {
+    pub(crate) async fn relation_names(&self, txn: &Txn) -> SqlResult<Vec<String>> {
         let read_ts = txn.read_ts()?;
         let catalog = txn.overlay(CATALOG_TABLE_ID);
         let mut names = Vec::new();

@@ -15,6 +15,7 @@
 //!   load path;
 //! - [`outcome`], [`origins`]: what a statement produced, and where its columns come from.
 
+pub mod alter_table;
 pub mod array_subquery;
 pub mod compat;
 pub mod context;
