@@ -39,6 +39,9 @@ pub struct ColumnDef {
     /// the column's sequence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+    /// `COMMENT ON COLUMN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +69,13 @@ pub struct TableDef {
     /// The tables whose foreign keys reference this one, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub referenced_by: Vec<String>,
+    /// `COMMENT ON TABLE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The primary key constraint's name when it was given (`CONSTRAINT pk PRIMARY KEY`);
+    /// otherwise PostgreSQL's `<table>_pkey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkey_name: Option<String>,
 }
 
 /// The first object id of user objects, as in PostgreSQL.
@@ -116,6 +126,13 @@ impl TableDef {
         } else {
             oid_for_table_id(self.id)
         }
+    }
+
+    /// The name of the primary key's constraint and index.
+    pub fn pkey_name(&self) -> String {
+        self.pkey_name
+            .clone()
+            .unwrap_or_else(|| format!("{}_pkey", self.name))
     }
 
     pub fn column_index(&self, name: &str) -> Option<usize> {

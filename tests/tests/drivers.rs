@@ -45,6 +45,42 @@ fn run_script(script: &str) {
     );
 }
 
+/// An application's migration (SQLAlchemy create_all, Alembic operations and autogenerate)
+/// on weft and on PostgreSQL 15: both must succeed and reflect the same schema.
+#[test]
+fn an_orm_migration_reflects_as_on_postgres() {
+    let Some(python) = python() else { return };
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("drivers")
+        .join("migration_check.py");
+    let run = |port: u16, log: &dyn Fn() -> String| -> String {
+        let out = Command::new(&python)
+            .arg(&path)
+            .arg(port.to_string())
+            .output()
+            .expect("run the migration script");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.trim_end().ends_with("ok"),
+            "migration_check.py failed on port {port}:\n{stdout}\n{stderr}\n{}",
+            log()
+        );
+        stdout
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let weft = run(server.port, &|| server.log_text());
+    let Some(pg) = weft_tests::PgServer::start() else {
+        return;
+    };
+    let postgres = run(pg.port, &String::new);
+    assert_eq!(
+        weft, postgres,
+        "the migration reflects differently on weft (left) and PostgreSQL 15 (right)"
+    );
+}
+
 #[test]
 fn psycopg3() {
     run_script("psycopg_check.py");

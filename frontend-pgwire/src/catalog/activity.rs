@@ -106,6 +106,11 @@ impl Backend {
     }
 
     /// Cancels the statement the session runs now.
+    /// The signal a cancel request sends (a statement that waits watches it).
+    pub fn cancel_signal(&self) -> Arc<Notify> {
+        self.cancel.clone()
+    }
+
     pub fn cancel(&self) {
         self.cancel.notify_waiters();
     }

@@ -45,6 +45,8 @@ pub struct Db {
     version_retention: std::sync::OnceLock<std::time::Duration>,
     /// Every session, by process id: for cancel requests and `pg_stat_activity`.
     pub backends: crate::catalog::activity::Backends,
+    /// Advisory locks, held by this process's sessions.
+    pub advisory: crate::catalog::advisory::AdvisoryLocks,
     /// Who must authenticate, and the roles configured at start (set once, at start).
     auth: std::sync::OnceLock<Arc<crate::catalog::auth::AuthConfig>>,
     /// Statements answered by the point-select fast path (`SHOW weft.point_selects`).
@@ -97,6 +99,7 @@ impl Db {
             version_retention: std::sync::OnceLock::new(),
             auth: std::sync::OnceLock::new(),
             backends: Default::default(),
+            advisory: Default::default(),
             point_selects: AtomicU64::new(0),
             point_writes: AtomicU64::new(0),
             idle_in_txn_max: std::sync::OnceLock::new(),

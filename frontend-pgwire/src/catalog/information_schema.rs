@@ -9,7 +9,7 @@ use datafusion::datasource::TableProvider;
 use datafusion::error::Result as DfResult;
 use weft_engine::types::SqlType;
 
-use crate::catalog::oids::pkey_name;
+use crate::catalog::indexes::constraints_of;
 use crate::catalog::oids::INFORMATION_SCHEMA;
 use crate::catalog::oids::PG_CATALOG;
 use crate::catalog::pg_get::default_text;
@@ -38,6 +38,7 @@ pub(crate) const INFO_TABLES: &[&str] = &[
     "columns",
     "table_constraints",
     "key_column_usage",
+    "referential_constraints",
     "views",
     "sequences",
 ];
@@ -339,39 +340,103 @@ pub(crate) fn info_table(
             ],
             snap.tables
                 .iter()
-                .filter(|t| !t.primary_key.is_empty())
-                .map(|t| {
-                    vec![
-                        s(db),
-                        s("public"),
-                        s(pkey_name(t)),
-                        s(db),
-                        s("public"),
-                        s(t.name.clone()),
-                        s("PRIMARY KEY"),
-                        s("NO"),
-                        s("NO"),
-                        s("YES"),
-                        V::N,
-                    ]
+                .flat_map(|t| {
+                    constraints_of(t).into_iter().map(move |c| {
+                        let kind = match c.kind {
+                            "p" => "PRIMARY KEY",
+                            "u" => "UNIQUE",
+                            "f" => "FOREIGN KEY",
+                            _ => "CHECK",
+                        };
+                        let f = c.reference.as_ref();
+                        let yes_no = |b: bool| s(if b { "YES" } else { "NO" });
+                        vec![
+                            s(db),
+                            s("public"),
+                            s(c.name.clone()),
+                            s(db),
+                            s("public"),
+                            s(t.name.clone()),
+                            s(kind),
+                            yes_no(f.is_some_and(|f| f.deferrable)),
+                            yes_no(f.is_some_and(|f| f.deferred)),
+                            s("YES"),
+                            if c.kind == "u" { s("YES") } else { V::N },
+                        ]
+                    })
+                })
+                .collect(),
+        ),
+        "referential_constraints" => build(
+            &[
+                ("constraint_catalog", K::Text),
+                ("constraint_schema", K::Text),
+                ("constraint_name", K::Text),
+                ("unique_constraint_catalog", K::Text),
+                ("unique_constraint_schema", K::Text),
+                ("unique_constraint_name", K::Text),
+                ("match_option", K::Text),
+                ("update_rule", K::Text),
+                ("delete_rule", K::Text),
+            ],
+            snap.tables
+                .iter()
+                .flat_map(|t| {
+                    t.foreign_keys.iter().map(move |f| {
+                        let rule = |a: char| match a {
+                            'r' => "RESTRICT",
+                            'c' => "CASCADE",
+                            'n' => "SET NULL",
+                            'd' => "SET DEFAULT",
+                            _ => "NO ACTION",
+                        };
+                        let unique = snap
+                            .tables
+                            .iter()
+                            .find(|p| p.name == f.parent)
+                            .and_then(|p| unique_name_for(p, &f.parent_columns));
+                        vec![
+                            s(db),
+                            s("public"),
+                            s(f.name.clone()),
+                            s(db),
+                            s("public"),
+                            unique.map_or(V::N, s),
+                            s("NONE"),
+                            s(rule(f.on_update)),
+                            s(rule(f.on_delete)),
+                        ]
+                    })
                 })
                 .collect(),
         ),
         "key_column_usage" => {
             let mut rows = Vec::new();
             for t in &snap.tables {
-                for (n, &k) in t.primary_key.iter().enumerate() {
-                    rows.push(vec![
-                        s(db),
-                        s("public"),
-                        s(pkey_name(t)),
-                        s(db),
-                        s("public"),
-                        s(t.name.clone()),
-                        s(t.columns[k].name.clone()),
-                        i(n as i64 + 1),
-                        V::N,
-                    ]);
+                for c in constraints_of(t).into_iter().filter(|c| c.kind != "c") {
+                    // A foreign key's columns name their place in the referenced key.
+                    let parent = c.reference.as_ref().and_then(|f| {
+                        let p = snap.tables.iter().find(|p| p.name == f.parent)?;
+                        let key = unique_columns_for(p, &f.parent_columns)?;
+                        Some((f.parent_columns.clone(), key))
+                    });
+                    for (n, &k) in c.columns.iter().enumerate() {
+                        let in_unique = parent.as_ref().and_then(|(pcols, key)| {
+                            let pc = pcols.get(n)?;
+                            key.iter().position(|x| x == pc).map(|p| p as i64 + 1)
+                        });
+                        rows.push(vec![
+                            s(db),
+                            s("public"),
+                            s(c.name.clone()),
+                            s(db),
+                            s("public"),
+                            s(t.name.clone()),
+                            s(t.columns[k].name.clone()),
+                            i(n as i64 + 1),
+                            in_unique.map_or(V::N, i),
+                        ]);
+                    }
                 }
             }
             build(
@@ -413,4 +478,27 @@ pub(crate) fn info_table(
             vec![],
         ),
     }
+}
+
+/// The name of the unique constraint (or primary key) of `t` over exactly `columns`.
+fn unique_name_for(t: &weft_engine::schema::TableDef, columns: &[usize]) -> Option<String> {
+    constraints_of(t)
+        .into_iter()
+        .find(|c| (c.kind == "p" || c.kind == "u") && same_set(&c.columns, columns))
+        .map(|c| c.name)
+}
+
+/// The columns, in key order, of the unique constraint of `t` over `columns`.
+fn unique_columns_for(t: &weft_engine::schema::TableDef, columns: &[usize]) -> Option<Vec<usize>> {
+    constraints_of(t)
+        .into_iter()
+        .find(|c| (c.kind == "p" || c.kind == "u") && same_set(&c.columns, columns))
+        .map(|c| c.columns)
+}
+
+fn same_set(a: &[usize], b: &[usize]) -> bool {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort();
+    b.sort();
+    a == b
 }

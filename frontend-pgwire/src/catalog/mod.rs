@@ -17,8 +17,10 @@
 //! - [`pgfuncs`], [`session_funcs`]: the system functions clients call.
 
 pub mod activity;
+pub mod advisory;
 pub mod auth;
 pub mod db;
+pub mod durations;
 pub mod indexes;
 pub mod information_schema;
 pub mod oids;

@@ -43,7 +43,7 @@ pub(crate) fn pkey_constraint_oid(t: &TableDef) -> i32 {
     t.oid() as i32 + 3
 }
 pub(crate) fn pkey_name(t: &TableDef) -> String {
-    format!("{}_pkey", t.name)
+    t.pkey_name()
 }
 
 /// How PostgreSQL describes a type in pg_attribute: (type oid, typmod, length, by value,
@@ -118,6 +118,29 @@ pub(crate) fn type_info(ty: &SqlType) -> PgTypeInfo {
                 "x",
             )
         },
+    }
+}
+
+/// The oid of the default btree operator class of a type (pg_opclass), as an index's
+/// `indclass` lists it.
+pub(crate) fn btree_opclass(ty: &SqlType) -> i32 {
+    match ty {
+        SqlType::SmallInt => 1979,
+        SqlType::Integer => 1978,
+        SqlType::BigInt => 3124,
+        SqlType::Real => 1970,
+        SqlType::Double => 1971,
+        SqlType::Numeric { .. } => 3125,
+        SqlType::Text | SqlType::Varchar { .. } => 3126,
+        SqlType::Char { .. } => 426,
+        SqlType::Boolean => 424,
+        SqlType::Bytea => 428,
+        SqlType::Date => 3122,
+        SqlType::Timestamp => 3128,
+        SqlType::Timestamptz => 3127,
+        SqlType::Uuid => 2968,
+        SqlType::Json | SqlType::Jsonb => 4033,
+        SqlType::Array(_) => 397,
     }
 }
 

@@ -94,6 +94,41 @@ pub fn index_def(snap: &Snapshot, oid: i32) -> Option<String> {
     })
 }
 
+/// `pg_get_indexdef(oid, column, pretty)`: the whole definition for column 0, the
+/// column's name for a key column, empty past the last.
+pub fn index_def_column(snap: &Snapshot, oid: i32, column: Option<i32>) -> Option<String> {
+    match column {
+        None | Some(0) => index_def(snap, oid),
+        Some(k) if k < 0 => None,
+        Some(k) => snap.tables.iter().find_map(|t| {
+            let i = indexes_of(t).into_iter().find(|i| i.oid == oid)?;
+            Some(
+                i.columns
+                    .get(k as usize - 1)
+                    .map(|&c| quote_ident(&t.columns[c].name))
+                    .unwrap_or_default(),
+            )
+        }),
+    }
+}
+
+/// `obj_description(oid)`: a table's comment.
+pub fn table_comment(snap: &Snapshot, oid: i32) -> Option<String> {
+    snap.tables
+        .iter()
+        .find(|t| table_oid(t) == oid)
+        .and_then(|t| t.comment.clone())
+}
+
+/// `col_description(table oid, attnum)`: a column's comment.
+pub fn column_comment(snap: &Snapshot, oid: i32, attnum: i32) -> Option<String> {
+    let t = snap.tables.iter().find(|t| table_oid(t) == oid)?;
+    t.columns
+        .get(usize::try_from(attnum).ok()?.checked_sub(1)?)?
+        .comment
+        .clone()
+}
+
 /// The name of a relation oid (a table, an index, a sequence), as regclass prints it.
 pub fn relation_name(snap: &Snapshot, oid: i32) -> Option<String> {
     if let Some(q) = snap.sequences.iter().find(|q| q.oid as i32 == oid) {

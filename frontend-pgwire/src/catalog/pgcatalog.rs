@@ -23,6 +23,7 @@ use datafusion::error::Result as DfResult;
 
 use crate::catalog::db::Db;
 use crate::catalog::indexes::{constraints_of, indexes_of};
+use crate::catalog::oids::btree_opclass;
 use crate::catalog::oids::rowtype_oid;
 use crate::catalog::oids::table_oid;
 use crate::catalog::oids::type_info;
@@ -67,6 +68,7 @@ pub(crate) const DYNAMIC: &[&str] = &[
     "pg_views",
     "pg_matviews",
     "pg_indexes",
+    "pg_description",
     "pg_cursors",
     "pg_stat_activity",
 ];
@@ -224,6 +226,7 @@ impl PgCatalogSchema {
                 vec![],
             ),
             "pg_indexes" => pg_indexes(&snap),
+            "pg_description" => pg_description(&snap),
             _ => return Ok(None),
         }?;
         Ok(Some(t))
@@ -486,10 +489,10 @@ pub(crate) fn pg_index(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
         ("indisready", K::Bool),
         ("indislive", K::Bool),
         ("indisreplident", K::Bool),
-        ("indkey", K::I16List),
-        ("indcollation", K::Text),
-        ("indclass", K::Text),
-        ("indoption", K::Text),
+        ("indkey", K::Int2Vector),
+        ("indcollation", K::OidList),
+        ("indclass", K::OidList),
+        ("indoption", K::Int2Vector),
         ("indexprs", K::Text),
         ("indpred", K::Text),
     ];
@@ -497,7 +500,15 @@ pub(crate) fn pg_index(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     for t in &snap.tables {
         for ix in indexes_of(t) {
             let key: Vec<i16> = ix.columns.iter().map(|k| *k as i16 + 1).collect();
-            let zeros = vec!["0"; ix.key_columns].join(" ");
+            let keys = &ix.columns[..ix.key_columns];
+            let collations: Vec<i32> = keys
+                .iter()
+                .map(|&k| type_info(&t.columns[k].ty).collation)
+                .collect();
+            let classes: Vec<i32> = keys
+                .iter()
+                .map(|&k| btree_opclass(&t.columns[k].ty))
+                .collect();
             rows.push(vec![
                 i(ix.oid),
                 i(table_oid(t)),
@@ -515,9 +526,9 @@ pub(crate) fn pg_index(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                 V::B(true),
                 V::B(false),
                 V::IL(key),
-                s(zeros.clone()),
-                s(zeros.clone()),
-                s(zeros),
+                V::OL(collations),
+                V::OL(classes),
+                V::IL(vec![0; ix.key_columns]),
                 V::N,
                 V::N,
             ]);
@@ -734,6 +745,35 @@ pub(crate) fn pg_indexes(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                 V::N,
                 s(index_text(t, &ix)),
             ]);
+        }
+    }
+    build(&cols, rows)
+}
+
+/// `COMMENT ON` texts: a table's (objsubid 0) and its columns' (objsubid attnum).
+pub(crate) fn pg_description(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
+    let cols = [
+        ("objoid", K::Oid),
+        ("classoid", K::Oid),
+        ("objsubid", K::I32),
+        ("description", K::Text),
+    ];
+    /// pg_class's own oid: descriptions of relations name it as their class.
+    const PG_CLASS_OID: i32 = 1259;
+    let mut rows = Vec::new();
+    for t in &snap.tables {
+        if let Some(c) = &t.comment {
+            rows.push(vec![i(table_oid(t)), i(PG_CLASS_OID), i(0), s(c.clone())]);
+        }
+        for (n, col) in t.columns.iter().enumerate() {
+            if let Some(c) = &col.comment {
+                rows.push(vec![
+                    i(table_oid(t)),
+                    i(PG_CLASS_OID),
+                    i(n as i64 + 1),
+                    s(c.clone()),
+                ]);
+            }
         }
     }
     build(&cols, rows)

@@ -345,9 +345,24 @@ pub fn register_static(
                 Ok(Arc::new(out) as ArrayRef)
             },
         ),
-        // No comments are stored: every description is NULL.
-        null_text("obj_description", &[1, 2]),
-        null_text("col_description", &[2]),
+        // set_config() over the rows of a query (pg_dump sets a setting weft does not
+        // have this way, from pg_settings, and so over no row). A call on a row is 0A000:
+        // the session applies `SELECT set_config('name', 'value', local)` itself.
+        fun(
+            "set_config",
+            &[3],
+            DataType::Utf8,
+            Volatility::Volatile,
+            |_, rows| {
+                if rows > 0 {
+                    return Err(external(crate::error::SqlError::unsupported(
+                        "set_config() is supported only as SELECT set_config('name', 'value', is_local)",
+                    )));
+                }
+                Ok(Arc::new(StringArray::from(Vec::<Option<&str>>::new())) as ArrayRef)
+            },
+        ),
+        // Roles and databases take no comments: every shared description is NULL.
         null_text("shobj_description", &[2]),
         fun(
             "to_regtype",
@@ -367,14 +382,6 @@ pub fn register_static(
                     .collect();
                 Ok(Arc::new(out) as ArrayRef)
             },
-        ),
-        // weft has no advisory locks: there are never any to release.
-        fun(
-            "pg_advisory_unlock_all",
-            &[0],
-            DataType::Utf8,
-            Volatility::Volatile,
-            |_, rows| Ok(Arc::new(StringArray::from(vec![None::<&str>; rows.max(1)])) as ArrayRef),
         ),
         fun(
             "pg_is_in_recovery",

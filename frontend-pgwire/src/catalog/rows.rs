@@ -24,6 +24,11 @@ pub(crate) enum K {
     TextList,
     /// int2vector / int2[] (index and constraint keys).
     I16List,
+    /// oidvector (an index's operator classes and collations): a list of oids that goes
+    /// on the wire as PostgreSQL's `oidvector`, `1 2 3` in text.
+    OidList,
+    /// int2vector (an index's columns and options), likewise.
+    Int2Vector,
 }
 
 pub(crate) enum V {
@@ -33,6 +38,7 @@ pub(crate) enum V {
     B(bool),
     F(f64),
     IL(Vec<i16>),
+    OL(Vec<i32>),
 }
 
 pub(crate) fn s(v: impl Into<String>) -> V {
@@ -69,6 +75,24 @@ pub(crate) fn field(name: &str, k: K) -> Field {
             DataType::Int16,
             true,
         )))),
+        K::OidList => f(DataType::List(Arc::new(Field::new(
+            "item",
+            DataType::Int32,
+            true,
+        ))))
+        .with_metadata(HashMap::from([(
+            weft_engine::types::PG_TYPE_KEY.to_string(),
+            "oidvector".to_string(),
+        )])),
+        K::Int2Vector => f(DataType::List(Arc::new(Field::new(
+            "item",
+            DataType::Int16,
+            true,
+        ))))
+        .with_metadata(HashMap::from([(
+            weft_engine::types::PG_TYPE_KEY.to_string(),
+            "int2vector".to_string(),
+        )])),
     }
 }
 
@@ -92,9 +116,13 @@ pub(crate) fn build(cols: &[(&str, K)], rows: Vec<Vec<V>>) -> DfResult<Arc<dyn T
                 (K::F32, V::F(x)) => S::Float32(Some(*x as f32)),
                 (K::Bool, V::B(x)) => S::Boolean(Some(*x)),
                 (K::Text | K::Char, V::S(x)) => S::Utf8(Some(x.clone())),
-                (K::I16List, V::IL(xs)) => S::List(S::new_list_nullable(
+                (K::I16List | K::Int2Vector, V::IL(xs)) => S::List(S::new_list_nullable(
                     &xs.iter().map(|x| S::Int16(Some(*x))).collect::<Vec<_>>(),
                     &DataType::Int16,
+                )),
+                (K::OidList, V::OL(xs)) => S::List(S::new_list_nullable(
+                    &xs.iter().map(|x| S::Int32(Some(*x))).collect::<Vec<_>>(),
+                    &DataType::Int32,
                 )),
                 (_, V::N) => S::try_from(field(name, *k).data_type())?,
                 _ => return Err(bad()),

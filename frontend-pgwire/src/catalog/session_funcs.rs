@@ -12,6 +12,7 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{ScalarUDF, Signature, TypeSignature, Volatility};
 use datafusion::prelude::SessionContext;
 
+use crate::catalog::advisory::{LockKey, Scope};
 use crate::catalog::pgfuncs::block_on;
 use crate::catalog::pgfuncs::constant_text;
 use crate::catalog::pgfuncs::external;
@@ -145,6 +146,156 @@ fn signal_backend_udf(
     })
 }
 
+/// The advisory lock key of row `i`: one bigint, or two int4s.
+fn advisory_key(args: &[ArrayRef], i: usize) -> datafusion::error::Result<Option<LockKey>> {
+    let at = |a: &ArrayRef| if a.len() == 1 { 0 } else { i };
+    match args {
+        [a] => {
+            let a = cast(a, &DataType::Int64)?;
+            let a = a.as_primitive::<arrow::datatypes::Int64Type>();
+            let j = at(&args[0]);
+            Ok((!a.is_null(j)).then(|| LockKey::Big(a.value(j))))
+        }
+        [a, b] => {
+            let (a, b) = (ints(a)?, ints(b)?);
+            let (j, k) = (at(&args[0]), at(&args[1]));
+            Ok((!a.is_null(j) && !b.is_null(k)).then(|| LockKey::Pair(a.value(j), b.value(k))))
+        }
+        _ => Err(DataFusionError::Plan(
+            "advisory lock functions take a bigint or two integers".into(),
+        )),
+    }
+}
+
+/// The `pg_advisory_*` family: `lock` waits, `try` answers at once, `unlock` releases a
+/// session hold; `shared` and transaction-scoped variants.
+fn advisory_udfs(db: &Arc<crate::catalog::db::Db>, meta: &Arc<SessionMeta>) -> Vec<ScalarUDF> {
+    #[derive(Clone, Copy)]
+    enum Op {
+        Lock,
+        Try,
+        Unlock,
+    }
+    let mut out = Vec::new();
+    for (name, op, shared, scope) in [
+        ("pg_advisory_lock", Op::Lock, false, Scope::Session),
+        ("pg_advisory_lock_shared", Op::Lock, true, Scope::Session),
+        ("pg_advisory_xact_lock", Op::Lock, false, Scope::Transaction),
+        (
+            "pg_advisory_xact_lock_shared",
+            Op::Lock,
+            true,
+            Scope::Transaction,
+        ),
+        ("pg_try_advisory_lock", Op::Try, false, Scope::Session),
+        ("pg_try_advisory_lock_shared", Op::Try, true, Scope::Session),
+        (
+            "pg_try_advisory_xact_lock",
+            Op::Try,
+            false,
+            Scope::Transaction,
+        ),
+        (
+            "pg_try_advisory_xact_lock_shared",
+            Op::Try,
+            true,
+            Scope::Transaction,
+        ),
+        ("pg_advisory_unlock", Op::Unlock, false, Scope::Session),
+        (
+            "pg_advisory_unlock_shared",
+            Op::Unlock,
+            true,
+            Scope::Session,
+        ),
+    ] {
+        let (db, meta) = (db.clone(), meta.clone());
+        let ret = match op {
+            Op::Lock => DataType::Utf8,
+            Op::Try | Op::Unlock => DataType::Boolean,
+        };
+        out.push(fun(
+            name,
+            &[1, 2],
+            ret,
+            Volatility::Volatile,
+            move |args, rows| {
+                let n = args
+                    .iter()
+                    .map(|a| a.len())
+                    .max()
+                    .unwrap_or(0)
+                    .max(rows)
+                    .max(1);
+                let pid = meta.identity().pid;
+                let locks = &db.advisory;
+                let mut flags = Vec::with_capacity(n);
+                for i in 0..n {
+                    let Some(key) = advisory_key(args, i)? else {
+                        flags.push(None);
+                        continue;
+                    };
+                    flags.push(Some(match op {
+                        Op::Try => locks.try_lock(pid, key, shared, scope),
+                        Op::Unlock => locks.unlock(pid, key, shared),
+                        Op::Lock => {
+                            if !locks.try_lock(pid, key, shared, scope) {
+                                let settings = meta.settings();
+                                let ms = |k: &str| {
+                                    settings
+                                        .get(k)
+                                        .and_then(|v| {
+                                            crate::catalog::durations::parse_duration_ms(v)
+                                        })
+                                        .filter(|ms| *ms > 0)
+                                };
+                                let timeout = match (ms("lock_timeout"), ms("statement_timeout")) {
+                                    (Some(l), Some(s)) if s < l => Some((s, "57014")),
+                                    (Some(l), _) => Some((l, "55P03")),
+                                    (None, Some(s)) => Some((s, "57014")),
+                                    (None, None) => None,
+                                }
+                                .map(|(ms, code)| (std::time::Duration::from_millis(ms), code));
+                                let cancel = db.backends.get(pid).map(|b| b.cancel_signal());
+                                block_on(locks.lock_waiting(
+                                    pid,
+                                    key,
+                                    shared,
+                                    scope,
+                                    cancel.as_deref(),
+                                    timeout,
+                                ))
+                                .map_err(external)?;
+                            }
+                            true
+                        }
+                    }));
+                }
+                Ok(match op {
+                    Op::Lock => {
+                        Arc::new(flags.iter().map(|f| f.map(|_| "")).collect::<StringArray>())
+                            as ArrayRef
+                    }
+                    _ => Arc::new(BooleanArray::from(flags)) as ArrayRef,
+                })
+            },
+        ));
+    }
+    let (db, meta) = (db.clone(), meta.clone());
+    out.push(fun(
+        "pg_advisory_unlock_all",
+        &[0],
+        DataType::Utf8,
+        Volatility::Volatile,
+        move |_, rows| {
+            db.advisory
+                .release(meta.identity().pid, Some(Scope::Session));
+            Ok(Arc::new(StringArray::from(vec![Some(""); rows.max(1)])) as ArrayRef)
+        },
+    ));
+    out
+}
+
 /// Functions about this session and the catalog it sees: registered in its own context.
 pub fn register_session(
     ctx: &SessionContext,
@@ -152,6 +303,9 @@ pub fn register_session(
     meta: &Arc<SessionMeta>,
 ) {
     ctx.register_udf(nextval_udf(db, meta));
+    for f in advisory_udfs(db, meta) {
+        ctx.register_udf(f);
+    }
     for (name, terminate) in [("pg_cancel_backend", false), ("pg_terminate_backend", true)] {
         ctx.register_udf(signal_backend_udf(name, terminate, db, meta));
     }
@@ -316,11 +470,62 @@ pub fn register_session(
             Ok(Arc::new(out) as ArrayRef)
         },
     ));
-    ctx.register_udf(snapshot_text(
+    // pg_get_indexdef(oid [, column, pretty]): column k > 0 is that key column's name.
+    let m = meta.clone();
+    ctx.register_udf(fun(
         "pg_get_indexdef",
         &[1, 3],
+        DataType::Utf8,
+        Volatility::Stable,
+        move |args, _| {
+            let oids = ints(&args[0])?;
+            let cols = match args.get(1) {
+                Some(a) => Some(ints(a)?),
+                None => None,
+            };
+            let snap = m.snapshot();
+            let out: StringArray = oids
+                .iter()
+                .enumerate()
+                .map(|(n, o)| {
+                    let col = cols.as_ref().and_then(|c| {
+                        let at = if c.len() == 1 { 0 } else { n };
+                        (!c.is_null(at)).then(|| c.value(at))
+                    });
+                    o.and_then(|o| crate::catalog::pg_get::index_def_column(&snap, o, col))
+                })
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        },
+    ));
+    // Descriptions (COMMENT ON) of relations and their columns.
+    ctx.register_udf(snapshot_text(
+        "obj_description",
+        &[1, 2],
         meta,
-        crate::catalog::pg_get::index_def,
+        crate::catalog::pg_get::table_comment,
+    ));
+    let m = meta.clone();
+    ctx.register_udf(fun(
+        "col_description",
+        &[2],
+        DataType::Utf8,
+        Volatility::Stable,
+        move |args, _| {
+            let (oids, nums) = (ints(&args[0])?, ints(&args[1])?);
+            let snap = m.snapshot();
+            let n = oids.len().max(nums.len());
+            let at = |a: &Int32Array, i: usize| {
+                let j = if a.len() == 1 { 0 } else { i };
+                (!a.is_null(j)).then(|| a.value(j))
+            };
+            let out: StringArray = (0..n)
+                .map(|i| {
+                    crate::catalog::pg_get::column_comment(&snap, at(&oids, i)?, at(&nums, i)?)
+                })
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        },
     ));
     // A relation's name by oid: how a `regclass` value prints.
     ctx.register_udf(snapshot_text(

@@ -230,7 +230,32 @@ impl Txn {
         key: Vec<u8>,
         row: Option<Arc<Row>>,
     ) -> SqlResult<()> {
-        self.rows_written += 1;
+        self.put_counted(limits, table_id, schema, key, row, 1)
+    }
+
+    /// Writes an index entry: its bytes count against `weft.txn_bytes_max`, but it is
+    /// not a row the transaction modifies (`weft.txn_rows_max` counts rows).
+    pub fn put_entry(
+        &mut self,
+        limits: &TxnLimits,
+        table_id: u64,
+        schema: &SchemaRef,
+        key: Vec<u8>,
+        row: Option<Arc<Row>>,
+    ) -> SqlResult<()> {
+        self.put_counted(limits, table_id, schema, key, row, 0)
+    }
+
+    fn put_counted(
+        &mut self,
+        limits: &TxnLimits,
+        table_id: u64,
+        schema: &SchemaRef,
+        key: Vec<u8>,
+        row: Option<Arc<Row>>,
+        rows: usize,
+    ) -> SqlResult<()> {
+        self.rows_written += rows;
         self.bytes_written += key.len() + row.as_ref().map(|r| row_bytes(r)).unwrap_or(0);
         if self.rows_written > limits.rows_max {
             return Err(SqlError::new(

@@ -134,6 +134,16 @@ impl Core {
             Statement::Truncate(t) => self.exec.truncate(txn, &t).await,
             Statement::CreateIndex(ci) => self.exec.create_index(txn, ci, notices).await,
             Statement::AlterTable(at) => self.exec.alter_table(txn, at, notices).await,
+            Statement::Comment {
+                object_type,
+                object_name,
+                comment,
+                ..
+            } => {
+                self.exec
+                    .comment_on(txn, object_type, &object_name, comment)
+                    .await
+            }
             Statement::Drop {
                 object_type: ObjectType::Index,
                 if_exists,

@@ -73,6 +73,16 @@ pub struct Core {
     pub(crate) backend: std::sync::OnceLock<Arc<crate::catalog::activity::Backend>>,
 }
 
+impl Drop for Core {
+    /// A session's advisory locks end with it.
+    fn drop(&mut self) {
+        self.exec
+            .db
+            .advisory
+            .release(self.exec.meta.identity().pid, None);
+    }
+}
+
 pub(crate) fn aborted_error() -> SqlError {
     SqlError::new(
         codes::IN_FAILED_SQL_TRANSACTION,
@@ -159,6 +169,18 @@ impl Core {
         } else {
             TxnStatus::Idle
         }
+    }
+
+    /// The status ReadyForQuery reports. Outside a transaction the session holds no
+    /// transaction-level advisory locks: the transaction that took them has ended.
+    pub(crate) fn ready_status(&self, st: &State) -> TxnStatus {
+        if st.txn.is_none() && !st.failed {
+            self.exec.db.advisory.release(
+                self.exec.meta.identity().pid,
+                Some(crate::catalog::advisory::Scope::Transaction),
+            );
+        }
+        Self::status(st)
     }
 
     pub(crate) async fn commit(&self, mut txn: Txn) -> SqlResult<()> {

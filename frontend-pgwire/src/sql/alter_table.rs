@@ -346,6 +346,7 @@ impl Executor {
             nullable: true,
             default: None,
             identity: None,
+            comment: None,
         };
         let mut constraints: Vec<TableConstraint> = Vec::new();
         let at = def.columns.len();
@@ -641,6 +642,10 @@ impl Executor {
             None,
         )?;
         let mut renamed = def;
+        // The primary key's index keeps its name, as in PostgreSQL.
+        if !renamed.primary_key.is_empty() {
+            renamed.pkey_name = Some(renamed.pkey_name());
+        }
         renamed.name = new.clone();
         for f in renamed
             .foreign_keys
@@ -940,7 +945,7 @@ impl Executor {
                     self.put_table_def(txn, &parent)?;
                 }
             }
-        } else if name == format!("{}_pkey", def.name) && !def.primary_key.is_empty() {
+        } else if name == def.pkey_name() && !def.primary_key.is_empty() {
             return Err(SqlError::unsupported(
                 "dropping a primary key constraint is not supported",
             ));

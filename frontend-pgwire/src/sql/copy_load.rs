@@ -154,6 +154,7 @@ mod tests {
             nullable: true,
             default: default.map(str::to_string),
             identity: None,
+            comment: None,
         }
     }
 
@@ -168,6 +169,8 @@ mod tests {
             checks: vec![],
             foreign_keys: vec![],
             referenced_by: vec![],
+            comment: None,
+            pkey_name: None,
         }
     }
 

@@ -72,6 +72,7 @@ impl Executor {
         let mut uniques: Vec<(Option<String>, Vec<usize>, bool)> = Vec::new();
         let mut checks: Vec<(Option<String>, Option<usize>, SqlExpr)> = Vec::new();
         let mut foreign_keys: Vec<ForeignKeySpec> = Vec::new();
+        let mut pkey_name: Option<String> = None;
         for c in &ct.columns {
             let cname = ident_name(&c.name);
             if cname.starts_with(RESERVED_PREFIX) {
@@ -110,6 +111,7 @@ impl Executor {
                 nullable: true,
                 default: None,
                 identity: None,
+                comment: None,
             };
             if serial.is_some() {
                 col.nullable = false;
@@ -151,7 +153,8 @@ impl Executor {
                         sequences
                             .push((columns.len(), sequence_options.clone().unwrap_or_default()));
                     }
-                    ColumnOption::PrimaryKey(_) => {
+                    ColumnOption::PrimaryKey(pk) => {
+                        pkey_name = opt.name.as_ref().or(pk.name.as_ref()).map(ident_name);
                         if !primary_key.is_empty() {
                             return Err(SqlError::new(
                                 codes::INVALID_TABLE_DEFINITION,
@@ -190,6 +193,7 @@ impl Executor {
         for tc in &ct.constraints {
             match tc {
                 TableConstraint::PrimaryKey(pk) => {
+                    pkey_name = pk.name.as_ref().map(ident_name);
                     if !primary_key.is_empty() {
                         return Err(SqlError::new(
                             codes::INVALID_TABLE_DEFINITION,
@@ -328,6 +332,8 @@ impl Executor {
             checks: Vec::new(),
             foreign_keys: Vec::new(),
             referenced_by: Vec::new(),
+            comment: None,
+            pkey_name,
         };
         self.table_constraints(txn, &mut def, uniques, checks)
             .await?;
@@ -558,6 +564,11 @@ impl Executor {
             ));
         }
         let restart = matches!(t.identity, Some(ast::TruncateIdentityOption::Restart));
+        let truncating: Vec<String> = t
+            .table_names
+            .iter()
+            .filter_map(|n| table_name(&n.name).ok())
+            .collect();
         for target in &t.table_names {
             let name = table_name(&target.name)?;
             let catalog = txn.overlay(CATALOG_TABLE_ID);
@@ -599,12 +610,31 @@ impl Executor {
                     }
                 }
             }
+            // A table that other tables reference is truncated only with them (or
+            // CASCADE, which weft does not do), as in PostgreSQL.
+            if let Some(child) = def
+                .referenced_by
+                .iter()
+                .find(|c| **c != def.name && !truncating.contains(*c))
+            {
+                return Err(SqlError::unsupported(
+                    "cannot truncate a table referenced in a foreign key constraint",
+                )
+                .with_detail(format!("Table \"{child}\" references \"{}\".", def.name))
+                .with_hint(format!(
+                    "Truncate table \"{child}\" at the same time, or use TRUNCATE ... CASCADE."
+                )));
+            }
             let mut fresh = (*def).clone();
             // A truncated table keeps its object id, as in PostgreSQL.
             fresh.oid = def.oid();
             while fresh.id == def.id {
                 fresh.id =
                     FIRST_USER_TABLE_ID + self.db.entropy.u64() % (u64::MAX - FIRST_USER_TABLE_ID);
+            }
+            // Its indexes start empty too.
+            for idx in fresh.indexes.iter_mut() {
+                idx.id = self.fresh_index_ids().0;
             }
             self.put_table_def(txn, &fresh)?;
         }

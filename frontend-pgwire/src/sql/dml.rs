@@ -286,9 +286,7 @@ impl Executor {
                 }
             }
             ConflictTarget::OnConstraint(n) => match table_name(n) {
-                Ok(c) if c == format!("{}_pkey", def.name) && !def.primary_key.is_empty() => {
-                    Some(None)
-                }
+                Ok(c) if c == def.pkey_name() && !def.primary_key.is_empty() => Some(None),
                 Ok(c) => def
                     .indexes
                     .iter()

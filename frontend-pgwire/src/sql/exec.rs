@@ -235,8 +235,8 @@ impl Executor {
         SqlError::new(
             codes::UNIQUE_VIOLATION,
             format!(
-                "duplicate key value violates unique constraint \"{}_pkey\"",
-                def.name
+                "duplicate key value violates unique constraint \"{}\"",
+                def.pkey_name()
             ),
         )
         .with_detail(format!(

@@ -7,12 +7,13 @@
 //! definition commits, and every later writer of the table (which depends on the
 //! definition) maintains it. The build is bounded by the transaction limits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, BinaryArray};
+use arrow::array::{BinaryArray, RecordBatch};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, IndexColumn, ObjectName};
+use futures::StreamExt;
 use weft_engine::index::{CheckDef, IndexDef};
 use weft_engine::provider::WeftTable;
 use weft_engine::row::{batch_row, Row};
@@ -157,7 +158,7 @@ impl Executor {
         for t in self.db.list_tables(read_ts, catalog.as_deref()).await? {
             names.push(t.name.clone());
             if !t.primary_key.is_empty() {
-                names.push(format!("{}_pkey", t.name));
+                names.push(t.pkey_name());
             }
             names.extend(t.indexes.iter().map(|i| i.name.clone()));
         }
@@ -245,7 +246,7 @@ impl Executor {
         let mut taken = self.relation_names(txn).await?;
         taken.push(def.name.clone());
         if !def.primary_key.is_empty() {
-            taken.push(format!("{}_pkey", def.name));
+            taken.push(def.pkey_name());
         }
         for (name, columns, nulls_not_distinct) in uniques {
             let name = match name {
@@ -347,12 +348,13 @@ impl Executor {
         Ok(())
     }
 
-    /// Every row of a table as the transaction sees it, with its key.
-    pub(crate) async fn table_rows(
+    /// The rows of a table as the transaction sees them, batch by batch, each batch's
+    /// last column the rows' keys.
+    pub(crate) async fn table_stream(
         &self,
         txn: &Txn,
         def: &TableDef,
-    ) -> SqlResult<Vec<(Vec<u8>, Row)>> {
+    ) -> SqlResult<datafusion::physical_plan::SendableRecordBatchStream> {
         let provider = WeftTable::new(
             Arc::new(def.clone()),
             self.db.storage.clone(),
@@ -363,58 +365,74 @@ impl Executor {
             Some(txn.reads.clone()),
         );
         let ctx = self.db.scratch_context();
-        let batches = ctx.read_table(Arc::new(provider))?.collect().await?;
+        Ok(ctx.read_table(Arc::new(provider))?.execute_stream().await?)
+    }
+
+    /// Each row of a batch from [`Executor::table_stream`], with its key.
+    fn batch_rows(def: &TableDef, b: &RecordBatch) -> SqlResult<Vec<(Vec<u8>, Row)>> {
         let ncols = def.columns.len();
+        let keys = b
+            .column(ncols)
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .ok_or_else(|| SqlError::internal("key column is not binary"))?;
+        (0..b.num_rows())
+            .map(|i| Ok((keys.value(i).to_vec(), batch_row(b, i, ncols)?)))
+            .collect()
+    }
+
+    /// Every row of a table as the transaction sees it, with its key.
+    pub(crate) async fn table_rows(
+        &self,
+        txn: &Txn,
+        def: &TableDef,
+    ) -> SqlResult<Vec<(Vec<u8>, Row)>> {
+        let mut stream = self.table_stream(txn, def).await?;
         let mut out = Vec::new();
-        for b in batches {
-            let keys = b
-                .column(ncols)
-                .as_any()
-                .downcast_ref::<BinaryArray>()
-                .ok_or_else(|| SqlError::internal("key column is not binary"))?
-                .clone();
-            for i in 0..b.num_rows() {
-                out.push((keys.value(i).to_vec(), batch_row(&b, i, ncols)?));
-            }
+        while let Some(b) = stream.next().await {
+            out.extend(Self::batch_rows(def, &b?)?);
         }
         Ok(out)
     }
 
-    /// Writes the entries of a new index from the rows the transaction sees; a unique
-    /// index over duplicated values is 23505, as PostgreSQL's "could not create unique
-    /// index".
+    /// Writes the entries of a new index from the rows the transaction sees, batch by
+    /// batch (so the transaction's byte limit stops a build that is too large before it
+    /// has read the whole table); a unique index over duplicated values is 23505, as
+    /// PostgreSQL's "could not create unique index".
     pub(crate) async fn build_index(
         &self,
         txn: &mut Txn,
         def: &TableDef,
         idx: &IndexDef,
     ) -> SqlResult<()> {
-        let rows = self.table_rows(txn, def).await?;
+        let mut stream = self.table_stream(txn, def).await?;
         let schema = weft_engine::index::index_schema();
-        let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
-        for (n, (key, row)) in rows.iter().enumerate() {
-            let k = idx
-                .entry_key(row, key)
-                .map_err(|e| SqlError::new(codes::DATA_EXCEPTION, e.to_string()))?;
-            if idx.unique_form(row) && seen.insert(k.clone(), n).is_some() {
-                let e = unique_violation(def, idx, row);
-                return Err(SqlError::new(
-                    codes::UNIQUE_VIOLATION,
-                    format!("could not create unique index \"{}\"", idx.name),
-                )
-                .with_detail(
-                    e.detail
-                        .unwrap_or_default()
-                        .replace("already exists", "is duplicated"),
-                ));
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        while let Some(b) = stream.next().await {
+            for (key, row) in Self::batch_rows(def, &b?)? {
+                let k = idx
+                    .entry_key(&row, &key)
+                    .map_err(|e| SqlError::new(codes::DATA_EXCEPTION, e.to_string()))?;
+                if idx.unique_form(&row) && !seen.insert(k.clone()) {
+                    let e = unique_violation(def, idx, &row);
+                    return Err(SqlError::new(
+                        codes::UNIQUE_VIOLATION,
+                        format!("could not create unique index \"{}\"", idx.name),
+                    )
+                    .with_detail(
+                        e.detail
+                            .unwrap_or_default()
+                            .replace("already exists", "is duplicated"),
+                    ));
+                }
+                txn.put_entry(
+                    &self.db.limits,
+                    idx.id,
+                    &schema,
+                    k,
+                    Some(Arc::new(vec![ScalarValue::Binary(Some(key))])),
+                )?;
             }
-            txn.put(
-                &self.db.limits,
-                idx.id,
-                &schema,
-                k,
-                Some(Arc::new(vec![ScalarValue::Binary(Some(key.clone()))])),
-            )?;
         }
         Ok(())
     }
@@ -509,15 +527,21 @@ impl Executor {
                     )
                     .with_hint("Use DROP TABLE to remove a table."));
                 }
-                if tables
+                if let Some(t) = tables
                     .iter()
-                    .any(|t| format!("{}_pkey", t.name) == name && !t.primary_key.is_empty())
+                    .find(|t| t.pkey_name() == name && !t.primary_key.is_empty())
                 {
                     return Err(SqlError::new(
                         "2BP01",
-                        format!("cannot drop index {name} because constraint {name} on table {} requires it", name.trim_end_matches("_pkey")),
+                        format!(
+                            "cannot drop index {name} because constraint {name} on table {} requires it",
+                            t.name
+                        ),
                     )
-                    .with_hint(format!("You can drop constraint {name} on table {} instead.", name.trim_end_matches("_pkey"))));
+                    .with_hint(format!(
+                        "You can drop constraint {name} on table {} instead.",
+                        t.name
+                    )));
                 }
                 if if_exists {
                     notices.push(Notice {

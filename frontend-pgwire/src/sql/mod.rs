@@ -17,6 +17,7 @@
 
 pub mod alter_table;
 pub mod array_subquery;
+pub mod comments;
 pub mod compat;
 pub mod context;
 pub mod copy;

@@ -118,7 +118,7 @@ impl Executor {
             }
             if let Some(o) = old {
                 let k = idx.entry_key(o, key).map_err(engine_value)?;
-                txn.put(&self.db.limits, idx.id, &entry_schema, k, None)?;
+                txn.put_entry(&self.db.limits, idx.id, &entry_schema, k, None)?;
             }
             if let Some(n) = new {
                 let k = idx.entry_key(n, key).map_err(engine_value)?;
@@ -131,7 +131,7 @@ impl Executor {
                     }
                 }
                 let entry = vec![ScalarValue::Binary(Some(key.to_vec()))];
-                txn.put(
+                txn.put_entry(
                     &self.db.limits,
                     idx.id,
                     &entry_schema,

@@ -19,6 +19,8 @@ pub fn override_type(field: &Field) -> Option<Type> {
         "jsonb" => Some(Type::JSONB),
         "varchar" => Some(Type::VARCHAR),
         "bpchar" => Some(Type::BPCHAR),
+        "int2vector" => Some(Type::INT2_VECTOR),
+        "oidvector" => Some(Type::OID_VECTOR),
         _ => None,
     }
 }

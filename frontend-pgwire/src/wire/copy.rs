@@ -11,7 +11,6 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 
 use crate::error::{codes, SqlError};
-use crate::session::machine::Core;
 use crate::wire::connection::SessionHandler;
 use crate::wire::errors::IntoPgWire;
 use crate::wire::messages::wire_status;
@@ -65,7 +64,7 @@ impl pgwire::api::copy::CopyHandler for SessionHandler {
         if st.txn.as_ref().is_some_and(|t| !t.explicit) {
             st.txn = None;
         }
-        client.set_transaction_status(wire_status(Core::status(&st)));
+        client.set_transaction_status(wire_status(core.ready_status(&st)));
         match result {
             Ok(n) => {
                 send_execution_response(client, Tag::new("COPY").with_rows(n)).await?;
@@ -89,7 +88,7 @@ impl pgwire::api::copy::CopyHandler for SessionHandler {
         let mut st = core.state.lock().await;
         st.copy = None;
         core.fail(&mut st);
-        client.set_transaction_status(wire_status(Core::status(&st)));
+        client.set_transaction_status(wire_status(core.ready_status(&st)));
         SqlError::new(
             codes::QUERY_CANCELED,
             format!("COPY from stdin failed: {}", fail.message),

@@ -110,6 +110,9 @@ fn encode_override(
     if array.is_null(row) {
         return encoder.encode_field(&None::<i8>);
     }
+    if let DataType::List(_) = array.data_type() {
+        return encode_vector(encoder, array, row, ty, format);
+    }
     let stored = match array.data_type() {
         DataType::Utf8 => array.as_string::<i32>().value(row),
         DataType::LargeUtf8 => array.as_string::<i64>().value(row),
@@ -145,6 +148,55 @@ fn encode_override(
         Vec::new()
     };
     encoder.encode_field(&Rendered { text, binary })
+}
+
+/// An `int2vector` or `oidvector` (a catalog list): `1 2 3` in text; in binary, a
+/// one-dimensional array with lower bound 0, as PostgreSQL sends it.
+fn encode_vector(
+    encoder: &mut DataRowEncoder,
+    array: &Arc<dyn Array>,
+    row: usize,
+    ty: &Type,
+    format: FieldFormat,
+) -> PgWireResult<()> {
+    let values = array.as_list::<i32>().value(row);
+    let values = arrow::compute::cast(&values, &DataType::Int64)
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let values = values.as_primitive::<arrow::datatypes::Int64Type>();
+    let items: Vec<i64> = values.iter().map(|v| v.unwrap_or(0)).collect();
+    let text = items
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let binary = if format == FieldFormat::Binary {
+        let (elem, width): (u32, usize) = if *ty == Type::INT2_VECTOR {
+            (21, 2)
+        } else {
+            (26, 4)
+        };
+        let mut b = Vec::with_capacity(20 + items.len() * (4 + width));
+        b.extend_from_slice(&1i32.to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes());
+        b.extend_from_slice(&elem.to_be_bytes());
+        b.extend_from_slice(&(items.len() as i32).to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes());
+        for v in &items {
+            b.extend_from_slice(&(width as i32).to_be_bytes());
+            if width == 2 {
+                b.extend_from_slice(&(*v as i16).to_be_bytes());
+            } else {
+                b.extend_from_slice(&(*v as u32).to_be_bytes());
+            }
+        }
+        b
+    } else {
+        Vec::new()
+    };
+    encoder.encode_field(&Rendered {
+        text: &text,
+        binary,
+    })
 }
 
 fn custom_text(field: &Field, array: &Arc<dyn Array>, row: usize) -> Option<String> {

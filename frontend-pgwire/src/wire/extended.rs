@@ -438,7 +438,7 @@ impl ExtendedQueryHandler for SessionHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         client.portal_store().rm_portal(DEFAULT_NAME);
-        let status = wire_status(Core::status(&*self.core.state.lock().await));
+        let status = wire_status(self.core.ready_status(&*self.core.state.lock().await));
         client.set_transaction_status(status);
         client
             .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(

@@ -84,7 +84,7 @@ impl SimpleQueryHandler for SessionHandler {
             }
         }
         core.activity_end(&st);
-        let status = wire_status(Core::status(&st));
+        let status = wire_status(core.ready_status(&st));
         drop(st);
         client.set_state(PgWireConnectionState::ReadyForQuery);
         client.set_transaction_status(status);
