@@ -405,28 +405,40 @@ impl Executor {
             )?;
             // The sequences its SERIAL and IDENTITY columns own go with it.
             if let Some(def) = found {
-                for c in &def.columns {
-                    if let Some(seq) = c
-                        .default
-                        .as_deref()
-                        .and_then(crate::catalog::sequences::default_sequence)
-                    {
-                        let owned = crate::catalog::sequences::lookup(
-                            self.db.as_ref(),
-                            Some(txn),
-                            txn.read_ts()?,
-                            seq,
-                        )
-                        .await?
-                        .is_some_and(|s| s.owned_by.as_ref().is_some_and(|(t, _)| *t == name));
-                        if owned {
-                            crate::catalog::sequences::put(self.db.as_ref(), txn, seq, None)?;
-                        }
+                for s in self.default_sequences(txn, &def).await? {
+                    if s.owned_by.as_ref().is_some_and(|(t, _)| *t == name) {
+                        crate::catalog::sequences::put(self.db.as_ref(), txn, &s.name, None)?;
                     }
                 }
             }
         }
         Ok(Outcome::Command(CommandTag::new("DROP TABLE")))
+    }
+
+    /// The sequences the table's column defaults draw from (SERIAL and IDENTITY columns'
+    /// among them), as the transaction sees them.
+    pub(crate) async fn default_sequences(
+        &self,
+        txn: &Txn,
+        def: &TableDef,
+    ) -> SqlResult<Vec<crate::catalog::sequences::SeqDef>> {
+        let mut out = Vec::new();
+        for c in &def.columns {
+            let Some(seq) = c
+                .default
+                .as_deref()
+                .and_then(crate::catalog::sequences::default_sequence)
+            else {
+                continue;
+            };
+            if let Some(s) =
+                crate::catalog::sequences::lookup(self.db.as_ref(), Some(txn), txn.read_ts()?, seq)
+                    .await?
+            {
+                out.push(s);
+            }
+        }
+        Ok(out)
     }
 
     /// Writes a table's definition into the catalog (transactional DDL), and makes the
@@ -589,25 +601,10 @@ impl Executor {
                 // RESTART IDENTITY: the sequences its columns own start over, with the
                 // truncation (nextval's blocks on every node are past: they restart too,
                 // because the definition they were reserved under is replaced).
-                for c in &def.columns {
-                    if let Some(seq) = c
-                        .default
-                        .as_deref()
-                        .and_then(crate::catalog::sequences::default_sequence)
-                    {
-                        if let Some(mut s) = crate::catalog::sequences::lookup(
-                            self.db.as_ref(),
-                            Some(txn),
-                            txn.read_ts()?,
-                            seq,
-                        )
-                        .await?
-                        {
-                            s.last = None;
-                            crate::catalog::sequences::put(self.db.as_ref(), txn, seq, Some(&s))?;
-                            crate::catalog::sequences::forget(&self.db, seq);
-                        }
-                    }
+                for mut s in self.default_sequences(txn, &def).await? {
+                    s.last = None;
+                    crate::catalog::sequences::put(self.db.as_ref(), txn, &s.name, Some(&s))?;
+                    crate::catalog::sequences::forget(&self.db, &s.name);
                 }
             }
             // A table that other tables reference is truncated only with them (or

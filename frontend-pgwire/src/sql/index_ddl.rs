@@ -194,6 +194,34 @@ impl Executor {
         name
     }
 
+    /// The name of a new index: the one given (42P07 when a relation has it), or the one
+    /// PostgreSQL would choose from the table, the columns and `suffix`.
+    pub(crate) fn relation_name_for(
+        taken: &mut Vec<String>,
+        given: Option<String>,
+        def: &TableDef,
+        columns: &[usize],
+        suffix: &str,
+    ) -> SqlResult<String> {
+        match given {
+            Some(n) if taken.contains(&n) => Err(SqlError::new(
+                codes::DUPLICATE_TABLE,
+                format!("relation \"{n}\" already exists"),
+            )),
+            Some(n) => {
+                taken.push(n.clone());
+                Ok(n)
+            }
+            None => {
+                let cols: Vec<&str> = columns
+                    .iter()
+                    .map(|&c| def.columns[c].name.as_str())
+                    .collect();
+                Ok(Self::choose_name(taken, &def.name, &cols, suffix))
+            }
+        }
+    }
+
     /// A fresh id for an index's entries, and its object id.
     pub(crate) fn fresh_index_ids(&self) -> (u64, u32) {
         let id = FIRST_USER_TABLE_ID + self.db.entropy.u64() % (u64::MAX - FIRST_USER_TABLE_ID);
@@ -249,25 +277,7 @@ impl Executor {
             taken.push(def.pkey_name());
         }
         for (name, columns, nulls_not_distinct) in uniques {
-            let name = match name {
-                Some(n) => {
-                    if taken.contains(&n) {
-                        return Err(SqlError::new(
-                            codes::DUPLICATE_TABLE,
-                            format!("relation \"{n}\" already exists"),
-                        ));
-                    }
-                    taken.push(n.clone());
-                    n
-                }
-                None => {
-                    let cols: Vec<&str> = columns
-                        .iter()
-                        .map(|&c| def.columns[c].name.as_str())
-                        .collect();
-                    Self::choose_name(&mut taken, &def.name, &cols, "key")
-                }
-            };
+            let name = Self::relation_name_for(&mut taken, name, def, &columns, "key")?;
             let mut idx = self.new_index(def, name, columns, true, true)?;
             idx.nulls_not_distinct = nulls_not_distinct;
             def.indexes.push(idx);
@@ -462,33 +472,18 @@ impl Executor {
         let mut def = (*self.table_def(txn, &table).await?).clone();
         let columns = index_columns(&def, &ci.columns)?;
         let mut taken = self.relation_names(txn).await?;
-        let name = match &ci.name {
-            Some(n) => {
-                let n = table_name(n)?;
-                if taken.contains(&n) {
-                    if ci.if_not_exists {
-                        notices.push(Notice {
-                            severity: "NOTICE",
-                            code: "42P07",
-                            message: format!("relation \"{n}\" already exists, skipping"),
-                        });
-                        return Ok(tag);
-                    }
-                    return Err(SqlError::new(
-                        codes::DUPLICATE_TABLE,
-                        format!("relation \"{n}\" already exists"),
-                    ));
-                }
-                n
+        let given = ci.name.as_ref().map(table_name).transpose()?;
+        if let Some(n) = given.as_ref().filter(|n| taken.contains(n)) {
+            if ci.if_not_exists {
+                notices.push(Notice {
+                    severity: "NOTICE",
+                    code: "42P07",
+                    message: format!("relation \"{n}\" already exists, skipping"),
+                });
+                return Ok(tag);
             }
-            None => {
-                let cols: Vec<&str> = columns
-                    .iter()
-                    .map(|&c| def.columns[c].name.as_str())
-                    .collect();
-                Self::choose_name(&mut taken, &def.name, &cols, "idx")
-            }
-        };
+        }
+        let name = Self::relation_name_for(&mut taken, given, &def, &columns, "idx")?;
         let mut idx = self.new_index(&def, name, columns, ci.unique, false)?;
         idx.nulls_not_distinct = ci.nulls_distinct == Some(false);
         for c in &ci.include {

@@ -15,6 +15,8 @@
 //!   load path;
 //! - [`outcome`], [`origins`]: what a statement produced, and where its columns come from.
 
+pub mod alter_columns;
+pub mod alter_constraints;
 pub mod alter_table;
 pub mod array_subquery;
 pub mod comments;
