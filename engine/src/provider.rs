@@ -133,6 +133,27 @@ impl WeftTable {
         self.column_constraint(filter, |i| self.def.primary_key.contains(&i))
     }
 
+    /// The constants `filters` pin the columns `wanted` accepts to (of two constraints on
+    /// one column, the narrower).
+    fn pinned(
+        &self,
+        filters: &[Expr],
+        wanted: impl Fn(usize) -> bool + Copy,
+    ) -> HashMap<usize, Vec<ScalarValue>> {
+        let mut pinned: HashMap<usize, Vec<ScalarValue>> = HashMap::new();
+        for f in filters {
+            if let Some((i, vals)) = self.column_constraint(f, wanted) {
+                match pinned.get(&i) {
+                    Some(old) if old.len() <= vals.len() => {}
+                    _ => {
+                        pinned.insert(i, vals);
+                    }
+                }
+            }
+        }
+        pinned
+    }
+
     /// If `filter` pins a column that `wanted` accepts to constants (`col = c`,
     /// `c = col`, `col IN (c, ...)`), the column's index and the constants.
     fn column_constraint(
@@ -177,35 +198,8 @@ impl WeftTable {
         if self.def.primary_key.is_empty() {
             return None;
         }
-        let mut pinned: HashMap<usize, Vec<ScalarValue>> = HashMap::new();
-        for f in filters {
-            if let Some((i, vals)) = self.key_constraint(f) {
-                match pinned.get(&i) {
-                    // Two constraints on one column: keep the narrower.
-                    Some(old) if old.len() <= vals.len() => {}
-                    _ => {
-                        pinned.insert(i, vals);
-                    }
-                }
-            }
-        }
-        let mut keys: Vec<Vec<&ScalarValue>> = vec![Vec::new()];
-        for i in &self.def.primary_key {
-            let vals = pinned.get(i)?;
-            keys = keys
-                .into_iter()
-                .flat_map(|prefix| {
-                    vals.iter().map(move |v| {
-                        let mut k = prefix.clone();
-                        k.push(v);
-                        k
-                    })
-                })
-                .collect();
-            if keys.len() > POINT_KEYS_MAX {
-                return None;
-            }
-        }
+        let pinned = self.pinned(filters, |i| self.def.primary_key.contains(&i));
+        let keys = combinations(&pinned, &self.def.primary_key)?;
         let mut out: Vec<Vec<u8>> = keys
             .iter()
             .map(|k| encode_key(k))
@@ -291,6 +285,32 @@ impl WeftTable {
             _ => Vec::new(),
         }
     }
+}
+
+/// Every combination of the values `pinned` gives `columns` (in column order), or `None`
+/// when a column has none or there are more than [`POINT_KEYS_MAX`].
+fn combinations<'a>(
+    pinned: &'a HashMap<usize, Vec<ScalarValue>>,
+    columns: &[usize],
+) -> Option<Vec<Vec<&'a ScalarValue>>> {
+    let mut out: Vec<Vec<&ScalarValue>> = vec![Vec::new()];
+    for c in columns {
+        let vals = pinned.get(c)?;
+        out = out
+            .into_iter()
+            .flat_map(|prefix| {
+                vals.iter().map(move |v| {
+                    let mut k = prefix.clone();
+                    k.push(v);
+                    k
+                })
+            })
+            .collect();
+        if out.len() > POINT_KEYS_MAX {
+            return None;
+        }
+    }
+    Some(out)
 }
 
 /// The smallest byte string greater than every string that starts with `p` (`None`: there

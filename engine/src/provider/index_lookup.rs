@@ -7,16 +7,14 @@
 //! exact entry key for a unique index's values, the whole index otherwise, so that a
 //! concurrent insert of a matching row conflicts like a phantom.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, BinaryArray};
 use datafusion::catalog::Session;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::Expr;
-use datafusion::scalar::ScalarValue;
 
-use super::{prefix_successor, ReadSpan, WeftTable, POINT_KEYS_MAX};
+use super::{combinations, prefix_successor, ReadSpan, WeftTable};
 use crate::index::{index_schema, IndexDef};
 use crate::storage::scan::{OutColumn, ScanKind, ScanRequest};
 
@@ -41,42 +39,10 @@ impl WeftTable {
     /// of the pinned values (one per combination).
     pub(super) fn index_prefixes(&self, filters: &[Expr]) -> Option<(&IndexDef, Vec<Vec<u8>>)> {
         for idx in self.usable_indexes() {
-            let mut pinned: HashMap<usize, Vec<ScalarValue>> = HashMap::new();
-            for f in filters {
-                if let Some((c, vals)) = self.column_constraint(f, |c| idx.columns.contains(&c)) {
-                    match pinned.get(&c) {
-                        Some(old) if old.len() <= vals.len() => {}
-                        _ => {
-                            pinned.insert(c, vals);
-                        }
-                    }
-                }
-            }
-            let mut combos: Vec<Vec<&ScalarValue>> = vec![Vec::new()];
-            let mut complete = true;
-            for c in &idx.columns {
-                let Some(vals) = pinned.get(c) else {
-                    complete = false;
-                    break;
-                };
-                combos = combos
-                    .into_iter()
-                    .flat_map(|prefix| {
-                        vals.iter().map(move |v| {
-                            let mut k = prefix.clone();
-                            k.push(v);
-                            k
-                        })
-                    })
-                    .collect();
-                if combos.len() > POINT_KEYS_MAX {
-                    complete = false;
-                    break;
-                }
-            }
-            if !complete {
+            let pinned = self.pinned(filters, |c| idx.columns.contains(&c));
+            let Some(combos) = combinations(&pinned, &idx.columns) else {
                 continue;
-            }
+            };
             let mut prefixes: Vec<Vec<u8>> = match combos.iter().map(|c| idx.prefix(c)).collect() {
                 Ok(p) => p,
                 Err(_) => continue,
