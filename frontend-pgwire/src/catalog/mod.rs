@@ -16,6 +16,7 @@
 //! - [`pgcatalog`], [`information_schema`]: the catalog tables clients read;
 //! - [`pgfuncs`], [`session_funcs`]: the system functions clients call.
 
+pub mod absent;
 pub mod activity;
 pub mod advisory;
 pub mod auth;

@@ -8,11 +8,12 @@ use weft_engine::types::SqlType;
 pub const PG_CATALOG: &str = "pg_catalog";
 pub const INFORMATION_SCHEMA: &str = "information_schema";
 
-/// PostgreSQL's fixed namespace oids (and information_schema's in a PostgreSQL 15 cluster).
+/// PostgreSQL's fixed namespace oids, and information_schema's as the bundled pg_catalog data
+/// (pg_proc, pg_type) names it.
 pub const NS_PG_CATALOG: i32 = 11;
 pub const NS_PG_TOAST: i32 = 99;
 pub const NS_PUBLIC: i32 = 2200;
-pub const NS_INFORMATION_SCHEMA: i32 = 13183;
+pub const NS_INFORMATION_SCHEMA: i32 = 13283;
 /// The bootstrap superuser's oid, which owns every object.
 pub const BOOTSTRAP_ROLE: i32 = 10;
 use crate::catalog::roles::BOOTSTRAP_ROLE_NAME;
@@ -166,4 +167,83 @@ pub(crate) fn array_oid(elem: &SqlType) -> i32 {
         SqlType::Jsonb => 3807,
         SqlType::Array(inner) => array_oid(inner),
     }
+}
+
+/// PostgreSQL 15's system catalogs and their fixed relation oids: the `tableoid` of their
+/// rows, the `classoid` that pg_description and pg_depend name them by, and what
+/// `'pg_class'::regclass` is.
+const CATALOG_RELATIONS: &[(&str, i32)] = &[
+    ("pg_aggregate", 2600),
+    ("pg_am", 2601),
+    ("pg_amop", 2602),
+    ("pg_amproc", 2603),
+    ("pg_attrdef", 2604),
+    ("pg_attribute", 1249),
+    ("pg_auth_members", 1261),
+    ("pg_authid", 1260),
+    ("pg_cast", 2605),
+    ("pg_class", 1259),
+    ("pg_collation", 3456),
+    ("pg_constraint", 2606),
+    ("pg_conversion", 2607),
+    ("pg_database", 1262),
+    ("pg_db_role_setting", 2964),
+    ("pg_default_acl", 826),
+    ("pg_depend", 2608),
+    ("pg_description", 2609),
+    ("pg_enum", 3501),
+    ("pg_event_trigger", 3466),
+    ("pg_extension", 3079),
+    ("pg_foreign_data_wrapper", 2328),
+    ("pg_foreign_server", 1417),
+    ("pg_foreign_table", 3118),
+    ("pg_index", 2610),
+    ("pg_inherits", 2611),
+    ("pg_init_privs", 3394),
+    ("pg_language", 2612),
+    ("pg_largeobject", 2613),
+    ("pg_largeobject_metadata", 2995),
+    ("pg_namespace", 2615),
+    ("pg_opclass", 2616),
+    ("pg_operator", 2617),
+    ("pg_opfamily", 2753),
+    ("pg_parameter_acl", 6243),
+    ("pg_partitioned_table", 3350),
+    ("pg_policy", 3256),
+    ("pg_proc", 1255),
+    ("pg_publication", 6104),
+    ("pg_publication_namespace", 6237),
+    ("pg_publication_rel", 6106),
+    ("pg_range", 3541),
+    ("pg_replication_origin", 6000),
+    ("pg_rewrite", 2618),
+    ("pg_seclabel", 3596),
+    ("pg_sequence", 2224),
+    ("pg_shdepend", 1214),
+    ("pg_shdescription", 2396),
+    ("pg_shseclabel", 3592),
+    ("pg_statistic", 2619),
+    ("pg_statistic_ext", 3381),
+    ("pg_statistic_ext_data", 3429),
+    ("pg_subscription", 6100),
+    ("pg_subscription_rel", 6102),
+    ("pg_tablespace", 1213),
+    ("pg_transform", 3576),
+    ("pg_trigger", 2620),
+    ("pg_ts_config", 3602),
+    ("pg_ts_config_map", 3603),
+    ("pg_ts_dict", 3600),
+    ("pg_ts_parser", 3601),
+    ("pg_ts_template", 3764),
+    ("pg_type", 1247),
+    ("pg_user_mapping", 1418),
+];
+
+/// The relation oid of a system catalog, by its name (bare or `pg_catalog.`-qualified).
+pub fn catalog_relation_oid(name: &str) -> Option<i32> {
+    let bare = name.strip_prefix("pg_catalog.").unwrap_or(name);
+    CATALOG_RELATIONS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(bare))
+        .map(|(_, oid)| *oid)
 }

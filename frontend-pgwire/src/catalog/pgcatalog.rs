@@ -76,7 +76,9 @@ pub(crate) const DYNAMIC: &[&str] = &[
 /// Whether an unqualified relation name is a pg_catalog one (PostgreSQL searches
 /// pg_catalog before the schemas in search_path).
 pub fn is_catalog_relation(db: &Db, name: &str) -> bool {
-    DYNAMIC.contains(&name) || db.pg_static.table_exist(name)
+    DYNAMIC.contains(&name)
+        || crate::catalog::absent::ABSENT.contains(&name)
+        || db.pg_static.table_exist(name)
 }
 
 pub struct PgCatalogSchema {
@@ -98,6 +100,9 @@ impl PgCatalogSchema {
     }
 
     pub async fn dynamic_table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if let Some(t) = crate::catalog::absent::table(name) {
+            return t.map(Some);
+        }
         if !DYNAMIC.contains(&name) {
             return Ok(None);
         }
@@ -236,7 +241,11 @@ impl PgCatalogSchema {
 #[async_trait]
 impl SchemaProvider for PgCatalogSchema {
     fn table_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = DYNAMIC.iter().map(|s| s.to_string()).collect();
+        let mut names: Vec<String> = DYNAMIC
+            .iter()
+            .chain(crate::catalog::absent::ABSENT)
+            .map(|s| s.to_string())
+            .collect();
         names.extend(self.db.pg_static.table_names());
         names.sort();
         names.dedup();
@@ -427,6 +436,7 @@ pub(crate) fn pg_attribute(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> 
         ("attacl", K::TextList),
         ("attoptions", K::TextList),
         ("attfdwoptions", K::TextList),
+        ("attmissingval", K::TextList),
     ];
     let mut rows = Vec::new();
     for t in &snap.tables {
@@ -455,6 +465,7 @@ pub(crate) fn pg_attribute(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> 
                 V::B(true),
                 i(0),
                 i(ty.collation),
+                V::N,
                 V::N,
                 V::N,
                 V::N,
@@ -889,10 +900,32 @@ pub(crate) fn pg_roles(
         ("rolconfig", K::TextList),
         ("oid", K::Oid),
     ];
+    // PostgreSQL 15's predefined roles, which own nothing in weft but `public` (owned by
+    // pg_database_owner) and which tools resolve role oids against.
+    const PREDEFINED: &[(i32, &str)] = &[
+        (3373, "pg_monitor"),
+        (3374, "pg_read_all_settings"),
+        (3375, "pg_read_all_stats"),
+        (3377, "pg_stat_scan_tables"),
+        (4200, "pg_signal_backend"),
+        (4544, "pg_checkpoint"),
+        (4569, "pg_read_server_files"),
+        (4570, "pg_write_server_files"),
+        (4571, "pg_execute_server_program"),
+        (6171, "pg_database_owner"),
+        (6181, "pg_read_all_data"),
+        (6182, "pg_write_all_data"),
+    ];
     let rows = roles
         .into_iter()
         .enumerate()
-        .map(|(n, (u, sup, login))| {
+        .map(|(n, (u, sup, login))| (BOOTSTRAP_ROLE + n as i32 * 16374, u, sup, login))
+        .chain(
+            PREDEFINED
+                .iter()
+                .map(|(oid, name)| (*oid, name.to_string(), false, false)),
+        )
+        .map(|(oid, u, sup, login)| {
             vec![
                 s(u),
                 V::B(sup),
@@ -906,7 +939,7 @@ pub(crate) fn pg_roles(
                 V::N,
                 V::B(sup),
                 V::N,
-                i(BOOTSTRAP_ROLE + n as i32 * 16374),
+                i(oid),
             ]
         })
         .collect();

@@ -364,6 +364,11 @@ pub fn register_static(
         ),
         // Roles and databases take no comments: every shared description is NULL.
         null_text("shobj_description", &[2]),
+        // weft has no privileges beyond roles' attributes: no object has an ACL, default or
+        // not, so tools that compare an object's ACL with its default grant nothing.
+        null_text("acldefault", &[2]),
+        // weft has no triggers (its foreign keys are not triggers).
+        null_text("pg_get_triggerdef", &[1, 2]),
         fun(
             "to_regtype",
             &[1],

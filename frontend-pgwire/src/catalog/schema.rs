@@ -88,6 +88,39 @@ impl std::fmt::Debug for WeftSchema {
     }
 }
 
+impl WeftSchema {
+    /// A sequence read as a relation (`SELECT last_value, is_called FROM s`, as pg_dump
+    /// does): one row. `last_value` is the last value reserved by any node, at or past every
+    /// value handed out, so a restore from it never repeats one.
+    async fn sequence_relation(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        use crate::catalog::rows::{build, i, K, V};
+        let overlay = self
+            .view
+            .overlays
+            .get(&weft_engine::schema::SEQUENCE_TABLE_ID)
+            .cloned();
+        let seqs = crate::catalog::sequences::list(&self.db, self.view.read_ts, overlay.as_deref())
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let Some(q) = seqs.into_iter().find(|q| q.name == name) else {
+            return Ok(None);
+        };
+        build(
+            &[
+                ("last_value", K::I64),
+                ("log_cnt", K::I64),
+                ("is_called", K::Bool),
+            ],
+            vec![vec![
+                i(q.last.unwrap_or(q.start)),
+                i(0),
+                V::B(q.last.is_some()),
+            ]],
+        )
+        .map(Some)
+    }
+}
+
 #[async_trait]
 impl SchemaProvider for WeftSchema {
     fn table_names(&self) -> Vec<String> {
@@ -106,7 +139,9 @@ impl SchemaProvider for WeftSchema {
             .lookup_table(view.read_ts, catalog.as_deref(), name)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let Some(def) = def else { return Ok(None) };
+        let Some(def) = def else {
+            return self.sequence_relation(name).await;
+        };
         let overlay = view.overlays.get(&def.id).cloned();
         let with_key = view.dml_target.as_deref() == Some(name);
         let defaults = self.db.column_defaults(&def);

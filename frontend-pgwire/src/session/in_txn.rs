@@ -132,6 +132,7 @@ impl Core {
                     .await
             }
             Statement::Truncate(t) => self.exec.truncate(txn, &t).await,
+            Statement::Lock(lock) => self.exec.lock_tables(txn, &lock).await,
             Statement::CreateIndex(ci) => self.exec.create_index(txn, ci, notices).await,
             Statement::AlterTable(at) => self.exec.alter_table(txn, at, notices).await,
             Statement::Comment {

@@ -50,6 +50,22 @@ const FRAGMENTS: &[(&str, &str)] = &[
         "(SELECT c.collname FROM pg_catalog.pg_collation c, pg_catalog.pg_type t\n   WHERE c.oid = a.attcollation AND t.oid = a.atttypid AND a.attcollation <> t.typcollation)",
         "CAST(NULL AS TEXT)",
     ),
+    // A name's first character (pg_dump's test for array types): PostgreSQL subscripts a
+    // `name` from 0.
+    ("typname[0] = '_'", "left(typname, 1) = '_'"),
+    // Foreign-data options (pg_dump): weft has no foreign tables, wrappers or servers.
+    (
+        "ARRAY(SELECT pg_catalog.quote_ident(option_name) || ' ' || pg_catalog.quote_literal(option_value) FROM pg_catalog.pg_options_to_table(attfdwoptions) ORDER BY option_name)",
+        "CAST(NULL AS TEXT[])",
+    ),
+    (
+        "ARRAY(SELECT quote_ident(option_name) || ' ' || quote_literal(option_value) FROM pg_options_to_table(fdwoptions) ORDER BY option_name)",
+        "CAST(NULL AS TEXT[])",
+    ),
+    (
+        "ARRAY(SELECT quote_ident(option_name) || ' ' || quote_literal(option_value) FROM pg_options_to_table(srvoptions) ORDER BY option_name)",
+        "CAST(NULL AS TEXT[])",
+    ),
 ];
 
 /// psql 15's queries, by how they begin, about features weft does not have (row security
@@ -77,6 +93,23 @@ const EMPTY_ANSWERS: &[(&str, &str)] = &[
         "SELECT c.oid::pg_catalog.regclass, c.relkind, inhdetachpending,",
         "SELECT CAST(NULL AS TEXT) AS oid WHERE false",
     ),
+    // pg_dump's reads of catalogs that hold only PostgreSQL's built-in objects in weft
+    // (operators, access methods, text search parsers and templates: pg_dump skips
+    // built-ins) or objects weft does not have (rewrite rules, event triggers, policies,
+    // publications).
+    ("SELECT tableoid, oid, oprname, oprnamespace,", "SELECT CAST(NULL AS INT) AS oid WHERE false"),
+    ("SELECT tableoid, oid, amname, amtype,", "SELECT CAST(NULL AS INT) AS oid WHERE false"),
+    ("SELECT tableoid, oid, prsname, prsnamespace,", "SELECT CAST(NULL AS INT) AS oid WHERE false"),
+    ("SELECT tableoid, oid, tmplname, tmplnamespace,", "SELECT CAST(NULL AS INT) AS oid WHERE false"),
+    ("SELECT tableoid, oid, rulename, ev_class AS ruletable,", "SELECT CAST(NULL AS INT) AS oid WHERE false"),
+    ("SELECT e.tableoid, e.oid, evtname,", "SELECT CAST(NULL AS INT) AS oid WHERE false"),
+    ("SELECT pol.oid, pol.tableoid, pol.polrelid,", "SELECT CAST(NULL AS INT) AS oid WHERE false"),
+    ("SELECT tableoid, oid, prpubid, prrelid,", "SELECT CAST(NULL AS INT) AS oid WHERE false"),
+    // Partitioned tables (pg_dump): weft has none.
+    (
+        "SELECT partrelid FROM pg_partitioned_table WHERE",
+        "SELECT CAST(NULL AS INT) AS partrelid WHERE false",
+    ),
     // User triggers: weft has none (its foreign keys are not triggers).
     (
         "SELECT t.tgname, pg_catalog.pg_get_triggerdef(t.oid, true)",
@@ -94,6 +127,7 @@ fn compat() -> &'static Compat {
         // Not the crate's RemoveSubqueryFromProjection: it replaces correlated scalar
         // subqueries with NULL, which DataFusion can run.
         rules: vec![
+            Arc::new(crate::sql::system_columns::TableOidColumn),
             Arc::new(AliasDuplicatedProjectionRewrite),
             Arc::new(ResolveUnqualifiedIdentifier),
             Arc::new(RewriteArrayAnyAllOperation),
@@ -103,6 +137,7 @@ fn compat() -> &'static Compat {
             Arc::new(StripCollate),
             Arc::new(RewritePgCatalogOperator),
             Arc::new(RegprocLiteralAsName),
+            Arc::new(crate::sql::system_columns::CatalogRegclass),
             Arc::new(RewriteRegCastToSubquery::new()),
             Arc::new(RegclassOfExpression),
             Arc::new(GenerateSubscripts),

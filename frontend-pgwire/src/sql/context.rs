@@ -209,6 +209,21 @@ impl datafusion::logical_expr::planner::TypePlanner for WeftTypePlanner {
                     weft_engine::SqlType::Timestamptz.arrow_field("", true),
                 )))
             }
+            // PostgreSQL's one-byte `"char"` (`'r'::"char"` in catalog queries): text, as
+            // the catalogs' `"char"` columns are.
+            T::Custom(name, args)
+                if args.is_empty()
+                    && name.0.len() == 1
+                    && name.0[0].as_ident().is_some_and(|i| {
+                        i.quote_style == Some('"') && i.value == "char"
+                    }) =>
+            {
+                Ok(Some(Arc::new(arrow::datatypes::Field::new(
+                    "",
+                    arrow::datatypes::DataType::Utf8,
+                    true,
+                ))))
+            }
             T::JSONB => Ok(Some(Arc::new(crate::types::jsonb::udfs::json_field(
                 "", true,
             )))),
