@@ -21,6 +21,7 @@ pub mod activity;
 pub mod advisory;
 pub mod auth;
 pub mod db;
+pub mod depend;
 pub mod durations;
 pub mod indexes;
 pub mod information_schema;

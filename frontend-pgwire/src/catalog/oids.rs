@@ -43,6 +43,11 @@ pub(crate) fn pkey_index_oid(t: &TableDef) -> i32 {
 pub(crate) fn pkey_constraint_oid(t: &TableDef) -> i32 {
     t.oid() as i32 + 3
 }
+/// The oid of the default of column `n` (from 0): defaults take oids after the table's
+/// fixed ones.
+pub(crate) fn attrdef_oid(t: &TableDef, n: usize) -> i32 {
+    t.oid() as i32 + 4 + n as i32 % 12
+}
 pub(crate) fn pkey_name(t: &TableDef) -> String {
     t.pkey_name()
 }

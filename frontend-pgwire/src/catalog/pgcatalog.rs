@@ -69,6 +69,7 @@ pub(crate) const DYNAMIC: &[&str] = &[
     "pg_matviews",
     "pg_indexes",
     "pg_description",
+    "pg_depend",
     "pg_cursors",
     "pg_stat_activity",
 ];
@@ -232,6 +233,7 @@ impl PgCatalogSchema {
             ),
             "pg_indexes" => pg_indexes(&snap),
             "pg_description" => pg_description(&snap),
+            "pg_depend" => crate::catalog::depend::pg_depend(&snap),
             _ => return Ok(None),
         }?;
         Ok(Some(t))
@@ -644,9 +646,8 @@ pub(crate) fn pg_attrdef(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     for t in &snap.tables {
         for (n, c) in t.columns.iter().enumerate() {
             if let Some(d) = default_text(c) {
-                // Defaults take oids after the table's fixed ones.
                 rows.push(vec![
-                    i(table_oid(t) + 4 + n as i32 % 12),
+                    i(crate::catalog::oids::attrdef_oid(t, n)),
                     i(table_oid(t)),
                     i(n as i64 + 1),
                     s(d),
@@ -771,7 +772,14 @@ pub(crate) fn pg_description(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>
     ];
     /// pg_class's own oid: descriptions of relations name it as their class.
     const PG_CLASS_OID: i32 = 1259;
-    let mut rows = Vec::new();
+    // PostgreSQL's own comment on `public` (pg_dump dumps it when it differs).
+    let pg_namespace = crate::catalog::oids::catalog_relation_oid("pg_namespace").unwrap_or(2615);
+    let mut rows = vec![vec![
+        i(crate::catalog::oids::NS_PUBLIC),
+        i(pg_namespace),
+        i(0),
+        s("standard public schema"),
+    ]];
     for t in &snap.tables {
         if let Some(c) = &t.comment {
             rows.push(vec![i(table_oid(t)), i(PG_CLASS_OID), i(0), s(c.clone())]);

@@ -1,0 +1,76 @@
+//! `pg_depend`: the dependencies tools ask about. weft records one kind: a sequence owned by
+//! a column (SERIAL and OWNED BY: deptype `a`; an identity column's sequence: `i`), which
+//! psql's `\d` and pg_dump read to print "Owned by", `ALTER SEQUENCE ... OWNED BY` and
+//! `ADD GENERATED ... AS IDENTITY`; and a column default's use of a sequence (`n`), by which
+//! pg_dump sees that a SERIAL column's default must follow its sequence. The other dependencies PostgreSQL records (an index on
+//! its table, a constraint on its index) follow from weft's table definitions, which drop
+//! and rename them together, and are not listed.
+
+use std::sync::Arc;
+
+use datafusion::datasource::TableProvider;
+use datafusion::error::Result as DfResult;
+
+use crate::catalog::oids::{attrdef_oid, catalog_relation_oid, table_oid};
+use crate::catalog::rows::{build, i, s, K};
+use crate::catalog::session_meta::Snapshot;
+
+pub(crate) fn pg_depend(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
+    let cols = [
+        ("classid", K::Oid),
+        ("objid", K::Oid),
+        ("objsubid", K::I32),
+        ("refclassid", K::Oid),
+        ("refobjid", K::Oid),
+        ("refobjsubid", K::I32),
+        ("deptype", K::Char),
+    ];
+    let pg_class = catalog_relation_oid("pg_class").unwrap_or(1259);
+    let mut rows = Vec::new();
+    for q in &snap.sequences {
+        let Some((table, column)) = &q.owned_by else {
+            continue;
+        };
+        let Some(t) = snap.tables.iter().find(|t| &t.name == table) else {
+            continue;
+        };
+        let Some(n) = t.column_index(column) else {
+            continue;
+        };
+        let identity = t.columns[n]
+            .identity
+            .as_deref()
+            .is_some_and(|k| !k.is_empty());
+        rows.push(vec![
+            i(pg_class),
+            i(q.oid as i64),
+            i(0),
+            i(pg_class),
+            i(table_oid(t)),
+            i(n as i64 + 1),
+            s(if identity { "i" } else { "a" }),
+        ]);
+    }
+    let pg_attrdef = catalog_relation_oid("pg_attrdef").unwrap_or(2604);
+    for t in &snap.tables {
+        for (n, c) in t.columns.iter().enumerate() {
+            let used = c
+                .default
+                .as_deref()
+                .and_then(crate::catalog::sequences::default_sequence)
+                .and_then(|name| snap.sequences.iter().find(|q| q.name == name));
+            if let Some(q) = used {
+                rows.push(vec![
+                    i(pg_attrdef),
+                    i(attrdef_oid(t, n)),
+                    i(0),
+                    i(pg_class),
+                    i(q.oid as i64),
+                    i(0),
+                    s("n"),
+                ]);
+            }
+        }
+    }
+    build(&cols, rows)
+}
