@@ -38,6 +38,23 @@ impl Executor {
         notices: &mut Vec<Notice>,
     ) -> SqlResult<Outcome> {
         let name = table_name(&at.name)?;
+        // `ALTER TABLE s OWNER TO r` of a sequence, as pg_dump writes it.
+        let owner_only = at
+            .operations
+            .iter()
+            .all(|op| matches!(op, AlterTableOperation::OwnerTo { .. }));
+        if owner_only
+            && crate::catalog::sequences::lookup(&self.db, Some(txn), txn.read_ts()?, &name)
+                .await?
+                .is_some()
+        {
+            for op in &at.operations {
+                if let AlterTableOperation::OwnerTo { new_owner } = op {
+                    self.owner_to(txn, new_owner).await?;
+                }
+            }
+            return Ok(Outcome::Command(CommandTag::new("ALTER TABLE")));
+        }
         let catalog = txn.overlay(CATALOG_TABLE_ID);
         let Some(def) = self
             .db
@@ -150,6 +167,10 @@ impl Executor {
                     c.expr = rename_in_expr(&c.expr, &old, &new);
                 }
                 self.rewrite(txn, &old_def, def, |r| Ok(r.clone())).await
+            }
+            AlterTableOperation::OwnerTo { new_owner } => {
+                self.owner_to(txn, &new_owner).await?;
+                Ok(def)
             }
             AlterTableOperation::RenameTable { table_name: t } => {
                 let new = match t {

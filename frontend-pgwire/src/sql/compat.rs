@@ -97,14 +97,47 @@ const EMPTY_ANSWERS: &[(&str, &str)] = &[
     // (operators, access methods, text search parsers and templates: pg_dump skips
     // built-ins) or objects weft does not have (rewrite rules, event triggers, policies,
     // publications).
-    ("SELECT tableoid, oid, oprname, oprnamespace,", "SELECT CAST(NULL AS INT) AS oid WHERE false"),
-    ("SELECT tableoid, oid, amname, amtype,", "SELECT CAST(NULL AS INT) AS oid WHERE false"),
-    ("SELECT tableoid, oid, prsname, prsnamespace,", "SELECT CAST(NULL AS INT) AS oid WHERE false"),
-    ("SELECT tableoid, oid, tmplname, tmplnamespace,", "SELECT CAST(NULL AS INT) AS oid WHERE false"),
-    ("SELECT tableoid, oid, rulename, ev_class AS ruletable,", "SELECT CAST(NULL AS INT) AS oid WHERE false"),
-    ("SELECT e.tableoid, e.oid, evtname,", "SELECT CAST(NULL AS INT) AS oid WHERE false"),
-    ("SELECT pol.oid, pol.tableoid, pol.polrelid,", "SELECT CAST(NULL AS INT) AS oid WHERE false"),
-    ("SELECT tableoid, oid, prpubid, prrelid,", "SELECT CAST(NULL AS INT) AS oid WHERE false"),
+    (
+        "SELECT tableoid, oid, oprname, oprnamespace,",
+        "SELECT CAST(NULL AS INT) AS oid WHERE false",
+    ),
+    (
+        "SELECT tableoid, oid, amname, amtype,",
+        "SELECT CAST(NULL AS INT) AS oid WHERE false",
+    ),
+    (
+        "SELECT tableoid, oid, prsname, prsnamespace,",
+        "SELECT CAST(NULL AS INT) AS oid WHERE false",
+    ),
+    (
+        "SELECT tableoid, oid, tmplname, tmplnamespace,",
+        "SELECT CAST(NULL AS INT) AS oid WHERE false",
+    ),
+    (
+        "SELECT tableoid, oid, rulename, ev_class AS ruletable,",
+        "SELECT CAST(NULL AS INT) AS oid WHERE false",
+    ),
+    (
+        "SELECT e.tableoid, e.oid, evtname,",
+        "SELECT CAST(NULL AS INT) AS oid WHERE false",
+    ),
+    (
+        "SELECT pol.oid, pol.tableoid, pol.polrelid,",
+        "SELECT CAST(NULL AS INT) AS oid WHERE false",
+    ),
+    (
+        "SELECT tableoid, oid, prpubid, prrelid,",
+        "SELECT CAST(NULL AS INT) AS oid WHERE false",
+    ),
+    // Per-database and per-role settings (ALTER DATABASE|ROLE ... SET): weft has none.
+    (
+        "SELECT unnest(setconfig) FROM pg_db_role_setting",
+        "SELECT CAST(NULL AS TEXT) AS unnest WHERE false",
+    ),
+    (
+        "SELECT rolname, unnest(setconfig) FROM pg_db_role_setting",
+        "SELECT CAST(NULL AS TEXT) AS rolname WHERE false",
+    ),
     // Partitioned tables (pg_dump): weft has none.
     (
         "SELECT partrelid FROM pg_partitioned_table WHERE",

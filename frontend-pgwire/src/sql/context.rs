@@ -214,9 +214,9 @@ impl datafusion::logical_expr::planner::TypePlanner for WeftTypePlanner {
             T::Custom(name, args)
                 if args.is_empty()
                     && name.0.len() == 1
-                    && name.0[0].as_ident().is_some_and(|i| {
-                        i.quote_style == Some('"') && i.value == "char"
-                    }) =>
+                    && name.0[0]
+                        .as_ident()
+                        .is_some_and(|i| i.quote_style == Some('"') && i.value == "char") =>
             {
                 Ok(Some(Arc::new(arrow::datatypes::Field::new(
                     "",
@@ -224,6 +224,22 @@ impl datafusion::logical_expr::planner::TypePlanner for WeftTypePlanner {
                     true,
                 ))))
             }
+            // `bpchar` without a length (as pg_dump writes a char(n) column's default,
+            // `'abcd'::bpchar`) and `character` are text, as DataFusion plans `char`.
+            T::Custom(name, args)
+                if args.is_empty() && name.to_string().eq_ignore_ascii_case("bpchar") =>
+            {
+                Ok(Some(Arc::new(arrow::datatypes::Field::new(
+                    "",
+                    arrow::datatypes::DataType::Utf8,
+                    true,
+                ))))
+            }
+            T::Character(_) => Ok(Some(Arc::new(arrow::datatypes::Field::new(
+                "",
+                arrow::datatypes::DataType::Utf8,
+                true,
+            )))),
             T::JSONB => Ok(Some(Arc::new(crate::types::jsonb::udfs::json_field(
                 "", true,
             )))),

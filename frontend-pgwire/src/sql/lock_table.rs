@@ -21,7 +21,10 @@ impl Executor {
             ));
         }
         // PostgreSQL's default mode is ACCESS EXCLUSIVE.
-        let mode = lock.lock_mode.clone().unwrap_or(LockTableMode::AccessExclusive);
+        let mode = lock
+            .lock_mode
+            .clone()
+            .unwrap_or(LockTableMode::AccessExclusive);
         if !matches!(
             mode,
             LockTableMode::AccessShare | LockTableMode::RowShare | LockTableMode::RowExclusive

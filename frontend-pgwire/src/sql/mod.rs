@@ -39,6 +39,7 @@ pub mod lock_table;
 pub mod names;
 pub mod origins;
 pub mod outcome;
+pub mod ownership;
 pub mod prepare;
 pub mod role_ddl;
 pub mod row_write;

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    DataType, Expr, ObjectName, Query, SelectItem, SetExpr, Statement, TableFactor, TableWithJoins, Value,
-    ValueWithSpan, VisitMut, VisitorMut,
+    DataType, Expr, ObjectName, Query, SelectItem, SetExpr, Statement, TableFactor, TableWithJoins,
+    Value, ValueWithSpan, VisitMut, VisitorMut,
 };
 use datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 
@@ -30,9 +30,7 @@ fn object_name(n: &ObjectName) -> String {
 fn oid_literal(oid: i32) -> Expr {
     Expr::Cast {
         kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
-        expr: Box::new(Expr::Value(
-            Value::Number(oid.to_string(), false).into(),
-        )),
+        expr: Box::new(Expr::Value(Value::Number(oid.to_string(), false).into())),
         data_type: DataType::Custom(ObjectName::from(vec!["oid".into()]), vec![]),
         array: false,
         format: None,
@@ -193,7 +191,9 @@ mod tests {
     use datafusion::sql::sqlparser::parser::Parser;
 
     fn rewrite(sql: &str) -> String {
-        let s = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
+        let s = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
         CatalogRegclass
             .rewrite(TableOidColumn.rewrite(s))
             .to_string()
