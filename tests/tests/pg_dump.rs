@@ -4,7 +4,8 @@
 //! is dumped from weft, in plain and in custom format, and restored into PostgreSQL. The
 //! restored rows equal weft's row by row, and the restored schema equals the schema the
 //! same statements create when run on PostgreSQL directly (compared as PostgreSQL's own
-//! schema-only dumps of the two).
+//! schema-only dumps of the two). The same dumps restore into a fresh weft, whose own dump
+//! is then the first one again.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -110,7 +111,11 @@ fn rows(bin: &Path, port: u16, db: &str, table: &str, key: &str) -> String {
 /// A schema-only dump without the lines that differ between any two dumps (the comments
 /// naming the server, psql's `\restrict` keys).
 fn schema_of(bin: &Path, port: u16, db: &str) -> String {
-    let (ok, out, err) = client(bin, "pg_dump", port, db, &["--schema-only"], None);
+    dump_text(bin, port, db, &["--schema-only"])
+}
+
+fn dump_text(bin: &Path, port: u16, db: &str, args: &[&str]) -> String {
+    let (ok, out, err) = client(bin, "pg_dump", port, db, args, None);
     assert!(ok, "pg_dump --schema-only {db}: {err}");
     String::from_utf8(out)
         .expect("utf-8")
@@ -217,6 +222,38 @@ fn pg_dump_of_weft_restores_into_postgres() {
         assert!(
             next[0] > 105 && next[1] > 3 && next[2] > 3,
             "{db}: {next:?}"
+        );
+    }
+
+    // Into weft: the plain dump through psql, the archive through pg_restore. The rows are
+    // weft's, and a dump of either restored database is the original's dump.
+    let original = dump_text(&bin, weft.port, "postgres", &[]);
+    let plain_dir = tempfile::tempdir().unwrap();
+    let from_plain = Server::start(&plain_dir.path().join("data"));
+    psql_ok(&bin, from_plain.port, "postgres", &[], Some(&plain));
+    let fc_dir = tempfile::tempdir().unwrap();
+    let from_archive = Server::start(&fc_dir.path().join("data"));
+    let (ok, _, err) = client(
+        &bin,
+        "pg_restore",
+        from_archive.port,
+        "postgres",
+        &["--exit-on-error", archive.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "pg_restore into weft: {err}");
+    for restored in [&from_plain, &from_archive] {
+        for (table, key) in TABLES {
+            assert_eq!(
+                rows(&bin, restored.port, "postgres", table, key),
+                rows(&bin, weft.port, "postgres", table, key),
+                "{table} restored into weft"
+            );
+        }
+        assert_eq!(
+            dump_text(&bin, restored.port, "postgres", &[]),
+            original,
+            "a dump of the restored weft database"
         );
     }
 }

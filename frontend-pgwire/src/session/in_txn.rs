@@ -133,6 +133,9 @@ impl Core {
             }
             Statement::Truncate(t) => self.exec.truncate(txn, &t).await,
             Statement::Lock(lock) => self.exec.lock_tables(txn, &lock).await,
+            Statement::Call(f) if f.name.to_string() == crate::sql::alter_sequence::PROCEDURE => {
+                self.exec.alter_sequence(txn, &f, notices).await
+            }
             Statement::CreateIndex(ci) => self.exec.create_index(txn, ci, notices).await,
             Statement::AlterTable(at) => self.exec.alter_table(txn, at, notices).await,
             Statement::Comment {
@@ -163,7 +166,12 @@ impl Core {
                 legacy_options,
                 values,
             } => {
-                if !values.is_empty() {
+                // pg_restore sends `COPY ... FROM stdin;` with a line break after it, which
+                // the parser reads as one empty inline value.
+                let inline = values
+                    .iter()
+                    .any(|v| v.as_deref().is_some_and(|s| !s.trim().is_empty()));
+                if inline {
                     return Err(SqlError::unsupported(
                         "COPY data inline in the query string is not supported",
                     ));

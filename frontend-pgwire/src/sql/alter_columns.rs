@@ -57,7 +57,9 @@ impl Executor {
             match &opt.option {
                 ColumnOption::Null => col.nullable = true,
                 ColumnOption::NotNull => col.nullable = false,
-                ColumnOption::Default(e) => col.default = Some(e.to_string()),
+                ColumnOption::Default(e) => {
+                    col.default = Some(crate::sql::default_text::default_text(e))
+                }
                 ColumnOption::Unique(u) => {
                     let mut u = u.clone();
                     u.name = name.or(u.name);

@@ -73,7 +73,7 @@ impl Executor {
                 def.checks.push(weft_engine::index::CheckDef {
                     name,
                     oid,
-                    expr: ck.expr.to_string(),
+                    expr: crate::sql::default_text::check_text(&ck.expr),
                     validated: !not_valid,
                 });
                 self.validate_checks(&def).await?;
@@ -108,10 +108,9 @@ impl Executor {
                     self.validate_foreign_key_rows(txn, &def, k).await?;
                 }
             }
-            TableConstraint::PrimaryKey(_) => {
-                return Err(SqlError::unsupported(
-                    "ALTER TABLE ... ADD PRIMARY KEY is not supported",
-                ))
+            TableConstraint::PrimaryKey(pk) => {
+                exists(&pk.name)?;
+                return self.add_primary_key(txn, def, pk).await;
             }
             other => {
                 return Err(SqlError::unsupported(format!(

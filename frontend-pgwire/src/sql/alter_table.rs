@@ -187,13 +187,21 @@ impl Executor {
                     .ok_or_else(|| undefined_column(&def.name, &cname))?;
                 match op {
                     AlterColumnOperation::SetDefault { value } => {
-                        def.columns[i].default = Some(value.to_string());
+                        def.columns[i].default =
+                            Some(crate::sql::default_text::default_text(&value));
                         let defaults = self.db.column_defaults(&def);
                         if !defaults.contains_key(&cname) {
                             return Err(SqlError::syntax(format!(
                                 "invalid DEFAULT expression for column \"{cname}\""
                             )));
                         }
+                    }
+                    AlterColumnOperation::AddGenerated {
+                        generated_as,
+                        sequence_options,
+                    } => {
+                        self.add_identity(txn, &mut def, i, generated_as, sequence_options)
+                            .await?;
                     }
                     AlterColumnOperation::DropDefault => {
                         if def.columns[i].identity.is_none() {
@@ -234,11 +242,6 @@ impl Executor {
                         }
                         let ty = SqlType::from_ast(&data_type).map_err(SqlError::from)?;
                         return self.alter_type(txn, def, i, ty).await;
-                    }
-                    other => {
-                        return Err(SqlError::unsupported(format!(
-                            "ALTER COLUMN {other} is not supported"
-                        )))
                     }
                 }
                 self.put_table_def(txn, &def)?;
@@ -299,10 +302,37 @@ impl Executor {
             idx.id = self.fresh_index_ids().0;
         }
         let rows = self.table_rows(txn, old).await?;
-        let mapped: Vec<(Vec<u8>, Row)> = rows
-            .iter()
-            .map(|(k, r)| Ok((k.clone(), f(r)?)))
-            .collect::<SqlResult<_>>()?;
+        // A new primary key (ADD PRIMARY KEY) keys every row anew, and must be unique.
+        let rekey = new.primary_key != old.primary_key;
+        let mut keys = std::collections::HashSet::new();
+        let mut mapped: Vec<(Vec<u8>, Row)> = Vec::with_capacity(rows.len());
+        for (k, r) in &rows {
+            let row = f(r)?;
+            let key = if rekey {
+                if new.primary_key.iter().any(|&i| row[i].is_null()) {
+                    // Reported below as the NOT NULL it is.
+                    k.clone()
+                } else {
+                    let key = self.row_key(&new, &row)?;
+                    if !keys.insert(key.clone()) {
+                        let e = Self::pk_violation(&new, &row);
+                        return Err(SqlError::new(
+                            codes::UNIQUE_VIOLATION,
+                            format!("could not create unique index \"{}\"", new.pkey_name()),
+                        )
+                        .with_detail(
+                            e.detail
+                                .unwrap_or_default()
+                                .replace("already exists", "is duplicated"),
+                        ));
+                    }
+                    key
+                }
+            } else {
+                k.clone()
+            };
+            mapped.push((key, row));
+        }
         let refs: Vec<&Row> = mapped.iter().map(|(_, r)| r).collect();
         self.check_constraints(&new, &refs).await?;
         for (c, col) in new.columns.iter().enumerate() {

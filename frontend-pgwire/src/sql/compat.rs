@@ -657,7 +657,19 @@ pub fn parse_catalog_query(sql: &str) -> Result<Vec<Statement>, ParserError> {
     let c = compat();
     Ok(stmts
         .into_iter()
-        .map(|s| c.rules.iter().fold(s, |s, r| r.rewrite(s)))
+        .map(|s| {
+            // A table's definition keeps what it says (`nextval('s'::regclass)` in a
+            // default is read by the DDL, not turned into a catalog lookup).
+            let definition = match &s {
+                Statement::CreateTable(ct) => ct.query.is_none(),
+                Statement::AlterTable(_) => true,
+                _ => false,
+            };
+            if definition {
+                return s;
+            }
+            c.rules.iter().fold(s, |s, r| r.rewrite(s))
+        })
         .collect())
 }
 

@@ -311,7 +311,7 @@ impl Executor {
             def.checks.push(CheckDef {
                 name,
                 oid,
-                expr: expr.to_string(),
+                expr: crate::sql::default_text::check_text(&expr),
                 validated: true,
             });
         }

@@ -83,6 +83,14 @@ pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
         }
         None => sql,
     };
+    if let Some(s) = crate::sql::alter_sequence::parse(sql) {
+        return Ok(vec![s]);
+    }
+    if let Some((stripped, name)) = crate::sql::identity::without_sequence_name(sql) {
+        let stmts = parse(&stripped)?;
+        crate::sql::identity::check_sequence_name(&stmts, &name)?;
+        return Ok(stmts);
+    }
     let parsed = if let Some(p) = parse_user_statement(sql) {
         p
     } else if crate::sql::compat::is_catalog_query(sql) {

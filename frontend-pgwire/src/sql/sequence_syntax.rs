@@ -42,9 +42,25 @@ pub fn in_parser_order(sql: &str) -> Option<String> {
     if head_end > words.len() {
         return None;
     }
-    // Group the rest into options: (rank in ORDER, words).
+    let options = ordered_options(&words[head_end..])?;
+    if options.iter().zip(&words[head_end..]).all(|(a, b)| a == b) {
+        return None; // already in order
+    }
+    let mut out = words[..head_end].join(" ");
+    for w in options {
+        out.push(' ');
+        out.push_str(w);
+    }
+    Some(out)
+}
+
+/// Sequence options (`START WITH 1 INCREMENT BY 1 ...`, as words) in the parser's order;
+/// `None` if one is not understood or repeated.
+pub fn ordered_options<'a>(words: &[&'a str]) -> Option<Vec<&'a str>> {
+    let upper = |i: usize| words.get(i).map(|w| w.to_ascii_uppercase());
+    // Group the words into options: (rank in ORDER, words).
     let mut options: Vec<(usize, Vec<&str>)> = Vec::new();
-    let mut i = head_end;
+    let mut i = 0;
     while i < words.len() {
         let w = upper(i)?;
         let (key, len) = match w.as_str() {
@@ -70,16 +86,8 @@ pub fn in_parser_order(sql: &str) -> Option<String> {
         options.push((rank, words[i..i + len].to_vec()));
         i += len;
     }
-    if options.windows(2).all(|w| w[0].0 < w[1].0) {
-        return None; // already in order
-    }
     options.sort_by_key(|(rank, _)| *rank);
-    let mut out = words[..head_end].join(" ");
-    for (_, ws) in options {
-        out.push(' ');
-        out.push_str(&ws.join(" "));
-    }
-    Some(out)
+    Some(options.into_iter().flat_map(|(_, ws)| ws).collect())
 }
 
 #[cfg(test)]
