@@ -21,6 +21,8 @@ pub const SEQUENCE_TABLE_ID: u64 = 2;
 /// Table id of the roles (`CREATE USER`): rows keyed by role name holding its attributes
 /// and SCRAM-SHA-256 secret, as JSON.
 pub const ROLE_TABLE_ID: u64 = 3;
+/// Table id of the views: rows keyed by view name holding its query and columns, as JSON.
+pub const VIEW_TABLE_ID: u64 = 4;
 /// Table ids below this are reserved for system tables.
 pub const FIRST_USER_TABLE_ID: u64 = 1 << 16;
 /// Column name prefix reserved for weft's own columns.

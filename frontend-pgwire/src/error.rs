@@ -69,6 +69,7 @@ pub mod codes {
     pub const FOREIGN_KEY_VIOLATION: &str = "23503";
     pub const UNDEFINED_INDEX_OR_OBJECT: &str = "42704";
     pub const WRONG_OBJECT_TYPE: &str = "42809";
+    pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
     pub const UNDEFINED_TABLE: &str = "42P01";
     pub const UNDEFINED_COLUMN: &str = "42703";
     pub const UNDEFINED_OBJECT: &str = "42704";

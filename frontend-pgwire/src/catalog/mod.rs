@@ -38,4 +38,5 @@ pub mod session_funcs;
 pub mod session_meta;
 pub mod systable;
 pub mod txn;
+pub mod views;
 pub mod view;

@@ -31,6 +31,7 @@ pub struct Snapshot {
     pub sequences: Vec<crate::catalog::sequences::SeqDef>,
     /// Committed roles (the transaction's own role DDL is not seen here).
     pub roles: Vec<crate::catalog::roles::RoleDef>,
+    pub views: Vec<crate::catalog::views::ViewDef>,
 }
 
 /// What catalog tables and functions need to know about the session.
@@ -92,7 +93,10 @@ impl SessionMeta {
         let own = view.overlays.get(&CATALOG_TABLE_ID).cloned();
         let own_seq = view
             .overlays
-            .contains_key(&weft_engine::schema::SEQUENCE_TABLE_ID);
+            .contains_key(&weft_engine::schema::SEQUENCE_TABLE_ID)
+            || view
+                .overlays
+                .contains_key(&weft_engine::schema::VIEW_TABLE_ID);
         {
             let cur = self.snapshot();
             if own.is_none() && !own_seq && cur.committed && cur.read_ts == view.read_ts {
@@ -114,12 +118,20 @@ impl SessionMeta {
         let roles = crate::catalog::roles::list(db, view.read_ts)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let own_views = view
+            .overlays
+            .get(&weft_engine::schema::VIEW_TABLE_ID)
+            .cloned();
+        let views = crate::catalog::views::list(db, view.read_ts, own_views.as_deref())
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let snap = Arc::new(Snapshot {
             read_ts: view.read_ts,
-            committed: own.is_none() && own_seqs.is_none(),
+            committed: own.is_none() && !own_seq,
             tables,
             sequences,
             roles,
+            views,
         });
         *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = snap.clone();
         Ok(snap)

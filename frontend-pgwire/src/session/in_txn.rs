@@ -133,6 +133,18 @@ impl Core {
             }
             Statement::Truncate(t) => self.exec.truncate(txn, &t).await,
             Statement::Lock(lock) => self.exec.lock_tables(txn, &lock).await,
+            Statement::CreateView(cv) => self.exec.create_view(txn, cv).await,
+            Statement::Drop {
+                object_type: ObjectType::View,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => {
+                self.exec
+                    .drop_views(txn, &names, if_exists, cascade, notices)
+                    .await
+            }
             Statement::Call(f) if f.name.to_string() == crate::sql::alter_sequence::PROCEDURE => {
                 self.exec.alter_sequence(txn, &f, notices).await
             }

@@ -139,7 +139,7 @@ impl Executor {
                             SqlType::SmallInt | SqlType::Integer | SqlType::BigInt
                         ) {
                             return Err(SqlError::new(
-                                codes::DATATYPE_MISMATCH,
+                                codes::INVALID_PARAMETER_VALUE,
                                 "identity column type must be smallint, integer, or bigint",
                             ));
                         }
@@ -380,6 +380,16 @@ impl Executor {
                 .lookup_table(txn.read_ts()?, catalog.as_deref(), &name)
                 .await?;
             if found.is_none() {
+                let view =
+                    crate::catalog::views::lookup(self.db.as_ref(), Some(txn), txn.read_ts()?, &name)
+                        .await?;
+                if view.is_some() {
+                    return Err(SqlError::new(
+                        codes::WRONG_OBJECT_TYPE,
+                        format!("\"{name}\" is not a table"),
+                    )
+                    .with_hint("Use DROP VIEW to remove a view."));
+                }
                 if if_exists {
                     notices.push(Notice {
                         severity: "NOTICE",
@@ -397,6 +407,8 @@ impl Executor {
                 self.drop_references(txn, def, &dropping, cascade, notices)
                     .await?;
             }
+            self.drop_dependent_views(txn, &name, &dropping, cascade, notices)
+                .await?;
             txn.schema_keys.insert(catalog_key(&name));
             txn.put(
                 &self.db.limits,

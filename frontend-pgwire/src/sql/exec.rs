@@ -124,6 +124,7 @@ impl Executor {
         dml_target: Option<&str>,
     ) -> SqlResult<LogicalPlan> {
         let mut stmt = stmt;
+        self.expand_views(txn, &mut stmt).await?;
         crate::sql::names::disambiguate(&mut stmt);
         self.group_by_keys(txn, &mut stmt).await;
         let view = Self::view_of(txn, dml_target)?;

@@ -49,4 +49,6 @@ pub mod role_ddl;
 pub mod row_write;
 pub mod sequence_syntax;
 pub mod subplan;
+pub mod view_ddl;
+pub mod view_expand;
 pub mod system_columns;

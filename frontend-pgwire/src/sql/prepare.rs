@@ -86,9 +86,14 @@ pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
     if let Some(s) = crate::sql::alter_sequence::parse(sql) {
         return Ok(vec![s]);
     }
-    if let Some((stripped, name)) = crate::sql::identity::without_sequence_name(sql) {
+    // (Once in the parser's form, the text is its own rewrite: no second pass.)
+    if let Some((stripped, name)) =
+        crate::sql::identity::without_sequence_name(sql).filter(|(s, _)| s != sql)
+    {
         let stmts = parse(&stripped)?;
-        crate::sql::identity::check_sequence_name(&stmts, &name)?;
+        if let Some(name) = name {
+            crate::sql::identity::check_sequence_name(&stmts, &name)?;
+        }
         return Ok(stmts);
     }
     let parsed = if let Some(p) = parse_user_statement(sql) {
