@@ -38,5 +38,6 @@ pub mod session_funcs;
 pub mod session_meta;
 pub mod systable;
 pub mod txn;
-pub mod views;
 pub mod view;
+pub mod view_catalog;
+pub mod views;

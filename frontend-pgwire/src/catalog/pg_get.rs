@@ -134,6 +134,9 @@ pub fn relation_name(snap: &Snapshot, oid: i32) -> Option<String> {
     if let Some(q) = snap.sequences.iter().find(|q| q.oid as i32 == oid) {
         return Some(quote_ident(&q.name));
     }
+    if let Some(v) = snap.views.iter().find(|v| v.oid as i32 == oid) {
+        return Some(quote_ident(&v.name));
+    }
     snap.tables.iter().find_map(|t| {
         if table_oid(t) == oid {
             Some(quote_ident(&t.name))
@@ -159,6 +162,9 @@ pub fn regclass(snap: &Snapshot, name: &str) -> Option<i32> {
     }
     if let Some(q) = snap.sequences.iter().find(|q| q.name == rel) {
         return Some(q.oid as i32);
+    }
+    if let Some(v) = snap.views.iter().find(|v| v.name == rel) {
+        return Some(v.oid as i32);
     }
     snap.tables.iter().find_map(|t| {
         if t.name == rel {

@@ -215,7 +215,8 @@ impl PgCatalogSchema {
                     })
                     .collect(),
             ),
-            "pg_views" | "pg_matviews" => build(
+            "pg_views" => crate::catalog::view_catalog::pg_views(&snap),
+            "pg_matviews" => build(
                 &[
                     ("schemaname", K::Text),
                     (
@@ -408,6 +409,19 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
             false,
         ));
     }
+    for v in &snap.views {
+        rows.push(rel(
+            v.oid as i32,
+            v.name.clone(),
+            v.oid as i32 + 1,
+            0,
+            "v",
+            v.columns.len(),
+            false,
+            0,
+            false,
+        ));
+    }
     build(&cols, rows)
 }
 
@@ -441,7 +455,7 @@ pub(crate) fn pg_attribute(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> 
         ("attmissingval", K::TextList),
     ];
     let mut rows = Vec::new();
-    for t in &snap.tables {
+    {
         let mut attr = |rel: i32, num: usize, c: &weft_engine::schema::ColumnDef| {
             let ty = type_info(&c.ty);
             rows.push(vec![
@@ -473,12 +487,27 @@ pub(crate) fn pg_attribute(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> 
                 V::N,
             ]);
         };
-        for (n, c) in t.columns.iter().enumerate() {
-            attr(table_oid(t), n + 1, c);
+        for t in &snap.tables {
+            for (n, c) in t.columns.iter().enumerate() {
+                attr(table_oid(t), n + 1, c);
+            }
+            for ix in indexes_of(t) {
+                for (n, &k) in ix.columns.iter().enumerate() {
+                    attr(ix.oid, n + 1, &t.columns[k]);
+                }
+            }
         }
-        for ix in indexes_of(t) {
-            for (n, &k) in ix.columns.iter().enumerate() {
-                attr(ix.oid, n + 1, &t.columns[k]);
+        for v in &snap.views {
+            for (n, (name, ty)) in v.columns.iter().enumerate() {
+                let c = weft_engine::schema::ColumnDef {
+                    name: name.clone(),
+                    ty: ty.clone(),
+                    nullable: true,
+                    default: None,
+                    identity: None,
+                    comment: None,
+                };
+                attr(v.oid as i32, n + 1, &c);
             }
         }
     }

@@ -527,6 +527,12 @@ pub fn register_session(
             Ok(Arc::new(out) as ArrayRef)
         },
     ));
+    ctx.register_udf(snapshot_text(
+        "pg_get_viewdef",
+        &[1, 2],
+        meta,
+        crate::catalog::view_catalog::view_def,
+    ));
     // A relation's name by oid: how a `regclass` value prints.
     ctx.register_udf(snapshot_text(
         "weft_relname",

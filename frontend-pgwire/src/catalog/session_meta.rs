@@ -156,6 +156,7 @@ pub fn calls_catalog_function(stmt: &datafusion::sql::sqlparser::ast::Statement)
                 Some(
                     "pg_get_constraintdef"
                         | "pg_get_indexdef"
+                        | "pg_get_viewdef"
                         | "to_regclass"
                         | "pg_get_serial_sequence"
                 )

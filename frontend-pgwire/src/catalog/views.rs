@@ -57,7 +57,11 @@ pub async fn list(
 ) -> SqlResult<Vec<ViewDef>> {
     let mut rows: std::collections::BTreeMap<Vec<u8>, Option<Arc<weft_engine::Row>>> = db
         .storage
-        .scan(VIEW_TABLE_ID, weft_engine::schema::catalog_schema(), read_ts)
+        .scan(
+            VIEW_TABLE_ID,
+            weft_engine::schema::catalog_schema(),
+            read_ts,
+        )
         .await?
         .into_iter()
         .map(|(k, r)| (k, Some(r)))

@@ -380,9 +380,13 @@ impl Executor {
                 .lookup_table(txn.read_ts()?, catalog.as_deref(), &name)
                 .await?;
             if found.is_none() {
-                let view =
-                    crate::catalog::views::lookup(self.db.as_ref(), Some(txn), txn.read_ts()?, &name)
-                        .await?;
+                let view = crate::catalog::views::lookup(
+                    self.db.as_ref(),
+                    Some(txn),
+                    txn.read_ts()?,
+                    &name,
+                )
+                .await?;
                 if view.is_some() {
                     return Err(SqlError::new(
                         codes::WRONG_OBJECT_TYPE,

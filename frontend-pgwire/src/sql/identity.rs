@@ -34,7 +34,13 @@ pub fn without_sequence_name(sql: &str) -> Option<(String, Option<String>)> {
         .position(|w| w[0].eq_ignore_ascii_case("SEQUENCE") && w[1].eq_ignore_ascii_case("NAME"))
     {
         let n = words.get(at + 2)?;
-        name = Some(n.rsplit('.').next().unwrap_or(n).trim_matches('"').to_string());
+        name = Some(
+            n.rsplit('.')
+                .next()
+                .unwrap_or(n)
+                .trim_matches('"')
+                .to_string(),
+        );
         words.drain(at..at + 3);
     }
     let options = crate::sql::sequence_syntax::ordered_options(&words)?.join(" ");
@@ -164,6 +170,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(name, None);
-        assert!(reordered.ends_with("(INCREMENT BY 2 START WITH 5)"), "{reordered}");
+        assert!(
+            reordered.ends_with("(INCREMENT BY 2 START WITH 5)"),
+            "{reordered}"
+        );
     }
 }

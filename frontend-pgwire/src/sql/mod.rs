@@ -49,6 +49,6 @@ pub mod role_ddl;
 pub mod row_write;
 pub mod sequence_syntax;
 pub mod subplan;
+pub mod system_columns;
 pub mod view_ddl;
 pub mod view_expand;
-pub mod system_columns;

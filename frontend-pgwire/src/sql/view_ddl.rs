@@ -45,10 +45,54 @@ pub(crate) fn sql_type_of(field: &Field) -> SqlType {
     }
 }
 
+/// The query with its result columns named as the view's column list names them, so that
+/// the stored definition (what `pg_get_viewdef` prints and pg_dump writes) carries the
+/// names: a plain SELECT's items get the names as aliases; any other query is wrapped.
+fn named_columns(query: &ast::Query, columns: &[(String, SqlType)], view: &str) -> String {
+    use ast::{Ident, SelectItem, SetExpr};
+    let mut q = query.clone();
+    if let SetExpr::Select(sel) = q.body.as_mut() {
+        let plain = sel
+            .projection
+            .iter()
+            .all(|i| matches!(i, SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }));
+        if plain && sel.projection.len() == columns.len() {
+            for (item, (name, _)) in sel.projection.iter_mut().zip(columns) {
+                let expr = match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                        e.clone()
+                    }
+                    _ => unreachable!("checked above"),
+                };
+                *item = SelectItem::ExprWithAlias {
+                    expr,
+                    alias: if crate::catalog::pg_get::quote_ident(name) == *name {
+                        Ident::new(name.clone())
+                    } else {
+                        Ident::with_quote('"', name.clone())
+                    },
+                };
+            }
+            return q.to_string();
+        }
+    }
+    let names: Vec<String> = columns
+        .iter()
+        .map(|(c, _)| crate::catalog::pg_get::quote_ident(c))
+        .collect();
+    format!(
+        "SELECT * FROM ({query}) AS {}({})",
+        crate::catalog::pg_get::quote_ident(view),
+        names.join(", ")
+    )
+}
+
 impl Executor {
     pub async fn create_view(&self, txn: &mut Txn, cv: ast::CreateView) -> SqlResult<Outcome> {
         if cv.materialized {
-            return Err(SqlError::unsupported("materialized views are not supported"));
+            return Err(SqlError::unsupported(
+                "materialized views are not supported",
+            ));
         }
         if cv.temporary {
             return Err(SqlError::unsupported("temporary views are not supported"));
@@ -65,7 +109,8 @@ impl Executor {
                 format!("relation \"{name}\" already exists"),
             ));
         }
-        let old = crate::catalog::views::lookup(self.db.as_ref(), Some(txn), read_ts, &name).await?;
+        let old =
+            crate::catalog::views::lookup(self.db.as_ref(), Some(txn), read_ts, &name).await?;
         if old.is_some() && !cv.or_replace {
             if cv.if_not_exists {
                 return Ok(Outcome::Command(CommandTag::new("CREATE VIEW")));
@@ -140,10 +185,15 @@ impl Executor {
                 weft_engine::schema::oid_for_table_id(id)
             }
         };
+        let query = if cv.columns.is_empty() {
+            cv.query.to_string()
+        } else {
+            named_columns(&cv.query, &columns, &name)
+        };
         let def = ViewDef {
             name: name.clone(),
             oid,
-            query: cv.query.to_string(),
+            query,
             columns,
             reads,
             comment: old.and_then(|o| o.comment),
@@ -209,8 +259,7 @@ impl Executor {
             crate::catalog::views::list(self.db.as_ref(), txn.read_ts()?, overlay.as_deref())
                 .await?;
         for v in views {
-            if v.name == name || !v.reads.iter().any(|r| r == name) || dropping.contains(&v.name)
-            {
+            if v.name == name || !v.reads.iter().any(|r| r == name) || dropping.contains(&v.name) {
                 continue;
             }
             if !cascade {
