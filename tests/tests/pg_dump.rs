@@ -1,6 +1,7 @@
 //! PostgreSQL 15's pg_dump and pg_restore against weft: a database with every kind of
 //! object weft has (tables of many types, SERIAL and IDENTITY keys, defaults, CHECK,
-//! UNIQUE, secondary indexes, foreign keys with actions and deferral, sequences, comments)
+//! UNIQUE, secondary indexes, foreign keys with actions and deferral, sequences, views,
+//! comments)
 //! is dumped from weft, in plain and in custom format, and restored into PostgreSQL. The
 //! restored rows equal weft's row by row, and the restored schema equals the schema the
 //! same statements create when run on PostgreSQL directly (compared as PostgreSQL's own
@@ -28,6 +29,9 @@ CREATE TABLE reviews (book_id int, reviewer text, stars smallint,
 CREATE TABLE events (id uuid PRIMARY KEY, at timestamp NOT NULL,
     amount numeric(30,9), ratio real, big bigint, flag boolean, note varchar);
 CREATE SEQUENCE ticket_seq START WITH 100 INCREMENT BY 5;
+CREATE VIEW book_list AS SELECT b.title, a.name FROM books b JOIN authors a ON a.id = b.author_id
+    WHERE b.in_print;
+CREATE VIEW prolific (author, books) AS SELECT author_id, count(*) FROM books GROUP BY author_id;
 COMMENT ON TABLE authors IS 'people who write';
 COMMENT ON COLUMN books.title IS 'the title';
 INSERT INTO authors (name, email, born, rating) VALUES
@@ -51,6 +55,8 @@ const TABLES: &[(&str, &str)] = &[
     ("books", "id"),
     ("reviews", "book_id, reviewer"),
     ("events", "id"),
+    ("book_list", "title"),
+    ("prolific", "author"),
 ];
 
 /// Runs a PostgreSQL client program against a port and database, with `stdin`.

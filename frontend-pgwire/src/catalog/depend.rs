@@ -1,10 +1,15 @@
-//! `pg_depend`: the dependencies tools ask about. weft records one kind: a sequence owned by
-//! a column (SERIAL and OWNED BY: deptype `a`; an identity column's sequence: `i`), which
-//! psql's `\d` and pg_dump read to print "Owned by", `ALTER SEQUENCE ... OWNED BY` and
-//! `ADD GENERATED ... AS IDENTITY`; and a column default's use of a sequence (`n`), by which
-//! pg_dump sees that a SERIAL column's default must follow its sequence. The other dependencies PostgreSQL records (an index on
-//! its table, a constraint on its index) follow from weft's table definitions, which drop
-//! and rename them together, and are not listed.
+//! `pg_depend`: the dependencies tools ask about, which pg_dump orders a dump by and psql's
+//! `\d` prints:
+//! - a sequence owned by a column (SERIAL and OWNED BY: deptype `a`; an identity column's
+//!   sequence: `i`): "Owned by", `ALTER SEQUENCE ... OWNED BY`, `ADD GENERATED ... AS
+//!   IDENTITY`;
+//! - a column default's use of a sequence (`n`), so that the default follows the sequence;
+//! - a view's use of the tables and views it reads (`n`, recorded on the view itself, where
+//!   PostgreSQL records it on the view's rewrite rule), so that the view follows them.
+//!
+//! The other dependencies PostgreSQL records (an index on its table, a constraint on its
+//! index) follow from weft's table definitions, which drop and rename them together, and
+//! are not listed.
 
 use std::sync::Arc;
 
@@ -66,6 +71,32 @@ pub(crate) fn pg_depend(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                     i(0),
                     i(pg_class),
                     i(q.oid as i64),
+                    i(0),
+                    s("n"),
+                ]);
+            }
+        }
+    }
+    for v in &snap.views {
+        for read in &v.reads {
+            let oid = snap
+                .tables
+                .iter()
+                .find(|t| &t.name == read)
+                .map(|t| table_oid(t))
+                .or_else(|| {
+                    snap.views
+                        .iter()
+                        .find(|w| &w.name == read)
+                        .map(|w| w.oid as i32)
+                });
+            if let Some(oid) = oid {
+                rows.push(vec![
+                    i(pg_class),
+                    i(v.oid as i64),
+                    i(0),
+                    i(pg_class),
+                    i(oid),
                     i(0),
                     s("n"),
                 ]);

@@ -38,15 +38,19 @@ impl Executor {
         notices: &mut Vec<Notice>,
     ) -> SqlResult<Outcome> {
         let name = table_name(&at.name)?;
-        // `ALTER TABLE s OWNER TO r` of a sequence, as pg_dump writes it.
+        // `ALTER TABLE s OWNER TO r` of a sequence or a view, as pg_dump writes it.
         let owner_only = at
             .operations
             .iter()
             .all(|op| matches!(op, AlterTableOperation::OwnerTo { .. }));
+        let read_ts = txn.read_ts()?;
         if owner_only
-            && crate::catalog::sequences::lookup(&self.db, Some(txn), txn.read_ts()?, &name)
+            && (crate::catalog::sequences::lookup(&self.db, Some(txn), read_ts, &name)
                 .await?
                 .is_some()
+                || crate::catalog::views::lookup(&self.db, Some(txn), read_ts, &name)
+                    .await?
+                    .is_some())
         {
             for op in &at.operations {
                 if let AlterTableOperation::OwnerTo { new_owner } = op {

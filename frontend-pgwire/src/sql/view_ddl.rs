@@ -52,10 +52,12 @@ fn named_columns(query: &ast::Query, columns: &[(String, SqlType)], view: &str) 
     use ast::{Ident, SelectItem, SetExpr};
     let mut q = query.clone();
     if let SetExpr::Select(sel) = q.body.as_mut() {
-        let plain = sel
-            .projection
-            .iter()
-            .all(|i| matches!(i, SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }));
+        let plain = sel.projection.iter().all(|i| {
+            matches!(
+                i,
+                SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }
+            )
+        });
         if plain && sel.projection.len() == columns.len() {
             for (item, (name, _)) in sel.projection.iter_mut().zip(columns) {
                 let expr = match item {
