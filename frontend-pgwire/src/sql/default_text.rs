@@ -63,6 +63,17 @@ pub fn default_text(e: &Expr) -> String {
     e.to_string()
 }
 
+/// How a CHECK expression is stored: its SQL text without the parentheses around the whole
+/// (`CHECK ((a > 0))`, as pg_get_constraintdef prints it and pg_dump writes it, is stored
+/// as `a > 0`), so that a dump and restore gives back the same definition.
+pub fn check_text(e: &Expr) -> String {
+    let mut e = e;
+    while let Expr::Nested(inner) = e {
+        e = inner;
+    }
+    e.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,15 +100,4 @@ mod tests {
         assert_eq!(text("'abc'"), "'abc'");
         assert_eq!(text("now()"), "now()");
     }
-}
-
-/// How a CHECK expression is stored: its SQL text without the parentheses around the whole
-/// (`CHECK ((a > 0))`, as pg_get_constraintdef prints it and pg_dump writes it, is stored
-/// as `a > 0`), so that a dump and restore gives back the same definition.
-pub fn check_text(e: &Expr) -> String {
-    let mut e = e;
-    while let Expr::Nested(inner) = e {
-        e = inner;
-    }
-    e.to_string()
 }

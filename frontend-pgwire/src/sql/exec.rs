@@ -184,15 +184,28 @@ impl Executor {
 
     pub async fn table_def(&self, txn: &Txn, name: &str) -> SqlResult<Arc<TableDef>> {
         let catalog = txn.overlay(CATALOG_TABLE_ID);
-        self.db
-            .lookup_table(txn.read_ts()?, catalog.as_deref(), name)
+        let read_ts = txn.read_ts()?;
+        if let Some(def) = self
+            .db
+            .lookup_table(read_ts, catalog.as_deref(), name)
             .await?
-            .ok_or_else(|| {
-                SqlError::new(
-                    codes::UNDEFINED_TABLE,
-                    format!("relation \"{name}\" does not exist"),
-                )
-            })
+        {
+            return Ok(def);
+        }
+        // A view where a table is wanted (INSERT, UPDATE, DELETE, ALTER, COPY FROM).
+        if crate::catalog::views::lookup(self.db.as_ref(), Some(txn), read_ts, name)
+            .await?
+            .is_some()
+        {
+            return Err(SqlError::unsupported(format!(
+                "\"{name}\" is a view, and weft's views cannot be written or altered"
+            ))
+            .with_hint("write to the tables the view reads"));
+        }
+        Err(SqlError::new(
+            codes::UNDEFINED_TABLE,
+            format!("relation \"{name}\" does not exist"),
+        ))
     }
 
     /// The row a key holds as the transaction sees it.
