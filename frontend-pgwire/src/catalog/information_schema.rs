@@ -245,6 +245,22 @@ pub(crate) fn info_table(
                         V::N,
                     ]
                 })
+                .chain(snap.views.iter().map(|v| {
+                    vec![
+                        s(db),
+                        s("public"),
+                        s(v.name.clone()),
+                        s("VIEW"),
+                        V::N,
+                        V::N,
+                        V::N,
+                        V::N,
+                        V::N,
+                        s("NO"),
+                        s("NO"),
+                        V::N,
+                    ]
+                }))
                 .collect(),
         ),
         "columns" => {
@@ -460,8 +476,27 @@ pub(crate) fn info_table(
                 ("table_schema", K::Text),
                 ("table_name", K::Text),
                 ("view_definition", K::Text),
+                ("check_option", K::Text),
+                ("is_updatable", K::Text),
+                ("is_insertable_into", K::Text),
+                ("is_trigger_updatable", K::Text),
+                ("is_trigger_deletable", K::Text),
+                ("is_trigger_insertable_into", K::Text),
             ],
-            vec![],
+            snap.views
+                .iter()
+                .map(|v| {
+                    let mut row = vec![
+                        s(db),
+                        s("public"),
+                        s(v.name.clone()),
+                        s(format!(" {};", v.query)),
+                        s("NONE"),
+                    ];
+                    row.extend((0..5).map(|_| s("NO")));
+                    row
+                })
+                .collect(),
         ),
         _ => build(
             &[

@@ -10,10 +10,7 @@
 //! PostgreSQL skips the values it pre-logged before a crash. `nextval` is not transactional
 //! (a rollback does not give values back), as in PostgreSQL.
 
-use std::sync::Arc;
-
 use arrow::datatypes::SchemaRef;
-use datafusion::scalar::ScalarValue;
 use serde::{Deserialize, Serialize};
 use weft_engine::key::catalog_key;
 use weft_engine::schema::SEQUENCE_TABLE_ID;
@@ -85,10 +82,6 @@ pub fn default_sequence(default: &str) -> Option<&str> {
         .filter(|n| !n.contains('\''))
 }
 
-fn parse_row(row: &[ScalarValue]) -> SqlResult<SeqDef> {
-    crate::catalog::systable::parse(row, "sequence")
-}
-
 /// Writes a sequence definition (or drops it) in a transaction.
 pub fn put(db: &Db, txn: &mut Txn, name: &str, def: Option<&SeqDef>) -> SqlResult<()> {
     crate::catalog::systable::put(db, txn, SEQUENCE_TABLE_ID, seq_schema_key(name), name, def)
@@ -115,22 +108,7 @@ pub async fn list(
     read_ts: Timestamp,
     overlay: Option<&weft_engine::provider::Overlay>,
 ) -> SqlResult<Vec<SeqDef>> {
-    let mut rows: std::collections::BTreeMap<Vec<u8>, Option<Arc<weft_engine::Row>>> = db
-        .storage
-        .scan(SEQUENCE_TABLE_ID, sequence_schema(), read_ts)
-        .await?
-        .into_iter()
-        .map(|(k, r)| (k, Some(r)))
-        .collect();
-    if let Some(o) = overlay {
-        for (k, v) in o {
-            rows.insert(k.clone(), v.clone());
-        }
-    }
-    rows.into_values()
-        .flatten()
-        .map(|r| parse_row(&r))
-        .collect()
+    crate::catalog::systable::list(db, SEQUENCE_TABLE_ID, read_ts, overlay, "sequence").await
 }
 
 fn undefined(name: &str) -> SqlError {

@@ -1,5 +1,6 @@
 //! System tables whose rows are a name and its definition as JSON, keyed by the name: the
-//! sequences ([`crate::catalog::sequences`]) and the roles ([`crate::catalog::roles`]). Their schema is the
+//! sequences ([`crate::catalog::sequences`]), the roles ([`crate::catalog::roles`]) and the
+//! views ([`crate::catalog::views`]). Their schema is the
 //! catalog's ([`weft_engine::schema::catalog_schema`]).
 
 use std::sync::Arc;
@@ -73,4 +74,31 @@ pub async fn lookup<T: DeserializeOwned>(
         Some(r) => Ok(Some(parse(&r, what)?)),
         None => Ok(None),
     }
+}
+
+/// Every definition as of `read_ts`, seeing the overlay of a transaction's own writes, in
+/// name order.
+pub async fn list<T: DeserializeOwned>(
+    db: &Db,
+    table_id: u64,
+    read_ts: Timestamp,
+    overlay: Option<&weft_engine::provider::Overlay>,
+    what: &str,
+) -> SqlResult<Vec<T>> {
+    let mut rows: std::collections::BTreeMap<Vec<u8>, Option<Arc<weft_engine::Row>>> = db
+        .storage
+        .scan(table_id, catalog_schema(), read_ts)
+        .await?
+        .into_iter()
+        .map(|(k, r)| (k, Some(r)))
+        .collect();
+    if let Some(o) = overlay {
+        for (k, v) in o {
+            rows.insert(k.clone(), v.clone());
+        }
+    }
+    rows.into_values()
+        .flatten()
+        .map(|r| parse(&r, what))
+        .collect()
 }

@@ -3,8 +3,6 @@
 //! its query in its place (`crate::sql::view_expand`), planned at the statement's own read
 //! timestamp, as PostgreSQL's rewriter substitutes a view's query.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use weft_engine::key::catalog_key;
 use weft_engine::schema::VIEW_TABLE_ID;
@@ -55,24 +53,5 @@ pub async fn list(
     read_ts: Timestamp,
     overlay: Option<&weft_engine::provider::Overlay>,
 ) -> SqlResult<Vec<ViewDef>> {
-    let mut rows: std::collections::BTreeMap<Vec<u8>, Option<Arc<weft_engine::Row>>> = db
-        .storage
-        .scan(
-            VIEW_TABLE_ID,
-            weft_engine::schema::catalog_schema(),
-            read_ts,
-        )
-        .await?
-        .into_iter()
-        .map(|(k, r)| (k, Some(r)))
-        .collect();
-    if let Some(o) = overlay {
-        for (k, v) in o {
-            rows.insert(k.clone(), v.clone());
-        }
-    }
-    rows.into_values()
-        .flatten()
-        .map(|r| crate::catalog::systable::parse(&r, "view"))
-        .collect()
+    crate::catalog::systable::list(db, VIEW_TABLE_ID, read_ts, overlay, "view").await
 }

@@ -69,15 +69,20 @@ fn catalog_scope(body: &SetExpr, scope: &mut HashMap<String, i32>) {
     }
 }
 
-/// A selected `tableoid` keeps its name once it is a constant.
-fn keep_names(body: &mut SetExpr) {
+/// A selected `tableoid` that becomes a constant keeps its name.
+fn keep_names(body: &mut SetExpr, scope: &HashMap<String, i32>) {
     match body {
         SetExpr::Select(s) => {
             for item in &mut s.projection {
                 if let SelectItem::UnnamedExpr(e) = item {
                     let named = match e {
-                        Expr::Identifier(id) => Some(id.clone()),
-                        Expr::CompoundIdentifier(ids) if ids.len() == 2 => Some(ids[1].clone()),
+                        Expr::Identifier(id) if scope.len() == 1 => Some(id.clone()),
+                        Expr::CompoundIdentifier(ids)
+                            if ids.len() == 2
+                                && scope.contains_key(&ids[0].value.to_lowercase()) =>
+                        {
+                            Some(ids[1].clone())
+                        }
                         _ => None,
                     };
                     if let Some(id) = named.filter(|i| i.value.eq_ignore_ascii_case("tableoid")) {
@@ -90,8 +95,8 @@ fn keep_names(body: &mut SetExpr) {
             }
         }
         SetExpr::SetOperation { left, right, .. } => {
-            keep_names(left);
-            keep_names(right);
+            keep_names(left, scope);
+            keep_names(right, scope);
         }
         _ => {}
     }
@@ -109,7 +114,7 @@ impl VisitorMut for Scopes {
         let mut scope = HashMap::new();
         catalog_scope(&q.body, &mut scope);
         if !scope.is_empty() {
-            keep_names(&mut q.body);
+            keep_names(&mut q.body, &scope);
         }
         self.0.push(scope);
         ControlFlow::Continue(())
