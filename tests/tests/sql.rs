@@ -576,3 +576,54 @@ async fn statement_timeout_cancels_with_57014() {
         .get(0);
     assert_eq!(n, 1000);
 }
+
+/// Where weft's views differ from PostgreSQL's (which are updatable and follow renames by
+/// oid): a write to a view, and a rename under one, answer 0A000 rather than change what
+/// the view means; the view keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_refuse_what_would_change_their_meaning() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE items (id int PRIMARY KEY, name text, qty int);
+         INSERT INTO items VALUES (1, 'a', 5), (2, 'b', 0);
+         CREATE VIEW stocked AS SELECT id, name FROM items WHERE qty > 0;",
+    )
+    .await
+    .unwrap();
+    for sql in [
+        "INSERT INTO stocked VALUES (3, 'c')",
+        "UPDATE stocked SET name = 'z'",
+        "DELETE FROM stocked",
+        "ALTER TABLE items RENAME TO goods",
+        "ALTER TABLE items RENAME COLUMN name TO title",
+        "ALTER TABLE items DROP COLUMN qty",
+        "CREATE MATERIALIZED VIEW m AS SELECT 1",
+    ] {
+        let e = c.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(sqlstate(&e), "0A000", "{sql}: {e:?}");
+    }
+    // Changes that keep the names are allowed, and the view still reads the table.
+    c.batch_execute(
+        "ALTER TABLE items ADD COLUMN note text; UPDATE items SET qty = 1 WHERE id = 2",
+    )
+    .await
+    .unwrap();
+    let rows = rows_of(
+        &c.simple_query("SELECT id, name FROM stocked ORDER BY id")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        rows,
+        vec![
+            vec![Some("1".into()), Some("a".into())],
+            vec![Some("2".into()), Some("b".into())]
+        ]
+    );
+    // Without the view, the rename goes through.
+    c.batch_execute("DROP VIEW stocked; ALTER TABLE items RENAME TO goods")
+        .await
+        .unwrap();
+}

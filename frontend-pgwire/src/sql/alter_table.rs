@@ -79,6 +79,7 @@ impl Executor {
             ));
         };
         let mut def = (*def).clone();
+        self.refuse_under_views(txn, &name, &at.operations).await?;
         for op in at.operations {
             def = self.alter_one(txn, def, op, notices).await?;
         }

@@ -246,6 +246,40 @@ impl Executor {
         Ok(Outcome::Command(CommandTag::new("DROP VIEW")))
     }
 
+    /// A view reads its tables by name, so a table a view reads keeps its name and its
+    /// columns' names: renaming it or them, or dropping a column, while a view reads it
+    /// would leave the view reading whatever takes the name next. 0A000 instead, naming the
+    /// view (PostgreSQL follows such changes by oid).
+    pub(crate) async fn refuse_under_views(
+        &self,
+        txn: &Txn,
+        table: &str,
+        operations: &[ast::AlterTableOperation],
+    ) -> SqlResult<()> {
+        use ast::AlterTableOperation as Op;
+        let renames = operations.iter().any(|op| {
+            matches!(
+                op,
+                Op::RenameTable { .. } | Op::RenameColumn { .. } | Op::DropColumn { .. }
+            )
+        });
+        if !renames {
+            return Ok(());
+        }
+        let overlay = txn.overlay(weft_engine::schema::VIEW_TABLE_ID);
+        let views =
+            crate::catalog::views::list(self.db.as_ref(), txn.read_ts()?, overlay.as_deref())
+                .await?;
+        if let Some(v) = views.iter().find(|v| v.reads.iter().any(|r| r == table)) {
+            return Err(SqlError::unsupported(format!(
+                "cannot rename or drop columns of table \"{table}\" or rename it while view \"{}\" reads it",
+                v.name
+            ))
+            .with_hint("drop the view, alter the table, and create the view again"));
+        }
+        Ok(())
+    }
+
     /// Before `name` (a table or view) is dropped: the views that read it, not themselves
     /// being dropped, are an error (2BP01), or dropped too with CASCADE.
     pub(crate) async fn drop_dependent_views(
