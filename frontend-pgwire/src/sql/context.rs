@@ -225,7 +225,7 @@ impl datafusion::logical_expr::planner::TypePlanner for WeftTypePlanner {
                 ))))
             }
             // `bpchar` without a length (as pg_dump writes a char(n) column's default,
-            // `'abcd'::bpchar`) and `character` are text, as DataFusion plans `char`.
+            // `'abcd'::bpchar`): text of any length.
             T::Custom(name, args)
                 if args.is_empty() && name.to_string().eq_ignore_ascii_case("bpchar") =>
             {
@@ -235,11 +235,6 @@ impl datafusion::logical_expr::planner::TypePlanner for WeftTypePlanner {
                     true,
                 ))))
             }
-            T::Character(_) => Ok(Some(Arc::new(arrow::datatypes::Field::new(
-                "",
-                arrow::datatypes::DataType::Utf8,
-                true,
-            )))),
             T::JSONB => Ok(Some(Arc::new(crate::types::jsonb::udfs::json_field(
                 "", true,
             )))),

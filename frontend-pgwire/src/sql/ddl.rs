@@ -134,23 +134,10 @@ impl Executor {
                         ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault
                     ) =>
                     {
-                        if !matches!(
-                            col.ty,
-                            SqlType::SmallInt | SqlType::Integer | SqlType::BigInt
-                        ) {
-                            return Err(SqlError::new(
-                                codes::INVALID_PARAMETER_VALUE,
-                                "identity column type must be smallint, integer, or bigint",
-                            ));
-                        }
-                        col.identity = Some(
-                            if matches!(generated_as, ast::GeneratedAs::Always) {
-                                "a"
-                            } else {
-                                "d"
-                            }
-                            .to_string(),
-                        );
+                        col.identity = Some(crate::sql::identity::identity_kind(
+                            &col.ty,
+                            Some(generated_as),
+                        )?);
                         col.nullable = false;
                         sequences
                             .push((columns.len(), sequence_options.clone().unwrap_or_default()));

@@ -75,6 +75,23 @@ pub fn check_sequence_name(stmts: &[Statement], name: &str) -> SqlResult<()> {
     Ok(())
 }
 
+/// An identity column's `attidentity` (`a` for ALWAYS, `d` for BY DEFAULT), if its type
+/// can be one.
+pub(crate) fn identity_kind(ty: &SqlType, generated_as: Option<&GeneratedAs>) -> SqlResult<String> {
+    if !matches!(ty, SqlType::SmallInt | SqlType::Integer | SqlType::BigInt) {
+        return Err(SqlError::new(
+            codes::INVALID_PARAMETER_VALUE,
+            "identity column type must be smallint, integer, or bigint",
+        ));
+    }
+    Ok(if matches!(generated_as, Some(GeneratedAs::Always)) {
+        "a"
+    } else {
+        "d"
+    }
+    .to_string())
+}
+
 impl Executor {
     /// Makes column `i` of `def` an identity column.
     pub(crate) async fn add_identity(
@@ -106,15 +123,7 @@ impl Executor {
         if col.default.is_some() {
             return Err(prerequisite("already has a default value".into()));
         }
-        if !matches!(
-            col.ty,
-            SqlType::SmallInt | SqlType::Integer | SqlType::BigInt
-        ) {
-            return Err(SqlError::new(
-                codes::INVALID_PARAMETER_VALUE,
-                "identity column type must be smallint, integer, or bigint",
-            ));
-        }
+        let kind = identity_kind(&col.ty, generated_as.as_ref())?;
         let seq_name = format!("{}_{}_seq", def.name, col.name);
         let read_ts = txn.read_ts()?;
         if crate::catalog::sequences::lookup(self.db.as_ref(), Some(txn), read_ts, &seq_name)
@@ -137,14 +146,7 @@ impl Executor {
         seq.owned_by = Some((def.name.clone(), col.name.clone()));
         crate::catalog::sequences::put(self.db.as_ref(), txn, &seq_name, Some(&seq))?;
         let col = &mut def.columns[i];
-        col.identity = Some(
-            if matches!(generated_as, Some(GeneratedAs::Always)) {
-                "a"
-            } else {
-                "d"
-            }
-            .to_string(),
-        );
+        col.identity = Some(kind);
         col.default = Some(format!("nextval('{seq_name}')"));
         Ok(())
     }
