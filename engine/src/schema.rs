@@ -23,8 +23,48 @@ pub const SEQUENCE_TABLE_ID: u64 = 2;
 pub const ROLE_TABLE_ID: u64 = 3;
 /// Table id of the views: rows keyed by view name holding its query and columns, as JSON.
 pub const VIEW_TABLE_ID: u64 = 4;
+/// Table id of the databases (`CREATE DATABASE`): rows keyed by database name holding
+/// where its own system tables are ([`DatabaseTables`]), as JSON.
+pub const DATABASE_TABLE_ID: u64 = 5;
 /// Table ids below this are reserved for system tables.
 pub const FIRST_USER_TABLE_ID: u64 = 1 << 16;
+
+/// The system tables of one database: its catalog of tables, its sequences and its views.
+/// Roles ([`ROLE_TABLE_ID`]) and the databases themselves ([`DATABASE_TABLE_ID`]) belong to
+/// the cluster. The default database (`postgres`) uses the fixed ids above; a database made
+/// with `CREATE DATABASE` uses three ids drawn at random from the user range, so its tables
+/// can never meet another database's, even one of the same name dropped before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseTables {
+    pub catalog: u64,
+    pub sequences: u64,
+    pub views: u64,
+}
+
+impl DatabaseTables {
+    /// The default database's.
+    pub const DEFAULT: DatabaseTables = DatabaseTables {
+        catalog: CATALOG_TABLE_ID,
+        sequences: SEQUENCE_TABLE_ID,
+        views: VIEW_TABLE_ID,
+    };
+
+    /// A new database's, at `base` (drawn from the user range; `base + 2` must not
+    /// overflow).
+    pub fn at(base: u64) -> DatabaseTables {
+        DatabaseTables {
+            catalog: base,
+            sequences: base + 1,
+            views: base + 2,
+        }
+    }
+}
+
+impl Default for DatabaseTables {
+    fn default() -> Self {
+        DatabaseTables::DEFAULT
+    }
+}
 /// Column name prefix reserved for weft's own columns.
 pub const RESERVED_PREFIX: &str = "_weft_";
 /// Name of the hidden column that carries a row's encoded key in DML plans and segments.

@@ -71,6 +71,9 @@ pub mod codes {
     pub const WRONG_OBJECT_TYPE: &str = "42809";
     pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
     pub const UNDEFINED_TABLE: &str = "42P01";
+    pub const INVALID_CATALOG_NAME: &str = "3D000";
+    pub const DUPLICATE_DATABASE: &str = "42P04";
+    pub const OBJECT_IN_USE: &str = "55006";
     pub const UNDEFINED_COLUMN: &str = "42703";
     pub const UNDEFINED_OBJECT: &str = "42704";
     pub const UNDEFINED_FUNCTION: &str = "42883";

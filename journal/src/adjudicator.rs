@@ -49,7 +49,7 @@ impl Default for AdjudicatorConfig {
 }
 
 /// What a transaction asks to commit.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CommitRequest {
     pub start_ts: Timestamp,
     pub tables: Vec<TableWrites>,
@@ -57,10 +57,25 @@ pub struct CommitRequest {
     pub locked: Vec<(u64, Vec<u8>)>,
     /// Catalog keys (table names) of the tables the transaction depends on.
     pub schema_keys: Vec<Vec<u8>>,
+    /// The catalog table `schema_keys` are keys of: the transaction's database's.
+    pub schema_table: u64,
     /// What a SERIALIZABLE transaction read: validated at commit (nothing it read may have
     /// been written by a transaction that committed after it started). Empty at
     /// REPEATABLE READ.
     pub reads: Vec<(u64, ReadSpan)>,
+}
+
+impl Default for CommitRequest {
+    fn default() -> Self {
+        CommitRequest {
+            start_ts: 0,
+            tables: Vec::new(),
+            locked: Vec::new(),
+            schema_keys: Vec::new(),
+            schema_table: CATALOG_TABLE_ID,
+            reads: Vec::new(),
+        }
+    }
 }
 
 impl CommitRequest {
@@ -165,7 +180,7 @@ impl Adjudicator {
         let schema: Vec<Vec<u8>> = req
             .schema_keys
             .iter()
-            .map(|k| full_key(CATALOG_TABLE_ID, k))
+            .map(|k| full_key(req.schema_table, k))
             .collect();
 
         let (done_tx, done_rx) = oneshot::channel();

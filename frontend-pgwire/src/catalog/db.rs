@@ -17,7 +17,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use weft_engine::key::catalog_key;
 use weft_engine::provider::Overlay;
-use weft_engine::schema::{TableDef, CATALOG_TABLE_ID};
+use weft_engine::schema::{DatabaseTables, TableDef};
 use weft_engine::storage::StorageNode;
 use weft_engine::{Entropy, Timestamp};
 use weft_journal::Adjudicator;
@@ -184,6 +184,7 @@ impl Db {
     /// Looks a table up by name as of `read_ts`, seeing the transaction's own DDL first.
     pub async fn lookup_table(
         &self,
+        tables: DatabaseTables,
         read_ts: Timestamp,
         catalog_overlay: Option<&Overlay>,
         name: &str,
@@ -191,7 +192,7 @@ impl Db {
         let key = catalog_key(name);
         let row = match catalog_overlay.and_then(|o| o.get(&key)) {
             Some(own) => own.clone(),
-            None => self.storage.get(CATALOG_TABLE_ID, &key, read_ts).await?,
+            None => self.storage.get(tables.catalog, &key, read_ts).await?,
         };
         match row {
             None => Ok(None),
@@ -209,13 +210,14 @@ impl Db {
     /// Every table as of `read_ts`, seeing the transaction's own DDL.
     pub async fn list_tables(
         &self,
+        tables: DatabaseTables,
         read_ts: Timestamp,
         catalog_overlay: Option<&Overlay>,
     ) -> SqlResult<Vec<Arc<TableDef>>> {
         let mut rows: std::collections::BTreeMap<Vec<u8>, Option<Arc<weft_engine::Row>>> = self
             .storage
             .scan(
-                CATALOG_TABLE_ID,
+                tables.catalog,
                 weft_engine::schema::catalog_schema(),
                 read_ts,
             )

@@ -8,8 +8,9 @@
 //!   statement being planned reads;
 //! - [`schema`]: weft's tables as DataFusion's catalog, at the statement's read timestamp;
 //! - [`systable`]: the system tables of named JSON definitions (put, lookup, list);
-//! - [`sequences`], [`sequence_blocks`], [`roles`], [`auth`]: sequences and roles stored
-//!   there, the sequence values a node holds, authentication's configuration and secrets;
+//! - [`sequences`], [`sequence_blocks`], [`roles`], [`databases`], [`auth`]: sequences,
+//!   roles and databases stored there, the sequence values a node holds, authentication's
+//!   configuration and secrets;
 //! - [`activity`]: the sessions open now (`pg_stat_activity`, cancel requests);
 //! - [`session_meta`], [`oids`], [`pg_get`], [`rows`]: what the catalog tables know of the
 //!   session, object ids, PostgreSQL's renderings of objects, building a catalog table;
@@ -20,6 +21,7 @@ pub mod absent;
 pub mod activity;
 pub mod advisory;
 pub mod auth;
+pub mod databases;
 pub mod db;
 pub mod depend;
 pub mod durations;

@@ -29,7 +29,6 @@ use crate::catalog::oids::table_oid;
 use crate::catalog::oids::type_info;
 use crate::catalog::oids::BOOTSTRAP_ROLE;
 use crate::catalog::oids::BTREE_AM;
-use crate::catalog::oids::DATABASE_OID;
 use crate::catalog::oids::HEAP_AM;
 use crate::catalog::oids::INFORMATION_SCHEMA;
 use crate::catalog::oids::NS_INFORMATION_SCHEMA;
@@ -117,7 +116,7 @@ impl PgCatalogSchema {
             "pg_index" => pg_index(&snap),
             "pg_constraint" => pg_constraint(&snap),
             "pg_attrdef" => pg_attrdef(&snap),
-            "pg_database" => pg_database(&self.meta.identity()),
+            "pg_database" => pg_database(&snap.databases),
             "pg_tables" => pg_tables(&snap),
             "pg_settings" => pg_settings(&self.meta.settings()),
             "pg_cursors" => build(
@@ -687,7 +686,9 @@ pub(crate) fn pg_attrdef(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     build(&cols, rows)
 }
 
-pub(crate) fn pg_database(who: &Identity) -> DfResult<Arc<dyn TableProvider>> {
+pub(crate) fn pg_database(
+    databases: &[crate::catalog::databases::DatabaseDef],
+) -> DfResult<Arc<dyn TableProvider>> {
     let cols = [
         ("oid", K::Oid),
         ("datname", K::Text),
@@ -706,18 +707,12 @@ pub(crate) fn pg_database(who: &Identity) -> DfResult<Arc<dyn TableProvider>> {
         ("datcollversion", K::Text),
         ("datacl", K::TextList),
     ];
-    // weft has one database; a session may name it anything at connect.
-    let mut names = vec!["postgres".to_string()];
-    if who.database != "postgres" {
-        names.push(who.database.clone());
-    }
-    let rows = names
-        .into_iter()
-        .enumerate()
-        .map(|(n, name)| {
+    let rows = databases
+        .iter()
+        .map(|d| {
             vec![
-                i(DATABASE_OID + n as i32),
-                s(name),
+                i(d.oid),
+                s(&d.name),
                 i(BOOTSTRAP_ROLE),
                 i(6),
                 s("c"),

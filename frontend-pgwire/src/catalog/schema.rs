@@ -9,7 +9,6 @@ use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::Expr;
 use weft_engine::provider::WeftTable;
-use weft_engine::schema::CATALOG_TABLE_ID;
 
 use crate::catalog::db::{Db, SCHEMA_NAME};
 use crate::catalog::information_schema::InformationSchema;
@@ -94,14 +93,16 @@ impl WeftSchema {
     /// value handed out, so a restore from it never repeats one.
     async fn sequence_relation(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         use crate::catalog::rows::{build, i, K, V};
-        let overlay = self
-            .view
-            .overlays
-            .get(&weft_engine::schema::SEQUENCE_TABLE_ID)
-            .cloned();
-        let seqs = crate::catalog::sequences::list(&self.db, self.view.read_ts, overlay.as_deref())
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let tables = self.view.tables;
+        let overlay = self.view.overlays.get(&tables.sequences).cloned();
+        let seqs = crate::catalog::sequences::list(
+            &self.db,
+            tables,
+            self.view.read_ts,
+            overlay.as_deref(),
+        )
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let Some(q) = seqs.into_iter().find(|q| q.name == name) else {
             return Ok(None);
         };
@@ -133,10 +134,10 @@ impl SchemaProvider for WeftSchema {
             return self.pg.table(name).await;
         }
         let view = &self.view;
-        let catalog = view.overlays.get(&CATALOG_TABLE_ID).cloned();
+        let catalog = view.overlays.get(&view.tables.catalog).cloned();
         let def = self
             .db
-            .lookup_table(view.read_ts, catalog.as_deref(), name)
+            .lookup_table(view.tables, view.read_ts, catalog.as_deref(), name)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let Some(def) = def else {

@@ -13,7 +13,7 @@
 use arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 use weft_engine::key::catalog_key;
-use weft_engine::schema::SEQUENCE_TABLE_ID;
+use weft_engine::schema::DatabaseTables;
 use weft_engine::types::SqlType;
 use weft_engine::Timestamp;
 
@@ -42,6 +42,29 @@ pub struct SeqDef {
 }
 
 impl SeqDef {
+    /// The value after the last one reserved: the start, a step on, or round again when
+    /// the sequence cycles (2200H at its bound when it does not).
+    pub fn after_last(&self) -> SqlResult<i64> {
+        let inc = self.increment;
+        let next = match self.last {
+            None => Some(self.start),
+            Some(l) => l.checked_add(inc),
+        };
+        match next.filter(|f| *f >= self.min && *f <= self.max) {
+            Some(f) => Ok(f),
+            None if self.cycle => Ok(if inc > 0 { self.min } else { self.max }),
+            None => Err(SqlError::new(
+                "2200H",
+                format!(
+                    "nextval: reached {} value of sequence \"{}\" ({})",
+                    if inc > 0 { "maximum" } else { "minimum" },
+                    self.name,
+                    if inc > 0 { self.max } else { self.min }
+                ),
+            )),
+        }
+    }
+
     /// A sequence with PostgreSQL's defaults for its type and increment.
     pub fn new(name: String, oid: u32, ty: SqlType, increment: i64) -> SeqDef {
         let type_max = match ty {
@@ -84,7 +107,8 @@ pub fn default_sequence(default: &str) -> Option<&str> {
 
 /// Writes a sequence definition (or drops it) in a transaction.
 pub fn put(db: &Db, txn: &mut Txn, name: &str, def: Option<&SeqDef>) -> SqlResult<()> {
-    crate::catalog::systable::put(db, txn, SEQUENCE_TABLE_ID, seq_schema_key(name), name, def)
+    let table = txn.database.sequences;
+    crate::catalog::systable::put(db, txn, table, seq_schema_key(name), name, def)
 }
 
 /// The key DDL on a sequence conflicts on (a prefix keeps it apart from table names).
@@ -95,20 +119,22 @@ fn seq_schema_key(name: &str) -> Vec<u8> {
 /// A sequence as of `read_ts`, seeing the transaction's own DDL.
 pub async fn lookup(
     db: &Db,
+    tables: DatabaseTables,
     txn: Option<&Txn>,
     read_ts: Timestamp,
     name: &str,
 ) -> SqlResult<Option<SeqDef>> {
-    crate::catalog::systable::lookup(db, txn, SEQUENCE_TABLE_ID, read_ts, name, "sequence").await
+    crate::catalog::systable::lookup(db, txn, tables.sequences, read_ts, name, "sequence").await
 }
 
 /// Every sequence as of `read_ts`, seeing the transaction's own DDL.
 pub async fn list(
     db: &Db,
+    tables: DatabaseTables,
     read_ts: Timestamp,
     overlay: Option<&weft_engine::provider::Overlay>,
 ) -> SqlResult<Vec<SeqDef>> {
-    crate::catalog::systable::list(db, SEQUENCE_TABLE_ID, read_ts, overlay, "sequence").await
+    crate::catalog::systable::list(db, tables.sequences, read_ts, overlay, "sequence").await
 }
 
 fn undefined(name: &str) -> SqlError {
@@ -120,8 +146,16 @@ fn undefined(name: &str) -> SqlError {
 
 /// Commits a sequence's new state in a transaction of its own, read at `ts`. `Ok(false)`
 /// when another node changed it since (the caller reads again and retries).
-async fn commit_state(db: &Db, ts: Timestamp, name: &str, def: &SeqDef) -> SqlResult<bool> {
-    let mut txn = Txn::new(false, Isolation::RepeatableRead, false).reading_at(ts);
+async fn commit_state(
+    db: &Db,
+    tables: DatabaseTables,
+    ts: Timestamp,
+    name: &str,
+    def: &SeqDef,
+) -> SqlResult<bool> {
+    let mut txn = Txn::new(false, Isolation::RepeatableRead, false)
+        .reading_at(ts)
+        .in_database(tables);
     txn.snapshot(&db.adjudicator, &db.storage);
     put(db, &mut txn, name, Some(def))?;
     // Only the row conflicts: reserving values is not DDL.
@@ -140,7 +174,12 @@ async fn commit_state(db: &Db, ts: Timestamp, name: &str, def: &SeqDef) -> SqlRe
 }
 
 /// `want` values of a sequence, from this node's block, reserving more as needed.
-pub async fn next_values(db: &Db, name: &str, want: usize) -> SqlResult<Vec<i64>> {
+pub async fn next_values(
+    db: &Db,
+    tables: DatabaseTables,
+    name: &str,
+    want: usize,
+) -> SqlResult<Vec<i64>> {
     let mut out = Vec::with_capacity(want);
     let mut key: Option<(String, u32)> = None;
     for _attempt in 0..64 {
@@ -151,7 +190,7 @@ pub async fn next_values(db: &Db, name: &str, want: usize) -> SqlResult<Vec<i64>
             }
         }
         let ts = db.adjudicator.read_ts();
-        let Some(mut def) = lookup(db, None, ts, name).await? else {
+        let Some(mut def) = lookup(db, tables, None, ts, name).await? else {
             return Err(undefined(name));
         };
         let k = (def.name.clone(), def.oid);
@@ -163,31 +202,7 @@ pub async fn next_values(db: &Db, name: &str, want: usize) -> SqlResult<Vec<i64>
             }
         }
         let inc = def.increment;
-        let first = match def.last {
-            None => Some(def.start),
-            Some(l) => l.checked_add(inc),
-        };
-        let first = match first.filter(|f| *f >= def.min && *f <= def.max) {
-            Some(f) => f,
-            None if def.cycle => {
-                if inc > 0 {
-                    def.min
-                } else {
-                    def.max
-                }
-            }
-            None => {
-                return Err(SqlError::new(
-                    "2200H",
-                    format!(
-                        "nextval: reached {} value of sequence \"{}\" ({})",
-                        if inc > 0 { "maximum" } else { "minimum" },
-                        def.name,
-                        if inc > 0 { def.max } else { def.min }
-                    ),
-                ))
-            }
-        };
+        let first = def.after_last()?;
         let count = BLOCK.max((want - out.len()) as i64);
         // The last value of the block, within the sequence's bounds.
         let span = (count - 1).saturating_mul(inc);
@@ -201,7 +216,7 @@ pub async fn next_values(db: &Db, name: &str, want: usize) -> SqlResult<Vec<i64>
         last -= (last - first) % inc;
         def.last = Some(last);
         // On a conflict another node reserved first: read its value and go again.
-        if commit_state(db, ts, name, &def).await? {
+        if commit_state(db, tables, ts, name, &def).await? {
             db.sequences
                 .held
                 .lock()
@@ -226,10 +241,16 @@ pub async fn next_values(db: &Db, name: &str, want: usize) -> SqlResult<Vec<i64>
 
 /// `setval(name, value, is_called)`: the next `nextval` returns `value` (+ increment when
 /// `is_called`). Committed at once, like nextval; this node's block is dropped.
-pub async fn set_value(db: &Db, name: &str, value: i64, is_called: bool) -> SqlResult<i64> {
+pub async fn set_value(
+    db: &Db,
+    tables: DatabaseTables,
+    name: &str,
+    value: i64,
+    is_called: bool,
+) -> SqlResult<i64> {
     for _attempt in 0..64 {
         let ts = db.adjudicator.read_ts();
-        let Some(mut def) = lookup(db, None, ts, name).await? else {
+        let Some(mut def) = lookup(db, tables, None, ts, name).await? else {
             return Err(undefined(name));
         };
         if value < def.min || value > def.max {
@@ -246,7 +267,7 @@ pub async fn set_value(db: &Db, name: &str, value: i64, is_called: bool) -> SqlR
         } else {
             value.checked_sub(def.increment)
         };
-        if commit_state(db, ts, name, &def).await? {
+        if commit_state(db, tables, ts, name, &def).await? {
             db.sequences.forget(name);
             return Ok(value);
         }

@@ -51,8 +51,16 @@ pub fn nextval_udf(db: &Arc<crate::catalog::db::Db>, meta: &Arc<SessionMeta>) ->
                     j += 1;
                 }
                 let name = sequence_name(text)?;
-                let values = block_on(crate::catalog::sequences::next_values(&db, &name, j - i))
-                    .map_err(external)?;
+                let values = match meta.pending_values(&name, j - i) {
+                    Some(v) => v,
+                    None => block_on(crate::catalog::sequences::next_values(
+                        &db,
+                        meta.tables(),
+                        &name,
+                        j - i,
+                    )),
+                }
+                .map_err(external)?;
                 if let Some(&last) = values.last() {
                     meta.currvals
                         .lock()
@@ -357,6 +365,7 @@ pub fn register_session(
         },
     ));
     let d = db.clone();
+    let sm = meta.clone();
     ctx.register_udf(fun(
         "setval",
         &[2, 3],
@@ -380,6 +389,7 @@ pub fn register_session(
                 let is_called = called.is_null(i) || called.value(i);
                 let v = block_on(crate::catalog::sequences::set_value(
                     &d,
+                    sm.tables(),
                     &name,
                     values.value(i),
                     is_called,

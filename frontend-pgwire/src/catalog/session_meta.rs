@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use datafusion::error::{DataFusionError, Result as DfResult};
-use weft_engine::schema::{TableDef, CATALOG_TABLE_ID};
+use weft_engine::schema::{DatabaseTables, TableDef};
 use weft_engine::Timestamp;
 
 use crate::catalog::db::Db;
@@ -32,6 +32,8 @@ pub struct Snapshot {
     /// Committed roles (the transaction's own role DDL is not seen here).
     pub roles: Vec<crate::catalog::roles::RoleDef>,
     pub views: Vec<crate::catalog::views::ViewDef>,
+    /// The cluster's databases (committed ones).
+    pub databases: Vec<crate::catalog::databases::DatabaseDef>,
 }
 
 /// What catalog tables and functions need to know about the session.
@@ -42,8 +44,15 @@ pub struct SessionMeta {
     pub currvals: Mutex<HashMap<String, i64>>,
     pub lastval: Mutex<Option<i64>>,
     pub(crate) identity: OnceLock<Identity>,
+    /// The system tables of the database the session connected to (fixed at startup).
+    pub(crate) database: OnceLock<DatabaseTables>,
     pub(crate) settings: Mutex<Arc<BTreeMap<String, String>>>,
     pub(crate) snapshot: Mutex<Arc<Snapshot>>,
+    /// Sequences the open transaction created and has not committed, by name, as the
+    /// statement being run left them: `nextval` on one hands out values from here (no
+    /// other session can see it yet), and the statement's end writes it back to the
+    /// transaction. The flag says whether a value was handed out.
+    pub(crate) pending_sequences: Mutex<HashMap<String, (crate::catalog::sequences::SeqDef, bool)>>,
     /// The session's open cursors, for `pg_cursors`: (name, statement, holdable,
     /// scrollable).
     pub(crate) cursors: Mutex<Vec<(String, String, bool, bool)>>,
@@ -52,6 +61,63 @@ pub struct SessionMeta {
 impl SessionMeta {
     pub fn set_identity(&self, id: Identity) {
         let _ = self.identity.set(id);
+    }
+
+    /// Fixes the database the session works in (at startup, once).
+    pub fn set_database(&self, tables: DatabaseTables) {
+        let _ = self.database.set(tables);
+    }
+
+    /// Sets the uncommitted sequences the statement about to run may draw from.
+    pub fn set_pending_sequences(&self, defs: Vec<crate::catalog::sequences::SeqDef>) {
+        let mut p = self
+            .pending_sequences
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        p.clear();
+        p.extend(defs.into_iter().map(|d| (d.name.clone(), (d, false))));
+    }
+
+    /// `want` values of `name` if the open transaction created it (`None` otherwise).
+    pub fn pending_values(
+        &self,
+        name: &str,
+        want: usize,
+    ) -> Option<crate::error::SqlResult<Vec<i64>>> {
+        let mut p = self
+            .pending_sequences
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let (def, used) = p.get_mut(name)?;
+        let mut out = Vec::with_capacity(want);
+        for _ in 0..want {
+            match def.after_last() {
+                Ok(v) => {
+                    def.last = Some(v);
+                    out.push(v);
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        *used = true;
+        Some(Ok(out))
+    }
+
+    /// The uncommitted sequences a statement drew values from, to write back.
+    pub fn take_used_pending_sequences(&self) -> Vec<crate::catalog::sequences::SeqDef> {
+        let mut p = self
+            .pending_sequences
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        p.drain()
+            .filter(|(_, (_, used))| *used)
+            .map(|(_, (d, _))| d)
+            .collect()
+    }
+
+    /// The system tables of the session's database.
+    pub fn tables(&self) -> DatabaseTables {
+        self.database.get().copied().unwrap_or_default()
     }
 
     pub fn identity(&self) -> Identity {
@@ -90,13 +156,10 @@ impl SessionMeta {
 
     /// Loads the catalog as `view` sees it, unless the snapshot already is that.
     pub async fn refresh(&self, db: &Db, view: &View) -> DfResult<Arc<Snapshot>> {
-        let own = view.overlays.get(&CATALOG_TABLE_ID).cloned();
-        let own_seq = view
-            .overlays
-            .contains_key(&weft_engine::schema::SEQUENCE_TABLE_ID)
-            || view
-                .overlays
-                .contains_key(&weft_engine::schema::VIEW_TABLE_ID);
+        let dbt = self.tables();
+        let own = view.overlays.get(&dbt.catalog).cloned();
+        let own_seq =
+            view.overlays.contains_key(&dbt.sequences) || view.overlays.contains_key(&dbt.views);
         {
             let cur = self.snapshot();
             if own.is_none() && !own_seq && cur.committed && cur.read_ts == view.read_ts {
@@ -104,28 +167,26 @@ impl SessionMeta {
             }
         }
         let mut tables = db
-            .list_tables(view.read_ts, own.as_deref())
+            .list_tables(dbt, view.read_ts, own.as_deref())
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         tables.sort_by(|a, b| a.name.cmp(&b.name));
-        let own_seqs = view
-            .overlays
-            .get(&weft_engine::schema::SEQUENCE_TABLE_ID)
-            .cloned();
-        let sequences = crate::catalog::sequences::list(db, view.read_ts, own_seqs.as_deref())
+        let own_seqs = view.overlays.get(&dbt.sequences).cloned();
+        let sequences = crate::catalog::sequences::list(db, dbt, view.read_ts, own_seqs.as_deref())
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let roles = crate::catalog::roles::list(db, view.read_ts)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let own_views = view
-            .overlays
-            .get(&weft_engine::schema::VIEW_TABLE_ID)
-            .cloned();
-        let views = crate::catalog::views::list(db, view.read_ts, own_views.as_deref())
+        let own_views = view.overlays.get(&dbt.views).cloned();
+        let views = crate::catalog::views::list(db, dbt, view.read_ts, own_views.as_deref())
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let databases = crate::catalog::databases::list(db, view.read_ts)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let snap = Arc::new(Snapshot {
+            databases,
             read_ts: view.read_ts,
             committed: own.is_none() && !own_seq,
             tables,

@@ -122,6 +122,8 @@ pub struct Txn {
     pub explicit: bool,
     pub writes: BTreeMap<u64, TableBuf>,
     pub schema_keys: BTreeSet<Vec<u8>>,
+    /// The database the transaction works in: whose catalog `schema_keys` are keys of.
+    pub database: weft_engine::schema::DatabaseTables,
     pub locked: Vec<(u64, Vec<u8>)>,
     /// Deferred foreign-key checks, run at COMMIT.
     pub deferred: Vec<Deferred>,
@@ -143,6 +145,7 @@ impl Txn {
             explicit,
             writes: BTreeMap::new(),
             schema_keys: BTreeSet::new(),
+            database: Default::default(),
             locked: Vec::new(),
             deferred: Vec::new(),
             rows_written: 0,
@@ -158,6 +161,12 @@ impl Txn {
     /// point.
     pub fn reading_at(mut self, ts: Timestamp) -> Txn {
         self.reading_at = Some(ts);
+        self
+    }
+
+    /// The transaction works in this database (the default one unless set).
+    pub fn in_database(mut self, tables: weft_engine::schema::DatabaseTables) -> Txn {
+        self.database = tables;
         self
     }
 
@@ -319,6 +328,7 @@ impl Txn {
             tables,
             locked: self.locked,
             schema_keys: self.schema_keys.into_iter().collect(),
+            schema_table: self.database.catalog,
             reads: self.reads.take(),
         }
     }

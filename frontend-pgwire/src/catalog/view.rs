@@ -10,6 +10,8 @@ use weft_engine::Timestamp;
 #[derive(Debug, Clone, Default)]
 pub struct View {
     pub read_ts: Timestamp,
+    /// The database the statement works in.
+    pub tables: weft_engine::schema::DatabaseTables,
     pub overlays: HashMap<u64, Arc<Overlay>>,
     /// The table that an UPDATE or DELETE targets: exposed with its hidden key column.
     pub dml_target: Option<String>,

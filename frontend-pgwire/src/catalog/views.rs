@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use weft_engine::key::catalog_key;
-use weft_engine::schema::VIEW_TABLE_ID;
+use weft_engine::schema::DatabaseTables;
 use weft_engine::types::SqlType;
 use weft_engine::Timestamp;
 
@@ -34,24 +34,27 @@ fn view_schema_key(name: &str) -> Vec<u8> {
 
 /// Writes a view's definition (or drops it) in a transaction.
 pub fn put(db: &Db, txn: &mut Txn, name: &str, def: Option<&ViewDef>) -> SqlResult<()> {
-    crate::catalog::systable::put(db, txn, VIEW_TABLE_ID, view_schema_key(name), name, def)
+    let table = txn.database.views;
+    crate::catalog::systable::put(db, txn, table, view_schema_key(name), name, def)
 }
 
 /// A view as of `read_ts`, seeing the transaction's own DDL.
 pub async fn lookup(
     db: &Db,
+    tables: DatabaseTables,
     txn: Option<&Txn>,
     read_ts: Timestamp,
     name: &str,
 ) -> SqlResult<Option<ViewDef>> {
-    crate::catalog::systable::lookup(db, txn, VIEW_TABLE_ID, read_ts, name, "view").await
+    crate::catalog::systable::lookup(db, txn, tables.views, read_ts, name, "view").await
 }
 
 /// Every view as of `read_ts`, seeing the overlay of a transaction's own DDL.
 pub async fn list(
     db: &Db,
+    tables: DatabaseTables,
     read_ts: Timestamp,
     overlay: Option<&weft_engine::provider::Overlay>,
 ) -> SqlResult<Vec<ViewDef>> {
-    crate::catalog::systable::list(db, VIEW_TABLE_ID, read_ts, overlay, "view").await
+    crate::catalog::systable::list(db, tables.views, read_ts, overlay, "view").await
 }

@@ -63,7 +63,7 @@ impl Core {
                 let done = st.txn.take().expect("the COPY's transaction");
                 self.commit(done).await?;
                 copy.uncommitted = 0;
-                let mut fresh = Self::new_txn(st, false);
+                let mut fresh = self.new_txn(st, false);
                 fresh.snapshot(&self.exec.db.adjudicator, &self.exec.db.storage);
                 st.txn = Some(fresh);
             }

@@ -66,7 +66,7 @@ impl Core {
                 t
             }
             None => {
-                temp = Self::new_txn(st, false);
+                temp = self.new_txn(st, false);
                 temp.snapshot(&self.exec.db.adjudicator, &self.exec.db.storage);
                 &temp
             }
@@ -347,17 +347,14 @@ impl Core {
             .as_ref()
             .and_then(|t| t.read_ts().ok())
             .unwrap_or_else(|| self.exec.db.adjudicator.read_ts());
-        let overlay = st
-            .txn
-            .as_ref()
-            .and_then(|t| t.overlay(weft_engine::schema::CATALOG_TABLE_ID));
+        let overlay = st.txn.as_ref().and_then(|t| t.overlay(t.database.catalog));
         drop(st);
         let mut defs = Vec::new();
         for t in &tables {
             if let Ok(Some(d)) = self
                 .exec
                 .db
-                .lookup_table(read_ts, overlay.as_deref(), t)
+                .lookup_table(self.exec.meta.tables(), read_ts, overlay.as_deref(), t)
                 .await
             {
                 defs.push(d);

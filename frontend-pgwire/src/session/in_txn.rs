@@ -118,6 +118,21 @@ impl Core {
         params: Option<&ParamValues>,
         notices: &mut Vec<Notice>,
     ) -> SqlResult<Outcome> {
+        let out = self.exec_statement(txn, stmt, params, notices).await;
+        // Values drawn from sequences the transaction created are kept in it.
+        for def in self.exec.meta.take_used_pending_sequences() {
+            crate::catalog::sequences::put(&self.exec.db, txn, &def.name, Some(&def))?;
+        }
+        out
+    }
+
+    async fn exec_statement(
+        &self,
+        txn: &mut Txn,
+        stmt: Statement,
+        params: Option<&ParamValues>,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Outcome> {
         match stmt {
             Statement::CreateTable(ct) => self.exec.create_table(txn, ct, notices).await,
             Statement::Drop {
@@ -147,6 +162,9 @@ impl Core {
             }
             Statement::Call(f) if f.name.to_string() == crate::sql::alter_sequence::PROCEDURE => {
                 self.exec.alter_sequence(txn, &f, notices).await
+            }
+            Statement::Call(f) if f.name.to_string() == crate::sql::database_ddl::PROCEDURE => {
+                self.exec.database_ddl(txn, &f, notices).await
             }
             Statement::CreateIndex(ci) => self.exec.create_index(txn, ci, notices).await,
             Statement::AlterTable(at) => self.exec.alter_table(txn, at, notices).await,

@@ -194,7 +194,7 @@ impl Core {
     }
 
     /// A new transaction with the session's defaults.
-    pub(crate) fn new_txn(st: &State, explicit: bool) -> Txn {
+    pub(crate) fn new_txn(&self, st: &State, explicit: bool) -> Txn {
         let isolation = st
             .settings
             .get("default_transaction_isolation")
@@ -205,7 +205,8 @@ impl Core {
             .settings
             .get("default_transaction_read_only")
             .is_some_and(|v| is_on(v));
-        let t = Txn::new(explicit, isolation, read_only || st.as_of.is_some());
+        let t = Txn::new(explicit, isolation, read_only || st.as_of.is_some())
+            .in_database(self.exec.meta.tables());
         match st.as_of {
             Some(ts) => t.reading_at(ts),
             None => t,
@@ -234,7 +235,7 @@ impl Core {
                     });
                     return Ok(Reply::Begin);
                 }
-                let fresh = Self::new_txn(st, true);
+                let fresh = self.new_txn(st, true);
                 let t = st.txn.get_or_insert(fresh);
                 t.explicit = true;
                 if !t.has_snapshot() {
@@ -555,7 +556,7 @@ impl Core {
             stmt => {
                 let implicit = st.txn.is_none();
                 if implicit {
-                    st.txn = Some(Self::new_txn(st, false));
+                    st.txn = Some(self.new_txn(st, false));
                 }
                 let as_of = st.as_of.is_some();
                 let txn = st.txn.as_mut().expect("a transaction was just ensured");

@@ -316,7 +316,7 @@ impl Core {
             let (level, ro) = match st.txn.as_ref() {
                 Some(t) => (t.isolation, t.read_only),
                 None => {
-                    let t = Self::new_txn(st, false);
+                    let t = self.new_txn(st, false);
                     (t.isolation, t.read_only)
                 }
             };

@@ -4,10 +4,7 @@
 //! `weft_alter_sequence(name, if_exists, table, column)`, which the executor runs as the
 //! ALTER SEQUENCE it is. Its other forms (RESTART, INCREMENT, ...) answer 0A000.
 
-use datafusion::sql::sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
-    ObjectName, Statement, Value,
-};
+use datafusion::sql::sqlparser::ast::{Function, ObjectName, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -15,20 +12,13 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::catalog::txn::Txn;
 use crate::error::{codes, SqlError, SqlResult};
+use crate::sql::carrier::arg;
 use crate::sql::exec::{table_name, Executor};
 use crate::sql::names::ident_name;
 use crate::sql::outcome::{CommandTag, Notice, Outcome};
 
 /// The internal procedure an ALTER SEQUENCE is carried as.
 pub const PROCEDURE: &str = "weft_alter_sequence";
-
-fn text(v: Option<String>) -> FunctionArg {
-    let value = match v {
-        Some(s) => Value::SingleQuotedString(s),
-        None => Value::Null,
-    };
-    FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(value.into())))
-}
 
 /// The statement, if `sql` is an `ALTER SEQUENCE`. `None` for other statements.
 pub fn parse(sql: &str) -> Option<Statement> {
@@ -84,47 +74,16 @@ pub fn parse(sql: &str) -> Option<Statement> {
                 }
             };
             vec![
-                text(Some(name.to_string())),
-                text(Some(if_exists.to_string())),
-                text(table),
-                text(column),
+                Some(name.to_string()),
+                Some(if_exists.to_string()),
+                table,
+                column,
             ]
         }
         // Another form: the executor refuses it by name.
-        _ => vec![
-            text(Some(name.to_string())),
-            text(None),
-            text(None),
-            text(None),
-        ],
+        _ => vec![Some(name.to_string()), None, None, None],
     };
-    Some(Statement::Call(Function {
-        name: ObjectName::from(vec![PROCEDURE.into()]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args,
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    }))
-}
-
-fn arg(f: &Function, n: usize) -> Option<String> {
-    let FunctionArguments::List(l) = &f.args else {
-        return None;
-    };
-    match l.args.get(n)? {
-        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => match &v.value {
-            Value::SingleQuotedString(s) => Some(s.clone()),
-            _ => None,
-        },
-        _ => None,
-    }
+    Some(crate::sql::carrier::call(PROCEDURE, args))
 }
 
 impl Executor {
@@ -143,9 +102,14 @@ impl Executor {
         };
         let seq_name = table_name(&object_name(&arg(f, 0).unwrap_or_default())?)?;
         let read_ts = txn.read_ts()?;
-        let Some(mut seq) =
-            crate::catalog::sequences::lookup(self.db.as_ref(), Some(txn), read_ts, &seq_name)
-                .await?
+        let Some(mut seq) = crate::catalog::sequences::lookup(
+            self.db.as_ref(),
+            txn.database,
+            Some(txn),
+            read_ts,
+            &seq_name,
+        )
+        .await?
         else {
             if if_exists == "true" {
                 notices.push(Notice {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use datafusion::sql::sqlparser::ast::{self, AlterColumnOperation, AlterTableOperation};
 use weft_engine::key::catalog_key;
 use weft_engine::row::Row;
-use weft_engine::schema::{catalog_schema, TableDef, CATALOG_TABLE_ID, FIRST_USER_TABLE_ID};
+use weft_engine::schema::{catalog_schema, TableDef, FIRST_USER_TABLE_ID};
 use weft_engine::SqlType;
 
 use crate::catalog::txn::Txn;
@@ -45,10 +45,16 @@ impl Executor {
             .all(|op| matches!(op, AlterTableOperation::OwnerTo { .. }));
         let read_ts = txn.read_ts()?;
         if owner_only
-            && (crate::catalog::sequences::lookup(&self.db, Some(txn), read_ts, &name)
-                .await?
-                .is_some()
-                || crate::catalog::views::lookup(&self.db, Some(txn), read_ts, &name)
+            && (crate::catalog::sequences::lookup(
+                &self.db,
+                txn.database,
+                Some(txn),
+                read_ts,
+                &name,
+            )
+            .await?
+            .is_some()
+                || crate::catalog::views::lookup(&self.db, txn.database, Some(txn), read_ts, &name)
                     .await?
                     .is_some())
         {
@@ -59,10 +65,10 @@ impl Executor {
             }
             return Ok(Outcome::Command(CommandTag::new("ALTER TABLE")));
         }
-        let catalog = txn.overlay(CATALOG_TABLE_ID);
+        let catalog = txn.overlay(txn.database.catalog);
         let Some(def) = self
             .db
-            .lookup_table(txn.read_ts()?, catalog.as_deref(), &name)
+            .lookup_table(txn.database, txn.read_ts()?, catalog.as_deref(), &name)
             .await?
         else {
             if at.if_exists {
@@ -363,15 +369,21 @@ impl Executor {
     }
 
     async fn rename_table(&self, txn: &mut Txn, def: TableDef, new: String) -> SqlResult<TableDef> {
-        let catalog = txn.overlay(CATALOG_TABLE_ID);
+        let catalog = txn.overlay(txn.database.catalog);
         let taken = self
             .db
-            .lookup_table(txn.read_ts()?, catalog.as_deref(), &new)
+            .lookup_table(txn.database, txn.read_ts()?, catalog.as_deref(), &new)
             .await?
             .is_some()
-            || crate::catalog::sequences::lookup(self.db.as_ref(), Some(txn), txn.read_ts()?, &new)
-                .await?
-                .is_some();
+            || crate::catalog::sequences::lookup(
+                self.db.as_ref(),
+                txn.database,
+                Some(txn),
+                txn.read_ts()?,
+                &new,
+            )
+            .await?
+            .is_some();
         if taken {
             return Err(SqlError::new(
                 codes::DUPLICATE_TABLE,
@@ -382,7 +394,7 @@ impl Executor {
         txn.schema_keys.insert(catalog_key(&old_name));
         txn.put(
             &self.db.limits,
-            CATALOG_TABLE_ID,
+            txn.database.catalog,
             &catalog_schema(),
             catalog_key(&old_name),
             None,

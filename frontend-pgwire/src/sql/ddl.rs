@@ -10,7 +10,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use weft_engine::key::catalog_key;
 use weft_engine::schema::{
-    catalog_schema, ColumnDef, TableDef, CATALOG_TABLE_ID, FIRST_USER_TABLE_ID, RESERVED_PREFIX,
+    catalog_schema, ColumnDef, TableDef, FIRST_USER_TABLE_ID, RESERVED_PREFIX,
 };
 use weft_engine::SqlType;
 
@@ -43,10 +43,10 @@ impl Executor {
                 format!("table name \"{name}\" is reserved"),
             ));
         }
-        let catalog = txn.overlay(CATALOG_TABLE_ID);
+        let catalog = txn.overlay(txn.database.catalog);
         if self
             .db
-            .lookup_table(txn.read_ts()?, catalog.as_deref(), &name)
+            .lookup_table(txn.database, txn.read_ts()?, catalog.as_deref(), &name)
             .await?
             .is_some()
         {
@@ -285,6 +285,7 @@ impl Executor {
             }
             if crate::catalog::sequences::lookup(
                 self.db.as_ref(),
+                txn.database,
                 Some(txn),
                 txn.read_ts()?,
                 &seq_name,
@@ -361,14 +362,15 @@ impl Executor {
         let dropping: Vec<String> = names.iter().filter_map(|n| table_name(n).ok()).collect();
         for n in names {
             let name = table_name(n)?;
-            let catalog = txn.overlay(CATALOG_TABLE_ID);
+            let catalog = txn.overlay(txn.database.catalog);
             let found = self
                 .db
-                .lookup_table(txn.read_ts()?, catalog.as_deref(), &name)
+                .lookup_table(txn.database, txn.read_ts()?, catalog.as_deref(), &name)
                 .await?;
             if found.is_none() {
                 let view = crate::catalog::views::lookup(
                     self.db.as_ref(),
+                    txn.database,
                     Some(txn),
                     txn.read_ts()?,
                     &name,
@@ -403,7 +405,7 @@ impl Executor {
             txn.schema_keys.insert(catalog_key(&name));
             txn.put(
                 &self.db.limits,
-                CATALOG_TABLE_ID,
+                txn.database.catalog,
                 &catalog_schema(),
                 catalog_key(&name),
                 None,
@@ -436,9 +438,14 @@ impl Executor {
             else {
                 continue;
             };
-            if let Some(s) =
-                crate::catalog::sequences::lookup(self.db.as_ref(), Some(txn), txn.read_ts()?, seq)
-                    .await?
+            if let Some(s) = crate::catalog::sequences::lookup(
+                self.db.as_ref(),
+                txn.database,
+                Some(txn),
+                txn.read_ts()?,
+                seq,
+            )
+            .await?
             {
                 out.push(s);
             }
@@ -456,7 +463,7 @@ impl Executor {
         txn.schema_keys.insert(catalog_key(&def.name));
         txn.put(
             &self.db.limits,
-            CATALOG_TABLE_ID,
+            txn.database.catalog,
             &catalog_schema(),
             catalog_key(&def.name),
             Some(Arc::new(row)),
@@ -479,13 +486,19 @@ impl Executor {
     ) -> SqlResult<Outcome> {
         let name = table_name(name)?;
         let read_ts = txn.read_ts()?;
-        let catalog = txn.overlay(CATALOG_TABLE_ID);
-        let taken = crate::catalog::sequences::lookup(self.db.as_ref(), Some(txn), read_ts, &name)
-            .await?
-            .is_some()
+        let catalog = txn.overlay(txn.database.catalog);
+        let taken = crate::catalog::sequences::lookup(
+            self.db.as_ref(),
+            txn.database,
+            Some(txn),
+            read_ts,
+            &name,
+        )
+        .await?
+        .is_some()
             || self
                 .db
-                .lookup_table(read_ts, catalog.as_deref(), &name)
+                .lookup_table(txn.database, read_ts, catalog.as_deref(), &name)
                 .await?
                 .is_some();
         if taken {
@@ -537,6 +550,7 @@ impl Executor {
             let name = table_name(n)?;
             let found = crate::catalog::sequences::lookup(
                 self.db.as_ref(),
+                txn.database,
                 Some(txn),
                 txn.read_ts()?,
                 &name,
@@ -588,10 +602,10 @@ impl Executor {
             .collect();
         for target in &t.table_names {
             let name = table_name(&target.name)?;
-            let catalog = txn.overlay(CATALOG_TABLE_ID);
+            let catalog = txn.overlay(txn.database.catalog);
             let Some(def) = self
                 .db
-                .lookup_table(txn.read_ts()?, catalog.as_deref(), &name)
+                .lookup_table(txn.database, txn.read_ts()?, catalog.as_deref(), &name)
                 .await?
             else {
                 if t.if_exists {

@@ -19,7 +19,7 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, ObjectName, Statement, TableFactor};
 use weft_engine::key::{catalog_key, encode_key};
 use weft_engine::row::{batch_row, Row};
-use weft_engine::schema::{TableDef, CATALOG_TABLE_ID, KEY_COLUMN};
+use weft_engine::schema::{TableDef, KEY_COLUMN};
 use weft_engine::SqlType;
 
 use crate::catalog::db::Db;
@@ -106,6 +106,7 @@ impl Executor {
     pub(crate) fn view_of(txn: &Txn, dml_target: Option<&str>) -> SqlResult<View> {
         Ok(View {
             read_ts: txn.read_ts()?,
+            tables: txn.database,
             overlays: txn
                 .writes
                 .iter()
@@ -128,6 +129,7 @@ impl Executor {
         crate::sql::names::disambiguate(&mut stmt);
         self.group_by_keys(txn, &mut stmt).await;
         let view = Self::view_of(txn, dml_target)?;
+        self.note_pending_sequences(&view).await?;
         if crate::catalog::session_meta::calls_catalog_function(&stmt) {
             self.meta.refresh(&self.db, &view).await?;
         }
@@ -136,6 +138,31 @@ impl Executor {
         Ok(state
             .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
             .await?)
+    }
+
+    /// Tells the session's `nextval` which sequences the transaction created and has not
+    /// committed (only a transaction that wrote sequences has any).
+    async fn note_pending_sequences(&self, view: &View) -> SqlResult<()> {
+        let Some(own) = view.overlays.get(&view.tables.sequences) else {
+            self.meta.set_pending_sequences(Vec::new());
+            return Ok(());
+        };
+        let mut pending = Vec::new();
+        for (key, row) in own.iter() {
+            let Some(row) = row else { continue };
+            let def: crate::catalog::sequences::SeqDef =
+                crate::catalog::systable::parse(row, "sequence")?;
+            let committed = self
+                .db
+                .storage
+                .get(view.tables.sequences, key, view.read_ts)
+                .await?;
+            if committed.is_none() {
+                pending.push(def);
+            }
+        }
+        self.meta.set_pending_sequences(pending);
+        Ok(())
     }
 
     /// A GROUP BY that holds a table's primary key also groups by the table's other
@@ -183,17 +210,17 @@ impl Executor {
     }
 
     pub async fn table_def(&self, txn: &Txn, name: &str) -> SqlResult<Arc<TableDef>> {
-        let catalog = txn.overlay(CATALOG_TABLE_ID);
+        let catalog = txn.overlay(txn.database.catalog);
         let read_ts = txn.read_ts()?;
         if let Some(def) = self
             .db
-            .lookup_table(read_ts, catalog.as_deref(), name)
+            .lookup_table(txn.database, read_ts, catalog.as_deref(), name)
             .await?
         {
             return Ok(def);
         }
         // A view where a table is wanted (INSERT, UPDATE, DELETE, ALTER, COPY FROM).
-        if crate::catalog::views::lookup(self.db.as_ref(), Some(txn), read_ts, name)
+        if crate::catalog::views::lookup(self.db.as_ref(), txn.database, Some(txn), read_ts, name)
             .await?
             .is_some()
         {

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use weft_engine::index::{CheckDef, IndexDef};
 use weft_engine::provider::WeftTable;
 use weft_engine::row::{batch_row, Row};
-use weft_engine::schema::{oid_for_table_id, TableDef, CATALOG_TABLE_ID, FIRST_USER_TABLE_ID};
+use weft_engine::schema::{oid_for_table_id, TableDef, FIRST_USER_TABLE_ID};
 use weft_engine::SqlType;
 
 use crate::catalog::txn::Txn;
@@ -153,17 +153,27 @@ impl Executor {
     /// sees them.
     pub(crate) async fn relation_names(&self, txn: &Txn) -> SqlResult<Vec<String>> {
         let read_ts = txn.read_ts()?;
-        let catalog = txn.overlay(CATALOG_TABLE_ID);
+        let catalog = txn.overlay(txn.database.catalog);
         let mut names = Vec::new();
-        for t in self.db.list_tables(read_ts, catalog.as_deref()).await? {
+        for t in self
+            .db
+            .list_tables(txn.database, read_ts, catalog.as_deref())
+            .await?
+        {
             names.push(t.name.clone());
             if !t.primary_key.is_empty() {
                 names.push(t.pkey_name());
             }
             names.extend(t.indexes.iter().map(|i| i.name.clone()));
         }
-        let seqs = txn.overlay(weft_engine::schema::SEQUENCE_TABLE_ID);
-        for s in crate::catalog::sequences::list(self.db.as_ref(), read_ts, seqs.as_deref()).await?
+        let seqs = txn.overlay(txn.database.sequences);
+        for s in crate::catalog::sequences::list(
+            self.db.as_ref(),
+            txn.database,
+            read_ts,
+            seqs.as_deref(),
+        )
+        .await?
         {
             names.push(s.name.clone());
         }
@@ -506,10 +516,10 @@ impl Executor {
     ) -> SqlResult<Outcome> {
         for n in names {
             let name = table_name(n)?;
-            let catalog = txn.overlay(CATALOG_TABLE_ID);
+            let catalog = txn.overlay(txn.database.catalog);
             let tables = self
                 .db
-                .list_tables(txn.read_ts()?, catalog.as_deref())
+                .list_tables(txn.database, txn.read_ts()?, catalog.as_deref())
                 .await?;
             let owner = tables
                 .iter()

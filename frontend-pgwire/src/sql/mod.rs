@@ -13,6 +13,7 @@
 //! - [`subplan`]: correlated subqueries DataFusion cannot decorrelate;
 //! - [`copy`], [`copy_exec`], [`copy_load`]: COPY's formats, its execution, its direct
 //!   load path;
+//! - [`database_ddl`]: CREATE and DROP DATABASE, carried past the parser by [`carrier`];
 //! - [`outcome`], [`origins`]: what a statement produced, and where its columns come from.
 
 pub mod alter_columns;
@@ -20,12 +21,14 @@ pub mod alter_constraints;
 pub mod alter_sequence;
 pub mod alter_table;
 pub mod array_subquery;
+pub mod carrier;
 pub mod comments;
 pub mod compat;
 pub mod context;
 pub mod copy;
 pub mod copy_exec;
 pub mod copy_load;
+pub mod database_ddl;
 pub mod datetime_syntax;
 pub mod ddl;
 pub mod default_text;

@@ -83,8 +83,21 @@ pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
         }
         None => sql,
     };
-    if let Some(s) = crate::sql::alter_sequence::parse(sql) {
-        return Ok(vec![s]);
+    // Statements read by hand (CREATE and DROP DATABASE, ALTER SEQUENCE) are read one at
+    // a time: a query string holding one is cut into its statements.
+    if contains_ignore_case(sql, "database") || contains_ignore_case(sql, "sequence") {
+        if let Some((first, rest)) = crate::sql::carrier::split_first(sql) {
+            let mut out = parse(first)?;
+            out.extend(parse(rest)?);
+            crate::sql::database_ddl::in_query_string(&mut out);
+            return Ok(out);
+        }
+        if let Some(s) = crate::sql::database_ddl::parse(sql) {
+            return Ok(vec![s?]);
+        }
+        if let Some(s) = crate::sql::alter_sequence::parse(sql) {
+            return Ok(vec![s]);
+        }
     }
     // (Once in the parser's form, the text is its own rewrite: no second pass.)
     if let Some((stripped, name)) =

@@ -102,17 +102,29 @@ impl Executor {
         let name = table_name(&cv.name)?;
         let read_ts = txn.read_ts()?;
         let taken = self.table_def(txn, &name).await.is_ok()
-            || crate::catalog::sequences::lookup(self.db.as_ref(), Some(txn), read_ts, &name)
-                .await?
-                .is_some();
+            || crate::catalog::sequences::lookup(
+                self.db.as_ref(),
+                txn.database,
+                Some(txn),
+                read_ts,
+                &name,
+            )
+            .await?
+            .is_some();
         if taken {
             return Err(SqlError::new(
                 codes::DUPLICATE_TABLE,
                 format!("relation \"{name}\" already exists"),
             ));
         }
-        let old =
-            crate::catalog::views::lookup(self.db.as_ref(), Some(txn), read_ts, &name).await?;
+        let old = crate::catalog::views::lookup(
+            self.db.as_ref(),
+            txn.database,
+            Some(txn),
+            read_ts,
+            &name,
+        )
+        .await?;
         if old.is_some() && !cv.or_replace {
             if cv.if_not_exists {
                 return Ok(Outcome::Command(CommandTag::new("CREATE VIEW")));
@@ -215,9 +227,15 @@ impl Executor {
         let dropping: Vec<String> = names.iter().filter_map(|n| table_name(n).ok()).collect();
         for name in &dropping {
             let read_ts = txn.read_ts()?;
-            if crate::catalog::views::lookup(self.db.as_ref(), Some(txn), read_ts, name)
-                .await?
-                .is_none()
+            if crate::catalog::views::lookup(
+                self.db.as_ref(),
+                txn.database,
+                Some(txn),
+                read_ts,
+                name,
+            )
+            .await?
+            .is_none()
             {
                 if self.table_def(txn, name).await.is_ok() {
                     return Err(SqlError::new(
@@ -266,10 +284,14 @@ impl Executor {
         if !renames {
             return Ok(());
         }
-        let overlay = txn.overlay(weft_engine::schema::VIEW_TABLE_ID);
-        let views =
-            crate::catalog::views::list(self.db.as_ref(), txn.read_ts()?, overlay.as_deref())
-                .await?;
+        let overlay = txn.overlay(txn.database.views);
+        let views = crate::catalog::views::list(
+            self.db.as_ref(),
+            txn.database,
+            txn.read_ts()?,
+            overlay.as_deref(),
+        )
+        .await?;
         if let Some(v) = views.iter().find(|v| v.reads.iter().any(|r| r == table)) {
             return Err(SqlError::unsupported(format!(
                 "cannot rename or drop columns of table \"{table}\" or rename it while view \"{}\" reads it",
@@ -290,10 +312,14 @@ impl Executor {
         cascade: bool,
         notices: &mut Vec<Notice>,
     ) -> SqlResult<()> {
-        let overlay = txn.overlay(weft_engine::schema::VIEW_TABLE_ID);
-        let views =
-            crate::catalog::views::list(self.db.as_ref(), txn.read_ts()?, overlay.as_deref())
-                .await?;
+        let overlay = txn.overlay(txn.database.views);
+        let views = crate::catalog::views::list(
+            self.db.as_ref(),
+            txn.database,
+            txn.read_ts()?,
+            overlay.as_deref(),
+        )
+        .await?;
         for v in views {
             if v.name == name || !v.reads.iter().any(|r| r == name) || dropping.contains(&v.name) {
                 continue;

@@ -147,6 +147,7 @@ impl Executor {
                 }
                 if let Some(v) = crate::catalog::views::lookup(
                     self.db.as_ref(),
+                    txn.database,
                     Some(txn),
                     txn.read_ts()?,
                     &name,

@@ -17,6 +17,7 @@ use pgwire::messages::startup::SecretKey;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use crate::catalog::db::Db;
+use crate::error::{codes, SqlError, SqlResult};
 use crate::session::machine::Core;
 
 /// The parameters sent at the end of startup, as PostgreSQL 15 sends them.
@@ -113,6 +114,32 @@ impl Startup {
     }
 }
 
+impl Startup {
+    /// The database the connection names (its user's name when it names none), which the
+    /// session works in from now on. Checked before authentication, so a client learns
+    /// that a database does not exist before it proves who it is (PostgreSQL says so
+    /// after).
+    async fn choose_database(&self, startup: &pgwire::messages::startup::Startup) -> SqlResult<()> {
+        let name = startup
+            .parameters
+            .get("database")
+            .or_else(|| startup.parameters.get("user"))
+            .cloned()
+            .unwrap_or_else(|| crate::catalog::databases::DEFAULT_DATABASE.to_string());
+        let read_ts = self.db.adjudicator.read_ts();
+        match crate::catalog::databases::lookup(&self.db, None, read_ts, &name).await? {
+            Some(d) => {
+                self.pids.meta.set_database(d.tables);
+                Ok(())
+            }
+            None => Err(SqlError::new(
+                codes::INVALID_CATALOG_NAME,
+                format!("database \"{name}\" does not exist"),
+            )),
+        }
+    }
+}
+
 #[async_trait]
 impl StartupHandler for Startup {
     async fn on_startup<C>(
@@ -130,6 +157,16 @@ impl StartupHandler for Startup {
         }
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
+                if let Err(e) = self.choose_database(startup).await {
+                    self.failed.store(true, Ordering::Relaxed);
+                    let info = ErrorInfo::new("FATAL".into(), e.code.to_string(), e.message);
+                    client
+                        .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                        .await?;
+                    client.flush().await?;
+                    let _ = client.close().await;
+                    return Ok(());
+                }
                 let peer = client.socket_addr().ip();
                 if self.db.auth().mode.requires_password(peer) {
                     self.authenticating.store(true, Ordering::Relaxed);
