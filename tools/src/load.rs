@@ -43,7 +43,7 @@ pub struct LoadArgs {
     #[arg(
         long,
         env = "WEFT_URL",
-        default_value = "host=127.0.0.1 port=5432 user=weft dbname=weft"
+        default_value = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
     )]
     pub url: String,
     /// CSV files have no header line.

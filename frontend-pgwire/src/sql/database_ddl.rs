@@ -46,6 +46,9 @@ pub fn parse(sql: &str) -> Option<SqlResult<Statement>> {
     match head[0].as_str() {
         "create" => Some(parse_create(sql)),
         "drop" => Some(parse_drop(sql)),
+        "alter" => Some(Err(SqlError::unsupported(
+            "ALTER DATABASE is not supported",
+        ))),
         _ => None,
     }
 }
@@ -472,5 +475,12 @@ mod tests {
         );
         assert!(parse("DROP DATABASE t (SOMETHING)").unwrap().is_err());
         assert!(parse("DROP TABLE t").is_none());
+        assert_eq!(
+            parse("ALTER DATABASE t RENAME TO u")
+                .unwrap()
+                .unwrap_err()
+                .code,
+            "0A000"
+        );
     }
 }
