@@ -74,6 +74,8 @@ pub mod codes {
     pub const INVALID_CATALOG_NAME: &str = "3D000";
     pub const DUPLICATE_DATABASE: &str = "42P04";
     pub const OBJECT_IN_USE: &str = "55006";
+    pub const DUPLICATE_SCHEMA: &str = "42P06";
+    pub const INVALID_SCHEMA_NAME: &str = "3F000";
     pub const UNDEFINED_COLUMN: &str = "42703";
     pub const UNDEFINED_OBJECT: &str = "42704";
     pub const UNDEFINED_FUNCTION: &str = "42883";

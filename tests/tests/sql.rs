@@ -627,3 +627,33 @@ async fn views_refuse_what_would_change_their_meaning() {
         .await
         .unwrap();
 }
+
+/// weft has the schema public only: making another, or dropping public, answers 0A000
+/// (PostgreSQL makes and drops them); statements about the schemas there are answer as
+/// PostgreSQL's do (tests/slt/weft/schemas.slt).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_schemas_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let c = server.connect().await;
+    for sql in [
+        "CREATE SCHEMA app",
+        "CREATE SCHEMA IF NOT EXISTS app",
+        "CREATE SCHEMA AUTHORIZATION postgres",
+        "DROP SCHEMA public",
+        "DROP SCHEMA IF EXISTS public CASCADE",
+    ] {
+        let e = c.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(sqlstate(&e), "0A000", "{sql}: {e:?}");
+    }
+    // Nothing was made or lost.
+    let n: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_namespace WHERE nspname IN ('app', 'public')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}

@@ -166,6 +166,17 @@ impl Core {
             Statement::Call(f) if f.name.to_string() == crate::sql::database_ddl::PROCEDURE => {
                 self.exec.database_ddl(txn, &f, notices).await
             }
+            Statement::CreateSchema {
+                schema_name,
+                if_not_exists,
+                ..
+            } => crate::sql::schema_ddl::create_schema(&schema_name, if_not_exists, notices),
+            Statement::Drop {
+                object_type: ObjectType::Schema,
+                if_exists,
+                names,
+                ..
+            } => crate::sql::schema_ddl::drop_schemas(&names, if_exists, notices),
             Statement::CreateIndex(ci) => self.exec.create_index(txn, ci, notices).await,
             Statement::AlterTable(at) => self.exec.alter_table(txn, at, notices).await,
             Statement::Comment {

@@ -63,7 +63,7 @@ pub fn table_name(name: &ObjectName) -> SqlResult<String> {
         let schema = &parts[parts.len() - 2];
         if schema != "public" {
             return Err(SqlError::new(
-                codes::UNDEFINED_OBJECT,
+                codes::INVALID_SCHEMA_NAME,
                 format!("schema \"{schema}\" does not exist"),
             ));
         }

@@ -14,6 +14,7 @@
 //! - [`copy`], [`copy_exec`], [`copy_load`]: COPY's formats, its execution, its direct
 //!   load path;
 //! - [`database_ddl`]: CREATE and DROP DATABASE, carried past the parser by [`carrier`];
+//!   [`schema_ddl`]: CREATE and DROP SCHEMA of the schemas there are;
 //! - [`outcome`], [`origins`]: what a statement produced, and where its columns come from.
 
 pub mod alter_columns;
@@ -50,6 +51,7 @@ pub mod prepare;
 pub mod primary_key;
 pub mod role_ddl;
 pub mod row_write;
+pub mod schema_ddl;
 pub mod sequence_syntax;
 pub mod subplan;
 pub mod system_columns;
