@@ -439,3 +439,180 @@ async fn indexes_equal_their_tables_through_flushes_compactions_and_restarts() {
         c.batch_execute("RESET weft.as_of").await.unwrap();
     }
 }
+
+/// An index made outside a transaction block on a table larger than one transaction may
+/// write is built in steps while writers keep changing the table, and then equals the
+/// table: every lookup through it finds what a scan finds. Inside a block the same build
+/// is bounded (54000, with a hint). A unique index over duplicated values fails and
+/// leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_built_in_steps_keeps_up_with_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("data"), &["--txn-bytes-max", "100000"]);
+    let c = connect(&server.conn_string()).await;
+    c.batch_execute("CREATE TABLE w (id int PRIMARY KEY, g int, u int)")
+        .await
+        .unwrap();
+    const ROWS: i64 = 20_000;
+    for start in (1..=ROWS).step_by(500) {
+        c.batch_execute(&format!(
+            "INSERT INTO w SELECT x, x % 10, x FROM generate_series({start}, {}) x",
+            start + 499
+        ))
+        .await
+        .unwrap();
+    }
+    let e = c
+        .batch_execute("BEGIN; CREATE INDEX w_g_block ON w (g)")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("54000"), "{e:?}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    let e = c
+        .batch_execute("BEGIN; CREATE INDEX CONCURRENTLY w_g_block ON w (g)")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("25001"), "{e:?}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+
+    // A writer updates, deletes and inserts rows while the indexes are built.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let conn = server.conn_string();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let w = connect(&conn).await;
+            let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+            let mut n = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let id = (state % ROWS as u64) as i64 + 1;
+                n += 1;
+                let sql = match n % 3 {
+                    // u stays unique: each change moves it past every value used before.
+                    0 => format!(
+                        "UPDATE w SET g = {}, u = {} WHERE id = {id}",
+                        n % 10,
+                        1_000_000 + n
+                    ),
+                    1 => format!("DELETE FROM w WHERE id = {id}"),
+                    _ => format!(
+                        "INSERT INTO w VALUES ({}, {}, {}) ON CONFLICT DO NOTHING",
+                        ROWS + n,
+                        n % 10,
+                        2_000_000 + n
+                    ),
+                };
+                match w.batch_execute(&sql).await {
+                    Ok(()) => {}
+                    Err(e) if e.code().is_some_and(|c| c.code() == "40001") => {}
+                    Err(e) => panic!("{sql}: {e:?}"),
+                }
+            }
+            n
+        })
+    };
+    c.batch_execute("CREATE INDEX w_g ON w (g)").await.unwrap();
+    c.batch_execute("CREATE UNIQUE INDEX CONCURRENTLY w_u ON w (u)")
+        .await
+        .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let writes = writer.await.unwrap();
+    assert!(writes > 0);
+
+    let ids = |msgs: Vec<SimpleQueryMessage>| -> Vec<String> {
+        msgs.into_iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    let plan: Vec<String> = c
+        .simple_query("EXPLAIN SELECT id FROM w WHERE g = 3")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(1).map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    assert!(plan.iter().any(|l| l.contains("index=w_g")), "{plan:?}");
+    for g in 0..10 {
+        let a = ids(c
+            .simple_query(&format!("SELECT id FROM w WHERE g = {g} ORDER BY id"))
+            .await
+            .unwrap());
+        let b = ids(c
+            .simple_query(&format!("SELECT id FROM w WHERE g + 0 = {g} ORDER BY id"))
+            .await
+            .unwrap());
+        assert!(!a.is_empty());
+        assert_eq!(a, b, "g = {g}");
+    }
+    // Every row is found through the unique index by its value, and a value no row holds
+    // any more (moved by an update, or deleted) finds nothing.
+    let all: Vec<(String, String)> = c
+        .simple_query("SELECT id, u FROM w")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some((r.get(0)?.to_string(), r.get(1)?.to_string())),
+            _ => None,
+        })
+        .collect();
+    for (id, u) in all.iter().step_by(37) {
+        let found = ids(c
+            .simple_query(&format!("SELECT id FROM w WHERE u = {u}"))
+            .await
+            .unwrap());
+        assert_eq!(found, vec![id.clone()], "u = {u}");
+    }
+    let held: std::collections::HashSet<&str> = all.iter().map(|(_, u)| u.as_str()).collect();
+    for u in 1..=300 {
+        let found = ids(c
+            .simple_query(&format!("SELECT id FROM w WHERE u = {u}"))
+            .await
+            .unwrap());
+        assert_eq!(
+            found.len(),
+            usize::from(held.contains(u.to_string().as_str())),
+            "u = {u}"
+        );
+    }
+    // Both indexes are valid and listed.
+    let valid = ids(c
+        .simple_query(
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE c.relname IN ('w_g', 'w_u') AND i.indisvalid",
+        )
+        .await
+        .unwrap());
+    assert_eq!(valid, vec!["2".to_string()]);
+
+    // Duplicated values: the build fails and the index is gone (a duplicate can still be
+    // written afterwards).
+    let e = c
+        .batch_execute("CREATE UNIQUE INDEX w_g_unique ON w (g)")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("23505"), "{e:?}");
+    let message = e.as_db_error().map(|d| d.message().to_string());
+    assert_eq!(
+        message.as_deref(),
+        Some("could not create unique index \"w_g_unique\""),
+        "{e:?}"
+    );
+    let left = ids(c
+        .simple_query("SELECT count(*) FROM pg_indexes WHERE indexname = 'w_g_unique'")
+        .await
+        .unwrap());
+    assert_eq!(left, vec!["0".to_string()]);
+    c.batch_execute("INSERT INTO w VALUES (-1, 3, -1)")
+        .await
+        .unwrap();
+}

@@ -165,7 +165,10 @@ impl Executor {
             }
             let unique = same_set(&parent_columns, &parent.primary_key)
                 || parent.indexes.iter().any(|i| {
-                    i.unique && i.predicate.is_none() && same_set(&i.columns, &parent_columns)
+                    i.unique
+                        && i.valid
+                        && i.predicate.is_none()
+                        && same_set(&i.columns, &parent_columns)
                 });
             if !unique {
                 return Err(SqlError::new(
@@ -345,7 +348,7 @@ impl Executor {
         let idx = parent
             .indexes
             .iter()
-            .find(|i| i.unique && same_set(&i.columns, &fk.parent_columns))
+            .find(|i| i.unique && i.valid && same_set(&i.columns, &fk.parent_columns))
             .ok_or_else(|| SqlError::internal("a foreign key's unique index is gone"))?;
         let ordered: Vec<&ScalarValue> = idx
             .columns

@@ -2,10 +2,11 @@
 //! ALTER TABLE declare: each is part of its table's definition, written in the
 //! statement's transaction.
 //!
-//! An index made on a table that already holds rows is built in the same transaction: its
-//! entries are written from the rows the transaction sees, so it is complete when the
-//! definition commits, and every later writer of the table (which depends on the
-//! definition) maintains it. The build is bounded by the transaction limits.
+//! An index made inside a transaction block on a table that already holds rows is built in
+//! the same transaction: its entries are written from the rows the transaction sees, so it
+//! is complete when the definition commits, and every later writer of the table (which
+//! depends on the definition) maintains it. That build is bounded by the transaction
+//! limits; outside a block, an index is built in steps ([`crate::sql::index_build`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -389,7 +390,7 @@ impl Executor {
     }
 
     /// Each row of a batch from [`Executor::table_stream`], with its key.
-    fn batch_rows(def: &TableDef, b: &RecordBatch) -> SqlResult<Vec<(Vec<u8>, Row)>> {
+    pub(crate) fn batch_rows(def: &TableDef, b: &RecordBatch) -> SqlResult<Vec<(Vec<u8>, Row)>> {
         let ncols = def.columns.len();
         let keys = b
             .column(ncols)
@@ -458,7 +459,10 @@ impl Executor {
     }
 
     /// `CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] [name] ON t (cols)
-    /// [INCLUDE (...)]`.
+    /// [INCLUDE (...)]`. Outside a transaction block (and before anything else the
+    /// statement's transaction wrote) the index is built in steps of its own
+    /// ([`crate::sql::index_build`]), so a table of any size can take one; inside a block
+    /// it is built in the block's transaction, within its limits.
     pub async fn create_index(
         &self,
         txn: &mut Txn,
@@ -466,6 +470,41 @@ impl Executor {
         notices: &mut Vec<Notice>,
     ) -> SqlResult<Outcome> {
         let tag = Outcome::Command(CommandTag::new("CREATE INDEX"));
+        let in_block = txn.explicit || !txn.writes.is_empty();
+        if ci.concurrently && in_block {
+            return Err(SqlError::new(
+                codes::ACTIVE_SQL_TRANSACTION,
+                "CREATE INDEX CONCURRENTLY cannot run inside a transaction block",
+            ));
+        }
+        if !in_block {
+            self.create_index_in_steps(txn.database, &ci, notices)
+                .await?;
+            return Ok(tag);
+        }
+        let Some((mut def, idx)) = self.prepare_index(txn, &ci, notices).await? else {
+            return Ok(tag);
+        };
+        self.build_index(txn, &def, &idx).await.map_err(|e| {
+            if e.code == codes::PROGRAM_LIMIT_EXCEEDED {
+                e.with_hint("run CREATE INDEX outside a transaction block: there it is built in steps, whatever the table's size")
+            } else {
+                e
+            }
+        })?;
+        def.indexes.push(idx);
+        self.put_table_def(txn, &def)?;
+        Ok(tag)
+    }
+
+    /// The table's definition and the new index a CREATE INDEX asks for (not yet built or
+    /// added); `None` when IF NOT EXISTS finds the name taken.
+    pub(crate) async fn prepare_index(
+        &self,
+        txn: &Txn,
+        ci: &ast::CreateIndex,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Option<(TableDef, IndexDef)>> {
         if ci.predicate.is_some() {
             return Err(SqlError::unsupported(
                 "partial indexes (CREATE INDEX ... WHERE) are not supported",
@@ -479,7 +518,7 @@ impl Executor {
             }
         }
         let table = table_name(&ci.table_name)?;
-        let mut def = (*self.table_def(txn, &table).await?).clone();
+        let def = (*self.table_def(txn, &table).await?).clone();
         let columns = index_columns(&def, &ci.columns)?;
         let mut taken = self.relation_names(txn).await?;
         let given = ci.name.as_ref().map(table_name).transpose()?;
@@ -490,7 +529,7 @@ impl Executor {
                     code: "42P07",
                     message: format!("relation \"{n}\" already exists, skipping"),
                 });
-                return Ok(tag);
+                return Ok(None);
             }
         }
         let name = Self::relation_name_for(&mut taken, given, &def, &columns, "idx")?;
@@ -499,10 +538,7 @@ impl Executor {
         for c in &ci.include {
             idx.include.push(column_position(&def, &ident_name(c))?);
         }
-        self.build_index(txn, &def, &idx).await?;
-        def.indexes.push(idx);
-        self.put_table_def(txn, &def)?;
-        Ok(tag)
+        Ok(Some((def, idx)))
     }
 
     /// `DROP INDEX [IF EXISTS] name, ...`. The index of a UNIQUE constraint is dropped

@@ -40,6 +40,7 @@ pub mod fetch_syntax;
 pub mod foreign_keys;
 pub mod group_by_key;
 pub mod identity;
+pub mod index_build;
 pub mod index_ddl;
 pub mod jsonb_syntax;
 pub mod lock_table;

@@ -118,7 +118,19 @@ impl Executor {
             }
             if let Some(o) = old {
                 let k = idx.entry_key(o, key).map_err(engine_value)?;
-                txn.put_entry(&self.db.limits, idx.id, &entry_schema, k, None)?;
+                // While a unique index is built, another row may hold the old value's
+                // entry (its own row not yet indexed): only this row's entry goes.
+                let theirs = if !idx.valid && idx.unique_form(o) {
+                    match self.current(txn, idx.id, &k).await? {
+                        Some(holder) => pk_of_entry(&holder)? != key,
+                        None => false,
+                    }
+                } else {
+                    false
+                };
+                if !theirs {
+                    txn.put_entry(&self.db.limits, idx.id, &entry_schema, k, None)?;
+                }
             }
             if let Some(n) = new {
                 let k = idx.entry_key(n, key).map_err(engine_value)?;
@@ -154,7 +166,8 @@ impl Executor {
         only: Option<&str>,
     ) -> SqlResult<Option<(Vec<u8>, Arc<Row>)>> {
         for idx in &def.indexes {
-            if only.is_some_and(|n| n != idx.name) || !idx.unique_form(row) {
+            // An index still being built is no arbiter (as in PostgreSQL).
+            if only.is_some_and(|n| n != idx.name) || !idx.valid || !idx.unique_form(row) {
                 continue;
             }
             let k = idx.entry_key(row, &[]).map_err(engine_value)?;
@@ -223,7 +236,7 @@ impl Executor {
 }
 
 /// The primary key an index entry points at.
-fn pk_of_entry(entry: &Row) -> SqlResult<Vec<u8>> {
+pub(crate) fn pk_of_entry(entry: &Row) -> SqlResult<Vec<u8>> {
     match entry.first() {
         Some(ScalarValue::Binary(Some(k))) => Ok(k.clone()),
         _ => Err(SqlError::internal("an index entry without its row's key")),
