@@ -119,6 +119,12 @@ pub fn encode_index_value(out: &mut Vec<u8>, v: &ScalarValue) -> EngineResult<()
     encode_value(out, v)
 }
 
+/// The entries `[lo, hi)` whose leading value is not NULL: the most a range of values on
+/// an index's first column can cover.
+pub fn non_null_entries() -> (Vec<u8>, Vec<u8>) {
+    (vec![TAG_VALUE], vec![TAG_NULL])
+}
+
 impl IndexDef {
     /// The values of `row` that this index keys on.
     pub fn values<'a>(&self, row: &'a Row) -> Vec<&'a ScalarValue> {

@@ -246,9 +246,15 @@ impl WeftTable {
     /// Comparisons of the first primary-key column with constants in `filter`, as
     /// `(op, constant)` with the column on the left.
     fn first_key_bounds(&self, filter: &Expr) -> Vec<(Operator, ScalarValue)> {
-        let Some(&first) = self.def.primary_key.first() else {
-            return Vec::new();
-        };
+        match self.def.primary_key.first() {
+            Some(&first) => self.column_bounds(first, filter),
+            None => Vec::new(),
+        }
+    }
+
+    /// Comparisons of column `first` with constants in `filter` (`=`, `<`, `<=`, `>`,
+    /// `>=`, `BETWEEN`), as `(op, constant)` with the column on the left.
+    fn column_bounds(&self, first: usize, filter: &Expr) -> Vec<(Operator, ScalarValue)> {
         let want = self.def.columns[first].ty.arrow_type();
         let is_first = |e: &Expr| matches!(e, Expr::Column(c) if self.def.column_index(&c.name) == Some(first));
         let lit = |e: &Expr| match e {
@@ -372,7 +378,10 @@ impl TableProvider for WeftTable {
             .map(|(f, c)| match c {
                 Some(_) if exact => TableProviderFilterPushDown::Exact,
                 Some(_) => TableProviderFilterPushDown::Inexact,
-                None if !self.first_key_bounds(f).is_empty() || self.pins_indexed_column(f) => {
+                None if !self.first_key_bounds(f).is_empty()
+                    || self.pins_indexed_column(f)
+                    || self.bounds_indexed_column(f) =>
+                {
                     TableProviderFilterPushDown::Inexact
                 }
                 None => TableProviderFilterPushDown::Unsupported,
@@ -417,11 +426,20 @@ impl TableProvider for WeftTable {
                     }
                     ScanKind::Points(keys)
                 }
-                None => {
-                    self.record(ReadSpan::Table);
-                    let (lo, hi) = self.key_range(filters);
-                    ScanKind::Range { lo, hi }
-                }
+                None => match self.index_range_keys(state, filters).await? {
+                    Some((name, keys)) => {
+                        index_used = Some(name);
+                        for k in &keys {
+                            self.record(ReadSpan::Key(k.clone()));
+                        }
+                        ScanKind::Points(keys)
+                    }
+                    None => {
+                        self.record(ReadSpan::Table);
+                        let (lo, hi) = self.key_range(filters);
+                        ScanKind::Range { lo, hi }
+                    }
+                },
             },
         };
         let overlay: Vec<(Vec<u8>, Option<Arc<Row>>)> = match (&self.overlay, &kind) {

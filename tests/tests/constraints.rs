@@ -306,6 +306,17 @@ async fn index_lookups_find_what_a_scan_finds() {
     )
     .join("\n");
     assert!(plan.contains("index=u_email_key"), "{plan}");
+    let plan = text(
+        c.simple_query("EXPLAIN SELECT * FROM u WHERE grp >= 8")
+            .await
+            .unwrap(),
+    )
+    .join("\n");
+    assert!(plan.contains("index=u_grp"), "{plan}");
+    // A NULL is in no range.
+    c.batch_execute("INSERT INTO u VALUES (2000, NULL, NULL)")
+        .await
+        .unwrap();
     c.batch_execute(
         "BEGIN; INSERT INTO u VALUES (1000, 'new', 3); DELETE FROM u WHERE id = 13; \
          UPDATE u SET grp = 3 WHERE id = 14",
@@ -324,6 +335,23 @@ async fn index_lookups_find_what_a_scan_finds() {
         (
             "SELECT id FROM u WHERE email IN ('e13', 'e14', 'new') ORDER BY id",
             "SELECT id FROM u WHERE email || '' IN ('e13', 'e14', 'new') ORDER BY id",
+        ),
+        // Ranges on an index's first column read the index too.
+        (
+            "SELECT id FROM u WHERE grp > 3 AND grp <= 6 ORDER BY id",
+            "SELECT id FROM u WHERE grp + 0 > 3 AND grp + 0 <= 6 ORDER BY id",
+        ),
+        (
+            "SELECT id FROM u WHERE grp BETWEEN 8 AND 20 ORDER BY id",
+            "SELECT id FROM u WHERE grp + 0 BETWEEN 8 AND 20 ORDER BY id",
+        ),
+        (
+            "SELECT id FROM u WHERE email >= 'e13' AND email < 'e15' ORDER BY id",
+            "SELECT id FROM u WHERE email || '' >= 'e13' AND email || '' < 'e15' ORDER BY id",
+        ),
+        (
+            "SELECT id FROM u WHERE email > 'e9' ORDER BY id",
+            "SELECT id FROM u WHERE email || '' > 'e9' ORDER BY id",
         ),
     ] {
         let a = text(c.simple_query(indexed).await.unwrap());
@@ -406,6 +434,22 @@ async fn indexes_equal_their_tables_through_flushes_compactions_and_restarts() {
         for g in 0..5 {
             let q = format!("SELECT id FROM m WHERE g = {g} ORDER BY id");
             let scan = format!("SELECT id FROM m WHERE g + 0 = {g} ORDER BY id");
+            let a = rows(c.simple_query(&q).await.unwrap());
+            let b = rows(c.simple_query(&scan).await.unwrap());
+            assert_eq!(a, b, "step {step} after {sql}: {q}");
+            now.push((q, a));
+        }
+        for (lo, hi) in [(0, 2), (1, 4), (3, 5)] {
+            let q = format!("SELECT id FROM m WHERE g >= {lo} AND g < {hi} ORDER BY id");
+            let scan = format!("SELECT id FROM m WHERE g + 0 >= {lo} AND g + 0 < {hi} ORDER BY id");
+            let a = rows(c.simple_query(&q).await.unwrap());
+            let b = rows(c.simple_query(&scan).await.unwrap());
+            assert_eq!(a, b, "step {step} after {sql}: {q}");
+            now.push((q, a));
+        }
+        for (lo, hi) in [(0, 10), (25, 40), (50, 59)] {
+            let q = format!("SELECT id FROM m WHERE u BETWEEN {lo} AND {hi} ORDER BY id");
+            let scan = format!("SELECT id FROM m WHERE u + 0 BETWEEN {lo} AND {hi} ORDER BY id");
             let a = rows(c.simple_query(&q).await.unwrap());
             let b = rows(c.simple_query(&scan).await.unwrap());
             assert_eq!(a, b, "step {step} after {sql}: {q}");
@@ -541,6 +585,42 @@ async fn an_index_built_in_steps_keeps_up_with_writers() {
         })
         .collect();
     assert!(plan.iter().any(|l| l.contains("index=w_g")), "{plan:?}");
+    // A range of more entries than a scan reads rows for one by one reads the table.
+    let explain = |sql: String| {
+        let c = &c;
+        async move {
+            c.simple_query(&sql)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|m| match m {
+                    SimpleQueryMessage::Row(r) => r.get(1).map(str::to_string),
+                    _ => None,
+                })
+                .collect::<Vec<String>>()
+                .join("\n")
+        }
+    };
+    let wide = explain("EXPLAIN SELECT id FROM w WHERE g >= 1".into()).await;
+    assert!(!wide.contains("index="), "{wide}");
+    let narrow = explain("EXPLAIN SELECT id FROM w WHERE g >= 9".into()).await;
+    assert!(narrow.contains("index=w_g"), "{narrow}");
+    for (indexed, scanned) in [
+        ("g >= 1", "g + 0 >= 1"),
+        ("g >= 9", "g + 0 >= 9"),
+        ("u < 500", "u + 0 < 500"),
+    ] {
+        let a = ids(c
+            .simple_query(&format!("SELECT id FROM w WHERE {indexed} ORDER BY id"))
+            .await
+            .unwrap());
+        let b = ids(c
+            .simple_query(&format!("SELECT id FROM w WHERE {scanned} ORDER BY id"))
+            .await
+            .unwrap());
+        assert!(!a.is_empty(), "{indexed}");
+        assert_eq!(a, b, "{indexed}");
+    }
     for g in 0..10 {
         let a = ids(c
             .simple_query(&format!("SELECT id FROM w WHERE g = {g} ORDER BY id"))

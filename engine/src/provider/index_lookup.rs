@@ -1,7 +1,10 @@
 //! Secondary-index lookups: when the filters pin every column of a complete index to
 //! constants, the scan reads the index's entries for those values (stored ones at the
 //! read timestamp, and the transaction's own) and then the rows by primary key, instead
-//! of scanning the table.
+//! of scanning the table. When they bound its first column instead (`=`, `<`, `<=`, `>`,
+//! `>=`, `BETWEEN`), the scan reads the entries of that range, unless there are more than
+//! [`RANGE_KEYS_MAX`] of them: then it scans the table (weft keeps no statistics to
+//! guess a range's size before reading it; the entries are small, the rows are not).
 //!
 //! At SERIALIZABLE the read is recorded on the index as well as on the rows found: the
 //! exact entry key for a unique index's values, the whole index otherwise, so that a
@@ -14,8 +17,17 @@ use datafusion::catalog::Session;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::Expr;
 
+use datafusion::logical_expr::Operator;
+
 use super::{combinations, prefix_successor, ReadSpan, WeftTable};
-use crate::index::{index_schema, IndexDef};
+use crate::index::{index_schema, non_null_entries, IndexDef};
+
+/// Most entries of an index range a scan reads rows for one by one; past it, the scan
+/// reads the table.
+pub const RANGE_KEYS_MAX: usize = 10_000;
+
+/// Entries `[lo, hi)` of an index, and what a SERIALIZABLE read of them records.
+type EntryRange = (Vec<u8>, Option<Vec<u8>>, ReadSpan);
 use crate::storage::scan::{OutColumn, ScanKind, ScanRequest};
 
 impl WeftTable {
@@ -54,6 +66,70 @@ impl WeftTable {
         None
     }
 
+    /// Whether `filter` bounds the first column of some usable index.
+    pub(super) fn bounds_indexed_column(&self, filter: &Expr) -> bool {
+        self.usable_indexes()
+            .any(|i| !self.column_bounds(i.columns[0], filter).is_empty())
+    }
+
+    /// The first usable index whose first column the filters bound, and the range of its
+    /// entries they allow (never the NULLs).
+    fn index_range(&self, filters: &[Expr]) -> Option<(&IndexDef, Vec<u8>, Vec<u8>)> {
+        for idx in self.usable_indexes() {
+            let (mut lo, mut hi) = non_null_entries();
+            let mut bounded = false;
+            for f in filters {
+                for (op, v) in self.column_bounds(idx.columns[0], f) {
+                    let Ok(p) = idx.prefix(&[&v]) else { continue };
+                    let (l, h) = match op {
+                        Operator::Gt => (prefix_successor(&p), None),
+                        Operator::GtEq => (Some(p), None),
+                        Operator::Lt => (None, Some(p)),
+                        Operator::LtEq => (None, prefix_successor(&p)),
+                        Operator::Eq => (Some(p.clone()), prefix_successor(&p)),
+                        _ => (None, None),
+                    };
+                    if let Some(l) = l {
+                        bounded = true;
+                        lo = lo.max(l);
+                    }
+                    if let Some(h) = h {
+                        bounded = true;
+                        hi = hi.min(h);
+                    }
+                }
+            }
+            if bounded {
+                return Some((idx, lo, hi));
+            }
+        }
+        None
+    }
+
+    /// The index a range of the filters reads, and the primary keys of its entries there;
+    /// `None` when no index applies or the range holds more than [`RANGE_KEYS_MAX`].
+    pub(super) async fn index_range_keys(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+    ) -> DfResult<Option<(String, Vec<Vec<u8>>)>> {
+        let Some((idx, lo, hi)) = self.index_range(filters) else {
+            return Ok(None);
+        };
+        if lo >= hi {
+            return Ok(Some((idx.name.clone(), Vec::new())));
+        }
+        let keys = self
+            .read_entries(
+                state,
+                idx,
+                vec![(lo, Some(hi), ReadSpan::Table)],
+                RANGE_KEYS_MAX,
+            )
+            .await?;
+        Ok(keys.map(|k| (idx.name.clone(), k)))
+    }
+
     /// The primary keys of the rows whose entries start with one of `prefixes`.
     pub(super) async fn index_lookup(
         &self,
@@ -61,17 +137,38 @@ impl WeftTable {
         idx: &IndexDef,
         prefixes: Vec<Vec<u8>>,
     ) -> DfResult<Vec<Vec<u8>>> {
-        let overlay = self.index_overlays.get(&idx.id);
-        let mut keys = Vec::new();
-        for prefix in prefixes {
-            let hi = prefix_successor(&prefix);
-            if let Some(r) = &self.reads {
+        let ranges = prefixes
+            .into_iter()
+            .map(|prefix| {
+                let hi = prefix_successor(&prefix);
                 // A unique index's entry for non-NULL values is the prefix itself.
                 let span = if idx.unique {
                     ReadSpan::Key(prefix.clone())
                 } else {
                     ReadSpan::Table
                 };
+                (prefix, hi, span)
+            })
+            .collect();
+        Ok(self
+            .read_entries(state, idx, ranges, usize::MAX)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// The primary keys of the entries in `ranges` (stored ones at the read timestamp, and
+    /// the transaction's own), sorted; `None` once there are more than `max`.
+    async fn read_entries(
+        &self,
+        state: &dyn Session,
+        idx: &IndexDef,
+        ranges: Vec<EntryRange>,
+        max: usize,
+    ) -> DfResult<Option<Vec<Vec<u8>>>> {
+        let overlay = self.index_overlays.get(&idx.id);
+        let mut keys = Vec::new();
+        for (prefix, hi, span) in ranges {
+            if let Some(r) = &self.reads {
                 r.record(idx.id, span);
             }
             let own: Vec<_> = overlay
@@ -112,10 +209,13 @@ impl WeftTable {
                         keys.push(col.value(i).to_vec());
                     }
                 }
+                if keys.len() > max {
+                    return Ok(None);
+                }
             }
         }
         keys.sort();
         keys.dedup();
-        Ok(keys)
+        Ok(Some(keys))
     }
 }
