@@ -1,6 +1,7 @@
-//! `weft bench storage`: point lookups by primary key (latency percentiles) and a full scan
-//! with aggregates (rows per second) on a large table, for weft, for raw DataFusion over the
-//! same rows written as one plain Parquet file, and for PostgreSQL 15, in the same run.
+//! `weft bench storage`: point lookups by primary key (latency percentiles), a full scan
+//! with aggregates (rows per second), and then the build of a secondary index and lookups
+//! through it, on a large table, for weft, for raw DataFusion over the same rows written as
+//! one plain Parquet file (no index), and for PostgreSQL 15, in the same run.
 //!
 //! weft and PostgreSQL are measured over the wire from one client; raw DataFusion runs in
 //! this process (no wire, no MVCC), which makes it the ceiling for weft's read path.
@@ -30,6 +31,10 @@ pub struct StorageArgs {
     /// Full scans timed per system (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub scans: usize,
+    /// Lookups through a secondary index on `v` timed per system (after as many for
+    /// warm-up), once `CREATE INDEX` has built it; 0 skips the index.
+    #[arg(long, default_value_t = 5_000)]
+    pub indexed_lookups: usize,
     /// Skip PostgreSQL.
     #[arg(long)]
     pub no_postgres: bool,
@@ -42,6 +47,9 @@ struct Result {
     load_s: f64,
     lookups_ms: Vec<f64>,
     scans_s: Vec<f64>,
+    /// CREATE INDEX on `v` (outside a transaction block), and lookups through it.
+    index_build_s: Option<f64>,
+    indexed_ms: Vec<f64>,
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -122,12 +130,54 @@ async fn over_wire(
             "{system}: count(*) was {count:?}"
         );
     }
+    let (index_build_s, indexed_ms) = indexed(system, &c, a).await?;
     Ok(Result {
         system,
         load_s,
         lookups_ms,
         scans_s,
+        index_build_s,
+        indexed_ms,
     })
+}
+
+/// Builds an index on `v` and times `SELECT id, s FROM bench_kv WHERE v = $1` through it.
+async fn indexed(
+    system: &str,
+    c: &tokio_postgres::Client,
+    a: &StorageArgs,
+) -> anyhow::Result<(Option<f64>, Vec<f64>)> {
+    if a.indexed_lookups == 0 {
+        return Ok((None, Vec::new()));
+    }
+    let t = Instant::now();
+    c.batch_execute("CREATE INDEX bench_kv_v ON bench_kv (v)")
+        .await
+        .with_context(|| format!("{system}: CREATE INDEX"))?;
+    let build_s = t.elapsed().as_secs_f64();
+    eprintln!("{system}: built the index on v in {build_s:.1} s");
+    let stmt = c.prepare("SELECT id, s FROM bench_kv WHERE v = $1").await?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut ms_all = Vec::with_capacity(a.indexed_lookups);
+    for i in 0..2 * a.indexed_lookups {
+        let id: i64 = rng.random_range(1..=a.rows);
+        let t = Instant::now();
+        let rows = c.query(&stmt, &[&(id * 7)]).await?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        anyhow::ensure!(
+            rows.len() == 1,
+            "{system}: v {} found {} rows",
+            id * 7,
+            rows.len()
+        );
+        let got: i64 = rows[0].get(0);
+        anyhow::ensure!(got == id, "{system}: v {} is row {got}, not {id}", id * 7);
+        if i >= a.indexed_lookups {
+            ms_all.push(ms);
+        }
+    }
+    ms_all.sort_by(|a, b| a.total_cmp(b));
+    Ok((Some(build_s), ms_all))
 }
 
 /// Raw DataFusion over one plain Parquet file of the same rows (sorted by id, default
@@ -180,6 +230,8 @@ async fn raw_datafusion(a: &StorageArgs, dir: &std::path::Path) -> anyhow::Resul
         load_s,
         lookups_ms,
         scans_s,
+        index_build_s: None,
+        indexed_ms: Vec::new(),
     })
 }
 
@@ -288,13 +340,38 @@ pub async fn storage(a: StorageArgs) -> anyhow::Result<()> {
             median(&r.scans_s) / median(&w.scans_s),
         );
     }
+    if a.indexed_lookups > 0 {
+        println!();
+        println!("| system | CREATE INDEX s | indexed lookup p50 ms | p99 ms | p99.9 ms |");
+        println!("|---|---|---|---|---|");
+        for r in results.iter().filter(|r| r.index_build_s.is_some()) {
+            println!(
+                "| {} | {:.1} | {:.3} | {:.3} | {:.3} |",
+                r.system,
+                r.index_build_s.unwrap_or(f64::NAN),
+                pct(&r.indexed_ms, 0.5),
+                pct(&r.indexed_ms, 0.99),
+                pct(&r.indexed_ms, 0.999),
+            );
+        }
+        for r in results[1..].iter().filter(|r| r.index_build_s.is_some()) {
+            println!(
+                "weft / {}: indexed lookup p50 {:.2}x the latency, p99 {:.2}x; index build {:.2}x the time",
+                r.system,
+                pct(&w.indexed_ms, 0.5) / pct(&r.indexed_ms, 0.5),
+                pct(&w.indexed_ms, 0.99) / pct(&r.indexed_ms, 0.99),
+                w.index_build_s.unwrap_or(f64::NAN) / r.index_build_s.unwrap_or(f64::NAN),
+            );
+        }
+    }
     println!(
-        "reproduce: weft bench storage --rows {} --chunk {} --lookups {} --datafusion-lookups {} --scans {}{}",
+        "reproduce: weft bench storage --rows {} --chunk {} --lookups {} --datafusion-lookups {} --scans {} --indexed-lookups {}{}",
         a.rows,
         a.chunk,
         a.lookups,
         a.datafusion_lookups,
         a.scans,
+        a.indexed_lookups,
         if a.no_postgres { " --no-postgres" } else { "" }
     );
     Ok(())
