@@ -191,3 +191,57 @@ fn meta_commands_print_what_postgresql_prints() {
         "{out}"
     );
 }
+
+/// psql's `\dt+`, `\di+` and `\l+` show sizes: a table's and an index's are the bytes of
+/// their segments once flushed, the total is their sum, and a name that is no relation is
+/// 42P01 as in PostgreSQL.
+#[test]
+fn sizes_of_tables_indexes_and_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("data"), &["--flush-age-max-s", "1"]);
+    let (ok, _, err) = psql(
+        &server,
+        &[
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "CREATE TABLE sized (id int PRIMARY KEY, body text); \
+             INSERT INTO sized SELECT g, repeat('x', 100) || g FROM generate_series(1, 2000) g; \
+             CREATE INDEX sized_body ON sized (body)",
+        ],
+    );
+    assert!(ok, "{err}");
+    // Sizes count flushed segments: wait (bounded) for the flush.
+    let sizes = || {
+        let (ok, out, err) = psql(
+            &server,
+            &[
+                "-At",
+                "-c",
+                "SELECT pg_relation_size('sized'), pg_indexes_size('sized'), \
+                 pg_total_relation_size('sized'), pg_database_size('postgres')",
+            ],
+        );
+        assert!(ok, "{err}");
+        out.trim()
+            .split('|')
+            .map(|v| v.parse::<i64>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut s = sizes();
+    while s[0] == 0 || s[1] == 0 {
+        assert!(std::time::Instant::now() < deadline, "never flushed: {s:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        s = sizes();
+    }
+    assert!(s[0] > 4000, "{s:?}");
+    assert_eq!(s[2], s[0] + s[1], "{s:?}");
+    assert!(s[3] >= s[2], "{s:?}");
+    let (ok, out, err) = psql(&server, &["-c", "\\dt+", "-c", "\\di+", "-c", "\\l+"]);
+    assert!(ok, "{err}");
+    assert!(out.contains(" sized ") && out.contains(" kB"), "{out}");
+    assert!(out.contains("sized_body"), "{out}");
+    let (ok, _, err) = psql(&server, &["-c", "SELECT pg_relation_size('no_such_table')"]);
+    assert!(!ok && err.contains("does not exist"), "{err}");
+}

@@ -15,7 +15,7 @@
 //! - [`session_meta`], [`oids`], [`pg_get`], [`rows`]: what the catalog tables know of the
 //!   session, object ids, PostgreSQL's renderings of objects, building a catalog table;
 //! - [`pgcatalog`], [`information_schema`]: the catalog tables clients read;
-//! - [`pgfuncs`], [`session_funcs`]: the system functions clients call.
+//! - [`pgfuncs`], [`session_funcs`], [`sizes`]: the system functions clients call.
 
 pub mod absent;
 pub mod activity;
@@ -38,6 +38,7 @@ pub mod sequence_blocks;
 pub mod sequences;
 pub mod session_funcs;
 pub mod session_meta;
+pub mod sizes;
 pub mod systable;
 pub mod txn;
 pub mod view;

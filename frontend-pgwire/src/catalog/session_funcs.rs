@@ -311,6 +311,7 @@ pub fn register_session(
     meta: &Arc<SessionMeta>,
 ) {
     ctx.register_udf(nextval_udf(db, meta));
+    crate::catalog::sizes::register(ctx, db, meta);
     for f in advisory_udfs(db, meta) {
         ctx.register_udf(f);
     }

@@ -220,6 +220,11 @@ pub fn calls_catalog_function(stmt: &datafusion::sql::sqlparser::ast::Statement)
                         | "pg_get_viewdef"
                         | "to_regclass"
                         | "pg_get_serial_sequence"
+                        | "pg_relation_size"
+                        | "pg_table_size"
+                        | "pg_indexes_size"
+                        | "pg_total_relation_size"
+                        | "pg_database_size"
                 )
             ) {
                 return ControlFlow::Break(());

@@ -46,9 +46,7 @@ pub fn parse(sql: &str) -> Option<SqlResult<Statement>> {
     match head[0].as_str() {
         "create" => Some(parse_create(sql)),
         "drop" => Some(parse_drop(sql)),
-        "alter" => Some(Err(SqlError::unsupported(
-            "ALTER DATABASE is not supported",
-        ))),
+        "alter" => Some(parse_alter(sql)),
         _ => None,
     }
 }
@@ -201,6 +199,38 @@ fn parse_create(sql: &str) -> SqlResult<Statement> {
     ))
 }
 
+/// `ALTER DATABASE name OWNER TO role`, which `pg_dump --create` writes; its other forms
+/// (RENAME, SET, CONNECTION LIMIT, ...) answer 0A000.
+fn parse_alter(sql: &str) -> SqlResult<Statement> {
+    let dialect = PostgreSqlDialect {};
+    let mut p = Parser::new(&dialect)
+        .try_with_sql(sql)
+        .map_err(|e| SqlError::syntax(e.to_string()))?;
+    if !p.parse_keywords(&[Keyword::ALTER, Keyword::DATABASE]) {
+        return Err(syntax(&p));
+    }
+    let name = p.parse_identifier().map_err(|_| syntax(&p))?;
+    let name = crate::sql::names::ident_name(&name);
+    if !p.parse_keywords(&[Keyword::OWNER, Keyword::TO]) {
+        return Err(SqlError::unsupported(
+            "ALTER DATABASE is supported only as OWNER TO",
+        ));
+    }
+    let owner = p.parse_identifier().map_err(|_| syntax(&p))?;
+    if !at_end(&mut p) {
+        return Err(syntax(&p));
+    }
+    Ok(call(
+        PROCEDURE,
+        vec![
+            Some("owner".into()),
+            Some(name),
+            Some("false".into()),
+            Some(crate::sql::names::ident_name(&owner)),
+        ],
+    ))
+}
+
 fn parse_drop(sql: &str) -> SqlResult<Statement> {
     let dialect = PostgreSqlDialect {};
     let mut p = Parser::new(&dialect)
@@ -285,11 +315,28 @@ impl Executor {
     ) -> SqlResult<Outcome> {
         let action = arg(f, 0).unwrap_or_default();
         let name = arg(f, 1).unwrap_or_default();
-        let what = if action == "create" {
-            "CREATE DATABASE"
-        } else {
-            "DROP DATABASE"
+        let what = match action.as_str() {
+            "create" => "CREATE DATABASE",
+            "owner" => "ALTER DATABASE",
+            _ => "DROP DATABASE",
         };
+        if action == "owner" {
+            // As PostgreSQL, in a transaction block too.
+            let read_ts = txn.read_ts()?;
+            if crate::catalog::databases::lookup(&self.db, Some(txn), read_ts, &name)
+                .await?
+                .is_none()
+            {
+                return Err(SqlError::new(
+                    codes::INVALID_CATALOG_NAME,
+                    format!("database \"{name}\" does not exist"),
+                ));
+            }
+            let owner = arg(f, 3).unwrap_or_default();
+            self.owner_to(txn, &Owner::Ident(Ident::with_quote('"', owner)))
+                .await?;
+            return Ok(Outcome::Command(CommandTag::new(what)));
+        }
         if txn.explicit || arg(f, 2).as_deref() == Some("true") {
             return Err(SqlError::new(
                 codes::ACTIVE_SQL_TRANSACTION,
@@ -481,6 +528,10 @@ mod tests {
                 .unwrap_err()
                 .code,
             "0A000"
+        );
+        assert_eq!(
+            carried("ALTER DATABASE app OWNER TO postgres;"),
+            "CALL weft_database('owner', 'app', 'false', 'postgres')"
         );
     }
 }
