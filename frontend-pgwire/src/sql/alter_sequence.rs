@@ -101,16 +101,7 @@ impl Executor {
             ));
         };
         let seq_name = table_name(&object_name(&arg(f, 0).unwrap_or_default())?)?;
-        let read_ts = txn.read_ts()?;
-        let Some(mut seq) = crate::catalog::sequences::lookup(
-            self.db.as_ref(),
-            txn.database,
-            Some(txn),
-            read_ts,
-            &seq_name,
-        )
-        .await?
-        else {
+        let Some(mut seq) = self.sequence_def(txn, &seq_name).await? else {
             if if_exists == "true" {
                 notices.push(Notice {
                     severity: "NOTICE",

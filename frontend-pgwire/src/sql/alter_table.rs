@@ -43,20 +43,9 @@ impl Executor {
             .operations
             .iter()
             .all(|op| matches!(op, AlterTableOperation::OwnerTo { .. }));
-        let read_ts = txn.read_ts()?;
         if owner_only
-            && (crate::catalog::sequences::lookup(
-                &self.db,
-                txn.database,
-                Some(txn),
-                read_ts,
-                &name,
-            )
-            .await?
-            .is_some()
-                || crate::catalog::views::lookup(&self.db, txn.database, Some(txn), read_ts, &name)
-                    .await?
-                    .is_some())
+            && (self.sequence_def(txn, &name).await?.is_some()
+                || self.view_def(txn, &name).await?.is_some())
         {
             for op in &at.operations {
                 if let AlterTableOperation::OwnerTo { new_owner } = op {
@@ -375,15 +364,7 @@ impl Executor {
             .lookup_table(txn.database, txn.read_ts()?, catalog.as_deref(), &new)
             .await?
             .is_some()
-            || crate::catalog::sequences::lookup(
-                self.db.as_ref(),
-                txn.database,
-                Some(txn),
-                txn.read_ts()?,
-                &new,
-            )
-            .await?
-            .is_some();
+            || self.sequence_def(txn, &new).await?.is_some();
         if taken {
             return Err(SqlError::new(
                 codes::DUPLICATE_TABLE,

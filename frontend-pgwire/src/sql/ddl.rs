@@ -283,16 +283,7 @@ impl Executor {
                     col.name
                 )));
             }
-            if crate::catalog::sequences::lookup(
-                self.db.as_ref(),
-                txn.database,
-                Some(txn),
-                txn.read_ts()?,
-                &seq_name,
-            )
-            .await?
-            .is_some()
-            {
+            if self.sequence_def(txn, &seq_name).await?.is_some() {
                 return Err(SqlError::new(
                     codes::DUPLICATE_TABLE,
                     format!("relation \"{seq_name}\" already exists"),
@@ -368,14 +359,7 @@ impl Executor {
                 .lookup_table(txn.database, txn.read_ts()?, catalog.as_deref(), &name)
                 .await?;
             if found.is_none() {
-                let view = crate::catalog::views::lookup(
-                    self.db.as_ref(),
-                    txn.database,
-                    Some(txn),
-                    txn.read_ts()?,
-                    &name,
-                )
-                .await?;
+                let view = self.view_def(txn, &name).await?;
                 if view.is_some() {
                     return Err(SqlError::new(
                         codes::WRONG_OBJECT_TYPE,
@@ -438,15 +422,7 @@ impl Executor {
             else {
                 continue;
             };
-            if let Some(s) = crate::catalog::sequences::lookup(
-                self.db.as_ref(),
-                txn.database,
-                Some(txn),
-                txn.read_ts()?,
-                seq,
-            )
-            .await?
-            {
+            if let Some(s) = self.sequence_def(txn, seq).await? {
                 out.push(s);
             }
         }
@@ -487,15 +463,7 @@ impl Executor {
         let name = table_name(name)?;
         let read_ts = txn.read_ts()?;
         let catalog = txn.overlay(txn.database.catalog);
-        let taken = crate::catalog::sequences::lookup(
-            self.db.as_ref(),
-            txn.database,
-            Some(txn),
-            read_ts,
-            &name,
-        )
-        .await?
-        .is_some()
+        let taken = self.sequence_def(txn, &name).await?.is_some()
             || self
                 .db
                 .lookup_table(txn.database, read_ts, catalog.as_deref(), &name)
@@ -548,14 +516,7 @@ impl Executor {
     ) -> SqlResult<Outcome> {
         for n in names {
             let name = table_name(n)?;
-            let found = crate::catalog::sequences::lookup(
-                self.db.as_ref(),
-                txn.database,
-                Some(txn),
-                txn.read_ts()?,
-                &name,
-            )
-            .await?;
+            let found = self.sequence_def(txn, &name).await?;
             match found {
                 None if if_exists => notices.push(Notice {
                     severity: "NOTICE",

@@ -209,6 +209,25 @@ impl Executor {
         Ok((schema, batches))
     }
 
+    /// A sequence as the transaction sees it.
+    pub(crate) async fn sequence_def(
+        &self,
+        txn: &Txn,
+        name: &str,
+    ) -> SqlResult<Option<crate::catalog::sequences::SeqDef>> {
+        crate::catalog::sequences::lookup(&self.db, txn.database, Some(txn), txn.read_ts()?, name)
+            .await
+    }
+
+    /// A view as the transaction sees it.
+    pub(crate) async fn view_def(
+        &self,
+        txn: &Txn,
+        name: &str,
+    ) -> SqlResult<Option<crate::catalog::views::ViewDef>> {
+        crate::catalog::views::lookup(&self.db, txn.database, Some(txn), txn.read_ts()?, name).await
+    }
+
     pub async fn table_def(&self, txn: &Txn, name: &str) -> SqlResult<Arc<TableDef>> {
         let catalog = txn.overlay(txn.database.catalog);
         let read_ts = txn.read_ts()?;
@@ -220,10 +239,7 @@ impl Executor {
             return Ok(def);
         }
         // A view where a table is wanted (INSERT, UPDATE, DELETE, ALTER, COPY FROM).
-        if crate::catalog::views::lookup(self.db.as_ref(), txn.database, Some(txn), read_ts, name)
-            .await?
-            .is_some()
-        {
+        if self.view_def(txn, name).await?.is_some() {
             return Err(SqlError::unsupported(format!(
                 "\"{name}\" is a view, and weft's views cannot be written or altered"
             ))

@@ -125,17 +125,7 @@ impl Executor {
         }
         let kind = identity_kind(&col.ty, generated_as.as_ref())?;
         let seq_name = format!("{}_{}_seq", def.name, col.name);
-        let read_ts = txn.read_ts()?;
-        if crate::catalog::sequences::lookup(
-            self.db.as_ref(),
-            txn.database,
-            Some(txn),
-            read_ts,
-            &seq_name,
-        )
-        .await?
-        .is_some()
-        {
+        if self.sequence_def(txn, &seq_name).await?.is_some() {
             return Err(SqlError::new(
                 codes::DUPLICATE_TABLE,
                 format!("relation \"{seq_name}\" already exists"),

@@ -42,7 +42,7 @@ const ENTRY_BYTES: usize = 64;
 pub const BUILD_CHUNK_ATTEMPTS: usize = 16;
 
 /// PostgreSQL's error for a unique index over duplicated values.
-fn duplicated(def: &TableDef, idx: &IndexDef, row: &Row) -> SqlError {
+pub(crate) fn duplicated(def: &TableDef, idx: &IndexDef, row: &Row) -> SqlError {
     let e = unique_violation(def, idx, row);
     SqlError::new(
         codes::UNIQUE_VIOLATION,

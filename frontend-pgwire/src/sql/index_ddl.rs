@@ -26,7 +26,6 @@ use crate::error::{codes, SqlError, SqlResult};
 use crate::sql::exec::{table_name, Executor};
 use crate::sql::names::ident_name;
 use crate::sql::outcome::{CommandTag, Notice, Outcome};
-use crate::sql::row_write::unique_violation;
 
 /// PostgreSQL's limit on identifier length (NAMEDATALEN - 1).
 const NAME_MAX: usize = 63;
@@ -435,16 +434,7 @@ impl Executor {
                     .entry_key(&row, &key)
                     .map_err(|e| SqlError::new(codes::DATA_EXCEPTION, e.to_string()))?;
                 if idx.unique_form(&row) && !seen.insert(k.clone()) {
-                    let e = unique_violation(def, idx, &row);
-                    return Err(SqlError::new(
-                        codes::UNIQUE_VIOLATION,
-                        format!("could not create unique index \"{}\"", idx.name),
-                    )
-                    .with_detail(
-                        e.detail
-                            .unwrap_or_default()
-                            .replace("already exists", "is duplicated"),
-                    ));
+                    return Err(crate::sql::index_build::duplicated(def, idx, &row));
                 }
                 txn.put_entry(
                     &self.db.limits,

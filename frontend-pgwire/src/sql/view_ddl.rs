@@ -100,31 +100,15 @@ impl Executor {
             return Err(SqlError::unsupported("temporary views are not supported"));
         }
         let name = table_name(&cv.name)?;
-        let read_ts = txn.read_ts()?;
         let taken = self.table_def(txn, &name).await.is_ok()
-            || crate::catalog::sequences::lookup(
-                self.db.as_ref(),
-                txn.database,
-                Some(txn),
-                read_ts,
-                &name,
-            )
-            .await?
-            .is_some();
+            || self.sequence_def(txn, &name).await?.is_some();
         if taken {
             return Err(SqlError::new(
                 codes::DUPLICATE_TABLE,
                 format!("relation \"{name}\" already exists"),
             ));
         }
-        let old = crate::catalog::views::lookup(
-            self.db.as_ref(),
-            txn.database,
-            Some(txn),
-            read_ts,
-            &name,
-        )
-        .await?;
+        let old = self.view_def(txn, &name).await?;
         if old.is_some() && !cv.or_replace {
             if cv.if_not_exists {
                 return Ok(Outcome::Command(CommandTag::new("CREATE VIEW")));
@@ -226,17 +210,7 @@ impl Executor {
     ) -> SqlResult<Outcome> {
         let dropping: Vec<String> = names.iter().filter_map(|n| table_name(n).ok()).collect();
         for name in &dropping {
-            let read_ts = txn.read_ts()?;
-            if crate::catalog::views::lookup(
-                self.db.as_ref(),
-                txn.database,
-                Some(txn),
-                read_ts,
-                name,
-            )
-            .await?
-            .is_none()
-            {
+            if self.view_def(txn, name).await?.is_none() {
                 if self.table_def(txn, name).await.is_ok() {
                     return Err(SqlError::new(
                         codes::WRONG_OBJECT_TYPE,
@@ -284,14 +258,7 @@ impl Executor {
         if !renames {
             return Ok(());
         }
-        let overlay = txn.overlay(txn.database.views);
-        let views = crate::catalog::views::list(
-            self.db.as_ref(),
-            txn.database,
-            txn.read_ts()?,
-            overlay.as_deref(),
-        )
-        .await?;
+        let views = self.views_of(txn).await?;
         if let Some(v) = views.iter().find(|v| v.reads.iter().any(|r| r == table)) {
             return Err(SqlError::unsupported(format!(
                 "cannot rename or drop columns of table \"{table}\" or rename it while view \"{}\" reads it",
@@ -300,6 +267,18 @@ impl Executor {
             .with_hint("drop the view, alter the table, and create the view again"));
         }
         Ok(())
+    }
+
+    /// Every view, as the transaction sees them.
+    async fn views_of(&self, txn: &Txn) -> SqlResult<Vec<crate::catalog::views::ViewDef>> {
+        let overlay = txn.overlay(txn.database.views);
+        crate::catalog::views::list(
+            self.db.as_ref(),
+            txn.database,
+            txn.read_ts()?,
+            overlay.as_deref(),
+        )
+        .await
     }
 
     /// Before `name` (a table or view) is dropped: the views that read it, not themselves
@@ -312,14 +291,7 @@ impl Executor {
         cascade: bool,
         notices: &mut Vec<Notice>,
     ) -> SqlResult<()> {
-        let overlay = txn.overlay(txn.database.views);
-        let views = crate::catalog::views::list(
-            self.db.as_ref(),
-            txn.database,
-            txn.read_ts()?,
-            overlay.as_deref(),
-        )
-        .await?;
+        let views = self.views_of(txn).await?;
         for v in views {
             if v.name == name || !v.reads.iter().any(|r| r == name) || dropping.contains(&v.name) {
                 continue;

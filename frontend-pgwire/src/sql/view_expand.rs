@@ -145,15 +145,7 @@ impl Executor {
                 if crate::catalog::pgcatalog::is_catalog_relation(&self.db, &name) {
                     continue;
                 }
-                if let Some(v) = crate::catalog::views::lookup(
-                    self.db.as_ref(),
-                    txn.database,
-                    Some(txn),
-                    txn.read_ts()?,
-                    &name,
-                )
-                .await?
-                {
+                if let Some(v) = self.view_def(txn, &name).await? {
                     found.insert(name, v);
                 }
             }
