@@ -89,6 +89,19 @@ pub fn catalog_key(table_name: &str) -> Vec<u8> {
     out
 }
 
+/// The smallest byte string greater than every string that starts with `p` (`None`: there
+/// is none, `p` is all 0xFF).
+pub fn prefix_successor(p: &[u8]) -> Option<Vec<u8>> {
+    let mut v = p.to_vec();
+    while let Some(last) = v.pop() {
+        if last != 0xFF {
+            v.push(last + 1);
+            return Some(v);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPu
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::scalar::ScalarValue;
 
-use crate::key::encode_key;
+use crate::key::{encode_key, prefix_successor};
 use crate::row::Row;
 use crate::schema::TableDef;
 use crate::storage::scan::{OutColumn, ScanKind, ScanRequest};
@@ -317,19 +317,6 @@ fn combinations<'a>(
         }
     }
     Some(out)
-}
-
-/// The smallest byte string greater than every string that starts with `p` (`None`: there
-/// is none, `p` is all 0xFF).
-fn prefix_successor(p: &[u8]) -> Option<Vec<u8>> {
-    let mut v = p.to_vec();
-    while let Some(last) = v.pop() {
-        if last != 0xFF {
-            v.push(last + 1);
-            return Some(v);
-        }
-    }
-    None
 }
 
 #[async_trait]

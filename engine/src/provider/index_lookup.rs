@@ -19,8 +19,9 @@ use datafusion::logical_expr::Expr;
 
 use datafusion::logical_expr::Operator;
 
-use super::{combinations, prefix_successor, ReadSpan, WeftTable};
+use super::{combinations, ReadSpan, WeftTable};
 use crate::index::{index_schema, non_null_entries, IndexDef};
+use crate::key::prefix_successor;
 
 /// Most entries of an index range a scan reads rows for one by one; past it, the scan
 /// reads the table.

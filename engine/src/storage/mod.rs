@@ -571,6 +571,20 @@ impl StorageNode {
         schema: SchemaRef,
         ts: Timestamp,
     ) -> EngineResult<Vec<(Vec<u8>, Arc<Row>)>> {
+        self.scan_range(table_id, schema, ts, (None, None), Vec::new())
+            .await
+    }
+
+    /// The live rows of `table_id` whose keys are in `[lo, hi)` as of `ts`, with a
+    /// transaction's own writes (`overlay`, key order) over them, in key order.
+    pub async fn scan_range(
+        self: &Arc<Self>,
+        table_id: u64,
+        schema: SchemaRef,
+        ts: Timestamp,
+        (lo, hi): (Option<Vec<u8>>, Option<Vec<u8>>),
+        overlay: Vec<(Vec<u8>, Option<Arc<Row>>)>,
+    ) -> EngineResult<Vec<(Vec<u8>, Arc<Row>)>> {
         let ncols = schema.fields().len();
         let mut columns: Vec<OutColumn> = (0..ncols).map(OutColumn::User).collect();
         columns.push(OutColumn::Key);
@@ -580,9 +594,9 @@ impl StorageNode {
                 table_name: table_id.to_string(),
                 read_ts: ts,
                 user_schema: schema,
-                kind: ScanKind::Range { lo: None, hi: None },
+                kind: ScanKind::Range { lo, hi },
                 columns,
-                overlay: Vec::new(),
+                overlay,
                 partitions: 1,
             })
             .await?;

@@ -18,6 +18,8 @@ pub(crate) struct IndexView {
     pub primary: bool,
     pub nulls_not_distinct: bool,
     pub valid: bool,
+    /// A partial index's predicate, as SQL text.
+    pub predicate: Option<String>,
 }
 
 /// One constraint of a table.
@@ -48,6 +50,7 @@ pub(crate) fn indexes_of(t: &TableDef) -> Vec<IndexView> {
             primary: true,
             nulls_not_distinct: false,
             valid: true,
+            predicate: None,
         });
     }
     for i in &t.indexes {
@@ -62,6 +65,7 @@ pub(crate) fn indexes_of(t: &TableDef) -> Vec<IndexView> {
             primary: false,
             nulls_not_distinct: i.nulls_not_distinct,
             valid: i.valid,
+            predicate: i.predicate.clone(),
         });
     }
     out

@@ -84,21 +84,27 @@ fn reference_text(
     out
 }
 
-/// What `pg_get_indexdef` prints for an index oid.
-pub fn index_def(snap: &Snapshot, oid: i32) -> Option<String> {
+/// What `pg_get_indexdef` prints for an index oid (pretty printing drops the parentheses
+/// around a partial index's predicate).
+pub fn index_def(snap: &Snapshot, oid: i32, pretty: bool) -> Option<String> {
     snap.tables.iter().find_map(|t| {
         indexes_of(t)
             .into_iter()
             .find(|i| i.oid == oid)
-            .map(|i| index_text(t, &i))
+            .map(|i| index_text(t, &i, pretty))
     })
 }
 
 /// `pg_get_indexdef(oid, column, pretty)`: the whole definition for column 0, the
 /// column's name for a key column, empty past the last.
-pub fn index_def_column(snap: &Snapshot, oid: i32, column: Option<i32>) -> Option<String> {
+pub fn index_def_column(
+    snap: &Snapshot,
+    oid: i32,
+    column: Option<i32>,
+    pretty: bool,
+) -> Option<String> {
     match column {
-        None | Some(0) => index_def(snap, oid),
+        None | Some(0) => index_def(snap, oid, pretty),
         Some(k) if k < 0 => None,
         Some(k) => snap.tables.iter().find_map(|t| {
             let i = indexes_of(t).into_iter().find(|i| i.oid == oid)?;
@@ -301,7 +307,7 @@ pub(crate) fn constraint_text(t: &TableDef, c: &ConstraintView) -> String {
 }
 
 /// The statement `pg_get_indexdef` prints.
-pub(crate) fn index_text(t: &TableDef, i: &IndexView) -> String {
+pub(crate) fn index_text(t: &TableDef, i: &IndexView, pretty: bool) -> String {
     let q = quote_ident;
     let key: Vec<String> = i.columns[..i.key_columns]
         .iter()
@@ -311,10 +317,12 @@ pub(crate) fn index_text(t: &TableDef, i: &IndexView) -> String {
         .iter()
         .map(|&k| q(&t.columns[k].name))
         .collect();
+    // Pretty printing leaves out the schema of a table the search path finds.
     let mut out = format!(
-        "CREATE {}INDEX {} ON public.{} USING btree ({})",
+        "CREATE {}INDEX {} ON {}{} USING btree ({})",
         if i.unique { "UNIQUE " } else { "" },
         q(&i.name),
+        if pretty { "" } else { "public." },
         q(&t.name),
         key.join(", ")
     );
@@ -323,6 +331,13 @@ pub(crate) fn index_text(t: &TableDef, i: &IndexView) -> String {
     }
     if i.nulls_not_distinct {
         out.push_str(" NULLS NOT DISTINCT");
+    }
+    if let Some(p) = &i.predicate {
+        if pretty {
+            out.push_str(&format!(" WHERE {p}"));
+        } else {
+            out.push_str(&format!(" WHERE ({p})"));
+        }
     }
     out
 }

@@ -571,7 +571,8 @@ pub(crate) fn pg_index(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                 V::OL(classes),
                 V::IL(vec![0; ix.key_columns]),
                 V::N,
-                V::N,
+                // PostgreSQL keeps a node tree here; its text stands in for it.
+                ix.predicate.clone().map(V::S).unwrap_or(V::N),
             ]);
         }
     }
@@ -779,7 +780,7 @@ pub(crate) fn pg_indexes(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                 s(t.name.clone()),
                 s(ix.name.clone()),
                 V::N,
-                s(index_text(t, &ix)),
+                s(index_text(t, &ix, false)),
             ]);
         }
     }

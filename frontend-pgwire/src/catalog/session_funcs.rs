@@ -494,6 +494,10 @@ pub fn register_session(
                 Some(a) => Some(ints(a)?),
                 None => None,
             };
+            let pretty = match args.get(2) {
+                Some(a) => Some(cast(a, &DataType::Boolean)?),
+                None => None,
+            };
             let snap = m.snapshot();
             let out: StringArray = oids
                 .iter()
@@ -503,7 +507,12 @@ pub fn register_session(
                         let at = if c.len() == 1 { 0 } else { n };
                         (!c.is_null(at)).then(|| c.value(at))
                     });
-                    o.and_then(|o| crate::catalog::pg_get::index_def_column(&snap, o, col))
+                    let p = pretty.as_ref().is_some_and(|p| {
+                        let p = p.as_boolean();
+                        let at = if p.len() == 1 { 0 } else { n };
+                        !p.is_null(at) && p.value(at)
+                    });
+                    o.and_then(|o| crate::catalog::pg_get::index_def_column(&snap, o, col, p))
                 })
                 .collect();
             Ok(Arc::new(out) as ArrayRef)

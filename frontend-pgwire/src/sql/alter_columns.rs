@@ -199,17 +199,21 @@ impl Executor {
         new.columns.remove(i);
         let shift = |c: usize| if c > i { c - 1 } else { c };
         new.primary_key = new.primary_key.iter().map(|&c| shift(c)).collect();
-        // Indexes and constraints on the column go with it, as in PostgreSQL.
-        new.indexes
-            .retain(|x| !x.columns.contains(&i) && !x.include.contains(&i));
-        for x in new.indexes.iter_mut() {
-            x.columns = x.columns.iter().map(|&c| shift(c)).collect();
-            x.include = x.include.iter().map(|&c| shift(c)).collect();
-        }
         let words = |e: &str| -> bool {
             e.split(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
                 .any(|w| w.eq_ignore_ascii_case(&cname))
         };
+        // Indexes and constraints on the column go with it, as in PostgreSQL: a partial
+        // index whose predicate names it too.
+        new.indexes.retain(|x| {
+            !x.columns.contains(&i)
+                && !x.include.contains(&i)
+                && !x.predicate.as_deref().is_some_and(words)
+        });
+        for x in new.indexes.iter_mut() {
+            x.columns = x.columns.iter().map(|&c| shift(c)).collect();
+            x.include = x.include.iter().map(|&c| shift(c)).collect();
+        }
         for c in new.checks.iter().filter(|c| words(&c.expr)) {
             notices.push(Notice {
                 severity: "NOTICE",

@@ -166,6 +166,11 @@ impl Executor {
                 for c in def.checks.iter_mut() {
                     c.expr = rename_in_expr(&c.expr, &old, &new);
                 }
+                for x in def.indexes.iter_mut() {
+                    if let Some(p) = &x.predicate {
+                        x.predicate = Some(rename_in_expr(p, &old, &new));
+                    }
+                }
                 self.rewrite(txn, &old_def, def, |r| Ok(r.clone())).await
             }
             AlterTableOperation::OwnerTo { new_owner } => {

@@ -45,6 +45,8 @@ pub struct Executor {
     planning: std::sync::OnceLock<Planning>,
     /// What catalog tables and system functions know of the session.
     pub meta: Arc<crate::catalog::session_meta::SessionMeta>,
+    /// Partial indexes' predicates, as the session has compiled them.
+    pub(crate) predicates: crate::sql::partial_index::CompiledPredicates,
 }
 
 pub use crate::sql::names::ident_name;
@@ -91,6 +93,7 @@ impl Executor {
             db,
             planning: std::sync::OnceLock::new(),
             meta: Arc::default(),
+            predicates: Default::default(),
         }
     }
 

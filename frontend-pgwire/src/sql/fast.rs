@@ -16,7 +16,8 @@ use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
     self, BinaryOperator, Expr as SqlExpr, SelectItem, Statement, TableFactor, UnaryOperator,
 };
-use weft_engine::key::encode_key;
+use weft_engine::index::{index_schema, IndexDef};
+use weft_engine::key::{encode_key, prefix_successor};
 use weft_engine::provider::ReadSpan;
 use weft_engine::row::{rows_to_batch, Row};
 
@@ -186,17 +187,8 @@ fn key_of(
         if key_values[pos].is_some() {
             return Ok(None);
         }
-        let Some(v) = value_of(expr, &def.columns[i].ty.arrow_type(), params) else {
+        let Some(v) = stored_value(def, i, expr, params) else {
             return Ok(None);
-        };
-        // 'bb ' finds the char(3) key 'bb', and an upper-case uuid its stored form.
-        let v = match &v {
-            ScalarValue::Utf8(Some(s)) => {
-                crate::types::values::canonical_text(&def.columns[i].ty, s)
-                    .map(|c| ScalarValue::Utf8(Some(c)))
-                    .unwrap_or(v)
-            }
-            _ => v,
         };
         key_values[pos] = Some(v);
     }
@@ -205,6 +197,77 @@ fn key_of(
     };
     let refs: Vec<&ScalarValue> = values.iter().collect();
     Ok(Some(encode_key(&refs)?))
+}
+
+/// A constant of the statement as the stored value of column `i` it equals: 'bb ' finds
+/// the char(3) value 'bb', and an upper-case uuid its stored form.
+fn stored_value(
+    def: &TableDef,
+    i: usize,
+    expr: &SqlExpr,
+    params: Option<&ParamValues>,
+) -> Option<ScalarValue> {
+    let v = value_of(expr, &def.columns[i].ty.arrow_type(), params)?;
+    Some(match &v {
+        ScalarValue::Utf8(Some(s)) => crate::types::values::canonical_text(&def.columns[i].ty, s)
+            .map(|c| ScalarValue::Utf8(Some(c)))
+            .unwrap_or(v),
+        _ => v,
+    })
+}
+
+/// How a point select finds its rows.
+enum Lookup<'a> {
+    /// By primary key.
+    Key(Vec<u8>),
+    /// Through an index: its pinned values (in its column order) and their entry prefix.
+    Index(&'a IndexDef, Vec<ScalarValue>, Vec<u8>),
+}
+
+/// Most entries an equality on a non-unique index may have for the fast path to read
+/// their rows one by one; past it, the planned path reads them.
+const INDEX_ROWS_MAX: usize = 64;
+
+/// The complete index whose columns `equalities` pin, each exactly once and nothing else,
+/// with the pinned values and their entry prefix; a unique index is preferred.
+fn index_of<'a>(
+    def: &'a TableDef,
+    equalities: &[(String, SqlExpr)],
+    params: Option<&ParamValues>,
+) -> SqlResult<Option<(&'a IndexDef, Vec<ScalarValue>, Vec<u8>)>> {
+    let mut pinned: Vec<(usize, &SqlExpr)> = Vec::with_capacity(equalities.len());
+    for (col, expr) in equalities {
+        let Some(i) = def.column_index(col) else {
+            return Ok(None);
+        };
+        if pinned.iter().any(|(c, _)| *c == i) {
+            return Ok(None);
+        }
+        pinned.push((i, expr));
+    }
+    let mut candidates: Vec<&IndexDef> = def
+        .indexes
+        .iter()
+        .filter(|x| x.valid && x.predicate.is_none() && x.columns.len() == pinned.len())
+        .filter(|x| pinned.iter().all(|(c, _)| x.columns.contains(c)))
+        .collect();
+    candidates.sort_by_key(|x| !x.unique);
+    let Some(idx) = candidates.first() else {
+        return Ok(None);
+    };
+    let mut values = Vec::with_capacity(idx.columns.len());
+    for c in &idx.columns {
+        let Some((_, expr)) = pinned.iter().find(|(p, _)| p == c) else {
+            return Ok(None);
+        };
+        let Some(v) = stored_value(def, *c, expr, params) else {
+            return Ok(None);
+        };
+        values.push(v);
+    }
+    let refs: Vec<&ScalarValue> = values.iter().collect();
+    let prefix = idx.prefix(&refs)?;
+    Ok(Some((idx, values, prefix)))
 }
 
 /// A constant of the statement as a value of `ty`, when it is one exactly.
@@ -267,8 +330,12 @@ impl Executor {
             return Ok(None);
         };
         let schema = def.arrow_schema();
-        let Some(key) = key_of(&def, &ps.equalities, params)? else {
-            return Ok(None);
+        let lookup = match key_of(&def, &ps.equalities, params)? {
+            Some(key) => Lookup::Key(key),
+            None => match index_of(&def, &ps.equalities, params)? {
+                Some((idx, values, prefix)) => Lookup::Index(idx, values, prefix),
+                None => return Ok(None),
+            },
         };
         let out_columns: Vec<usize> = match &ps.columns {
             None => (0..def.columns.len()).collect(),
@@ -281,12 +348,14 @@ impl Executor {
                 None => return Ok(None),
             },
         };
-        if txn.isolation == Isolation::Serializable {
-            txn.reads.record(def.id, ReadSpan::Key(key.clone()));
-        }
-        let row = match txn.own_write(def.id, &key) {
-            Some(own) => own,
-            None => self.db.storage.get(def.id, &key, txn.read_ts()?).await?,
+        let rows = match lookup {
+            Lookup::Key(key) => self.row_by_key(txn, &def, key).await?.into_iter().collect(),
+            Lookup::Index(idx, values, prefix) => {
+                match self.rows_by_index(txn, &def, idx, &values, prefix).await? {
+                    Some(rows) => rows,
+                    None => return Ok(None),
+                }
+            }
         };
         let out_schema: SchemaRef = Arc::new(Schema::new(
             out_columns
@@ -294,7 +363,7 @@ impl Executor {
                 .map(|&i| schema.field(i).as_ref().clone().with_nullable(true))
                 .collect::<Vec<_>>(),
         ));
-        let projected: Vec<Row> = row
+        let projected: Vec<Row> = rows
             .iter()
             .map(|r| out_columns.iter().map(|&i| r[i].clone()).collect())
             .collect();
@@ -312,6 +381,96 @@ impl Executor {
             schema: out_schema,
             batches: vec![batch],
         }))
+    }
+}
+
+impl Executor {
+    /// The row with primary key `key`, as the transaction sees it.
+    async fn row_by_key(
+        &self,
+        txn: &Txn,
+        def: &TableDef,
+        key: Vec<u8>,
+    ) -> SqlResult<Option<Arc<Row>>> {
+        let own = txn.own_write(def.id, &key);
+        if txn.isolation == Isolation::Serializable {
+            txn.reads.record(def.id, ReadSpan::Key(key.clone()));
+        }
+        Ok(match own {
+            Some(own) => own,
+            None => self.db.storage.get(def.id, &key, txn.read_ts()?).await?,
+        })
+    }
+
+    /// The rows whose entries in `idx` start with `prefix` (the entry of `values`), as the
+    /// transaction sees them, in primary-key order; `None` when there are more than
+    /// [`INDEX_ROWS_MAX`]. At SERIALIZABLE the read is recorded as the planned path
+    /// records it: the entry of a unique index's values, the whole index otherwise.
+    async fn rows_by_index(
+        &self,
+        txn: &Txn,
+        def: &TableDef,
+        idx: &IndexDef,
+        values: &[ScalarValue],
+        prefix: Vec<u8>,
+    ) -> SqlResult<Option<Vec<Arc<Row>>>> {
+        let read_ts = txn.read_ts()?;
+        let entries: Vec<Arc<Row>> = if idx.unique {
+            // Values without NULL: the entry's key is the prefix itself.
+            let own = txn.own_write(idx.id, &prefix);
+            if txn.isolation == Isolation::Serializable {
+                txn.reads.record(idx.id, ReadSpan::Key(prefix.clone()));
+            }
+            match own {
+                Some(own) => own,
+                None => self.db.storage.get(idx.id, &prefix, read_ts).await?,
+            }
+            .into_iter()
+            .collect()
+        } else {
+            let hi = prefix_successor(&prefix);
+            let own: Vec<_> = txn
+                .overlay(idx.id)
+                .map(|o| {
+                    o.range(prefix.clone()..)
+                        .take_while(|(k, _)| hi.as_ref().is_none_or(|h| *k < h))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if txn.isolation == Isolation::Serializable {
+                txn.reads.record(idx.id, ReadSpan::Table);
+            }
+            let found = self
+                .db
+                .storage
+                .scan_range(idx.id, index_schema(), read_ts, (Some(prefix), hi), own)
+                .await?;
+            if found.len() > INDEX_ROWS_MAX {
+                return Ok(None);
+            }
+            found.into_iter().map(|(_, entry)| entry).collect()
+        };
+        let mut keys: Vec<Vec<u8>> = entries
+            .iter()
+            .filter_map(|e| match e.first() {
+                Some(ScalarValue::Binary(Some(pk))) => Some(pk.clone()),
+                _ => None,
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let mut rows = Vec::with_capacity(keys.len());
+        for key in keys {
+            // An entry and its row are written together; the check costs nothing and keeps
+            // a stale entry from ever answering.
+            if let Some(row) = self.row_by_key(txn, def, key).await? {
+                if idx.columns.iter().zip(values).all(|(&c, v)| row[c] == *v) {
+                    rows.push(row);
+                }
+            }
+        }
+        Ok(Some(rows))
     }
 }
 

@@ -151,6 +151,9 @@ impl Executor {
             for (key, row) in &rows {
                 t.locked.push((def.id, key.clone()));
                 let Some(row) = row else { continue };
+                if !self.in_index(def, idx, row)? {
+                    continue;
+                }
                 let k = idx
                     .entry_key(row, key)
                     .map_err(|e| SqlError::new(codes::DATA_EXCEPTION, e.to_string()))?;

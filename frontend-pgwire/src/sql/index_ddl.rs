@@ -430,6 +430,9 @@ impl Executor {
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
         while let Some(b) = stream.next().await {
             for (key, row) in Self::batch_rows(def, &b?)? {
+                if !self.in_index(def, idx, &row)? {
+                    continue;
+                }
                 let k = idx
                     .entry_key(&row, &key)
                     .map_err(|e| SqlError::new(codes::DATA_EXCEPTION, e.to_string()))?;
@@ -495,11 +498,6 @@ impl Executor {
         ci: &ast::CreateIndex,
         notices: &mut Vec<Notice>,
     ) -> SqlResult<Option<(TableDef, IndexDef)>> {
-        if ci.predicate.is_some() {
-            return Err(SqlError::unsupported(
-                "partial indexes (CREATE INDEX ... WHERE) are not supported",
-            ));
-        }
         if let Some(using) = &ci.using {
             if !using.to_string().eq_ignore_ascii_case("btree") {
                 return Err(SqlError::unsupported(format!(
@@ -527,6 +525,11 @@ impl Executor {
         idx.nulls_not_distinct = ci.nulls_distinct == Some(false);
         for c in &ci.include {
             idx.include.push(column_position(&def, &ident_name(c))?);
+        }
+        if let Some(p) = &ci.predicate {
+            let text = crate::sql::default_text::check_text(p);
+            self.validate_predicate(&def, &text)?;
+            idx.predicate = Some(text);
         }
         Ok(Some((def, idx)))
     }

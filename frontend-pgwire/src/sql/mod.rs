@@ -48,6 +48,7 @@ pub mod names;
 pub mod origins;
 pub mod outcome;
 pub mod ownership;
+pub mod partial_index;
 pub mod prepare;
 pub mod primary_key;
 pub mod role_ddl;

@@ -111,6 +111,15 @@ impl Executor {
     ) -> SqlResult<()> {
         let entry_schema = index_schema();
         for idx in &def.indexes {
+            // The rows that have entries here (all, unless the index is partial).
+            let old = match old {
+                Some(o) if self.in_index(def, idx, o)? => Some(o),
+                _ => None,
+            };
+            let new = match new {
+                Some(n) if self.in_index(def, idx, n)? => Some(n),
+                _ => None,
+            };
             if let (Some(o), Some(n)) = (old, new) {
                 if !idx.differs(o, n) {
                     continue;
@@ -167,7 +176,11 @@ impl Executor {
     ) -> SqlResult<Option<(Vec<u8>, Arc<Row>)>> {
         for idx in &def.indexes {
             // An index still being built is no arbiter (as in PostgreSQL).
-            if only.is_some_and(|n| n != idx.name) || !idx.valid || !idx.unique_form(row) {
+            if only.is_some_and(|n| n != idx.name)
+                || !idx.valid
+                || !idx.unique_form(row)
+                || !self.in_index(def, idx, row)?
+            {
                 continue;
             }
             let k = idx.entry_key(row, &[]).map_err(engine_value)?;
