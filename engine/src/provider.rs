@@ -23,6 +23,7 @@ use crate::storage::StorageNode;
 use crate::time::Timestamp;
 
 mod index_lookup;
+pub mod key_order;
 
 /// Most keys a scan looks up one by one rather than scanning.
 const POINT_KEYS_MAX: usize = 1024;
@@ -462,7 +463,8 @@ impl TableProvider for WeftTable {
                 partitions: state.config().target_partitions(),
             })
             .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            .map_err(|e| DataFusionError::External(Box::new(e)))?
+            .with_key_columns(self.def.primary_key.clone());
         Ok(Arc::new(plan))
     }
 }

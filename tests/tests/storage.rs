@@ -868,6 +868,61 @@ async fn indexed_point_selects_answer_like_the_planner() {
     assert_eq!(hits(&c).await, before + 1);
 }
 
+/// `ORDER BY <primary key> LIMIT n` reads the table in key order and stops after n rows
+/// that pass the filters: it reads a few pages of a segment, not the table, and answers as
+/// the full sort does. Descending orders and orders on other columns are sorted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_by_key_with_a_limit_stops_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("data"), EAGER);
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE page (id bigint PRIMARY KEY, v int, s text)")
+        .await
+        .unwrap();
+    for lo in [1, 30001] {
+        c.batch_execute(&format!(
+            "INSERT INTO page SELECT x, x % 13, 'row ' || x
+             FROM generate_series({lo}, {lo} + 29999) AS g(x)"
+        ))
+        .await
+        .unwrap();
+    }
+    wait_flushed(&c, "page").await;
+    let sql = "SELECT id, s FROM page WHERE id > 30000 AND v = 5 ORDER BY id LIMIT 20";
+    let plan = explain(&c, sql).await;
+    assert!(plan.contains("in_key_order"), "{plan}");
+    assert!(!plan.contains("SortExec"), "{plan}");
+    let analyzed = explain(&c, &format!("ANALYZE {sql}")).await;
+    let read: f64 = analyzed
+        .split("segment_rows_read=")
+        .nth(1)
+        .and_then(|t| t.split([',', ']']).next())
+        .map(|n| match n.strip_suffix(" K") {
+            Some(k) => k.trim().parse::<f64>().unwrap() * 1000.0,
+            None => n.trim().parse().unwrap(),
+        })
+        .unwrap_or_else(|| panic!("no segment_rows_read in {analyzed}"));
+    assert!(read < 10_000.0, "read {read} rows for 20: {analyzed}");
+    // The same rows as the sorted plan (a descending sort of the negated key).
+    let got = text(&c, sql).await;
+    let want = text(
+        &c,
+        "SELECT id, s FROM (SELECT id, s, -id AS n FROM page WHERE id > 30000 AND v = 5
+                            ORDER BY n DESC LIMIT 20) AS sub ORDER BY id",
+    )
+    .await;
+    assert_eq!(got.len(), 20);
+    assert_eq!(got, want);
+    for sorted in [
+        "SELECT id FROM page ORDER BY id DESC LIMIT 5",
+        "SELECT id FROM page ORDER BY v, id LIMIT 5",
+        "SELECT id FROM page ORDER BY id",
+    ] {
+        let plan = explain(&c, sorted).await;
+        assert!(!plan.contains("in_key_order"), "{sorted}: {plan}");
+    }
+}
+
 async fn hits(c: &Client) -> u64 {
     one(c, "SHOW weft.point_selects").await.parse().unwrap()
 }

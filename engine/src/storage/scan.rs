@@ -100,6 +100,11 @@ pub struct MvccScanExec {
     /// Key boundaries between partitions (a range scan over `splits.len() + 1` partitions,
     /// read in parallel).
     splits: Vec<Vec<u8>>,
+    /// The user columns whose values the keys encode, in key order (empty when the keys
+    /// are not the values of columns, or nobody said).
+    key_columns: Vec<usize>,
+    /// Offered in key order ([`MvccScanExec::in_key_order`]): shown by EXPLAIN.
+    key_ordered: bool,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
@@ -183,10 +188,69 @@ impl MvccScanExec {
             segments_total,
             recent,
             splits,
+            key_columns: Vec::new(),
+            key_ordered: false,
             schema,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         }
+    }
+
+    /// Says which user columns the table's keys encode, in key order, so that the scan
+    /// can offer its rows in that order ([`MvccScanExec::in_key_order`]).
+    pub fn with_key_columns(mut self, key_columns: Vec<usize>) -> MvccScanExec {
+        self.key_columns = key_columns;
+        self
+    }
+
+    /// This range scan as one partition, whose rows come in key order, when `order`
+    /// (output columns of the scan, and whether descending) asks for exactly that:
+    /// ascending on the key columns, from the first, until every key column is named (what
+    /// follows cannot change an order of unique keys). Only types whose key encoding sorts
+    /// as DataFusion sorts their values qualify. `None` otherwise.
+    pub fn in_key_order(&self, order: &[(usize, bool)]) -> Option<MvccScanExec> {
+        use arrow::datatypes::DataType as T;
+        if !matches!(self.kind, ScanKind::Range { .. }) || self.key_columns.is_empty() {
+            return None;
+        }
+        if order.len() < self.key_columns.len() {
+            return None;
+        }
+        for (&(col, descending), &key_col) in order.iter().zip(&self.key_columns) {
+            if descending || self.columns.get(col) != Some(&OutColumn::User(key_col)) {
+                return None;
+            }
+            if !matches!(
+                self.user_schema.field(key_col).data_type(),
+                T::Int16 | T::Int32 | T::Int64 | T::Utf8 | T::Date32 | T::Timestamp(..)
+            ) {
+                return None;
+            }
+        }
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(self.schema.clone()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Some(MvccScanExec {
+            storage: self.storage.clone(),
+            table_id: self.table_id,
+            table_name: self.table_name.clone(),
+            read_ts: self.read_ts,
+            user_schema: self.user_schema.clone(),
+            kind: self.kind.clone(),
+            columns: self.columns.clone(),
+            segments: self.segments.clone(),
+            segments_total: self.segments_total,
+            recent: self.recent.clone(),
+            splits: Vec::new(),
+            key_columns: self.key_columns.clone(),
+            key_ordered: true,
+            schema: self.schema.clone(),
+            properties,
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
     }
 
     /// The user columns the scan must read, ascending.
@@ -223,6 +287,9 @@ impl DisplayAs for MvccScanExec {
                 match hi {
                     Some(h) => write!(f, "..{})", hex(h))?,
                     None => write!(f, "..+inf)")?,
+                }
+                if self.key_ordered {
+                    write!(f, " in_key_order")?;
                 }
             }
         }

@@ -41,6 +41,10 @@ pub fn new_db(
         .with_query_planner(Arc::new(crate::sql::subplan::WeftQueryPlanner))
         // Casts to PostgreSQL's oid types (`::regclass`, `::pg_catalog.text`) plan.
         .with_type_planner(Arc::new(WeftTypePlanner))
+        // `ORDER BY <primary key> LIMIT n` reads the table in key order and stops.
+        .with_physical_optimizer_rule(Arc::new(
+            weft_engine::provider::key_order::KeyOrderLimit,
+        ))
         .build();
     // jsonb's operators, ahead of DataFusion's own planners (which take `||` and `@>`
     // for arrays).
