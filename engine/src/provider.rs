@@ -22,6 +22,7 @@ use crate::storage::scan::{OutColumn, ScanKind, ScanRequest};
 use crate::storage::StorageNode;
 use crate::time::Timestamp;
 
+mod implied;
 mod index_lookup;
 pub mod key_order;
 
@@ -129,9 +130,9 @@ impl WeftTable {
     }
 
     /// If `filter` pins a primary-key column to constants (`pk = c`, `c = pk`,
-    /// `pk IN (c, ...)`), the column's index and the constants.
+    /// `pk IN (c, ...)`, `pk = c OR pk = d`), the column's index and the constants.
     fn key_constraint(&self, filter: &Expr) -> Option<(usize, Vec<ScalarValue>)> {
-        self.column_constraint(filter, |i| self.def.primary_key.contains(&i))
+        self.column_constraint(filter, &|i| self.def.primary_key.contains(&i))
     }
 
     /// The constants `filters` pin the columns `wanted` accepts to (of two constraints on
@@ -143,7 +144,7 @@ impl WeftTable {
     ) -> HashMap<usize, Vec<ScalarValue>> {
         let mut pinned: HashMap<usize, Vec<ScalarValue>> = HashMap::new();
         for f in filters {
-            if let Some((i, vals)) = self.column_constraint(f, wanted) {
+            if let Some((i, vals)) = self.column_constraint(f, &wanted) {
                 match pinned.get(&i) {
                     Some(old) if old.len() <= vals.len() => {}
                     _ => {
@@ -160,7 +161,7 @@ impl WeftTable {
     fn column_constraint(
         &self,
         filter: &Expr,
-        wanted: impl Fn(usize) -> bool,
+        wanted: &dyn Fn(usize) -> bool,
     ) -> Option<(usize, Vec<ScalarValue>)> {
         let pk_col = |e: &Expr| -> Option<usize> {
             let Expr::Column(c) = e else { return None };
@@ -188,6 +189,19 @@ impl WeftTable {
                 let i = pk_col(&l.expr)?;
                 let vals: Option<Vec<ScalarValue>> = l.list.iter().map(|e| lit_of(e, i)).collect();
                 Some((i, vals?))
+            }
+            // `c = 1 OR c = 2`: what DataFusion makes of a short IN list.
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Or,
+                right,
+            }) => {
+                let (i, mut vals) = self.column_constraint(left, wanted)?;
+                let (j, more) = self.column_constraint(right, wanted)?;
+                (i == j).then(|| {
+                    vals.extend(more);
+                    (i, vals)
+                })
             }
             _ => None,
         }
@@ -353,6 +367,7 @@ impl TableProvider for WeftTable {
             e.0 += 1;
         }
         let combinations: usize = per_column.values().map(|(_, n)| *n).product();
+        let implied = self.implied(filters.iter().copied());
         let exact = !self.def.primary_key.is_empty()
             && self
                 .def
@@ -367,8 +382,9 @@ impl TableProvider for WeftTable {
                 Some(_) if exact => TableProviderFilterPushDown::Exact,
                 Some(_) => TableProviderFilterPushDown::Inexact,
                 None if !self.first_key_bounds(f).is_empty()
-                    || self.pins_indexed_column(f)
-                    || self.bounds_indexed_column(f) =>
+                    || self.pins_indexed_column(f, &implied)
+                    || self.bounds_indexed_column(f, &implied)
+                    || self.in_index_predicate(f) =>
                 {
                     TableProviderFilterPushDown::Inexact
                 }
@@ -398,6 +414,7 @@ impl TableProvider for WeftTable {
             })
             .collect();
         let mut index_used: Option<String> = None;
+        let implied = self.implied(filters);
         let kind = match self.point_keys(filters) {
             Some(keys) => {
                 for k in &keys {
@@ -405,7 +422,7 @@ impl TableProvider for WeftTable {
                 }
                 ScanKind::Points(keys)
             }
-            None => match self.index_prefixes(filters) {
+            None => match self.index_prefixes(filters, &implied) {
                 Some((idx, prefixes)) => {
                     index_used = Some(idx.name.clone());
                     let keys = self.index_lookup(state, idx, prefixes).await?;
@@ -414,7 +431,7 @@ impl TableProvider for WeftTable {
                     }
                     ScanKind::Points(keys)
                 }
-                None => match self.index_range_keys(state, filters).await? {
+                None => match self.index_range_keys(state, filters, &implied).await? {
                     Some((name, keys)) => {
                         index_used = Some(name);
                         for k in &keys {

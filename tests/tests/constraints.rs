@@ -267,6 +267,101 @@ async fn concurrent_inserts_of_one_unique_value_let_one_commit_on_postgres() {
 /// The planner reads a complete index for equality on its columns (EXPLAIN names it), and
 /// the rows it finds are exactly those a full scan finds, the transaction's own writes
 /// included.
+/// A partial index is read when the query's filters contain its predicate, and not
+/// otherwise; either way the rows are the ones a scan finds, as rows move into and out of
+/// the predicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_indexes_are_read_when_the_filters_imply_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let c = connect(&server.conn_string()).await;
+    c.batch_execute(
+        "CREATE TABLE pa (id int PRIMARY KEY, email text, deleted_at timestamp, active boolean); \
+         CREATE UNIQUE INDEX pa_live ON pa (email) WHERE deleted_at IS NULL; \
+         CREATE INDEX pa_act ON pa (id) WHERE active; \
+         INSERT INTO pa SELECT g, 'e' || (g % 50), \
+           CASE WHEN g >= 50 THEN timestamp '2024-01-01' END, g % 3 = 0 \
+           FROM generate_series(0, 400) g",
+    )
+    .await
+    .unwrap();
+    let rows = |sql: String| {
+        let c = &c;
+        async move {
+            c.simple_query(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .into_iter()
+                .filter_map(|m| match m {
+                    SimpleQueryMessage::Row(r) => Some(
+                        (0..r.len())
+                            .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    // (filters, the index the plan must read, if any)
+    let cases = [
+        ("email = 'e7' AND deleted_at IS NULL", Some("pa_live")),
+        (
+            "deleted_at IS NULL AND email IN ('e7', 'e8')",
+            Some("pa_live"),
+        ),
+        ("email = 'e7' AND (deleted_at IS NULL)", Some("pa_live")),
+        ("email = 'e7'", None),
+        ("email = 'e7' AND deleted_at IS NOT NULL", None),
+        ("email = 'e7' OR deleted_at IS NULL", None),
+        ("id < 20 AND active", Some("pa_act")),
+        ("id < 20 AND active = true", Some("pa_act")),
+        ("id < 20", None),
+    ];
+    for round in ["stored", "own writes"] {
+        for (filters, index) in cases {
+            let sql = format!("SELECT id, email FROM pa WHERE {filters} ORDER BY id");
+            let plan = rows(format!("EXPLAIN {sql}")).await.join("\n");
+            match index {
+                Some(i) => assert!(
+                    plan.contains(&format!("index={i}")),
+                    "{round}: {sql}: {plan}"
+                ),
+                None => assert!(!plan.contains("index="), "{round}: {sql}: {plan}"),
+            }
+            // The same rows as a scan (a filter no index can serve).
+            let scanned =
+                format!("SELECT id, email FROM pa WHERE ({filters}) AND id + 0 = id ORDER BY id");
+            assert_eq!(
+                rows(sql.clone()).await,
+                rows(scanned).await,
+                "{round}: {sql}"
+            );
+        }
+        if round == "own writes" {
+            break;
+        }
+        // Rows move into and out of the predicates.
+        c.batch_execute(
+            "BEGIN; UPDATE pa SET deleted_at = now() WHERE id = 7; \
+             UPDATE pa SET deleted_at = NULL WHERE id = 57;  \
+             UPDATE pa SET active = NOT active WHERE id < 10",
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        rows("SELECT id FROM pa WHERE email = 'e8' AND deleted_at IS NULL".into()).await,
+        vec!["8"]
+    );
+    assert_eq!(
+        rows("SELECT id FROM pa WHERE email = 'e7' AND deleted_at IS NULL".into()).await,
+        vec!["57"]
+    );
+    c.batch_execute("ROLLBACK").await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_lookups_find_what_a_scan_finds() {
     let dir = tempfile::tempdir().unwrap();

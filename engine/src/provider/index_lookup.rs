@@ -19,7 +19,7 @@ use datafusion::logical_expr::Expr;
 
 use datafusion::logical_expr::Operator;
 
-use super::{combinations, ReadSpan, WeftTable};
+use super::{combinations, implied, ReadSpan, WeftTable};
 use crate::index::{index_schema, non_null_entries, IndexDef};
 use crate::key::prefix_successor;
 
@@ -32,26 +32,60 @@ type EntryRange = (Vec<u8>, Option<Vec<u8>>, ReadSpan);
 use crate::storage::scan::{OutColumn, ScanKind, ScanRequest};
 
 impl WeftTable {
-    /// The complete indexes the planner may read.
-    fn usable_indexes(&self) -> impl Iterator<Item = &IndexDef> {
+    /// The indexes the planner may read under filters whose conjuncts are `implied`
+    /// ([`implied::filter_texts`]): the complete ones, and the partial ones whose predicate
+    /// the filters imply. Partial indexes come first: they hold fewer entries.
+    fn usable_indexes<'a>(&'a self, implied: &'a [String]) -> impl Iterator<Item = &'a IndexDef> {
+        let partial = self.def.indexes.iter().filter(move |i| {
+            i.valid
+                && i.predicate
+                    .as_deref()
+                    .is_some_and(|p| implied::implies(implied, p))
+        });
+        let complete = self
+            .def
+            .indexes
+            .iter()
+            .filter(|i| i.valid && i.predicate.is_none());
+        partial.chain(complete)
+    }
+
+    /// The conjuncts of `filters` as [`WeftTable::usable_indexes`] compares them with
+    /// partial indexes' predicates (nothing to compute when the table has none).
+    pub(super) fn implied<'a>(&self, filters: impl IntoIterator<Item = &'a Expr>) -> Vec<String> {
+        if self.def.indexes.iter().any(|i| i.predicate.is_some()) {
+            implied::filter_texts(filters)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Whether `filter` is part of a partial index's predicate: the scan must be given it
+    /// to see that the index applies.
+    pub(super) fn in_index_predicate(&self, filter: &Expr) -> bool {
         self.def
             .indexes
             .iter()
-            .filter(|i| i.valid && i.predicate.is_none())
+            .filter_map(|i| i.predicate.as_deref())
+            .any(|p| implied::part_of(filter, p))
     }
 
     /// Whether `filter` pins a column that some usable index keys on.
-    pub(super) fn pins_indexed_column(&self, filter: &Expr) -> bool {
-        self.column_constraint(filter, |c| {
-            self.usable_indexes().any(|i| i.columns.contains(&c))
+    pub(super) fn pins_indexed_column(&self, filter: &Expr, implied: &[String]) -> bool {
+        self.column_constraint(filter, &|c| {
+            self.usable_indexes(implied).any(|i| i.columns.contains(&c))
         })
         .is_some()
     }
 
     /// The first usable index whose every column the filters pin, and the entry prefixes
     /// of the pinned values (one per combination).
-    pub(super) fn index_prefixes(&self, filters: &[Expr]) -> Option<(&IndexDef, Vec<Vec<u8>>)> {
-        for idx in self.usable_indexes() {
+    pub(super) fn index_prefixes<'a>(
+        &'a self,
+        filters: &[Expr],
+        implied: &'a [String],
+    ) -> Option<(&'a IndexDef, Vec<Vec<u8>>)> {
+        for idx in self.usable_indexes(implied) {
             let pinned = self.pinned(filters, |c| idx.columns.contains(&c));
             let Some(combos) = combinations(&pinned, &idx.columns) else {
                 continue;
@@ -68,15 +102,19 @@ impl WeftTable {
     }
 
     /// Whether `filter` bounds the first column of some usable index.
-    pub(super) fn bounds_indexed_column(&self, filter: &Expr) -> bool {
-        self.usable_indexes()
+    pub(super) fn bounds_indexed_column(&self, filter: &Expr, implied: &[String]) -> bool {
+        self.usable_indexes(implied)
             .any(|i| !self.column_bounds(i.columns[0], filter).is_empty())
     }
 
     /// The first usable index whose first column the filters bound, and the range of its
     /// entries they allow (never the NULLs).
-    fn index_range(&self, filters: &[Expr]) -> Option<(&IndexDef, Vec<u8>, Vec<u8>)> {
-        for idx in self.usable_indexes() {
+    fn index_range<'a>(
+        &'a self,
+        filters: &[Expr],
+        implied: &'a [String],
+    ) -> Option<(&'a IndexDef, Vec<u8>, Vec<u8>)> {
+        for idx in self.usable_indexes(implied) {
             let (mut lo, mut hi) = non_null_entries();
             let mut bounded = false;
             for f in filters {
@@ -113,8 +151,9 @@ impl WeftTable {
         &self,
         state: &dyn Session,
         filters: &[Expr],
+        implied: &[String],
     ) -> DfResult<Option<(String, Vec<Vec<u8>>)>> {
-        let Some((idx, lo, hi)) = self.index_range(filters) else {
+        let Some((idx, lo, hi)) = self.index_range(filters, implied) else {
             return Ok(None);
         };
         if lo >= hi {

@@ -42,9 +42,7 @@ pub fn new_db(
         // Casts to PostgreSQL's oid types (`::regclass`, `::pg_catalog.text`) plan.
         .with_type_planner(Arc::new(WeftTypePlanner))
         // `ORDER BY <primary key> LIMIT n` reads the table in key order and stops.
-        .with_physical_optimizer_rule(Arc::new(
-            weft_engine::provider::key_order::KeyOrderLimit,
-        ))
+        .with_physical_optimizer_rule(Arc::new(weft_engine::provider::key_order::KeyOrderLimit))
         .build();
     // jsonb's operators, ahead of DataFusion's own planners (which take `||` and `@>`
     // for arrays).
