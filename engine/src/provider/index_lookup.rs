@@ -30,6 +30,7 @@ pub const RANGE_KEYS_MAX: usize = 10_000;
 /// Entries `[lo, hi)` of an index, and what a SERIALIZABLE read of them records.
 type EntryRange = (Vec<u8>, Option<Vec<u8>>, ReadSpan);
 use crate::storage::scan::{OutColumn, ScanKind, ScanRequest};
+use crate::storage::SHORT_RANGE_ROWS_MAX;
 
 impl WeftTable {
     /// The indexes the planner may read under filters whose conjuncts are `implied`
@@ -219,6 +220,31 @@ impl WeftTable {
                         .collect()
                 })
                 .unwrap_or_default();
+            // A short range is read as point lookups read, without planning a scan.
+            let short = self
+                .storage
+                .range_get(
+                    idx.id,
+                    (&prefix, hi.as_deref()),
+                    self.read_ts,
+                    SHORT_RANGE_ROWS_MAX,
+                )
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            if let Some(stored) = short {
+                let mut found: std::collections::BTreeMap<Vec<u8>, Option<Arc<crate::row::Row>>> =
+                    stored.into_iter().map(|(k, e)| (k, Some(e))).collect();
+                found.extend(own);
+                for entry in found.into_values().flatten() {
+                    if let Some(datafusion::scalar::ScalarValue::Binary(Some(pk))) = entry.first() {
+                        keys.push(pk.clone());
+                    }
+                }
+                if keys.len() > max {
+                    return Ok(None);
+                }
+                continue;
+            }
             let plan = self
                 .storage
                 .plan_scan(ScanRequest {

@@ -134,6 +134,10 @@ pub struct Compaction {
     pub horizon: Timestamp,
 }
 
+/// Most stored rows a segment's part of a short range read ([`StorageNode::range_get`])
+/// may span: a few pages of index entries.
+pub const SHORT_RANGE_ROWS_MAX: usize = 65_536;
+
 pub struct StorageNode {
     /// Lock order: `mvcc`, then `view`.
     mvcc: RwLock<Mvcc>,
@@ -463,6 +467,51 @@ impl StorageNode {
         Ok(v.and_then(|v| v.row))
     }
 
+    /// The live rows of `table_id` with keys in `[lo, hi)` as of `ts`, in key order, read
+    /// as point lookups read (the memtable, then the page slices of each segment that
+    /// holds the range, cached), without planning a scan; `None` when a segment's part of
+    /// the range spans more than `rows_max` stored rows (then a scan is the better read).
+    /// For short ranges: an index's entries for one value ([`SHORT_RANGE_ROWS_MAX`]).
+    pub async fn range_get(
+        &self,
+        table_id: u64,
+        (lo, hi): (&[u8], Option<&[u8]>),
+        ts: Timestamp,
+        rows_max: usize,
+    ) -> EngineResult<Option<Vec<(Vec<u8>, Arc<Row>)>>> {
+        self.wait_applied(ts).await?;
+        let (recent, view) = {
+            let m = self.mvcc.read().unwrap_or_else(|e| e.into_inner());
+            let v = self.view.read().unwrap_or_else(|e| e.into_inner()).clone();
+            (m.snapshot(table_id, ts, Some(lo), hi), v)
+        };
+        Self::check_horizon(&view, ts)?;
+        // Newest first: the memtable, then segments newest first (their timestamp ranges
+        // are disjoint), so a key's first version found is its newest at or below `ts`.
+        let mut found: std::collections::BTreeMap<Vec<u8>, Option<Arc<Row>>> =
+            recent.into_iter().map(|(k, v)| (k, v.row)).collect();
+        for seg in view.of_table(table_id) {
+            if seg.meta.min_ts > ts || !seg.may_hold_range(Some(lo), hi) {
+                continue;
+            }
+            let Some(versions) = seg
+                .range_versions(&self.store, &self.cache, (lo, hi), ts, rows_max)
+                .await?
+            else {
+                return Ok(None);
+            };
+            for (k, v) in versions {
+                found.entry(k).or_insert(v.row);
+            }
+        }
+        Ok(Some(
+            found
+                .into_iter()
+                .filter_map(|(k, row)| row.map(|r| (k, r)))
+                .collect(),
+        ))
+    }
+
     /// The newest version of `key` at or below `ts` in `segments` (one table's, newest
     /// first): the first segment whose key range holds the key and that has a version of
     /// it answers, because segments of a table hold disjoint timestamp ranges.
@@ -571,20 +620,6 @@ impl StorageNode {
         schema: SchemaRef,
         ts: Timestamp,
     ) -> EngineResult<Vec<(Vec<u8>, Arc<Row>)>> {
-        self.scan_range(table_id, schema, ts, (None, None), Vec::new())
-            .await
-    }
-
-    /// The live rows of `table_id` whose keys are in `[lo, hi)` as of `ts`, with a
-    /// transaction's own writes (`overlay`, key order) over them, in key order.
-    pub async fn scan_range(
-        self: &Arc<Self>,
-        table_id: u64,
-        schema: SchemaRef,
-        ts: Timestamp,
-        (lo, hi): (Option<Vec<u8>>, Option<Vec<u8>>),
-        overlay: Vec<(Vec<u8>, Option<Arc<Row>>)>,
-    ) -> EngineResult<Vec<(Vec<u8>, Arc<Row>)>> {
         let ncols = schema.fields().len();
         let mut columns: Vec<OutColumn> = (0..ncols).map(OutColumn::User).collect();
         columns.push(OutColumn::Key);
@@ -594,9 +629,9 @@ impl StorageNode {
                 table_name: table_id.to_string(),
                 read_ts: ts,
                 user_schema: schema,
-                kind: ScanKind::Range { lo, hi },
+                kind: ScanKind::Range { lo: None, hi: None },
                 columns,
-                overlay,
+                overlay: Vec::new(),
                 partitions: 1,
             })
             .await?;

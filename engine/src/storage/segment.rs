@@ -529,6 +529,86 @@ impl Segment {
         Ok(None)
     }
 
+    /// The newest version at or below `read_ts` of each key in `[lo, hi)` here, in key
+    /// order, read through the page slices a point lookup reads (and caches); `None` when
+    /// the range spans more than `rows_max` stored rows: a scan reads such a range better.
+    pub async fn range_versions(
+        &self,
+        store: &DurableStore,
+        cache: &SliceCache,
+        (lo, hi): (&[u8], Option<&[u8]>),
+        read_ts: Timestamp,
+        rows_max: usize,
+    ) -> EngineResult<Option<Vec<(Vec<u8>, Version)>>> {
+        let meta = self.open(store).await?;
+        let md = meta.metadata().clone();
+        let mut spans = Vec::new();
+        let mut total = 0;
+        for rg in 0..md.num_row_groups() {
+            let rgm = md.row_group(rg);
+            if let Some(stats) = rgm.column(0).statistics() {
+                let below = hi.is_some_and(|hi| stats.min_bytes_opt().is_some_and(|min| hi <= min));
+                let above = stats.max_bytes_opt().is_some_and(|max| max < lo);
+                if below || above {
+                    continue;
+                }
+            }
+            let (first, count) = pages_for_range(&md, rg, rgm.num_rows() as usize, lo, hi);
+            if count == 0 {
+                continue;
+            }
+            total += count;
+            if total > rows_max {
+                return Ok(None);
+            }
+            spans.push((rg, first, count));
+        }
+        let mut out: Vec<(Vec<u8>, Version)> = Vec::new();
+        for (rg, first, count) in spans {
+            let slice_key: SliceKey = (self.name.clone(), rg, first, count);
+            let batch = match cache.get(&slice_key) {
+                Some(b) => b,
+                None => {
+                    let b = self.read_slice(store, meta, rg, first, count).await?;
+                    cache.insert(slice_key, b.clone(), b.get_array_memory_size());
+                    b
+                }
+            };
+            let (keys, tss, ops) = system_columns(&batch, self.path.as_ref())?;
+            let mut i = partition_point(keys, lo);
+            while i < batch.num_rows() {
+                let key = keys.value(i);
+                if hi.is_some_and(|hi| key >= hi) {
+                    break;
+                }
+                // A key's versions are newest first; its first one at or below read_ts
+                // answers (they may continue from the previous row group).
+                let decided = out.last().is_some_and(|(k, _)| k.as_slice() == key);
+                if !decided && tss.value(i) <= read_ts {
+                    let row = match ops.value(i) {
+                        OP_PUT => {
+                            let user = batch.project(
+                                &(SYSTEM_COLUMNS..batch.num_columns()).collect::<Vec<_>>(),
+                            )?;
+                            Some(Arc::new(batch_row(&user, i, user.num_columns())?))
+                        }
+                        OP_DELETE => None,
+                        op => return Err(self.corrupt(format!("unknown op code {op}"))),
+                    };
+                    out.push((
+                        key.to_vec(),
+                        Version {
+                            ts: tss.value(i),
+                            row,
+                        },
+                    ));
+                }
+                i += 1;
+            }
+        }
+        Ok(Some(out))
+    }
+
     async fn read_slice(
         &self,
         store: &DurableStore,
@@ -623,6 +703,34 @@ fn pages_for_key(
     rows: usize,
     key: &[u8],
 ) -> (usize, usize) {
+    pages_where(md, rg, rows, |min, max| {
+        min.is_none_or(|min| min <= key) && max.is_none_or(|max| key <= max)
+    })
+}
+
+/// The rows `(first, count)` of the pages of row group `rg` whose keys may fall in
+/// `[lo, hi)`.
+fn pages_for_range(
+    md: &parquet::file::metadata::ParquetMetaData,
+    rg: usize,
+    rows: usize,
+    lo: &[u8],
+    hi: Option<&[u8]>,
+) -> (usize, usize) {
+    pages_where(md, rg, rows, |min, max| {
+        max.is_none_or(|max| lo <= max) && hi.is_none_or(|hi| min.is_none_or(|min| min < hi))
+    })
+}
+
+/// The rows `(first, count)` spanning the pages of row group `rg` whose key bounds (`min`,
+/// `max`; `None` when the page index does not say) `overlaps` accepts: all the rows when
+/// there is no page index, none when no page is accepted.
+fn pages_where(
+    md: &parquet::file::metadata::ParquetMetaData,
+    rg: usize,
+    rows: usize,
+    overlaps: impl Fn(Option<&[u8]>, Option<&[u8]>) -> bool,
+) -> (usize, usize) {
     let (Some(ci), Some(oi)) = (md.column_index(), md.offset_index()) else {
         return (0, rows);
     };
@@ -636,9 +744,9 @@ fn pages_for_key(
     let mut lo: Option<usize> = None;
     let mut hi = 0;
     for p in 0..locations.len() {
-        let min_ok = index.min_value(p).is_none_or(|min| min <= key);
-        let max_ok = index.max_value(p).is_none_or(|max| key <= max);
-        if min_ok && max_ok {
+        let min = index.min_value(p).map(|v| v.as_ref());
+        let max = index.max_value(p).map(|v| v.as_ref());
+        if overlaps(min, max) {
             lo.get_or_insert(p);
             hi = p;
         }

@@ -16,10 +16,11 @@ use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
     self, BinaryOperator, Expr as SqlExpr, SelectItem, Statement, TableFactor, UnaryOperator,
 };
-use weft_engine::index::{index_schema, IndexDef};
+use weft_engine::index::IndexDef;
 use weft_engine::key::{encode_key, prefix_successor};
 use weft_engine::provider::ReadSpan;
 use weft_engine::row::{rows_to_batch, Row};
+use weft_engine::storage::SHORT_RANGE_ROWS_MAX;
 
 use crate::sql::outcome::CommandTag;
 use weft_engine::schema::TableDef;
@@ -438,18 +439,29 @@ impl Executor {
                         .collect()
                 })
                 .unwrap_or_default();
-            if txn.isolation == Isolation::Serializable {
-                txn.reads.record(idx.id, ReadSpan::Table);
-            }
-            let found = self
+            let Some(stored) = self
                 .db
                 .storage
-                .scan_range(idx.id, index_schema(), read_ts, (Some(prefix), hi), own)
-                .await?;
+                .range_get(
+                    idx.id,
+                    (&prefix, hi.as_deref()),
+                    read_ts,
+                    SHORT_RANGE_ROWS_MAX,
+                )
+                .await?
+            else {
+                return Ok(None);
+            };
+            let mut found: std::collections::BTreeMap<Vec<u8>, Option<Arc<Row>>> =
+                stored.into_iter().map(|(k, e)| (k, Some(e))).collect();
+            found.extend(own);
             if found.len() > INDEX_ROWS_MAX {
                 return Ok(None);
             }
-            found.into_iter().map(|(_, entry)| entry).collect()
+            if txn.isolation == Isolation::Serializable {
+                txn.reads.record(idx.id, ReadSpan::Table);
+            }
+            found.into_values().flatten().collect()
         };
         let mut keys: Vec<Vec<u8>> = entries
             .iter()
