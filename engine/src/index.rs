@@ -30,6 +30,8 @@ pub const INDEX_PK_COLUMN: &str = "_weft_pk";
 const TAG_VALUE: u8 = 0x01;
 /// Tag of a NULL: sorts after every value.
 const TAG_NULL: u8 = 0x02;
+/// Tag of a NULL in a `NULLS FIRST` column: sorts before every value.
+const TAG_NULL_FIRST: u8 = 0x00;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexDef {
@@ -56,6 +58,17 @@ pub struct IndexDef {
     pub predicate: Option<String>,
     /// The index holds an entry for every row: the planner may read it.
     pub valid: bool,
+    /// Per key column, whether it is `DESC` (empty: every column ascending).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub descending: Vec<bool>,
+    /// Per key column, whether NULLs come before values (empty: PostgreSQL's default, last
+    /// when ascending and first when descending).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nulls_first: Vec<bool>,
+    /// Per key column, the operator class named when it is not the type's default (the
+    /// `*_pattern_ops` classes, which order as weft's default does); empty: none named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opclasses: Vec<Option<String>>,
 }
 
 /// A CHECK constraint.
@@ -109,14 +122,37 @@ pub fn index_schema() -> SchemaRef {
     )]))
 }
 
-/// Appends one indexed value to an entry key.
+/// Appends one indexed value of an ascending, NULLS LAST column to an entry key.
 pub fn encode_index_value(out: &mut Vec<u8>, v: &ScalarValue) -> EngineResult<()> {
+    encode_ordered(out, v, false, false)
+}
+
+/// Appends one indexed value to an entry key, in its column's order: a descending value's
+/// bytes are inverted (the value encoding is prefix-free, so inverting it reverses the
+/// order), and a NULL takes its place before or after every value.
+fn encode_ordered(
+    out: &mut Vec<u8>,
+    v: &ScalarValue,
+    descending: bool,
+    nulls_first: bool,
+) -> EngineResult<()> {
     if v.is_null() {
-        out.push(TAG_NULL);
+        out.push(if nulls_first {
+            TAG_NULL_FIRST
+        } else {
+            TAG_NULL
+        });
         return Ok(());
     }
     out.push(TAG_VALUE);
-    encode_value(out, v)
+    let start = out.len();
+    encode_value(out, v)?;
+    if descending {
+        for b in &mut out[start..] {
+            *b = !*b;
+        }
+    }
+    Ok(())
 }
 
 /// The entries `[lo, hi)` whose leading value is not NULL: the most a range of values on
@@ -154,10 +190,28 @@ impl IndexDef {
     /// The encoded prefix that every entry with these leading values starts with.
     pub fn prefix(&self, values: &[&ScalarValue]) -> EngineResult<Vec<u8>> {
         let mut out = Vec::with_capacity(16);
-        for v in values {
-            encode_index_value(&mut out, v)?;
+        for (k, v) in values.iter().enumerate() {
+            encode_ordered(&mut out, v, self.is_descending(k), self.has_nulls_first(k))?;
         }
         Ok(out)
+    }
+
+    /// Whether key column `k` is `DESC`.
+    pub fn is_descending(&self, k: usize) -> bool {
+        self.descending.get(k).copied().unwrap_or(false)
+    }
+
+    /// Whether key column `k` puts NULLs first.
+    pub fn has_nulls_first(&self, k: usize) -> bool {
+        self.nulls_first
+            .get(k)
+            .copied()
+            .unwrap_or_else(|| self.is_descending(k))
+    }
+
+    /// The operator class named for key column `k`, if any.
+    pub fn opclass(&self, k: usize) -> Option<&str> {
+        self.opclasses.get(k).and_then(|o| o.as_deref())
     }
 }
 
@@ -177,6 +231,9 @@ mod tests {
             constraint: false,
             predicate: None,
             valid: true,
+            descending: vec![],
+            nulls_first: vec![],
+            opclasses: vec![],
         }
     }
 
@@ -212,5 +269,33 @@ mod tests {
         assert!(a < b && b < c);
         let p = n.prefix(&[&ScalarValue::Int32(Some(4))]).unwrap();
         assert!(b.starts_with(&p));
+    }
+
+    #[test]
+    fn descending_columns_sort_backwards_with_nulls_first() {
+        let mut d = idx(false);
+        d.descending = vec![true];
+        let key = |v: Option<i32>, pk: &[u8]| d.entry_key(&row(v), pk).unwrap();
+        let (null, hi, lo) = (key(None, b"a"), key(Some(4), b"a"), key(Some(-3), b"a"));
+        assert!(null < hi && hi < lo, "DESC is NULLS FIRST by default");
+        // Ties still sort by primary key, ascending.
+        assert!(key(Some(4), b"a") < key(Some(4), b"b"));
+        d.nulls_first = vec![false];
+        let key = |v: Option<i32>| d.entry_key(&row(v), b"a").unwrap();
+        assert!(key(Some(4)) < key(Some(-3)) && key(Some(-3)) < key(None));
+        // Strings: a value and its extensions, inverted, still order backwards.
+        let mut t = idx(false);
+        t.descending = vec![true];
+        let s = |v: &str| {
+            t.entry_key(
+                &vec![
+                    ScalarValue::Int32(Some(1)),
+                    ScalarValue::Utf8(Some(v.into())),
+                ],
+                b"k",
+            )
+            .unwrap()
+        };
+        assert!(s("b") < s("ab") && s("ab") < s("a") && s("a\0") < s("a") && s("a") < s(""));
     }
 }

@@ -105,7 +105,7 @@ impl WeftTable {
     /// Whether `filter` bounds the first column of some usable index.
     pub(super) fn bounds_indexed_column(&self, filter: &Expr, implied: &[String]) -> bool {
         self.usable_indexes(implied)
-            .any(|i| !self.column_bounds(i.columns[0], filter).is_empty())
+            .any(|i| !i.is_descending(0) && !self.column_bounds(i.columns[0], filter).is_empty())
     }
 
     /// The first usable index whose first column the filters bound, and the range of its
@@ -115,7 +115,9 @@ impl WeftTable {
         filters: &[Expr],
         implied: &'a [String],
     ) -> Option<(&'a IndexDef, Vec<u8>, Vec<u8>)> {
-        for idx in self.usable_indexes(implied) {
+        // A descending first column would turn the bounds around: such an index serves
+        // equalities only.
+        for idx in self.usable_indexes(implied).filter(|i| !i.is_descending(0)) {
             let (mut lo, mut hi) = non_null_entries();
             let mut bounded = false;
             for f in filters {

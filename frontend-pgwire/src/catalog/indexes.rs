@@ -20,6 +20,10 @@ pub(crate) struct IndexView {
     pub valid: bool,
     /// A partial index's predicate, as SQL text.
     pub predicate: Option<String>,
+    /// Per key column: `DESC`, NULLs first, and an operator class named.
+    pub descending: Vec<bool>,
+    pub nulls_first: Vec<bool>,
+    pub opclasses: Vec<Option<String>>,
 }
 
 /// One constraint of a table.
@@ -51,6 +55,9 @@ pub(crate) fn indexes_of(t: &TableDef) -> Vec<IndexView> {
             nulls_not_distinct: false,
             valid: true,
             predicate: None,
+            descending: vec![false; t.primary_key.len()],
+            nulls_first: vec![false; t.primary_key.len()],
+            opclasses: vec![None; t.primary_key.len()],
         });
     }
     for i in &t.indexes {
@@ -66,6 +73,11 @@ pub(crate) fn indexes_of(t: &TableDef) -> Vec<IndexView> {
             nulls_not_distinct: i.nulls_not_distinct,
             valid: i.valid,
             predicate: i.predicate.clone(),
+            descending: (0..i.columns.len()).map(|k| i.is_descending(k)).collect(),
+            nulls_first: (0..i.columns.len()).map(|k| i.has_nulls_first(k)).collect(),
+            opclasses: (0..i.columns.len())
+                .map(|k| i.opclass(k).map(str::to_string))
+                .collect(),
         });
     }
     out

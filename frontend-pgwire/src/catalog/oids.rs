@@ -150,6 +150,15 @@ pub(crate) fn btree_opclass(ty: &SqlType) -> i32 {
     }
 }
 
+/// The oid of a btree pattern operator class (`text_pattern_ops`...), as PostgreSQL 15's.
+pub(crate) fn pattern_opclass(name: &str) -> i32 {
+    match name {
+        "text_pattern_ops" => 4217,
+        "varchar_pattern_ops" => 4218,
+        _ => 4219,
+    }
+}
+
 /// The oid of the array type whose elements are `elem` (`integer[]` is 1007).
 pub(crate) fn array_oid(elem: &SqlType) -> i32 {
     match elem {

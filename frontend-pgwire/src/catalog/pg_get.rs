@@ -311,7 +311,21 @@ pub(crate) fn index_text(t: &TableDef, i: &IndexView, pretty: bool) -> String {
     let q = quote_ident;
     let key: Vec<String> = i.columns[..i.key_columns]
         .iter()
-        .map(|&k| q(&t.columns[k].name))
+        .enumerate()
+        .map(|(n, &k)| {
+            let mut c = q(&t.columns[k].name);
+            if let Some(o) = &i.opclasses[n] {
+                c.push(' ');
+                c.push_str(o);
+            }
+            match (i.descending[n], i.nulls_first[n]) {
+                (true, true) => c.push_str(" DESC"),
+                (true, false) => c.push_str(" DESC NULLS LAST"),
+                (false, true) => c.push_str(" NULLS FIRST"),
+                (false, false) => {}
+            }
+            c
+        })
         .collect();
     let include: Vec<String> = i.columns[i.key_columns..]
         .iter()

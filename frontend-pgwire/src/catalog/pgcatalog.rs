@@ -23,7 +23,6 @@ use datafusion::error::Result as DfResult;
 
 use crate::catalog::db::Db;
 use crate::catalog::indexes::{constraints_of, indexes_of};
-use crate::catalog::oids::btree_opclass;
 use crate::catalog::oids::rowtype_oid;
 use crate::catalog::oids::table_oid;
 use crate::catalog::oids::type_info;
@@ -36,6 +35,7 @@ use crate::catalog::oids::NS_PG_CATALOG;
 use crate::catalog::oids::NS_PG_TOAST;
 use crate::catalog::oids::NS_PUBLIC;
 use crate::catalog::oids::PG_CATALOG;
+use crate::catalog::oids::{btree_opclass, pattern_opclass};
 use crate::catalog::pg_get::default_text;
 use crate::catalog::pg_get::index_text;
 use crate::catalog::roles::BOOTSTRAP_ROLE_NAME;
@@ -548,7 +548,14 @@ pub(crate) fn pg_index(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                 .collect();
             let classes: Vec<i32> = keys
                 .iter()
-                .map(|&k| btree_opclass(&t.columns[k].ty))
+                .enumerate()
+                .map(|(n, &k)| match ix.opclasses[n].as_deref() {
+                    Some(o) => pattern_opclass(o),
+                    None => btree_opclass(&t.columns[k].ty),
+                })
+                .collect();
+            let options: Vec<i16> = (0..ix.key_columns)
+                .map(|n| i16::from(ix.descending[n]) | (i16::from(ix.nulls_first[n]) << 1))
                 .collect();
             rows.push(vec![
                 i(ix.oid),
@@ -569,7 +576,7 @@ pub(crate) fn pg_index(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                 V::IL(key),
                 V::OL(collations),
                 V::OL(classes),
-                V::IL(vec![0; ix.key_columns]),
+                V::IL(options),
                 V::N,
                 // PostgreSQL keeps a node tree here; its text stands in for it.
                 ix.predicate.clone().map(V::S).unwrap_or(V::N),

@@ -50,7 +50,88 @@ pub(crate) fn keyable(ty: &SqlType) -> bool {
 
 /// The columns an index lists, by position in the table; plain column names only.
 pub(crate) fn index_columns(def: &TableDef, cols: &[IndexColumn]) -> SqlResult<Vec<usize>> {
-    let mut out = Vec::with_capacity(cols.len());
+    let key = index_key(def, cols)?;
+    if key.descending.iter().any(|&d| d)
+        || key.nulls_first.iter().any(|n| n.is_some())
+        || key.opclasses.iter().any(|o| o.is_some())
+    {
+        return Err(SqlError::syntax(
+            "a constraint's columns take no ordering or operator class",
+        ));
+    }
+    Ok(key.columns)
+}
+
+/// The key columns of a CREATE INDEX, with their order and operator classes.
+pub(crate) struct IndexKey {
+    pub columns: Vec<usize>,
+    pub descending: Vec<bool>,
+    /// `NULLS FIRST` / `NULLS LAST` as written (`None`: the direction's default).
+    pub nulls_first: Vec<Option<bool>>,
+    /// A pattern operator class named (`None`: the default, named or not).
+    pub opclasses: Vec<Option<String>>,
+}
+
+/// The btree operator classes weft knows (those of the types it indexes).
+const BTREE_OPCLASSES: &[&str] = &[
+    "int2_ops",
+    "int4_ops",
+    "int8_ops",
+    "float4_ops",
+    "float8_ops",
+    "numeric_ops",
+    "text_ops",
+    "varchar_ops",
+    "bpchar_ops",
+    "bool_ops",
+    "bytea_ops",
+    "date_ops",
+    "timestamp_ops",
+    "timestamptz_ops",
+    "uuid_ops",
+    "text_pattern_ops",
+    "varchar_pattern_ops",
+    "bpchar_pattern_ops",
+];
+
+/// The btree operator classes a column of `ty` may name: its default's names, and the
+/// pattern classes, which compare text byte by byte as weft's default does already.
+fn opclass_for(ty: &SqlType, name: &str) -> Option<Option<String>> {
+    let default: &[&str] = match ty {
+        SqlType::SmallInt => &["int2_ops"],
+        SqlType::Integer => &["int4_ops"],
+        SqlType::BigInt => &["int8_ops"],
+        SqlType::Real => &["float4_ops"],
+        SqlType::Double => &["float8_ops"],
+        SqlType::Numeric { .. } => &["numeric_ops"],
+        SqlType::Text | SqlType::Varchar { .. } => &["text_ops", "varchar_ops"],
+        SqlType::Char { .. } => &["bpchar_ops"],
+        SqlType::Boolean => &["bool_ops"],
+        SqlType::Bytea => &["bytea_ops"],
+        SqlType::Date => &["date_ops"],
+        SqlType::Timestamp => &["timestamp_ops"],
+        SqlType::Timestamptz => &["timestamptz_ops"],
+        SqlType::Uuid => &["uuid_ops"],
+        _ => &[],
+    };
+    if default.contains(&name) {
+        return Some(None);
+    }
+    let pattern: &[&str] = match ty {
+        SqlType::Text | SqlType::Varchar { .. } => &["text_pattern_ops", "varchar_pattern_ops"],
+        SqlType::Char { .. } => &["bpchar_pattern_ops"],
+        _ => &[],
+    };
+    pattern.contains(&name).then(|| Some(name.to_string()))
+}
+
+pub(crate) fn index_key(def: &TableDef, cols: &[IndexColumn]) -> SqlResult<IndexKey> {
+    let mut key = IndexKey {
+        columns: Vec::with_capacity(cols.len()),
+        descending: Vec::new(),
+        nulls_first: Vec::new(),
+        opclasses: Vec::new(),
+    };
     for ic in cols {
         let name = match &ic.column.expr {
             SqlExpr::Identifier(id) => ident_name(id),
@@ -60,19 +141,39 @@ pub(crate) fn index_columns(def: &TableDef, cols: &[IndexColumn]) -> SqlResult<V
                 )))
             }
         };
-        if ic.operator_class.is_some() {
-            return Err(SqlError::unsupported(
-                "index operator classes are not supported",
-            ));
-        }
-        if ic.column.options.asc == Some(false) || ic.column.options.nulls_first.is_some() {
-            return Err(SqlError::unsupported(
-                "DESC and NULLS FIRST/LAST in index columns are not supported",
-            ));
-        }
-        out.push(column_position(def, &name)?);
+        let c = column_position(def, &name)?;
+        let opclass = match &ic.operator_class {
+            None => None,
+            Some(o) => {
+                let o = o.to_string().to_ascii_lowercase();
+                let o = o.strip_prefix("pg_catalog.").unwrap_or(&o).to_string();
+                let ty = &def.columns[c].ty;
+                opclass_for(ty, &o).ok_or_else(|| {
+                    if BTREE_OPCLASSES.contains(&o.as_str()) {
+                        SqlError::new(
+                            codes::DATATYPE_MISMATCH,
+                            format!(
+                                "operator class \"{o}\" does not accept data type {}",
+                                ty.pg_name()
+                            ),
+                        )
+                    } else {
+                        SqlError::new(
+                            codes::UNDEFINED_OBJECT,
+                            format!(
+                                "operator class \"{o}\" does not exist for access method \"btree\""
+                            ),
+                        )
+                    }
+                })?
+            }
+        };
+        key.columns.push(c);
+        key.descending.push(ic.column.options.asc == Some(false));
+        key.nulls_first.push(ic.column.options.nulls_first);
+        key.opclasses.push(opclass);
     }
-    Ok(out)
+    Ok(key)
 }
 
 /// The columns a table constraint of CREATE TABLE lists, among the columns declared.
@@ -266,6 +367,9 @@ impl Executor {
             constraint,
             predicate: None,
             valid: true,
+            descending: Vec::new(),
+            nulls_first: Vec::new(),
+            opclasses: Vec::new(),
         })
     }
 
@@ -507,7 +611,8 @@ impl Executor {
         }
         let table = table_name(&ci.table_name)?;
         let def = (*self.table_def(txn, &table).await?).clone();
-        let columns = index_columns(&def, &ci.columns)?;
+        let key = index_key(&def, &ci.columns)?;
+        let columns = key.columns.clone();
         let mut taken = self.relation_names(txn).await?;
         let given = ci.name.as_ref().map(table_name).transpose()?;
         if let Some(n) = given.as_ref().filter(|n| taken.contains(n)) {
@@ -523,6 +628,19 @@ impl Executor {
         let name = Self::relation_name_for(&mut taken, given, &def, &columns, "idx")?;
         let mut idx = self.new_index(&def, name, columns, ci.unique, false)?;
         idx.nulls_not_distinct = ci.nulls_distinct == Some(false);
+        // Kept only where some column is not ascending with PostgreSQL's default NULLs.
+        if key.descending.iter().any(|&d| d) || key.nulls_first.iter().any(|n| n.is_some()) {
+            idx.nulls_first = key
+                .nulls_first
+                .iter()
+                .zip(&key.descending)
+                .map(|(n, &d)| n.unwrap_or(d))
+                .collect();
+            idx.descending = key.descending;
+        }
+        if key.opclasses.iter().any(|o| o.is_some()) {
+            idx.opclasses = key.opclasses;
+        }
         for c in &ci.include {
             idx.include.push(column_position(&def, &ident_name(c))?);
         }
