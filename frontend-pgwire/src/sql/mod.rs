@@ -57,5 +57,6 @@ pub mod schema_ddl;
 pub mod sequence_syntax;
 pub mod subplan;
 pub mod system_columns;
+pub mod unnest_syntax;
 pub mod view_ddl;
 pub mod view_expand;
