@@ -108,7 +108,7 @@ mod tests {
 
     #[test]
     fn filters_that_contain_the_predicate_imply_it() {
-        let f = vec![col("t.email").eq(lit("a@x")), col("t.deleted_at").is_null()];
+        let f = [col("t.email").eq(lit("a@x")), col("t.deleted_at").is_null()];
         let texts = filter_texts(f.iter());
         assert!(implies(&texts, "deleted_at IS NULL"));
         assert!(implies(&texts, "(deleted_at IS NULL)"));

@@ -28,6 +28,9 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::storage::scan::MvccScanExec;
 
+/// A filter between the sort and the scan: its predicate and the columns it passes on.
+type KeptFilter = (Arc<dyn PhysicalExpr>, Option<Vec<usize>>);
+
 /// Most rows a filter over the ordered scan gathers before passing them on.
 const FILTER_BATCH_MAX: usize = 8192;
 
@@ -76,7 +79,7 @@ fn in_key_order(node: &Arc<dyn ExecutionPlan>) -> DfResult<Option<Arc<dyn Execut
     // Down to the scan: filters are kept (with the columns they pass on); the rest only
     // moves batches between partitions. `columns[i]` is the scan column that output column
     // `i` of the node reached so far is.
-    let mut filters: Vec<(Arc<dyn PhysicalExpr>, Option<Vec<usize>>)> = Vec::new();
+    let mut filters: Vec<KeptFilter> = Vec::new();
     let mut maps: Vec<Vec<usize>> = Vec::new();
     let mut at = sort.input().clone();
     let scan = loop {

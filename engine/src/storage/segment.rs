@@ -744,8 +744,8 @@ fn pages_where(
     let mut lo: Option<usize> = None;
     let mut hi = 0;
     for p in 0..locations.len() {
-        let min = index.min_value(p).map(|v| v.as_ref());
-        let max = index.max_value(p).map(|v| v.as_ref());
+        let min = index.min_value(p);
+        let max = index.max_value(p);
         if overlaps(min, max) {
             lo.get_or_insert(p);
             hi = p;

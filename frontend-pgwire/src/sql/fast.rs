@@ -235,7 +235,7 @@ fn index_of<'a>(
     def: &'a TableDef,
     equalities: &[(String, SqlExpr)],
     params: Option<&ParamValues>,
-) -> SqlResult<Option<(&'a IndexDef, Vec<ScalarValue>, Vec<u8>)>> {
+) -> SqlResult<Option<Lookup<'a>>> {
     let mut pinned: Vec<(usize, &SqlExpr)> = Vec::with_capacity(equalities.len());
     for (col, expr) in equalities {
         let Some(i) = def.column_index(col) else {
@@ -268,7 +268,7 @@ fn index_of<'a>(
     }
     let refs: Vec<&ScalarValue> = values.iter().collect();
     let prefix = idx.prefix(&refs)?;
-    Ok(Some((idx, values, prefix)))
+    Ok(Some(Lookup::Index(idx, values, prefix)))
 }
 
 /// A constant of the statement as a value of `ty`, when it is one exactly.
@@ -334,7 +334,7 @@ impl Executor {
         let lookup = match key_of(&def, &ps.equalities, params)? {
             Some(key) => Lookup::Key(key),
             None => match index_of(&def, &ps.equalities, params)? {
-                Some((idx, values, prefix)) => Lookup::Index(idx, values, prefix),
+                Some(lookup) => lookup,
                 None => return Ok(None),
             },
         };

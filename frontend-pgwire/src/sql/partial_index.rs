@@ -29,11 +29,14 @@ use crate::sql::exec::Executor;
 /// Most compiled predicates a session keeps; past it the cache starts over.
 const COMPILED_MAX: usize = 256;
 
+/// A compiled predicate and the text it was compiled from.
+type Compiled = (String, Arc<dyn PhysicalExpr>);
+
 /// The predicates a session has compiled, by (table id, index id, column count), with the
 /// text each was compiled from.
 #[derive(Default)]
 pub(crate) struct CompiledPredicates {
-    by_index: Mutex<HashMap<(u64, u64, usize), (String, Arc<dyn PhysicalExpr>)>>,
+    by_index: Mutex<HashMap<(u64, u64, usize), Compiled>>,
 }
 
 impl Executor {
