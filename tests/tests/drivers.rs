@@ -45,62 +45,24 @@ fn run_script(script: &str) {
     );
 }
 
-/// An application's migration (SQLAlchemy create_all, Alembic operations and autogenerate)
-/// on weft and on PostgreSQL 15: both must succeed and reflect the same schema.
-#[test]
-fn an_orm_migration_reflects_as_on_postgres() {
+/// Runs `script <port>` on weft and on PostgreSQL 15 (when there is one): both must
+/// succeed (print "ok" last), and their outputs, compared line by line, must agree.
+fn run_on_both(script: &str, what: &str) {
     let Some(python) = python() else { return };
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("drivers")
-        .join("migration_check.py");
+        .join(script);
     let run = |port: u16, log: &dyn Fn() -> String| -> String {
         let out = Command::new(&python)
             .arg(&path)
             .arg(port.to_string())
             .output()
-            .expect("run the migration script");
+            .expect("run the script");
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             out.status.success() && stdout.trim_end().ends_with("ok"),
-            "migration_check.py failed on port {port}:\n{stdout}\n{stderr}\n{}",
-            log()
-        );
-        stdout
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"));
-    let weft = run(server.port, &|| server.log_text());
-    let Some(pg) = weft_tests::PgServer::start() else {
-        return;
-    };
-    let postgres = run(pg.port, &String::new);
-    assert_eq!(
-        weft, postgres,
-        "the migration reflects differently on weft (left) and PostgreSQL 15 (right)"
-    );
-}
-
-/// A Django application's migrations, unapplied and applied again, its ORM and Django's
-/// introspection (tests/drivers/django_check.py) on weft and on PostgreSQL 15: both must
-/// succeed and introspect the same schema.
-#[test]
-fn a_django_migration_introspects_as_on_postgres() {
-    let Some(python) = python() else { return };
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("drivers")
-        .join("django_check.py");
-    let run = |port: u16, log: &dyn Fn() -> String| -> String {
-        let out = Command::new(&python)
-            .arg(&path)
-            .arg(port.to_string())
-            .output()
-            .expect("run the Django script");
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && stdout.trim_end().ends_with("ok"),
-            "django_check.py failed on port {port}:\n{stdout}\n{stderr}\n{}",
+            "{script} failed on port {port}:\n{stdout}\n{stderr}\n{}",
             log()
         );
         stdout
@@ -115,10 +77,25 @@ fn a_django_migration_introspects_as_on_postgres() {
     for (w, p) in weft.lines().zip(postgres.lines()) {
         assert_eq!(
             w, p,
-            "Django sees weft (left) and PostgreSQL 15 (right) differently"
+            "{what} differently on weft (left) and PostgreSQL 15 (right)"
         );
     }
-    assert_eq!(weft.lines().count(), postgres.lines().count());
+    assert_eq!(weft.lines().count(), postgres.lines().count(), "{what}");
+}
+
+/// An application's migration (SQLAlchemy create_all, Alembic operations and autogenerate)
+/// on weft and on PostgreSQL 15: both must succeed and reflect the same schema.
+#[test]
+fn an_orm_migration_reflects_as_on_postgres() {
+    run_on_both("migration_check.py", "the migration reflects");
+}
+
+/// A Django application's migrations, unapplied and applied again, its ORM and Django's
+/// introspection (tests/drivers/django_check.py) on weft and on PostgreSQL 15: both must
+/// succeed and introspect the same schema.
+#[test]
+fn a_django_migration_introspects_as_on_postgres() {
+    run_on_both("django_check.py", "Django sees the schema");
 }
 
 #[test]

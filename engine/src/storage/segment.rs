@@ -487,15 +487,9 @@ impl Segment {
             if count == 0 {
                 continue;
             }
-            let slice_key: SliceKey = (self.name.clone(), rg, first, count);
-            let batch = match cache.get(&slice_key) {
-                Some(b) => b,
-                None => {
-                    let b = self.read_slice(store, meta, rg, first, count).await?;
-                    cache.insert(slice_key, b.clone(), b.get_array_memory_size());
-                    b
-                }
-            };
+            let batch = self
+                .cached_slice(store, cache, meta, (rg, first, count))
+                .await?;
             *rows_examined += batch.num_rows();
             let (keys, tss, ops) = system_columns(&batch, self.path.as_ref())?;
             let mut i = partition_point(keys, key);
@@ -565,15 +559,9 @@ impl Segment {
         }
         let mut out: Vec<(Vec<u8>, Version)> = Vec::new();
         for (rg, first, count) in spans {
-            let slice_key: SliceKey = (self.name.clone(), rg, first, count);
-            let batch = match cache.get(&slice_key) {
-                Some(b) => b,
-                None => {
-                    let b = self.read_slice(store, meta, rg, first, count).await?;
-                    cache.insert(slice_key, b.clone(), b.get_array_memory_size());
-                    b
-                }
-            };
+            let batch = self
+                .cached_slice(store, cache, meta, (rg, first, count))
+                .await?;
             let (keys, tss, ops) = system_columns(&batch, self.path.as_ref())?;
             let mut i = partition_point(keys, lo);
             while i < batch.num_rows() {
@@ -607,6 +595,23 @@ impl Segment {
             }
         }
         Ok(Some(out))
+    }
+
+    /// Rows `first..first + count` of row group `rg`, from the cache or read (and cached).
+    async fn cached_slice(
+        &self,
+        store: &DurableStore,
+        cache: &SliceCache,
+        meta: &ArrowReaderMetadata,
+        (rg, first, count): (usize, usize, usize),
+    ) -> EngineResult<RecordBatch> {
+        let slice_key: SliceKey = (self.name.clone(), rg, first, count);
+        if let Some(b) = cache.get(&slice_key) {
+            return Ok(b);
+        }
+        let b = self.read_slice(store, meta, rg, first, count).await?;
+        cache.insert(slice_key, b.clone(), b.get_array_memory_size());
+        Ok(b)
     }
 
     async fn read_slice(
