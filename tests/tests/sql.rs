@@ -344,7 +344,7 @@ async fn errors_have_sqlstates_and_sessions_survive() {
         ("INSERT INTO e VALUES (4, 'x', 1, 'toolong')", "22001"),
         ("CREATE TABLE e (id int)", "42P07"),
         ("DROP TABLE missing", "42P01"),
-        ("CREATE INDEX ON e (v) WHERE v > 0", "0A000"),
+        ("CREATE INDEX ON e ((v + 1))", "0A000"),
         ("SAVEPOINT s", "25P01"),
     ];
     for (sql, code) in cases {

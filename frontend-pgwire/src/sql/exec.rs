@@ -45,11 +45,17 @@ pub struct Executor {
     planning: std::sync::OnceLock<Planning>,
     /// What catalog tables and system functions know of the session.
     pub meta: Arc<crate::catalog::session_meta::SessionMeta>,
-    /// Partial indexes' predicates, as the session has compiled them.
-    pub(crate) predicates: crate::sql::partial_index::CompiledPredicates,
+    /// Partial indexes' predicates as the session has compiled them
+    /// ([`crate::sql::partial_index`]), by (table id, index id, column count), each with the
+    /// text it was compiled from.
+    pub(crate) predicates:
+        std::sync::Mutex<std::collections::HashMap<(u64, u64, usize), CompiledPredicate>>,
 }
 
 pub use crate::sql::names::ident_name;
+
+/// A partial index's predicate compiled, and the text it was compiled from.
+pub(crate) type CompiledPredicate = (String, Arc<dyn datafusion::physical_expr::PhysicalExpr>);
 
 /// The table name of an object name (`t`, `public.t`, `db.public.t`).
 pub fn table_name(name: &ObjectName) -> SqlResult<String> {

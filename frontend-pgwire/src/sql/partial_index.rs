@@ -10,8 +10,7 @@
 //! each written row is evaluated against. The planner and the point fast path do not read
 //! partial indexes; writers, index builds and ON CONFLICT do.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
@@ -28,16 +27,6 @@ use crate::sql::exec::Executor;
 
 /// Most compiled predicates a session keeps; past it the cache starts over.
 const COMPILED_MAX: usize = 256;
-
-/// A compiled predicate and the text it was compiled from.
-type Compiled = (String, Arc<dyn PhysicalExpr>);
-
-/// The predicates a session has compiled, by (table id, index id, column count), with the
-/// text each was compiled from.
-#[derive(Default)]
-pub(crate) struct CompiledPredicates {
-    by_index: Mutex<HashMap<(u64, u64, usize), Compiled>>,
-}
 
 impl Executor {
     /// Plans `predicate` over the table's columns: the expression, once it is known to be
@@ -108,7 +97,7 @@ impl Executor {
         predicate: &str,
     ) -> SqlResult<Arc<dyn PhysicalExpr>> {
         let key = (def.id, idx.id, def.columns.len());
-        let cache = &self.predicates.by_index;
+        let cache = &self.predicates;
         if let Some((text, expr)) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             if text == predicate {
                 return Ok(expr.clone());
