@@ -31,7 +31,7 @@ use parquet::schema::types::ColumnPath;
 use crate::error::{EngineError, EngineResult};
 use crate::objstore::DurableStore;
 use crate::record::{OP_COLUMN, OP_DELETE, OP_PUT};
-use crate::row::{batch_row, column_from_rows};
+use crate::row::{batch_row, column_from_rows, Row};
 use crate::schema::KEY_COLUMN;
 use crate::storage::cache::Lru;
 use crate::storage::manifest::SegmentMeta;
@@ -495,18 +495,7 @@ impl Segment {
             let mut i = partition_point(keys, key);
             while i < batch.num_rows() && keys.value(i) == key {
                 if tss.value(i) <= read_ts {
-                    let row = match ops.value(i) {
-                        OP_PUT => {
-                            let user = batch.project(
-                                &(SYSTEM_COLUMNS..batch.num_columns()).collect::<Vec<_>>(),
-                            )?;
-                            Some(Arc::new(batch_row(&user, i, user.num_columns())?))
-                        }
-                        OP_DELETE => None,
-                        op => {
-                            return Err(self.corrupt(format!("unknown op code {op}")));
-                        }
-                    };
+                    let row = self.row_at(&batch, ops.value(i), i)?;
                     return Ok(Some(Version {
                         ts: tss.value(i),
                         row,
@@ -573,16 +562,7 @@ impl Segment {
                 // answers (they may continue from the previous row group).
                 let decided = out.last().is_some_and(|(k, _)| k.as_slice() == key);
                 if !decided && tss.value(i) <= read_ts {
-                    let row = match ops.value(i) {
-                        OP_PUT => {
-                            let user = batch.project(
-                                &(SYSTEM_COLUMNS..batch.num_columns()).collect::<Vec<_>>(),
-                            )?;
-                            Some(Arc::new(batch_row(&user, i, user.num_columns())?))
-                        }
-                        OP_DELETE => None,
-                        op => return Err(self.corrupt(format!("unknown op code {op}"))),
-                    };
+                    let row = self.row_at(&batch, ops.value(i), i)?;
                     out.push((
                         key.to_vec(),
                         Version {
@@ -595,6 +575,20 @@ impl Segment {
             }
         }
         Ok(Some(out))
+    }
+
+    /// The row a version at `i` of a slice holds: its user columns for a put, `None` for a
+    /// delete.
+    fn row_at(&self, batch: &RecordBatch, op: u8, i: usize) -> EngineResult<Option<Arc<Row>>> {
+        match op {
+            OP_PUT => {
+                let user =
+                    batch.project(&(SYSTEM_COLUMNS..batch.num_columns()).collect::<Vec<_>>())?;
+                Ok(Some(Arc::new(batch_row(&user, i, user.num_columns())?)))
+            }
+            OP_DELETE => Ok(None),
+            op => Err(self.corrupt(format!("unknown op code {op}"))),
+        }
     }
 
     /// Rows `first..first + count` of row group `rg`, from the cache or read (and cached).
