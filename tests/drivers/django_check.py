@@ -3,7 +3,8 @@ psycopg 3): Django's own apps (auth, contenttypes, sessions, admin) and a shop a
 migrations make foreign keys, unique and partial unique constraints, a CHECK, a descending
 index and Django's `varchar_pattern_ops` indexes, then add a column, rename one, widen one
 and add an index; the migrations unapplied to zero and applied again; the ORM under those
-constraints; and Django's own introspection of the result.
+constraints; Django's own introspection of the result; and Django's test runner, which
+makes and drops a test database and wraps each test in a transaction.
 
 Usage: django_check.py <port>. Prints the introspected schema as JSON lines, then "ok":
 the test runs it on weft and on PostgreSQL 15 and compares the two outputs."""
@@ -24,6 +25,16 @@ settings.configure(
                            "USER": "postgres", "HOST": "127.0.0.1", "PORT": sys.argv[1]}},
     USE_TZ=True,
     DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+    # What the admin's system checks (which the test runner runs) ask for.
+    MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware",
+                "django.contrib.auth.middleware.AuthenticationMiddleware",
+                "django.contrib.messages.middleware.MessageMiddleware"],
+    TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates",
+                "APP_DIRS": True,
+                "OPTIONS": {"context_processors": [
+                    "django.template.context_processors.request",
+                    "django.contrib.auth.context_processors.auth",
+                    "django.contrib.messages.context_processors.messages"]}}],
 )
 django.setup()
 
@@ -80,4 +91,9 @@ with connection.cursor() as cur:
         print(json.dumps([table, "constraints", shown], sort_keys=True, default=str))
         rels = connection.introspection.get_relations(cur, table)
         print(json.dumps([table, "relations", sorted(rels.items())]))
+# Django's test runner: a test database of its own, each test in a transaction.
+from django.test.utils import get_runner  # noqa: E402
+
+failures = get_runner(settings)(verbosity=0).run_tests(["shop"])
+print(json.dumps(["test runner failures", failures]))
 print("ok")

@@ -74,6 +74,28 @@ impl Isolation {
     }
 }
 
+/// What `SET CONSTRAINTS` said in this transaction: whether deferrable constraints are
+/// deferred, all of them and by name (a name's setting wins over ALL's).
+#[derive(Debug, Clone, Default)]
+pub struct ConstraintModes {
+    pub all: Option<bool>,
+    pub named: std::collections::HashMap<String, bool>,
+}
+
+impl ConstraintModes {
+    /// Whether the constraint `name` is checked at COMMIT now: only a deferrable one can
+    /// be, and it is when SET CONSTRAINTS says so, or else when it is initially deferred.
+    pub fn deferred(&self, name: &str, deferrable: bool, initially: bool) -> bool {
+        deferrable
+            && self
+                .named
+                .get(name)
+                .copied()
+                .or(self.all)
+                .unwrap_or(initially)
+    }
+}
+
 /// A foreign-key check a deferred constraint leaves for COMMIT.
 #[derive(Debug, Clone)]
 pub enum Deferred {
@@ -90,6 +112,15 @@ pub enum Deferred {
         child: String,
         values: Vec<datafusion::scalar::ScalarValue>,
     },
+}
+
+impl Deferred {
+    /// The constraint whose check this is.
+    pub fn constraint(&self) -> &str {
+        match self {
+            Deferred::Child { constraint, .. } | Deferred::Parent { constraint, .. } => constraint,
+        }
+    }
 }
 
 /// A transaction's writes as of a SAVEPOINT.
@@ -127,6 +158,8 @@ pub struct Txn {
     pub locked: Vec<(u64, Vec<u8>)>,
     /// Deferred foreign-key checks, run at COMMIT.
     pub deferred: Vec<Deferred>,
+    /// SET CONSTRAINTS in this transaction.
+    pub constraint_modes: ConstraintModes,
     pub rows_written: usize,
     pub bytes_written: usize,
     /// On tokio's clock, which a simulation pauses and advances.
@@ -148,6 +181,7 @@ impl Txn {
             database: Default::default(),
             locked: Vec::new(),
             deferred: Vec::new(),
+            constraint_modes: ConstraintModes::default(),
             rows_written: 0,
             bytes_written: 0,
             started: tokio::time::Instant::now(),

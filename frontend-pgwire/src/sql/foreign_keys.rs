@@ -416,7 +416,10 @@ impl Executor {
             if fk.columns.iter().any(|&c| new[c].is_null()) {
                 continue;
             }
-            if fk.deferred {
+            if txn
+                .constraint_modes
+                .deferred(&fk.name, fk.deferrable, fk.deferred)
+            {
                 txn.deferred.push(Deferred::Child {
                     table: def.name.clone(),
                     constraint: fk.name.clone(),
@@ -455,7 +458,10 @@ impl Executor {
                         continue;
                     }
                     let action = if new.is_none() { fk.on_delete } else { fk.on_update };
-                    if fk.deferred && action == 'a' {
+                    let deferred =
+                        txn.constraint_modes
+                            .deferred(&fk.name, fk.deferrable, fk.deferred);
+                    if deferred && action == 'a' {
                         txn.deferred.push(Deferred::Parent {
                             table: def.name.clone(),
                             constraint: fk.name.clone(),

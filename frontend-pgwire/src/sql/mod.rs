@@ -25,6 +25,7 @@ pub mod array_subquery;
 pub mod carrier;
 pub mod comments;
 pub mod compat;
+pub mod constraint_mode;
 pub mod context;
 pub mod copy;
 pub mod copy_exec;

@@ -83,6 +83,11 @@ pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
         }
         None => sql,
     };
+    if contains_ignore_case(sql, "constraints") && !sql.trim().trim_end_matches(';').contains(';') {
+        if let Some(s) = crate::sql::constraint_mode::parse(sql) {
+            return Ok(vec![s?]);
+        }
+    }
     // Statements read by hand (CREATE and DROP DATABASE, ALTER SEQUENCE) are read one at
     // a time: a query string holding one is cut into its statements.
     if contains_ignore_case(sql, "database") || contains_ignore_case(sql, "sequence") {
