@@ -11,9 +11,10 @@
 //!   `FROM (SELECT t.*, unnest(t.a) AS x, unnest(t.b) AS y FROM t) AS t`, and `u.x` in the
 //!   query becomes `t.x`;
 //! - `FROM unnest(outer.keys) WITH ORDINALITY u(k, n) JOIN r ON u.k = r.x ... ORDER BY
-//!   u.n` in a subquery (an unnest of the outer query's array, as catalog queries walk a
-//!   key's columns) becomes a membership test, `r.x = ANY(outer.keys)`, ordered by
-//!   `array_position(outer.keys, r.x)`.
+//!   u.n` in a subquery (an unnest of the outer query's `conkey`, `confkey` or `indkey`,
+//!   whose elements are distinct, as catalog queries walk a key's columns) becomes a
+//!   membership test, `r.x = ANY(outer.keys)`, ordered by `array_position(outer.keys,
+//!   r.x)`.
 
 use std::ops::ControlFlow;
 
@@ -177,6 +178,9 @@ fn lateral(select: &mut Select) {
     }
 }
 
+/// Catalog columns that list a key's column numbers, each at most once.
+const KEY_ARRAYS: &[&str] = &["conkey", "confkey", "indkey"];
+
 /// `U.col` or `col` for a column `col` of the unnest `U`.
 fn is_unnest_column(e: &Expr, u: &Ident, col: &Ident) -> bool {
     match e {
@@ -219,6 +223,18 @@ fn correlated_key_unnest(q: &mut Query) {
     let ([e], [key, ord]) = (array_exprs.as_slice(), alias.columns.as_slice()) else {
         return;
     };
+    // Only the catalog's key arrays, whose elements are distinct: over an array with a
+    // repeated element the membership test would return its row once, not once per
+    // repetition, and a wrong answer is worse than DataFusion's refusal.
+    let key_array = match e {
+        Expr::CompoundIdentifier(p) => p.last(),
+        Expr::Identifier(id) => Some(id),
+        _ => None,
+    }
+    .is_some_and(|id| KEY_ARRAYS.contains(&id.value.to_ascii_lowercase().as_str()));
+    if !key_array {
+        return;
+    }
     let Some(joined) = referred_name(&join.relation) else {
         return;
     };
