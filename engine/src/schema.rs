@@ -26,8 +26,34 @@ pub const VIEW_TABLE_ID: u64 = 4;
 /// Table id of the databases (`CREATE DATABASE`): rows keyed by database name holding
 /// where its own system tables are ([`DatabaseTables`]), as JSON.
 pub const DATABASE_TABLE_ID: u64 = 5;
+/// Table id of the default database's schemas (`CREATE SCHEMA`): rows keyed by schema
+/// name holding its object id and owner, as JSON.
+pub const SCHEMA_TABLE_ID: u64 = 6;
 /// Table ids below this are reserved for system tables.
 pub const FIRST_USER_TABLE_ID: u64 = 1 << 16;
+
+/// The schema every database has, where relations go unless another is named.
+pub const PUBLIC_SCHEMA: &str = "public";
+
+/// A relation's name as weft keys it: the bare name in `public` (so catalogs written before
+/// schemas existed read unchanged), `schema.name` in any other schema. Neither part may
+/// contain a dot (CREATE refuses such names), so the key splits back unambiguously
+/// ([`split_relation`]).
+pub fn relation_key(schema: &str, name: &str) -> String {
+    if schema == PUBLIC_SCHEMA {
+        name.to_string()
+    } else {
+        format!("{schema}.{name}")
+    }
+}
+
+/// The schema and the bare name of a relation key ([`relation_key`]).
+pub fn split_relation(key: &str) -> (&str, &str) {
+    match key.split_once('.') {
+        Some((schema, name)) => (schema, name),
+        None => (PUBLIC_SCHEMA, key),
+    }
+}
 
 /// The system tables of one database: its catalog of tables, its sequences and its views.
 /// Roles ([`ROLE_TABLE_ID`]) and the databases themselves ([`DATABASE_TABLE_ID`]) belong to
@@ -42,6 +68,17 @@ pub struct DatabaseTables {
 }
 
 impl DatabaseTables {
+    /// The table of the database's schemas: [`SCHEMA_TABLE_ID`] in the default database,
+    /// the id after the views' in a database made with `CREATE DATABASE` (drawn with the
+    /// others, so databases made before schemas existed have one too).
+    pub fn schemas(&self) -> u64 {
+        if self.catalog == CATALOG_TABLE_ID {
+            SCHEMA_TABLE_ID
+        } else {
+            self.views + 1
+        }
+    }
+
     /// The default database's.
     pub const DEFAULT: DatabaseTables = DatabaseTables {
         catalog: CATALOG_TABLE_ID,
@@ -89,6 +126,8 @@ pub struct ColumnDef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableDef {
     pub id: u64,
+    /// The table's relation key: its name, qualified by its schema unless that is
+    /// `public` ([`relation_key`]).
     pub name: String,
     pub columns: Vec<ColumnDef>,
     /// Indexes into `columns`, in key order. Empty: the table has no primary key and each
@@ -174,7 +213,17 @@ impl TableDef {
     pub fn pkey_name(&self) -> String {
         self.pkey_name
             .clone()
-            .unwrap_or_else(|| format!("{}_pkey", self.name))
+            .unwrap_or_else(|| format!("{}_pkey", self.relname()))
+    }
+
+    /// The schema the table is in (`name` is its relation key, [`relation_key`]).
+    pub fn schema(&self) -> &str {
+        split_relation(&self.name).0
+    }
+
+    /// The table's name within its schema, as `pg_class.relname` shows it.
+    pub fn relname(&self) -> &str {
+        split_relation(&self.name).1
     }
 
     pub fn column_index(&self, name: &str) -> Option<usize> {

@@ -57,7 +57,12 @@ impl SchemaProvider for InformationSchema {
             return Ok(None);
         };
         let db_name = self.pg.meta.identity().database;
-        Ok(Some(info_table(name, &snap, &db_name)?))
+        Ok(Some(info_table(
+            name,
+            &snap,
+            &db_name,
+            &self.pg.meta.search_path(),
+        )?))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -180,6 +185,7 @@ pub(crate) fn info_table(
     name: &str,
     snap: &Snapshot,
     db: &str,
+    path: &[String],
 ) -> DfResult<Arc<dyn TableProvider>> {
     let yes_no = |b: bool| s(if b { "YES" } else { "NO" });
     match name {
@@ -195,10 +201,12 @@ pub(crate) fn info_table(
             ],
             [PG_CATALOG, "public", INFORMATION_SCHEMA]
                 .into_iter()
+                .map(str::to_string)
+                .chain(snap.schemas.iter().map(|d| d.name.clone()))
                 .map(|n| {
                     vec![
                         s(db),
-                        s(n),
+                        s(n.clone()),
                         s(if n == "public" {
                             "pg_database_owner"
                         } else {
@@ -232,8 +240,8 @@ pub(crate) fn info_table(
                 .map(|t| {
                     vec![
                         s(db),
-                        s("public"),
-                        s(t.name.clone()),
+                        s(weft_engine::schema::split_relation(&t.name).0),
+                        s(weft_engine::schema::split_relation(&t.name).1),
                         s("BASE TABLE"),
                         V::N,
                         V::N,
@@ -248,8 +256,8 @@ pub(crate) fn info_table(
                 .chain(snap.views.iter().map(|v| {
                     vec![
                         s(db),
-                        s("public"),
-                        s(v.name.clone()),
+                        s(weft_engine::schema::split_relation(&v.name).0),
+                        s(weft_engine::schema::split_relation(&v.name).1),
                         s("VIEW"),
                         V::N,
                         V::N,
@@ -270,11 +278,11 @@ pub(crate) fn info_table(
                     let (dt, udt, len, prec, radix, scale, dtp) = info_type(&c.ty);
                     rows.push(vec![
                         s(db),
-                        s("public"),
-                        s(t.name.clone()),
+                        s(weft_engine::schema::split_relation(&t.name).0),
+                        s(weft_engine::schema::split_relation(&t.name).1),
                         s(c.name.clone()),
                         i(n as i64 + 1),
-                        default_text(c).map(V::S).unwrap_or(V::N),
+                        default_text(c, path).map(V::S).unwrap_or(V::N),
                         yes_no(c.nullable),
                         s(dt),
                         opt(len),
@@ -368,11 +376,11 @@ pub(crate) fn info_table(
                         let yes_no = |b: bool| s(if b { "YES" } else { "NO" });
                         vec![
                             s(db),
-                            s("public"),
+                            s(weft_engine::schema::split_relation(&t.name).0),
                             s(c.name.clone()),
                             s(db),
-                            s("public"),
-                            s(t.name.clone()),
+                            s(weft_engine::schema::split_relation(&t.name).0),
+                            s(weft_engine::schema::split_relation(&t.name).1),
                             s(kind),
                             yes_no(f.is_some_and(|f| f.deferrable)),
                             yes_no(f.is_some_and(|f| f.deferred)),
@@ -413,10 +421,10 @@ pub(crate) fn info_table(
                             .and_then(|p| unique_name_for(p, &f.parent_columns));
                         vec![
                             s(db),
-                            s("public"),
+                            s(weft_engine::schema::split_relation(&t.name).0),
                             s(f.name.clone()),
                             s(db),
-                            s("public"),
+                            s(weft_engine::schema::split_relation(&f.parent).0),
                             unique.map_or(V::N, s),
                             s("NONE"),
                             s(rule(f.on_update)),
@@ -443,11 +451,11 @@ pub(crate) fn info_table(
                         });
                         rows.push(vec![
                             s(db),
-                            s("public"),
+                            s(weft_engine::schema::split_relation(&t.name).0),
                             s(c.name.clone()),
                             s(db),
-                            s("public"),
-                            s(t.name.clone()),
+                            s(weft_engine::schema::split_relation(&t.name).0),
+                            s(weft_engine::schema::split_relation(&t.name).1),
                             s(t.columns[k].name.clone()),
                             i(n as i64 + 1),
                             in_unique.map_or(V::N, i),
@@ -488,8 +496,8 @@ pub(crate) fn info_table(
                 .map(|v| {
                     let mut row = vec![
                         s(db),
-                        s("public"),
-                        s(v.name.clone()),
+                        s(weft_engine::schema::split_relation(&v.name).0),
+                        s(weft_engine::schema::split_relation(&v.name).1),
                         s(format!(" {};", v.query)),
                         s("NONE"),
                     ];

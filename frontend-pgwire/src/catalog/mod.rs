@@ -8,8 +8,8 @@
 //!   statement being planned reads;
 //! - [`schema`]: weft's tables as DataFusion's catalog, at the statement's read timestamp;
 //! - [`systable`]: the system tables of named JSON definitions (put, lookup, list);
-//! - [`sequences`], [`sequence_blocks`], [`roles`], [`databases`], [`auth`]: sequences,
-//!   roles and databases stored there, the sequence values a node holds, authentication's
+//! - [`sequences`], [`sequence_blocks`], [`roles`], [`databases`], [`schemas`], [`auth`]:
+//!   sequences, roles, databases and schemas stored there, the sequence values a node holds, authentication's
 //!   configuration and secrets;
 //! - [`activity`]: the sessions open now (`pg_stat_activity`, cancel requests);
 //! - [`session_meta`], [`oids`], [`pg_get`], [`rows`]: what the catalog tables know of the
@@ -34,6 +34,8 @@ pub mod pgfuncs;
 pub mod roles;
 pub mod rows;
 pub mod schema;
+pub mod schema_funcs;
+pub mod schemas;
 pub mod sequence_blocks;
 pub mod sequences;
 pub mod session_funcs;

@@ -9,13 +9,13 @@ use crate::catalog::oids::table_oid;
 use crate::catalog::session_meta::Snapshot;
 
 /// What `pg_get_constraintdef` prints for a constraint oid.
-pub fn constraint_def(snap: &Snapshot, oid: i32) -> Option<String> {
+pub fn constraint_def(snap: &Snapshot, path: &[String], oid: i32) -> Option<String> {
     snap.tables.iter().find_map(|t| {
         let c = constraints_of(t).into_iter().find(|c| c.oid == oid)?;
         let mut text = constraint_text(t, &c);
         if let Some(f) = &c.reference {
             let parent = snap.tables.iter().find(|p| p.name == f.parent)?;
-            text = reference_text(t, parent, f);
+            text = reference_text(t, parent, f, path);
         }
         Some(text)
     })
@@ -23,8 +23,13 @@ pub fn constraint_def(snap: &Snapshot, oid: i32) -> Option<String> {
 
 /// `pg_get_constraintdef(oid, pretty)`: pretty printing drops the parentheses PostgreSQL
 /// puts around a CHECK's expression.
-pub fn constraint_def_pretty(snap: &Snapshot, oid: i32, pretty: bool) -> Option<String> {
-    let text = constraint_def(snap, oid)?;
+pub fn constraint_def_pretty(
+    snap: &Snapshot,
+    path: &[String],
+    oid: i32,
+    pretty: bool,
+) -> Option<String> {
+    let text = constraint_def(snap, path, oid)?;
     if !pretty {
         return Some(text);
     }
@@ -46,6 +51,7 @@ fn reference_text(
     t: &TableDef,
     parent: &TableDef,
     f: &weft_engine::index::ForeignKeyDef,
+    path: &[String],
 ) -> String {
     let cols = |d: &TableDef, cs: &[usize]| {
         cs.iter()
@@ -63,7 +69,7 @@ fn reference_text(
     let mut out = format!(
         "FOREIGN KEY ({}) REFERENCES {}({})",
         cols(t, &f.columns),
-        quote_ident(&parent.name),
+        crate::catalog::schemas::visible_name(&parent.name, path),
         cols(parent, &f.parent_columns)
     );
     if let Some(a) = action(f.on_update) {
@@ -119,7 +125,7 @@ pub fn index_def_column(
 }
 
 /// `obj_description(oid)`: a table's comment.
-pub fn table_comment(snap: &Snapshot, oid: i32) -> Option<String> {
+pub fn table_comment(snap: &Snapshot, _path: &[String], oid: i32) -> Option<String> {
     snap.tables
         .iter()
         .find(|t| table_oid(t) == oid)
@@ -135,51 +141,60 @@ pub fn column_comment(snap: &Snapshot, oid: i32, attnum: i32) -> Option<String> 
         .clone()
 }
 
-/// The name of a relation oid (a table, an index, a sequence), as regclass prints it.
-pub fn relation_name(snap: &Snapshot, oid: i32) -> Option<String> {
+/// The name of a relation oid (a table, an index, a sequence), as regclass prints it:
+/// qualified by its schema unless that is `public`.
+pub fn relation_name(snap: &Snapshot, path: &[String], oid: i32) -> Option<String> {
+    let sql_name = |key: &str| crate::catalog::schemas::visible_name(key, path);
     if let Some(q) = snap.sequences.iter().find(|q| q.oid as i32 == oid) {
-        return Some(quote_ident(&q.name));
+        return Some(sql_name(&q.name));
     }
     if let Some(v) = snap.views.iter().find(|v| v.oid as i32 == oid) {
-        return Some(quote_ident(&v.name));
+        return Some(sql_name(&v.name));
     }
     snap.tables.iter().find_map(|t| {
         if table_oid(t) == oid {
-            Some(quote_ident(&t.name))
+            Some(sql_name(&t.name))
         } else {
             indexes_of(t)
                 .into_iter()
                 .find(|i| i.oid == oid)
-                .map(|i| quote_ident(&i.name))
+                .map(|i| sql_name(&weft_engine::schema::relation_key(t.schema(), &i.name)))
         }
     })
 }
 
-/// The oid of a relation name (`t`, `public.t`, a quoted name), if it exists.
-pub fn regclass(snap: &Snapshot, name: &str) -> Option<i32> {
+/// The oid of a relation name (`t`, `s.t`, a quoted name), if it exists: an unqualified
+/// name is looked for in the schemas of `path` in order.
+pub fn regclass(snap: &Snapshot, name: &str, path: &[String]) -> Option<i32> {
     let parts: Vec<String> = split_name(name)?;
-    let (schema, rel) = match parts.as_slice() {
-        [rel] => (None, rel.as_str()),
-        [schema, rel] => (Some(schema.as_str()), rel.as_str()),
-        _ => return None,
-    };
-    if schema.is_some_and(|s| s != "public") {
-        return None;
+    match parts.as_slice() {
+        [rel] => path
+            .iter()
+            .find_map(|schema| relation_oid(snap, schema, rel)),
+        [schema, rel] => relation_oid(snap, schema, rel),
+        _ => None,
     }
-    if let Some(q) = snap.sequences.iter().find(|q| q.name == rel) {
+}
+
+/// The oid of relation `rel` in `schema`, if it exists.
+pub(crate) fn relation_oid(snap: &Snapshot, schema: &str, rel: &str) -> Option<i32> {
+    let key = weft_engine::schema::relation_key(schema, rel);
+    if let Some(q) = snap.sequences.iter().find(|q| q.name == key) {
         return Some(q.oid as i32);
     }
-    if let Some(v) = snap.views.iter().find(|v| v.name == rel) {
+    if let Some(v) = snap.views.iter().find(|v| v.name == key) {
         return Some(v.oid as i32);
     }
     snap.tables.iter().find_map(|t| {
-        if t.name == rel {
+        if t.name == key {
             Some(table_oid(t))
-        } else {
+        } else if t.schema() == schema {
             indexes_of(t)
                 .into_iter()
                 .find(|i| i.name == rel)
                 .map(|i| i.oid)
+        } else {
+            None
         }
     })
 }
@@ -191,13 +206,18 @@ pub fn serial_sequence(snap: &Snapshot, table: &str, column: &str) -> Option<Str
         Ok(oid) => snap.tables.iter().find(|t| table_oid(t) == oid)?,
         Err(_) => {
             let parts = split_name(table)?;
-            let name = parts.last()?;
-            snap.tables.iter().find(|t| &t.name == name)?
+            let key = match parts.as_slice() {
+                [name] => name.clone(),
+                [schema, name] => weft_engine::schema::relation_key(schema, name),
+                _ => return None,
+            };
+            snap.tables.iter().find(|t| t.name == key)?
         }
     };
     let c = t.columns.iter().find(|c| c.name == column)?;
     let seq = crate::catalog::sequences::default_sequence(c.default.as_deref()?)?;
-    Some(format!("public.{}", quote_ident(seq)))
+    let (schema, name) = weft_engine::schema::split_relation(seq);
+    Some(format!("{}.{}", quote_ident(schema), quote_ident(name)))
 }
 
 /// Splits a possibly qualified, possibly quoted name the way PostgreSQL reads it.
@@ -238,14 +258,18 @@ pub fn split_name(name: &str) -> Option<Vec<String>> {
 
 /// A column default as PostgreSQL prints it back: a string literal carries a cast to the
 /// column's type (`'open'::text`); other expressions print as written.
-pub(crate) fn default_text(c: &weft_engine::schema::ColumnDef) -> Option<String> {
+/// A sequence's name shows as `regclass` prints it under the search path `path`.
+pub(crate) fn default_text(c: &weft_engine::schema::ColumnDef, path: &[String]) -> Option<String> {
     if c.identity.is_some() {
         // psql shows "generated ... as identity" from attidentity instead.
         return None;
     }
     let d = c.default.as_ref()?;
     if let Some(seq) = crate::catalog::sequences::default_sequence(d) {
-        return Some(format!("nextval('{}'::regclass)", quote_ident(seq)));
+        return Some(format!(
+            "nextval('{}'::regclass)",
+            crate::catalog::schemas::visible_name(seq, path)
+        ));
     }
     let t = d.trim();
     let quoted = t.len() >= 2
@@ -336,8 +360,12 @@ pub(crate) fn index_text(t: &TableDef, i: &IndexView, pretty: bool) -> String {
         "CREATE {}INDEX {} ON {}{} USING btree ({})",
         if i.unique { "UNIQUE " } else { "" },
         q(&i.name),
-        if pretty { "" } else { "public." },
-        q(&t.name),
+        if pretty && t.schema() == "public" {
+            String::new()
+        } else {
+            format!("{}.", q(t.schema()))
+        },
+        q(t.relname()),
         key.join(", ")
     );
     if !include.is_empty() {

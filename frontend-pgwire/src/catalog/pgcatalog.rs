@@ -110,12 +110,12 @@ impl PgCatalogSchema {
             return Ok(None);
         };
         let t = match name {
-            "pg_namespace" => pg_namespace(),
+            "pg_namespace" => pg_namespace(&snap),
             "pg_class" => pg_class(&snap),
             "pg_attribute" => pg_attribute(&snap),
             "pg_index" => pg_index(&snap),
             "pg_constraint" => pg_constraint(&snap),
-            "pg_attrdef" => pg_attrdef(&snap),
+            "pg_attrdef" => pg_attrdef(&snap, &self.meta.search_path()),
             "pg_database" => pg_database(&snap.databases),
             "pg_tables" => pg_tables(&snap),
             "pg_settings" => pg_settings(&self.meta.settings()),
@@ -198,9 +198,10 @@ impl PgCatalogSchema {
                 snap.sequences
                     .iter()
                     .map(|q| {
+                        let (schema, name) = weft_engine::schema::split_relation(&q.name);
                         vec![
-                            s("public"),
-                            s(q.name.clone()),
+                            s(schema),
+                            s(name),
                             s(BOOTSTRAP_ROLE_NAME),
                             s(q.ty.pg_name()),
                             i(q.start),
@@ -266,22 +267,30 @@ impl SchemaProvider for PgCatalogSchema {
     }
 }
 
-pub(crate) fn pg_namespace() -> DfResult<Arc<dyn TableProvider>> {
+pub(crate) fn pg_namespace(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     let cols = [
         ("oid", K::Oid),
         ("nspname", K::Text),
         ("nspowner", K::Oid),
         ("nspacl", K::Text),
     ];
-    let rows = [
+    let built_in = [
         (NS_PG_CATALOG, PG_CATALOG, BOOTSTRAP_ROLE),
         (NS_PG_TOAST, "pg_toast", BOOTSTRAP_ROLE),
         (NS_PUBLIC, "public", 6171),
         (NS_INFORMATION_SCHEMA, INFORMATION_SCHEMA, BOOTSTRAP_ROLE),
     ]
     .into_iter()
-    .map(|(oid, name, owner)| vec![i(oid), s(name), i(owner), V::N])
-    .collect();
+    .map(|(oid, name, owner)| (oid, name.to_string(), owner));
+    // Schemas made with CREATE SCHEMA: every object in weft is owned by the bootstrap role.
+    let made = snap
+        .schemas
+        .iter()
+        .map(|d| (d.oid as i32, d.name.clone(), BOOTSTRAP_ROLE));
+    let rows = built_in
+        .chain(made)
+        .map(|(oid, name, owner)| vec![i(oid), s(name), i(owner), V::N])
+        .collect();
     build(&cols, rows)
 }
 
@@ -331,10 +340,13 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                idx: bool,
                checks: usize,
                triggers: bool| {
+        // `name` is the relation key: the schema's oid and the bare name.
+        let ns = snap.namespace_oid(&name);
+        let name = weft_engine::schema::split_relation(&name).1.to_string();
         vec![
             i(oid),
             s(name),
-            i(NS_PUBLIC),
+            i(ns),
             i(rowtype),
             i(0),
             i(BOOTSTRAP_ROLE),
@@ -384,7 +396,7 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
         for ix in indexes {
             rows.push(rel(
                 ix.oid,
-                ix.name,
+                weft_engine::schema::relation_key(t.schema(), &ix.name),
                 0,
                 BTREE_AM,
                 "i",
@@ -472,7 +484,7 @@ pub(crate) fn pg_attribute(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> 
                 s(ty.storage),
                 s(""),
                 V::B(!c.nullable),
-                V::B(default_text(c).is_some()),
+                V::B(c.default.is_some() && c.identity.is_none()),
                 V::B(false),
                 s(c.identity.clone().unwrap_or_default()),
                 s(""),
@@ -643,7 +655,7 @@ pub(crate) fn pg_constraint(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>>
             rows.push(vec![
                 i(c.oid),
                 s(c.name.clone()),
-                i(NS_PUBLIC),
+                i(snap.namespace_oid(&t.name)),
                 s(c.kind),
                 V::B(f.is_some_and(|f| f.deferrable)),
                 V::B(f.is_some_and(|f| f.deferred)),
@@ -671,7 +683,7 @@ pub(crate) fn pg_constraint(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>>
     build(&cols, rows)
 }
 
-pub(crate) fn pg_attrdef(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
+pub(crate) fn pg_attrdef(snap: &Snapshot, path: &[String]) -> DfResult<Arc<dyn TableProvider>> {
     let cols = [
         ("oid", K::Oid),
         ("adrelid", K::Oid),
@@ -681,7 +693,7 @@ pub(crate) fn pg_attrdef(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     let mut rows = Vec::new();
     for t in &snap.tables {
         for (n, c) in t.columns.iter().enumerate() {
-            if let Some(d) = default_text(c) {
+            if let Some(d) = default_text(c, path) {
                 rows.push(vec![
                     i(crate::catalog::oids::attrdef_oid(t, n)),
                     i(table_oid(t)),
@@ -757,8 +769,8 @@ pub(crate) fn pg_tables(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
         .iter()
         .map(|t| {
             vec![
-                s("public"),
-                s(t.name.clone()),
+                s(t.schema()),
+                s(t.relname()),
                 s(BOOTSTRAP_ROLE_NAME),
                 V::N,
                 V::B(!indexes_of(t).is_empty()),
@@ -783,8 +795,8 @@ pub(crate) fn pg_indexes(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
     for t in &snap.tables {
         for ix in indexes_of(t) {
             rows.push(vec![
-                s("public"),
-                s(t.name.clone()),
+                s(t.schema()),
+                s(t.relname()),
                 s(ix.name.clone()),
                 V::N,
                 s(index_text(t, &ix, false)),

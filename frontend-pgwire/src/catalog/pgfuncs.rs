@@ -428,7 +428,7 @@ pub(crate) fn snapshot_text(
     name: &'static str,
     arities: &[usize],
     meta: &Arc<SessionMeta>,
-    f: fn(&crate::catalog::session_meta::Snapshot, i32) -> Option<String>,
+    f: fn(&crate::catalog::session_meta::Snapshot, &[String], i32) -> Option<String>,
 ) -> ScalarUDF {
     let m = meta.clone();
     fun(
@@ -439,7 +439,11 @@ pub(crate) fn snapshot_text(
         move |args, _| {
             let oids = ints(&args[0])?;
             let snap = m.snapshot();
-            let out: StringArray = oids.iter().map(|o| o.and_then(|o| f(&snap, o))).collect();
+            let path = m.search_path();
+            let out: StringArray = oids
+                .iter()
+                .map(|o| o.and_then(|o| f(&snap, &path, o)))
+                .collect();
             Ok(Arc::new(out) as ArrayRef)
         },
     )
@@ -463,7 +467,7 @@ pub(crate) fn sequence_name(text: &str) -> DfResult<String> {
     let parts = crate::catalog::pg_get::split_name(text).unwrap_or_default();
     match parts.as_slice() {
         [n] => Ok(n.clone()),
-        [schema, n] if schema == "public" => Ok(n.clone()),
+        [schema, n] => Ok(weft_engine::schema::relation_key(schema, n)),
         _ => Err(DataFusionError::External(Box::new(
             crate::error::SqlError::new(
                 crate::error::codes::UNDEFINED_TABLE,

@@ -1,5 +1,5 @@
-//! weft's catalog as DataFusion sees it: the `public` schema's tables at the statement's
-//! read timestamp, beside `pg_catalog` and `information_schema`.
+//! weft's catalog as DataFusion sees it: the tables of `public` and of every other schema
+//! at the statement's read timestamp, beside `pg_catalog` and `information_schema`.
 
 use std::sync::Arc;
 
@@ -41,6 +41,7 @@ pub fn provider(
     let schema = Arc::new(WeftSchema {
         db: db.clone(),
         view,
+        schema: SCHEMA_NAME.to_string(),
         pg: pg.clone(),
         nextval,
     });
@@ -49,6 +50,7 @@ pub fn provider(
 
 #[derive(Debug)]
 struct WeftCatalog {
+    /// `public`'s tables; another schema's are read through a copy naming that schema.
     schema: Arc<WeftSchema>,
     pg: Arc<PgCatalogSchema>,
     info: Arc<InformationSchema>,
@@ -67,7 +69,15 @@ impl CatalogProvider for WeftCatalog {
             SCHEMA_NAME => Some(self.schema.clone()),
             PG_CATALOG => Some(self.pg.clone()),
             INFORMATION_SCHEMA => Some(self.info.clone()),
-            _ => None,
+            // Any other schema: its tables are found by their relation keys, and a schema
+            // that does not exist has none.
+            other => Some(Arc::new(WeftSchema {
+                db: self.schema.db.clone(),
+                view: self.schema.view.clone(),
+                schema: other.to_string(),
+                pg: self.schema.pg.clone(),
+                nextval: self.schema.nextval.clone(),
+            })),
         }
     }
 }
@@ -75,6 +85,8 @@ impl CatalogProvider for WeftCatalog {
 struct WeftSchema {
     db: Arc<Db>,
     view: View,
+    /// The schema whose tables this is.
+    schema: String,
     /// Unqualified pg_catalog names (`pg_class`) resolve there first, as in PostgreSQL.
     pg: Arc<PgCatalogSchema>,
     /// The session's `nextval`, which column defaults call.
@@ -130,9 +142,11 @@ impl SchemaProvider for WeftSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        if is_catalog_relation(&self.db, name) {
+        if self.schema == SCHEMA_NAME && is_catalog_relation(&self.db, name) {
             return self.pg.table(name).await;
         }
+        let key = weft_engine::schema::relation_key(&self.schema, name);
+        let name = key.as_str();
         let view = &self.view;
         let catalog = view.overlays.get(&view.tables.catalog).cloned();
         let def = self

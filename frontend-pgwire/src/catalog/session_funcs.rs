@@ -311,6 +311,7 @@ pub fn register_session(
     meta: &Arc<SessionMeta>,
 ) {
     ctx.register_udf(nextval_udf(db, meta));
+    crate::catalog::schema_funcs::register(ctx, meta);
     crate::catalog::sizes::register(ctx, db, meta);
     for f in advisory_udfs(db, meta) {
         ctx.register_udf(f);
@@ -466,6 +467,7 @@ pub fn register_session(
                 None => None,
             };
             let snap = m.snapshot();
+            let path = m.search_path();
             let out: StringArray = oids
                 .iter()
                 .enumerate()
@@ -475,7 +477,9 @@ pub fn register_session(
                         let at = if p.len() == 1 { 0 } else { i };
                         !p.is_null(at) && p.value(at)
                     });
-                    o.and_then(|o| crate::catalog::pg_get::constraint_def_pretty(&snap, o, p))
+                    o.and_then(|o| {
+                        crate::catalog::pg_get::constraint_def_pretty(&snap, &path, o, p)
+                    })
                 })
                 .collect();
             Ok(Arc::new(out) as ArrayRef)
@@ -593,9 +597,10 @@ pub fn register_session(
             }
             let names = texts(&args[0])?;
             let snap = m.snapshot();
+            let path = m.search_path();
             let out: Int32Array = names
                 .iter()
-                .map(|n| n.and_then(|n| crate::catalog::pg_get::regclass(&snap, n)))
+                .map(|n| n.and_then(|n| crate::catalog::pg_get::regclass(&snap, n, &path)))
                 .collect();
             Ok(Arc::new(out) as ArrayRef)
         },

@@ -34,6 +34,17 @@ pub struct Snapshot {
     pub views: Vec<crate::catalog::views::ViewDef>,
     /// The cluster's databases (committed ones).
     pub databases: Vec<crate::catalog::databases::DatabaseDef>,
+    /// The schemas made with `CREATE SCHEMA` (the built-in ones are not listed).
+    pub schemas: Vec<crate::catalog::schemas::SchemaDef>,
+}
+
+impl Snapshot {
+    /// The oid of the schema a relation key ([`weft_engine::schema::relation_key`]) is in.
+    pub fn namespace_oid(&self, relation: &str) -> i32 {
+        let (schema, _) = weft_engine::schema::split_relation(relation);
+        crate::catalog::schemas::oid_of(&self.schemas, schema)
+            .unwrap_or(crate::catalog::oids::NS_PUBLIC)
+    }
 }
 
 /// What catalog tables and functions need to know about the session.
@@ -56,6 +67,10 @@ pub struct SessionMeta {
     /// The session's open cursors, for `pg_cursors`: (name, statement, holdable,
     /// scrollable).
     pub(crate) cursors: Mutex<Vec<(String, String, bool, bool)>>,
+    /// The schemas of the session's `search_path` that existed when the statement being
+    /// run began (`current_schemas`, `pg_table_is_visible`, `regclass`); `None` (before
+    /// the first statement) means `public`.
+    pub(crate) search_path: Mutex<Option<Arc<Vec<String>>>>,
 }
 
 impl SessionMeta {
@@ -140,6 +155,23 @@ impl SessionMeta {
         *self.cursors.lock().unwrap_or_else(|e| e.into_inner()) = cursors;
     }
 
+    /// Records the schemas of the search path that exist (at each statement's start).
+    pub fn set_search_path(&self, path: Vec<String>) {
+        let mut cur = self.search_path.lock().unwrap_or_else(|e| e.into_inner());
+        if cur.as_deref() != Some(&path) {
+            *cur = Some(Arc::new(path));
+        }
+    }
+
+    /// The schemas of the search path that exist, in order.
+    pub fn search_path(&self) -> Arc<Vec<String>> {
+        self.search_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| Arc::new(vec![weft_engine::schema::PUBLIC_SCHEMA.to_string()]))
+    }
+
     pub fn settings(&self) -> Arc<BTreeMap<String, String>> {
         self.settings
             .lock()
@@ -158,8 +190,9 @@ impl SessionMeta {
     pub async fn refresh(&self, db: &Db, view: &View) -> DfResult<Arc<Snapshot>> {
         let dbt = self.tables();
         let own = view.overlays.get(&dbt.catalog).cloned();
-        let own_seq =
-            view.overlays.contains_key(&dbt.sequences) || view.overlays.contains_key(&dbt.views);
+        let own_seq = view.overlays.contains_key(&dbt.sequences)
+            || view.overlays.contains_key(&dbt.views)
+            || view.overlays.contains_key(&dbt.schemas());
         {
             let cur = self.snapshot();
             if own.is_none() && !own_seq && cur.committed && cur.read_ts == view.read_ts {
@@ -185,7 +218,12 @@ impl SessionMeta {
         let databases = crate::catalog::databases::list(db, view.read_ts)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let own_schemas = view.overlays.get(&dbt.schemas()).cloned();
+        let schemas = crate::catalog::schemas::list(db, dbt, view.read_ts, own_schemas.as_deref())
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let snap = Arc::new(Snapshot {
+            schemas,
             databases,
             read_ts: view.read_ts,
             committed: own.is_none() && !own_seq,

@@ -13,7 +13,7 @@ use crate::catalog::rows::{build, s, K};
 use crate::catalog::session_meta::Snapshot;
 
 /// What `pg_get_viewdef` prints for a view oid.
-pub fn view_def(snap: &Snapshot, oid: i32) -> Option<String> {
+pub fn view_def(snap: &Snapshot, _path: &[String], oid: i32) -> Option<String> {
     snap.views
         .iter()
         .find(|v| v.oid as i32 == oid)
@@ -31,9 +31,10 @@ pub(crate) fn pg_views(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
         snap.views
             .iter()
             .map(|v| {
+                let (schema, name) = weft_engine::schema::split_relation(&v.name);
                 vec![
-                    s("public"),
-                    s(v.name.clone()),
+                    s(schema),
+                    s(name),
                     s(BOOTSTRAP_ROLE_NAME),
                     s(format!(" {};", v.query)),
                 ]

@@ -71,7 +71,9 @@ impl Core {
                 &temp
             }
         };
-        let (planned, target, returning) = match stmt.clone() {
+        let mut qualified = stmt.clone();
+        self.exec.qualify_names(txn, &mut qualified).await?;
+        let (planned, target, returning) = match qualified {
             Statement::Insert(mut i) => {
                 let r = i.returning.take();
                 i.on = None;

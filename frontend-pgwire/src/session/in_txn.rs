@@ -118,6 +118,8 @@ impl Core {
         params: Option<&ParamValues>,
         notices: &mut Vec<Notice>,
     ) -> SqlResult<Outcome> {
+        let mut stmt = stmt;
+        self.exec.qualify_names(txn, &mut stmt).await?;
         let out = self.exec_statement(txn, stmt, params, notices).await;
         // Values drawn from sequences the transaction created are kept in it.
         for def in self.exec.meta.take_used_pending_sequences() {
@@ -173,13 +175,22 @@ impl Core {
                 schema_name,
                 if_not_exists,
                 ..
-            } => crate::sql::schema_ddl::create_schema(&schema_name, if_not_exists, notices),
+            } => {
+                self.exec
+                    .create_schema(txn, &schema_name, if_not_exists, notices)
+                    .await
+            }
             Statement::Drop {
                 object_type: ObjectType::Schema,
                 if_exists,
                 names,
+                cascade,
                 ..
-            } => crate::sql::schema_ddl::drop_schemas(&names, if_exists, notices),
+            } => {
+                self.exec
+                    .drop_schemas(txn, &names, if_exists, cascade, notices)
+                    .await
+            }
             Statement::CreateIndex(ci) => self.exec.create_index(txn, ci, notices).await,
             Statement::AlterTable(at) => self.exec.alter_table(txn, at, notices).await,
             Statement::Comment {

@@ -92,7 +92,11 @@ impl Core {
                 variable, values, ..
             } => {
                 let name = variable.to_string().to_lowercase();
-                let value = setting_value(values);
+                let value = if name == "search_path" {
+                    crate::sql::search_path::setting_text(values)
+                } else {
+                    setting_value(values)
+                };
                 match name.as_str() {
                     "weft.as_of" => {
                         if st.txn.as_ref().is_some_and(|t| t.explicit) {

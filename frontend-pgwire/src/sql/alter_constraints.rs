@@ -37,7 +37,7 @@ impl Executor {
                         "42710",
                         format!(
                             "constraint \"{n}\" for relation \"{}\" already exists",
-                            def.name
+                            def.relname()
                         ),
                     ));
                 }
@@ -139,7 +139,8 @@ impl Executor {
                     codes::CHECK_VIOLATION,
                     format!(
                         "check constraint \"{}\" of relation \"{}\" is violated by some row",
-                        def.checks[k].name, def.name
+                        def.checks[k].name,
+                        def.relname()
                     ),
                 )
             } else {
@@ -253,7 +254,7 @@ impl Executor {
                 code: "00000",
                 message: format!(
                     "constraint \"{name}\" of relation \"{}\" does not exist, skipping",
-                    def.name
+                    def.relname()
                 ),
             });
             return Ok(def);
@@ -262,7 +263,7 @@ impl Executor {
                 codes::UNDEFINED_OBJECT,
                 format!(
                     "constraint \"{name}\" of relation \"{}\" does not exist",
-                    def.name
+                    def.relname()
                 ),
             ));
         }

@@ -13,7 +13,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use crate::catalog::txn::Txn;
 use crate::error::{codes, SqlError, SqlResult};
 use crate::sql::carrier::arg;
-use crate::sql::exec::{table_name, Executor};
+use crate::sql::exec::Executor;
 use crate::sql::names::ident_name;
 use crate::sql::outcome::{CommandTag, Notice, Outcome};
 
@@ -100,7 +100,9 @@ impl Executor {
                 "ALTER SEQUENCE is supported only as OWNED BY table.column | NONE",
             ));
         };
-        let seq_name = table_name(&object_name(&arg(f, 0).unwrap_or_default())?)?;
+        let seq_name = self
+            .resolve_name(txn, &object_name(&arg(f, 0).unwrap_or_default())?)
+            .await?;
         let Some(mut seq) = self.sequence_def(txn, &seq_name).await? else {
             if if_exists == "true" {
                 notices.push(Notice {
@@ -117,7 +119,7 @@ impl Executor {
         };
         seq.owned_by = match (arg(f, 2), arg(f, 3)) {
             (Some(table), Some(column)) => {
-                let table = table_name(&object_name(&table)?)?;
+                let table = self.resolve_name(txn, &object_name(&table)?).await?;
                 let def = self.table_def(txn, &table).await?;
                 if def.column_index(&column).is_none() {
                     return Err(SqlError::new(

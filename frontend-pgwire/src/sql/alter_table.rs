@@ -102,7 +102,7 @@ impl Executor {
                             code: "42701",
                             message: format!(
                                 "column \"{cname}\" of relation \"{}\" already exists, skipping",
-                                def.name
+                                def.relname()
                             ),
                         });
                         return Ok(def);
@@ -111,7 +111,7 @@ impl Executor {
                         codes::DUPLICATE_COLUMN,
                         format!(
                             "column \"{cname}\" of relation \"{}\" already exists",
-                            def.name
+                            def.relname()
                         ),
                     ));
                 }
@@ -133,7 +133,7 @@ impl Executor {
                                 code: "00000",
                                 message: format!(
                                     "column \"{cname}\" of relation \"{}\" does not exist, skipping",
-                                    def.name
+                                    def.relname()
                                 ),
                             });
                             continue;
@@ -157,7 +157,7 @@ impl Executor {
                         codes::DUPLICATE_COLUMN,
                         format!(
                             "column \"{new}\" of relation \"{}\" already exists",
-                            def.name
+                            def.relname()
                         ),
                     ));
                 }
@@ -230,7 +230,7 @@ impl Executor {
                                     codes::NOT_NULL_VIOLATION,
                                     format!(
                                         "column \"{cname}\" of relation \"{}\" contains null values",
-                                        def.name
+                                        def.relname()
                                     ),
                                 ));
                             }
@@ -278,7 +278,7 @@ impl Executor {
                         codes::UNDEFINED_OBJECT,
                         format!(
                             "constraint \"{cname}\" of relation \"{}\" does not exist",
-                            def.name
+                            def.relname()
                         ),
                     ));
                 }

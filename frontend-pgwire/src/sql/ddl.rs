@@ -37,6 +37,7 @@ impl Executor {
             return Err(SqlError::unsupported("temporary tables are not supported"));
         }
         let name = table_name(&ct.name)?;
+        self.check_creation(txn, &name, "table").await?;
         if name.starts_with(RESERVED_PREFIX) || name.starts_with("pg_") {
             return Err(SqlError::new(
                 codes::INVALID_NAME,
@@ -461,6 +462,7 @@ impl Executor {
         notices: &mut Vec<Notice>,
     ) -> SqlResult<Outcome> {
         let name = table_name(name)?;
+        self.check_creation(txn, &name, "sequence").await?;
         let read_ts = txn.read_ts()?;
         let catalog = txn.overlay(txn.database.catalog);
         let taken = self.sequence_def(txn, &name).await?.is_some()

@@ -1,8 +1,8 @@
 //! How a column default and a CHECK expression are stored, so that what pg_dump writes
 //! restores to the same definition. A default is its SQL text with `nextval('s'::regclass)`
 //! (the form PostgreSQL prints and pg_dump writes) stored as `nextval('s')`, the form weft
-//! evaluates and recognizes as drawing from sequence `s`; a `public.` qualifier on the
-//! sequence goes too, as weft has the one schema.
+//! evaluates and recognizes as drawing from sequence `s`. A `public.` qualifier on the
+//! sequence goes too; another schema's stays, as a sequence there is keyed `schema.name`.
 
 use std::ops::ControlFlow;
 

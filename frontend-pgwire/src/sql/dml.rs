@@ -376,7 +376,7 @@ impl Executor {
                     codes::UNDEFINED_COLUMN,
                     format!(
                         "column \"{col}\" of relation \"{}\" does not exist",
-                        def.name
+                        def.relname()
                     ),
                 ));
             }

@@ -57,7 +57,10 @@ pub use crate::sql::names::ident_name;
 /// A partial index's predicate compiled, and the text it was compiled from.
 pub(crate) type CompiledPredicate = (String, Arc<dyn datafusion::physical_expr::PhysicalExpr>);
 
-/// The table name of an object name (`t`, `public.t`, `db.public.t`).
+/// The relation key ([`weft_engine::schema::relation_key`]) an object name means: `t` and
+/// `public.t` are `t`, `s.t` (and `db.s.t`) is `s.t`. Unqualified names have been resolved
+/// under the session's `search_path` before the statement runs
+/// ([`crate::sql::search_path`]).
 pub fn table_name(name: &ObjectName) -> SqlResult<String> {
     let parts: Vec<String> = name
         .0
@@ -67,19 +70,19 @@ pub fn table_name(name: &ObjectName) -> SqlResult<String> {
             None => Err(SqlError::syntax(format!("unsupported name {name}"))),
         })
         .collect::<SqlResult<_>>()?;
-    if parts.len() > 1 {
-        let schema = &parts[parts.len() - 2];
-        if schema != "public" {
-            return Err(SqlError::new(
-                codes::INVALID_SCHEMA_NAME,
-                format!("schema \"{schema}\" does not exist"),
-            ));
+    match parts.as_slice() {
+        [] => Err(SqlError::syntax("empty name")),
+        [name] => Ok(name.clone()),
+        [.., schema, name] => {
+            if parts.len() > 3 {
+                return Err(SqlError::syntax(format!(
+                    "improper qualified name (too many dotted names): {}",
+                    parts.join(".")
+                )));
+            }
+            Ok(weft_engine::schema::relation_key(schema, name))
         }
     }
-    parts
-        .last()
-        .cloned()
-        .ok_or_else(|| SqlError::syntax("empty name"))
 }
 
 pub(crate) fn bind(plan: LogicalPlan, params: Option<&ParamValues>) -> SqlResult<LogicalPlan> {

@@ -139,7 +139,7 @@ impl Executor {
                         "42830",
                         format!(
                             "there is no primary key for referenced table \"{}\"",
-                            parent.name
+                            parent.relname()
                         ),
                     ));
                 }
@@ -175,7 +175,7 @@ impl Executor {
                     "42830",
                     format!(
                         "there is no unique constraint matching given keys for referenced table \"{}\"",
-                        parent.name
+                        parent.relname()
                     ),
                 ));
             }
@@ -385,12 +385,13 @@ impl Executor {
                 codes::FOREIGN_KEY_VIOLATION,
                 format!(
                     "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
-                    def.name, fk.name
+                    def.relname(),
+                    fk.name
                 ),
             )
             .with_detail(format!(
                 "Key ({cols})=({vals}) is not present in table \"{}\".",
-                parent.name
+                parent.relname()
             )));
         }
         txn.locked.push((table, key));
@@ -483,12 +484,12 @@ impl Executor {
                                 codes::FOREIGN_KEY_VIOLATION,
                                 format!(
                                     "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
-                                    def.name, fk.name, child.name
+                                    def.relname(), fk.name, child.relname()
                                 ),
                             )
                             .with_detail(format!(
                                 "Key ({cols})=({vals}) is still referenced from table \"{}\".",
-                                child.name
+                                child.relname()
                             )));
                         }
                         _ => {
@@ -526,7 +527,7 @@ impl Executor {
                                                 codes::NOT_NULL_VIOLATION,
                                                 format!(
                                                     "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
-                                                    child.columns[c].name, child.name
+                                                    child.columns[c].name, child.relname()
                                                 ),
                                             ));
                                         }
@@ -666,14 +667,14 @@ impl Executor {
                             codes::FOREIGN_KEY_VIOLATION,
                             format!(
                                 "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
-                                parent.name, fk.name, child.name
+                                parent.relname(), fk.name, child.relname()
                             ),
                         )
                         .with_detail(format!(
                             "Key ({})=({}) is still referenced from table \"{}\".",
                             cols.join(", "),
                             vals.join(", "),
-                            child.name
+                            child.relname()
                         )));
                     }
                 }

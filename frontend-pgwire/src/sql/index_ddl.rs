@@ -233,7 +233,8 @@ fn check_keyable(def: &TableDef, columns: &[usize]) -> SqlResult<()> {
 /// part cut so the whole fits in 63 bytes.
 fn implicit_name(table: &str, cols: &[&str], suffix: &str) -> String {
     let mut name2 = cols.join("_");
-    let mut name1 = table.to_string();
+    // Named after the table's name within its schema.
+    let mut name1 = weft_engine::schema::split_relation(table).1.to_string();
     let overhead = suffix.len() + 2;
     while name1.len() + name2.len() + overhead > NAME_MAX {
         if name1.len() > name2.len() {
@@ -405,7 +406,7 @@ impl Executor {
                             "42710",
                             format!(
                                 "constraint \"{n}\" for relation \"{}\" already exists",
-                                def.name
+                                def.relname()
                             ),
                         ));
                     }
@@ -738,6 +739,7 @@ mod tests {
     fn implicit_names_fit_in_63_bytes() {
         assert_eq!(implicit_name("users", &["email"], "key"), "users_email_key");
         assert_eq!(implicit_name("t", &[], "check"), "t_check");
+        assert_eq!(implicit_name("s.t", &["a"], "key"), "t_a_key");
         let long = "a".repeat(60);
         let n = implicit_name(&long, &["column_name"], "idx");
         assert!(n.len() <= NAME_MAX, "{n}");

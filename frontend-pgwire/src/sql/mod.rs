@@ -55,6 +55,7 @@ pub mod primary_key;
 pub mod role_ddl;
 pub mod row_write;
 pub mod schema_ddl;
+pub mod search_path;
 pub mod sequence_syntax;
 pub mod subplan;
 pub mod system_columns;

@@ -26,7 +26,7 @@ impl Executor {
                 codes::INVALID_TABLE_DEFINITION,
                 format!(
                     "multiple primary keys for table \"{}\" are not allowed",
-                    def.name
+                    def.relname()
                 ),
             ));
         }

@@ -235,7 +235,8 @@ impl Executor {
                             codes::CHECK_VIOLATION,
                             format!(
                                 "new row for relation \"{}\" violates check constraint \"{}\"",
-                                def.name, check.name
+                                def.relname(),
+                                check.name
                             ),
                         )
                         .with_detail(format!("Failing row contains ({}).", shown.join(", "))));

@@ -100,6 +100,7 @@ impl Executor {
             return Err(SqlError::unsupported("temporary views are not supported"));
         }
         let name = table_name(&cv.name)?;
+        self.check_creation(txn, &name, "view").await?;
         let taken = self.table_def(txn, &name).await.is_ok()
             || self.sequence_def(txn, &name).await?.is_some();
         if taken {

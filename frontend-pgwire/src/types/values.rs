@@ -69,7 +69,8 @@ pub fn check_value(table: &TableDef, col: &ColumnDef, v: ScalarValue) -> SqlResu
                 codes::NOT_NULL_VIOLATION,
                 format!(
                     "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
-                    col.name, table.name
+                    col.name,
+                    table.relname()
                 ),
             ));
         }
