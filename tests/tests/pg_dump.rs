@@ -1,7 +1,7 @@
 //! PostgreSQL 15's pg_dump and pg_restore against weft: a database with every kind of
 //! object weft has (tables of many types, SERIAL and IDENTITY keys, defaults, CHECK,
 //! UNIQUE, secondary indexes, foreign keys with actions and deferral, sequences, views,
-//! comments)
+//! comments, and a schema besides `public` holding a table, an index, a view and a sequence)
 //! is dumped from weft, in plain and in custom format, and restored into PostgreSQL. The
 //! restored rows equal weft's row by row, and the restored schema equals the schema the
 //! same statements create when run on PostgreSQL directly (compared as PostgreSQL's own
@@ -48,6 +48,15 @@ INSERT INTO events VALUES
     ('b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12', '1970-01-01', NULL, NULL, NULL, NULL, NULL);
 SELECT nextval('ticket_seq');
 SELECT nextval('ticket_seq');
+CREATE SCHEMA shop;
+CREATE TABLE shop.orders (id serial PRIMARY KEY, book_id int REFERENCES books(id),
+    qty int CHECK (qty > 0), note text);
+CREATE INDEX orders_book ON shop.orders (book_id);
+CREATE VIEW shop.big AS SELECT o.id, b.title FROM shop.orders o JOIN books b ON b.id = o.book_id
+    WHERE o.qty > 1;
+CREATE SEQUENCE shop.slips;
+INSERT INTO shop.orders (book_id, qty, note) VALUES (1, 2, 'two'), (2, 1, NULL);
+SELECT nextval('shop.slips');
 "#;
 
 const TABLES: &[(&str, &str)] = &[
@@ -57,6 +66,8 @@ const TABLES: &[(&str, &str)] = &[
     ("events", "id"),
     ("book_list", "title"),
     ("prolific", "author"),
+    ("shop.orders", "id"),
+    ("shop.big", "id"),
 ];
 
 /// Runs a PostgreSQL client program against a port and database, with `stdin`.

@@ -191,6 +191,7 @@ impl Core {
                     .drop_schemas(txn, &names, if_exists, cascade, notices)
                     .await
             }
+            Statement::AlterSchema(a) => self.exec.alter_schema(txn, &a, notices).await,
             Statement::CreateIndex(ci) => self.exec.create_index(txn, ci, notices).await,
             Statement::AlterTable(at) => self.exec.alter_table(txn, at, notices).await,
             Statement::Comment {

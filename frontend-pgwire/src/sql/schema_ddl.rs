@@ -2,9 +2,12 @@
 //! `information_schema`; `CREATE SCHEMA s [AUTHORIZATION r]` makes another
 //! ([`crate::catalog::schemas`]), whose relations are keyed `s.name`. `DROP SCHEMA` refuses
 //! a schema that holds relations (2BP01) unless CASCADE drops them with it. The built-in
-//! schemas cannot be dropped (0A000).
+//! schemas cannot be dropped (0A000). `ALTER SCHEMA ... OWNER TO` takes the owner every
+//! object in weft has (what pg_dump writes); renaming a schema answers 0A000.
 
-use datafusion::sql::sqlparser::ast::{Ident, ObjectName, ObjectNamePart, SchemaName};
+use datafusion::sql::sqlparser::ast::{
+    AlterSchema, AlterSchemaOperation, Ident, ObjectName, ObjectNamePart, Owner, SchemaName,
+};
 use weft_engine::schema::split_relation;
 
 use crate::catalog::schemas::{is_built_in, SchemaDef};
@@ -109,22 +112,12 @@ impl Executor {
             ));
         }
         check_new_name(&name, "schema")?;
-        let owner = match owner {
-            Some(r) => {
-                if crate::catalog::roles::lookup(&self.db, Some(txn), read_ts, &r)
-                    .await?
-                    .is_none()
-                    && r != crate::catalog::roles::BOOTSTRAP_ROLE_NAME
-                {
-                    return Err(SqlError::new(
-                        codes::UNDEFINED_OBJECT,
-                        format!("role \"{r}\" does not exist"),
-                    ));
-                }
-                r
-            }
-            None => self.meta.identity().user,
-        };
+        // Every object in weft is owned by the bootstrap role.
+        if let Some(r) = owner {
+            self.owner_to(txn, &Owner::Ident(Ident::with_quote('"', r)))
+                .await?;
+        }
+        let owner = crate::catalog::roles::BOOTSTRAP_ROLE_NAME.to_string();
         let id = weft_engine::schema::FIRST_USER_TABLE_ID
             + self.db.entropy.u64() % (u64::MAX - weft_engine::schema::FIRST_USER_TABLE_ID);
         let def = SchemaDef {
@@ -135,6 +128,48 @@ impl Executor {
         };
         crate::catalog::schemas::put(&self.db, txn, &name, Some(&def))?;
         Ok(tag)
+    }
+
+    /// ALTER SCHEMA [IF EXISTS] name OWNER TO role | RENAME TO new.
+    pub async fn alter_schema(
+        &self,
+        txn: &mut Txn,
+        a: &AlterSchema,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Outcome> {
+        let name = schema_name(&a.name)?;
+        let read_ts = txn.read_ts()?;
+        if !crate::catalog::schemas::exists(&self.db, txn.database, Some(txn), read_ts, &name)
+            .await?
+        {
+            if a.if_exists {
+                notices.push(notice(format!(
+                    "schema \"{name}\" does not exist, skipping"
+                )));
+                return Ok(Outcome::Command(CommandTag::new("ALTER SCHEMA")));
+            }
+            return Err(SqlError::new(
+                codes::INVALID_SCHEMA_NAME,
+                format!("schema \"{name}\" does not exist"),
+            ));
+        }
+        for op in &a.operations {
+            match op {
+                AlterSchemaOperation::OwnerTo { owner } => self.owner_to(txn, owner).await?,
+                AlterSchemaOperation::Rename { .. } => {
+                    return Err(SqlError::unsupported(
+                        "ALTER SCHEMA ... RENAME TO is not supported",
+                    )
+                    .with_hint("create the new schema and move the data with INSERT ... SELECT"))
+                }
+                other => {
+                    return Err(SqlError::unsupported(format!(
+                        "ALTER SCHEMA ... {other} is not supported"
+                    )))
+                }
+            }
+        }
+        Ok(Outcome::Command(CommandTag::new("ALTER SCHEMA")))
     }
 
     /// The relations in schema `name`.
