@@ -124,8 +124,14 @@ pub fn index_def_column(
     }
 }
 
-/// `obj_description(oid)`: a table's comment.
+/// `obj_description(oid)`: a table's or a schema's comment.
 pub fn table_comment(snap: &Snapshot, _path: &[String], oid: i32) -> Option<String> {
+    if oid == crate::catalog::oids::NS_PUBLIC {
+        return Some("standard public schema".into());
+    }
+    if let Some(d) = snap.schemas.iter().find(|d| d.oid as i32 == oid) {
+        return d.comment.clone();
+    }
     snap.tables
         .iter()
         .find(|t| table_oid(t) == oid)

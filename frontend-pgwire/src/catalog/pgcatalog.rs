@@ -272,7 +272,7 @@ pub(crate) fn pg_namespace(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> 
         ("oid", K::Oid),
         ("nspname", K::Text),
         ("nspowner", K::Oid),
-        ("nspacl", K::Text),
+        ("nspacl", K::TextList),
     ];
     let built_in = [
         (NS_PG_CATALOG, PG_CATALOG, BOOTSTRAP_ROLE),
@@ -824,6 +824,11 @@ pub(crate) fn pg_description(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>
         i(0),
         s("standard public schema"),
     ]];
+    for d in &snap.schemas {
+        if let Some(c) = &d.comment {
+            rows.push(vec![i(d.oid as i64), i(pg_namespace), i(0), s(c.clone())]);
+        }
+    }
     for t in &snap.tables {
         if let Some(c) = &t.comment {
             rows.push(vec![i(table_oid(t)), i(PG_CLASS_OID), i(0), s(c.clone())]);

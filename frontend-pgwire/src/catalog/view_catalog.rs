@@ -44,8 +44,11 @@ fn qualify_public(snap: &Snapshot, query: &str) -> String {
         type Break = ();
         fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
             if let Some(with) = &q.with {
-                self.ctes
-                    .extend(with.cte_tables.iter().map(|c| c.alias.name.value.to_lowercase()));
+                self.ctes.extend(
+                    with.cte_tables
+                        .iter()
+                        .map(|c| c.alias.name.value.to_lowercase()),
+                );
             }
             ControlFlow::Continue(())
         }
@@ -56,8 +59,8 @@ fn qualify_public(snap: &Snapshot, query: &str) -> String {
                 } else {
                     id.value.to_lowercase()
                 };
-                let in_public = crate::catalog::pg_get::relation_oid(self.snap, PUBLIC_SCHEMA, &bare)
-                    .is_some();
+                let in_public =
+                    crate::catalog::pg_get::relation_oid(self.snap, PUBLIC_SCHEMA, &bare).is_some();
                 if in_public && !self.ctes.contains(&bare) {
                     let id = id.clone();
                     name.0 = vec![

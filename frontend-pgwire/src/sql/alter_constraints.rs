@@ -48,7 +48,7 @@ impl Executor {
             TableConstraint::Unique(u) => {
                 exists(&u.name)?;
                 let columns = crate::sql::index_ddl::index_columns(&def, &u.columns)?;
-                let mut taken = self.relation_names(txn).await?;
+                let mut taken = self.relation_names(txn, def.schema()).await?;
                 let name = Self::relation_name_for(
                     &mut taken,
                     u.name.as_ref().map(ident_name),

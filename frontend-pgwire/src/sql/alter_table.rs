@@ -183,6 +183,10 @@ impl Executor {
                         table_name(&n)?
                     }
                 };
+                // The table stays in its schema.
+                let bare = weft_engine::schema::split_relation(&new).1.to_string();
+                crate::sql::search_path::check_new_name(&bare, "table")?;
+                let new = weft_engine::schema::relation_key(def.schema(), &bare);
                 self.rename_table(txn, def, new).await
             }
             AlterTableOperation::AlterColumn { column_name, op } => {

@@ -1,6 +1,6 @@
-//! `COMMENT ON TABLE` and `COMMENT ON COLUMN`: a description kept in the table's
-//! definition (so it is transactional, and goes with the table), which
-//! `obj_description`, `col_description` and `pg_description` show.
+//! `COMMENT ON TABLE`, `COMMENT ON COLUMN` and `COMMENT ON SCHEMA`: a description kept in
+//! the table's (or schema's) definition, so it is transactional and goes with the object,
+//! which `obj_description`, `col_description` and `pg_description` show.
 
 use datafusion::sql::sqlparser::ast::{CommentObject, ObjectName};
 
@@ -23,19 +23,49 @@ impl Executor {
             .iter()
             .filter_map(|p| p.as_ident().map(ident_name))
             .collect();
-        // A leading `public.` is the only schema.
-        let parts: &[String] = match parts.as_slice() {
-            [schema, rest @ ..] if schema == "public" && !rest.is_empty() => rest,
-            all => all,
-        };
+        let key = weft_engine::schema::relation_key;
         let comment = comment.filter(|c| !c.is_empty());
-        match (object_type, parts) {
-            (CommentObject::Table, [table]) => {
-                let mut def = (*self.table_def(txn, table).await?).clone();
+        match (object_type, parts.as_slice()) {
+            (CommentObject::Schema, [schema]) => {
+                let read_ts = txn.read_ts()?;
+                let Some(mut def) = crate::catalog::schemas::lookup(
+                    &self.db,
+                    txn.database,
+                    Some(txn),
+                    read_ts,
+                    schema,
+                )
+                .await?
+                else {
+                    if crate::catalog::schemas::is_built_in(schema) {
+                        return Err(SqlError::unsupported(format!(
+                            "COMMENT ON SCHEMA {schema} is not supported"
+                        )));
+                    }
+                    return Err(SqlError::new(
+                        codes::INVALID_SCHEMA_NAME,
+                        format!("schema \"{schema}\" does not exist"),
+                    ));
+                };
+                def.comment = comment;
+                crate::catalog::schemas::put(&self.db, txn, schema, Some(&def))?;
+            }
+            (CommentObject::Table, [table]) | (CommentObject::Table, [_, table]) => {
+                let table = match parts.as_slice() {
+                    [schema, _] => key(schema, table),
+                    _ => table.clone(),
+                };
+                let mut def = (*self.table_def(txn, &table).await?).clone();
                 def.comment = comment;
                 self.put_table_def(txn, &def)?;
             }
-            (CommentObject::Column, [table, column]) => {
+            (CommentObject::Column, [table, column])
+            | (CommentObject::Column, [_, table, column]) => {
+                let table = match parts.as_slice() {
+                    [schema, _, _] => key(schema, table),
+                    _ => table.clone(),
+                };
+                let table = &table;
                 let mut def = (*self.table_def(txn, table).await?).clone();
                 let i = def.column_index(column).ok_or_else(|| {
                     SqlError::new(

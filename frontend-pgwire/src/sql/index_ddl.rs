@@ -253,16 +253,20 @@ fn implicit_name(table: &str, cols: &[&str], suffix: &str) -> String {
 impl Executor {
     /// Every relation name in use (tables, their indexes, sequences), as the transaction
     /// sees them.
-    pub(crate) async fn relation_names(&self, txn: &Txn) -> SqlResult<Vec<String>> {
+    pub(crate) async fn relation_names(&self, txn: &Txn, schema: &str) -> SqlResult<Vec<String>> {
         let read_ts = txn.read_ts()?;
         let catalog = txn.overlay(txn.database.catalog);
         let mut names = Vec::new();
+        let in_schema = |key: &str| weft_engine::schema::split_relation(key).0 == schema;
         for t in self
             .db
             .list_tables(txn.database, read_ts, catalog.as_deref())
             .await?
         {
-            names.push(t.name.clone());
+            if !in_schema(&t.name) {
+                continue;
+            }
+            names.push(t.relname().to_string());
             if !t.primary_key.is_empty() {
                 names.push(t.pkey_name());
             }
@@ -277,7 +281,9 @@ impl Executor {
         )
         .await?
         {
-            names.push(s.name.clone());
+            if in_schema(&s.name) {
+                names.push(weft_engine::schema::split_relation(&s.name).1.to_string());
+            }
         }
         Ok(names)
     }
@@ -386,8 +392,8 @@ impl Executor {
         if uniques.is_empty() && checks.is_empty() {
             return Ok(());
         }
-        let mut taken = self.relation_names(txn).await?;
-        taken.push(def.name.clone());
+        let mut taken = self.relation_names(txn, def.schema()).await?;
+        taken.push(def.relname().to_string());
         if !def.primary_key.is_empty() {
             taken.push(def.pkey_name());
         }
@@ -614,8 +620,14 @@ impl Executor {
         let def = (*self.table_def(txn, &table).await?).clone();
         let key = index_key(&def, &ci.columns)?;
         let columns = key.columns.clone();
-        let mut taken = self.relation_names(txn).await?;
-        let given = ci.name.as_ref().map(table_name).transpose()?;
+        let mut taken = self.relation_names(txn, def.schema()).await?;
+        // An index is in its table's schema; its name is bare there.
+        let given = ci
+            .name
+            .as_ref()
+            .map(table_name)
+            .transpose()?
+            .map(|n| weft_engine::schema::split_relation(&n).1.to_string());
         if let Some(n) = given.as_ref().filter(|n| taken.contains(n)) {
             if ci.if_not_exists {
                 notices.push(Notice {
@@ -663,27 +675,38 @@ impl Executor {
         notices: &mut Vec<Notice>,
     ) -> SqlResult<Outcome> {
         for n in names {
-            let name = table_name(n)?;
+            let key = table_name(n)?;
+            let (schema, name) = weft_engine::schema::split_relation(&key);
+            let name = name.to_string();
+            // A qualified name is looked for in its schema, a bare one along the path.
+            let schemas: Vec<String> = if n.0.len() > 1 {
+                vec![schema.to_string()]
+            } else {
+                self.meta.search_path().to_vec()
+            };
             let catalog = txn.overlay(txn.database.catalog);
             let tables = self
                 .db
                 .list_tables(txn.database, txn.read_ts()?, catalog.as_deref())
                 .await?;
-            let owner = tables
-                .iter()
-                .find(|t| t.indexes.iter().any(|i| i.name == name));
+            let owner = schemas.iter().find_map(|s| {
+                tables
+                    .iter()
+                    .find(|t| t.schema() == s && t.indexes.iter().any(|i| i.name == name))
+            });
             let Some(owner) = owner else {
-                if tables.iter().any(|t| t.name == name) {
+                if tables.iter().any(|t| t.name == key) {
                     return Err(SqlError::new(
                         codes::WRONG_OBJECT_TYPE,
                         format!("\"{name}\" is not an index"),
                     )
                     .with_hint("Use DROP TABLE to remove a table."));
                 }
-                if let Some(t) = tables
-                    .iter()
-                    .find(|t| t.pkey_name() == name && !t.primary_key.is_empty())
-                {
+                if let Some(t) = tables.iter().find(|t| {
+                    t.pkey_name() == name
+                        && !t.primary_key.is_empty()
+                        && schemas.iter().any(|s| s == t.schema())
+                }) {
                     return Err(SqlError::new(
                         "2BP01",
                         format!(

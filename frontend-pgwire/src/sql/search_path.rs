@@ -145,15 +145,13 @@ fn other_relations(stmt: &mut Statement, f: &mut dyn FnMut(&mut ObjectName)) {
         } => {
             use ast::CommentObject as C;
             match object_type {
-                C::Column => {
-                    // `t.c`: the table is all but the last part.
-                    if object_name.0.len() == 2 {
-                        let mut table = ObjectName(vec![object_name.0[0].clone()]);
-                        f(&mut table);
-                        let mut parts = table.0;
-                        parts.push(object_name.0[1].clone());
-                        object_name.0 = parts;
-                    }
+                // `t.c`: the table is all but the last part.
+                C::Column if object_name.0.len() == 2 => {
+                    let mut table = ObjectName(vec![object_name.0[0].clone()]);
+                    f(&mut table);
+                    let mut parts = table.0;
+                    parts.push(object_name.0[1].clone());
+                    object_name.0 = parts;
                 }
                 C::Table | C::View | C::Sequence | C::Index => f(object_name),
                 _ => {}
