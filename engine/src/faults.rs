@@ -11,7 +11,7 @@
 //! `weft serve --inject-faults <spec>` (hidden, testing only) wraps its store in one; the
 //! spec is a comma-separated list of `knob=value` (rates in per mille):
 //! `put_error=50,lost_ack=20,get_error=10,list_error=10,hang=5,hang_ms=2000,latency_ms=1,
-//! ignore_conditional_puts,seed=7`.
+//! journal_put_latency_ms=500,ignore_conditional_puts,seed=7`.
 
 use std::fmt;
 use std::ops::Range;
@@ -45,6 +45,9 @@ pub struct Faults {
     pub list_error: AtomicU32,
     /// Added to every operation.
     pub latency_ms: AtomicU64,
+    /// Added to every PUT of a journal batch (a path with `/journal/` in it): commits stay
+    /// in flight that long, while the rest of the store answers at its own speed.
+    pub journal_put_latency_ms: AtomicU64,
     /// Every operation fails while set.
     pub down: AtomicBool,
     /// `PutMode::Create` is treated as an overwrite, as by a store without conditional puts.
@@ -84,6 +87,7 @@ impl Faults {
                 "get_error" => f.get_error.store(rate()?, Ordering::Relaxed),
                 "list_error" => f.list_error.store(rate()?, Ordering::Relaxed),
                 "latency_ms" => f.latency_ms.store(n, Ordering::Relaxed),
+                "journal_put_latency_ms" => f.journal_put_latency_ms.store(n, Ordering::Relaxed),
                 "down" => f.down.store(n != 0, Ordering::Relaxed),
                 "ignore_conditional_puts" => {
                     f.ignore_conditional_puts.store(n != 0, Ordering::Relaxed)
@@ -172,6 +176,10 @@ impl ObjectStore for FaultyStore {
     ) -> Result<PutResult> {
         let f = &self.faults;
         f.before("PUT", location.as_ref()).await?;
+        let journal_ms = f.journal_put_latency_ms.load(Ordering::Relaxed);
+        if journal_ms > 0 && location.as_ref().contains("/journal/") {
+            tokio::time::sleep(Duration::from_millis(journal_ms)).await;
+        }
         if f.roll(&f.hang) {
             tokio::time::sleep(Duration::from_millis(f.hang_ms.load(Ordering::Relaxed))).await;
             return Err(injected("PUT", location.as_ref(), "timed out (hung)"));

@@ -9,6 +9,11 @@
 //! - an idle journal: W = max(last assigned, watermark floor), since every later commit
 //!   gets a larger timestamp.
 //!
+//! A read timestamp ([`Sequencer::read_ts`]) covers every commit acknowledged so far but
+//! not the commits still in flight: while some are, it is just below the lowest of them
+//! (or the highest durable commit, if that is above), so a read waits for no batch's
+//! write, only for the crossbar to pass what is already durable.
+//!
 //! Everything happens under one lock, and events are sent on the crossbar's channel under
 //! it, so the channel order is the order in which promises were made: a watermark can never
 //! overtake a record it covers. The channel is bounded ([`EVENTS_QUEUE_MAX`]): a sender
@@ -43,6 +48,10 @@ struct State {
     last_ts: Timestamp,
     floor: Timestamp,
     inflight: Vec<BTreeSet<Timestamp>>,
+    /// The highest timestamp made durable: every commit acknowledged is at or below it.
+    durable_max: Timestamp,
+    /// The watermark each journal last published.
+    published: Vec<Timestamp>,
 }
 
 pub struct Sequencer {
@@ -56,9 +65,14 @@ pub struct Sequencer {
 
 impl State {
     fn watermark(&self, journal: usize) -> Timestamp {
+        self.watermark_with_floor(journal, self.floor)
+    }
+
+    /// The watermark `journal` could promise if the floor were `floor`.
+    fn watermark_with_floor(&self, journal: usize, floor: Timestamp) -> Timestamp {
         match self.inflight[journal].first() {
             Some(&lowest) => lowest - 1,
-            None => self.last_ts.max(self.floor),
+            None => self.last_ts.max(floor),
         }
     }
 }
@@ -77,6 +91,8 @@ impl Sequencer {
                 last_ts: recovered_ts,
                 floor: recovered_ts,
                 inflight: vec![BTreeSet::new(); journals],
+                durable_max: recovered_ts,
+                published: vec![0; journals],
             }),
             events,
             clock,
@@ -91,11 +107,24 @@ impl Sequencer {
         self.lock().inflight.len()
     }
 
-    /// A linearizable read timestamp: at or above `clock.latest()` and every timestamp
-    /// already assigned, so a transaction that starts after a COMMIT returned sees it.
+    /// A linearizable read timestamp: at or above every commit acknowledged so far, so a
+    /// transaction that starts after a COMMIT returned sees it. With no commit in flight
+    /// it is at or above `clock.latest()` and every timestamp assigned; with commits in
+    /// flight, it is the highest of (the lowest in-flight timestamp - 1) and the highest
+    /// durable one, so a read does not wait for batches still being written (unless a
+    /// later journal's batch became durable before an earlier one's).
     pub fn read_ts(&self) -> Timestamp {
         let latest = self.clock.now().latest;
-        latest.max(self.lock().last_ts)
+        let s = self.lock();
+        match s.inflight.iter().filter_map(|f| f.first()).min() {
+            None => latest.max(s.last_ts),
+            Some(&lowest) => (lowest - 1).max(s.durable_max),
+        }
+    }
+
+    /// Commits assigned a timestamp and not yet durable (or abandoned), over every journal.
+    pub fn in_flight(&self) -> usize {
+        self.lock().inflight.iter().map(|f| f.len()).sum()
     }
 
     /// Assigns a commit timestamp for `journal` and runs `enqueue` with it while still
@@ -133,8 +162,10 @@ impl Sequencer {
         let mut s = self.lock();
         for r in &records {
             s.inflight[journal].remove(&r.commit_ts);
+            s.durable_max = s.durable_max.max(r.commit_ts);
         }
         let watermark = s.watermark(journal);
+        s.published[journal] = s.published[journal].max(watermark);
         if let Some(p) = permit {
             p.send(JournalEvent {
                 journal_id: journal as u32,
@@ -152,6 +183,7 @@ impl Sequencer {
             s.inflight[journal].remove(t);
         }
         let watermark = s.watermark(journal);
+        s.published[journal] = s.published[journal].max(watermark);
         if let Some(p) = permit {
             p.send(JournalEvent {
                 journal_id: journal as u32,
@@ -162,13 +194,16 @@ impl Sequencer {
     }
 
     /// Makes every journal promise a watermark of at least `ts` as soon as it can: idle
-    /// journals publish at once; busy ones when their in-flight batch is durable. Later
-    /// commits get timestamps above `ts`.
+    /// journals publish at once, and so do busy ones up to just below their lowest
+    /// in-flight timestamp (the rest when their batch is durable). Later commits get
+    /// timestamps above `ts`.
     pub async fn request_watermark(&self, ts: Timestamp) {
         let journals = {
             let s = self.lock();
-            if ts <= s.floor && s.inflight.iter().all(|f| f.is_empty()) && s.last_ts <= s.floor {
-                // Already promised by every journal.
+            let floor = s.floor.max(ts);
+            let promised = (0..s.inflight.len())
+                .all(|j| s.published[j] >= s.watermark_with_floor(j, floor).min(ts));
+            if promised {
                 return;
             }
             s.inflight.len()
@@ -177,15 +212,17 @@ impl Sequencer {
         let mut s = self.lock();
         s.floor = s.floor.max(ts);
         for j in 0..s.inflight.len() {
-            if s.inflight[j].is_empty() {
-                let watermark = s.watermark(j);
-                if let Some(p) = permits.as_mut().and_then(|p| p.next()) {
-                    p.send(JournalEvent {
-                        journal_id: j as u32,
-                        records: Vec::new(),
-                        watermark,
-                    });
-                }
+            let watermark = s.watermark(j);
+            if watermark <= s.published[j] {
+                continue;
+            }
+            if let Some(p) = permits.as_mut().and_then(|p| p.next()) {
+                s.published[j] = watermark;
+                p.send(JournalEvent {
+                    journal_id: j as u32,
+                    records: Vec::new(),
+                    watermark,
+                });
             }
         }
     }
@@ -204,8 +241,11 @@ mod tests {
         let (t2, _) = seq.assign(1, |_| ());
         assert!(t2 > t1 && t1 > 100);
         seq.request_watermark(t2 + 5).await;
-        // Both journals are busy: no watermark may be published yet.
-        assert!(rx.try_recv().is_err());
+        // Both journals are busy: each promises only up to just below its record.
+        while let Ok(ev) = rx.try_recv() {
+            let inflight = if ev.journal_id == 0 { t1 } else { t2 };
+            assert!(ev.watermark < inflight, "{ev:?}");
+        }
         seq.durable(
             1,
             vec![Arc::new(CommitRecord {
@@ -242,8 +282,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn timestamps_rise_above_the_past_even_when_the_clock_is_behind() {
+    #[tokio::test]
+    async fn timestamps_rise_above_the_past_even_when_the_clock_is_behind() {
         let (tx, _rx) = events_channel();
         // Recovered journals hold commits up to 1,000,000; the clock says 500.
         let seq = Sequencer::new(1, 1_000_000, Arc::new(FixedClock(500, 10)), tx);
@@ -252,9 +292,53 @@ mod tests {
             let (ts, _) = seq.assign(0, |_| ());
             assert!(ts > last, "commit timestamps strictly increase");
             last = ts;
-            // A read timestamp is at or above every timestamp handed out.
+            // A read timestamp covers every durable commit and no commit in flight.
+            assert!(seq.read_ts() >= ts - 1 && seq.read_ts() < ts);
+            seq.durable(0, record(ts)).await;
             assert!(seq.read_ts() >= ts);
         }
+    }
+
+    fn record(ts: Timestamp) -> Vec<Arc<CommitRecord>> {
+        vec![Arc::new(CommitRecord {
+            commit_ts: ts,
+            tables: vec![],
+        })]
+    }
+
+    /// Every journal's last published watermark.
+    fn promised(rx: &mut mpsc::Receiver<JournalEvent>, into: &mut [Timestamp]) {
+        while let Ok(ev) = rx.try_recv() {
+            let j = ev.journal_id as usize;
+            into[j] = into[j].max(ev.watermark);
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_cover_acknowledged_commits_without_waiting_for_those_in_flight() {
+        let (tx, mut rx) = events_channel();
+        let seq = Sequencer::new(2, 100, Arc::new(SystemClock::new(0)), tx);
+        let mut marks = [0; 2];
+        // X is durable (its COMMIT may have returned); A is still being written.
+        let (x, _) = seq.assign(0, |_| ());
+        seq.durable(0, record(x)).await;
+        let (a, _) = seq.assign(1, |_| ());
+        assert_eq!(seq.in_flight(), 1);
+        let r = seq.read_ts();
+        assert!(r >= x && r < a, "x={x} a={a} read={r}");
+        // Asking for the read's watermark gets it from both journals at once, without A.
+        seq.request_watermark(r).await;
+        promised(&mut rx, &mut marks);
+        assert!(marks.iter().all(|&m| m >= r), "{marks:?} below {r}");
+        assert!(marks[1] < a, "no promise may cover A");
+        // B, after A, becomes durable first: a read must cover B, so it waits for A.
+        let (b, _) = seq.assign(0, |_| ());
+        seq.durable(0, record(b)).await;
+        assert!(seq.read_ts() >= b);
+        seq.durable(1, record(a)).await;
+        promised(&mut rx, &mut marks);
+        assert!(marks.iter().all(|&m| m >= b));
+        assert_eq!(seq.in_flight(), 0);
     }
 
     #[test]

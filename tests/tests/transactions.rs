@@ -537,6 +537,69 @@ async fn a_commit_is_visible_to_every_later_transaction_across_journals() {
     }
 }
 
+/// A read that starts after a COMMIT returned sees it, on any connection, and does not
+/// wait for commits still being written: every journal batch takes 1.5 s to write here,
+/// and reads answer while one is in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_see_acknowledged_commits_without_waiting_for_those_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--inject-faults", "journal_put_latency_ms=1500"],
+    );
+    let w = server.connect().await;
+    w.batch_execute("CREATE TABLE seen (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    w.batch_execute("INSERT INTO seen VALUES (1)")
+        .await
+        .unwrap();
+    // Another connection's commit is in flight for 1.5 s from here.
+    let slow = server.connect().await;
+    let in_flight =
+        tokio::spawn(async move { slow.batch_execute("INSERT INTO seen VALUES (2)").await });
+    let watcher = server.connect().await;
+    loop {
+        let n: String = watcher
+            .query_one("SHOW weft.commits_in_flight", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if n != "0" {
+            break;
+        }
+        assert!(!in_flight.is_finished(), "the commit never went in flight");
+        tokio::task::yield_now().await;
+    }
+    // Reads on fresh connections see the acknowledged row, not the one in flight, and
+    // return while it still is.
+    for _ in 0..3 {
+        let r = server.connect().await;
+        let ids: Vec<i32> = r
+            .query("SELECT id FROM seen ORDER BY id", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(ids, vec![1]);
+    }
+    assert!(
+        !in_flight.is_finished(),
+        "the reads waited for the commit in flight"
+    );
+    in_flight.await.unwrap().unwrap();
+    // Once it returned, every read sees it.
+    let ids: Vec<i32> = w
+        .query("SELECT id FROM seen ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(ids, vec![1, 2]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn savepoints_undo_part_of_a_block() {
     let dir = tempfile::tempdir().unwrap();

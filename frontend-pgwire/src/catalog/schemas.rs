@@ -39,8 +39,9 @@ pub fn is_built_in(name: &str) -> bool {
     BUILT_IN.iter().any(|(n, _)| *n == name)
 }
 
-/// DDL on a schema conflicts with other DDL on the same schema.
-fn conflict_key(name: &str) -> Vec<u8> {
+/// DDL on a schema conflicts with other DDL on the same schema, and with making a relation
+/// in it (so a relation cannot be made in a schema a concurrent transaction drops).
+pub(crate) fn conflict_key(name: &str) -> Vec<u8> {
     catalog_key(&format!("\u{0}schema:{name}"))
 }
 

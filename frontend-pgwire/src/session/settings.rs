@@ -367,6 +367,11 @@ impl Core {
             let n = counter.load(Ordering::Relaxed).to_string();
             return Ok(Reply::Outcome(single_row(&name, &n)));
         }
+        if name == "weft.commits_in_flight" {
+            // Commits given a timestamp whose journal batch is not durable yet.
+            let n = self.exec.db.adjudicator.sequencer().in_flight().to_string();
+            return Ok(Reply::Outcome(single_row(&name, &n)));
+        }
         match st.settings.get(&name) {
             Some(v) => Ok(Reply::Outcome(single_row(&name, v))),
             None => Err(SqlError::new(

@@ -248,8 +248,14 @@ impl Executor {
     }
 
     /// Checks that a relation may be made with key `key`: its schema exists and is not a
-    /// system schema, and its name has no dot.
-    pub(crate) async fn check_creation(&self, txn: &Txn, key: &str, what: &str) -> SqlResult<()> {
+    /// system schema, and its name has no dot. The transaction then conflicts with any
+    /// concurrent DDL on the schema (a DROP SCHEMA cannot strand the new relation).
+    pub(crate) async fn check_creation(
+        &self,
+        txn: &mut Txn,
+        key: &str,
+        what: &str,
+    ) -> SqlResult<()> {
         let (schema, name) = weft_engine::schema::split_relation(key);
         check_new_name(name, what)?;
         if schema == PUBLIC_SCHEMA {
@@ -276,6 +282,8 @@ impl Executor {
                 format!("schema \"{schema}\" does not exist"),
             ));
         }
+        txn.schema_keys
+            .insert(crate::catalog::schemas::conflict_key(schema));
         Ok(())
     }
 
