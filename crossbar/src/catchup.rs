@@ -1,4 +1,4 @@
-//! Catch-up from the object store: every journal's objects read back, verified, merged into
+//! Catch-up from the object store: every journal's objects (and log files) read back, verified, merged into
 //! the total order, and cut to the window a subscriber missed. Local journals are read
 //! through the chosen [`ReadEngine`] (io_uring where available).
 
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use weft_engine::objstore::DurableStore;
 use weft_engine::{CommitRecord, Timestamp};
-use weft_journal::reader::{list_journals, verify_object};
+use weft_journal::reader::{check_follows, entries_of, list_journals, split_entry};
 
 use crate::io::ReadEngine;
 use crate::route::{CatchUpRead, CatchUpSource};
@@ -31,12 +31,11 @@ impl StoreCatchUp {
         let mut per_journal = Vec::with_capacity(ids.len());
         for j in ids {
             let prefix = weft_journal::journal_prefix(&self.cluster, j);
-            let mut listed = self.store.list(&prefix).await.map_err(|e| e.to_string())?;
-            listed.retain(|(p, _)| p.as_ref().ends_with(".wj"));
-            listed.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
-            let datas: Vec<Bytes> = match listed
+            let listed = self.store.list(&prefix).await.map_err(|e| e.to_string())?;
+            let entries = entries_of(listed);
+            let datas: Vec<Bytes> = match entries
                 .iter()
-                .map(|(p, _)| self.store.local_path(p))
+                .map(|e| self.store.local_path(&e.path))
                 .collect::<Option<Vec<_>>>()
             {
                 Some(files) => {
@@ -50,22 +49,26 @@ impl StoreCatchUp {
                         .collect()
                 }
                 None => {
-                    let mut out = Vec::with_capacity(listed.len());
-                    for (p, _) in &listed {
-                        out.push(self.store.get(p).await.map_err(|e| e.to_string())?);
+                    let mut out = Vec::with_capacity(entries.len());
+                    for e in &entries {
+                        out.push(self.store.get(&e.path).await.map_err(|e| e.to_string())?);
                     }
                     out
                 }
             };
             let mut prev = None;
             let mut records = Vec::new();
-            for ((path, _), data) in listed.iter().zip(datas) {
-                let (header, recs) = verify_object(path.as_ref(), j, &data, prev.as_ref())
-                    .map_err(|e| e.to_string())?;
-                if header.last_ts > after && header.first_ts <= upto {
-                    records.extend(recs.into_iter().filter(|r| r.commit_ts <= upto));
+            for (i, (entry, data)) in entries.iter().zip(datas).enumerate() {
+                let end_before = entries.get(i + 1).map(|e| e.first);
+                let objects =
+                    split_entry(entry, j, &data, end_before).map_err(|e| e.to_string())?;
+                for o in objects {
+                    check_follows(&o.path, &o.header, prev.as_ref()).map_err(|e| e.to_string())?;
+                    if o.header.last_ts > after && o.header.first_ts <= upto {
+                        records.extend(o.records.into_iter().filter(|r| r.commit_ts <= upto));
+                    }
+                    prev = Some(o.header);
                 }
-                prev = Some(header);
             }
             per_journal.push(records);
         }

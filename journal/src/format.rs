@@ -258,6 +258,23 @@ pub fn decode_header(path: &str, buf: &[u8]) -> Result<Header, JournalError> {
     })
 }
 
+/// The length of the object that starts at `buf[0]`, read from its framing alone (header,
+/// record lengths, footer): `None` when `buf` does not start with a valid header or ends
+/// before the object does. Checksums of the records are left to [`decode_object`].
+pub fn object_len(buf: &[u8]) -> Option<usize> {
+    let header = decode_header("", buf).ok()?;
+    let mut pos = HEADER_LEN;
+    for _ in 0..header.record_count {
+        let len = u32::from_le_bytes(buf.get(pos..pos + 4)?.try_into().ok()?) as usize;
+        if len > RECORD_BYTES_MAX {
+            return None;
+        }
+        pos = pos.checked_add(8 + len)?;
+    }
+    let end = pos.checked_add(FOOTER_LEN)?;
+    (end <= buf.len()).then_some(end)
+}
+
 /// Decodes and verifies a whole object.
 pub fn decode_object(
     path: &str,

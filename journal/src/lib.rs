@@ -11,7 +11,11 @@
 //! - [`adjudicator`]: optimistic concurrency control (first committer wins), commit
 //!   timestamps, routing of each commit to one journal, and journal watermarks.
 //!
-//! Layout: `clusters/<cluster>/journal/<journal-id>/<sequence:020>.wj`.
+//! - [`logfile`] and [`logwriter`]: the file layout on local disk: the same objects appended
+//!   to preallocated log files, one `fdatasync` per batch.
+//!
+//! Layout: `clusters/<cluster>/journal/<journal-id>/<sequence:020>.wj` (objects) and, on
+//! local disk, `<first-sequence:020>.wjl` (log files).
 
 pub mod adjudicator;
 pub mod conflict;
@@ -24,6 +28,8 @@ pub mod format;
 pub mod generated {
     pub mod journal_generated;
 }
+pub mod logfile;
+pub mod logwriter;
 pub mod reader;
 pub mod retention;
 pub mod sequencer;

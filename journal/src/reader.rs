@@ -11,6 +11,7 @@ use weft_engine::{CommitRecord, Timestamp};
 
 use crate::error::JournalError;
 use crate::format::{decode_object, Header};
+use crate::logfile::{parse_entry_name, scan_log, seal_name};
 
 /// One journal object, read and verified.
 #[derive(Debug, Clone)]
@@ -40,39 +41,113 @@ pub async fn list_journals(store: &DurableStore, cluster: &str) -> Result<Vec<u3
     Ok(ids)
 }
 
+/// One entry of a journal's directory: one object, or (on local disk) a log file of
+/// objects. See [`crate::logfile`].
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub path: object_store::path::Path,
+    pub size: u64,
+    /// The sequence of its first (or only) object.
+    pub first: u64,
+}
+
+/// A journal's entries from a listing of its prefix, in sequence order.
+pub fn entries_of(listed: Vec<(object_store::path::Path, u64)>) -> Vec<Entry> {
+    let mut entries: Vec<Entry> = listed
+        .into_iter()
+        .filter_map(|(path, size)| {
+            let first = parse_entry_name(path.filename()?)?;
+            Some(Entry { path, size, first })
+        })
+        .collect();
+    entries.sort_by_key(|e| e.first);
+    entries
+}
+
+/// One journal's entries, in order.
+pub async fn list_entries(
+    store: &DurableStore,
+    cluster: &str,
+    journal_id: u32,
+) -> Result<Vec<Entry>, JournalError> {
+    let listed = store
+        .list(&crate::journal_prefix(cluster, journal_id))
+        .await
+        .map_err(|e| JournalError::Store(e.to_string()))?;
+    Ok(entries_of(listed))
+}
+
+/// The objects entry `entry` holds, read whole as `data`, each verified on its own (the
+/// caller checks continuity with [`check_follows`]). `end_before` is the next entry's first
+/// sequence: a log file's frames from there on do not count. The objects of a log file
+/// after its first are named `<file>@<offset>`.
+pub fn split_entry(
+    entry: &Entry,
+    journal_id: u32,
+    data: &[u8],
+    end_before: Option<u64>,
+) -> Result<Vec<JournalObject>, JournalError> {
+    let scan = scan_log(
+        entry.path.as_ref(),
+        journal_id,
+        entry.first,
+        data,
+        end_before,
+    )?;
+    if scan.frames.is_empty() {
+        // An entry is created with its first frame in place: anything else is damage.
+        return Err(match decode_object(entry.path.as_ref(), data) {
+            Err(e) => e,
+            Ok(_) => JournalError::Corrupt {
+                path: entry.path.to_string(),
+                offset: 0,
+                detail: "no object in it".into(),
+            },
+        });
+    }
+    Ok(scan
+        .frames
+        .into_iter()
+        .map(|f| JournalObject {
+            path: if f.offset == 0 {
+                entry.path.to_string()
+            } else {
+                format!("{}@{}", entry.path, f.offset)
+            },
+            bytes: f.len as u64,
+            header: f.header,
+            records: f.records,
+        })
+        .collect())
+}
+
+/// Appends `objects` (split from one entry) to `out`, checking each follows the one before.
+fn push_following(
+    out: &mut Vec<JournalObject>,
+    objects: Vec<JournalObject>,
+) -> Result<(), JournalError> {
+    for o in objects {
+        check_follows(&o.path, &o.header, out.last().map(|p| &p.header))?;
+        out.push(o);
+    }
+    Ok(())
+}
+
 /// Reads every object of one journal, in sequence order, verifying continuity.
 pub async fn read_journal(
     store: &DurableStore,
     cluster: &str,
     journal_id: u32,
 ) -> Result<Vec<JournalObject>, JournalError> {
-    let prefix = crate::journal_prefix(cluster, journal_id);
-    let listed = store
-        .list(&prefix)
-        .await
-        .map_err(|e| JournalError::Store(e.to_string()))?;
-    let mut out: Vec<JournalObject> = Vec::with_capacity(listed.len());
-    for (path, size) in listed {
-        let name = path.filename().unwrap_or_default();
-        if !name.ends_with(".wj") {
-            continue; // temporary files of an interrupted local write
-        }
+    let entries = list_entries(store, cluster, journal_id).await?;
+    let mut out: Vec<JournalObject> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
         let data = store
-            .get(&path)
+            .get(&entry.path)
             .await
             .map_err(|e| JournalError::Store(e.to_string()))?;
-        let (header, records) = verify_object(
-            path.as_ref(),
-            journal_id,
-            &data,
-            out.last().map(|o| &o.header),
-        )?;
-        out.push(JournalObject {
-            path: path.to_string(),
-            bytes: size,
-            header,
-            records,
-        });
+        let end_before = entries.get(i + 1).map(|e| e.first);
+        push_following(&mut out, split_entry(entry, journal_id, &data, end_before)?)?;
     }
     Ok(out)
 }
@@ -104,6 +179,24 @@ pub fn verify_object(
             header.sequence
         )));
     }
+    check_follows(path, &header, prev)?;
+    Ok((header, records))
+}
+
+/// Checks that the object `header` (read from `path`) may follow `prev`, the journal's
+/// previous object present: the next sequence (or any later one after an epoch claim,
+/// which retention keeps while deleting what follows it), timestamps that go forward, and
+/// epochs that never go back.
+pub fn check_follows(
+    path: &str,
+    header: &Header,
+    prev: Option<&Header>,
+) -> Result<(), JournalError> {
+    let corrupt = |detail: String| JournalError::Corrupt {
+        path: path.to_string(),
+        offset: 0,
+        detail,
+    };
     if let Some(prev) = prev {
         // Retention keeps epoch claims (fences) and deletes what follows them, so after a
         // claim the next object present may be any later one; every other check holds.
@@ -140,7 +233,7 @@ pub fn verify_object(
             )));
         }
     }
-    Ok((header, records))
+    Ok(())
 }
 
 /// The largest commit timestamp in a journal's objects.
@@ -187,35 +280,70 @@ impl Tailer {
     pub async fn next(&mut self) -> Result<Option<JournalObject>, JournalError> {
         let path = crate::object_path(&self.cluster, self.journal_id, self.next_sequence);
         let store_err = |e: weft_engine::EngineError| JournalError::Store(e.to_string());
-        let Some(data) = self.store.get_opt(&path).await.map_err(store_err)? else {
-            // Not written yet, or missing: a later object means a hole.
-            let later = self
-                .store
-                .list_after(
-                    &crate::journal_prefix(&self.cluster, self.journal_id),
-                    &path,
-                )
-                .await
-                .map_err(store_err)?;
-            if let Some((p, _)) = later.iter().find(|(p, _)| p.as_ref().ends_with(".wj")) {
-                return Err(JournalError::Corrupt {
-                    path: path.to_string(),
-                    offset: 0,
-                    detail: format!("missing object: {p} exists after it"),
-                });
+        let found = match self.store.get_opt(&path).await.map_err(store_err)? {
+            Some(data) => {
+                let entry = Entry {
+                    path: path.clone(),
+                    size: data.len() as u64,
+                    first: self.next_sequence,
+                };
+                split_entry(&entry, self.journal_id, &data, None)?
+                    .into_iter()
+                    .next()
             }
+            None => self.from_log_or_hole(&path).await?,
+        };
+        let Some(object) = found else {
             return Ok(None);
         };
-        let (header, records) =
-            verify_object(path.as_ref(), self.journal_id, &data, self.prev.as_ref())?;
+        check_follows(&object.path, &object.header, self.prev.as_ref())?;
         self.next_sequence += 1;
-        self.prev = Some(header.clone());
-        Ok(Some(JournalObject {
-            path: path.to_string(),
-            bytes: data.len() as u64,
-            header,
-            records,
-        }))
+        self.prev = Some(object.header.clone());
+        Ok(Some(object))
+    }
+
+    /// The object at the next sequence when no object of that name exists: a frame of a
+    /// log file, `None` when it is not written yet (or not decided: its file is sealed and
+    /// the claim that decides it is not there yet), or an error for a hole.
+    async fn from_log_or_hole(
+        &self,
+        path: &object_store::path::Path,
+    ) -> Result<Option<JournalObject>, JournalError> {
+        let store_err = |e: weft_engine::EngineError| JournalError::Store(e.to_string());
+        let seq = self.next_sequence;
+        let entries = list_entries(&self.store, &self.cluster, self.journal_id).await?;
+        let holder = entries.iter().rposition(|e| e.first <= seq);
+        if let Some(i) = holder {
+            let entry = &entries[i];
+            let end_before = entries.get(i + 1).map(|e| e.first);
+            if end_before.is_none_or(|e| seq < e) {
+                let data = self.store.get(&entry.path).await.map_err(store_err)?;
+                let frame = split_entry(entry, self.journal_id, &data, end_before)?
+                    .into_iter()
+                    .find(|o| o.header.sequence == seq);
+                if let Some(frame) = frame {
+                    // Read before looking for the seal: a frame complete before the file was
+                    // sealed is read by whoever sealed it, so it counts.
+                    let sealed = self
+                        .store
+                        .local_path(&entry.path)
+                        .map(|p| p.with_file_name(seal_name(entry.first)).exists())
+                        .unwrap_or(false);
+                    if end_before.is_none() && sealed {
+                        return Ok(None);
+                    }
+                    return Ok(Some(frame));
+                }
+            }
+        }
+        if let Some(later) = entries.iter().find(|e| e.first > seq) {
+            return Err(JournalError::Corrupt {
+                path: path.to_string(),
+                offset: 0,
+                detail: format!("missing object: {} exists after it", later.path),
+            });
+        }
+        Ok(None)
     }
 }
 
@@ -256,31 +384,34 @@ pub async fn read_for_recovery(
     use futures::StreamExt;
     let store_err = |e: weft_engine::EngineError| JournalError::Store(e.to_string());
     let prefix = object_store::path::Path::from(format!("clusters/{cluster}/journal"));
-    let mut by_journal: std::collections::BTreeMap<u32, Vec<(object_store::path::Path, u64)>> =
-        Default::default();
+    let mut listed_by_journal: std::collections::BTreeMap<
+        u32,
+        Vec<(object_store::path::Path, u64)>,
+    > = Default::default();
     for (path, size) in store.list(&prefix).await.map_err(store_err)? {
         let parts: Vec<_> = path.parts().collect();
         let Some(id) = parts.get(3).and_then(|s| s.as_ref().parse::<u32>().ok()) else {
             continue;
         };
-        let entry = by_journal.entry(id).or_default();
-        if path.filename().unwrap_or_default().ends_with(".wj") {
-            entry.push((path, size));
-        }
+        listed_by_journal.entry(id).or_default().push((path, size));
     }
-    // Where each journal's needed objects start (binary searches run concurrently).
-    let searches = by_journal.iter().map(|(&id, listed)| async move {
-        first_needed(store, id, listed, checkpoint)
+    let by_journal: std::collections::BTreeMap<u32, Vec<Entry>> = listed_by_journal
+        .into_iter()
+        .map(|(id, listed)| (id, entries_of(listed)))
+        .collect();
+    // Where each journal's needed entries start (binary searches run concurrently).
+    let searches = by_journal.iter().map(|(&id, entries)| async move {
+        first_needed(store, id, entries, checkpoint)
             .await
             .map(|start| (id, start))
     });
     let starts: Vec<(u32, usize)> = futures::future::try_join_all(searches).await?;
-    let wanted: Vec<(u32, object_store::path::Path, u64)> = starts
+    let wanted: Vec<(u32, Entry, Option<u64>)> = starts
         .iter()
         .flat_map(|&(id, start)| {
-            by_journal[&id][start..]
-                .iter()
-                .map(move |(p, size)| (id, p.clone(), *size))
+            let entries = &by_journal[&id];
+            (start..entries.len())
+                .map(move |i| (id, entries[i].clone(), entries.get(i + 1).map(|e| e.first)))
         })
         .collect();
     let mut out: std::collections::BTreeMap<u32, RecoveredJournal> = starts
@@ -296,29 +427,22 @@ pub async fn read_for_recovery(
             )
         })
         .collect();
-    let mut fetched =
-        futures::stream::iter(wanted.into_iter().map(|(id, path, size)| async move {
-            let data = store.get(&path).await;
-            (id, path, size, data)
-        }))
-        .buffered(gets_max.max(1));
-    while let Some((id, path, size, data)) = fetched.next().await {
+    let mut fetched = futures::stream::iter(wanted.into_iter().map(
+        |(id, entry, end_before)| async move {
+            let data = store.get(&entry.path).await;
+            (id, entry, end_before, data)
+        },
+    ))
+    .buffered(gets_max.max(1));
+    while let Some((id, entry, end_before, data)) = fetched.next().await {
         let data = data.map_err(store_err)?;
         let journal = out
             .get_mut(&id)
             .expect("every fetched journal has an entry");
-        let (header, records) = verify_object(
-            path.as_ref(),
-            id,
-            &data,
-            journal.objects.last().map(|o| &o.header),
+        push_following(
+            &mut journal.objects,
+            split_entry(&entry, id, &data, end_before)?,
         )?;
-        journal.objects.push(JournalObject {
-            path: path.to_string(),
-            bytes: size,
-            header,
-            records,
-        });
     }
     for j in out.values() {
         tracing::debug!(
@@ -333,37 +457,39 @@ pub async fn read_for_recovery(
     Ok(out.into_values().collect())
 }
 
-/// The index of the first object in `listed` (one journal's objects, in sequence order)
-/// whose last record lies above `checkpoint`; the newest object's index when none does.
+/// The index of the first entry in `entries` (one journal's, in order) that may hold a
+/// record above `checkpoint`; the newest entry's index when none does. An entry's last
+/// timestamp is bounded by the next entry's first header: an epoch claim carries the
+/// journal's last timestamp, and a batch starts above it.
 async fn first_needed(
     store: &DurableStore,
     journal_id: u32,
-    listed: &[(object_store::path::Path, u64)],
+    entries: &[Entry],
     checkpoint: Timestamp,
 ) -> Result<usize, JournalError> {
-    if listed.is_empty() {
+    if entries.is_empty() {
         return Ok(0);
     }
-    let (mut lo, mut hi) = (0usize, listed.len() - 1);
-    // Invariant: every object before `lo` is not needed; the object at `hi` is needed or
+    let (mut lo, mut hi) = (0usize, entries.len() - 1);
+    // Invariant: every entry before `lo` is not needed; the entry at `hi` is needed or
     // is the newest.
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        let path = &listed[mid].0;
+        let probe = &entries[mid + 1].path;
         let needed = match store
-            .get_prefix(path, crate::format::HEADER_LEN as u64)
+            .get_prefix(probe, crate::format::HEADER_LEN as u64)
             .await
         {
             Ok(head) => {
-                let h = crate::format::decode_header(path.as_ref(), &head)?;
+                let h = crate::format::decode_header(probe.as_ref(), &head)?;
                 if h.journal_id != journal_id {
                     return Err(JournalError::Corrupt {
-                        path: path.to_string(),
+                        path: probe.to_string(),
                         offset: 0,
                         detail: format!("belongs to journal {}", h.journal_id),
                     });
                 }
-                h.last_ts > checkpoint
+                last_ts_bound(&h) > checkpoint
             }
             Err(weft_engine::EngineError::Store {
                 source: object_store::Error::NotFound { .. },
@@ -378,4 +504,13 @@ async fn first_needed(
         }
     }
     Ok(lo)
+}
+
+/// The highest timestamp the entry before the one headed by `next` can hold.
+pub fn last_ts_bound(next: &Header) -> Timestamp {
+    if next.is_epoch_claim() {
+        next.last_ts
+    } else {
+        next.first_ts.saturating_sub(1)
+    }
 }

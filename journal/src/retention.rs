@@ -1,4 +1,4 @@
-//! Journal retention: deleting objects no reader will ever need again.
+//! Journal retention: deleting objects and log files no reader will ever need again.
 //!
 //! A storage range's checkpoint says every record at or below it is in its segments, so
 //! recovery replays only what lies above it. An object whose records all lie at or below
@@ -22,42 +22,64 @@ use weft_engine::Timestamp;
 
 use crate::error::JournalError;
 use crate::format::{decode_header, HEADER_LEN};
-use crate::reader::list_journals;
+use crate::logfile::seal_name;
+use crate::reader::{last_ts_bound, list_entries, list_journals};
 
-/// Deletes, in every journal under `cluster`, the objects whose last record is at or below
-/// `checkpoint` (the lowest checkpoint of every storage range), except epoch claims.
-/// Returns how many it deleted.
+/// Deletes, in every journal under `cluster`, the entries (objects and log files) whose
+/// last record is at or below `checkpoint` (the lowest checkpoint of every storage range),
+/// except epoch claims. Returns how many it deleted.
+///
+/// An entry's last timestamp is bounded by the next entry's first header (see
+/// [`crate::reader::last_ts_bound`]). A log file goes before its seal, so that a writer
+/// still holding it finds either the seal or, at its next new file, the claim.
 pub async fn prune(
     store: &DurableStore,
     cluster: &str,
     checkpoint: Timestamp,
 ) -> Result<usize, JournalError> {
     let store_err = |e: weft_engine::EngineError| JournalError::Store(e.to_string());
-    let mut deleted = 0;
-    for j in list_journals(store, cluster).await? {
-        let mut objects = store
-            .list(&crate::journal_prefix(cluster, j))
+    let head = |path: object_store::path::Path| async move {
+        let bytes = store
+            .get_prefix(&path, HEADER_LEN as u64)
             .await
             .map_err(store_err)?;
-        objects.retain(|(p, _)| p.as_ref().ends_with(".wj"));
-        objects.pop(); // the newest object always stays
-        for (path, _) in objects {
-            let head = store
-                .get_prefix(&path, HEADER_LEN as u64)
-                .await
-                .map_err(store_err)?;
-            let header = decode_header(path.as_ref(), &head)?;
-            if header.last_ts > checkpoint {
+        decode_header(path.as_ref(), &bytes)
+    };
+    let mut deleted = 0;
+    for j in list_journals(store, cluster).await? {
+        let entries = list_entries(store, cluster, j).await?;
+        // The newest entry always stays.
+        for (i, entry) in entries
+            .iter()
+            .enumerate()
+            .take(entries.len().saturating_sub(1))
+        {
+            let next = head(entries[i + 1].path.clone()).await?;
+            if last_ts_bound(&next) > checkpoint {
                 break;
             }
-            if header.is_epoch_claim() {
+            if head(entry.path.clone()).await?.is_epoch_claim() {
                 continue; // a fence: kept for ever
             }
-            store.delete(&path).await.map_err(store_err)?;
+            store.delete(&entry.path).await.map_err(store_err)?;
+            if let Some(seal) = store
+                .local_path(&entry.path)
+                .map(|p| p.with_file_name(seal_name(entry.first)))
+            {
+                match std::fs::remove_file(&seal) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(JournalError::Store(format!(
+                            "deleting {}: {e}",
+                            seal.display()
+                        )))
+                    }
+                }
+            }
             tracing::debug!(
                 journal = j,
-                sequence = header.sequence,
-                last_ts = header.last_ts,
+                first = entry.first,
                 checkpoint,
                 "journal: retention deleted"
             );

@@ -24,6 +24,7 @@ use weft_engine::{CommitRecord, Timestamp};
 
 use crate::error::JournalError;
 use crate::format::{encode_object, Header, FORMAT_VERSION};
+use crate::logwriter::LogAppender;
 use crate::reader::{verify_object, JournalObject};
 use crate::sequencer::Sequencer;
 
@@ -47,6 +48,18 @@ pub struct WriterConfig {
     /// How many commits may wait for this journal's writer: past this a commit waits for
     /// room before it is checked and sequenced (the store is behind; memory stays bounded).
     pub queue_max: usize,
+    /// Where batches go: one object each, or (on local disk) frames of log files.
+    pub layout: Layout,
+}
+
+/// How a journal writes its batches (see [`crate::logfile`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One object per batch, created if absent: any object store.
+    Objects,
+    /// Frames appended to preallocated log files of this many bytes, one `fdatasync` per
+    /// batch: a local directory only (elsewhere the writer uses objects).
+    Files { file_bytes: u64 },
 }
 
 impl Default for WriterConfig {
@@ -58,6 +71,7 @@ impl Default for WriterConfig {
             resolve_timeout: Duration::from_secs(10),
             lease: None,
             queue_max: 4096,
+            layout: Layout::Objects,
         }
     }
 }
@@ -91,7 +105,21 @@ pub async fn claim(
     owner_epoch: u64,
 ) -> Result<(WriterStart, Vec<JournalObject>), JournalError> {
     let mut found = Vec::new();
+    let log_dir = store.local_path(&crate::journal_prefix(cluster, journal_id));
     for _ in 0..1000 {
+        if let Some(dir) = log_dir.clone() {
+            // On local disk the journal may have log files: seal the newest, so that its
+            // writer acknowledges nothing this claim does not cover, and take in what it
+            // holds past `last`.
+            let after = last.clone();
+            let (appeared, newest) = tokio::task::spawn_blocking(move || {
+                crate::logwriter::seal_and_read(&dir, journal_id, after)
+            })
+            .await
+            .map_err(|e| JournalError::Store(format!("sealing journal {journal_id}: {e}")))??;
+            found.extend(appeared);
+            last = newest;
+        }
         let (sequence, epoch, ts) = match &last {
             Some(h) => (h.sequence + 1, (h.epoch + 1).max(owner_epoch), h.last_ts),
             None => (0, owner_epoch.max(1), 0),
@@ -128,6 +156,11 @@ pub async fn claim(
                     },
                     found,
                 ));
+            }
+            Created::AlreadyExists if log_dir.is_some() => {
+                // Another writer got there first (a claim, or a log file's first frame):
+                // the next round seals and reads it, and claims after it.
+                continue;
             }
             Created::AlreadyExists => {
                 // Another writer got there first: read what it wrote and claim after it.
@@ -224,6 +257,32 @@ async fn persist(
     }
 }
 
+/// Makes one batch durable: a new object, or a frame appended to the journal's log file.
+async fn write_batch(
+    store: &DurableStore,
+    log: Option<&Arc<std::sync::Mutex<LogAppender>>>,
+    path: &object_store::path::Path,
+    data: Bytes,
+    journal_id: u32,
+    sequence: u64,
+) -> Result<(), JournalError> {
+    let Some(log) = log else {
+        return persist(store, path, data, journal_id, sequence).await;
+    };
+    let log = log.clone();
+    tokio::task::spawn_blocking(move || {
+        log.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .append(sequence, &data)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(JournalError::Store(format!(
+            "journal {journal_id}: appending failed: {e}"
+        )))
+    })
+}
+
 async fn run(
     store: DurableStore,
     cluster: String,
@@ -235,6 +294,24 @@ async fn run(
 ) {
     let journal = start.journal_id as usize;
     let mut sequence = start.next_sequence;
+    let log = match (
+        config.layout,
+        store.local_path(&crate::journal_prefix(&cluster, start.journal_id)),
+    ) {
+        (Layout::Files { file_bytes }, Some(dir)) => {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                tracing::error!(journal, dir = %dir.display(), error = %e, "journal: cannot create its directory");
+                return;
+            }
+            Some(Arc::new(std::sync::Mutex::new(LogAppender::new(
+                dir,
+                start.journal_id,
+                file_bytes,
+                config.resolve_timeout,
+            ))))
+        }
+        _ => None,
+    };
     let mut failed: Option<JournalError> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -297,7 +374,14 @@ async fn run(
         let bodies: Vec<&[u8]> = batch.iter().map(|p| p.body.as_slice()).collect();
         let object = Bytes::from(encode_object(&header, &bodies));
         let path = crate::object_path(&cluster, start.journal_id, sequence);
-        let write = persist(&store, &path, object, start.journal_id, sequence);
+        let write = write_batch(
+            &store,
+            log.as_ref(),
+            &path,
+            object,
+            start.journal_id,
+            sequence,
+        );
         tokio::pin!(write);
         let outcome = tokio::select! {
             r = &mut write => r,
@@ -357,6 +441,22 @@ async fn run(
                 for p in batch {
                     let _ = p.done.send(Ok(()));
                 }
+            }
+            Err(e @ JournalError::Store(_)) => {
+                // Only the log files report this: a write or fdatasync failed, so what the
+                // file holds is unknown (the kernel may have dropped the dirty pages). The
+                // writer stops, the process's supervisor ends it, and the next start
+                // recovers from what is on disk.
+                tracing::error!(journal, sequence, error = %e, "journal: log file I/O failed; the journal writer stops");
+                healthy.store(false, Ordering::SeqCst);
+                let err = JournalError::Unknown {
+                    journal: start.journal_id,
+                    sequence,
+                };
+                for p in batch {
+                    let _ = p.done.send(Err(err.clone()));
+                }
+                return;
             }
             Err(e) => {
                 tracing::error!(journal, sequence, error = %e, "journal: fenced by another writer; it stops accepting writes");

@@ -16,6 +16,7 @@ use weft_journal::dump::{header_line, records_text};
 use weft_journal::format::{
     decode_object, encode_object, encode_record, encode_record_v1, Header, FORMAT_VERSION,
 };
+use weft_journal::logfile::{scan_log, Tail};
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/journal")
@@ -142,4 +143,77 @@ fn the_current_encoder_still_writes_the_golden_bytes() {
     // A format change that alters the bytes of the current version must bump the version.
     let golden = std::fs::read(dir().join("v2-basic.wj")).unwrap();
     assert_eq!(build(FORMAT_VERSION, false), golden);
+}
+
+/// A log file of the file layout (local disk): frames of sequences 42, 43 and 44 (the
+/// batch of `v2-basic`, split in two, then the last record again as a third), then the
+/// first half of an interrupted fourth frame, then zeros up to 8 KiB.
+fn build_log() -> Vec<u8> {
+    let recs = records();
+    let last = 1_700_000_000_000_000_002u64;
+    let frame = |seq: u64, ts: u64, r: &CommitRecord| {
+        let mut r = r.clone();
+        r.commit_ts = ts;
+        let body = encode_record(&r).unwrap();
+        encode_object(
+            &Header {
+                format_version: FORMAT_VERSION,
+                journal_id: 1,
+                epoch: 3,
+                sequence: seq,
+                first_ts: ts,
+                last_ts: ts,
+                record_count: 1,
+            },
+            &[body.as_slice()],
+        )
+    };
+    let mut out = frame(42, last - 1, &recs[0]);
+    out.extend(frame(43, last, &recs[1]));
+    out.extend(frame(44, last + 1, &recs[1]));
+    let torn = frame(45, last + 2, &recs[0]);
+    out.extend_from_slice(&torn[..torn.len() / 2]);
+    out.resize(8192, 0);
+    out
+}
+
+#[test]
+fn log_files_still_decode() {
+    let name = "v2-log";
+    let path = dir().join(format!("{name}.wj"));
+    let expected_path = dir().join(format!("{name}.expected"));
+    let bless = std::env::var("WEFT_BLESS").is_ok();
+    if bless && !path.exists() {
+        std::fs::write(&path, build_log()).unwrap();
+    }
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("golden {}: {e}", path.display()));
+    let scan = scan_log(name, 1, 42, &data, None).unwrap();
+    let mut text = String::new();
+    for f in &scan.frames {
+        text.push_str(&header_line(
+            &format!("{name}.wj@{}", f.offset),
+            f.len as u64,
+            &f.header,
+        ));
+        text.push('\n');
+        text.push_str(&records_text(&f.records));
+    }
+    text.push_str(&format!("tail {:?}\n", scan.tail));
+    if bless && !expected_path.exists() {
+        std::fs::write(&expected_path, &text).unwrap();
+    }
+    let expected = std::fs::read_to_string(&expected_path)
+        .unwrap_or_else(|e| panic!("golden {}: {e}", expected_path.display()));
+    assert_eq!(text, expected, "{name} no longer decodes as it did");
+    assert_eq!(scan.frames.len(), 3);
+    assert!(matches!(scan.tail, Tail::Interrupted { .. }));
+    // Cut at the next entry's first sequence, the third frame does not count.
+    let cut = scan_log(name, 1, 42, &data, Some(44)).unwrap();
+    assert_eq!(cut.frames.len(), 2);
+    assert!(matches!(cut.tail, Tail::Superseded { .. }));
+    assert_eq!(
+        build_log(),
+        data,
+        "the log layout's bytes changed: bump the version"
+    );
 }

@@ -7,18 +7,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::scalar::ScalarValue;
-use tokio::sync::{mpsc, oneshot};
 use weft_engine::faults::Faults;
 use weft_engine::objstore::DurableStore;
-use weft_engine::record::{CommitRecord, TableWrites};
 use weft_engine::SystemClock;
-use weft_journal::format::{encode_record, set_commit_ts, COMMIT_TS_PLACEHOLDER};
 use weft_journal::reader::{read_journal, Tailer};
-use weft_journal::writer::{self, claim, Pending, WriterConfig};
-use weft_journal::{JournalError, JournalEvent, Sequencer};
+use weft_journal::writer::{self, claim, WriterConfig};
+use weft_journal::{JournalError, Sequencer};
 use weft_tests::s3::S3Server;
+
+mod common;
+use common::*;
 
 /// A store per backend: a temporary directory, and the S3 server when available.
 struct Stores {
@@ -48,101 +46,6 @@ fn stores() -> Stores {
         _s3: s3,
         list,
     }
-}
-
-fn record(n: i64) -> CommitRecord {
-    let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
-    CommitRecord {
-        commit_ts: COMMIT_TS_PLACEHOLDER,
-        tables: vec![TableWrites {
-            table_id: 7,
-            schema,
-            keys: vec![n.to_be_bytes().to_vec()],
-            rows: vec![Some(Arc::new(vec![ScalarValue::Int64(Some(n))]))],
-        }],
-    }
-}
-
-/// One journal's writer with its own sequencer; `events` sees what it made durable.
-struct Journal {
-    tx: mpsc::Sender<Pending>,
-    sequencer: Arc<Sequencer>,
-    events: mpsc::Receiver<JournalEvent>,
-    healthy: Arc<AtomicBool>,
-}
-
-async fn open(store: &DurableStore, cluster: &str, config: WriterConfig) -> Journal {
-    let existing = read_journal(store, cluster, 0).await.unwrap();
-    let recovered = existing.last().map(|o| o.header.last_ts).unwrap_or(0);
-    let (start, _) = claim(
-        store,
-        cluster,
-        0,
-        existing.last().map(|o| o.header.clone()),
-        0,
-    )
-    .await
-    .unwrap();
-    let (etx, erx) = weft_journal::events_channel();
-    let sequencer = Arc::new(Sequencer::new(
-        1,
-        recovered,
-        Arc::new(SystemClock::new(0)),
-        etx,
-    ));
-    let healthy = Arc::new(AtomicBool::new(true));
-    let tx = writer::spawn(
-        store.clone(),
-        cluster.to_string(),
-        start,
-        sequencer.clone(),
-        config,
-        healthy.clone(),
-    );
-    Journal {
-        tx,
-        sequencer,
-        events: erx,
-        healthy,
-    }
-}
-
-fn submit(j: &Journal, n: i64) -> oneshot::Receiver<Result<(), JournalError>> {
-    let (done, rx) = oneshot::channel();
-    let mut rec = record(n);
-    let mut body = encode_record(&rec).unwrap();
-    j.sequencer.assign(0, |ts| {
-        set_commit_ts(&mut body, ts).unwrap();
-        rec.commit_ts = ts;
-        j.tx.try_send(Pending {
-            record: Arc::new(rec),
-            body,
-            done,
-        })
-        .unwrap();
-    });
-    rx
-}
-
-async fn commit(j: &Journal, n: i64) -> Result<(), JournalError> {
-    submit(j, n).await.unwrap()
-}
-
-fn value(r: &CommitRecord) -> i64 {
-    match &r.tables[0].rows[0].as_ref().unwrap()[0] {
-        ScalarValue::Int64(Some(n)) => *n,
-        other => panic!("unexpected {other:?}"),
-    }
-}
-
-/// Every value in the journal, in order.
-async fn journal_values(store: &DurableStore, cluster: &str) -> Vec<i64> {
-    read_journal(store, cluster, 0)
-        .await
-        .unwrap()
-        .iter()
-        .flat_map(|o| o.records.iter().map(|r| value(r)))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -386,7 +289,9 @@ async fn retention_deletes_only_what_checkpoints_passed() {
             commit(&j, n).await.unwrap();
         }
         let objects = read_journal(&store, "ret", 0).await.unwrap();
-        let checkpoint = objects[3].header.last_ts; // covers objects 0..=3
+        // Covers objects 0..=3, and retention can tell: object 4 starts above it (an
+        // entry's last timestamp is bounded by the next entry's first).
+        let checkpoint = objects[4].header.first_ts - 1;
         let deleted = weft_journal::retention::prune(&store, "ret", checkpoint)
             .await
             .unwrap();

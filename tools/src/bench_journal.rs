@@ -19,7 +19,7 @@ use weft_engine::objstore::DurableStore;
 use weft_engine::record::{CommitRecord, TableWrites};
 use weft_engine::SystemClock;
 use weft_journal::format::{encode_record, set_commit_ts, COMMIT_TS_PLACEHOLDER};
-use weft_journal::writer::{self, claim, Pending, WriterConfig};
+use weft_journal::writer::{self, claim, Layout, Pending, WriterConfig};
 use weft_journal::Sequencer;
 
 #[derive(Args, Debug)]
@@ -75,6 +75,7 @@ async fn run_journal(
     clients: usize,
     seconds: u64,
     linger: Duration,
+    layout: Layout,
 ) -> anyhow::Result<(f64, Vec<u64>, f64)> {
     let (start, _) = claim(store, cluster, 0, None, 0).await?;
     let (etx, mut erx) = weft_journal::events_channel();
@@ -98,6 +99,7 @@ async fn run_journal(
         sequencer.clone(),
         WriterConfig {
             batch_linger: linger,
+            layout,
             ..Default::default()
         },
         Arc::new(AtomicBool::new(true)),
@@ -153,15 +155,20 @@ async fn run_journal(
     Ok((lat.len() as f64 / secs, lat, per_object))
 }
 
-/// Latencies (µs, sorted) of `n` single 1 KiB writes each followed by fdatasync.
+/// Latencies (µs, sorted) of `n` single 1 KiB writes into a zero-filled, already durable
+/// file, each followed by fdatasync: the least a durable append costs on this disk (what
+/// PostgreSQL's WAL pays per commit, and what a journal log file pays per batch).
 fn fsync_floor(dir: &std::path::Path, n: usize) -> anyhow::Result<Vec<u64>> {
+    use std::os::unix::fs::FileExt;
     let path = dir.join("fsync-probe");
     let mut f = std::fs::File::create(&path)?;
+    f.write_all(&vec![0u8; (n + 1) * 1024])?;
+    f.sync_all()?;
     let buf = vec![7u8; 1024];
     let mut lat = Vec::with_capacity(n);
-    for _ in 0..n {
+    for i in 0..n {
         let t = Instant::now();
-        f.write_all(&buf)?;
+        f.write_all_at(&buf, (i * 1024) as u64)?;
         f.sync_data()?;
         lat.push(t.elapsed().as_micros() as u64);
     }
@@ -211,18 +218,29 @@ pub async fn journal(a: JournalArgs) -> anyhow::Result<()> {
     } else {
         weft_tests::s3::S3Server::start()
     };
-    let mut backends: Vec<(&str, DurableStore, Vec<u64>, &str)> = Vec::new();
+    let mut backends: Vec<(&str, DurableStore, Vec<u64>, &str, Layout)> = Vec::new();
     let new_file = new_file_floor(dir.path(), 200)?;
     println!(
         "local disk, new durable 1 KiB file (create + fsync + directory fsync): p50 {:.2} ms, p99 {:.2} ms",
         pct(&new_file, 0.5),
         pct(&new_file, 0.99)
     );
+    let floor = fsync_floor(dir.path(), 200)?;
     backends.push((
-        "local disk",
+        "local disk, log files",
         local.clone(),
-        fsync_floor(dir.path(), 200)?,
-        "write 1 KiB + fdatasync",
+        floor.clone(),
+        "write 1 KiB into a preallocated file + fdatasync",
+        Layout::Files {
+            file_bytes: weft_journal::logwriter::LOG_FILE_BYTES_DEFAULT,
+        },
+    ));
+    backends.push((
+        "local disk, objects",
+        local.clone(),
+        floor,
+        "write 1 KiB into a preallocated file + fdatasync",
+        Layout::Objects,
     ));
     if let Some(s3) = &s3 {
         let env = s3.env();
@@ -236,11 +254,17 @@ pub async fn journal(a: JournalArgs) -> anyhow::Result<()> {
             .build()?;
         let store = DurableStore::remote(Arc::new(store), s3.url(""));
         let floor = put_floor(&store, 200).await?;
-        backends.push(("s3s-fs (S3 API)", store, floor, "conditional PUT of 1 KiB"));
+        backends.push((
+            "s3s-fs (S3 API)",
+            store,
+            floor,
+            "conditional PUT of 1 KiB",
+            Layout::Objects,
+        ));
     }
     println!("| store | floor | floor p50 ms | floor p99 ms |");
     println!("|---|---|---|---|");
-    for (name, _, floor, what) in &backends {
+    for (name, _, floor, what, _) in &backends {
         println!(
             "| {name} | {what} | {:.2} | {:.2} |",
             pct(floor, 0.5),
@@ -251,7 +275,7 @@ pub async fn journal(a: JournalArgs) -> anyhow::Result<()> {
     println!("| store | linger µs | committers | commits/s | commits/object | p50 ms | p99 ms | p99.9 ms | p50 / floor p50 |");
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut run = 0;
-    for (name, store, floor, _) in &backends {
+    for (name, store, floor, _, layout) in &backends {
         for &linger in &a.linger_us {
             for &n in &a.clients {
                 run += 1;
@@ -261,6 +285,7 @@ pub async fn journal(a: JournalArgs) -> anyhow::Result<()> {
                     n,
                     a.seconds,
                     Duration::from_micros(linger),
+                    *layout,
                 )
                 .await?;
                 println!(

@@ -6,7 +6,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use weft_journal::dump::{header_line, records_text};
 use weft_journal::format::{decode_header, HEADER_LEN};
-use weft_journal::reader::{list_journals, verify_object};
+use weft_journal::logfile::{scan_log, Tail};
+use weft_journal::reader::{check_follows, list_journals, verify_object};
 
 #[derive(Subcommand, Debug)]
 pub enum InspectCommand {
@@ -303,6 +304,77 @@ async fn retained_away(
     }
 }
 
+/// Prints (and with `--verify` checks) one entry of a journal: its objects (one, or the
+/// frames of a log file that count), then what follows them in a log file. Returns the
+/// objects and records seen.
+fn inspect_entry(
+    entry: &weft_journal::reader::Entry,
+    data: &[u8],
+    j: u32,
+    end_before: Option<u64>,
+    prev: &mut Option<weft_journal::format::Header>,
+    args: &JournalArgs,
+    defects: &mut usize,
+) -> (usize, u64) {
+    let path = &entry.path;
+    let scan = match scan_log(path.as_ref(), j, entry.first, data, end_before) {
+        Ok(s) if !s.frames.is_empty() => s,
+        other => {
+            *defects += 1;
+            let e = match other {
+                Err(e) => e.to_string(),
+                Ok(_) => match verify_object(path.as_ref(), j, data, None) {
+                    Err(e) => e.to_string(),
+                    Ok(_) => format!("{path}: no object in it"),
+                },
+            };
+            println!("  DEFECT {e}");
+            // Go on checking the rest against this entry's header, if it has one.
+            *prev = decode_header(path.as_ref(), data).ok();
+            return (1, 0);
+        }
+    };
+    if scan.frames.len() > 1 || scan.end < data.len() {
+        println!(
+            "  {path}: log file, {} bytes, {} frames in {} bytes",
+            entry.size,
+            scan.frames.len(),
+            scan.end
+        );
+    }
+    let (mut seen, mut records) = (0usize, 0u64);
+    for f in &scan.frames {
+        seen += 1;
+        let name = if f.offset == 0 {
+            path.to_string()
+        } else {
+            format!("{path}@{}", f.offset)
+        };
+        if args.verify {
+            if let Err(e) = check_follows(&name, &f.header, prev.as_ref()) {
+                *defects += 1;
+                println!("  DEFECT {e}");
+            }
+        }
+        println!("  {}", header_line(&name, f.len as u64, &f.header));
+        records += f.records.len() as u64;
+        if args.records {
+            print!("{}", records_text(&f.records));
+        }
+        *prev = Some(f.header.clone());
+    }
+    match scan.tail {
+        Tail::Clean => {}
+        Tail::Interrupted { offset, bytes } => println!(
+            "  {path}: {bytes} bytes of an interrupted write at offset {offset} (not part of the journal)"
+        ),
+        Tail::Superseded { offset } => println!(
+            "  {path}: frames from offset {offset} on were written after a newer writer claimed the journal (not part of it)"
+        ),
+    }
+    (seen, records)
+}
+
 async fn journal(args: &JournalArgs) -> anyhow::Result<usize> {
     let store = if args.target.starts_with("s3://") {
         weft::store::open_store_at(&PathBuf::new(), Some(&args.target))?
@@ -324,15 +396,16 @@ async fn journal(args: &JournalArgs) -> anyhow::Result<usize> {
     let (mut defects, mut objects_seen, mut records_seen) = (0usize, 0usize, 0u64);
     for j in ids {
         println!("journal {j}");
-        let mut listed = store
+        let listed = store
             .list(&weft_journal::journal_prefix(cluster, j))
             .await
             .with_context(|| format!("listing journal {j}"))?;
-        listed.retain(|(p, _)| p.as_ref().ends_with(".wj"));
+        let entries = weft_journal::reader::entries_of(listed);
         let mut prev = None;
-        for (path, size) in listed {
-            objects_seen += 1;
-            let data = if whole {
+        for (i, entry) in entries.iter().enumerate() {
+            let path = entry.path.clone();
+            // Log files exist only on local disk, where reading whole entries is cheap.
+            let data = if whole || store.is_local() {
                 store.get(&path).await
             } else {
                 store.get_prefix(&path, HEADER_LEN as u64).await
@@ -350,14 +423,16 @@ async fn journal(args: &JournalArgs) -> anyhow::Result<usize> {
                     continue;
                 }
                 Err(e) => {
+                    objects_seen += 1;
                     defects += 1;
                     println!("  DEFECT {path}: cannot read: {e}");
                     continue;
                 }
             };
-            if !whole {
+            if !whole && !store.is_local() {
+                objects_seen += 1;
                 match decode_header(path.as_ref(), &data) {
-                    Ok(h) => println!("  {}", header_line(path.as_ref(), size, &h)),
+                    Ok(h) => println!("  {}", header_line(path.as_ref(), entry.size, &h)),
                     Err(e) => {
                         defects += 1;
                         println!("  DEFECT {e}");
@@ -365,22 +440,11 @@ async fn journal(args: &JournalArgs) -> anyhow::Result<usize> {
                 }
                 continue;
             }
-            match verify_object(path.as_ref(), j, &data, prev.as_ref()) {
-                Ok((h, recs)) => {
-                    println!("  {}", header_line(path.as_ref(), size, &h));
-                    records_seen += recs.len() as u64;
-                    if args.records {
-                        print!("{}", records_text(&recs));
-                    }
-                    prev = Some(h);
-                }
-                Err(e) => {
-                    defects += 1;
-                    println!("  DEFECT {e}");
-                    // Go on checking the rest against this object's header, if it has one.
-                    prev = decode_header(path.as_ref(), &data).ok();
-                }
-            }
+            let end_before = entries.get(i + 1).map(|e| e.first);
+            let (seen, recs) =
+                inspect_entry(entry, &data, j, end_before, &mut prev, args, &mut defects);
+            objects_seen += seen;
+            records_seen += recs;
         }
     }
     if args.verify && defects == 0 {

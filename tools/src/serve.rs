@@ -15,7 +15,7 @@ use weft_engine::storage::StorageConfig;
 use weft_engine::{Clock, SystemClock};
 use weft_frontend_pgwire::auth::AuthMode;
 use weft_frontend_pgwire::TxnLimits;
-use weft_journal::writer::WriterConfig;
+use weft_journal::writer::{Layout, WriterConfig};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -98,6 +98,15 @@ pub struct ServeArgs {
     /// queued while the previous object was written).
     #[arg(long, default_value_t = 0)]
     pub batch_linger_us: u64,
+    /// How journals write on a local directory: `files` appends each batch to a
+    /// preallocated log file with one fdatasync; `objects` writes one file per batch (the
+    /// layout every object store uses). On S3 journals always write objects.
+    #[arg(long, value_enum, default_value_t = JournalLayoutArg::Files)]
+    pub journal_layout: JournalLayoutArg,
+    /// The size of a journal log file (the file layout): a full file is followed by a new
+    /// one, prepared in the background.
+    #[arg(long, default_value_t = weft_journal::logwriter::LOG_FILE_BYTES_DEFAULT)]
+    pub journal_file_bytes: u64,
     /// How long a commit waits for the store to confirm its journal object before its
     /// client is told the outcome is unknown (SQLSTATE 08007).
     #[arg(long, default_value_t = 10_000)]
@@ -163,6 +172,12 @@ impl ServeArgs {
                 batch_bytes_max: self.batch_bytes_max,
                 batch_linger: Duration::from_micros(self.batch_linger_us),
                 resolve_timeout: Duration::from_millis(self.commit_resolve_timeout_ms),
+                layout: match self.journal_layout {
+                    JournalLayoutArg::Files => Layout::Files {
+                        file_bytes: self.journal_file_bytes,
+                    },
+                    JournalLayoutArg::Objects => Layout::Objects,
+                },
                 ..WriterConfig::default()
             },
             version_retention: Duration::from_secs(self.version_retention_s),
@@ -285,4 +300,11 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// `--journal-layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JournalLayoutArg {
+    Files,
+    Objects,
 }
