@@ -6,8 +6,10 @@
 //! synchronous_commit on, defaults otherwise; installed from Debian when missing), creates
 //! and loads the same TPC-B-like tables in both, and drives both with pgbench running the
 //! same custom scripts (`-n -f`, `-M prepared`, `--max-tries` for 40001 and 40P01) at each
-//! client count. Latency percentiles come from pgbench's per-transaction log. Then it holds
-//! idle connections open against each and reports resident memory per connection.
+//! client count. Latency percentiles come from pgbench's per-transaction log, and the CPU
+//! time each server spent per transaction (every process and thread, from /proc) is
+//! measured around each run. Then it holds idle connections open against each and reports
+//! resident memory per connection.
 //!
 //! `--markdown` writes the tables, the machine and the command into `docs/benchmarks.md`,
 //! between markers, replacing the previous run's.
@@ -127,6 +129,9 @@ pub struct Run {
     pub retried: u64,
     /// Latencies of the successful transactions, microseconds, sorted.
     pub lat_us: Vec<u64>,
+    /// CPU time the server spent per transaction (all its processes and threads, from
+    /// /proc), microseconds.
+    pub cpu_us_per_txn: Option<f64>,
 }
 
 impl Run {
@@ -143,6 +148,8 @@ struct Target {
     name: &'static str,
     host: String,
     port: u16,
+    /// The server's process (PostgreSQL's postmaster), for its CPU time.
+    pid: Option<u32>,
 }
 
 fn targets_of(weft: &weft_tests::Server, pg: Option<&weft_tests::PgServer>) -> Vec<Target> {
@@ -150,12 +157,14 @@ fn targets_of(weft: &weft_tests::Server, pg: Option<&weft_tests::PgServer>) -> V
         name: "weft",
         host: "127.0.0.1".into(),
         port: weft.port,
+        pid: weft.pid(),
     }];
     if let Some(pg) = pg {
         targets.push(Target {
             name: "PostgreSQL 15",
             host: "127.0.0.1".into(),
             port: pg.port,
+            pid: pg.pid(),
         });
     }
     targets
@@ -249,6 +258,7 @@ fn pgbench(
     std::fs::write(&file, script(workload)?)?;
     let prefix = dir.path().join("log");
     let accounts = a.branches * a.accounts_per_branch;
+    let cpu_before = t.pid.map(tree_cpu_seconds).transpose()?;
     let out = Command::new(bin)
         // Both servers unencrypted (weft offers TLS by default, this PostgreSQL does not).
         .env("PGSSLMODE", "disable")
@@ -280,9 +290,18 @@ fn pgbench(
             rest.split_whitespace().next()?.parse().ok()
         })
     };
+    // PostgreSQL's backends have exited (pgbench disconnected) and been reaped into the
+    // postmaster's children's time, or are about to be: give them a moment.
+    std::thread::sleep(Duration::from_millis(300));
+    let cpu = match (cpu_before, t.pid) {
+        (Some(b), Some(pid)) => Some(tree_cpu_seconds(pid)? - b),
+        _ => None,
+    };
+    let transactions = field("number of transactions actually processed:").unwrap_or(0.0) as u64;
     let mut run = Run {
+        cpu_us_per_txn: cpu.map(|c| c * 1e6 / transactions.max(1) as f64),
         tps: field("tps =").context("pgbench printed no tps")?,
-        transactions: field("number of transactions actually processed:").unwrap_or(0.0) as u64,
+        transactions,
         failed: field("number of failed transactions:").unwrap_or(0.0) as u64,
         retried: field("number of transactions retried:").unwrap_or(0.0) as u64,
         lat_us: Vec::new(),
@@ -312,9 +331,8 @@ fn pgbench(
     Ok(run)
 }
 
-/// Resident memory of a process tree, bytes: the proportional set size (shared pages split
-/// among the processes sharing them) of `pid` and its descendants.
-fn tree_pss(pid: u32) -> anyhow::Result<u64> {
+/// `pid` and its descendants.
+fn process_tree(pid: u32) -> anyhow::Result<Vec<u32>> {
     let mut parents: std::collections::HashMap<u32, Vec<u32>> = Default::default();
     for e in std::fs::read_dir("/proc")? {
         let e = e?;
@@ -332,9 +350,20 @@ fn tree_pss(pid: u32) -> anyhow::Result<u64> {
             parents.entry(ppid).or_default().push(p);
         }
     }
-    let mut total = 0u64;
+    let mut out = Vec::new();
     let mut stack = vec![pid];
     while let Some(p) = stack.pop() {
+        out.push(p);
+        stack.extend(parents.get(&p).into_iter().flatten());
+    }
+    Ok(out)
+}
+
+/// Resident memory of a process tree, bytes: the proportional set size (shared pages split
+/// among the processes sharing them) of `pid` and its descendants.
+fn tree_pss(pid: u32) -> anyhow::Result<u64> {
+    let mut total = 0u64;
+    for p in process_tree(pid)? {
         if let Ok(s) = std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")) {
             total += s
                 .lines()
@@ -343,9 +372,31 @@ fn tree_pss(pid: u32) -> anyhow::Result<u64> {
                 .unwrap_or(0)
                 * 1024;
         }
-        stack.extend(parents.get(&p).into_iter().flatten());
     }
     Ok(total)
+}
+
+/// CPU time of a process tree, seconds: user and system time of `pid` and of its living
+/// descendants (every thread), plus that of the children it has reaped.
+fn tree_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    // Clock ticks per second: 100 on every Linux weft runs on (USER_HZ).
+    const TICKS: f64 = 100.0;
+    let mut ticks = 0u64;
+    for p in process_tree(pid)? {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue; // exited meanwhile: its time is in its parent's children's time
+        };
+        let Some(after) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let f: Vec<u64> = after
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        // After the command: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
+        ticks += f.get(11..15).map(|v| v.iter().sum()).unwrap_or(0);
+    }
+    Ok(ticks as f64 / TICKS)
 }
 
 fn mem_available() -> u64 {
@@ -451,11 +502,11 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
     }
     let _ = writeln!(
         out,
-        "| workload | clients | weft TPS | PG TPS | weft/PG TPS | weft p50 ms | PG p50 ms | weft p99 ms | PG p99 ms | weft p99.9 ms | PG p99.9 ms | weft max ms | PG max ms | weft retried / failed | PG retried / failed |"
+        "| workload | clients | weft TPS | PG TPS | weft/PG TPS | weft p50 ms | PG p50 ms | weft p99 ms | PG p99 ms | weft p99.9 ms | PG p99.9 ms | weft max ms | PG max ms | weft retried / failed | PG retried / failed | weft CPU µs/txn | PG CPU µs/txn |"
     );
     let _ = writeln!(
         out,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     println!("{}", out.trim_end());
     let mut results: Vec<(String, usize, Run, Option<Run>)> = Vec::new();
@@ -489,9 +540,14 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
             let p999 = pick(&|r| ms(r.pct_ms(0.999)));
             let max = pick(&|r| ms(r.pct_ms(1.0)));
             let fails = pick(&|r| format!("{} / {}", r.retried, r.failed));
+            let cpu = pick(&|r| {
+                r.cpu_us_per_txn
+                    .map(|c| format!("{c:.0}"))
+                    .unwrap_or_else(|| "-".into())
+            });
             let line = format!(
-                "| {w} | {n} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                tps.0, tps.1, p50.0, p50.1, p99.0, p99.1, p999.0, p999.1, max.0, max.1, fails.0, fails.1
+                "| {w} | {n} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                tps.0, tps.1, p50.0, p50.1, p99.0, p99.1, p999.0, p999.1, max.0, max.1, fails.0, fails.1, cpu.0, cpu.1
             );
             println!("{line}");
             let _ = writeln!(out, "{line}");
@@ -594,7 +650,11 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
         a.workloads.join(","),
         a.branches,
         a.accounts_per_branch,
-        a.idle.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
+        if a.idle.is_empty() {
+            "0".to_string()
+        } else {
+            a.idle.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")
+        },
         if a.no_postgres { " --no-postgres" } else { "" }
     );
     println!("reproduce: {command}");

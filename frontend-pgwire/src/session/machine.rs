@@ -589,7 +589,9 @@ impl Core {
                     Ok(()) => {
                         // Dropping the statement's future cancels its execution: at its
                         // timeout, or when a cancel request for this session arrives.
-                        let run = self.exec_in_txn(txn, stmt, params, notices);
+                        // Boxed: the execution's future is large; inline, the select
+                        // below and every future around it would copy it.
+                        let run = Box::pin(self.exec_in_txn(txn, stmt, params, notices));
                         let timeout = async {
                             if timeout_ms > 0 {
                                 tokio::time::sleep(std::time::Duration::from_millis(timeout_ms))

@@ -41,6 +41,9 @@ use crate::wire::messages::wire_tag;
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub stmt: Statement,
+    /// The statement's text as the client sent it (`pg_stat_activity.query`), kept so that
+    /// an execution need not print the statement again.
+    pub text: Arc<str>,
     pub param_types: Vec<Option<DataType>>,
     /// Parameters compared with or assigned to a uuid, json, jsonb, varchar or char column
     /// are described as that type (weft stores them as text, DataFusion infers text).
@@ -78,6 +81,7 @@ impl QueryParser for WeftQueryParser {
         if explained_statement(&stmt).is_some() {
             return Ok(Some(Prepared {
                 stmt,
+                text: sql.into(),
                 param_types: Vec::new(),
                 param_wire: Vec::new(),
                 schema: Some(explain_json_schema()),
@@ -92,6 +96,7 @@ impl QueryParser for WeftQueryParser {
         Ok(Some(Prepared {
             param_wire,
             stmt,
+            text: sql.into(),
             param_types,
             schema,
         }))
@@ -373,11 +378,12 @@ impl ExtendedQueryHandler for SessionHandler {
         };
         let core = &self.core;
         let mut st = core.state.lock().await;
-        core.activity_begin(&st, &p.stmt.to_string());
+        core.activity_begin(&st, &p.text);
         let mut notices = Vec::new();
-        let result = core
-            .run(&mut st, p.stmt.clone(), params.as_ref(), true, &mut notices)
-            .await;
+        // Boxed: a statement's future is large, and kept inline it would be copied with
+        // every future that holds it.
+        let result =
+            Box::pin(core.run(&mut st, p.stmt.clone(), params.as_ref(), true, &mut notices)).await;
         core.activity_end(&st);
         drop(st);
         send_notices(client, notices).await?;
