@@ -14,7 +14,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::JournalError;
 use crate::format::{decode_header, decode_object, Header, HEADER_LEN};
@@ -80,14 +80,20 @@ impl LogAppender {
         a
     }
 
-    fn prepare_spare(&mut self) {
+    /// A new name for a file being prepared (the process id lets a later claim remove
+    /// what a crashed process left).
+    fn next_spare_path(&mut self) -> PathBuf {
         self.spares_made += 1;
-        let path = self.dir.join(format!(
+        self.dir.join(format!(
             ".spare-{}-{}-{}.tmp",
             std::process::id(),
             self.journal_id,
             self.spares_made
-        ));
+        ))
+    }
+
+    fn prepare_spare(&mut self) {
+        let path = self.next_spare_path();
         let size = self.file_bytes;
         self.spare = Some(std::thread::spawn(move || make_spare(path, size)));
     }
@@ -133,13 +139,7 @@ impl LogAppender {
                 if let Some(Ok(Ok(s))) = other {
                     let _ = std::fs::remove_file(&s.path);
                 }
-                self.spares_made += 1;
-                let path = self.dir.join(format!(
-                    ".spare-{}-{}-{}.tmp",
-                    std::process::id(),
-                    self.journal_id,
-                    self.spares_made
-                ));
+                let path = self.next_spare_path();
                 make_spare(path.clone(), self.file_bytes.max(len))
                     .map_err(|e| io_err("preparing", &path, e))?
             }
@@ -218,8 +218,9 @@ impl LogAppender {
     /// The file starting at `sealed_first` (or the one after it) was sealed by a writer
     /// taking the journal over: its claim, the first object after `sealed_first`, decides.
     fn resolve(&mut self, sequence: u64, sealed_first: u64) -> Result<(), JournalError> {
-        let began = Instant::now();
-        loop {
+        // Counted in polls rather than read from a clock: this runs on a blocking thread.
+        let polls = (self.resolve_timeout.as_millis() / RESOLVE_POLL.as_millis()).max(1);
+        for _ in 0..polls {
             if let Some((claim_seq, path)) = self.claim_after(sealed_first)? {
                 let by_epoch = first_epoch(&path).unwrap_or(0);
                 self.fenced = Some(by_epoch);
@@ -240,15 +241,13 @@ impl LogAppender {
                     })
                 };
             }
-            if began.elapsed() >= self.resolve_timeout {
-                self.fenced = Some(0);
-                return Err(JournalError::Unknown {
-                    journal: self.journal_id,
-                    sequence,
-                });
-            }
             std::thread::sleep(RESOLVE_POLL);
         }
+        self.fenced = Some(0);
+        Err(JournalError::Unknown {
+            journal: self.journal_id,
+            sequence,
+        })
     }
 }
 

@@ -291,7 +291,7 @@ impl Tailer {
                     .into_iter()
                     .next()
             }
-            None => self.from_log_or_hole(&path).await?,
+            None => self.frame_in_log_or_hole(&path).await?,
         };
         let Some(object) = found else {
             return Ok(None);
@@ -305,7 +305,7 @@ impl Tailer {
     /// The object at the next sequence when no object of that name exists: a frame of a
     /// log file, `None` when it is not written yet (or not decided: its file is sealed and
     /// the claim that decides it is not there yet), or an error for a hole.
-    async fn from_log_or_hole(
+    async fn frame_in_log_or_hole(
         &self,
         path: &object_store::path::Path,
     ) -> Result<Option<JournalObject>, JournalError> {

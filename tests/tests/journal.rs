@@ -218,6 +218,33 @@ async fn verify_finds_damage_in_log_files_and_an_interrupted_write_is_not_damage
     assert_eq!(n, rows as i64);
 }
 
+/// A few more commits that only the journal holds (rows `n..n+5` of `t`, which holds `n`),
+/// then kill -9 and a restart: every row is there, and the journal verifies.
+async fn tail_survives_a_restart(
+    server: &mut Server,
+    c: tokio_postgres::Client,
+    mut n: i32,
+    data: &Path,
+) {
+    for _ in 0..5 {
+        c.execute("INSERT INTO t VALUES ($1, 'tail')", &[&n])
+            .await
+            .unwrap();
+        n += 1;
+    }
+    drop(c);
+    server.restart(); // kill -9, then start again
+    let c = server.connect().await;
+    let count: i64 = c
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, n as i64, "rows lost after retention and a restart");
+    let (ok, text) = inspect(&[data.to_str().unwrap(), "--verify"]);
+    assert!(ok, "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_passed_log_files_and_a_restart_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -257,23 +284,7 @@ async fn retention_deletes_passed_log_files_and_a_restart_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    for _ in 0..5 {
-        c.execute("INSERT INTO t VALUES ($1, 'tail')", &[&n])
-            .await
-            .unwrap();
-        n += 1;
-    }
-    drop(c);
-    server.restart(); // kill -9, then start again
-    let c = server.connect().await;
-    let count: i64 = c
-        .query_one("SELECT count(*) FROM t", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(count, n as i64, "rows lost after retention and a restart");
-    let (ok, text) = inspect(&[data.to_str().unwrap(), "--verify"]);
-    assert!(ok, "{text}");
+    tail_survives_a_restart(&mut server, c, n, &data).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,24 +331,7 @@ async fn retention_never_deletes_what_a_restart_needs() {
         !left.iter().any(|f| f == "00000000000000000001.wj"),
         "old objects were deleted: {left:?}"
     );
-    // A few more commits that only the journal holds, then a crash.
-    for _ in 0..5 {
-        c.execute("INSERT INTO t VALUES ($1, 'tail')", &[&n])
-            .await
-            .unwrap();
-        n += 1;
-    }
-    drop(c);
-    server.restart(); // kill -9, then start again
-    let c = server.connect().await;
-    let count: i64 = c
-        .query_one("SELECT count(*) FROM t", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(count, n as i64, "rows lost after retention and a restart");
-    let (ok, text) = inspect(&[data.to_str().unwrap(), "--verify"]);
-    assert!(ok, "{text}");
+    tail_survives_a_restart(&mut server, c, n, &data).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
