@@ -218,6 +218,29 @@ async fn verify_finds_damage_in_log_files_and_an_interrupted_write_is_not_damage
     assert_eq!(n, rows as i64);
 }
 
+/// A server on `data` started with `flags`, and a client of it that created table `t`.
+async fn with_table(data: &Path, flags: &[&str]) -> (Server, tokio_postgres::Client) {
+    let server = Server::start_with(data, flags);
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
+        .await
+        .unwrap();
+    (server, c)
+}
+
+/// Inserts `count` rows of `t` from id `*n` on, each `width` bytes wide.
+async fn insert_rows(c: &tokio_postgres::Client, n: &mut i32, count: usize, width: i32) {
+    for _ in 0..count {
+        c.execute(
+            &format!("INSERT INTO t VALUES ($1, repeat('v', {width}))"),
+            &[&*n],
+        )
+        .await
+        .unwrap();
+        *n += 1;
+    }
+}
+
 /// A few more commits that only the journal holds (rows `n..n+5` of `t`, which holds `n`),
 /// then kill -9 and a restart: every row is there, and the journal verifies.
 async fn tail_survives_a_restart(
@@ -249,12 +272,11 @@ async fn tail_survives_a_restart(
 async fn retention_deletes_passed_log_files_and_a_restart_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let flags = ["--flush-bytes-min", "1024", "--journal-file-bytes", "65536"];
-    let mut server = Server::start_with(&data, &flags);
-    let c = server.connect().await;
-    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
-        .await
-        .unwrap();
+    let (mut server, c) = with_table(
+        &data,
+        &["--flush-bytes-min", "1024", "--journal-file-bytes", "65536"],
+    )
+    .await;
     let logs = |data: &Path| -> Vec<PathBuf> {
         journal_files(data)
             .into_iter()
@@ -266,12 +288,7 @@ async fn retention_deletes_passed_log_files_and_a_restart_loses_nothing() {
     let deadline = Instant::now() + Duration::from_secs(90);
     // Write until retention has deleted a log file it saw.
     loop {
-        for _ in 0..50 {
-            c.execute("INSERT INTO t VALUES ($1, repeat('v', 300))", &[&n])
-                .await
-                .unwrap();
-            n += 1;
-        }
+        insert_rows(&c, &mut n, 50, 300).await;
         let now = logs(&data);
         seen.extend(now.iter().cloned());
         if seen.iter().any(|f| !now.contains(f)) {
@@ -291,25 +308,17 @@ async fn retention_deletes_passed_log_files_and_a_restart_loses_nothing() {
 async fn retention_never_deletes_what_a_restart_needs() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut server = Server::start_with(
+    let (mut server, c) = with_table(
         &data,
         &["--flush-bytes-min", "1024", "--journal-layout", "objects"],
-    );
-    let c = server.connect().await;
-    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
-        .await
-        .unwrap();
+    )
+    .await;
     let mut peak = 0;
     let mut n = 0i32;
     let deadline = Instant::now() + Duration::from_secs(60);
     // Write until retention has visibly deleted objects.
     loop {
-        for _ in 0..20 {
-            c.execute("INSERT INTO t VALUES ($1, repeat('v', 100))", &[&n])
-                .await
-                .unwrap();
-            n += 1;
-        }
+        insert_rows(&c, &mut n, 20, 100).await;
         let files = journal_files(&data).len();
         peak = peak.max(files);
         if peak > 10 && files < peak / 2 {
