@@ -23,6 +23,9 @@ use crate::reader::{check_follows, JournalObject};
 
 /// The default size of a log file (`--journal-file-bytes`).
 pub const LOG_FILE_BYTES_DEFAULT: u64 = 16 << 20;
+/// The smallest log file an appender makes (smaller requests are raised to it; `weft
+/// serve` refuses them).
+pub const LOG_FILE_BYTES_MIN: u64 = 4096;
 
 /// How often a writer that found its file sealed looks for the claim that decides its
 /// last frame.
@@ -69,7 +72,7 @@ impl LogAppender {
         let mut a = LogAppender {
             dir,
             journal_id,
-            file_bytes: file_bytes.max(4096),
+            file_bytes: file_bytes.max(LOG_FILE_BYTES_MIN),
             resolve_timeout,
             current: None,
             spare: None,

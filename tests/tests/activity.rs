@@ -23,6 +23,12 @@ async fn scenario(conn: &str) -> Vec<String> {
     let (victim, victim_conn) = connect(&format!("{conn} application_name=victim")).await;
     victim.batch_execute("BEGIN").await.unwrap();
     victim.simple_query("SELECT 1 AS one").await.unwrap();
+    // Through the extended protocol: the statement is listed with the text the client
+    // sent, spacing and case included, not as weft would print it.
+    victim
+        .query_one("select  $1::text  AS two", &[&"2"])
+        .await
+        .unwrap();
     let (admin, _a) = connect(conn).await;
     admin
         .batch_execute("DROP ROLE IF EXISTS activity_peer; CREATE ROLE activity_peer LOGIN")

@@ -136,6 +136,14 @@ impl Node {
         if config.journals == 0 || config.journals > 1024 {
             bail!("--journals must be between 1 and 1024");
         }
+        if let weft_journal::writer::Layout::Files { file_bytes } = config.writer.layout {
+            if file_bytes < weft_journal::logwriter::LOG_FILE_BYTES_MIN {
+                bail!(
+                    "--journal-file-bytes must be at least {} (got {file_bytes})",
+                    weft_journal::logwriter::LOG_FILE_BYTES_MIN
+                );
+            }
+        }
         if config.version_retention < config.limits.duration_max {
             bail!(
                 "--version-retention-s ({}) must be at least --txn-duration-max-s ({}): a \
