@@ -185,6 +185,12 @@ impl LogAppender {
 
     /// After frame `sequence` became durable in the file starting at `first` (having just
     /// left the file starting at `previous`): does it count?
+    ///
+    /// A newer writer took the journal over if it sealed the file, or if retention has
+    /// since deleted the file (retention deletes a log file only once a claim superseded
+    /// it, and deletes its seal only after the file). Either way the claim decides: the
+    /// claimer read every frame in the file before it claimed the next sequence, so a frame
+    /// below the claim was read (it counts) and one at the claim was not.
     fn check(
         &mut self,
         sequence: u64,
@@ -192,34 +198,21 @@ impl LogAppender {
         previous: Option<u64>,
     ) -> Result<(), JournalError> {
         let sealed = |f: u64| self.dir.join(seal_name(f)).exists();
-        if sealed(first) || previous.is_some_and(sealed) {
-            return self.resolve(sequence, previous.unwrap_or(first));
-        }
-        let gone = match &self.current {
+        // The seal first, then the file: a seal found missing was never made, or was
+        // deleted after the file, which is then seen gone.
+        let gone = |c: &Option<Current>| match c {
             Some(c) => c.file.metadata().map(|m| m.nlink() == 0).unwrap_or(true),
             None => false,
         };
-        if gone {
-            // Retention deleted the file: it was sealed, a claim superseded all of it, and
-            // that claim (kept for ever) names the writer that holds the journal now.
-            let by_epoch = self
-                .claim_after(first)
-                .ok()
-                .flatten()
-                .and_then(|(_, path)| first_epoch(&path))
-                .unwrap_or(0);
-            self.fenced = Some(by_epoch);
-            return Err(JournalError::Fenced {
-                journal: self.journal_id,
-                sequence,
-                by_epoch,
-            });
+        if sealed(first) || previous.is_some_and(sealed) || gone(&self.current) {
+            return self.resolve(sequence, previous.unwrap_or(first));
         }
         Ok(())
     }
 
-    /// The file starting at `sealed_first` (or the one after it) was sealed by a writer
-    /// taking the journal over: its claim, the first object after `sealed_first`, decides.
+    /// The file starting at `sealed_first` (or the one after it) was sealed, or deleted, by
+    /// a writer taking the journal over: its claim, the first object after `sealed_first`,
+    /// decides.
     fn resolve(&mut self, sequence: u64, sealed_first: u64) -> Result<(), JournalError> {
         // Counted in polls rather than read from a clock: this runs on a blocking thread.
         let polls = (self.resolve_timeout.as_millis() / RESOLVE_POLL.as_millis()).max(1);

@@ -207,40 +207,50 @@ fn frame(journal_id: u32, epoch: u64, sequence: u64, ts: u64) -> Vec<u8> {
 
 /// A writer that finds its file sealed after its frame became durable lets the claim that
 /// follows decide: past its frame, the frame counts; at it, the frame does not; and no
-/// claim within the resolve timeout is an unknown outcome.
+/// claim within the resolve timeout is an unknown outcome. The same holds when retention
+/// has already deleted the sealed file and then its seal: the claimer read the frame
+/// before retention could run, so a claim past it still means it counts.
 #[test]
 fn a_sealed_frame_is_decided_by_the_claim() {
-    for (claim_at, expect) in [(4u64, "ok"), (3, "fenced"), (0, "unknown")] {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_path_buf();
-        let mut app = LogAppender::new(d.clone(), 0, 4096, Duration::from_millis(300));
-        app.append(1, &frame(0, 1, 1, 10)).unwrap();
-        app.append(2, &frame(0, 1, 2, 11)).unwrap();
-        std::fs::write(d.join(seal_name(1)), b"").unwrap();
-        let claimer = (claim_at > 0).then(|| {
-            let d = d.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(30));
-                std::fs::write(
-                    d.join(format!("{claim_at:020}.wj")),
-                    frame(0, 2, claim_at, 12),
-                )
-                .unwrap();
-            })
-        });
-        let got = app.append(3, &frame(0, 1, 3, 12));
-        match (expect, &got) {
-            ("ok", Ok(())) => {}
-            ("fenced", Err(JournalError::Fenced { by_epoch: 2, .. })) => {}
-            ("unknown", Err(JournalError::Unknown { .. })) => {}
-            _ => panic!("claim at {claim_at}: {got:?}"),
-        }
-        assert!(
-            app.append(4, &frame(0, 1, 4, 13)).is_err(),
-            "claim at {claim_at}: a sealed writer appends nothing more"
-        );
-        if let Some(c) = claimer {
-            c.join().unwrap();
+    for deleted in [false, true] {
+        for (claim_at, expect) in [(4u64, "ok"), (3, "fenced"), (0, "unknown")] {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path().to_path_buf();
+            let mut app = LogAppender::new(d.clone(), 0, 4096, Duration::from_millis(300));
+            app.append(1, &frame(0, 1, 1, 10)).unwrap();
+            app.append(2, &frame(0, 1, 2, 11)).unwrap();
+            std::fs::write(d.join(seal_name(1)), b"").unwrap();
+            if deleted {
+                // Retention: the log file first, then its seal.
+                std::fs::remove_file(d.join(entry_name(1))).unwrap();
+                std::fs::remove_file(d.join(seal_name(1))).unwrap();
+            }
+            let claimer = (claim_at > 0).then(|| {
+                let d = d.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(30));
+                    std::fs::write(
+                        d.join(format!("{claim_at:020}.wj")),
+                        frame(0, 2, claim_at, 12),
+                    )
+                    .unwrap();
+                })
+            });
+            let got = app.append(3, &frame(0, 1, 3, 12));
+            let case = format!("claim at {claim_at}, file deleted: {deleted}");
+            match (expect, &got) {
+                ("ok", Ok(())) => {}
+                ("fenced", Err(JournalError::Fenced { by_epoch: 2, .. })) => {}
+                ("unknown", Err(JournalError::Unknown { .. })) => {}
+                _ => panic!("{case}: {got:?}"),
+            }
+            assert!(
+                app.append(4, &frame(0, 1, 4, 13)).is_err(),
+                "{case}: a sealed writer appends nothing more"
+            );
+            if let Some(c) = claimer {
+                c.join().unwrap();
+            }
         }
     }
 }
