@@ -98,6 +98,18 @@ fn a_django_migration_introspects_as_on_postgres() {
     run_on_both("django_check.py", "Django sees the schema");
 }
 
+/// SQLAlchemy's asyncpg dialect casts every bound parameter (`$1::INTEGER`) and asyncpg
+/// encodes each in the binary format of the type the server describes: the described
+/// parameter and result types, values bound that way, and an ORM flow, on weft and on
+/// PostgreSQL 15 (tests/drivers/sqlalchemy_asyncpg_check.py).
+#[test]
+fn sqlalchemy_over_asyncpg_as_on_postgres() {
+    run_on_both(
+        "sqlalchemy_asyncpg_check.py",
+        "asyncpg is told parameter types",
+    );
+}
+
 #[test]
 fn psycopg3() {
     run_script("psycopg_check.py");

@@ -14,13 +14,15 @@
 //! - [`activity`]: the sessions open now (`pg_stat_activity`, cancel requests);
 //! - [`session_meta`], [`oids`], [`pg_get`], [`rows`]: what the catalog tables know of the
 //!   session, object ids, PostgreSQL's renderings of objects, building a catalog table;
-//! - [`pgcatalog`], [`information_schema`]: the catalog tables clients read;
+//! - [`pgcatalog`], [`information_schema`], [`char_columns`]: the catalog tables clients
+//!   read, and the `"char"` columns of PostgreSQL's bundled rows;
 //! - [`pgfuncs`], [`session_funcs`], [`sizes`]: the system functions clients call.
 
 pub mod absent;
 pub mod activity;
 pub mod advisory;
 pub mod auth;
+pub mod char_columns;
 pub mod databases;
 pub mod db;
 pub mod depend;

@@ -164,10 +164,10 @@ impl Core {
             None
         } else {
             let schema = crate::sql::origins::schema_with_origins(&plan);
-            Some(crate::sql::names::rename(
+            Some(mark_oid_arrays(crate::sql::names::rename(
                 &schema,
                 crate::sql::names::result_names(stmt),
-            ))
+            )))
         };
         Ok((params, schema))
     }
@@ -279,15 +279,29 @@ impl Core {
                 _ => None,
             }
         };
+        // `$n::type` and `CAST($n AS type)`: PostgreSQL gives $n the cast's type.
+        for (slot, cast) in out.iter_mut().zip(cast_targets(stmt, n)) {
+            *slot = cast.as_ref().and_then(cast_param_type);
+        }
         // (column, parameter number)
         let mut pairs: Vec<(String, usize)> = Vec::new();
+        // (column, parameter number) of `column op ANY($n)`: $n is an array of its type.
+        let mut arrays: Vec<(String, usize)> = Vec::new();
         let _ = visit_expressions(stmt, |e| {
-            if let Expr::BinaryOp { left, right, .. } = e {
-                if let (Some(c), Some(p)) = (column(left), placeholder(right)) {
-                    pairs.push((c, p));
-                } else if let (Some(p), Some(c)) = (placeholder(left), column(right)) {
-                    pairs.push((c, p));
+            match e {
+                Expr::BinaryOp { left, right, .. } => {
+                    if let (Some(c), Some(p)) = (column(left), placeholder(right)) {
+                        pairs.push((c, p));
+                    } else if let (Some(p), Some(c)) = (placeholder(left), column(right)) {
+                        pairs.push((c, p));
+                    }
                 }
+                Expr::AnyOp { left, right, .. } | Expr::AllOp { left, right, .. } => {
+                    if let (Some(c), Some(p)) = (column(left), placeholder(right)) {
+                        arrays.push((c, p));
+                    }
+                }
+                _ => {}
             }
             ControlFlow::<()>::Continue(())
         });
@@ -340,7 +354,7 @@ impl Core {
             }
             _ => {}
         }
-        if pairs.is_empty() {
+        if pairs.is_empty() && arrays.is_empty() {
             return out;
         }
         let st = self.state.lock().await;
@@ -360,6 +374,21 @@ impl Core {
                 .await
             {
                 defs.push(d);
+            }
+        }
+        for (c, p) in arrays {
+            if p == 0 || p > n || out[p - 1].is_some() {
+                continue;
+            }
+            let col = defs
+                .iter()
+                .find_map(|d| d.columns.iter().find(|x| x.name == c).cloned());
+            if let Some(col) =
+                col.filter(|c| !matches!(c.ty, weft_engine::types::SqlType::Array(_)))
+            {
+                let array = weft_engine::types::SqlType::Array(Box::new(col.ty));
+                out[p - 1] =
+                    crate::types::column_type::pg_type_of(&array.arrow_field("", true)).ok();
             }
         }
         for (c, p) in pairs {
@@ -388,6 +417,104 @@ impl Core {
         }
         out
     }
+}
+
+/// The type each of parameters `$1..$n` is cast to where it is cast (`$1::int4`,
+/// `CAST($1 AS int4)`), the first cast of it deciding, as PostgreSQL's parse analysis
+/// does.
+fn cast_targets(stmt: &Statement, n: usize) -> Vec<Option<ast::DataType>> {
+    use datafusion::sql::sqlparser::ast::{visit_expressions, Expr};
+    use std::ops::ControlFlow;
+    let mut out = vec![None; n];
+    let _ = visit_expressions(stmt, |e| {
+        if let Expr::Cast {
+            expr, data_type, ..
+        } = e
+        {
+            let mut inner = expr.as_ref();
+            while let Expr::Nested(x) = inner {
+                inner = x.as_ref();
+            }
+            if let Expr::Value(v) = inner {
+                if let ast::Value::Placeholder(p) = &v.value {
+                    if let Some(k) = p
+                        .trim_start_matches('$')
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|k| (1..=n).contains(k))
+                    {
+                        if out[k - 1].is_none() {
+                            out[k - 1] = Some(data_type.clone());
+                        }
+                    }
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    out
+}
+
+/// The Arrow type of each parameter that is cast (see [`cast_targets`]): what a binary
+/// parameter is decoded into (a binary numeric needs its scale).
+pub(crate) fn cast_arrow_types(stmt: &Statement, n: usize) -> Vec<Option<DataType>> {
+    cast_targets(stmt, n)
+        .into_iter()
+        .map(|t| {
+            t.and_then(|t| weft_engine::SqlType::from_ast(&t).ok())
+                .map(|t| t.arrow_type())
+        })
+        .collect()
+}
+
+/// The wire type of a parameter cast to `ty` (`$1::int4`), when weft has the type; `oid`
+/// and `oid[]` too, which catalog queries bind (asyncpg's type introspection).
+fn cast_param_type(ty: &ast::DataType) -> Option<Type> {
+    let is_oid = |t: &ast::DataType| {
+        matches!(t, ast::DataType::Custom(name, m) if m.is_empty()
+            && name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case("oid")))
+    };
+    match ty {
+        t if is_oid(t) => return Some(Type::OID),
+        ast::DataType::Array(
+            ast::ArrayElemTypeDef::SquareBracket(inner, _)
+            | ast::ArrayElemTypeDef::AngleBracket(inner),
+        ) if is_oid(inner) => return Some(Type::OID_ARRAY),
+        _ => {}
+    }
+    let t = weft_engine::SqlType::from_ast(ty).ok()?;
+    crate::types::column_type::pg_type_of(&t.arrow_field("", true)).ok()
+}
+
+/// asyncpg's type introspection reads `attrtypoids`, an `array_agg` of `pg_attribute.atttypid`,
+/// which it must be able to decode without introspecting: PostgreSQL types it oid[].
+/// (An aggregate's result does not keep its argument's oid marking, so the column is
+/// marked here by name.)
+fn mark_oid_arrays(schema: SchemaRef) -> SchemaRef {
+    let is_oid_list = |f: &Field| {
+        f.name() == "attrtypoids"
+            && matches!(f.data_type(), DataType::List(item) if item.data_type() == &DataType::Int32)
+    };
+    if !schema.fields().iter().any(|f| is_oid_list(f)) {
+        return schema;
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let mut f = f.as_ref().clone();
+            if is_oid_list(&f) {
+                let mut md = f.metadata().clone();
+                md.insert(
+                    weft_engine::types::PG_TYPE_KEY.to_string(),
+                    "oid[]".to_string(),
+                );
+                f = f.with_metadata(md);
+            }
+            f
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// The highest `$n` a statement uses.

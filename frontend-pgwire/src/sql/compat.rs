@@ -173,6 +173,7 @@ fn compat() -> &'static Compat {
             Arc::new(crate::sql::system_columns::CatalogRegclass),
             Arc::new(RewriteRegCastToSubquery::new()),
             Arc::new(RegclassOfExpression),
+            Arc::new(RegtypeText),
             Arc::new(GenerateSubscripts),
             Arc::new(ExpandArrayAndFieldAccess),
             Arc::new(FixVersionColumnName),
@@ -380,6 +381,59 @@ impl SqlStatementRewriteRule for RegclassOfExpression {
                 if regclass && !matches!(expr.as_ref(), Expr::Value(_)) {
                     let inner = (**expr).clone();
                     *e = call("to_regclass", inner);
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        s
+    }
+}
+
+/// `x::regtype::text` of a column or expression: the type's name, as PostgreSQL's regtype
+/// output writes it (`integer`, `character varying`, `-` for 0, the number for an oid that
+/// names no type). asyncpg's type introspection reads element type names so.
+#[derive(Debug)]
+struct RegtypeText;
+
+impl SqlStatementRewriteRule for RegtypeText {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        use datafusion::sql::sqlparser::ast::{visit_expressions_mut, DataType, Expr};
+        use std::ops::ControlFlow;
+        let named = |t: &DataType, name: &str| match t {
+            DataType::Custom(n, a) if a.is_empty() => {
+                n.0.last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|i| i.value.eq_ignore_ascii_case(name))
+            }
+            _ => false,
+        };
+        let _ = visit_expressions_mut(&mut s, |e| {
+            if let Expr::Cast {
+                expr: outer,
+                data_type: DataType::Text,
+                ..
+            } = e
+            {
+                if let Expr::Cast {
+                    expr: inner,
+                    data_type,
+                    ..
+                } = outer.as_ref()
+                {
+                    if named(data_type, "regtype") && !matches!(inner.as_ref(), Expr::Value(_)) {
+                        let x = inner.to_string();
+                        let sql = format!(
+                            "CASE WHEN ({x}) = 0 THEN '-' \
+                             WHEN format_type({x}, NULL) = '???' THEN CAST(({x}) AS TEXT) \
+                             ELSE format_type({x}, NULL) END"
+                        );
+                        if let Ok(rewritten) = Parser::new(&PostgreSqlDialect {})
+                            .try_with_sql(&sql)
+                            .and_then(|mut p| p.parse_expr())
+                        {
+                            *e = Expr::Nested(Box::new(rewritten));
+                        }
+                    }
                 }
             }
             ControlFlow::<()>::Continue(())

@@ -133,10 +133,10 @@ pub fn new_db(
             ))
             .expect("variance registers in a fresh state");
     }
-    let statics = Arc::new(
-        datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables::try_new()
-            .expect("the bundled pg_catalog rows load"),
-    );
+    let mut statics = datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables::try_new()
+        .expect("the bundled pg_catalog rows load");
+    crate::catalog::char_columns::mark(&mut statics);
+    let statics = Arc::new(statics);
     let type_oids = Arc::new(crate::catalog::pgfuncs::type_oids(statics.pg_type.data()));
     crate::catalog::pgfuncs::register_static(&mut base_state, type_oids, entropy.clone())
         .expect("the system functions register in a fresh state");

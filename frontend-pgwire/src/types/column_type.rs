@@ -21,6 +21,7 @@ pub fn override_type(field: &Field) -> Option<Type> {
         "bpchar" => Some(Type::BPCHAR),
         "int2vector" => Some(Type::INT2_VECTOR),
         "oidvector" => Some(Type::OID_VECTOR),
+        "oid[]" => Some(Type::OID_ARRAY),
         _ => None,
     }
 }

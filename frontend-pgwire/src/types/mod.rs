@@ -13,6 +13,7 @@
 //! - [`pg_typeof`]: the `pg_typeof(x)` function.
 
 pub mod arrays;
+pub mod binary_array;
 pub mod column_type;
 pub mod datetime;
 pub mod expr_rules;

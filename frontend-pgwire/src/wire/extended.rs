@@ -48,6 +48,9 @@ pub struct Prepared {
     /// Parameters compared with or assigned to a uuid, json, jsonb, varchar or char column
     /// are described as that type (weft stores them as text, DataFusion infers text).
     pub param_wire: Vec<Option<Type>>,
+    /// The Arrow type of each parameter that is cast (`$1::numeric(12,2)`), which a binary
+    /// parameter DataFusion left untyped is decoded into.
+    pub param_cast: Vec<Option<DataType>>,
     pub schema: Option<SchemaRef>,
 }
 
@@ -84,6 +87,7 @@ impl QueryParser for WeftQueryParser {
                 text: sql.into(),
                 param_types: Vec::new(),
                 param_wire: Vec::new(),
+                param_cast: Vec::new(),
                 schema: Some(explain_json_schema()),
             }));
         }
@@ -93,8 +97,10 @@ impl QueryParser for WeftQueryParser {
             .await
             .map_err(SqlError::into_pgwire)?;
         let param_wire = self.core.param_wire_types(&stmt, param_types.len()).await;
+        let param_cast = crate::session::describe::cast_arrow_types(&stmt, param_types.len());
         Ok(Some(Prepared {
             param_wire,
+            param_cast,
             stmt,
             text: sql.into(),
             param_types,
@@ -368,11 +374,34 @@ impl ExtendedQueryHandler for SessionHandler {
             )?));
         }
         let params = if portal.parameter_len() > 0 {
-            let inferred: Vec<Option<&DataType>> =
-                p.param_types.iter().map(|t| t.as_ref()).collect();
-            Some(arrow_pg::datatypes::df::deserialize_parameters(
-                portal, &inferred,
-            )?)
+            let binary = |i: usize| portal.parameter_format.is_binary(i);
+            let inferred: Vec<Option<&DataType>> = (0..portal.parameter_len())
+                .map(|i| {
+                    p.param_types.get(i).and_then(|t| t.as_ref()).or_else(|| {
+                        p.param_cast
+                            .get(i)
+                            .and_then(|t| t.as_ref())
+                            .filter(|_| binary(i))
+                    })
+                })
+                .collect();
+            // A binary parameter is in the format of the type weft described for it
+            // (`$1::int4` is described as int4, so a client sends four bytes). A text one
+            // stays text: the statement's own cast reads it, as PostgreSQL's input
+            // function would.
+            let described: Vec<Option<&Type>> = (0..portal.parameter_len())
+                .map(|i| {
+                    p.param_wire
+                        .get(i)
+                        .and_then(|t| t.as_ref())
+                        .filter(|_| binary(i))
+                })
+                .collect();
+            Some(
+                arrow_pg::datatypes::df::deserialize_parameters_with_server_types(
+                    portal, &inferred, &described,
+                )?,
+            )
         } else {
             None
         };
@@ -389,12 +418,21 @@ impl ExtendedQueryHandler for SessionHandler {
         send_notices(client, notices).await?;
         match result {
             Ok(Reply::Outcome(Outcome::Rows { schema, batches })) => {
-                // The row description was promised at Describe; keep its column types.
-                let schema = p
+                // The row description was promised at Describe; keep its column types,
+                // and send the values in them (a plan with bound parameters can type a
+                // column narrower than the one described without them: `$1::int4 + 1`).
+                let (schema, batches) = match p
                     .schema
                     .clone()
                     .filter(|s| s.fields().len() == schema.fields().len())
-                    .unwrap_or(schema);
+                {
+                    Some(described) => {
+                        let batches = crate::wire::conform::conform(&described, batches)
+                            .map_err(|e| e.into_pgwire())?;
+                        (described, batches)
+                    }
+                    None => (schema, batches),
+                };
                 Ok(Response::Query(query_response(
                     &schema,
                     batches,
@@ -498,7 +536,8 @@ pub(crate) fn normalize_params<S: Clone>(
             && matches!(portal.parameters.get(i), Some(None))
     };
     let any_untyped_null = (0..types.len()).any(untyped_null);
-    if !types.iter().flatten().any(textual) && !any_untyped_null {
+    let oid_array = |t: &Type| *t == Type::OID_ARRAY;
+    if !types.iter().flatten().any(|t| textual(t) || oid_array(t)) && !any_untyped_null {
         return None;
     }
     let mut parameters = portal.parameters.clone();
@@ -509,6 +548,20 @@ pub(crate) fn normalize_params<S: Clone>(
         }
     }
     for (i, t) in types.iter().enumerate() {
+        // An oid[] (asyncpg's type introspection binds one) goes as its text form, which
+        // the statement's cast reads; arrow-pg has no decoder for it.
+        if t.as_ref().is_some_and(oid_array) {
+            if portal.parameter_format.is_binary(i) {
+                if let Some(Some(b)) = parameters.get_mut(i) {
+                    match crate::types::binary_array::int4_array_text(b) {
+                        Some(text) => *b = bytes::Bytes::from(text),
+                        None => continue,
+                    }
+                }
+            }
+            new_types[i] = Some(Type::UNKNOWN);
+            continue;
+        }
         let Some(t) = t.as_ref().filter(|t| textual(t)) else {
             continue;
         };

@@ -7,10 +7,12 @@
 //! - [`handlers`]: one connection's handlers over its session;
 //! - [`startup`], [`auth`], [`tls`]: startup, SCRAM and TLS;
 //! - [`simple`], [`extended`], [`copy`], [`cancel`]: the protocol's flows;
-//! - [`encode`]: Arrow results as PostgreSQL rows; [`deferred`]: batched flushing.
+//! - [`encode`]: Arrow results as PostgreSQL rows; [`conform`]: results in their described
+//!   types; [`deferred`]: batched flushing.
 
 pub mod auth;
 pub mod cancel;
+pub mod conform;
 pub mod connection;
 pub mod copy;
 pub mod deferred;
