@@ -240,11 +240,10 @@ impl datafusion::logical_expr::planner::TypePlanner for WeftTypePlanner {
             T::JSONB => Ok(Some(Arc::new(crate::types::jsonb::udfs::json_field(
                 "", true,
             )))),
-            T::Uuid => Ok(Some(Arc::new(arrow::datatypes::Field::new(
-                "",
-                arrow::datatypes::DataType::Utf8,
-                true,
-            )))),
+            // Text that goes on the wire as uuid, as a uuid column does.
+            T::Uuid => Ok(Some(Arc::new(
+                weft_engine::SqlType::Uuid.arrow_field("", true),
+            ))),
             _ => datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner
                 .plan_type_field(sql_type),
         }

@@ -6,7 +6,8 @@
 //!   `'bb'`). LIKE is the exception: PostgreSQL matches the blank-padded value
 //!   (`'ASIA'::char(25) LIKE '%A'` is false), so the column is padded to its length there.
 //! - `uuid`: stored lower-case and hyphenated; a literal compared with a uuid column is
-//!   brought to that form (`u = 'A0EEBC99...'` finds it).
+//!   brought to that form (`u = 'A0EEBC99...'` finds it), and so is an explicit cast of a
+//!   text literal (`'{A0EEBC99...}'::uuid`), which refuses what is not a uuid (22P02).
 //!
 //! - `bytea`: an explicit cast of a text literal (`'\x4142'::bytea`, `CAST('a\\b' AS
 //!   bytea)`) reads the literal in PostgreSQL's bytea input syntax (hex or escape), as an
@@ -43,6 +44,7 @@ impl AnalyzerRule for TextTypeSemantics {
             pad_like_subject(e, schema)?
                 .transform_data(|e| canonical_literals(e, schema))?
                 .transform_data(bytea_literal)?
+                .transform_data(uuid_literal)?
                 .transform_data(timestamp_literal)?
                 .transform_data(|e| bytea_length(e, schema))
         })
@@ -186,6 +188,34 @@ fn bytea_literal(e: Expr) -> Result<Transformed<Expr>> {
         _ => ScalarValue::Binary(Some(bytes)),
     };
     Ok(Transformed::yes(lit(value)))
+}
+
+/// `CAST('<uuid input>' AS uuid)` in the stored form, or 22P02 for what is not a uuid.
+fn uuid_literal(e: Expr) -> Result<Transformed<Expr>> {
+    let Expr::Cast(mut c) = e else {
+        return Ok(Transformed::no(e));
+    };
+    if c.field.metadata().get(PG_TYPE_KEY).map(String::as_str) != Some("uuid") {
+        return Ok(Transformed::no(Expr::Cast(c)));
+    }
+    let Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) =
+        c.expr.as_ref()
+    else {
+        return Ok(Transformed::no(Expr::Cast(c)));
+    };
+    match crate::types::values::pg_uuid(s) {
+        Some(u) if u == *s => Ok(Transformed::no(Expr::Cast(c))),
+        Some(u) => {
+            c.expr = Box::new(lit(u));
+            Ok(Transformed::yes(Expr::Cast(c)))
+        }
+        None => Err(datafusion::error::DataFusionError::External(Box::new(
+            crate::error::SqlError::new(
+                crate::error::codes::INVALID_TEXT_REPRESENTATION,
+                format!("invalid input syntax for type uuid: \"{s}\""),
+            ),
+        ))),
+    }
 }
 
 /// `CAST('2024-01-01 12:00' AS timestamp)`: a time without seconds, as PostgreSQL reads it.
