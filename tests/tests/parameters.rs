@@ -3,8 +3,9 @@
 //! tokio-postgres (like asyncpg and pgjdbc's binary mode) sends each parameter in the
 //! binary format of the type the server described at Parse, and refuses a Rust value of
 //! another type: a parameter PostgreSQL types `integer` (`$1::int4`, `id = ANY($1)` on an
-//! integer column, `CAST($1 AS bigint)`) must be described so by weft too. The same
-//! statements run on weft and on PostgreSQL 15, and their transcripts must be equal.
+//! integer column, `CAST($1 AS bigint)`) must be described so by weft too, and so must a
+//! result column (`SELECT 1` is an integer, read as i32). The same statements run on weft
+//! and on PostgreSQL 15, and their transcripts must be equal.
 
 use weft_tests::{pg_required, PgServer, Server};
 
@@ -31,6 +32,12 @@ async fn transcript(conn: &str) -> Vec<String> {
         "SELECT id FROM pt WHERE big > $1::int8 AND name <> $2::varchar ORDER BY id",
         "INSERT INTO pt VALUES ($1::int4, $2::int8, $3::varchar, $4::float8)",
         "UPDATE pt SET score = $1::float8 WHERE id = $2::int4",
+        // Integer literals are integers where they fit, bigints beyond.
+        "SELECT 1",
+        "SELECT 42 AS answer, 10000000000 AS big, -7 AS neg",
+        "SELECT x + 1 FROM (SELECT 1 AS x) s",
+        "SELECT 1 UNION SELECT 10000000000",
+        "SELECT id, 1 AS one FROM pt WHERE id = 1",
     ] {
         let st = c.prepare(q).await.unwrap();
         let params: Vec<String> = st.params().iter().map(|t| t.name().to_string()).collect();
@@ -110,6 +117,23 @@ async fn transcript(conn: &str) -> Vec<String> {
         .unwrap()
         .get(0);
     out.push(format!("score = {score}"));
+    let answer: i32 = c
+        .query_one("SELECT 41 + 1 AS answer", &[])
+        .await
+        .unwrap()
+        .get(0);
+    out.push(format!("41 + 1 = {answer}"));
+    let overflow = c
+        .query_one(
+            "WITH x AS (SELECT 1 AS n) SELECT n + 2147483647 FROM x",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    out.push(format!(
+        "integer overflow: {:?}",
+        overflow.code().map(|c| c.code().to_string())
+    ));
     c.batch_execute("DROP TABLE pt").await.unwrap();
     out
 }

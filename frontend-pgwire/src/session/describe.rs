@@ -163,6 +163,18 @@ impl Core {
         } else if is_dml {
             None
         } else {
+            // Without parameters the plan can be analyzed as its execution will be, so the
+            // described types are the ones it computes (`SELECT 1` is an integer); with
+            // them, DataFusion cannot type-check an unbound placeholder.
+            let plan = if n == 0 {
+                let (_, state, _) = self.exec.planning();
+                state
+                    .analyzer()
+                    .execute_and_check(plan.clone(), state.config_options(), |_, _| {})
+                    .unwrap_or(plan)
+            } else {
+                plan
+            };
             let schema = crate::sql::origins::schema_with_origins(&plan);
             Some(mark_oid_arrays(crate::sql::names::rename(
                 &schema,

@@ -7,8 +7,9 @@
 //! than an error, so:
 //!
 //! - [`IntegerLiterals`] (before type coercion) types an integer literal that fits 32 bits
-//!   as `integer` in arithmetic, as PostgreSQL does: `int4_col + 1` is an `integer` sum
-//!   that can overflow, not a `bigint` one;
+//!   as `integer` in arithmetic and where it is selected as a column, as PostgreSQL does:
+//!   `int4_col + 1` is an `integer` sum that can overflow, not a `bigint` one, and
+//!   `SELECT 1` is an `integer`;
 //! - [`CheckedIntegers`] (after type coercion) turns integer `+`, `-`, `*` into
 //!   `weft_int_op`, which uses Arrow's checked kernels, and a cast of a float or decimal
 //!   to an integer type into `weft_to_int`, which rounds as PostgreSQL does and refuses
@@ -79,6 +80,7 @@ impl AnalyzerRule for IntegerLiterals {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        let plan = selected_literals(plan)?;
         crate::types::expr_rules::rewrite_plan(plan, |e, schema| {
             let Expr::BinaryExpr(b) = e else {
                 return Ok(Transformed::no(e));
@@ -102,6 +104,60 @@ impl AnalyzerRule for IntegerLiterals {
             ))))
         })
     }
+}
+
+/// An integer literal selected as a column (`SELECT 1`, `SELECT 42 AS answer`) is an
+/// `integer` when it fits 32 bits, as PostgreSQL types it; each keeps its name, so that
+/// what refers to the column still finds it.
+///
+/// Not in a recursive query: its recursive term was planned with the type its first
+/// term had, and narrowing that term alone would make them differ.
+fn selected_literals(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::expr_rewriter::NamePreserver;
+    let mut recursive = false;
+    plan.apply_with_subqueries(|n| {
+        recursive |= matches!(n, LogicalPlan::RecursiveQuery(_));
+        Ok(if recursive {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    if recursive {
+        return Ok(plan);
+    }
+    plan.transform_up_with_subqueries(|node| {
+        if !matches!(node, LogicalPlan::Projection(_)) {
+            // Above a narrowed column (a CTE, a derived table), the node's schema follows.
+            let before = node.schema().clone();
+            let node = node.recompute_schema()?;
+            let changed = node.schema() != &before;
+            return Ok(Transformed::new_transformed(node, changed));
+        }
+        let names = NamePreserver::new(&node);
+        node.map_expressions(|e| {
+            let literal = |e: &Expr| matches!(e, Expr::Literal(ScalarValue::Int64(Some(v)), _) if i32::try_from(*v).is_ok());
+            let narrow = match &e {
+                Expr::Alias(a) => literal(&a.expr),
+                other => literal(other),
+            };
+            if !narrow {
+                return Ok(Transformed::no(e));
+            }
+            let saved = names.save(&e);
+            let out = match e {
+                Expr::Alias(mut a) => {
+                    a.expr = Box::new(narrowed(*a.expr));
+                    Expr::Alias(a)
+                }
+                other => narrowed(other),
+            };
+            Ok(Transformed::yes(saved.restore(out)))
+        })?
+        .map_data(|p| p.recompute_schema())
+    })
+    .map(|t| t.data)
 }
 
 /// `weft_int_op(a, b, op)`: checked integer arithmetic on two values of one integer type.
