@@ -54,6 +54,8 @@ pub struct NodeConfig {
     pub version_retention: Duration,
     pub idle_in_transaction_timeout_max: Duration,
     pub auth: AuthMode,
+    /// The most client connections served at once.
+    pub max_connections: usize,
     /// `NAME:PASSWORD` roles configured at start.
     pub users: Vec<String>,
     /// Recovery fetches at most this many journal objects at once.
@@ -90,6 +92,7 @@ impl Default for NodeConfig {
             version_retention: Duration::from_secs(3600),
             idle_in_transaction_timeout_max: Duration::from_secs(300),
             auth: AuthMode::Default,
+            max_connections: weft_frontend_pgwire::catalog::db::MAX_CONNECTIONS_DEFAULT,
             users: Vec::new(),
             replay_gets_max: 64,
             replay_batches_max: 4000,
@@ -280,6 +283,7 @@ impl Node {
         );
         db.set_version_retention(config.version_retention);
         db.set_idle_in_transaction_timeout_max(config.idle_in_transaction_timeout_max);
+        db.set_max_connections(config.max_connections);
         db.set_auth(
             AuthConfig::new(config.auth, &config.users, &entropy).map_err(anyhow::Error::msg)?,
         );

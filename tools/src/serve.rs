@@ -131,6 +131,10 @@ pub struct ServeArgs {
     /// An abandoned transaction would otherwise hold compaction back.
     #[arg(long, default_value_t = 300_000)]
     pub idle_in_transaction_session_timeout_ms: u64,
+    /// The most client connections served at once; one more is refused with FATAL 53300
+    /// ("sorry, too many clients already"). Cancel requests are not refused.
+    #[arg(long, default_value_t = weft_frontend_pgwire::catalog::db::MAX_CONNECTIONS_DEFAULT)]
+    pub max_connections: usize,
     /// Testing only: inject faults into every object-store operation (see
     /// engine/src/faults.rs for the spec).
     #[arg(long, hide = true)]
@@ -185,6 +189,7 @@ impl ServeArgs {
                 self.idle_in_transaction_session_timeout_ms,
             ),
             auth: self.auth,
+            max_connections: self.max_connections,
             users: self.users.clone(),
             replay_gets_max: self.replay_gets_max,
             replay_batches_max: self.replay_batches_max,

@@ -62,7 +62,13 @@ pub struct Db {
     idle_in_txn_max: std::sync::OnceLock<std::time::Duration>,
     /// Connections open now (counted by the listener).
     sessions: std::sync::atomic::AtomicUsize,
+    /// The most connections open at once (`--max-connections`).
+    max_connections: std::sync::OnceLock<usize>,
 }
+
+/// The most connections a node serves at once unless configured (`--max-connections`):
+/// each session holds a DataFusion context and its buffers, so their number is bounded.
+pub const MAX_CONNECTIONS_DEFAULT: usize = 500;
 
 /// Counts one open connection while it lives.
 pub struct SessionCount(Arc<Db>);
@@ -104,6 +110,7 @@ impl Db {
             point_writes: AtomicU64::new(0),
             idle_in_txn_max: std::sync::OnceLock::new(),
             sessions: std::sync::atomic::AtomicUsize::new(0),
+            max_connections: std::sync::OnceLock::new(),
         })
     }
 
@@ -129,6 +136,16 @@ impl Db {
     /// Connections open now.
     pub fn sessions(&self) -> usize {
         self.sessions.load(Ordering::SeqCst)
+    }
+
+    /// Sets the most connections served at once (once, at start).
+    pub fn set_max_connections(&self, n: usize) {
+        let _ = self.max_connections.set(n.max(1));
+    }
+
+    /// The most connections served at once; a connection beyond it is refused (53300).
+    pub fn max_connections(&self) -> usize {
+        *self.max_connections.get_or_init(|| MAX_CONNECTIONS_DEFAULT)
     }
 
     /// Sets who must authenticate (once, at start).

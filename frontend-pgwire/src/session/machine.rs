@@ -90,11 +90,22 @@ pub(crate) fn aborted_error() -> SqlError {
     )
 }
 
+/// The default settings, with what the node was configured with (`max_connections`).
+pub(crate) fn settings_of(db: &Db) -> std::collections::BTreeMap<String, String> {
+    let mut s = default_settings();
+    s.insert(
+        "max_connections".to_string(),
+        db.max_connections().to_string(),
+    );
+    s
+}
+
 impl Core {
     /// A new session over `db`, idle, with the default settings.
     pub fn new(db: Arc<Db>) -> Arc<Core> {
+        let defaults = settings_of(&db);
         let exec = Executor::new(db);
-        exec.meta.set_settings(&default_settings());
+        exec.meta.set_settings(&defaults);
         Arc::new(Core {
             cancel: Arc::new(tokio::sync::Notify::new()),
             backend: Default::default(),
@@ -102,7 +113,7 @@ impl Core {
             state: tokio::sync::Mutex::new(State {
                 txn: None,
                 failed: false,
-                settings: default_settings(),
+                settings: defaults,
                 as_of: None,
                 copy: None,
                 savepoints: Vec::new(),
@@ -537,7 +548,7 @@ impl Core {
                             "DISCARD ALL cannot run inside a transaction block",
                         ));
                     }
-                    st.settings = default_settings();
+                    st.settings = settings_of(&self.exec.db);
                     st.cursors.clear();
                     self.cursors_changed(st);
                     st.as_of = None;

@@ -37,7 +37,7 @@ pub(crate) fn default_settings() -> BTreeMap<String, String> {
         ("lock_timeout", "0"),
         ("idle_in_transaction_session_timeout", "0"),
         ("client_min_messages", "notice"),
-        ("max_connections", "10000"),
+        ("max_connections", "500"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -16,7 +16,6 @@ use crate::session::machine::Core;
 use crate::session::machine::Reply;
 use crate::session::machine::State;
 use crate::session::setting_values::apply_modes;
-use crate::session::setting_values::default_settings;
 use crate::session::setting_values::duration_text;
 use crate::session::setting_values::level_of;
 use crate::session::setting_values::parse_bool;
@@ -242,7 +241,7 @@ impl Core {
     }
 
     pub(crate) fn reset(&self, st: &mut State, r: &ast::ResetStatement) -> SqlResult<Reply> {
-        let defaults = default_settings();
+        let defaults = crate::session::machine::settings_of(&self.exec.db);
         match &r.reset {
             ast::Reset::ALL => {
                 st.settings = defaults;

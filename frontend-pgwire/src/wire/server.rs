@@ -156,6 +156,18 @@ async fn connection(
             m if m.is_extended_query() => true,
             _ => in_pipeline,
         };
+        // Beyond max_connections a client is told so once it has said who it is, as
+        // PostgreSQL does; a cancel request still goes through.
+        if matches!(msg, PgWireFrontendMessage::Startup(_)) && db.sessions() > db.max_connections()
+        {
+            let info = ErrorInfo::new(
+                "FATAL".into(),
+                crate::error::codes::TOO_MANY_CONNECTIONS.into(),
+                "sorry, too many clients already".into(),
+            );
+            farewell(&mut socket, info).await;
+            return Ok(());
+        }
         if let Err(e) = pgwire::tokio::server::process_message(
             msg,
             &mut socket,
