@@ -24,6 +24,7 @@ DESCRIBED = [
     "SELECT $1::date, $2::timestamptz, $3::timestamp",
     "SELECT $1::text, $2::jsonb, $3::bytea",
     "SELECT $1::varchar IS NULL, $2::varchar(20) IS NULL, $3::uuid IS NULL",
+    "SELECT $1::varchar, $2::varchar(20), $3::uuid",
     "SELECT $1::text[]",
     "SELECT ($1::int4 + 1)::int4",
     "SELECT id FROM sa_items WHERE id = $1::INTEGER",

@@ -240,6 +240,46 @@ impl datafusion::logical_expr::planner::TypePlanner for WeftTypePlanner {
             T::JSONB => Ok(Some(Arc::new(crate::types::jsonb::udfs::json_field(
                 "", true,
             )))),
+            // An array of uuid or varchar: a list of plain text, as `weft_array_in` reads
+            // one (the element's wire type is not carried inside a list).
+            T::Array(
+                datafusion::sql::sqlparser::ast::ArrayElemTypeDef::SquareBracket(inner, _)
+                | datafusion::sql::sqlparser::ast::ArrayElemTypeDef::AngleBracket(inner),
+            ) if matches!(
+                inner.as_ref(),
+                T::Uuid | T::Varchar(_) | T::CharacterVarying(_) | T::CharVarying(_)
+            ) =>
+            {
+                Ok(Some(Arc::new(arrow::datatypes::Field::new(
+                    "",
+                    arrow::datatypes::DataType::List(Arc::new(
+                        arrow::datatypes::Field::new_list_field(
+                            arrow::datatypes::DataType::Utf8,
+                            true,
+                        ),
+                    )),
+                    true,
+                ))))
+            }
+            // varchar(n): text that goes on the wire as varchar; the cast keeps the first n
+            // characters (`text_types` applies the length it carries).
+            T::Varchar(_) | T::CharacterVarying(_) | T::CharVarying(_) => {
+                match weft_engine::SqlType::from_ast(sql_type) {
+                    Ok(t @ weft_engine::SqlType::Varchar { max_chars }) => {
+                        let mut f = t.arrow_field("", true);
+                        if let Some(n) = max_chars {
+                            let mut md = f.metadata().clone();
+                            md.insert(
+                                crate::types::text_types::CAST_LENGTH_KEY.to_string(),
+                                n.to_string(),
+                            );
+                            f = f.with_metadata(md);
+                        }
+                        Ok(Some(Arc::new(f)))
+                    }
+                    _ => Ok(None),
+                }
+            }
             // Text that goes on the wire as uuid, as a uuid column does.
             T::Uuid => Ok(Some(Arc::new(
                 weft_engine::SqlType::Uuid.arrow_field("", true),

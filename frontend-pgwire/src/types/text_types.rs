@@ -15,6 +15,9 @@
 //!
 //!   `length(bytea)` counts bytes, as in PostgreSQL (DataFusion would read them as text).
 //!
+//! - `varchar(n)`: an explicit cast keeps the first n characters (`'abcdef'::varchar(3)` is
+//!   `abc`), as PostgreSQL's does; the cast's type carries n until this rule applies it.
+//!
 //! - `timestamp`: a literal whose time has no seconds (`'2024-01-01 12:00'::timestamp`)
 //!   gets `:00`, as PostgreSQL reads it (Arrow's parser wants seconds).
 //!
@@ -31,6 +34,10 @@ use datafusion::scalar::ScalarValue;
 use weft_engine::types::{CHAR_LENGTH_KEY, PG_TYPE_KEY};
 use weft_engine::SqlType;
 
+/// Field metadata on a cast to `varchar(n)`: n, which [`TextTypeSemantics`] applies (and
+/// then removes).
+pub const CAST_LENGTH_KEY: &str = "weft.cast_length";
+
 #[derive(Debug, Default)]
 pub struct TextTypeSemantics;
 
@@ -45,6 +52,7 @@ impl AnalyzerRule for TextTypeSemantics {
                 .transform_data(|e| canonical_literals(e, schema))?
                 .transform_data(bytea_literal)?
                 .transform_data(uuid_literal)?
+                .transform_data(|e| varchar_length(e, schema))?
                 .transform_data(timestamp_literal)?
                 .transform_data(|e| bytea_length(e, schema))
         })
@@ -188,6 +196,36 @@ fn bytea_literal(e: Expr) -> Result<Transformed<Expr>> {
         _ => ScalarValue::Binary(Some(bytes)),
     };
     Ok(Transformed::yes(lit(value)))
+}
+
+/// `CAST(x AS varchar(n))`: the first n characters of x as text.
+fn varchar_length(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    use arrow::datatypes::DataType;
+    use datafusion::logical_expr::ExprSchemable;
+    let Expr::Cast(mut c) = e else {
+        return Ok(Transformed::no(e));
+    };
+    let Some(n) = c
+        .field
+        .metadata()
+        .get(CAST_LENGTH_KEY)
+        .and_then(|n| n.parse::<i64>().ok())
+    else {
+        return Ok(Transformed::no(Expr::Cast(c)));
+    };
+    let inner = *c.expr;
+    let text = match inner.get_type(schema)? {
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => inner,
+        _ => Expr::Cast(datafusion::logical_expr::Cast::new(
+            Box::new(inner),
+            DataType::Utf8,
+        )),
+    };
+    c.expr = Box::new(datafusion::functions::unicode::expr_fn::left(text, lit(n)));
+    let mut md = c.field.metadata().clone();
+    md.remove(CAST_LENGTH_KEY);
+    c.field = std::sync::Arc::new(c.field.as_ref().clone().with_metadata(md));
+    Ok(Transformed::yes(Expr::Cast(c)))
 }
 
 /// `CAST('<uuid input>' AS uuid)` in the stored form, or 22P02 for what is not a uuid.
