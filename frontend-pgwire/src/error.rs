@@ -104,6 +104,7 @@ pub mod codes {
     pub const CONNECTION_FAILURE: &str = "08006";
     pub const ADMIN_SHUTDOWN: &str = "57P01";
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
+    pub const OUT_OF_MEMORY: &str = "53200";
     pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
     pub const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: &str = "25P03";
     pub const IO_ERROR: &str = "58030";
@@ -328,7 +329,13 @@ pub fn map_datafusion(e: DataFusionError) -> SqlError {
         DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => {
             SqlError::new(DATA_EXCEPTION, msg)
         }
-        DataFusionError::ResourcesExhausted(_) => SqlError::new(PROGRAM_LIMIT_EXCEEDED, msg),
+        // The query's share of memory, or the node's pool, is used up (crate::catalog::memory).
+        DataFusionError::ResourcesExhausted(_) => SqlError::new(OUT_OF_MEMORY, "out of memory")
+            .with_detail(msg)
+            .with_hint(
+                "the query needs more memory than --query-memory-max or what is left of \
+                 --memory-max; ask for fewer rows at once, or raise the limits",
+            ),
         _ => SqlError::internal(msg),
     }
 }

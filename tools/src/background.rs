@@ -29,6 +29,42 @@ pub const EXIT_FENCED: i32 = 75;
 /// How often the flush, compaction and retention loops look for work.
 const TICK: Duration = Duration::from_secs(1);
 
+/// A runtime of its own, with one worker thread, for a task that must run on time
+/// whatever the queries cost: a query's batches are computed inside its connection's
+/// task, so under enough CPU-bound queries a task queued behind them on the main
+/// runtime's workers (the ownership check) would wait for seconds, and a node whose
+/// lease is not renewed refuses every statement. Shut down when dropped.
+pub struct Dedicated(Option<tokio::runtime::Runtime>);
+
+impl Dedicated {
+    pub fn new(name: &str) -> std::io::Result<Dedicated> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(name)
+            .enable_all()
+            .build()?;
+        Ok(Dedicated(Some(rt)))
+    }
+
+    pub fn spawn(
+        &self,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> JoinHandle<()> {
+        self.0
+            .as_ref()
+            .expect("the runtime lives until dropped")
+            .spawn(task)
+    }
+}
+
+impl Drop for Dedicated {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// Watches named tasks; [`Supervisor::first_exit`] resolves when any of them ends.
 #[derive(Default)]
 pub struct Supervisor {

@@ -33,7 +33,7 @@ use weft_journal::reader::read_for_recovery;
 use weft_journal::writer::{claim as claim_journal, WriterConfig};
 use weft_journal::{Adjudicator, AdjudicatorConfig, Sequencer};
 
-use crate::background::{self, Supervisor};
+use crate::background::{self, Dedicated, Supervisor};
 
 /// Everything that shapes a node, with `weft serve`'s defaults.
 #[derive(Debug, Clone)]
@@ -56,6 +56,10 @@ pub struct NodeConfig {
     pub auth: AuthMode,
     /// The most client connections served at once.
     pub max_connections: usize,
+    /// The largest message a client may send once authenticated.
+    pub message_bytes_max: usize,
+    /// The memory all queries, and each one, may hold.
+    pub memory: weft_frontend_pgwire::catalog::memory::MemoryLimits,
     /// `NAME:PASSWORD` roles configured at start.
     pub users: Vec<String>,
     /// Recovery fetches at most this many journal objects at once.
@@ -93,6 +97,8 @@ impl Default for NodeConfig {
             idle_in_transaction_timeout_max: Duration::from_secs(300),
             auth: AuthMode::Default,
             max_connections: weft_frontend_pgwire::catalog::db::MAX_CONNECTIONS_DEFAULT,
+            memory: Default::default(),
+            message_bytes_max: weft_frontend_pgwire::catalog::db::MESSAGE_BYTES_MAX_DEFAULT,
             users: Vec::new(),
             replay_gets_max: 64,
             replay_batches_max: 4000,
@@ -125,6 +131,8 @@ pub struct Node {
     pub db: Arc<Db>,
     pub recovered: Recovered,
     supervisor: Supervisor,
+    /// The ownership check's runtime.
+    _dedicated: Dedicated,
 }
 
 impl Node {
@@ -180,9 +188,12 @@ impl Node {
             "ownership: claimed the store"
         );
         let lease = Lease::new(epoch, config.lease);
+        // On a runtime of its own: no load of queries may starve the lease.
+        let dedicated =
+            Dedicated::new("weft-ownership").context("starting the ownership check's thread")?;
         supervisor.watch(
             "ownership check",
-            tokio::spawn(lease.clone().run_checks(store.clone(), cluster.clone())),
+            dedicated.spawn(lease.clone().run_checks(store.clone(), cluster.clone())),
         );
 
         // Storage: claim the range and load its newest manifest.
@@ -279,11 +290,13 @@ impl Node {
             storage.clone(),
             adjudicator.clone(),
             config.limits.clone(),
+            config.memory,
             entropy.clone(),
         );
         db.set_version_retention(config.version_retention);
         db.set_idle_in_transaction_timeout_max(config.idle_in_transaction_timeout_max);
         db.set_max_connections(config.max_connections);
+        db.set_message_bytes_max(config.message_bytes_max);
         db.set_auth(
             AuthConfig::new(config.auth, &config.users, &entropy).map_err(anyhow::Error::msg)?,
         );
@@ -343,6 +356,7 @@ impl Node {
             db,
             recovered,
             supervisor,
+            _dedicated: dedicated,
         })
     }
 

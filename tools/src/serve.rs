@@ -135,6 +135,19 @@ pub struct ServeArgs {
     /// ("sorry, too many clients already"). Cancel requests are not refused.
     #[arg(long, default_value_t = weft_frontend_pgwire::catalog::db::MAX_CONNECTIONS_DEFAULT)]
     pub max_connections: usize,
+    /// The largest message a client may send once authenticated (bytes); a longer one ends
+    /// its connection with FATAL 08P01 before it is read. Before authentication, a message
+    /// may have at most 65539 bytes.
+    #[arg(long, default_value_t = weft_frontend_pgwire::catalog::db::MESSAGE_BYTES_MAX_DEFAULT)]
+    pub message_bytes_max: usize,
+    /// The most memory all queries together may hold (bytes): sorts, aggregates and joins
+    /// reserve from it (sorts and aggregates spill to disk at their share), and so do
+    /// results held before they are sent. A query that needs more gets 53200.
+    #[arg(long, default_value_t = weft_frontend_pgwire::catalog::memory::MEMORY_MAX_DEFAULT)]
+    pub memory_max: usize,
+    /// The most memory one query may hold (bytes; at most --memory-max).
+    #[arg(long, default_value_t = weft_frontend_pgwire::catalog::memory::QUERY_MEMORY_MAX_DEFAULT)]
+    pub query_memory_max: usize,
     /// Testing only: inject faults into every object-store operation (see
     /// engine/src/faults.rs for the spec).
     #[arg(long, hide = true)]
@@ -190,6 +203,11 @@ impl ServeArgs {
             ),
             auth: self.auth,
             max_connections: self.max_connections,
+            message_bytes_max: self.message_bytes_max,
+            memory: weft_frontend_pgwire::catalog::memory::MemoryLimits {
+                max: self.memory_max,
+                query_max: self.query_memory_max.min(self.memory_max),
+            },
             users: self.users.clone(),
             replay_gets_max: self.replay_gets_max,
             replay_batches_max: self.replay_batches_max,

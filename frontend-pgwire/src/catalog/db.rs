@@ -32,6 +32,8 @@ pub struct Db {
     pub storage: Arc<StorageNode>,
     pub adjudicator: Arc<Adjudicator>,
     pub limits: TxnLimits,
+    /// The node's memory bounds (its pool is `base_state`'s runtime's).
+    pub memory: crate::catalog::memory::MemoryLimits,
     /// The template every session's DataFusion state is cloned from.
     base_state: SessionState,
     /// Every id, salt and key the node draws (table ids, SCRAM salts, cancel keys).
@@ -64,11 +66,17 @@ pub struct Db {
     sessions: std::sync::atomic::AtomicUsize,
     /// The most connections open at once (`--max-connections`).
     max_connections: std::sync::OnceLock<usize>,
+    /// The largest message a client may send once authenticated (`--message-bytes-max`).
+    message_bytes_max: std::sync::OnceLock<usize>,
 }
 
 /// The most connections a node serves at once unless configured (`--max-connections`):
 /// each session holds a DataFusion context and its buffers, so their number is bounded.
 pub const MAX_CONNECTIONS_DEFAULT: usize = 500;
+
+/// The largest message a client may send once authenticated unless configured
+/// (`--message-bytes-max`): a Query, a Bind with its parameters, a CopyData chunk.
+pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 64 << 20;
 
 /// Counts one open connection while it lives.
 pub struct SessionCount(Arc<Db>);
@@ -87,6 +95,7 @@ impl Db {
         storage: Arc<StorageNode>,
         adjudicator: Arc<Adjudicator>,
         limits: TxnLimits,
+        memory: crate::catalog::memory::MemoryLimits,
         base_state: SessionState,
         pg_static: Arc<dyn SchemaProvider>,
         entropy: Entropy,
@@ -97,6 +106,7 @@ impl Db {
             storage,
             adjudicator,
             limits,
+            memory,
             base_state,
             rowid_prefix: entropy.u64(),
             entropy,
@@ -111,6 +121,7 @@ impl Db {
             idle_in_txn_max: std::sync::OnceLock::new(),
             sessions: std::sync::atomic::AtomicUsize::new(0),
             max_connections: std::sync::OnceLock::new(),
+            message_bytes_max: std::sync::OnceLock::new(),
         })
     }
 
@@ -146,6 +157,19 @@ impl Db {
     /// The most connections served at once; a connection beyond it is refused (53300).
     pub fn max_connections(&self) -> usize {
         *self.max_connections.get_or_init(|| MAX_CONNECTIONS_DEFAULT)
+    }
+
+    /// Sets the largest message a client may send once authenticated (once, at start).
+    pub fn set_message_bytes_max(&self, n: usize) {
+        let _ = self.message_bytes_max.set(n.max(1024));
+    }
+
+    /// The largest message a client may send once authenticated; a longer one ends the
+    /// connection (FATAL 08P01) before it is read.
+    pub fn message_bytes_max(&self) -> usize {
+        *self
+            .message_bytes_max
+            .get_or_init(|| MESSAGE_BYTES_MAX_DEFAULT)
     }
 
     /// Sets who must authenticate (once, at start).

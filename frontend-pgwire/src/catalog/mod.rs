@@ -3,7 +3,8 @@
 //! `information_schema`, and the system functions clients call. Imports [`crate::types`]
 //! and nothing else of the crate's layers.
 //!
-//! - [`db`]: the shared node handle (storage, adjudicator, limits, counters);
+//! - [`db`]: the shared node handle (storage, adjudicator, limits, counters); [`memory`]:
+//!   the node's memory pool and each query's share of it;
 //! - [`txn`], [`view`]: a transaction's snapshot, buffered writes and limits, and what a
 //!   statement being planned reads;
 //! - [`schema`]: weft's tables as DataFusion's catalog, at the statement's read timestamp;
@@ -29,6 +30,7 @@ pub mod depend;
 pub mod durations;
 pub mod indexes;
 pub mod information_schema;
+pub mod memory;
 pub mod oids;
 pub mod pg_get;
 pub mod pgcatalog;

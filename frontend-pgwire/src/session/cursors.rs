@@ -4,10 +4,13 @@
 //! ABSOLUTE n, RELATIVE n, n, ALL, FORWARD [n | ALL], BACKWARD [n | ALL]).
 //!
 //! Drivers use them to stream large results (psycopg's named cursors, Django's
-//! `QuerySet.iterator()`, SQLAlchemy's `yield_per`). weft runs the query when the cursor is
-//! declared, in the declaring transaction at its read timestamp, and keeps the result in
-//! the session, at most [`CURSOR_BYTES_MAX`] bytes of it over all of a session's cursors
-//! (54000 beyond). A cursor without HOLD ends with its transaction; one WITH HOLD lives
+//! `QuerySet.iterator()`, SQLAlchemy's `yield_per`). weft starts the query when the cursor
+//! is declared, in the declaring transaction at its read timestamp. A cursor declared
+//! without SCROLL **streams**: it holds the query's result stream and only the rows from
+//! its position to the end of the last batch read, so FETCH FORWARD n walks a result of
+//! any size in constant memory. A SCROLL cursor keeps the whole result in the session.
+//! Either holds at most [`CURSOR_BYTES_MAX`] bytes over all of a session's cursors (54000
+//! beyond). A cursor without HOLD ends with its transaction; one WITH HOLD lives
 //! until CLOSE or the end of the session, as in PostgreSQL.
 //!
 //! The position follows PostgreSQL's model (0 is before the first row, n + 1 after the
@@ -18,6 +21,8 @@
 
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::datatypes::SchemaRef;
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use datafusion::sql::sqlparser::ast::{
     DeclareType, FetchDirection, Ident, Query, Statement, Value,
 };
@@ -31,7 +36,13 @@ pub const CURSOR_BYTES_MAX: usize = 256 << 20;
 #[derive(Debug)]
 pub struct Cursor {
     pub schema: SchemaRef,
+    /// The rows held: all of them, or (streamed) those from the current one to the end of
+    /// the last batch read.
     rows: RecordBatch,
+    /// How many rows come before `rows`' first.
+    offset: usize,
+    /// A streamed cursor's rows not read yet; `None` once every row is in `rows`.
+    source: Option<Source>,
     /// 0: before the first row; 1..=n: on that row; n + 1: after the last.
     pos: usize,
     pub scroll: bool,
@@ -39,6 +50,15 @@ pub struct Cursor {
     pub bytes: usize,
     /// The DECLARE statement, for `pg_cursors`.
     pub statement: String,
+}
+
+/// A streamed cursor's rows not read yet.
+struct Source(BoxStream<'static, SqlResult<RecordBatch>>);
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Source")
+    }
 }
 
 /// Where a FETCH or MOVE goes.
@@ -62,6 +82,8 @@ impl Cursor {
         Cursor {
             schema,
             rows,
+            offset: 0,
+            source: None,
             pos: 0,
             scroll,
             hold,
@@ -70,9 +92,63 @@ impl Cursor {
         }
     }
 
+    /// A forward-only cursor over a result stream: it reads batches as FETCH needs them.
+    pub fn streamed(rows: crate::sql::outcome::RowStream, hold: bool) -> Cursor {
+        Cursor {
+            rows: RecordBatch::new_empty(rows.schema.clone()),
+            schema: rows.schema,
+            offset: 0,
+            source: Some(Source(rows.batches)),
+            pos: 0,
+            scroll: false,
+            hold,
+            bytes: 0,
+            statement: String::new(),
+        }
+    }
+
+    /// Reads batches until the rows up to `want` (a position) are held or the result ends.
+    async fn fill(&mut self, want: usize) -> SqlResult<()> {
+        while self.offset + self.rows.num_rows() < want {
+            let Some(source) = self.source.as_mut() else {
+                return Ok(());
+            };
+            let Some(batch) = source.0.next().await.transpose()? else {
+                self.source = None;
+                return Ok(());
+            };
+            self.rows = arrow::compute::concat_batches(&self.schema, [&self.rows, &batch])
+                .map_err(|e| SqlError::internal(e.to_string()))?;
+            self.bytes = self.rows.get_array_memory_size();
+            if self.bytes > CURSOR_BYTES_MAX {
+                return Err(SqlError::new(
+                    codes::PROGRAM_LIMIT_EXCEEDED,
+                    format!(
+                        "the cursor would hold {} bytes, more than the {CURSOR_BYTES_MAX} a session may",
+                        self.bytes
+                    ),
+                )
+                .with_hint("fetch fewer rows at once"));
+            }
+        }
+        Ok(())
+    }
+
     /// Moves the cursor; the rows it moves onto, in the order it meets them.
-    pub fn fetch(&mut self, m: Motion) -> SqlResult<RecordBatch> {
-        let n = self.rows.num_rows();
+    pub async fn fetch(&mut self, m: Motion) -> SqlResult<RecordBatch> {
+        if self.source.is_some() {
+            let p = self.pos;
+            let want = match m {
+                Motion::Forward(Some(k)) => p.saturating_add(k),
+                Motion::Absolute(k) if k >= 0 => k as usize,
+                Motion::Relative(k) if k > 0 => p.saturating_add(k as usize),
+                Motion::Forward(None) | Motion::Absolute(_) => usize::MAX,
+                Motion::Backward(_) | Motion::Relative(_) => 0,
+            };
+            self.fill(want).await?;
+        }
+        // Every row when the result has ended; enough for this motion when it has not.
+        let n = self.offset + self.rows.num_rows();
         let p = self.pos.min(n + 1);
         let (target, rows): (usize, Vec<usize>) = match m {
             Motion::Forward(k) => {
@@ -121,7 +197,9 @@ impl Cursor {
             .with_hint("Declare it with SCROLL option to enable backward scan."));
         }
         self.pos = target;
-        let indices = UInt32Array::from_iter_values(rows.iter().map(|r| (*r - 1) as u32));
+        let offset = self.offset;
+        let indices =
+            UInt32Array::from_iter_values(rows.iter().map(|r| (*r - 1 - offset) as u32));
         let columns = self
             .rows
             .columns()
@@ -129,12 +207,20 @@ impl Cursor {
             .map(|c| arrow::compute::take(c.as_ref(), &indices, None))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| SqlError::internal(e.to_string()))?;
-        RecordBatch::try_new_with_options(
+        let fetched = RecordBatch::try_new_with_options(
             self.schema.clone(),
             columns,
             &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len())),
         )
-        .map_err(|e| SqlError::internal(e.to_string()))
+        .map_err(|e| SqlError::internal(e.to_string()))?;
+        // A forward-only cursor forgets the rows before its current one.
+        if !self.scroll && target > self.offset + 1 {
+            let drop = (target - 1 - self.offset).min(self.rows.num_rows());
+            self.rows = self.rows.slice(drop, self.rows.num_rows() - drop);
+            self.offset += drop;
+            self.bytes = self.rows.get_array_memory_size();
+        }
+        Ok(fetched)
     }
 }
 
@@ -267,32 +353,77 @@ mod tests {
         )
     }
 
+    fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+        futures::executor::block_on(f)
+    }
+
     #[test]
     fn fetch_moves_as_postgresql_does() {
         use Motion::*;
         let mut c = cursor(true);
-        assert_eq!(rows(&c.fetch(Forward(Some(2))).unwrap()), vec![1, 2]);
-        assert_eq!(rows(&c.fetch(Forward(Some(2))).unwrap()), vec![3, 4]);
-        assert_eq!(rows(&c.fetch(Forward(None)).unwrap()), vec![5]);
-        assert!(rows(&c.fetch(Forward(Some(1))).unwrap()).is_empty());
+        assert_eq!(rows(&block(c.fetch(Forward(Some(2)))).unwrap()), vec![1, 2]);
+        assert_eq!(rows(&block(c.fetch(Forward(Some(2)))).unwrap()), vec![3, 4]);
+        assert_eq!(rows(&block(c.fetch(Forward(None))).unwrap()), vec![5]);
+        assert!(rows(&block(c.fetch(Forward(Some(1)))).unwrap()).is_empty());
         // After the end, PRIOR is the last row.
-        assert_eq!(rows(&c.fetch(Backward(Some(1))).unwrap()), vec![5]);
-        assert_eq!(rows(&c.fetch(Backward(Some(2))).unwrap()), vec![4, 3]);
-        assert_eq!(rows(&c.fetch(Relative(0)).unwrap()), vec![3]);
-        assert_eq!(rows(&c.fetch(Absolute(-1)).unwrap()), vec![5]);
-        assert_eq!(rows(&c.fetch(Absolute(2)).unwrap()), vec![2]);
-        assert_eq!(rows(&c.fetch(Relative(2)).unwrap()), vec![4]);
-        assert!(rows(&c.fetch(Absolute(9)).unwrap()).is_empty());
-        assert_eq!(rows(&c.fetch(Backward(None)).unwrap()), vec![5, 4, 3, 2, 1]);
-        assert_eq!(rows(&c.fetch(Forward(Some(1))).unwrap()), vec![1]);
+        assert_eq!(rows(&block(c.fetch(Backward(Some(1)))).unwrap()), vec![5]);
+        assert_eq!(rows(&block(c.fetch(Backward(Some(2)))).unwrap()), vec![4, 3]);
+        assert_eq!(rows(&block(c.fetch(Relative(0))).unwrap()), vec![3]);
+        assert_eq!(rows(&block(c.fetch(Absolute(-1))).unwrap()), vec![5]);
+        assert_eq!(rows(&block(c.fetch(Absolute(2))).unwrap()), vec![2]);
+        assert_eq!(rows(&block(c.fetch(Relative(2))).unwrap()), vec![4]);
+        assert!(rows(&block(c.fetch(Absolute(9))).unwrap()).is_empty());
+        assert_eq!(rows(&block(c.fetch(Backward(None))).unwrap()), vec![5, 4, 3, 2, 1]);
+        assert_eq!(rows(&block(c.fetch(Forward(Some(1)))).unwrap()), vec![1]);
     }
 
     #[test]
     fn backward_needs_scroll() {
         let mut c = cursor(false);
-        c.fetch(Motion::Forward(Some(3))).unwrap();
-        assert!(c.fetch(Motion::Backward(Some(1))).is_err());
-        assert!(c.fetch(Motion::Absolute(1)).is_err());
-        assert_eq!(rows(&c.fetch(Motion::Absolute(5)).unwrap()), vec![5]);
+        block(c.fetch(Motion::Forward(Some(3)))).unwrap();
+        assert!(block(c.fetch(Motion::Backward(Some(1)))).is_err());
+        assert!(block(c.fetch(Motion::Absolute(1))).is_err());
+        assert_eq!(rows(&block(c.fetch(Motion::Absolute(5))).unwrap()), vec![5]);
+    }
+
+    #[test]
+    fn a_streamed_cursor_reads_batches_as_fetch_needs_them() {
+        use Motion::*;
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)]));
+        let batch = |v: Vec<i32>| {
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(v))]).unwrap()
+        };
+        let read = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = read.clone();
+        let batches = futures::stream::iter(vec![
+            batch(vec![1, 2, 3]),
+            batch(vec![4, 5]),
+            batch(vec![6, 7, 8]),
+        ])
+        .inspect(move |_| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        })
+        .map(Ok)
+        .boxed();
+        let mut c = Cursor::streamed(
+            crate::sql::outcome::RowStream {
+                schema: schema.clone(),
+                batches,
+            },
+            false,
+        );
+        let reads = || read.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(reads(), 0);
+        assert_eq!(rows(&block(c.fetch(Forward(Some(2)))).unwrap()), vec![1, 2]);
+        assert_eq!(reads(), 1);
+        assert_eq!(rows(&block(c.fetch(Forward(Some(2)))).unwrap()), vec![3, 4]);
+        assert_eq!(reads(), 2);
+        // Only the rows from the current one on are held.
+        assert_eq!(c.rows.num_rows(), 2);
+        assert!(block(c.fetch(Backward(Some(1)))).is_err());
+        assert_eq!(rows(&block(c.fetch(Relative(2))).unwrap()), vec![6]);
+        assert_eq!(rows(&block(c.fetch(Absolute(-1))).unwrap()), vec![8]);
+        assert!(rows(&block(c.fetch(Forward(None))).unwrap()).is_empty());
+        assert!(rows(&block(c.fetch(Forward(Some(5)))).unwrap()).is_empty());
     }
 }

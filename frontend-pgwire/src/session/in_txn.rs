@@ -59,10 +59,22 @@ impl Core {
             notices,
         ))
         .await?;
-        let Reply::Outcome(Outcome::Rows { schema, batches }) = reply else {
-            return refuse(st, SqlError::internal("a cursor's query returned no rows"));
+        // Without SCROLL the cursor streams; a SCROLL cursor holds every row.
+        let mut cursor = match reply {
+            Reply::Outcome(Outcome::Stream(rows)) if !scroll => {
+                crate::session::cursors::Cursor::streamed(rows, hold)
+            }
+            Reply::Outcome(o) => match o.materialized().await {
+                Ok(Outcome::Rows { schema, batches }) => {
+                    crate::session::cursors::Cursor::new(schema, batches, hold, scroll)
+                }
+                Ok(_) => {
+                    return refuse(st, SqlError::internal("a cursor's query returned no rows"))
+                }
+                Err(e) => return refuse(st, e),
+            },
+            _ => return refuse(st, SqlError::internal("a cursor's query returned no rows")),
         };
-        let mut cursor = crate::session::cursors::Cursor::new(schema, batches, hold, scroll);
         cursor.statement = stmt.to_string();
         let held: usize = st.cursors.values().map(|c| c.bytes).sum();
         if held + cursor.bytes > crate::session::cursors::CURSOR_BYTES_MAX {

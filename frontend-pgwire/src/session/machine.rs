@@ -182,6 +182,32 @@ impl Core {
         }
     }
 
+    /// A streamed result as the client reads it: under the statement's timeout (from
+    /// `started`, when the statement began) and the session's cancel requests, as the
+    /// statement that produced it was.
+    pub(crate) fn interruptible(
+        &self,
+        st: &State,
+        reply: Reply,
+        started: tokio::time::Instant,
+    ) -> Reply {
+        let Reply::Outcome(Outcome::Stream(rows)) = reply else {
+            return reply;
+        };
+        let timeout_ms = st
+            .settings
+            .get("statement_timeout")
+            .and_then(|v| parse_duration_ms(v))
+            .unwrap_or(0);
+        let deadline =
+            (timeout_ms > 0).then(|| started + std::time::Duration::from_millis(timeout_ms));
+        Reply::Outcome(Outcome::Stream(crate::sql::stream::interruptible(
+            rows,
+            self.cancel.clone(),
+            deadline,
+        )))
+    }
+
     /// The status ReadyForQuery reports. Outside a transaction the session holds no
     /// transaction-level advisory locks: the transaction that took them has ended.
     pub(crate) fn ready_status(&self, st: &State) -> TxnStatus {
@@ -428,7 +454,7 @@ impl Core {
                 });
                 let cursor = st.cursors.get_mut(&n);
                 let fetched = match (motion, cursor) {
-                    (Ok(m), Some(c)) => c.fetch(m).map(|rows| (c.schema.clone(), rows)),
+                    (Ok(m), Some(c)) => c.fetch(m).await.map(|rows| (c.schema.clone(), rows)),
                     (Err(e), _) => Err(e),
                     (_, None) => Err(crate::session::cursors::does_not_exist(&n)),
                 };
@@ -521,6 +547,12 @@ impl Core {
                 } else {
                     let q = crate::session::prepared::arguments_query(&parameters)?;
                     match Box::pin(self.run(st, q, None, autocommit, notices)).await? {
+                        Reply::Outcome(o @ Outcome::Stream(_)) => {
+                            let Outcome::Rows { batches, .. } = o.materialized().await? else {
+                                return Err(SqlError::internal("EXECUTE's arguments gave no rows"));
+                            };
+                            crate::session::prepared::first_row(&batches)?
+                        }
                         Reply::Outcome(Outcome::Rows { batches, .. }) => {
                             crate::session::prepared::first_row(&batches)?
                         }

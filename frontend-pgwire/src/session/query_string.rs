@@ -86,6 +86,15 @@ impl Core {
                 .run_in_query_string(&mut st, stmt, count, &mut notices)
                 .await
             {
+                // An embedded caller gets every row at once.
+                Ok(Reply::Outcome(o)) => match o.materialized().await {
+                    Ok(o) => replies.push(Reply::Outcome(o)),
+                    Err(e) => {
+                        self.fail(&mut st);
+                        first_error = Some(e);
+                        break;
+                    }
+                },
                 Ok(reply) => replies.push(reply),
                 Err(e) => {
                     first_error = Some(e);

@@ -15,6 +15,7 @@ use weft_engine::storage::StorageNode;
 use weft_journal::Adjudicator;
 
 use crate::catalog::db::{Db, CATALOG_NAME, SCHEMA_NAME};
+use crate::catalog::memory::MemoryLimits;
 use crate::catalog::session_meta::SessionMeta;
 use crate::catalog::txn::TxnLimits;
 use crate::catalog::view::View;
@@ -24,6 +25,7 @@ pub fn new_db(
     storage: Arc<StorageNode>,
     adjudicator: Arc<Adjudicator>,
     limits: TxnLimits,
+    memory: MemoryLimits,
     entropy: weft_engine::Entropy,
 ) -> Arc<Db> {
     let config = SessionConfig::new()
@@ -34,8 +36,14 @@ pub fn new_db(
         .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
         // `0.1` is a numeric, as in PostgreSQL, not a float (0.1 + 0.2 = 0.3).
         .set_bool("datafusion.sql_parser.parse_float_as_decimal", true);
+    // One memory pool for every query of the node (crate::catalog::memory).
+    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_memory_pool(crate::catalog::memory::node_pool(memory))
+        .build_arc()
+        .expect("a runtime with the default disk manager builds");
     let base_state = SessionStateBuilder::new()
         .with_config(config)
+        .with_runtime_env(runtime)
         .with_default_features()
         // Correlated subqueries DataFusion cannot decorrelate run per outer row.
         .with_query_planner(Arc::new(crate::sql::subplan::WeftQueryPlanner))
@@ -158,7 +166,15 @@ pub fn new_db(
         )
         .expect("the static pg_catalog provider builds"),
     );
-    Db::new(storage, adjudicator, limits, base_state, pg_static, entropy)
+    Db::new(
+        storage,
+        adjudicator,
+        limits,
+        memory,
+        base_state,
+        pg_static,
+        entropy,
+    )
 }
 
 /// A session's DataFusion context (weft's tables are registered per statement, by

@@ -88,7 +88,9 @@ impl Executor {
                     .ok_or_else(|| SqlError::internal("empty COPY query"))?
             }
         };
-        let Outcome::Rows { schema, batches } = self.query(txn, query, None).await? else {
+        let Outcome::Rows { schema, batches } =
+            self.query(txn, query, None).await?.materialized().await?
+        else {
             return Err(SqlError::internal("COPY's query returned no rows"));
         };
         Ok(Outcome::CopyOut {

@@ -201,16 +201,6 @@ impl Executor {
         crate::sql::group_by_key::extend(stmt, &tables);
     }
 
-    /// Runs a plan of the session's own context.
-    pub async fn run_plan(&self, plan: LogicalPlan) -> SqlResult<(SchemaRef, Vec<RecordBatch>)> {
-        let schema = crate::sql::origins::schema_with_origins(&plan);
-        // A fresh copy of the state, stamped with this statement's start time (now()).
-        let state = self.planning().0.state();
-        let physical = state.create_physical_plan(&plan).await?;
-        let batches = datafusion::physical_plan::collect(physical, state.task_ctx()).await?;
-        Ok((schema, batches))
-    }
-
     pub async fn collect(
         ctx: &SessionContext,
         plan: LogicalPlan,
@@ -398,6 +388,12 @@ impl Executor {
                 return Err(SqlError::unsupported("this statement is not supported"))
             }
             _ => {}
+        }
+        if lock_target.is_none() && !crate::sql::stream::is_volatile(&plan) {
+            let pin = self.db.storage.pin(txn.read_ts()?);
+            let mut rows = self.stream_plan(plan, pin).await?;
+            rows.schema = crate::sql::names::rename(&rows.schema, names);
+            return Ok(Outcome::Stream(rows));
         }
         let (schema, batches) = self.run_plan(plan).await?;
         if let Some((table, alias, selection)) = lock_target {

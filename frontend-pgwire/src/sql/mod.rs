@@ -15,7 +15,8 @@
 //!   load path;
 //! - [`database_ddl`]: CREATE and DROP DATABASE, carried past the parser by [`carrier`];
 //!   [`schema_ddl`]: CREATE and DROP SCHEMA of the schemas there are;
-//! - [`outcome`], [`origins`]: what a statement produced, and where its columns come from.
+//! - [`outcome`], [`origins`]: what a statement produced, and where its columns come from;
+//!   [`stream`]: a query's rows streamed to the client in its share of the node's memory.
 
 pub mod alter_columns;
 pub mod alter_constraints;
@@ -57,6 +58,7 @@ pub mod row_write;
 pub mod schema_ddl;
 pub mod search_path;
 pub mod sequence_syntax;
+pub mod stream;
 pub mod subplan;
 pub mod system_columns;
 pub mod unnest_syntax;

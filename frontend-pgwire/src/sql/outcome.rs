@@ -3,6 +3,10 @@
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use futures::stream::BoxStream;
+use futures::TryStreamExt;
+
+use crate::error::SqlResult;
 
 /// A command's completion tag (`INSERT 0 3`, `UPDATE 1`, `CREATE TABLE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +44,8 @@ pub enum Outcome {
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
     },
+    /// A query's rows, produced batch by batch as the client reads them.
+    Stream(RowStream),
     Command(CommandTag),
     /// FETCH's rows (command tag `FETCH n`).
     Fetched {
@@ -54,6 +60,37 @@ pub enum Outcome {
         batches: Vec<RecordBatch>,
         format: crate::sql::copy::CopyFormat,
     },
+}
+
+impl Outcome {
+    /// The outcome with a streamed result read to its end (for what needs every row at
+    /// once: a cursor, COPY TO, EXECUTE's arguments).
+    pub async fn materialized(self) -> SqlResult<Outcome> {
+        match self {
+            Outcome::Stream(s) => {
+                let schema = s.schema.clone();
+                let batches = s.batches.try_collect().await?;
+                Ok(Outcome::Rows { schema, batches })
+            }
+            other => Ok(other),
+        }
+    }
+}
+
+/// A query's result as a stream of batches. Whatever the rows are read from (the
+/// snapshot's segments, the read timestamp's pin, the query's memory) lives as long as
+/// the stream.
+pub struct RowStream {
+    pub schema: SchemaRef,
+    pub batches: BoxStream<'static, SqlResult<RecordBatch>>,
+}
+
+impl std::fmt::Debug for RowStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowStream")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A NOTICE or WARNING to send before the statement's result.

@@ -17,7 +17,14 @@ use crate::error::{SqlError, SqlResult};
 pub fn conform(described: &SchemaRef, batches: Vec<RecordBatch>) -> SqlResult<Vec<RecordBatch>> {
     batches
         .into_iter()
-        .map(|b| {
+        .map(|b| conform_batch(described, b))
+        .collect()
+}
+
+/// One batch with each column in the type `described` gives it.
+pub fn conform_batch(described: &SchemaRef, b: RecordBatch) -> SqlResult<RecordBatch> {
+    {
+        {
             let same = b
                 .columns()
                 .iter()
@@ -60,6 +67,6 @@ pub fn conform(described: &SchemaRef, batches: Vec<RecordBatch>) -> SqlResult<Ve
                     .collect::<Vec<_>>(),
             ));
             RecordBatch::try_new(schema, columns).map_err(|e| SqlError::internal(e.to_string()))
-        })
-        .collect()
+        }
+    }
 }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use bytes::BytesMut;
-use futures::stream;
+use futures::stream::{self, BoxStream};
+use futures::StreamExt;
 use pgwire::api::portal::Format;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse};
 use pgwire::api::Type;
@@ -19,6 +20,8 @@ use pgwire::types::format::FormatOptions;
 use pgwire::types::ToSqlText;
 use postgres_types::{IsNull, ToSql};
 use weft_engine::types::CHAR_LENGTH_KEY;
+
+use crate::error::SqlResult;
 
 /// How a column stored as Utf8 goes on the wire: its PostgreSQL type, and for
 /// `character(n)` the length its values are blank-padded to.
@@ -258,18 +261,43 @@ fn has_custom_text(field: &Field) -> bool {
 
 fn encode_batch(
     fields: &Arc<Vec<FieldInfo>>,
-    overrides: &[Option<Override>],
+    overrides: &Arc<Vec<Option<Override>>>,
     batch: &RecordBatch,
 ) -> Vec<PgWireResult<DataRow>> {
-    let schema = batch.schema();
-    let mut encoder = DataRowEncoder::new(fields.clone());
-    let mut out = Vec::with_capacity(batch.num_rows());
-    for row in 0..batch.num_rows() {
-        let mut result = Ok(());
+    BatchRows::new(fields.clone(), overrides.clone(), batch.clone()).collect()
+}
+
+/// A batch's rows, each encoded when it is asked for.
+struct BatchRows {
+    fields: Arc<Vec<FieldInfo>>,
+    overrides: Arc<Vec<Option<Override>>>,
+    batch: RecordBatch,
+    encoder: DataRowEncoder,
+    next: usize,
+}
+
+impl BatchRows {
+    fn new(
+        fields: Arc<Vec<FieldInfo>>,
+        overrides: Arc<Vec<Option<Override>>>,
+        batch: RecordBatch,
+    ) -> BatchRows {
+        BatchRows {
+            encoder: DataRowEncoder::new(fields.clone()),
+            fields,
+            overrides,
+            batch,
+            next: 0,
+        }
+    }
+
+    fn encode(&mut self, row: usize) -> PgWireResult<DataRow> {
+        let (fields, batch, encoder) = (&self.fields, &self.batch, &mut self.encoder);
+        let schema = batch.schema();
         for col in 0..batch.num_columns() {
             let array = batch.column(col);
-            let r = match &overrides[col] {
-                Some(how) => encode_override(&mut encoder, array, row, how, fields[col].format()),
+            match &self.overrides[col] {
+                Some(how) => encode_override(encoder, array, row, how, fields[col].format()),
                 None if fields[col].format() == FieldFormat::Text
                     && has_custom_text(schema.field(col)) =>
                 {
@@ -284,21 +312,29 @@ fn encode_batch(
                     }
                 }
                 None => arrow_pg::encoder::encode_value(
-                    &mut encoder,
+                    encoder,
                     array,
                     row,
                     schema.field(col),
                     &fields[col],
                 ),
-            };
-            if let Err(e) = r {
-                result = Err(e);
-                break;
-            }
+            }?;
         }
-        out.push(result.map(|_| encoder.take_row()));
+        Ok(encoder.take_row())
     }
-    out
+}
+
+impl Iterator for BatchRows {
+    type Item = PgWireResult<DataRow>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.batch.num_rows() {
+            return None;
+        }
+        let row = self.next;
+        self.next += 1;
+        Some(self.encode(row))
+    }
 }
 
 /// COPY TO's lines (a header first when `format` asks for one), and the number of rows.
@@ -334,7 +370,8 @@ fn text_rows(
         fields_for(schema, &Format::UnifiedText)
             .map_err(|e| crate::error::SqlError::internal(e.to_string()))?,
     );
-    let overrides: Vec<Option<Override>> = schema.fields().iter().map(|f| override_of(f)).collect();
+    let overrides: Arc<Vec<Option<Override>>> =
+        Arc::new(schema.fields().iter().map(|f| override_of(f)).collect());
     let mut out = Vec::new();
     for b in batches {
         for row in encode_batch(&fields, &overrides, b) {
@@ -373,13 +410,32 @@ pub fn query_response(
     batches: Vec<RecordBatch>,
     format: &Format,
 ) -> PgWireResult<QueryResponse> {
+    stream_response(
+        schema,
+        stream::iter(batches.into_iter().map(Ok)).boxed(),
+        format,
+    )
+}
+
+/// Rows as the client reads them: each row is encoded when the one before it was sent,
+/// and a batch is asked for when the rows before it are. An error in the stream reaches the
+/// client after the rows before it.
+pub fn stream_response(
+    schema: &Schema,
+    batches: BoxStream<'static, SqlResult<RecordBatch>>,
+    format: &Format,
+) -> PgWireResult<QueryResponse> {
     let fields = Arc::new(fields_for(schema, format)?);
-    let overrides: Vec<Option<Override>> = schema.fields().iter().map(|f| override_of(f)).collect();
-    let mut rows = Vec::new();
-    for b in &batches {
-        rows.extend(encode_batch(&fields, &overrides, b));
-    }
-    Ok(QueryResponse::new(fields, stream::iter(rows)))
+    let overrides: Arc<Vec<Option<Override>>> =
+        Arc::new(schema.fields().iter().map(|f| override_of(f)).collect());
+    let encoding = fields.clone();
+    let rows = batches.flat_map(move |b| match b {
+        Ok(b) => {
+            stream::iter(BatchRows::new(encoding.clone(), overrides.clone(), b)).left_stream()
+        }
+        Err(e) => stream::once(futures::future::ready(Err(e.into_pgwire()))).right_stream(),
+    });
+    Ok(QueryResponse::new(fields, rows))
 }
 
 fn origin(field: &Field) -> (Option<i32>, Option<i16>) {

@@ -9,6 +9,7 @@ use arrow::datatypes::{DataType, Field, SchemaRef};
 use async_trait::async_trait;
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::sink::{Sink, SinkExt};
+use futures::StreamExt;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::ExtendedQueryHandler;
 use pgwire::api::results::{
@@ -31,7 +32,7 @@ use crate::session::machine::Reply;
 use crate::sql::outcome::Outcome;
 use crate::sql::prepare::parse;
 use crate::wire::connection::SessionHandler;
-use crate::wire::encode::{fields_for, pg_type_of, query_response};
+use crate::wire::encode::{fields_for, pg_type_of, query_response, stream_response};
 use crate::wire::errors::IntoPgWire;
 use crate::wire::messages::send_notices;
 use crate::wire::messages::wire_status;
@@ -197,9 +198,18 @@ impl ExtendedQueryHandler for SessionHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         // The default execution, with its flushes deferred to Sync (see deferred.rs).
-        let r = self
-            ._on_execute(&mut crate::wire::deferred::Deferred(client), message)
-            .await;
+        let r = crate::wire::execute::execute(
+            self,
+            &mut crate::wire::deferred::Deferred(client),
+            message,
+        )
+        .await;
+        // Any error fails the transaction block, as in PostgreSQL: also one that a
+        // streamed result met after its statement returned.
+        if r.is_err() {
+            let mut st = self.core.state.lock().await;
+            self.core.fail(&mut st);
+        }
         if matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
             // COPY FROM STDIN: the client waits for CopyInResponse before it sends data,
             // and a Sync during the copy is ignored, so it leaves now.
@@ -409,10 +419,13 @@ impl ExtendedQueryHandler for SessionHandler {
         let mut st = core.state.lock().await;
         core.activity_begin(&st, &p.text);
         let mut notices = Vec::new();
+        let started = tokio::time::Instant::now();
         // Boxed: a statement's future is large, and kept inline it would be copied with
         // every future that holds it.
         let result =
-            Box::pin(core.run(&mut st, p.stmt.clone(), params.as_ref(), true, &mut notices)).await;
+            Box::pin(core.run(&mut st, p.stmt.clone(), params.as_ref(), true, &mut notices))
+                .await
+                .map(|r| core.interruptible(&st, r, started));
         core.activity_end(&st);
         drop(st);
         send_notices(client, notices).await?;
@@ -434,6 +447,31 @@ impl ExtendedQueryHandler for SessionHandler {
                     None => (schema, batches),
                 };
                 Ok(Response::Query(query_response(
+                    &schema,
+                    batches,
+                    &portal.result_column_format,
+                )?))
+            }
+            Ok(Reply::Outcome(Outcome::Stream(rows))) => {
+                // As above, batch by batch.
+                let (schema, batches) = match p
+                    .schema
+                    .clone()
+                    .filter(|s| s.fields().len() == rows.schema.fields().len())
+                {
+                    Some(described) => {
+                        let to = described.clone();
+                        let batches = rows
+                            .batches
+                            .map(move |b| {
+                                b.and_then(|b| crate::wire::conform::conform_batch(&to, b))
+                            })
+                            .boxed();
+                        (described, batches)
+                    }
+                    None => (rows.schema, rows.batches),
+                };
+                Ok(Response::Query(stream_response(
                     &schema,
                     batches,
                     &portal.result_column_format,

@@ -3,10 +3,11 @@
 //! the answer encoders (Arrow to PostgreSQL text and binary). The only layer that imports
 //! `pgwire`.
 //!
-//! - [`server`]: the listener; one task and one session per connection;
+//! - [`server`]: the listener; one task and one session per connection; [`frame_guard`]:
+//!   message sizes bounded as their headers arrive;
 //! - [`handlers`]: one connection's handlers over its session;
 //! - [`startup`], [`auth`], [`tls`]: startup, SCRAM and TLS;
-//! - [`simple`], [`extended`], [`copy`], [`cancel`]: the protocol's flows;
+//! - [`simple`], [`extended`], [`execute`], [`copy`], [`cancel`]: the protocol's flows;
 //! - [`encode`]: Arrow results as PostgreSQL rows; [`conform`]: results in their described
 //!   types; [`deferred`]: batched flushing.
 
@@ -18,7 +19,9 @@ pub mod copy;
 pub mod deferred;
 pub mod encode;
 pub mod errors;
+pub mod execute;
 pub mod extended;
+pub mod frame_guard;
 pub mod handlers;
 pub mod messages;
 pub mod server;

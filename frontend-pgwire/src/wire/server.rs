@@ -5,6 +5,7 @@
 //! its message) gets PostgreSQL's answer, a FATAL 08P01 naming the problem, before the
 //! connection closes. The server and every other session carry on.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +14,11 @@ use pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::error::ErrorInfo;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{Framed, FramedParts};
 
 use crate::catalog::db::Db;
 use crate::wire::errors::IntoPgWire;
+use crate::wire::frame_guard::FrameGuard;
 use crate::wire::handlers::Handlers;
 
 /// How long a client may take to finish startup and authentication.
@@ -56,9 +59,22 @@ async fn connection(
         s = pgwire::tokio::server::negotiate_tls(tcp, tls) => s?,
     };
     // A client that starts TLS directly when weft has no certificate.
-    let Some(mut socket) = socket else {
+    let Some(socket) = socket else {
         return Ok(());
     };
+    // Message sizes are bounded as their headers arrive (wire/frame_guard.rs).
+    let authenticated = Arc::new(AtomicBool::new(false));
+    let parts = socket.into_parts();
+    let guard = FrameGuard::new(
+        parts.io,
+        &parts.read_buf,
+        authenticated.clone(),
+        db.message_bytes_max(),
+    );
+    let mut guarded = FramedParts::new(guard, parts.codec);
+    guarded.read_buf = parts.read_buf;
+    guarded.write_buf = parts.write_buf;
+    let mut socket = Framed::from_parts(guarded);
     let startup = handlers.startup_handler();
     let simple = handlers.simple_query_handler();
     let extended = handlers.extended_query_handler();
@@ -71,6 +87,7 @@ async fn connection(
             PgWireConnectionState::AwaitingStartup
                 | PgWireConnectionState::AuthenticationInProgress
         );
+        authenticated.store(!starting, Ordering::Release);
         // pgwire's decoder panics on some bodies that do not match their message (a Parse
         // cut short inside its declared length): that is a protocol violation too.
         let next = std::panic::AssertUnwindSafe(socket.next()).catch_unwind();

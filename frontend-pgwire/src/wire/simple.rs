@@ -21,7 +21,7 @@ use crate::session::machine::Core;
 use crate::session::machine::Reply;
 use crate::sql::outcome::Outcome;
 use crate::wire::connection::SessionHandler;
-use crate::wire::encode::query_response;
+use crate::wire::encode::{query_response, stream_response};
 use crate::wire::errors::IntoPgWire;
 use crate::wire::messages::error_message;
 use crate::wire::messages::send_notices;
@@ -58,12 +58,27 @@ impl SimpleQueryHandler for SessionHandler {
                 let mut failed = false;
                 for stmt in stmts {
                     let mut notices = Vec::new();
+                    let started = tokio::time::Instant::now();
                     let result = core
                         .run_in_query_string(&mut st, stmt, count, &mut notices)
-                        .await;
+                        .await
+                        .map(|r| core.interruptible(&st, r, started));
                     send_notices(client, notices).await?;
                     match result {
-                        Ok(reply) => send_reply(client, reply).await?,
+                        Ok(reply) => match send_reply(client, reply).await {
+                            Ok(()) => {}
+                            // A streamed result met an error after its statement returned:
+                            // the statement failed.
+                            Err(PgWireError::UserError(info)) => {
+                                client
+                                    .feed(PgWireBackendMessage::ErrorResponse((*info).into()))
+                                    .await?;
+                                core.fail(&mut st);
+                                failed = true;
+                                break;
+                            }
+                            Err(e) => return Err(e),
+                        },
                         Err(e) => {
                             client.feed(error_message(&e)).await?;
                             failed = true;
@@ -113,6 +128,10 @@ where
     match reply {
         Reply::Outcome(Outcome::Rows { schema, batches }) => {
             let resp = query_response(&schema, batches, &Format::UnifiedText)?;
+            send_query_response(client, resp, true).await
+        }
+        Reply::Outcome(Outcome::Stream(rows)) => {
+            let resp = stream_response(&rows.schema, rows.batches, &Format::UnifiedText)?;
             send_query_response(client, resp, true).await
         }
         Reply::Outcome(Outcome::Fetched { schema, batches }) => {
