@@ -470,3 +470,24 @@ pub fn psql(port: u16, args: &[&str], stdin: Option<&str>) -> (bool, String, Str
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A memory field of /proc/<pid>/status in bytes: `VmRSS` (resident now) or `VmHWM` (the
+/// peak since start or since [`reset_peak_memory`]).
+pub fn process_memory(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
+    let kb: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// Resets a process's peak resident size (`VmHWM`) to its current one.
+pub fn reset_peak_memory(pid: u32) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+}

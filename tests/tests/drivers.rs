@@ -187,6 +187,45 @@ fn pgjdbc() {
     check_output("pgjdbc", out, &server);
 }
 
+/// JDBC's fetch size (a portal suspended every 10,000 rows) and psycopg's named cursor
+/// (DECLARE, FETCH FORWARD 10000) each read a 10-million-row result: both clients stay in
+/// constant memory (their scripts check it), and so does the server (checked here).
+#[test]
+fn ten_million_rows_stream_in_constant_memory() {
+    let (Some(jar), Some(python)) = (
+        tool("WEFT_PGJDBC_JAR", "the pgjdbc jar"),
+        python(),
+    ) else {
+        return;
+    };
+    const MIB: u64 = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let pid = server.pid().unwrap();
+    let drivers = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("drivers");
+    let rows = "10000000";
+    let mut java = Command::new("java");
+    java.arg("-Xmx64m")
+        .arg("-cp")
+        .arg(jar)
+        .arg(drivers.join("java/FetchSizeCheck.java"));
+    let mut py = Command::new(python);
+    py.arg(drivers.join("named_cursor_check.py"));
+    for (what, cmd) in [("pgjdbc fetch size", &mut java), ("psycopg named cursor", &mut py)] {
+        let before = weft_tests::process_memory(pid, "VmRSS");
+        weft_tests::reset_peak_memory(pid);
+        let out = cmd
+            .arg(server.port.to_string())
+            .arg(rows)
+            .output()
+            .expect("run the driver");
+        check_output(what, out, &server);
+        let grown = weft_tests::process_memory(pid, "VmHWM").saturating_sub(before);
+        println!("{what}: the server grew by {} MiB at most", grown / MIB);
+        assert!(grown < 128 * MIB, "{what}: the server grew by {} MiB", grown / MIB);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlx_query_as_checked_against_weft() {
     let dir = tempfile::tempdir().unwrap();

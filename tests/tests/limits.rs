@@ -14,29 +14,9 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use futures::{pin_mut, TryStreamExt};
-use weft_tests::{sqlstate, Server};
+use weft_tests::{process_memory, reset_peak_memory, sqlstate, Server};
 
 const MIB: u64 = 1 << 20;
-
-/// A field of /proc/<pid>/status in bytes (VmRSS, VmHWM).
-fn status_bytes(pid: u32, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
-    let kb: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb * 1024
-}
-
-/// Resets the process's peak resident size to its current one (Linux 4.0 and later).
-fn reset_peak(pid: u32) {
-    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
-}
 
 async fn connect(conn: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (c, connection) = tokio_postgres::connect(conn, tokio_postgres::NoTls).await?;
@@ -81,8 +61,8 @@ async fn two_hundred_clients_reading_more_than_memory_max_stay_within_it() {
     let watcher = connect(&conn).await.unwrap();
     // One query alone streams to its end.
     assert_eq!(drain(&watcher, sql).await.unwrap(), (40_000, 40_000_000));
-    let before = status_bytes(pid, "VmRSS");
-    reset_peak(pid);
+    let before = process_memory(pid, "VmRSS");
+    reset_peak_memory(pid);
 
     let tasks: Vec<_> = clients
         .into_iter()
@@ -118,7 +98,7 @@ async fn two_hundred_clients_reading_more_than_memory_max_stay_within_it() {
         // The session is usable after either outcome.
         assert_eq!(c.query("SELECT 1", &[]).await.unwrap().len(), 1);
     }
-    let peak = status_bytes(pid, "VmHWM");
+    let peak = process_memory(pid, "VmHWM");
     let grown = peak.saturating_sub(before);
     println!(
         "200 clients x 40 MB: {streamed} streamed, {refused} refused (53200); \
@@ -198,8 +178,8 @@ async fn large_messages_end_the_connection_at_their_header() {
     let conn = format!("{} user=alice password=secret", server.conn_string());
     let c = connect(&conn).await.unwrap();
     assert_eq!(c.query("SELECT 1", &[]).await.unwrap().len(), 1);
-    let before = status_bytes(pid, "VmRSS");
-    reset_peak(pid);
+    let before = process_memory(pid, "VmRSS");
+    reset_peak_memory(pid);
 
     // Before authentication: the server asks for SCRAM, the client sends a Query header
     // declaring 512 MiB: the server answers FATAL 08P01 and closes at once, and the body
@@ -215,7 +195,7 @@ async fn large_messages_end_the_connection_at_their_header() {
     );
     let sent = send_body(&mut s, 512 * MIB);
     assert!(sent < 512 * MIB, "the server took all {sent} bytes");
-    let grown = status_bytes(pid, "VmHWM").saturating_sub(before);
+    let grown = process_memory(pid, "VmHWM").saturating_sub(before);
     println!(
         "unauthenticated 512 MiB Query: {} MiB sent before the server closed; peak +{} MiB",
         sent / MIB,
@@ -254,8 +234,8 @@ async fn ten_thousand_attempts_beyond_max_connections_are_refused_in_bounded_mem
     for _ in 0..100 {
         assert_eq!(sqlstate(&connect(&conn).await.unwrap_err()), "53300");
     }
-    let before = status_bytes(pid, "VmRSS");
-    reset_peak(pid);
+    let before = process_memory(pid, "VmRSS");
+    reset_peak_memory(pid);
     let mut refused = 0;
     for _ in 0..100 {
         let attempts: Vec<_> = (0..100)
@@ -275,8 +255,8 @@ async fn ten_thousand_attempts_beyond_max_connections_are_refused_in_bounded_mem
     for c in &open {
         assert_eq!(c.query("SELECT 2", &[]).await.unwrap().len(), 1);
     }
-    let after = status_bytes(pid, "VmRSS");
-    let peak = status_bytes(pid, "VmHWM");
+    let after = process_memory(pid, "VmRSS");
+    let peak = process_memory(pid, "VmHWM");
     println!(
         "10,000 refused connections: resident {} MiB before, {} MiB after, peak {} MiB",
         before / MIB,
