@@ -192,10 +192,7 @@ fn pgjdbc() {
 /// constant memory (their scripts check it), and so does the server (checked here).
 #[test]
 fn ten_million_rows_stream_in_constant_memory() {
-    let (Some(jar), Some(python)) = (
-        tool("WEFT_PGJDBC_JAR", "the pgjdbc jar"),
-        python(),
-    ) else {
+    let (Some(jar), Some(python)) = (tool("WEFT_PGJDBC_JAR", "the pgjdbc jar"), python()) else {
         return;
     };
     const MIB: u64 = 1 << 20;
@@ -211,7 +208,10 @@ fn ten_million_rows_stream_in_constant_memory() {
         .arg(drivers.join("java/FetchSizeCheck.java"));
     let mut py = Command::new(python);
     py.arg(drivers.join("named_cursor_check.py"));
-    for (what, cmd) in [("pgjdbc fetch size", &mut java), ("psycopg named cursor", &mut py)] {
+    for (what, cmd) in [
+        ("pgjdbc fetch size", &mut java),
+        ("psycopg named cursor", &mut py),
+    ] {
         let before = weft_tests::process_memory(pid, "VmRSS");
         weft_tests::reset_peak_memory(pid);
         let out = cmd
@@ -222,7 +222,11 @@ fn ten_million_rows_stream_in_constant_memory() {
         check_output(what, out, &server);
         let grown = weft_tests::process_memory(pid, "VmHWM").saturating_sub(before);
         println!("{what}: the server grew by {} MiB at most", grown / MIB);
-        assert!(grown < 128 * MIB, "{what}: the server grew by {} MiB", grown / MIB);
+        assert!(
+            grown < 128 * MIB,
+            "{what}: the server grew by {} MiB",
+            grown / MIB
+        );
     }
 }
 

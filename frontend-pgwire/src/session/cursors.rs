@@ -21,11 +21,11 @@
 
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::datatypes::SchemaRef;
-use futures::stream::BoxStream;
-use futures::StreamExt;
 use datafusion::sql::sqlparser::ast::{
     DeclareType, FetchDirection, Ident, Query, Statement, Value,
 };
+use futures::stream::BoxStream;
+use futures::StreamExt;
 
 use crate::error::{codes, SqlError, SqlResult};
 
@@ -198,8 +198,7 @@ impl Cursor {
         }
         self.pos = target;
         let offset = self.offset;
-        let indices =
-            UInt32Array::from_iter_values(rows.iter().map(|r| (*r - 1 - offset) as u32));
+        let indices = UInt32Array::from_iter_values(rows.iter().map(|r| (*r - 1 - offset) as u32));
         let columns = self
             .rows
             .columns()
@@ -367,13 +366,19 @@ mod tests {
         assert!(rows(&block(c.fetch(Forward(Some(1)))).unwrap()).is_empty());
         // After the end, PRIOR is the last row.
         assert_eq!(rows(&block(c.fetch(Backward(Some(1)))).unwrap()), vec![5]);
-        assert_eq!(rows(&block(c.fetch(Backward(Some(2)))).unwrap()), vec![4, 3]);
+        assert_eq!(
+            rows(&block(c.fetch(Backward(Some(2)))).unwrap()),
+            vec![4, 3]
+        );
         assert_eq!(rows(&block(c.fetch(Relative(0))).unwrap()), vec![3]);
         assert_eq!(rows(&block(c.fetch(Absolute(-1))).unwrap()), vec![5]);
         assert_eq!(rows(&block(c.fetch(Absolute(2))).unwrap()), vec![2]);
         assert_eq!(rows(&block(c.fetch(Relative(2))).unwrap()), vec![4]);
         assert!(rows(&block(c.fetch(Absolute(9))).unwrap()).is_empty());
-        assert_eq!(rows(&block(c.fetch(Backward(None))).unwrap()), vec![5, 4, 3, 2, 1]);
+        assert_eq!(
+            rows(&block(c.fetch(Backward(None))).unwrap()),
+            vec![5, 4, 3, 2, 1]
+        );
         assert_eq!(rows(&block(c.fetch(Forward(Some(1)))).unwrap()), vec![1]);
     }
 

@@ -27,3 +27,17 @@ pub mod pg_typeof;
 pub mod text_types;
 pub mod to_char;
 pub mod values;
+
+/// Seconds `f` takes at its best of three runs (for the tests that check that a parser's
+/// time grows linearly with its input).
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // measures real time: a linearity check
+pub(crate) fn best_of_three(f: impl Fn()) -> f64 {
+    (0..3)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
+}

@@ -430,9 +430,7 @@ pub fn stream_response(
         Arc::new(schema.fields().iter().map(|f| override_of(f)).collect());
     let encoding = fields.clone();
     let rows = batches.flat_map(move |b| match b {
-        Ok(b) => {
-            stream::iter(BatchRows::new(encoding.clone(), overrides.clone(), b)).left_stream()
-        }
+        Ok(b) => stream::iter(BatchRows::new(encoding.clone(), overrides.clone(), b)).left_stream(),
         Err(e) => stream::once(futures::future::ready(Err(e.into_pgwire()))).right_stream(),
     });
     Ok(QueryResponse::new(fields, rows))

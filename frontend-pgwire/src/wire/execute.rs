@@ -65,7 +65,9 @@ where
         Some(Entry::Value(portal)) => portal,
         Some(Entry::Empty) => {
             client
-                .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
+                .feed(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ))
                 .await?;
             client.set_state(PgWireConnectionState::ReadyForQuery);
             return Ok(());
@@ -79,9 +81,10 @@ where
     );
     let rows = match state {
         PortalExecutionState::Suspended(response) => Some(response),
-        PortalExecutionState::Finished => {
-            Some(QueryResponse::new(Default::default(), futures::stream::empty()))
-        }
+        PortalExecutionState::Finished => Some(QueryResponse::new(
+            Default::default(),
+            futures::stream::empty(),
+        )),
         PortalExecutionState::Initial => {
             let response = handler.do_query(client, portal.as_ref(), max_rows).await?;
             if !matches!(response, Response::Query(_)) {
@@ -92,7 +95,9 @@ where
                 Response::Query(results) => Some(results),
                 Response::EmptyQuery => {
                     client
-                        .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
+                        .feed(PgWireBackendMessage::EmptyQueryResponse(
+                            EmptyQueryResponse::new(),
+                        ))
                         .await?;
                     None
                 }
