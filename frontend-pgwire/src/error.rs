@@ -105,6 +105,7 @@ pub mod codes {
     pub const ADMIN_SHUTDOWN: &str = "57P01";
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
     pub const OUT_OF_MEMORY: &str = "53200";
+    pub const INVALID_AUTHORIZATION: &str = "28000";
     pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
     pub const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: &str = "25P03";
     pub const IO_ERROR: &str = "58030";

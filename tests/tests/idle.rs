@@ -70,3 +70,40 @@ async fn idle_in_transaction_sessions_end_like_postgres() {
     let pg_kept = idle_in_block(&pg.conn_string(), short, Duration::from_millis(50)).await;
     assert_eq!(pg_kept, None);
 }
+
+/// `--connection-age-max-s`: a connection past its age ends with FATAL 57P01, but only
+/// between transactions: a transaction still open at the limit runs to its COMMIT, which
+/// lands, and the connection ends after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_end_at_their_age_between_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let weft = Server::start_with(&dir.path().join("data"), &["--connection-age-max-s", "2"]);
+    let (c, conn) = tokio_postgres::connect(&weft.conn_string(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let ended = tokio::spawn(conn);
+    c.batch_execute("CREATE TABLE t (x int); BEGIN; INSERT INTO t VALUES (0)")
+        .await
+        .unwrap();
+    // Statements keep the block busy past the limit (3 s > 2 s); every one is answered.
+    let started = tokio::time::Instant::now();
+    let mut written = 1;
+    while started.elapsed() < Duration::from_secs(3) {
+        c.execute("INSERT INTO t VALUES ($1)", &[&written]).await.unwrap();
+        written += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.batch_execute("COMMIT").await.unwrap();
+    // Out of the block and past its age: the connection ends.
+    let end = tokio::time::timeout(Duration::from_secs(10), ended)
+        .await
+        .expect("the connection ends once its transaction has")
+        .unwrap();
+    let code = end.err().and_then(|e| e.code().map(|c| c.code().to_string()));
+    assert_eq!(code.as_deref(), Some("57P01"));
+    assert!(c.is_closed());
+    // What it committed is there, and a new connection is served.
+    let d = weft.connect().await;
+    let n: i64 = d.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    assert_eq!(n, written as i64);
+}

@@ -83,3 +83,29 @@ fn tls_by_default_with_given_certificates_and_off() {
     let (ok, _, err) = psql(&format!("{base} sslmode=disable"), "SELECT 1");
     assert!(ok, "{err}");
 }
+
+/// `--require-tls`: a client that does not start TLS is refused (FATAL 28000), loopback
+/// included; one that does gets in, with a password too.
+#[test]
+fn require_tls_refuses_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("a"), &["--require-tls", "--user", "alice:secret"]);
+    let base = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres",
+        server.port
+    );
+    let (ok, out, err) = psql(&format!("{base} sslmode=disable"), "SELECT 1");
+    assert!(!ok, "{out}");
+    assert!(err.contains("connection requires TLS"), "{err}");
+    let (ok, out, err) = psql(&format!("{base} sslmode=require"), "\\conninfo");
+    assert!(ok && out.contains("SSL connection"), "{out}{err}");
+    // libpq's default (prefer) starts TLS when offered.
+    let (ok, out, err) = psql(&base, "SELECT 40 + 2");
+    assert!(ok && out.contains("42"), "{out}{err}");
+    let alice = format!(
+        "host=127.0.0.1 port={} user=alice password=secret dbname=postgres sslmode=require",
+        server.port
+    );
+    let (ok, out, err) = psql(&alice, "SELECT current_user");
+    assert!(ok && out.contains("alice"), "{out}{err}");
+}

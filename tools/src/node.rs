@@ -58,6 +58,10 @@ pub struct NodeConfig {
     pub max_connections: usize,
     /// The largest message a client may send once authenticated.
     pub message_bytes_max: usize,
+    /// Refuse connections without TLS.
+    pub require_tls: bool,
+    /// How long a connection may live (zero: no bound).
+    pub connection_age_max: Duration,
     /// The memory all queries, and each one, may hold.
     pub memory: weft_frontend_pgwire::catalog::memory::MemoryLimits,
     /// `NAME:PASSWORD` roles configured at start.
@@ -99,6 +103,8 @@ impl Default for NodeConfig {
             max_connections: weft_frontend_pgwire::catalog::db::MAX_CONNECTIONS_DEFAULT,
             memory: Default::default(),
             message_bytes_max: weft_frontend_pgwire::catalog::db::MESSAGE_BYTES_MAX_DEFAULT,
+            require_tls: false,
+            connection_age_max: Duration::ZERO,
             users: Vec::new(),
             replay_gets_max: 64,
             replay_batches_max: 4000,
@@ -297,6 +303,8 @@ impl Node {
         db.set_idle_in_transaction_timeout_max(config.idle_in_transaction_timeout_max);
         db.set_max_connections(config.max_connections);
         db.set_message_bytes_max(config.message_bytes_max);
+        db.set_require_tls(config.require_tls);
+        db.set_connection_age_max(config.connection_age_max);
         db.set_auth(
             AuthConfig::new(config.auth, &config.users, &entropy).map_err(anyhow::Error::msg)?,
         );

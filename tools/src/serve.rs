@@ -73,6 +73,15 @@ pub struct ServeArgs {
     /// Refuse TLS (clients with sslmode=require then cannot connect).
     #[arg(long, conflicts_with = "tls_cert")]
     pub no_tls: bool,
+    /// Refuse every connection that has not started TLS (FATAL 28000), loopback ones
+    /// included: plaintext never carries a password or a row.
+    #[arg(long, conflicts_with = "no_tls")]
+    pub require_tls: bool,
+    /// End a connection that has lived this long (seconds, less up to a tenth at random)
+    /// once it is outside a transaction block, with FATAL 57P01, as DSQL ends connections
+    /// after an hour; pools open a new one. 0: connections live as long as their clients.
+    #[arg(long, default_value_t = 0)]
+    pub connection_age_max_s: u64,
     /// Who must give a password (SCRAM-SHA-256): `default` trusts loopback connections
     /// and asks everyone else; `scram` asks everyone; `trust` asks no one.
     #[arg(long, default_value = "default", value_parser = AuthMode::parse)]
@@ -204,6 +213,8 @@ impl ServeArgs {
             auth: self.auth,
             max_connections: self.max_connections,
             message_bytes_max: self.message_bytes_max,
+            require_tls: self.require_tls,
+            connection_age_max: Duration::from_secs(self.connection_age_max_s),
             memory: weft_frontend_pgwire::catalog::memory::MemoryLimits {
                 max: self.memory_max,
                 query_max: self.query_memory_max.min(self.memory_max),

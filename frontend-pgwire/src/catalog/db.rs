@@ -68,6 +68,10 @@ pub struct Db {
     max_connections: std::sync::OnceLock<usize>,
     /// The largest message a client may send once authenticated (`--message-bytes-max`).
     message_bytes_max: std::sync::OnceLock<usize>,
+    /// Refuse connections without TLS (`--require-tls`).
+    require_tls: std::sync::OnceLock<bool>,
+    /// How long a connection may live (`--connection-age-max-s`; zero: no bound).
+    connection_age_max: std::sync::OnceLock<std::time::Duration>,
 }
 
 /// The most connections a node serves at once unless configured (`--max-connections`):
@@ -122,6 +126,8 @@ impl Db {
             sessions: std::sync::atomic::AtomicUsize::new(0),
             max_connections: std::sync::OnceLock::new(),
             message_bytes_max: std::sync::OnceLock::new(),
+            require_tls: std::sync::OnceLock::new(),
+            connection_age_max: std::sync::OnceLock::new(),
         })
     }
 
@@ -170,6 +176,27 @@ impl Db {
         *self
             .message_bytes_max
             .get_or_init(|| MESSAGE_BYTES_MAX_DEFAULT)
+    }
+
+    /// Refuses connections that have not started TLS (once, at start).
+    pub fn set_require_tls(&self, required: bool) {
+        let _ = self.require_tls.set(required);
+    }
+
+    /// Whether a connection without TLS is refused (28000) at its startup packet.
+    pub fn require_tls(&self) -> bool {
+        self.require_tls.get().copied().unwrap_or(false)
+    }
+
+    /// Sets how long a connection may live (once, at start; zero: no bound).
+    pub fn set_connection_age_max(&self, d: std::time::Duration) {
+        let _ = self.connection_age_max.set(d);
+    }
+
+    /// How long a connection may live before it is ended between transactions (zero: no
+    /// bound).
+    pub fn connection_age_max(&self) -> std::time::Duration {
+        self.connection_age_max.get().copied().unwrap_or_default()
     }
 
     /// Sets who must authenticate (once, at start).

@@ -126,6 +126,14 @@ impl Core {
     /// How long the session may stay idle now: `Some` while it sits in a transaction
     /// block (open or failed), as `idle_in_transaction_session_timeout` (capped by the
     /// server's bound, which also applies when the setting is 0) says; `None` otherwise.
+    /// Whether the session is inside a transaction block (or busy, so that it may be).
+    pub fn in_transaction_block(&self) -> bool {
+        match self.state.try_lock() {
+            Ok(st) => st.failed || st.copy.is_some() || st.txn.as_ref().is_some_and(|t| t.explicit),
+            Err(_) => true,
+        }
+    }
+
     pub fn idle_in_transaction_timeout(&self) -> Option<std::time::Duration> {
         let st = self.state.try_lock().ok()?;
         let in_block = st.failed || st.txn.as_ref().is_some_and(|t| t.explicit);

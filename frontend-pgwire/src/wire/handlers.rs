@@ -42,6 +42,11 @@ impl Handlers {
     pub fn idle_in_transaction_timeout(&self) -> Option<std::time::Duration> {
         self.session.core.idle_in_transaction_timeout()
     }
+
+    /// Whether the session is inside a transaction block.
+    pub fn in_transaction_block(&self) -> bool {
+        self.session.core.in_transaction_block()
+    }
 }
 
 impl PgWireServerHandlers for Handlers {

@@ -54,6 +54,13 @@ async fn connection(
 ) -> std::io::Result<()> {
     let startup_timeout = tokio::time::sleep(STARTUP_TIMEOUT);
     tokio::pin!(startup_timeout);
+    // `--connection-age-max`, less up to a tenth at random, so that the connections a pool
+    // opened together do not all end together.
+    let age_max = db.connection_age_max();
+    let age_limited = !age_max.is_zero();
+    let jitter = age_max.mul_f64(db.entropy.u64() as f64 / u64::MAX as f64 / 10.0);
+    let aged = tokio::time::sleep(age_max.saturating_sub(jitter));
+    tokio::pin!(aged);
     let socket = tokio::select! {
         _ = &mut startup_timeout => return Ok(()),
         s = pgwire::tokio::server::negotiate_tls(tcp, tls) => s?,
@@ -104,6 +111,7 @@ async fn connection(
         };
         let lease = db.storage.lease();
         let backend = handlers.backend();
+        let may_age_out = age_limited && !starting && !in_pipeline && !handlers.in_transaction_block();
         let terminated = async {
             match &backend {
                 Some(b) => b.terminated().await,
@@ -136,6 +144,18 @@ async fn connection(
                     "FATAL".into(),
                     crate::error::codes::ADMIN_SHUTDOWN.into(),
                     "terminating connection due to administrator command".into(),
+                );
+                farewell(&mut socket, info).await;
+                return Ok(());
+            }
+            // The connection has lived past --connection-age-max: end it between
+            // transactions, never inside one (as DSQL's connection lifetime).
+            _ = &mut aged, if may_age_out => {
+                let info = ErrorInfo::new(
+                    "FATAL".into(),
+                    crate::error::codes::ADMIN_SHUTDOWN.into(),
+                    "terminating connection due to connection age limit (--connection-age-max-s)"
+                        .into(),
                 );
                 farewell(&mut socket, info).await;
                 return Ok(());
@@ -173,6 +193,25 @@ async fn connection(
             m if m.is_extended_query() => true,
             _ => in_pipeline,
         };
+        // A connection without TLS where TLS is required: refused once it has said who it
+        // is, as PostgreSQL refuses one that matches only `hostssl` lines.
+        if let PgWireFrontendMessage::Startup(s) = &msg {
+            if db.require_tls() && !socket.is_secure() {
+                let p = |k: &str| s.parameters.get(k).cloned().unwrap_or_default();
+                let user = p("user");
+                let database = s.parameters.get("database").cloned().unwrap_or(user.clone());
+                let info = ErrorInfo::new(
+                    "FATAL".into(),
+                    crate::error::codes::INVALID_AUTHORIZATION.into(),
+                    format!(
+                        "connection requires TLS (--require-tls): host \"{}\", user \"{user}\", database \"{database}\", no encryption",
+                        socket.socket_addr().ip()
+                    ),
+                );
+                farewell(&mut socket, info).await;
+                return Ok(());
+            }
+        }
         // Beyond max_connections a client is told so once it has said who it is, as
         // PostgreSQL does; a cancel request still goes through.
         if matches!(msg, PgWireFrontendMessage::Startup(_)) && db.sessions() > db.max_connections()
