@@ -201,6 +201,30 @@ impl Executor {
         crate::sql::group_by_key::extend(stmt, &tables);
     }
 
+    /// Runs a plan of the session's own context to its end, its rows reserved from the
+    /// statement's memory (53200 beyond it).
+    pub async fn run_plan(&self, plan: LogicalPlan) -> SqlResult<(SchemaRef, Vec<RecordBatch>)> {
+        let schema = crate::sql::origins::schema_with_origins(&plan);
+        // A fresh copy of the state, stamped with this statement's start time (now()).
+        let state = self.planning().0.state();
+        let task = crate::sql::stream::query_task(&state, self.db.memory.query_max)?;
+        let physical = state.create_physical_plan(&plan).await?;
+        Ok((schema, crate::sql::stream::run_to_end(physical, task).await?))
+    }
+
+    /// Starts a plan of the session's own context (see [`crate::sql::stream`]).
+    pub async fn stream_plan(
+        &self,
+        plan: LogicalPlan,
+        pin: weft_engine::storage::ReadPin,
+    ) -> SqlResult<crate::sql::outcome::RowStream> {
+        let schema = crate::sql::origins::schema_with_origins(&plan);
+        let state = self.planning().0.state();
+        let task = crate::sql::stream::query_task(&state, self.db.memory.query_max)?;
+        let physical = state.create_physical_plan(&plan).await?;
+        crate::sql::stream::start(schema, physical, task, pin).await
+    }
+
     pub async fn collect(
         ctx: &SessionContext,
         plan: LogicalPlan,

@@ -1,6 +1,6 @@
 //! A query's rows as a stream: DataFusion's record batches go to the client as they are
-//! computed, so that a result larger than memory is never held whole (issue: bounded
-//! memory under any client). Each query runs in its own share of the node's memory pool
+//! computed, so that a result larger than memory is never held whole, whatever the
+//! client asks for. Each query runs in its own share of the node's memory pool
 //! ([`crate::catalog::memory`]).
 //!
 //! The stream holds what its rows are read from: the physical plan (and through it the
@@ -27,11 +27,11 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
 use futures::StreamExt;
 
 use crate::catalog::memory::{collect_bounded, query_runtime};
 use crate::error::{SqlError, SqlResult};
-use crate::sql::exec::Executor;
 use crate::sql::outcome::RowStream;
 
 /// Whether a plan calls a function whose result or effect differs per call.
@@ -54,66 +54,60 @@ pub fn is_volatile(plan: &LogicalPlan) -> bool {
     volatile
 }
 
-impl Executor {
-    /// The task context a statement's plan runs in: the session's, in the statement's own
-    /// share of the node's memory.
-    fn query_task(&self) -> SqlResult<(datafusion::execution::SessionState, Arc<TaskContext>)> {
-        // A fresh copy of the state, stamped with this statement's start time (now()).
-        let state = self.planning().0.state();
-        let runtime = query_runtime(state.runtime_env(), self.db.memory.query_max)?;
-        let task = Arc::new(TaskContext::from(&state).with_runtime(runtime));
-        Ok((state, task))
-    }
+/// The task context a statement's plan runs in: `state`'s (a fresh copy per statement),
+/// in the statement's own share of the node's memory.
+pub fn query_task(
+    state: &datafusion::execution::SessionState,
+    query_max: usize,
+) -> SqlResult<Arc<TaskContext>> {
+    let runtime = query_runtime(state.runtime_env(), query_max)?;
+    Ok(Arc::new(TaskContext::from(state).with_runtime(runtime)))
+}
 
-    /// Runs a plan of the session's own context to its end, its rows reserved from the
-    /// statement's memory (53200 beyond it).
-    pub async fn run_plan(&self, plan: LogicalPlan) -> SqlResult<(SchemaRef, Vec<RecordBatch>)> {
-        let schema = crate::sql::origins::schema_with_origins(&plan);
-        let (state, task) = self.query_task()?;
-        let physical = state.create_physical_plan(&plan).await?;
-        let pool = task.memory_pool().clone();
-        let stream = datafusion::physical_plan::execute_stream(physical, task)?;
-        let held = collect_bounded(stream, &pool).await?;
-        Ok((schema, held.batches))
-    }
+/// Runs a physical plan to its end, its rows reserved from the task's memory (53200
+/// beyond it).
+pub async fn run_to_end(
+    physical: Arc<dyn ExecutionPlan>,
+    task: Arc<TaskContext>,
+) -> SqlResult<Vec<RecordBatch>> {
+    let pool = task.memory_pool().clone();
+    let stream = datafusion::physical_plan::execute_stream(physical, task)?;
+    Ok(collect_bounded(stream, &pool).await?.batches)
+}
 
-    /// Starts a plan of the session's own context and computes its first batch; the rest
-    /// is computed as the returned stream is read. `pin` keeps the read timestamp's
-    /// versions while it is.
-    pub async fn stream_plan(
-        &self,
-        plan: LogicalPlan,
-        pin: weft_engine::storage::ReadPin,
-    ) -> SqlResult<RowStream> {
-        let schema = crate::sql::origins::schema_with_origins(&plan);
-        let (state, task) = self.query_task()?;
-        let physical = state.create_physical_plan(&plan).await?;
-        // The batch being sent is reserved from the query's memory until the next one
-        // is asked for: sessions streaming at once share the node's pool.
-        let sending = MemoryConsumer::new("query result").register(task.memory_pool());
-        let mut stream = datafusion::physical_plan::execute_stream(physical, task)?;
-        let first = stream.next().await.transpose()?;
-        if let Some(b) = &first {
-            sending.try_resize(b.get_array_memory_size())?;
-        }
-        let rest = futures::stream::unfold(
-            (stream, pin, sending),
-            |(mut stream, pin, sending)| async move {
-                // The batch before has been sent.
-                sending.free();
-                let next = match stream.next().await? {
-                    Ok(b) => match sending.try_resize(b.get_array_memory_size()) {
-                        Ok(()) => Ok(b),
-                        Err(e) => Err(SqlError::from(e)),
-                    },
+/// Starts a physical plan and computes its first batch; the rest is computed as the
+/// returned stream is read. `pin` keeps the read timestamp's versions while it is.
+pub async fn start(
+    schema: SchemaRef,
+    physical: Arc<dyn ExecutionPlan>,
+    task: Arc<TaskContext>,
+    pin: weft_engine::storage::ReadPin,
+) -> SqlResult<RowStream> {
+    // The batch being sent is reserved from the query's memory until the next one is
+    // asked for: sessions streaming at once share the node's pool.
+    let sending = MemoryConsumer::new("query result").register(task.memory_pool());
+    let mut stream = datafusion::physical_plan::execute_stream(physical, task)?;
+    let first = stream.next().await.transpose()?;
+    if let Some(b) = &first {
+        sending.try_resize(b.get_array_memory_size())?;
+    }
+    let rest = futures::stream::unfold(
+        (stream, pin, sending),
+        |(mut stream, pin, sending)| async move {
+            // The batch before has been sent.
+            sending.free();
+            let next = match stream.next().await? {
+                Ok(b) => match sending.try_resize(b.get_array_memory_size()) {
+                    Ok(()) => Ok(b),
                     Err(e) => Err(SqlError::from(e)),
-                };
-                Some((next, (stream, pin, sending)))
-            },
-        );
-        let batches = futures::stream::iter(first.map(Ok)).chain(rest).boxed();
-        Ok(RowStream { schema, batches })
-    }
+                },
+                Err(e) => Err(SqlError::from(e)),
+            };
+            Some((next, (stream, pin, sending)))
+        },
+    );
+    let batches = futures::stream::iter(first.map(Ok)).chain(rest).boxed();
+    Ok(RowStream { schema, batches })
 }
 
 /// `rows`, ended with 57014 when `cancel` is notified (a cancel request) or at `deadline`
