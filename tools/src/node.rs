@@ -62,6 +62,10 @@ pub struct NodeConfig {
     pub require_tls: bool,
     /// How long a connection may live (zero: no bound).
     pub connection_age_max: Duration,
+    /// Run the ownership check on a runtime of its own thread, so that no load of queries
+    /// starves it (a process's setting: a simulation, whose clock is paused and advanced
+    /// by its runtime, keeps it on that runtime).
+    pub ownership_thread: bool,
     /// The memory all queries, and each one, may hold.
     pub memory: weft_frontend_pgwire::catalog::memory::MemoryLimits,
     /// `NAME:PASSWORD` roles configured at start.
@@ -105,6 +109,7 @@ impl Default for NodeConfig {
             message_bytes_max: weft_frontend_pgwire::catalog::db::MESSAGE_BYTES_MAX_DEFAULT,
             require_tls: false,
             connection_age_max: Duration::ZERO,
+            ownership_thread: false,
             users: Vec::new(),
             replay_gets_max: 64,
             replay_batches_max: 4000,
@@ -137,8 +142,8 @@ pub struct Node {
     pub db: Arc<Db>,
     pub recovered: Recovered,
     supervisor: Supervisor,
-    /// The ownership check's runtime.
-    _dedicated: Dedicated,
+    /// The ownership check's runtime, when it has its own.
+    _dedicated: Option<Dedicated>,
 }
 
 impl Node {
@@ -194,13 +199,17 @@ impl Node {
             "ownership: claimed the store"
         );
         let lease = Lease::new(epoch, config.lease);
-        // On a runtime of its own: no load of queries may starve the lease.
-        let dedicated =
-            Dedicated::new("weft-ownership").context("starting the ownership check's thread")?;
-        supervisor.watch(
-            "ownership check",
-            dedicated.spawn(lease.clone().run_checks(store.clone(), cluster.clone())),
-        );
+        // On a runtime of its own where asked: no load of queries may starve the lease.
+        let checks = lease.clone().run_checks(store.clone(), cluster.clone());
+        let dedicated = if config.ownership_thread {
+            let d = Dedicated::new("weft-ownership")
+                .context("starting the ownership check's thread")?;
+            supervisor.watch("ownership check", d.spawn(checks));
+            Some(d)
+        } else {
+            supervisor.watch("ownership check", tokio::spawn(checks));
+            None
+        };
 
         // Storage: claim the range and load its newest manifest.
         let storage_root = Path::from(format!("clusters/{cluster}/storage/r0"));

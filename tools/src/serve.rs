@@ -215,6 +215,7 @@ impl ServeArgs {
             message_bytes_max: self.message_bytes_max,
             require_tls: self.require_tls,
             connection_age_max: Duration::from_secs(self.connection_age_max_s),
+            ownership_thread: true,
             memory: weft_frontend_pgwire::catalog::memory::MemoryLimits {
                 max: self.memory_max,
                 query_max: self.query_memory_max.min(self.memory_max),
