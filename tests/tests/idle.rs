@@ -89,7 +89,9 @@ async fn connections_end_at_their_age_between_transactions() {
     let started = tokio::time::Instant::now();
     let mut written = 1;
     while started.elapsed() < Duration::from_secs(3) {
-        c.execute("INSERT INTO t VALUES ($1)", &[&written]).await.unwrap();
+        c.execute("INSERT INTO t VALUES ($1)", &[&written])
+            .await
+            .unwrap();
         written += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -99,11 +101,17 @@ async fn connections_end_at_their_age_between_transactions() {
         .await
         .expect("the connection ends once its transaction has")
         .unwrap();
-    let code = end.err().and_then(|e| e.code().map(|c| c.code().to_string()));
+    let code = end
+        .err()
+        .and_then(|e| e.code().map(|c| c.code().to_string()));
     assert_eq!(code.as_deref(), Some("57P01"));
     assert!(c.is_closed());
     // What it committed is there, and a new connection is served.
     let d = weft.connect().await;
-    let n: i64 = d.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    let n: i64 = d
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, written as i64);
 }

@@ -89,7 +89,10 @@ fn tls_by_default_with_given_certificates_and_off() {
 #[test]
 fn require_tls_refuses_plaintext() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(&dir.path().join("a"), &["--require-tls", "--user", "alice:secret"]);
+    let server = Server::start_with(
+        &dir.path().join("a"),
+        &["--require-tls", "--user", "alice:secret"],
+    );
     let base = format!(
         "host=127.0.0.1 port={} user=postgres dbname=postgres",
         server.port

@@ -209,7 +209,10 @@ impl Executor {
         let state = self.planning().0.state();
         let task = crate::sql::stream::query_task(&state, self.db.memory.query_max)?;
         let physical = state.create_physical_plan(&plan).await?;
-        Ok((schema, crate::sql::stream::run_to_end(physical, task).await?))
+        Ok((
+            schema,
+            crate::sql::stream::run_to_end(physical, task).await?,
+        ))
     }
 
     /// Starts a plan of the session's own context (see [`crate::sql::stream`]).

@@ -111,7 +111,8 @@ async fn connection(
         };
         let lease = db.storage.lease();
         let backend = handlers.backend();
-        let may_age_out = age_limited && !starting && !in_pipeline && !handlers.in_transaction_block();
+        let may_age_out =
+            age_limited && !starting && !in_pipeline && !handlers.in_transaction_block();
         let terminated = async {
             match &backend {
                 Some(b) => b.terminated().await,
@@ -199,7 +200,11 @@ async fn connection(
             if db.require_tls() && !socket.is_secure() {
                 let p = |k: &str| s.parameters.get(k).cloned().unwrap_or_default();
                 let user = p("user");
-                let database = s.parameters.get("database").cloned().unwrap_or(user.clone());
+                let database = s
+                    .parameters
+                    .get("database")
+                    .cloned()
+                    .unwrap_or(user.clone());
                 let info = ErrorInfo::new(
                     "FATAL".into(),
                     crate::error::codes::INVALID_AUTHORIZATION.into(),
