@@ -38,7 +38,8 @@ fn load_and_dump(port: u16, dir: &std::path::Path) -> String {
         &[
             "-c",
             &format!(
-                "\\copy c from '{}' with (format csv, header)",
+                // Boolean options spelled as PostgreSQL also takes them (1, off).
+                "\\copy c from '{}' with (format csv, header 1, freeze off)",
                 csv.display()
             ),
         ],

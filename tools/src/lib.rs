@@ -5,3 +5,4 @@
 pub mod background;
 pub mod node;
 pub mod store;
+pub mod token_key;

@@ -9,6 +9,7 @@ mod inspect;
 mod load;
 mod report;
 mod serve;
+mod token;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +38,8 @@ enum Command {
     /// Look inside stored data: journals.
     #[command(subcommand)]
     Inspect(inspect::InspectCommand),
+    /// Print a short-lived login token for a role without a password.
+    Token(token::TokenArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,5 +60,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(cmd) => bench::run(cmd, &runtime),
         Command::Inspect(cmd) => inspect::run(cmd, &runtime),
         Command::Load(args) => runtime.block_on(load::run(args)),
+        Command::Token(args) => runtime.block_on(token::run(args)),
     }
 }

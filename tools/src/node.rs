@@ -314,9 +314,15 @@ impl Node {
         db.set_message_bytes_max(config.message_bytes_max);
         db.set_require_tls(config.require_tls);
         db.set_connection_age_max(config.connection_age_max);
-        db.set_auth(
-            AuthConfig::new(config.auth, &config.users, &entropy).map_err(anyhow::Error::msg)?,
-        );
+        let mut auth =
+            AuthConfig::new(config.auth, &config.users, &entropy).map_err(anyhow::Error::msg)?;
+        auth.tokens = Some(weft_frontend_pgwire::catalog::auth::TokenVerifier {
+            key: crate::token_key::load_or_create(&store, &cluster, &entropy)
+                .await
+                .context("loading the cluster's token key")?,
+            clock: clock.clone(),
+        });
+        db.set_auth(auth);
 
         let flushed = Arc::new(tokio::sync::Notify::new());
         supervisor.watch(
@@ -357,6 +363,18 @@ impl Node {
             .ready_to_read(config.ownership_confirm_max)
             .await
             .context("confirming ownership of the store")?;
+        // Roles written before verifiers were stored hold their salted password: rewrite
+        // them, so that nothing stored from now on is enough to log in with.
+        match weft_frontend_pgwire::catalog::roles::migrate_legacy_secrets(&db).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                roles = n,
+                "auth: stored passwords rewritten as SCRAM verifiers"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "auth: could not rewrite old stored passwords; the next start retries")
+            }
+        }
         // Compaction deletes the segments it replaces: only once the previous owner, which
         // may still have been reading them, has stopped.
         supervisor.watch(

@@ -3,11 +3,10 @@
 //! Roles can be configured at start (`--user NAME:PASSWORD`); those live in memory and
 //! take precedence over the role table ([`crate::catalog::roles`]).
 //!
-//! Passwords are kept as SCRAM-SHA-256 secrets: a random salt and the salted password
-//! (PBKDF2-HMAC-SHA-256, 4096 iterations, PostgreSQL's default). The salted password is
-//! what SCRAM's server side needs to check a proof; like PostgreSQL's stored keys it is a
-//! password equivalent for SCRAM logins, so the data directory is to be protected as a
-//! PostgreSQL one is. The cleartext password is never stored.
+//! Passwords are kept as SCRAM-SHA-256 verifiers, as PostgreSQL keeps them: a random salt,
+//! the iteration count (4096, PostgreSQL's default), StoredKey and ServerKey. Neither the
+//! password nor anything enough to log in with is stored; whoever reads a verifier can
+//! still try to guess the password offline, as with PostgreSQL's.
 //!
 //! When a connection must authenticate is decided by [`AuthMode`]: by default loopback
 //! connections are trusted and all others must give a password; `--auth scram` requires a
@@ -16,8 +15,10 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use serde::{Deserialize, Serialize};
-use weft_engine::storage::segment::hex;
+use weft_engine::storage::segment::unhex;
 use weft_engine::Entropy;
 
 /// PBKDF2 iterations of every stored secret (PostgreSQL's `scram_iterations` default).
@@ -56,26 +57,155 @@ impl AuthMode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A role's SCRAM-SHA-256 verifier, as PostgreSQL stores it
+/// (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, base64). StoredKey checks
+/// a client's proof and ServerKey signs the server's answer; neither is enough to log in,
+/// since a proof needs ClientKey, whose hash StoredKey is.
+///
+/// Roles written before verifiers were stored this way hold the salted password; they are
+/// read into this form (see [`StoredSecret`]) and rewritten at the next start.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "StoredSecret", into = "StoredSecret")]
 pub struct ScramSecret {
     pub iterations: usize,
-    /// Hex of the salt.
-    pub salt: String,
-    /// Hex of the salted password.
-    pub salted_password: String,
+    pub salt: Vec<u8>,
+    pub stored_key: [u8; 32],
+    pub server_key: [u8; 32],
+    /// Read from the old form (the salted password): to be rewritten.
+    pub legacy: bool,
+}
+
+impl std::fmt::Debug for ScramSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScramSecret(..)")
+    }
+}
+
+/// The serialized forms of a [`ScramSecret`]: PostgreSQL's verifier text, or the salted
+/// password of roles written before it.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredSecret {
+    Verifier {
+        scram: String,
+    },
+    SaltedPassword {
+        iterations: usize,
+        salt: String,
+        salted_password: String,
+    },
+}
+
+impl TryFrom<StoredSecret> for ScramSecret {
+    type Error = String;
+    fn try_from(s: StoredSecret) -> Result<ScramSecret, String> {
+        match s {
+            StoredSecret::Verifier { scram } => ScramSecret::parse(&scram)
+                .ok_or_else(|| "a stored SCRAM verifier does not parse".to_string()),
+            StoredSecret::SaltedPassword {
+                iterations,
+                salt,
+                salted_password,
+            } => {
+                let (Some(salt), Some(salted)) = (unhex(&salt), unhex(&salted_password)) else {
+                    return Err("a stored SCRAM secret is not hex".to_string());
+                };
+                let mut s = ScramSecret::from_salted(iterations, salt, &salted);
+                s.legacy = true;
+                Ok(s)
+            }
+        }
+    }
+}
+
+impl From<ScramSecret> for StoredSecret {
+    fn from(s: ScramSecret) -> StoredSecret {
+        StoredSecret::Verifier {
+            scram: s.verifier(),
+        }
+    }
 }
 
 impl ScramSecret {
-    /// A secret for `password` with a fresh salt from `entropy`.
+    /// A verifier for `password` with a fresh salt from `entropy`.
     pub fn new(password: &str, entropy: &Entropy) -> ScramSecret {
         let salt: [u8; 16] = entropy.bytes();
         let salted = salted_password(password, &salt, SCRAM_ITERATIONS);
+        ScramSecret::from_salted(SCRAM_ITERATIONS, salt.to_vec(), &salted)
+    }
+
+    /// The verifier of a salted password (RFC 5802: ClientKey = HMAC(SaltedPassword,
+    /// "Client Key"), StoredKey = H(ClientKey), ServerKey = HMAC(SaltedPassword,
+    /// "Server Key")).
+    pub fn from_salted(iterations: usize, salt: Vec<u8>, salted: &[u8]) -> ScramSecret {
         ScramSecret {
-            iterations: SCRAM_ITERATIONS,
-            salt: hex(&salt),
-            salted_password: hex(&salted),
+            iterations,
+            salt,
+            stored_key: sha256(&hmac_sha256(salted, b"Client Key")),
+            server_key: hmac_sha256(salted, b"Server Key"),
+            legacy: false,
         }
     }
+
+    /// PostgreSQL's text form, as `pg_authid.rolpassword` shows it.
+    pub fn verifier(&self) -> String {
+        format!(
+            "SCRAM-SHA-256${}:{}${}:{}",
+            self.iterations,
+            STANDARD.encode(&self.salt),
+            STANDARD.encode(self.stored_key),
+            STANDARD.encode(self.server_key)
+        )
+    }
+
+    /// A verifier in PostgreSQL's text form (what `CREATE ROLE ... PASSWORD
+    /// 'SCRAM-SHA-256$...'` and pg_dumpall give).
+    pub fn parse(text: &str) -> Option<ScramSecret> {
+        let rest = text.strip_prefix("SCRAM-SHA-256$")?;
+        let (params, keys) = rest.split_once('$')?;
+        let (iterations, salt) = params.split_once(':')?;
+        let (stored, server) = keys.split_once(':')?;
+        let iterations: usize = iterations.parse().ok().filter(|i| *i >= 1)?;
+        let salt = STANDARD.decode(salt).ok().filter(|s| !s.is_empty())?;
+        let stored_key = STANDARD.decode(stored).ok()?.try_into().ok()?;
+        let server_key = STANDARD.decode(server).ok()?.try_into().ok()?;
+        Some(ScramSecret {
+            iterations,
+            salt,
+            stored_key,
+            server_key,
+            legacy: false,
+        })
+    }
+
+    /// Whether `password` is this verifier's (for a password sent in clear text, over TLS).
+    pub fn matches_password(&self, password: &str) -> bool {
+        let salted = salted_password(password, &self.salt, self.iterations);
+        let stored = sha256(&hmac_sha256(&salted, b"Client Key"));
+        constant_time_eq(&stored, &self.stored_key)
+    }
+}
+
+/// Whether two byte strings are equal, in time that depends only on their lengths (a
+/// comparison of secrets must not tell how much of them matched).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
+}
+
+/// HMAC-SHA-256.
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let tag = ring::hmac::sign(&key, data);
+    tag.as_ref().try_into().expect("SHA-256 is 32 bytes")
+}
+
+/// SHA-256.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .try_into()
+        .expect("SHA-256 is 32 bytes")
 }
 
 /// Authentication as configured at start.
@@ -84,6 +214,35 @@ pub struct AuthConfig {
     pub mode: AuthMode,
     /// Roles configured at start (`--user NAME:PASSWORD`).
     pub users: HashMap<String, ScramSecret>,
+    /// The cluster's token key, for roles that log in with tokens (none: no token is
+    /// accepted).
+    pub tokens: Option<TokenVerifier>,
+}
+
+/// Checks login tokens ([`crate::catalog::tokens`]) with the cluster's key and the node's
+/// clock.
+pub struct TokenVerifier {
+    pub key: crate::catalog::tokens::TokenKey,
+    pub clock: std::sync::Arc<dyn weft_engine::Clock>,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenVerifier(..)")
+    }
+}
+
+impl TokenVerifier {
+    /// `token` as the password of `role`, now. The clock's latest bound decides expiry:
+    /// a token that may have expired has.
+    pub fn verify(
+        &self,
+        token: &str,
+        role: &str,
+    ) -> Result<(), crate::catalog::tokens::TokenError> {
+        let now_s = self.clock.now().latest / 1_000_000_000;
+        crate::catalog::tokens::verify(&self.key, token, role, now_s)
+    }
 }
 
 impl AuthConfig {
@@ -99,7 +258,11 @@ impl AuthConfig {
             }
             map.insert(name.to_string(), ScramSecret::new(password, entropy));
         }
-        Ok(AuthConfig { mode, users: map })
+        Ok(AuthConfig {
+            mode,
+            users: map,
+            tokens: None,
+        })
     }
 }
 
@@ -118,4 +281,53 @@ pub fn salted_password(password: &str, salt: &[u8], iterations: usize) -> Vec<u8
         &mut out,
     );
     out.to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifiers_round_trip_in_postgresqls_form() {
+        let s = ScramSecret::from_salted(4096, b"saltsaltsaltsalt".to_vec(), &[9u8; 32]);
+        let text = s.verifier();
+        assert!(
+            text.starts_with("SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0c2FsdA==$"),
+            "{text}"
+        );
+        assert_eq!(ScramSecret::parse(&text), Some(s.clone()));
+        // Stored as the verifier text.
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(json, format!("{{\"scram\":\"{text}\"}}"));
+        assert_eq!(serde_json::from_str::<ScramSecret>(&json).unwrap(), s);
+        for bad in [
+            "SCRAM-SHA-256$4096:c2FsdA==$a:b",
+            "SCRAM-SHA-256$0:c2FsdA==$AAAA:AAAA",
+            "SCRAM-SHA-256$4096:$AAAA:AAAA",
+            "md5abc",
+        ] {
+            assert_eq!(ScramSecret::parse(bad), None, "{bad}");
+        }
+    }
+
+    /// Roles written before verifiers were stored hold the salted password: they read as
+    /// the same verifier, marked for rewriting, and the password still matches.
+    #[test]
+    fn the_old_stored_form_reads_as_a_verifier() {
+        let salted = salted_password("pw", b"0123456789abcdef", 4096);
+        let old = format!(
+            "{{\"iterations\":4096,\"salt\":\"{}\",\"salted_password\":\"{}\"}}",
+            weft_engine::storage::segment::hex(b"0123456789abcdef"),
+            weft_engine::storage::segment::hex(&salted)
+        );
+        let s: ScramSecret = serde_json::from_str(&old).unwrap();
+        assert!(s.legacy);
+        assert!(s.matches_password("pw"));
+        assert!(!s.matches_password("pW"));
+        let rewritten = serde_json::to_string(&s).unwrap();
+        assert!(!rewritten.contains(&weft_engine::storage::segment::hex(&salted)));
+        let again: ScramSecret = serde_json::from_str(&rewritten).unwrap();
+        assert!(!again.legacy);
+        assert_eq!(again.stored_key, s.stored_key);
+    }
 }

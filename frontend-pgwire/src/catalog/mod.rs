@@ -46,6 +46,7 @@ pub mod session_funcs;
 pub mod session_meta;
 pub mod sizes;
 pub mod systable;
+pub mod tokens;
 pub mod txn;
 pub mod view;
 pub mod view_catalog;

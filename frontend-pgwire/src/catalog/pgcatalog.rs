@@ -62,6 +62,7 @@ pub(crate) const DYNAMIC: &[&str] = &[
     "pg_settings",
     "pg_roles",
     "pg_user",
+    "pg_authid",
     "pg_sequence",
     "pg_sequences",
     "pg_views",
@@ -143,7 +144,9 @@ impl PgCatalogSchema {
                     })
                     .collect(),
             ),
-            "pg_roles" | "pg_user" => pg_roles(name, &self.meta.identity(), &snap.roles),
+            "pg_roles" | "pg_user" | "pg_authid" => {
+                pg_roles(name, &self.meta.identity(), &snap.roles)
+            }
             "pg_stat_activity" => {
                 let who = self.meta.identity().user;
                 let superuser = snap.roles.iter().any(|r| r.name == who && r.superuser);
@@ -899,6 +902,12 @@ pub(crate) fn pg_roles(
     who: &Identity,
     known: &[crate::catalog::roles::RoleDef],
 ) -> DfResult<Arc<dyn TableProvider>> {
+    // pg_authid.rolpassword: the role's SCRAM verifier, as PostgreSQL shows it (nothing
+    // in it is enough to log in with).
+    let verifiers: std::collections::HashMap<&str, String> = known
+        .iter()
+        .filter_map(|r| Some((r.name.as_str(), r.password.as_ref()?.verifier())))
+        .collect();
     let mut roles: Vec<(String, bool, bool)> = known
         .iter()
         .map(|r| (r.name.clone(), r.superuser, r.login))
@@ -983,6 +992,11 @@ pub(crate) fn pg_roles(
                 .map(|(oid, name)| (*oid, name.to_string(), false, false)),
         )
         .map(|(oid, u, sup, login)| {
+            let password = if name == "pg_authid" {
+                verifiers.get(u.as_str()).map_or(V::N, |v| s(v.clone()))
+            } else {
+                s("********")
+            };
             vec![
                 s(u),
                 V::B(sup),
@@ -992,14 +1006,27 @@ pub(crate) fn pg_roles(
                 V::B(login),
                 V::B(sup),
                 i(-1),
-                s("********"),
+                password,
                 V::N,
                 V::B(sup),
                 V::N,
                 i(oid),
             ]
         })
-        .collect();
+        .collect::<Vec<_>>();
+    if name == "pg_authid" {
+        // PostgreSQL's column order, without rolconfig.
+        const ORDER: [usize; 12] = [12, 0, 1, 2, 3, 4, 5, 6, 10, 7, 8, 9];
+        let cols: Vec<_> = ORDER.iter().map(|&c| cols[c]).collect();
+        let rows = rows
+            .into_iter()
+            .map(|r| {
+                let mut r: Vec<Option<V>> = r.into_iter().map(Some).collect();
+                ORDER.iter().map(|&c| r[c].take().unwrap_or(V::N)).collect()
+            })
+            .collect();
+        return build(&cols, rows);
+    }
     build(&cols, rows)
 }
 

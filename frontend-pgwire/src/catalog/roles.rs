@@ -76,3 +76,28 @@ pub async fn exists(db: &Db, txn: Option<&Txn>, read_ts: Timestamp, name: &str) 
         || db.auth().users.contains_key(name)
         || lookup(db, txn, read_ts, name).await?.is_some())
 }
+
+/// Rewrites every role whose password is still in the old stored form (the salted
+/// password, enough to log in with) as a SCRAM verifier, in one transaction. Returns how
+/// many were rewritten. Run at start; the old versions leave the history with the
+/// version retention, as every overwritten row does.
+pub async fn migrate_legacy_secrets(db: &Db) -> SqlResult<usize> {
+    let mut txn = Txn::new(false, crate::catalog::txn::Isolation::RepeatableRead, false);
+    let read_ts = txn.snapshot(&db.adjudicator, &db.storage);
+    let schema = weft_engine::schema::catalog_schema();
+    let mut rewritten = 0;
+    for (_, row) in db.storage.scan(ROLE_TABLE_ID, schema, read_ts).await? {
+        let r: RoleDef = crate::catalog::systable::parse(&row, "role")?;
+        if r.password.as_ref().is_some_and(|p| p.legacy) {
+            put(db, &mut txn, &r.name.clone(), Some(&r))?;
+            rewritten += 1;
+        }
+    }
+    if rewritten > 0 {
+        db.adjudicator
+            .commit(txn.into_commit_request())
+            .await
+            .map_err(crate::error::SqlError::from)?;
+    }
+    Ok(rewritten)
+}

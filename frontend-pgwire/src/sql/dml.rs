@@ -90,9 +90,9 @@ impl Executor {
         let def = self.table_def(txn, &name).await?;
         txn.schema_keys.insert(catalog_key(&def.name));
         if ins.columns.is_empty() {
-            // PostgreSQL fills trailing columns left out of VALUES with their defaults.
-            if let Some(ast::SetExpr::Values(v)) = ins.source.as_ref().map(|q| q.body.as_ref()) {
-                let width = v.rows.iter().map(|r| r.len()).max().unwrap_or(0);
+            // PostgreSQL fills trailing columns left out of VALUES, or of a query's
+            // select list, with their defaults.
+            if let Some(width) = ins.source.as_ref().and_then(|q| source_width(&q.body)) {
                 if width > def.columns.len() {
                     return Err(SqlError::syntax(
                         "INSERT has more expressions than target columns",
@@ -759,4 +759,25 @@ pub fn delete_target(del: &mut ast::Delete) -> SqlResult<(String, Option<String>
         }
     }
     Ok((name, alias))
+}
+
+/// How many columns an INSERT's source gives, when its text says so: a VALUES list, or a
+/// select list without `*` (of the first SELECT of a set operation).
+fn source_width(body: &ast::SetExpr) -> Option<usize> {
+    match body {
+        ast::SetExpr::Values(v) => Some(v.rows.iter().map(|r| r.len()).max().unwrap_or(0)),
+        ast::SetExpr::Select(sel) => sel
+            .projection
+            .iter()
+            .all(|item| {
+                matches!(
+                    item,
+                    ast::SelectItem::UnnamedExpr(_) | ast::SelectItem::ExprWithAlias { .. }
+                )
+            })
+            .then_some(sel.projection.len()),
+        ast::SetExpr::SetOperation { left, .. } => source_width(left),
+        ast::SetExpr::Query(q) => source_width(&q.body),
+        _ => None,
+    }
 }

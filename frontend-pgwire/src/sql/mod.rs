@@ -31,6 +31,7 @@ pub mod context;
 pub mod copy;
 pub mod copy_exec;
 pub mod copy_load;
+pub mod copy_syntax;
 pub mod database_ddl;
 pub mod datetime_syntax;
 pub mod ddl;

@@ -39,6 +39,19 @@ pub(crate) fn parse_user_statement(sql: &str) -> Option<Result<Vec<Statement>, P
     )
 }
 
+/// Whether `CREATE USER` or `ALTER USER` may start one of the statements of `sql` (a
+/// cheap test of its words, before it is cut into statements).
+fn has_user_statement(sql: &str) -> bool {
+    let words: Vec<&str> = sql
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .filter(|w| !w.is_empty())
+        .collect();
+    words.windows(2).any(|w| {
+        (w[0].eq_ignore_ascii_case("create") || w[0].eq_ignore_ascii_case("alter"))
+            && w[1].eq_ignore_ascii_case("user")
+    })
+}
+
 /// `ABORT [WORK | TRANSACTION] ...`: PostgreSQL's synonym of ROLLBACK, which the parser
 /// does not know.
 pub(crate) fn abort_as_rollback(sql: &str) -> Option<String> {
@@ -75,6 +88,14 @@ pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
         }
         None => sql,
     };
+    let spelled;
+    let sql = match crate::sql::copy_syntax::parser_booleans(sql) {
+        Some(s) => {
+            spelled = s;
+            spelled.as_str()
+        }
+        None => sql,
+    };
     let moved;
     let sql = match crate::sql::fetch_syntax::readable_fetch(sql) {
         Some(m) => {
@@ -88,8 +109,15 @@ pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
             return Ok(vec![s?]);
         }
     }
-    // Statements read by hand (CREATE and DROP DATABASE, ALTER SEQUENCE) are read one at
-    // a time: a query string holding one is cut into its statements.
+    // Statements read by hand (CREATE and DROP DATABASE, ALTER SEQUENCE, CREATE and ALTER
+    // USER) are read one at a time: a query string holding one is cut into its statements.
+    if contains_ignore_case(sql, "user") && sql.contains(';') && has_user_statement(sql) {
+        if let Some((first, rest)) = crate::sql::carrier::split_first(sql) {
+            let mut out = parse(first)?;
+            out.extend(parse(rest)?);
+            return Ok(out);
+        }
+    }
     if contains_ignore_case(sql, "database") || contains_ignore_case(sql, "sequence") {
         if let Some((first, rest)) = crate::sql::carrier::split_first(sql) {
             let mut out = parse(first)?;

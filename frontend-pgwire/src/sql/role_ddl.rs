@@ -148,8 +148,8 @@ impl Executor {
     }
 }
 
-/// The password of `CREATE|ALTER ROLE ... PASSWORD 'x'`: a SCRAM secret made here, or
-/// none for `PASSWORD NULL`. Hashes made elsewhere cannot be used by weft's SCRAM.
+/// The password of `CREATE|ALTER ROLE ... PASSWORD 'x'`: a SCRAM verifier made here (or
+/// given, in PostgreSQL's form), or none for `PASSWORD NULL`. MD5 hashes cannot be used.
 pub fn password_secret(
     p: &datafusion::sql::sqlparser::ast::Password,
     entropy: &weft_engine::Entropy,
@@ -159,9 +159,15 @@ pub fn password_secret(
         P::NullPassword => Ok(None),
         P::Password(Expr::Value(v)) => match &v.value {
             Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => {
-                if s.starts_with("SCRAM-SHA-256$") || (s.len() == 35 && s.starts_with("md5")) {
+                // A SCRAM verifier made elsewhere (pg_dumpall writes them) is stored as
+                // given; a string that only looks like one is a password, as in PostgreSQL.
+                if let Some(verifier) = ScramSecret::parse(s) {
+                    return Ok(Some(verifier));
+                }
+                if s.len() == 35 && s.starts_with("md5") {
                     return Err(SqlError::unsupported(
-                        "passwords given as hashes are not supported: give the password itself",
+                        "MD5 password hashes are not supported: give the password itself, or \
+                         a SCRAM-SHA-256 verifier",
                     ));
                 }
                 if s.is_empty() {

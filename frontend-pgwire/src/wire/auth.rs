@@ -1,72 +1,56 @@
-//! The password of a role, for its SCRAM-SHA-256 exchange: a role configured at start
-//! first, then the latest committed role definition.
+//! How a role proves who it is: its SCRAM-SHA-256 verifier (a role configured at start
+//! first, then the latest committed role definition), or, for a role without a password,
+//! a token ([`crate::catalog::tokens`]).
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use pgwire::api::auth::{AuthSource, LoginInfo, Password};
-use pgwire::error::{PgWireError, PgWireResult};
-use weft_engine::storage::segment::unhex;
-
-use crate::catalog::auth::SCRAM_ITERATIONS;
+use crate::catalog::auth::ScramSecret;
 use crate::catalog::db::Db;
 use crate::catalog::roles::lookup;
 
-/// The SCRAM secret of the role logging in.
-pub struct WeftAuthSource {
-    pub db: Arc<Db>,
+/// How the role logging in authenticates.
+pub enum Method {
+    /// SCRAM-SHA-256 against the role's verifier.
+    Scram(ScramSecret),
+    /// A password sent in clear text (over TLS or loopback), accepted only as a token of
+    /// the role: roles without a password, and names that are no role's.
+    Token,
 }
 
-impl std::fmt::Debug for WeftAuthSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WeftAuthSource")
+/// The method for `user`. A role that does not exist, or may not log in, gets the token
+/// method, as a role without a password does, so the server's first answer does not tell
+/// which names are roles; the login then fails as a wrong password would.
+pub async fn method(db: &Arc<Db>, user: &str) -> Method {
+    if let Some(s) = db.auth().users.get(user) {
+        return Method::Scram(s.clone());
     }
-}
-
-fn bad_password(user: &str) -> PgWireError {
-    PgWireError::InvalidPassword(user.to_string())
-}
-
-#[async_trait]
-impl AuthSource for WeftAuthSource {
-    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
-        let user = login.user().unwrap_or_default().to_string();
-        let secret = match self.db.auth().users.get(&user) {
-            Some(s) => Some(s.clone()),
-            None => {
-                let read_ts = self.db.adjudicator.read_ts();
-                match lookup(&self.db, None, read_ts, &user).await {
-                    Ok(Some(role)) if role.login => role.password,
-                    Ok(_) => None,
-                    Err(e) => {
-                        tracing::warn!(user, error = %e, "reading a role for authentication");
-                        None
-                    }
-                }
-            }
-        };
-        // A missing role and a wrong password look the same to the client, as in
-        // PostgreSQL; SCRAM still runs to the end with a secret nobody knows.
-        let Some(secret) = secret else {
-            return Ok(Password::new(
-                Some(self.db.entropy.bytes::<16>().to_vec()),
-                self.db.entropy.bytes::<32>().to_vec(),
-            ));
-        };
-        let (Some(salt), Some(salted)) = (unhex(&secret.salt), unhex(&secret.salted_password))
-        else {
-            return Err(bad_password(&user));
-        };
-        if secret.iterations != SCRAM_ITERATIONS {
-            return Err(bad_password(&user));
+    let read_ts = db.adjudicator.read_ts();
+    match lookup(db, None, read_ts, user).await {
+        Ok(Some(role)) if role.login => match role.password {
+            Some(secret) => Method::Scram(secret),
+            None => Method::Token,
+        },
+        Ok(_) => Method::Token,
+        Err(e) => {
+            tracing::warn!(user, error = %e, "reading a role for authentication");
+            Method::Token
         }
-        Ok(Password::new(Some(salt), salted))
     }
+}
+
+/// Whether a role that exists and may log in is named `user` (a token names its role, and
+/// the signature alone does not prove that the role still exists).
+pub async fn may_log_in(db: &Arc<Db>, user: &str) -> bool {
+    if user == crate::catalog::roles::BOOTSTRAP_ROLE_NAME || db.auth().users.contains_key(user) {
+        return true;
+    }
+    let read_ts = db.adjudicator.read_ts();
+    matches!(lookup(db, None, read_ts, user).await, Ok(Some(role)) if role.login)
 }
 
 #[cfg(test)]
 mod tests {
-    /// weft's salted passwords are the ones pgwire's SCRAM exchange expects.
+    /// weft's salted passwords are the ones SCRAM clients compute.
     #[test]
     fn salted_password_is_scrams() {
         for (password, salt) in [

@@ -6,7 +6,7 @@
 //! - [`server`]: the listener; one task and one session per connection; [`frame_guard`]:
 //!   message sizes bounded as their headers arrive;
 //! - [`handlers`]: one connection's handlers over its session;
-//! - [`startup`], [`auth`], [`tls`]: startup, SCRAM and TLS;
+//! - [`startup`], [`auth`], [`scram`], [`tls`]: startup, SCRAM, tokens and TLS;
 //! - [`simple`], [`extended`], [`execute`], [`copy`], [`cancel`]: the protocol's flows;
 //! - [`encode`]: Arrow results as PostgreSQL rows; [`conform`]: results in their described
 //!   types; [`deferred`]: batched flushing.
@@ -16,6 +16,7 @@ pub mod cancel;
 pub mod conform;
 pub mod connection;
 pub mod copy;
+pub mod decode_panics;
 pub mod deferred;
 pub mod encode;
 pub mod errors;
@@ -24,6 +25,7 @@ pub mod extended;
 pub mod frame_guard;
 pub mod handlers;
 pub mod messages;
+pub mod scram;
 pub mod server;
 pub mod simple;
 pub mod startup;

@@ -31,6 +31,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: Option<pgwire::tokio::TlsAcceptor>,
 ) -> std::io::Result<()> {
+    crate::wire::decode_panics::install_hook();
     loop {
         let (socket, peer) = listener.accept().await?;
         let _ = socket.set_nodelay(true);
@@ -97,7 +98,9 @@ async fn connection(
         authenticated.store(!starting, Ordering::Release);
         // pgwire's decoder panics on some bodies that do not match their message (a Parse
         // cut short inside its declared length): that is a protocol violation too.
-        let next = std::panic::AssertUnwindSafe(socket.next()).catch_unwind();
+        let next =
+            std::panic::AssertUnwindSafe(crate::wire::decode_panics::Decoding(socket.next()))
+                .catch_unwind();
         let idle_max = if starting {
             None
         } else {

@@ -6,19 +6,25 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use base64::Engine;
 use futures::sink::{Sink, SinkExt};
 use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
     DefaultServerParameterProvider, StartupHandler,
 };
 use pgwire::api::ClientInfo;
+use pgwire::api::PgWireConnectionState;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::startup::SecretKey;
+use pgwire::messages::startup::{Authentication, PasswordMessageFamily, SecretKey};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
+use crate::catalog::auth::ScramSecret;
 use crate::catalog::db::Db;
 use crate::error::{codes, SqlError, SqlResult};
 use crate::session::machine::Core;
+use crate::wire::auth::Method;
+use crate::wire::decode_panics::decode;
+use crate::wire::scram::ScramError;
 
 /// The parameters sent at the end of startup, as PostgreSQL 15 sends them.
 pub(crate) fn server_parameters() -> DefaultServerParameterProvider {
@@ -71,16 +77,28 @@ impl pgwire::api::PidSecretKeyGenerator for SessionPids {
     }
 }
 
+/// Where a login stands.
+enum Phase {
+    /// Before the startup packet, or a trusted connection.
+    Start,
+    /// AuthenticationSASL sent: waiting for the client's first SCRAM message.
+    ScramStarted(ScramSecret),
+    /// The server's first message sent: waiting for the client's proof.
+    ScramProving(Box<crate::wire::scram::Pending>),
+    /// AuthenticationCleartextPassword sent: waiting for a token.
+    Token,
+    /// Logged in, or refused (the error sent and the connection closed): whatever the
+    /// client still sends is ignored.
+    Over,
+}
+
 /// Startup: trusted connections (loopback ones by default) go straight in; the others
-/// authenticate with SCRAM-SHA-256 (see [`crate::catalog::roles`]).
+/// authenticate with SCRAM-SHA-256 against the role's verifier, or, for a role without a
+/// password, with a token given as the password (see [`crate::wire::auth`]).
 pub struct Startup {
     db: Arc<Db>,
     pids: Arc<SessionPids>,
-    sasl: pgwire::api::auth::sasl::SASLAuthStartupHandler<DefaultServerParameterProvider>,
-    authenticating: std::sync::atomic::AtomicBool,
-    /// Authentication failed: the error was sent and the connection closed; whatever the
-    /// client still sends is ignored.
-    failed: std::sync::atomic::AtomicBool,
+    phase: std::sync::Mutex<Phase>,
 }
 
 impl Startup {
@@ -96,21 +114,19 @@ impl Startup {
             cancel,
             core,
         });
-        let mut scram = pgwire::api::auth::sasl::scram::ScramAuth::new(Arc::new(
-            crate::wire::auth::WeftAuthSource { db: db.clone() },
-        ));
-        scram.set_iterations(crate::catalog::auth::SCRAM_ITERATIONS);
-        let sasl =
-            pgwire::api::auth::sasl::SASLAuthStartupHandler::new(Arc::new(server_parameters()))
-                .with_scram(scram)
-                .with_pid_secret_key_generator(pids.clone());
         Startup {
             db,
             pids,
-            sasl,
-            authenticating: Default::default(),
-            failed: Default::default(),
+            phase: std::sync::Mutex::new(Phase::Start),
         }
+    }
+
+    fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
+        self.phase.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        *self.phase() = phase;
     }
 }
 
@@ -138,6 +154,232 @@ impl Startup {
             )),
         }
     }
+
+    /// Refuses the login: FATAL `code`, then the connection closes.
+    async fn refuse<C>(&self, client: &mut C, code: &str, message: String) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.set_phase(Phase::Over);
+        let info = ErrorInfo::new("FATAL".into(), code.to_string(), message);
+        client
+            .send(PgWireBackendMessage::ErrorResponse(info.into()))
+            .await?;
+        client.flush().await?;
+        let _ = client.close().await;
+        Ok(())
+    }
+
+    /// A failed login: logged with its reason, answered as PostgreSQL answers a wrong
+    /// password (the client learns nothing more).
+    async fn wrong_password<C>(&self, client: &mut C, why: &str) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let user = user_of(client);
+        tracing::info!(user, peer = %client.socket_addr(), why, "authentication failed");
+        self.refuse(
+            client,
+            "28P01",
+            format!("password authentication failed for user \"{user}\""),
+        )
+        .await
+    }
+
+    /// Logged in: the process id and cancel key, the parameters, ReadyForQuery.
+    async fn finish<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.set_phase(Phase::Over);
+        let (pid, key) = pgwire::api::PidSecretKeyGenerator::generate(&*self.pids, client);
+        client.set_pid_and_secret_key(pid, key);
+        finish_authentication(client, &server_parameters()).await
+    }
+
+    /// The startup packet of a connection that must authenticate: the method is the role's.
+    async fn begin_authentication<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.set_state(PgWireConnectionState::AuthenticationInProgress);
+        let user = user_of(client);
+        match crate::wire::auth::method(&self.db, &user).await {
+            Method::Scram(secret) => {
+                self.set_phase(Phase::ScramStarted(secret));
+                client
+                    .send(PgWireBackendMessage::Authentication(Authentication::SASL(
+                        vec![SCRAM_SHA_256.to_string()],
+                    )))
+                    .await?;
+            }
+            Method::Token => {
+                // A token is a bearer secret: it travels only inside TLS, or on loopback.
+                if !client.is_secure() && !client.socket_addr().ip().is_loopback() {
+                    return self
+                        .refuse(
+                            client,
+                            codes::INVALID_AUTHORIZATION,
+                            format!(
+                                "role \"{user}\" logs in with a token (it has no password), \
+                                 and tokens are accepted only over TLS: connect with \
+                                 sslmode=require"
+                            ),
+                        )
+                        .await;
+                }
+                self.set_phase(Phase::Token);
+                client
+                    .send(PgWireBackendMessage::Authentication(
+                        Authentication::CleartextPassword,
+                    ))
+                    .await?;
+            }
+        }
+        client.flush().await?;
+        Ok(())
+    }
+
+    /// A password message: the next step of the login under way.
+    async fn on_password<C>(
+        &self,
+        client: &mut C,
+        message: PasswordMessageFamily,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let phase = std::mem::replace(&mut *self.phase(), Phase::Over);
+        match phase {
+            Phase::ScramStarted(secret) => {
+                let first =
+                    match decode(|| message.into_sasl_initial_response()).and_then(Result::ok) {
+                        Some(m) if m.auth_method == SCRAM_SHA_256 => m.data.unwrap_or_default(),
+                        Some(m) => {
+                            return self
+                                .refuse(
+                                    client,
+                                    codes::PROTOCOL_VIOLATION,
+                                    format!(
+                                        "SASL authentication mechanism {} is not supported: use \
+                                     {SCRAM_SHA_256}",
+                                        m.auth_method
+                                    ),
+                                )
+                                .await
+                        }
+                        None => return self.malformed(client).await,
+                    };
+                let nonce =
+                    base64::engine::general_purpose::STANDARD.encode(self.db.entropy.bytes::<18>());
+                match crate::wire::scram::client_first(&first, &secret, &nonce) {
+                    Ok((reply, pending)) => {
+                        self.set_phase(Phase::ScramProving(Box::new(pending)));
+                        client
+                            .send(PgWireBackendMessage::Authentication(
+                                Authentication::SASLContinue(reply.into()),
+                            ))
+                            .await?;
+                        client.flush().await?;
+                        Ok(())
+                    }
+                    Err(e) => self.scram_failed(client, e).await,
+                }
+            }
+            Phase::ScramProving(pending) => {
+                let Some(Ok(last)) = decode(|| message.into_sasl_response()) else {
+                    return self.malformed(client).await;
+                };
+                match pending.client_final(&last.data) {
+                    Ok(reply) => {
+                        client
+                            .send(PgWireBackendMessage::Authentication(
+                                Authentication::SASLFinal(reply.into()),
+                            ))
+                            .await?;
+                        self.finish(client).await
+                    }
+                    Err(e) => self.scram_failed(client, e).await,
+                }
+            }
+            Phase::Token => {
+                let Some(Ok(password)) = decode(|| message.into_password()) else {
+                    return self.malformed(client).await;
+                };
+                let user = user_of(client);
+                let checked = match self.db.auth().tokens.as_ref() {
+                    Some(t) => t
+                        .verify(&password.password, &user)
+                        .map_err(|e| e.to_string()),
+                    None => Err("this node has no token key".to_string()),
+                };
+                match checked {
+                    Ok(()) if crate::wire::auth::may_log_in(&self.db, &user).await => {
+                        self.finish(client).await
+                    }
+                    Ok(()) => {
+                        self.wrong_password(client, "the token's role may not log in")
+                            .await
+                    }
+                    Err(why) => self.wrong_password(client, &why).await,
+                }
+            }
+            Phase::Start | Phase::Over => Ok(()),
+        }
+    }
+
+    async fn malformed<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.refuse(
+            client,
+            codes::PROTOCOL_VIOLATION,
+            "malformed authentication message".into(),
+        )
+        .await
+    }
+
+    async fn scram_failed<C>(&self, client: &mut C, e: ScramError) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match e {
+            ScramError::Malformed(what) => {
+                self.refuse(
+                    client,
+                    codes::PROTOCOL_VIOLATION,
+                    format!("malformed SCRAM message: {what}"),
+                )
+                .await
+            }
+            ScramError::WrongProof => self.wrong_password(client, "wrong SCRAM proof").await,
+        }
+    }
+}
+
+const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
+
+fn user_of<C: ClientInfo>(client: &C) -> String {
+    client
+        .metadata()
+        .get(pgwire::api::METADATA_USER)
+        .cloned()
+        .unwrap_or_default()
 }
 
 #[async_trait]
@@ -152,56 +394,24 @@ impl StartupHandler for Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if self.failed.load(Ordering::Relaxed) {
-            return Ok(());
-        }
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
-                if let Err(e) = self.choose_database(startup).await {
-                    self.failed.store(true, Ordering::Relaxed);
-                    let info = ErrorInfo::new("FATAL".into(), e.code.to_string(), e.message);
-                    client
-                        .send(PgWireBackendMessage::ErrorResponse(info.into()))
-                        .await?;
-                    client.flush().await?;
-                    let _ = client.close().await;
+                if !matches!(*self.phase(), Phase::Start) {
                     return Ok(());
                 }
-                let peer = client.socket_addr().ip();
-                if self.db.auth().mode.requires_password(peer) {
-                    self.authenticating.store(true, Ordering::Relaxed);
-                    return self.sasl.on_startup(client, message).await;
+                if let Err(e) = self.choose_database(startup).await {
+                    return self.refuse(client, e.code, e.message).await;
                 }
                 protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
-                let (pid, key) = pgwire::api::PidSecretKeyGenerator::generate(&*self.pids, client);
-                client.set_pid_and_secret_key(pid, key);
-                finish_authentication(client, &server_parameters()).await?;
-            }
-            PgWireFrontendMessage::PasswordMessageFamily(_)
-                if self.authenticating.load(Ordering::Relaxed) =>
-            {
-                if let Err(e) = self.sasl.on_startup(client, message).await {
-                    // pgwire's own error path would mark the connection ready for queries
-                    // before closing it; a failed login must never get that far.
-                    self.failed.store(true, Ordering::Relaxed);
-                    let user = client
-                        .metadata()
-                        .get(pgwire::api::METADATA_USER)
-                        .cloned()
-                        .unwrap_or_default();
-                    tracing::info!(user, peer = %client.socket_addr(), error = %e, "authentication failed");
-                    let info = ErrorInfo::new(
-                        "FATAL".into(),
-                        "28P01".into(),
-                        format!("password authentication failed for user \"{user}\""),
-                    );
-                    client
-                        .send(PgWireBackendMessage::ErrorResponse(info.into()))
-                        .await?;
-                    client.flush().await?;
-                    let _ = client.close().await;
+                let peer = client.socket_addr().ip();
+                if self.db.auth().mode.requires_password(peer) {
+                    return self.begin_authentication(client).await;
                 }
+                self.finish(client).await?;
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(m) => {
+                self.on_password(client, m).await?;
             }
             _ => {}
         }
