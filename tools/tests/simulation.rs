@@ -19,7 +19,8 @@
 //!   nothing that failed to commit is visible.
 //!
 //! One seed fixes the workload, the faults and the crashes. `WEFT_SIM_SEED=n` runs one
-//! seed (and prints its steps on failure); `WEFT_SIM_SEEDS` (default 300) and
+//! seed (and prints its steps on failure); `WEFT_SIM_SEEDS` (default 200, in the test command; a soak:
+//! `WEFT_SIM_SEEDS=3000 cargo test --workspace --test simulation`) and
 //! `WEFT_SIM_STEPS` (default 200) size the run. The interleaving of the node's own tasks is
 //! tokio's current-thread scheduler: deterministic for the same operations, except where
 //! `tokio::select!` picks among ready branches at random.
@@ -792,7 +793,7 @@ fn no_acknowledged_commit_is_lost_and_every_snapshot_is_consistent() {
     let steps = env_u64("WEFT_SIM_STEPS", 200) as usize;
     let seeds: Vec<u64> = match std::env::var("WEFT_SIM_SEED") {
         Ok(s) => vec![s.parse().expect("WEFT_SIM_SEED is a number")],
-        Err(_) => (0..env_u64("WEFT_SIM_SEEDS", 300)).collect(),
+        Err(_) => (0..env_u64("WEFT_SIM_SEEDS", 200)).collect(),
     };
     let one = seeds.len() == 1;
     let outcomes = run_seeds(seeds, sim_config(), steps, false);
