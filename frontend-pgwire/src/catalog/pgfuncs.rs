@@ -30,6 +30,8 @@ pub(crate) struct Fun {
     pub(crate) name: &'static str,
     pub(crate) signature: Signature,
     pub(crate) ret: DataType,
+    /// The PostgreSQL type of the result where its Arrow type does not say it (`uuid`).
+    pub(crate) pg_type: Option<&'static str>,
     pub(crate) body: Arc<Body>,
 }
 
@@ -61,6 +63,18 @@ impl ScalarUDFImpl for Fun {
     fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
         Ok(self.ret.clone())
     }
+    fn return_field_from_args(
+        &self,
+        _args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> DfResult<arrow::datatypes::FieldRef> {
+        let field = arrow::datatypes::Field::new(self.name, self.ret.clone(), true);
+        Ok(Arc::new(match self.pg_type {
+            Some(t) => field.with_metadata(
+                [(weft_engine::types::PG_TYPE_KEY.to_string(), t.to_string())].into(),
+            ),
+            None => field,
+        }))
+    }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let rows = args.number_rows;
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
@@ -86,6 +100,17 @@ pub(crate) fn fun(
     volatility: Volatility,
     body: impl Fn(&[ArrayRef], usize) -> DfResult<ArrayRef> + Send + Sync + 'static,
 ) -> ScalarUDF {
+    ScalarUDF::new_from_impl(fun_impl(name, arities, ret, volatility, body))
+}
+
+/// The function [`fun`] makes, before it is registered.
+pub(crate) fn fun_impl(
+    name: &'static str,
+    arities: &[usize],
+    ret: DataType,
+    volatility: Volatility,
+    body: impl Fn(&[ArrayRef], usize) -> DfResult<ArrayRef> + Send + Sync + 'static,
+) -> Fun {
     let sigs = arities
         .iter()
         .map(|&n| {
@@ -96,11 +121,20 @@ pub(crate) fn fun(
             }
         })
         .collect();
-    ScalarUDF::new_from_impl(Fun {
+    Fun {
         name,
         signature: Signature::one_of(sigs, volatility),
         ret,
+        pg_type: None,
         body: Arc::new(body),
+    }
+}
+
+/// `f` with its result typed `pg_type` for PostgreSQL (its Arrow type is text).
+pub(crate) fn typed(pg_type: &'static str, f: Fun) -> ScalarUDF {
+    ScalarUDF::new_from_impl(Fun {
+        pg_type: Some(pg_type),
+        ..f
     })
 }
 
@@ -311,25 +345,28 @@ pub fn register_static(
         // Functions and collations too (psql's \df, SQLAlchemy and Alembic reflection).
         always_true("pg_function_is_visible"),
         always_true("pg_collation_is_visible"),
-        fun(
-            "gen_random_uuid",
-            &[0],
-            DataType::Utf8,
-            Volatility::Volatile,
-            move |_, rows| {
-                let out: StringArray = (0..rows)
-                    .map(|_| {
-                        let bytes = entropy.bytes::<16>();
-                        Some(
-                            uuid::Builder::from_random_bytes(bytes)
-                                .into_uuid()
-                                .hyphenated()
-                                .to_string(),
-                        )
-                    })
-                    .collect();
-                Ok(Arc::new(out) as ArrayRef)
-            },
+        typed(
+            "uuid",
+            fun_impl(
+                "gen_random_uuid",
+                &[0],
+                DataType::Utf8,
+                Volatility::Volatile,
+                move |_, rows| {
+                    let out: StringArray = (0..rows)
+                        .map(|_| {
+                            let bytes = entropy.bytes::<16>();
+                            Some(
+                                uuid::Builder::from_random_bytes(bytes)
+                                    .into_uuid()
+                                    .hyphenated()
+                                    .to_string(),
+                            )
+                        })
+                        .collect();
+                    Ok(Arc::new(out) as ArrayRef)
+                },
+            ),
         ),
         fun(
             "pg_get_userbyid",

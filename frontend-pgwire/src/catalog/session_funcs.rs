@@ -150,6 +150,7 @@ fn signal_backend_udf(
         name,
         signature: Signature::one_of(sigs, Volatility::Volatile),
         ret: DataType::Boolean,
+        pg_type: None,
         body,
     })
 }

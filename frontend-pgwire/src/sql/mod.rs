@@ -59,6 +59,7 @@ pub mod row_write;
 pub mod schema_ddl;
 pub mod search_path;
 pub mod sequence_syntax;
+pub mod srf_syntax;
 pub mod stream;
 pub mod subplan;
 pub mod system_columns;

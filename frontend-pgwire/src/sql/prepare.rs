@@ -153,6 +153,11 @@ pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
         let m = e.to_string();
         SqlError::syntax(m.trim_start_matches("sql parser error: ").to_string())
     })?;
+    if contains_ignore_case(sql, "generate_series") {
+        for s in &mut stmts {
+            crate::sql::srf_syntax::rewrite(s);
+        }
+    }
     if contains_ignore_case(sql, "unnest") {
         for s in &mut stmts {
             crate::sql::unnest_syntax::rewrite(s);
