@@ -22,9 +22,19 @@ pub fn column_from_rows<'a>(
     if len == 0 {
         return Ok(new_empty_array(data_type));
     }
-    let null = ScalarValue::try_from(data_type)?;
+    let values: Vec<Option<&ScalarValue>> = values.collect();
+    // Nulls take the values' own type, which for a list can differ from the column's in
+    // its element field's metadata (see the cast below).
+    let value_type = values
+        .iter()
+        .flatten()
+        .find(|v| !v.is_null())
+        .map(|v| v.data_type())
+        .unwrap_or_else(|| data_type.clone());
+    let null = ScalarValue::try_from(&value_type)?;
     let mut all_null = true;
     let scalars: Vec<ScalarValue> = values
+        .into_iter()
         .map(|v| match v {
             Some(v) if !v.is_null() => {
                 all_null = false;
@@ -36,7 +46,13 @@ pub fn column_from_rows<'a>(
     if all_null {
         return Ok(new_null_array(data_type, len));
     }
-    Ok(ScalarValue::iter_to_array(scalars)?)
+    let array = ScalarValue::iter_to_array(scalars)?;
+    // A list scalar does not keep its element field's metadata (the element's PostgreSQL
+    // type, e.g. `uuid[]`): the column is stored in its exact type.
+    if array.data_type() != data_type {
+        return Ok(arrow::compute::cast(&array, data_type)?);
+    }
+    Ok(array)
 }
 
 /// Builds a batch with `schema` from rows whose values are in schema order.

@@ -24,6 +24,7 @@ pub mod activity;
 pub mod advisory;
 pub mod auth;
 pub mod char_columns;
+pub mod crypto;
 pub mod databases;
 pub mod db;
 pub mod depend;

@@ -60,7 +60,7 @@ impl std::fmt::Display for TokenError {
 }
 
 fn sign(key: &TokenKey, payload: &str) -> String {
-    URL_SAFE_NO_PAD.encode(crate::catalog::auth::hmac_sha256(
+    URL_SAFE_NO_PAD.encode(crate::catalog::crypto::hmac_sha256(
         &key.0,
         payload.as_bytes(),
     ))
@@ -88,8 +88,8 @@ pub fn verify(key: &TokenKey, token: &str, role: &str, now_unix_s: u64) -> Resul
     let given = URL_SAFE_NO_PAD
         .decode(signature)
         .map_err(|_| TokenError::BadSignature)?;
-    let expected = crate::catalog::auth::hmac_sha256(&key.0, payload.as_bytes());
-    if !crate::catalog::auth::constant_time_eq(&given, &expected) {
+    let expected = crate::catalog::crypto::hmac_sha256(&key.0, payload.as_bytes());
+    if !crate::catalog::crypto::constant_time_eq(&given, &expected) {
         return Err(TokenError::BadSignature);
     }
     // Signed by the key: what follows was written by `mint`.

@@ -189,9 +189,15 @@ impl ScalarUDFImpl for ArrayIn {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let list = args.return_field.data_type().clone();
-        crate::types::expr_rules::map_values(&args.args[0], |text| {
-            from_text(text, &list).map_err(|e| DataFusionError::External(Box::new(e)))
-        })
+        // Always an array: a list scalar would lose its element field's metadata (the
+        // element's PostgreSQL type, e.g. `uuid`), and with it the promised type.
+        let text = args.args[0].to_array(args.number_rows)?;
+        let out = from_text(&text, &list).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        if out.data_type() == &list {
+            Ok(ColumnarValue::Array(out))
+        } else {
+            Ok(ColumnarValue::Array(arrow::compute::cast(&out, &list)?))
+        }
     }
 }
 

@@ -9,7 +9,8 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-use crate::catalog::auth::{constant_time_eq, hmac_sha256, sha256, ScramSecret};
+use crate::catalog::auth::ScramSecret;
+use crate::catalog::crypto::{constant_time_eq, hmac_sha256, sha256};
 
 /// Why an exchange failed. Every variant ends the login with 28P01 (a malformed message
 /// with 08P01), and the client learns no more than that.
