@@ -157,6 +157,14 @@ pub struct TableDef {
     /// otherwise PostgreSQL's `<table>_pkey`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pkey_name: Option<String>,
+    /// The owning role; `None` is the bootstrap superuser. The frontend's privilege checks
+    /// read it; the engine does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The table's access control list, in PostgreSQL's `aclitem` text form
+    /// (`role=arwdDxt/grantor`); `None` is the default, the owner's privileges alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Vec<String>>,
 }
 
 /// The first object id of user objects, as in PostgreSQL.

@@ -10,7 +10,7 @@ use datafusion::error::Result as DfResult;
 use crate::catalog::rows::{build, K};
 
 /// The absent catalogs' names.
-pub(crate) const ABSENT: &[&str] = &["pg_transform", "pg_seclabels"];
+pub(crate) const ABSENT: &[&str] = &["pg_transform", "pg_seclabels", "pg_policy"];
 
 /// An absent catalog, empty.
 pub(crate) fn table(name: &str) -> Option<DfResult<Arc<dyn TableProvider>>> {
@@ -31,6 +31,17 @@ pub(crate) fn table(name: &str) -> Option<DfResult<Arc<dyn TableProvider>>> {
             ("objname", K::Text),
             ("provider", K::Text),
             ("label", K::Text),
+        ],
+        // Row-level security policies (psql's `\dp` reads them): none.
+        "pg_policy" => &[
+            ("oid", K::Oid),
+            ("polname", K::Text),
+            ("polrelid", K::Oid),
+            ("polcmd", K::Char),
+            ("polpermissive", K::Bool),
+            ("polroles", K::OidList),
+            ("polqual", K::Text),
+            ("polwithcheck", K::Text),
         ],
         _ => return None,
     };

@@ -20,6 +20,7 @@
 //! - [`pgfuncs`], [`session_funcs`], [`sizes`]: the system functions clients call.
 
 pub mod absent;
+pub mod acl;
 pub mod activity;
 pub mod advisory;
 pub mod auth;
@@ -29,6 +30,7 @@ pub mod databases;
 pub mod db;
 pub mod depend;
 pub mod durations;
+pub mod grants;
 pub mod indexes;
 pub mod information_schema;
 pub mod memory;
@@ -36,6 +38,7 @@ pub mod oids;
 pub mod pg_get;
 pub mod pgcatalog;
 pub mod pgfuncs;
+pub mod privilege_funcs;
 pub mod roles;
 pub mod rows;
 pub mod schema;

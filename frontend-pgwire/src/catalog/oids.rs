@@ -22,13 +22,39 @@ pub const DATABASE_OID: i32 = 5;
 pub const HEAP_AM: i32 = 2;
 pub const BTREE_AM: i32 = 403;
 
-/// The name of a role oid, as `pg_get_userbyid` prints it.
-pub fn role_name(oid: i32) -> String {
+/// The oid of `pg_database_owner`, which owns schema `public`.
+pub const DATABASE_OWNER_ROLE: i32 = 6171;
+/// The distance between the oids of roles made with CREATE ROLE.
+const ROLE_OID_STEP: i32 = 16374;
+
+/// The name of a role oid, as `pg_get_userbyid` prints it, among the roles `known` (in
+/// [`crate::catalog::roles::list`]'s order, which fixes their oids).
+pub fn role_name(known: &[crate::catalog::roles::RoleDef], oid: i32) -> String {
     match oid {
         BOOTSTRAP_ROLE => BOOTSTRAP_ROLE_NAME.to_string(),
-        6171 => "pg_database_owner".to_string(),
-        _ => format!("unknown (OID={oid})"),
+        DATABASE_OWNER_ROLE => crate::catalog::grants::DATABASE_OWNER_ROLE.to_string(),
+        _ => known
+            .iter()
+            .enumerate()
+            .find(|(n, _)| BOOTSTRAP_ROLE + *n as i32 * ROLE_OID_STEP == oid)
+            .map(|(_, r)| r.name.clone())
+            .unwrap_or_else(|| format!("unknown (OID={oid})")),
     }
+}
+
+/// The oid `pg_roles` gives role `name` among the roles `known`.
+pub fn role_oid(known: &[crate::catalog::roles::RoleDef], name: &str) -> i32 {
+    if name == BOOTSTRAP_ROLE_NAME {
+        return BOOTSTRAP_ROLE;
+    }
+    if name == crate::catalog::grants::DATABASE_OWNER_ROLE {
+        return DATABASE_OWNER_ROLE;
+    }
+    known
+        .iter()
+        .position(|r| r.name == name)
+        .map(|n| BOOTSTRAP_ROLE + n as i32 * ROLE_OID_STEP)
+        .unwrap_or(0)
 }
 
 pub(crate) fn table_oid(t: &TableDef) -> i32 {

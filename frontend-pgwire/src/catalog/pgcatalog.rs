@@ -72,6 +72,7 @@ pub(crate) const DYNAMIC: &[&str] = &[
     "pg_depend",
     "pg_cursors",
     "pg_stat_activity",
+    "pg_auth_members",
 ];
 
 /// Whether an unqualified relation name is a pg_catalog one (PostgreSQL searches
@@ -147,6 +148,7 @@ impl PgCatalogSchema {
             "pg_roles" | "pg_user" | "pg_authid" => {
                 pg_roles(name, &self.meta.identity(), &snap.roles)
             }
+            "pg_auth_members" => pg_auth_members(&snap.roles),
             "pg_stat_activity" => {
                 let who = self.meta.identity().user;
                 let superuser = snap.roles.iter().any(|r| r.name == who && r.superuser);
@@ -285,14 +287,39 @@ pub(crate) fn pg_namespace(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> 
     ]
     .into_iter()
     .map(|(oid, name, owner)| (oid, name.to_string(), owner));
-    // Schemas made with CREATE SCHEMA: every object in weft is owned by the bootstrap role.
-    let made = snap
-        .schemas
-        .iter()
-        .map(|d| (d.oid as i32, d.name.clone(), BOOTSTRAP_ROLE));
+    // Schemas made with CREATE SCHEMA, with their owners.
+    let made = snap.schemas.iter().map(|d| {
+        (
+            d.oid as i32,
+            d.name.clone(),
+            crate::catalog::oids::role_oid(&snap.roles, &d.owner),
+        )
+    });
+    // An ACL GRANT changed: the stored list (a built-in schema's in its own row).
+    let acl_of = |name: &str| {
+        snap.schemas
+            .iter()
+            .chain(&snap.built_in_acls)
+            .find(|d| d.name == name)
+            .and_then(|d| d.acl.clone())
+            .map_or(V::N, V::TL)
+    };
     let rows = built_in
         .chain(made)
-        .map(|(oid, name, owner)| vec![i(oid), s(name), i(owner), V::N])
+        .map(|(oid, name, owner)| {
+            let acl = match acl_of(&name) {
+                V::N if name == "public" => V::TL(vec![
+                    "pg_database_owner=UC/pg_database_owner".into(),
+                    "=U/pg_database_owner".into(),
+                ]),
+                V::N if name == PG_CATALOG || name == INFORMATION_SCHEMA => V::TL(vec![
+                    format!("{BOOTSTRAP_ROLE_NAME}=UC/{BOOTSTRAP_ROLE_NAME}"),
+                    format!("=U/{BOOTSTRAP_ROLE_NAME}"),
+                ]),
+                other => other,
+            };
+            vec![i(oid), s(name), i(owner), acl]
+        })
         .collect();
     build(&cols, rows)
 }
@@ -342,7 +369,8 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                natts: usize,
                idx: bool,
                checks: usize,
-               triggers: bool| {
+               triggers: bool,
+               (owner, acl): (Option<&String>, Option<&Vec<String>>)| {
         // `name` is the relation key: the schema's oid and the bare name.
         let ns = snap.namespace_oid(&name);
         let name = weft_engine::schema::split_relation(&name).1.to_string();
@@ -352,7 +380,7 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
             i(ns),
             i(rowtype),
             i(0),
-            i(BOOTSTRAP_ROLE),
+            i(crate::catalog::privilege_funcs::owner_oid(snap, owner)),
             i(am),
             i(oid),
             i(0),
@@ -377,7 +405,7 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
             i(0),
             i(0),
             i(0),
-            V::N,
+            acl.cloned().map_or(V::N, V::TL),
             V::N,
             V::N,
         ]
@@ -395,6 +423,7 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
             t.checks.len(),
             // PostgreSQL enforces foreign keys with triggers; psql looks for them here.
             !t.foreign_keys.is_empty() || !t.referenced_by.is_empty(),
+            (t.owner.as_ref(), t.acl.as_ref()),
         ));
         for ix in indexes {
             rows.push(rel(
@@ -407,6 +436,7 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
                 false,
                 0,
                 false,
+                (t.owner.as_ref(), None),
             ));
         }
     }
@@ -421,6 +451,7 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
             false,
             0,
             false,
+            (q.owner.as_ref(), q.acl.as_ref()),
         ));
     }
     for v in &snap.views {
@@ -434,6 +465,7 @@ pub(crate) fn pg_class(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
             false,
             0,
             false,
+            (v.owner.as_ref(), v.acl.as_ref()),
         ));
     }
     build(&cols, rows)
@@ -774,7 +806,7 @@ pub(crate) fn pg_tables(snap: &Snapshot) -> DfResult<Arc<dyn TableProvider>> {
             vec![
                 s(t.schema()),
                 s(t.relname()),
-                s(BOOTSTRAP_ROLE_NAME),
+                s(crate::catalog::grants::owner_name(t.owner.as_ref())),
                 V::N,
                 V::B(!indexes_of(t).is_empty()),
                 V::B(false),
@@ -897,6 +929,33 @@ pub(crate) fn pg_settings(settings: &BTreeMap<String, String>) -> DfResult<Arc<d
     build(&cols, rows)
 }
 
+/// One row per membership (`GRANT role TO member`), in PostgreSQL 15's columns.
+pub(crate) fn pg_auth_members(
+    known: &[crate::catalog::roles::RoleDef],
+) -> DfResult<Arc<dyn TableProvider>> {
+    use crate::catalog::oids::role_oid;
+    let cols = [
+        ("roleid", K::Oid),
+        ("member", K::Oid),
+        ("grantor", K::Oid),
+        ("admin_option", K::Bool),
+    ];
+    let rows = known
+        .iter()
+        .flat_map(|r| {
+            r.member_of.iter().map(|m| {
+                vec![
+                    i(role_oid(known, &m.role)),
+                    i(role_oid(known, &r.name)),
+                    i(role_oid(known, &m.grantor)),
+                    V::B(m.admin),
+                ]
+            })
+        })
+        .collect();
+    build(&cols, rows)
+}
+
 pub(crate) fn pg_roles(
     name: &str,
     who: &Identity,
@@ -908,16 +967,14 @@ pub(crate) fn pg_roles(
         .iter()
         .filter_map(|r| Some((r.name.as_str(), r.password.as_ref()?.verifier())))
         .collect();
-    let mut roles: Vec<(String, bool, bool)> = known
-        .iter()
-        .map(|r| (r.name.clone(), r.superuser, r.login))
-        .collect();
+    use crate::catalog::roles::RoleDef;
+    let mut roles: Vec<RoleDef> = known.to_vec();
     if roles.is_empty() {
-        roles.push((BOOTSTRAP_ROLE_NAME.to_string(), true, true));
+        roles.push(RoleDef::superuser(BOOTSTRAP_ROLE_NAME));
     }
     // A trusted connection may name a role that was never created.
-    if !roles.iter().any(|r| r.0 == who.user) {
-        roles.push((who.user.clone(), true, true));
+    if !roles.iter().any(|r| r.name == who.user) {
+        roles.push(RoleDef::superuser(&who.user));
     }
     if name == "pg_user" {
         let cols = [
@@ -934,15 +991,15 @@ pub(crate) fn pg_roles(
         let rows = roles
             .into_iter()
             .enumerate()
-            .filter(|(_, r)| r.2)
-            .map(|(n, (u, sup, _))| {
+            .filter(|(_, r)| r.login)
+            .map(|(n, r)| {
                 vec![
-                    s(u),
+                    s(r.name),
                     i(BOOTSTRAP_ROLE + n as i32 * 16374),
-                    V::B(sup),
-                    V::B(sup),
-                    V::B(sup),
-                    V::B(sup),
+                    V::B(r.createdb),
+                    V::B(r.superuser),
+                    V::B(r.superuser),
+                    V::B(r.superuser),
                     s("********"),
                     V::N,
                     V::N,
@@ -985,30 +1042,30 @@ pub(crate) fn pg_roles(
     let rows = roles
         .into_iter()
         .enumerate()
-        .map(|(n, (u, sup, login))| (BOOTSTRAP_ROLE + n as i32 * 16374, u, sup, login))
+        .map(|(n, r)| (BOOTSTRAP_ROLE + n as i32 * 16374, r))
         .chain(
             PREDEFINED
                 .iter()
-                .map(|(oid, name)| (*oid, name.to_string(), false, false)),
+                .map(|(oid, name)| (*oid, RoleDef::new(name))),
         )
-        .map(|(oid, u, sup, login)| {
+        .map(|(oid, r)| {
             let password = if name == "pg_authid" {
-                verifiers.get(u.as_str()).map_or(V::N, |v| s(v.clone()))
+                verifiers.get(r.name.as_str()).map_or(V::N, |v| s(v.clone()))
             } else {
                 s("********")
             };
             vec![
-                s(u),
-                V::B(sup),
-                V::B(true),
-                V::B(sup),
-                V::B(sup),
-                V::B(login),
-                V::B(sup),
+                s(r.name),
+                V::B(r.superuser),
+                V::B(r.inherit),
+                V::B(r.createrole),
+                V::B(r.createdb),
+                V::B(r.login),
+                V::B(r.superuser),
                 i(-1),
                 password,
                 V::N,
-                V::B(sup),
+                V::B(r.superuser),
                 V::N,
                 i(oid),
             ]

@@ -278,12 +278,6 @@ pub fn register_static(
         nextval_placeholder(),
         pgc::create_current_schema_udf(),
         pgc::create_current_schemas_udf(),
-        pgc::has_privilege_udf::create_has_privilege_udf("has_table_privilege"),
-        pgc::has_privilege_udf::create_has_privilege_udf("has_schema_privilege"),
-        pgc::has_privilege_udf::create_has_privilege_udf("has_database_privilege"),
-        pgc::has_privilege_udf::create_has_privilege_udf("has_any_column_privilege"),
-        pgc::has_privilege_udf::create_has_privilege_udf("has_column_privilege"),
-        pgc::has_privilege_udf::create_has_privilege_udf("has_sequence_privilege"),
         pgc::has_privilege_udf::create_has_privilege_udf("has_function_privilege"),
         fun(
             "pg_encoding_to_char",
@@ -368,20 +362,6 @@ pub fn register_static(
                 },
             ),
         ),
-        fun(
-            "pg_get_userbyid",
-            &[1],
-            DataType::Utf8,
-            Volatility::Stable,
-            |args, _| {
-                let o = ints(&args[0])?;
-                let out: StringArray = o
-                    .iter()
-                    .map(|v| v.map(crate::catalog::oids::role_name))
-                    .collect();
-                Ok(Arc::new(out) as ArrayRef)
-            },
-        ),
         // set_config() over the rows of a query (pg_dump sets a setting weft does not
         // have this way, from pg_settings, and so over no row). A call on a row is 0A000:
         // the session applies `SELECT set_config('name', 'value', local)` itself.
@@ -401,9 +381,6 @@ pub fn register_static(
         ),
         // Roles and databases take no comments: every shared description is NULL.
         null_text("shobj_description", &[2]),
-        // weft has no privileges beyond roles' attributes: no object has an ACL, default or
-        // not, so tools that compare an object's ACL with its default grant nothing.
-        null_text("acldefault", &[2]),
         // weft has no triggers (its foreign keys are not triggers).
         null_text("pg_get_triggerdef", &[1, 2]),
         fun(

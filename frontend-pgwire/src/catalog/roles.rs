@@ -23,6 +23,63 @@ pub struct RoleDef {
     pub login: bool,
     pub superuser: bool,
     pub password: Option<ScramSecret>,
+    /// CREATEROLE: may create, alter and drop roles that are not superusers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub createrole: bool,
+    /// CREATEDB: may create databases.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub createdb: bool,
+    /// NOINHERIT turns this off: the role then uses the privileges of the roles it is a
+    /// member of only after `SET ROLE`.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub inherit: bool,
+    /// The roles this one is a member of (`GRANT role TO this`), PostgreSQL's
+    /// `pg_auth_members` rows whose member it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub member_of: Vec<Membership>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// Membership in a role: `GRANT role TO member [WITH ADMIN OPTION]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Membership {
+    pub role: String,
+    pub admin: bool,
+    pub grantor: String,
+}
+
+impl RoleDef {
+    /// A role as `CREATE ROLE name` makes it: no login, no attributes, no password.
+    pub fn new(name: &str) -> RoleDef {
+        RoleDef {
+            name: name.to_string(),
+            login: false,
+            superuser: false,
+            password: None,
+            createrole: false,
+            createdb: false,
+            inherit: true,
+            member_of: Vec::new(),
+        }
+    }
+
+    /// A superuser that logs in (the bootstrap role, and roles configured at start).
+    pub fn superuser(name: &str) -> RoleDef {
+        RoleDef {
+            login: true,
+            superuser: true,
+            createrole: true,
+            createdb: true,
+            ..RoleDef::new(name)
+        }
+    }
 }
 
 /// Writes a role (or drops it) in a transaction.
@@ -45,21 +102,11 @@ pub async fn lookup(
 /// Every role as of `read_ts`: the bootstrap superuser, those configured at start, then
 /// those created, by name.
 pub async fn list(db: &Db, read_ts: Timestamp) -> SqlResult<Vec<RoleDef>> {
-    let mut roles = vec![RoleDef {
-        name: BOOTSTRAP_ROLE_NAME.to_string(),
-        login: true,
-        superuser: true,
-        password: None,
-    }];
+    let mut roles = vec![RoleDef::superuser(BOOTSTRAP_ROLE_NAME)];
     let auth = db.auth();
     let mut configured: Vec<&String> = auth.users.keys().collect();
     configured.sort();
-    roles.extend(configured.into_iter().map(|n| RoleDef {
-        name: n.clone(),
-        login: true,
-        superuser: true,
-        password: None,
-    }));
+    roles.extend(configured.into_iter().map(|n| RoleDef::superuser(n)));
     let schema = weft_engine::schema::catalog_schema();
     for (_, row) in db.storage.scan(ROLE_TABLE_ID, schema, read_ts).await? {
         let r: RoleDef = crate::catalog::systable::parse(&row, "role")?;
@@ -75,6 +122,36 @@ pub async fn exists(db: &Db, txn: Option<&Txn>, read_ts: Timestamp, name: &str) 
     Ok(name == BOOTSTRAP_ROLE_NAME
         || db.auth().users.contains_key(name)
         || lookup(db, txn, read_ts, name).await?.is_some())
+}
+
+/// A role as of `read_ts` wherever it is defined: a created role (or a stored row of the
+/// bootstrap role), else the bootstrap superuser or a role configured at start.
+pub async fn resolve(
+    db: &Db,
+    txn: Option<&Txn>,
+    read_ts: Timestamp,
+    name: &str,
+) -> SqlResult<Option<RoleDef>> {
+    if db.auth().users.contains_key(name) {
+        return Ok(Some(RoleDef::superuser(name)));
+    }
+    let stored = lookup(db, txn, read_ts, name).await?;
+    Ok(match stored {
+        // The bootstrap role stays a superuser whatever its row says (as in PostgreSQL,
+        // where it cannot lose the attribute).
+        Some(d) if name == BOOTSTRAP_ROLE_NAME => Some(RoleDef {
+            superuser: true,
+            ..d
+        }),
+        None if name == BOOTSTRAP_ROLE_NAME => Some(RoleDef::superuser(name)),
+        other => other,
+    })
+}
+
+/// Whether `name` is a superuser without reading the catalog: the bootstrap role and the
+/// roles configured at start always are.
+pub fn always_superuser(db: &Db, name: &str) -> bool {
+    name == BOOTSTRAP_ROLE_NAME || db.auth().users.contains_key(name)
 }
 
 /// Rewrites every role whose password is still in the old stored form (the salted

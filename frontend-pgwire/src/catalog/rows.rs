@@ -39,6 +39,8 @@ pub(crate) enum V {
     F(f64),
     IL(Vec<i16>),
     OL(Vec<i32>),
+    /// A text[] (ACLs).
+    TL(Vec<String>),
 }
 
 pub(crate) fn s(v: impl Into<String>) -> V {
@@ -119,6 +121,12 @@ pub(crate) fn build(cols: &[(&str, K)], rows: Vec<Vec<V>>) -> DfResult<Arc<dyn T
                 (K::I16List | K::Int2Vector, V::IL(xs)) => S::List(S::new_list_nullable(
                     &xs.iter().map(|x| S::Int16(Some(*x))).collect::<Vec<_>>(),
                     &DataType::Int16,
+                )),
+                (K::TextList, V::TL(xs)) => S::List(S::new_list_nullable(
+                    &xs.iter()
+                        .map(|x| S::Utf8(Some(x.clone())))
+                        .collect::<Vec<_>>(),
+                    &DataType::Utf8,
                 )),
                 (K::OidList, V::OL(xs)) => S::List(S::new_list_nullable(
                     &xs.iter().map(|x| S::Int32(Some(*x))).collect::<Vec<_>>(),

@@ -25,6 +25,10 @@ pub struct SchemaDef {
     pub owner: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// The schema's ACL in `aclitem` text form; `None` is the default (the owner's USAGE
+    /// and CREATE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Vec<String>>,
 }
 
 /// The schemas every database has, with their oids.
@@ -81,7 +85,56 @@ pub async fn list(
     read_ts: Timestamp,
     overlay: Option<&weft_engine::provider::Overlay>,
 ) -> SqlResult<Vec<SchemaDef>> {
+    let mut all = list_rows(db, tables, read_ts, overlay).await?;
+    // A built-in schema has a row only to hold its ACL once GRANT changed it.
+    all.retain(|s| !is_built_in(&s.name));
+    Ok(all)
+}
+
+/// Every schema row as of `read_ts`: those of `CREATE SCHEMA`, and those holding the ACLs
+/// GRANT gave built-in schemas.
+pub async fn list_rows(
+    db: &Db,
+    tables: DatabaseTables,
+    read_ts: Timestamp,
+    overlay: Option<&weft_engine::provider::Overlay>,
+) -> SqlResult<Vec<SchemaDef>> {
     crate::catalog::systable::list(db, tables.schemas(), read_ts, overlay, "schema").await
+}
+
+/// Schema `name`'s owner and ACL (`None`: the owner's default), as of `read_ts`; `None`
+/// when there is no such schema. `public` is owned by `pg_database_owner` and PUBLIC may
+/// use it, as in PostgreSQL 15; the system schemas are the bootstrap superuser's and
+/// PUBLIC may use them.
+pub async fn acl_of(
+    db: &Db,
+    tables: DatabaseTables,
+    txn: Option<&Txn>,
+    read_ts: Timestamp,
+    name: &str,
+) -> SqlResult<Option<(String, Vec<crate::catalog::acl::AclItem>)>> {
+    use crate::catalog::acl::{self, ObjectKind};
+    let stored = lookup(db, tables, txn, read_ts, name).await?;
+    let built_in_owner = match name {
+        PUBLIC_SCHEMA => crate::catalog::grants::DATABASE_OWNER_ROLE,
+        _ if is_built_in(name) => crate::catalog::roles::BOOTSTRAP_ROLE_NAME,
+        _ => "",
+    };
+    let (owner, acl) = match stored {
+        Some(d) => (d.owner.clone(), crate::catalog::grants::parse_acl(d.acl.as_ref())?),
+        None if !built_in_owner.is_empty() => (built_in_owner.to_string(), None),
+        None => return Ok(None),
+    };
+    let acl = match acl {
+        Some(a) => a,
+        None if !built_in_owner.is_empty() => {
+            let mut a = acl::default_acl(ObjectKind::Schema, &owner);
+            acl::grant(&mut a, "", &owner, acl::USAGE, false);
+            a
+        }
+        None => acl::default_acl(ObjectKind::Schema, &owner),
+    };
+    Ok(Some((owner, acl)))
 }
 
 /// The oid of schema `name` among `made` (the snapshot's), if it exists.

@@ -39,6 +39,12 @@ pub struct SeqDef {
     pub owned_by: Option<(String, String)>,
     /// The last value reserved by any node; `None` before the first `nextval`.
     pub last: Option<i64>,
+    /// The owning role (`None`: the bootstrap superuser).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The sequence's ACL in `aclitem` text form (`None`: the owner's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Vec<String>>,
 }
 
 impl SeqDef {
@@ -88,6 +94,8 @@ impl SeqDef {
             cycle: false,
             owned_by: None,
             last: None,
+            owner: None,
+            acl: None,
         }
     }
 }

@@ -403,9 +403,22 @@ pub fn register_session(
             Ok(Arc::new(arrow::array::Int64Array::from(out)) as ArrayRef)
         },
     ));
+    crate::catalog::privilege_funcs::register(ctx, meta);
     let who = meta.identity();
-    for name in ["current_user", "session_user", "user", "current_role"] {
-        ctx.register_udf(constant_text(name, who.user.clone()));
+    ctx.register_udf(constant_text("session_user", who.user.clone()));
+    // The role SET ROLE chose, read when the statement runs.
+    for name in ["current_user", "user", "current_role"] {
+        let m = meta.clone();
+        ctx.register_udf(fun(
+            name,
+            &[0],
+            DataType::Utf8,
+            Volatility::Stable,
+            move |_, rows| {
+                let role = m.current_role();
+                Ok(Arc::new(StringArray::from(vec![role; rows.max(1)])) as ArrayRef)
+            },
+        ));
     }
     for name in ["current_database", "current_catalog"] {
         ctx.register_udf(constant_text(name, who.database.clone()));

@@ -36,6 +36,8 @@ pub struct Snapshot {
     pub databases: Vec<crate::catalog::databases::DatabaseDef>,
     /// The schemas made with `CREATE SCHEMA` (the built-in ones are not listed).
     pub schemas: Vec<crate::catalog::schemas::SchemaDef>,
+    /// The rows holding ACLs GRANT gave built-in schemas (`public`).
+    pub built_in_acls: Vec<crate::catalog::schemas::SchemaDef>,
 }
 
 impl Snapshot {
@@ -71,6 +73,9 @@ pub struct SessionMeta {
     /// run began (`current_schemas`, `pg_table_is_visible`, `regclass`); `None` (before
     /// the first statement) means `public`.
     pub(crate) search_path: Mutex<Option<Arc<Vec<String>>>>,
+    /// The role `SET ROLE` chose (`None`: the login role), which `current_user` names and
+    /// privilege checks use.
+    pub(crate) role: Mutex<Option<String>>,
 }
 
 impl SessionMeta {
@@ -133,6 +138,17 @@ impl SessionMeta {
     /// The system tables of the session's database.
     pub fn tables(&self) -> DatabaseTables {
         self.database.get().copied().unwrap_or_default()
+    }
+
+    /// The role statements run as: the one `SET ROLE` chose, else the login role.
+    pub fn current_role(&self) -> String {
+        let chosen = self.role.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        chosen.unwrap_or_else(|| self.identity().user)
+    }
+
+    /// `SET ROLE name` (`Some`) or `RESET ROLE` / `SET ROLE NONE` (`None`).
+    pub fn set_role(&self, role: Option<String>) {
+        *self.role.lock().unwrap_or_else(|e| e.into_inner()) = role;
     }
 
     pub fn identity(&self) -> Identity {
@@ -219,11 +235,15 @@ impl SessionMeta {
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let own_schemas = view.overlays.get(&dbt.schemas()).cloned();
-        let schemas = crate::catalog::schemas::list(db, dbt, view.read_ts, own_schemas.as_deref())
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let (built_in_acls, schemas) =
+            crate::catalog::schemas::list_rows(db, dbt, view.read_ts, own_schemas.as_deref())
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?
+                .into_iter()
+                .partition(|s| crate::catalog::schemas::is_built_in(&s.name));
         let snap = Arc::new(Snapshot {
             schemas,
+            built_in_acls,
             databases,
             read_ts: view.read_ts,
             committed: own.is_none() && !own_seq,
@@ -263,6 +283,14 @@ pub fn calls_catalog_function(stmt: &datafusion::sql::sqlparser::ast::Statement)
                         | "pg_indexes_size"
                         | "pg_total_relation_size"
                         | "pg_database_size"
+                        | "has_table_privilege"
+                        | "has_any_column_privilege"
+                        | "has_column_privilege"
+                        | "has_sequence_privilege"
+                        | "has_schema_privilege"
+                        | "has_database_privilege"
+                        | "pg_has_role"
+                        | "pg_get_userbyid"
                 )
             ) {
                 return ControlFlow::Break(());

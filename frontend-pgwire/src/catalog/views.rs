@@ -25,6 +25,13 @@ pub struct ViewDef {
     pub reads: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// The owning role (`None`: the bootstrap superuser); the tables the view reads are
+    /// read with its privileges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The view's ACL in `aclitem` text form (`None`: the owner's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Vec<String>>,
 }
 
 /// DDL on a view conflicts with DDL on a table or sequence of the same name.

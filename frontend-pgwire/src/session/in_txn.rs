@@ -132,6 +132,7 @@ impl Core {
     ) -> SqlResult<Outcome> {
         let mut stmt = stmt;
         self.exec.qualify_names(txn, &mut stmt).await?;
+        self.exec.check_privileges(txn, &stmt).await?;
         let out = self.exec_statement(txn, stmt, params, notices).await;
         // Values drawn from sequences the transaction created are kept in it.
         for def in self.exec.meta.take_used_pending_sequences() {
@@ -247,6 +248,11 @@ impl Core {
                 self.exec
                     .copy(txn, source, to, target, &options, &legacy_options)
                     .await
+            }
+            Statement::Grant(g) => self.exec.grant(txn, &g, notices).await,
+            Statement::Revoke(r) => self.exec.revoke(txn, &r, notices).await,
+            Statement::Call(f) if f.name.to_string() == crate::sql::role_grant::PROCEDURE => {
+                self.exec.role_membership(txn, &f, notices).await
             }
             Statement::CreateRole(cr) => self.exec.create_role(txn, &cr).await,
             Statement::AlterRole { name, operation } => {

@@ -239,6 +239,29 @@ impl Core {
     }
 
     /// A new transaction with the session's defaults.
+    /// `SET ROLE name` (`Some`), `SET ROLE NONE` and `RESET ROLE` (`None`); `SHOW role`
+    /// reads the setting.
+    async fn set_role(&self, st: &mut State, role: Option<String>) -> SqlResult<Reply> {
+        let mut fresh;
+        let txn = match st.txn.as_mut() {
+            Some(t) => t,
+            None => {
+                fresh = self.new_txn(st, false);
+                fresh.snapshot(&self.exec.db.adjudicator, &self.exec.db.storage);
+                &mut fresh
+            }
+        };
+        txn.snapshot(&self.exec.db.adjudicator, &self.exec.db.storage);
+        if let Err(e) = self.exec.set_role(txn, role.clone()).await {
+            self.fail(st);
+            return Err(e);
+        }
+        st.settings
+            .insert("role".into(), role.unwrap_or_else(|| "none".into()));
+        self.exec.meta.set_settings(&st.settings);
+        Ok(Reply::Outcome(Outcome::Command(CommandTag::new("SET"))))
+    }
+
     pub(crate) fn new_txn(&self, st: &State, explicit: bool) -> Txn {
         let isolation = st
             .settings
@@ -394,6 +417,16 @@ impl Core {
                 }
             }
             _ if st.failed => Err(aborted_error()),
+            Statement::Set(ast::Set::SetRole { role_name, .. }) => {
+                let role = role_name
+                    .as_ref()
+                    .map(crate::sql::names::ident_name)
+                    .filter(|r| r != "none");
+                self.set_role(st, role).await
+            }
+            Statement::Reset(ast::ResetStatement {
+                reset: ast::Reset::ConfigurationParameter(name),
+            }) if name.to_string().eq_ignore_ascii_case("role") => self.set_role(st, None).await,
             Statement::Set(set) => {
                 let r = self.settings(st, &set, notices);
                 self.exec.meta.set_settings(&st.settings);
@@ -589,6 +622,7 @@ impl Core {
                         ));
                     }
                     st.settings = settings_of(&self.exec.db);
+                    self.exec.meta.set_role(None);
                     st.cursors.clear();
                     self.cursors_changed(st);
                     st.as_of = None;

@@ -246,6 +246,7 @@ impl Core {
             ast::Reset::ALL => {
                 st.settings = defaults;
                 st.as_of = None;
+                self.exec.meta.set_role(None);
             }
             ast::Reset::ConfigurationParameter(name) => {
                 let name = name.to_string().to_lowercase();

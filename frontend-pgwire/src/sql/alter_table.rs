@@ -49,7 +49,7 @@ impl Executor {
         {
             for op in &at.operations {
                 if let AlterTableOperation::OwnerTo { new_owner } = op {
-                    self.owner_to(txn, new_owner).await?;
+                    self.relation_owner_to(txn, &name, new_owner).await?;
                 }
             }
             return Ok(Outcome::Command(CommandTag::new("ALTER TABLE")));
@@ -174,7 +174,16 @@ impl Executor {
                 self.rewrite(txn, &old_def, def, |r| Ok(r.clone())).await
             }
             AlterTableOperation::OwnerTo { new_owner } => {
-                self.owner_to(txn, &new_owner).await?;
+                let role = self.new_owner(txn, &new_owner).await?;
+                def.owner = crate::catalog::grants::stored_owner(&role);
+                // The sequences of its SERIAL and identity columns go with it.
+                for mut s in self.default_sequences(txn, &def).await? {
+                    if s.owned_by.as_ref().is_some_and(|(t, _)| *t == def.name) {
+                        s.owner = def.owner.clone();
+                        crate::catalog::sequences::put(self.db.as_ref(), txn, &s.name, Some(&s))?;
+                    }
+                }
+                self.put_table_def(txn, &def)?;
                 Ok(def)
             }
             AlterTableOperation::RenameTable { table_name: t } => {

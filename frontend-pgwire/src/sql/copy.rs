@@ -616,15 +616,7 @@ mod tests {
                 c.finish().unwrap();
                 assert_eq!(c.records.len(), 1);
             };
-            let (ten, twenty) = (
-                crate::types::best_of_three(|| parse(10)),
-                crate::types::best_of_three(|| parse(20)),
-            );
-            assert!(
-                twenty < ten * 3.0,
-                "10 MB in {ten:.3} s, 20 MB in {twenty:.3} s (csv: {})",
-                f.csv
-            );
+            crate::types::assert_linear(if f.csv { "csv" } else { "text" }, parse);
         }
     }
 

@@ -171,6 +171,8 @@ mod tests {
             referenced_by: vec![],
             comment: None,
             pkey_name: None,
+            owner: None,
+            acl: None,
         }
     }
 

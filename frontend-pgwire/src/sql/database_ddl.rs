@@ -333,7 +333,7 @@ impl Executor {
                 ));
             }
             let owner = arg(f, 3).unwrap_or_default();
-            self.owner_to(txn, &Owner::Ident(Ident::with_quote('"', owner)))
+            self.database_owner_to(txn, &Owner::Ident(Ident::with_quote('"', owner)))
                 .await?;
             return Ok(Outcome::Command(CommandTag::new(what)));
         }
@@ -361,7 +361,7 @@ impl Executor {
         owner: Option<String>,
     ) -> SqlResult<()> {
         if let Some(o) = owner {
-            self.owner_to(txn, &Owner::Ident(Ident::with_quote('"', o)))
+            self.database_owner_to(txn, &Owner::Ident(Ident::with_quote('"', o)))
                 .await?;
         }
         let read_ts = txn.read_ts()?;

@@ -298,6 +298,7 @@ impl Executor {
             );
             crate::catalog::sequences::apply_options(&mut seq, opts)?;
             seq.owned_by = Some((name.clone(), col.name.clone()));
+            seq.owner = crate::catalog::grants::stored_owner(&self.meta.current_role());
             col.default = Some(format!("nextval('{seq_name}')"));
             owned.push(seq);
         }
@@ -316,6 +317,8 @@ impl Executor {
             referenced_by: Vec::new(),
             comment: None,
             pkey_name,
+            owner: crate::catalog::grants::stored_owner(&self.meta.current_role()),
+            acl: None,
         };
         self.table_constraints(txn, &mut def, uniques, checks)
             .await?;
@@ -505,6 +508,7 @@ impl Executor {
             1,
         );
         crate::catalog::sequences::apply_options(&mut seq, options)?;
+        seq.owner = crate::catalog::grants::stored_owner(&self.meta.current_role());
         crate::catalog::sequences::put(self.db.as_ref(), txn, &name, Some(&seq))?;
         Ok(Outcome::Command(CommandTag::new("CREATE SEQUENCE")))
     }

@@ -140,6 +140,7 @@ impl Executor {
         );
         crate::catalog::sequences::apply_options(&mut seq, &options.unwrap_or_default())?;
         seq.owned_by = Some((def.name.clone(), col.name.clone()));
+        seq.owner = def.owner.clone();
         crate::catalog::sequences::put(self.db.as_ref(), txn, &seq_name, Some(&seq))?;
         let col = &mut def.columns[i];
         col.identity = Some(kind);

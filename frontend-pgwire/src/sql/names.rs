@@ -13,6 +13,15 @@ pub fn ident_name(id: &datafusion::sql::sqlparser::ast::Ident) -> String {
     }
 }
 
+/// A one-part object name as PostgreSQL folds it (a schema's, a role's); a longer name as
+/// written.
+pub fn object_ident(n: &datafusion::sql::sqlparser::ast::ObjectName) -> String {
+    match n.0.as_slice() {
+        [p] => p.as_ident().map(ident_name).unwrap_or_else(|| n.to_string()),
+        _ => n.to_string(),
+    }
+}
+
 fn type_name(t: &datafusion::sql::sqlparser::ast::DataType) -> String {
     use datafusion::sql::sqlparser::ast::{ArrayElemTypeDef, DataType};
     // An array type is named after its element type (`'{1}'::int[]` is `int4`).

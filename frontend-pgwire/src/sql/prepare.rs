@@ -109,6 +109,13 @@ pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
             return Ok(vec![s?]);
         }
     }
+    if (contains_ignore_case(sql, "grant") || contains_ignore_case(sql, "revoke"))
+        && !sql.trim().trim_end_matches(';').contains(';')
+    {
+        if let Some(s) = crate::sql::role_grant::parse(sql) {
+            return Ok(vec![s?]);
+        }
+    }
     // Statements read by hand (CREATE and DROP DATABASE, ALTER SEQUENCE, CREATE and ALTER
     // USER) are read one at a time: a query string holding one is cut into its statements.
     if contains_ignore_case(sql, "user") && sql.contains(';') && has_user_statement(sql) {

@@ -2,8 +2,8 @@
 //! `information_schema`; `CREATE SCHEMA s [AUTHORIZATION r]` makes another
 //! ([`crate::catalog::schemas`]), whose relations are keyed `s.name`. `DROP SCHEMA` refuses
 //! a schema that holds relations (2BP01) unless CASCADE drops them with it. The built-in
-//! schemas cannot be dropped (0A000). `ALTER SCHEMA ... OWNER TO` takes the owner every
-//! object in weft has (what pg_dump writes); renaming a schema answers 0A000.
+//! schemas cannot be dropped (0A000). `ALTER SCHEMA ... OWNER TO` gives a schema to another
+//! role (the built-in ones stay where they are); renaming a schema answers 0A000.
 
 use datafusion::sql::sqlparser::ast::{
     AlterSchema, AlterSchemaOperation, Ident, ObjectName, ObjectNamePart, Owner, SchemaName,
@@ -112,12 +112,15 @@ impl Executor {
             ));
         }
         check_new_name(&name, "schema")?;
-        // Every object in weft is owned by the bootstrap role.
-        if let Some(r) = owner {
-            self.owner_to(txn, &Owner::Ident(Ident::with_quote('"', r)))
-                .await?;
-        }
-        let owner = crate::catalog::roles::BOOTSTRAP_ROLE_NAME.to_string();
+        // AUTHORIZATION gives it to a role the creator is a member of; else the creator
+        // owns it.
+        let owner = match owner {
+            Some(r) => {
+                self.new_owner(txn, &Owner::Ident(Ident::with_quote('"', r)))
+                    .await?
+            }
+            None => self.meta.current_role(),
+        };
         let id = weft_engine::schema::FIRST_USER_TABLE_ID
             + self.db.entropy.u64() % (u64::MAX - weft_engine::schema::FIRST_USER_TABLE_ID);
         let def = SchemaDef {
@@ -125,6 +128,7 @@ impl Executor {
             oid: weft_engine::schema::oid_for_table_id(id),
             owner,
             comment: None,
+            acl: None,
         };
         crate::catalog::schemas::put(&self.db, txn, &name, Some(&def))?;
         Ok(tag)
@@ -155,7 +159,29 @@ impl Executor {
         }
         for op in &a.operations {
             match op {
-                AlterSchemaOperation::OwnerTo { owner } => self.owner_to(txn, owner).await?,
+                AlterSchemaOperation::OwnerTo { owner } => {
+                    let role = self.new_owner(txn, owner).await?;
+                    if crate::catalog::schemas::is_built_in(&name) {
+                        if role == crate::catalog::roles::BOOTSTRAP_ROLE_NAME {
+                            continue;
+                        }
+                        return Err(SqlError::unsupported(format!(
+                            "changing the owner of schema \"{name}\" is not supported"
+                        )));
+                    }
+                    if let Some(mut def) = crate::catalog::schemas::lookup(
+                        &self.db,
+                        txn.database,
+                        Some(txn),
+                        read_ts,
+                        &name,
+                    )
+                    .await?
+                    {
+                        def.owner = role;
+                        crate::catalog::schemas::put(&self.db, txn, &name, Some(&def))?;
+                    }
+                }
                 AlterSchemaOperation::Rename { .. } => {
                     return Err(SqlError::unsupported(
                         "ALTER SCHEMA ... RENAME TO is not supported",

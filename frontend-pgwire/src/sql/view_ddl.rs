@@ -195,6 +195,12 @@ impl Executor {
             query,
             columns,
             reads,
+            // CREATE OR REPLACE keeps the view's comment, owner and privileges.
+            owner: match &old {
+                Some(o) => o.owner.clone(),
+                None => crate::catalog::grants::stored_owner(&self.meta.current_role()),
+            },
+            acl: old.as_ref().and_then(|o| o.acl.clone()),
             comment: old.and_then(|o| o.comment),
         };
         crate::catalog::views::put(self.db.as_ref(), txn, &name, Some(&def))?;

@@ -28,16 +28,24 @@ pub mod text_types;
 pub mod to_char;
 pub mod values;
 
-/// Seconds `f` takes at its best of three runs (for the tests that check that a parser's
-/// time grows linearly with its input).
+/// Checks that `parse(mb)`'s time grows linearly with its input of `mb` megabytes: 16 MB
+/// against 2 MB, each at its best of five runs. Linear work takes 8 times as long, quadratic
+/// work 64 times; the bound of 24 leaves room for a loaded machine's noise on either side.
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // measures real time: a linearity check
-pub(crate) fn best_of_three(f: impl Fn()) -> f64 {
-    (0..3)
-        .map(|_| {
-            let t = std::time::Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::MAX, f64::min)
+pub(crate) fn assert_linear(what: &str, parse: impl Fn(usize)) {
+    let best = |mb: usize| {
+        (0..5)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                parse(mb);
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::MAX, f64::min)
+    };
+    let (small, large) = (best(2), best(16));
+    assert!(
+        large < small * 24.0,
+        "{what}: 2 MB in {small:.3} s, 16 MB in {large:.3} s"
+    );
 }
