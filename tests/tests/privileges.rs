@@ -5,8 +5,9 @@
 //! grants WITH GRANT OPTION (and grants by their holder), PUBLIC, role membership with and
 //! without INHERIT, schema USAGE and CREATE, sequences (nextval, currval, setval, a SERIAL
 //! default), views read with their owner's privileges, ownership for ALTER, DROP and CREATE
-//! INDEX, CREATEROLE, REVOKE, the catalog's ACLs (`pg_class.relacl`, `pg_namespace.nspacl`)
-//! and the `has_*_privilege` functions.
+//! INDEX, CREATEROLE, CREATE and CONNECT on the database, REVOKE, the catalog's ACLs
+//! (`pg_class.relacl`, `pg_namespace.nspacl`, `pg_database.datacl`), the `has_*_privilege`
+//! functions, and psql's `\dp`, `\du` and `\dn+`.
 
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 use weft_tests::{PgServer, Server};
@@ -70,6 +71,7 @@ const SETUP: &[&str] = &[
     "GRANT USAGE ON SCHEMA app TO reader, writer",
     "GRANT SELECT ON app.t2 TO reader",
     "GRANT INSERT ON app.t2 TO writer",
+    "GRANT CREATE ON DATABASE postgres TO admin_r",
     "GRANT SELECT ON t TO PUBLIC",
     "REVOKE SELECT ON t FROM PUBLIC",
     "RESET ROLE",
@@ -103,6 +105,7 @@ const TRIES: &[&str] = &[
     "GRANT SELECT ON t TO nobody",
     "GRANT DELETE ON t TO nobody",
     "REVOKE SELECT ON t FROM nobody",
+    "CREATE SCHEMA sch_{r}",
     "CREATE ROLE made_by_{r}",
     "DROP ROLE made_by_{r}",
     "SET ROLE grp",
@@ -154,10 +157,29 @@ async fn scenario(conn: &str, port: u16) -> Vec<String> {
         "SELECT rolcreaterole, rolinherit FROM pg_roles WHERE rolname = 'admin_r'",
         "SELECT rolinherit FROM pg_roles WHERE rolname = 'noinh'",
         "DROP ROLE owner_r",
+        "SELECT has_database_privilege('nobody', 'postgres', 'CONNECT'), \
+         has_database_privilege('admin_r', 'postgres', 'CREATE'), \
+         has_database_privilege('reader', 'postgres', 'CREATE')",
+        "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC",
+        "GRANT CONNECT ON DATABASE postgres TO reader",
+        "SELECT array_to_string(datacl, ',') FROM pg_database WHERE datname = 'postgres'",
     ] {
         let o = outcome(&admin, sql).await;
         seen.push(format!("catalog: {sql}: {o}"));
     }
+    // CONNECT is checked at login.
+    for role in ["nobody", "reader"] {
+        let login = conn.replace("user=postgres", &format!("user={role}"));
+        let o = match tokio_postgres::connect(&login, NoTls).await {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e
+                .code()
+                .map(|c| c.code().to_string())
+                .unwrap_or_else(|| e.to_string()),
+        };
+        seen.push(format!("connect as {role} without CONNECT for PUBLIC: {o}"));
+    }
+    outcome(&admin, "GRANT CONNECT ON DATABASE postgres TO PUBLIC").await;
     // psql's \dp, \du and \dn+, as PostgreSQL prints them.
     for meta in ["\\dp", "\\du", "\\dn+"] {
         let (ok, out, err) = weft_tests::psql(port, &["-c", meta], None);

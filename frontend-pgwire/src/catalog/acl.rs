@@ -368,7 +368,10 @@ mod tests {
         grant(&mut acl, "", "alice", SELECT.union(INSERT), true);
         grant(&mut acl, "bob", "alice", UPDATE, false);
         let texts: Vec<String> = acl.iter().map(AclItem::text).collect();
-        assert_eq!(texts, ["alice=arwdDxt/alice", "bob=rw/alice", "=a*r*/alice"]);
+        assert_eq!(
+            texts,
+            ["alice=arwdDxt/alice", "bob=rw/alice", "=a*r*/alice"]
+        );
         revoke(&mut acl, "", "alice", INSERT, true);
         revoke(&mut acl, "bob", "alice", SELECT.union(UPDATE), false);
         let texts: Vec<String> = acl.iter().map(AclItem::text).collect();

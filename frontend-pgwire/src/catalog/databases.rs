@@ -28,6 +28,10 @@ pub struct DatabaseDef {
     pub name: String,
     pub oid: i32,
     pub tables: DatabaseTables,
+    /// The database's ACL in `aclitem` text form (`None`: the default, CONNECT and
+    /// TEMPORARY for PUBLIC). The default database gets a row once GRANT changes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Vec<String>>,
 }
 
 /// The default database.
@@ -36,6 +40,7 @@ pub fn default_database() -> DatabaseDef {
         name: DEFAULT_DATABASE.into(),
         oid: DEFAULT_DATABASE_OID,
         tables: DatabaseTables::DEFAULT,
+        acl: None,
     }
 }
 
@@ -52,24 +57,36 @@ pub async fn lookup(
     read_ts: Timestamp,
     name: &str,
 ) -> SqlResult<Option<DatabaseDef>> {
+    let stored =
+        crate::catalog::systable::lookup(db, txn, DATABASE_TABLE_ID, read_ts, name, "database")
+            .await?;
     if name == DEFAULT_DATABASE {
-        return Ok(Some(default_database()));
+        // Its row, when there is one, holds only the ACL GRANT gave it.
+        return Ok(Some(DatabaseDef {
+            acl: stored.and_then(|d: DatabaseDef| d.acl),
+            ..default_database()
+        }));
     }
-    crate::catalog::systable::lookup(db, txn, DATABASE_TABLE_ID, read_ts, name, "database").await
+    Ok(stored)
 }
 
 /// Every database as of `read_ts`, the default one first.
 pub async fn list(db: &Db, read_ts: Timestamp) -> SqlResult<Vec<DatabaseDef>> {
     let mut out = vec![default_database()];
-    out.extend(
-        crate::catalog::systable::list::<DatabaseDef>(
-            db,
-            DATABASE_TABLE_ID,
-            read_ts,
-            None,
-            "database",
-        )
-        .await?,
-    );
+    for d in crate::catalog::systable::list::<DatabaseDef>(
+        db,
+        DATABASE_TABLE_ID,
+        read_ts,
+        None,
+        "database",
+    )
+    .await?
+    {
+        if d.name == DEFAULT_DATABASE {
+            out[0].acl = d.acl;
+        } else {
+            out.push(d);
+        }
+    }
     Ok(out)
 }

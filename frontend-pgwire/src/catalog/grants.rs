@@ -124,7 +124,12 @@ pub fn stored_owner(role: &str) -> Option<String> {
 }
 
 /// The role `name` acts as, at `read_ts`.
-pub async fn acting(db: &Db, txn: Option<&Txn>, read_ts: Timestamp, name: &str) -> SqlResult<Acting> {
+pub async fn acting(
+    db: &Db,
+    txn: Option<&Txn>,
+    read_ts: Timestamp,
+    name: &str,
+) -> SqlResult<Acting> {
     if crate::catalog::roles::always_superuser(db, name) {
         return Ok(Acting::superuser(name));
     }

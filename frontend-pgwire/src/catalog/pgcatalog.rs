@@ -781,7 +781,7 @@ pub(crate) fn pg_database(
                 s("C"),
                 V::N,
                 V::N,
-                V::N,
+                d.acl.clone().map_or(V::N, V::TL),
             ]
         })
         .collect();
@@ -1050,7 +1050,9 @@ pub(crate) fn pg_roles(
         )
         .map(|(oid, r)| {
             let password = if name == "pg_authid" {
-                verifiers.get(r.name.as_str()).map_or(V::N, |v| s(v.clone()))
+                verifiers
+                    .get(r.name.as_str())
+                    .map_or(V::N, |v| s(v.clone()))
             } else {
                 s("********")
             };

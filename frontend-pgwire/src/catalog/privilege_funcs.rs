@@ -216,7 +216,13 @@ fn schema_acl(snap: &Snapshot, name: &str) -> Option<(String, Vec<AclItem>)> {
 }
 
 /// Whether `who` holds any of the privileges `wanted` names on the object.
-fn holds(who: &Acting, kind: ObjectKind, owner: &str, list: &[AclItem], wanted: &str) -> SqlResult<bool> {
+fn holds(
+    who: &Acting,
+    kind: ObjectKind,
+    owner: &str,
+    list: &[AclItem],
+    wanted: &str,
+) -> SqlResult<bool> {
     let asked = acl::parse_wanted(kind, wanted)?;
     let (privs, grantable) = who.held(kind, owner, Some(list));
     Ok(asked.iter().any(|(p, option)| {
@@ -241,8 +247,12 @@ fn has_privilege(
     let (roles, objects, wanted) = match args.len() {
         2 => (None, cells(&args[0])?, cells(&args[1])?),
         // has_column_privilege(table, column, privilege): the column is not told apart.
-        3 if matches!(kind, ObjectKind::Table) && args[1].data_type() == &DataType::Utf8
-            && args[0].data_type() != &DataType::Utf8 => (None, cells(&args[0])?, cells(&args[2])?),
+        3 if matches!(kind, ObjectKind::Table)
+            && args[1].data_type() == &DataType::Utf8
+            && args[0].data_type() != &DataType::Utf8 =>
+        {
+            (None, cells(&args[0])?, cells(&args[2])?)
+        }
         3 => (Some(cells(&args[0])?), cells(&args[1])?, cells(&args[2])?),
         _ => (Some(cells(&args[0])?), cells(&args[1])?, cells(&args[3])?),
     };
@@ -305,10 +315,27 @@ fn has_privilege(
                     .and_then(|name| schema_acl(&snap, &name))
                     .map(|(o, l)| (ObjectKind::Schema, o, l))
             }
-            (_, ObjectKind::Database) => {
-                let owner = crate::catalog::roles::BOOTSTRAP_ROLE_NAME.to_string();
-                let list = acl::default_acl(ObjectKind::Database, &owner);
-                Some((ObjectKind::Database, owner, list))
+            (object, ObjectKind::Database) => {
+                let def = snap.databases.iter().find(|d| match object {
+                    Arg::Name(n) => d.name == *n,
+                    Arg::Oid(o) => d.oid == *o,
+                    Arg::Null => false,
+                });
+                match (def, object) {
+                    (Some(d), _) => {
+                        let owner = crate::catalog::roles::BOOTSTRAP_ROLE_NAME.to_string();
+                        let stored = parse_acl(d.acl.as_ref()).map_err(external)?;
+                        let list = acl::effective(ObjectKind::Database, &owner, stored.as_deref());
+                        Some((ObjectKind::Database, owner, list))
+                    }
+                    (None, Arg::Name(n)) => {
+                        return Err(external(SqlError::new(
+                            codes::INVALID_CATALOG_NAME,
+                            format!("database \"{n}\" does not exist"),
+                        )))
+                    }
+                    (None, _) => None,
+                }
             }
             (Arg::Name(name), _) => {
                 let (k, o, l) = relation_by_name(&snap, &path, name).map_err(external)?;
@@ -478,7 +505,10 @@ pub fn register(ctx: &SessionContext, meta: &Arc<SessionMeta>) {
         move |args, _| {
             let snap = m.snapshot();
             let o = crate::catalog::pgfuncs::ints(&args[0])?;
-            let out: StringArray = o.iter().map(|v| v.map(|v| role_name(&snap.roles, v))).collect();
+            let out: StringArray = o
+                .iter()
+                .map(|v| v.map(|v| role_name(&snap.roles, v)))
+                .collect();
             Ok(Arc::new(out) as ArrayRef)
         },
     ));

@@ -121,7 +121,10 @@ pub async fn acl_of(
         _ => "",
     };
     let (owner, acl) = match stored {
-        Some(d) => (d.owner.clone(), crate::catalog::grants::parse_acl(d.acl.as_ref())?),
+        Some(d) => (
+            d.owner.clone(),
+            crate::catalog::grants::parse_acl(d.acl.as_ref())?,
+        ),
         None if !built_in_owner.is_empty() => (built_in_owner.to_string(), None),
         None => return Ok(None),
     };

@@ -387,6 +387,7 @@ impl Executor {
             name: name.to_string(),
             oid: oid_for_table_id(base) as i32,
             tables: DatabaseTables::at(base),
+            acl: None,
         };
         crate::catalog::databases::put(db, txn, name, Some(&def))
     }

@@ -3,12 +3,11 @@
 //! superuser, who grants as the owner) grants and revokes; another role grants only what it
 //! holds WITH GRANT OPTION, as its own grantor (a warning when that is not everything it
 //! asked, 42501 when it is nothing). The ACL is stored in the object's catalog row
-//! ([`crate::catalog::acl`]). Column privileges and privileges on databases and functions
-//! answer 0A000.
+//! ([`crate::catalog::acl`]); a database's in its row of the cluster's database table.
+//! Column privileges and privileges on functions answer 0A000.
 
 use datafusion::sql::sqlparser::ast::{
-    Action, Grant, GrantObjects, Grantee, GranteeName, GranteesType, ObjectName, Privileges,
-    Revoke,
+    Action, Grant, GrantObjects, Grantee, GranteeName, GranteesType, ObjectName, Privileges, Revoke,
 };
 use weft_engine::schema::split_relation;
 
@@ -25,6 +24,7 @@ enum Target {
     /// A table, view or sequence, by key.
     Relation(String),
     Schema(String),
+    Database(String),
 }
 
 /// The privileges an action list names; `None` for `ALL`.
@@ -75,7 +75,9 @@ fn grantee_names(grantees: &[Grantee], acting: &Acting) -> SqlResult<Vec<String>
             (GranteesType::Public, _) => Ok(String::new()),
             (_, Some(GranteeName::ObjectName(n))) => {
                 let name = match n.0.as_slice() {
-                    [p] => p.as_ident().map(|i| (ident_name(i), i.quote_style.is_some())),
+                    [p] => p
+                        .as_ident()
+                        .map(|i| (ident_name(i), i.quote_style.is_some())),
                     _ => None,
                 };
                 match name {
@@ -174,7 +176,13 @@ impl Executor {
                         )
                     })?;
                     let list = acl::effective(rel.kind, &rel.owner, rel.acl.as_deref());
-                    (rel.kind, rel.noun, split_relation(key).1.to_string(), rel.owner, list)
+                    (
+                        rel.kind,
+                        rel.noun,
+                        split_relation(key).1.to_string(),
+                        rel.owner,
+                        list,
+                    )
                 }
                 Target::Schema(s) => {
                     let (owner, list) = crate::catalog::schemas::acl_of(
@@ -192,6 +200,23 @@ impl Executor {
                         )
                     })?;
                     (ObjectKind::Schema, "schema", s.clone(), owner, list)
+                }
+                Target::Database(d) => {
+                    let def = crate::catalog::databases::lookup(&self.db, Some(txn), read_ts, d)
+                        .await?
+                        .ok_or_else(|| {
+                            SqlError::new(
+                                codes::INVALID_CATALOG_NAME,
+                                format!("database \"{d}\" does not exist"),
+                            )
+                        })?;
+                    let owner = crate::catalog::roles::BOOTSTRAP_ROLE_NAME.to_string();
+                    let list = acl::effective(
+                        ObjectKind::Database,
+                        &owner,
+                        crate::catalog::grants::parse_acl(def.acl.as_ref())?.as_deref(),
+                    );
+                    (ObjectKind::Database, "database", d.clone(), owner, list)
                 }
             };
             let wanted = match asked {
@@ -223,11 +248,20 @@ impl Executor {
             };
             // As PostgreSQL warns: nothing, or not everything asked (unless ALL), was done.
             let (code, done) = if is_grant {
-                ("01007", ["no privileges were granted", "not all privileges were granted"])
+                (
+                    "01007",
+                    [
+                        "no privileges were granted",
+                        "not all privileges were granted",
+                    ],
+                )
             } else {
                 (
                     "01006",
-                    ["no privileges could be revoked", "not all privileges could be revoked"],
+                    [
+                        "no privileges could be revoked",
+                        "not all privileges could be revoked",
+                    ],
                 )
             };
             if allowed.is_empty() || (asked.is_some() && allowed != wanted) {
@@ -244,9 +278,8 @@ impl Executor {
                 // PostgreSQL's REVOKE of a privilege that columns also carry goes on to the
                 // table's columns, and refuses a role holding no column privilege at all
                 // (the first column it checks is the system column `tableoid`).
-                let column_rights = Privs(
-                    acl::SELECT.0 | acl::INSERT.0 | acl::UPDATE.0 | acl::REFERENCES.0,
-                );
+                let column_rights =
+                    Privs(acl::SELECT.0 | acl::INSERT.0 | acl::UPDATE.0 | acl::REFERENCES.0);
                 let (held, grantable) = acting.held(kind, &owner, Some(&list));
                 if !is_grant
                     && noun == "table"
@@ -288,6 +321,10 @@ impl Executor {
             GrantObjects::Schemas(names) => Ok(names
                 .iter()
                 .map(|n| Target::Schema(crate::sql::names::object_ident(n)))
+                .collect()),
+            GrantObjects::Databases(names) => Ok(names
+                .iter()
+                .map(|n| Target::Database(crate::sql::names::object_ident(n)))
                 .collect()),
             GrantObjects::AllTablesInSchema { schemas }
             | GrantObjects::AllSequencesInSchema { schemas } => {
@@ -378,6 +415,19 @@ impl Executor {
                     codes::UNDEFINED_TABLE,
                     format!("relation \"{key}\" does not exist"),
                 ))
+            }
+            Target::Database(name) => {
+                let def =
+                    crate::catalog::databases::lookup(&self.db, Some(txn), txn.read_ts()?, name)
+                        .await?
+                        .ok_or_else(|| {
+                            SqlError::new(
+                                codes::INVALID_CATALOG_NAME,
+                                format!("database \"{name}\" does not exist"),
+                            )
+                        })?;
+                let def = crate::catalog::databases::DatabaseDef { acl: stored, ..def };
+                crate::catalog::databases::put(&self.db, txn, name, Some(&def))
             }
             Target::Schema(name) => {
                 let read_ts = txn.read_ts()?;

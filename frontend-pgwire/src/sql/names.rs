@@ -17,7 +17,10 @@ pub fn ident_name(id: &datafusion::sql::sqlparser::ast::Ident) -> String {
 /// written.
 pub fn object_ident(n: &datafusion::sql::sqlparser::ast::ObjectName) -> String {
     match n.0.as_slice() {
-        [p] => p.as_ident().map(ident_name).unwrap_or_else(|| n.to_string()),
+        [p] => p
+            .as_ident()
+            .map(ident_name)
+            .unwrap_or_else(|| n.to_string()),
         _ => n.to_string(),
     }
 }

@@ -32,14 +32,8 @@ impl Executor {
         }
         let acting = self.acting(txn).await?;
         if !acting.superuser
-            && !crate::catalog::grants::is_member(
-                &self.db,
-                Some(txn),
-                read_ts,
-                &acting.role,
-                &role,
-            )
-            .await?
+            && !crate::catalog::grants::is_member(&self.db, Some(txn), read_ts, &acting.role, &role)
+                .await?
         {
             return Err(SqlError::new(
                 codes::INSUFFICIENT_PRIVILEGE,

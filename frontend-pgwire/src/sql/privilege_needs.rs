@@ -268,7 +268,12 @@ pub fn needs(stmt: &Statement) -> Vec<Need> {
             let given = if ins.columns.is_empty() {
                 None
             } else {
-                Some(ins.columns.iter().map(crate::sql::names::object_ident).collect())
+                Some(
+                    ins.columns
+                        .iter()
+                        .map(crate::sql::names::object_ident)
+                        .collect(),
+                )
             };
             out.push(Need::Defaults {
                 table: target,
@@ -481,9 +486,7 @@ pub fn needs(stmt: &Statement) -> Vec<Need> {
             object_name,
             ..
         } => match object_type {
-            ast::CommentObject::Table
-            | ast::CommentObject::View
-            | ast::CommentObject::Sequence => {
+            ast::CommentObject::Table | ast::CommentObject::View | ast::CommentObject::Sequence => {
                 if let Ok(name) = table_name(object_name) {
                     out.push(Need::Owner { name });
                 }
@@ -565,8 +568,10 @@ mod tests {
     #[test]
     fn queries_read_their_tables_and_not_their_ctes() {
         assert_eq!(
-            of("WITH c AS (SELECT * FROM a) SELECT * FROM c JOIN s.b ON true \
-                WHERE x IN (SELECT y FROM d) AND nextval('q') > 0"),
+            of(
+                "WITH c AS (SELECT * FROM a) SELECT * FROM c JOIN s.b ON true \
+                WHERE x IN (SELECT y FROM d) AND nextval('q') > 0"
+            ),
             vec![
                 rel("a", acl::SELECT),
                 rel("s.b", acl::SELECT),
@@ -586,10 +591,7 @@ mod tests {
 
     #[test]
     fn writes_read_their_target_only_when_they_read_its_columns() {
-        assert_eq!(
-            of("UPDATE t SET a = 1"),
-            vec![rel("t", acl::UPDATE)]
-        );
+        assert_eq!(of("UPDATE t SET a = 1"), vec![rel("t", acl::UPDATE)]);
         assert_eq!(
             of("UPDATE t SET a = a + 1"),
             vec![rel("t", acl::UPDATE), rel("t", acl::SELECT)]

@@ -10,7 +10,7 @@
 use weft_engine::schema::split_relation;
 
 use crate::catalog::acl::{self, AclItem, ObjectKind, Privs};
-use crate::catalog::grants::{self, denied, owner_name, parse_acl, Acting};
+use crate::catalog::grants::{self, owner_name, parse_acl, Acting};
 use crate::catalog::txn::Txn;
 use crate::error::{codes, SqlError, SqlResult};
 use crate::sql::exec::Executor;
@@ -206,14 +206,22 @@ impl Executor {
             }
             Need::CreateSchema => {
                 let database = self.meta.identity().database;
-                let list = acl::default_acl(
+                let stored = crate::catalog::databases::lookup(
+                    &self.db,
+                    Some(txn),
+                    txn.read_ts()?,
+                    &database,
+                )
+                .await?
+                .and_then(|d| d.acl);
+                acting.require_any(
                     ObjectKind::Database,
+                    "database",
+                    &database,
                     crate::catalog::roles::BOOTSTRAP_ROLE_NAME,
-                );
-                if acl::held(&list, &acting.roles).0.contains(acl::CREATE) {
-                    return Ok(());
-                }
-                Err(denied("database", &database))
+                    parse_acl(stored.as_ref())?.as_deref(),
+                    acl::CREATE,
+                )
             }
             Need::RoleAdmin { action, superuser } => {
                 if superuser {
@@ -249,7 +257,10 @@ impl Executor {
                 if acting.createrole {
                     return Ok(());
                 }
-                Err(SqlError::new(codes::INSUFFICIENT_PRIVILEGE, "permission denied"))
+                Err(SqlError::new(
+                    codes::INSUFFICIENT_PRIVILEGE,
+                    "permission denied",
+                ))
             }
             Need::DatabaseOwner { name } => acting.require_owner(
                 "database",
@@ -299,8 +310,7 @@ impl Executor {
             if depth >= VIEW_DEPTH_MAX {
                 continue;
             }
-            let owner =
-                grants::acting(&self.db, Some(txn), txn.read_ts()?, &rel.owner).await?;
+            let owner = grants::acting(&self.db, Some(txn), txn.read_ts()?, &rel.owner).await?;
             let Ok(mut stmts) = datafusion::sql::sqlparser::parser::Parser::parse_sql(
                 &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
                 &query,

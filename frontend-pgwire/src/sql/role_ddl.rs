@@ -241,22 +241,20 @@ impl Executor {
             note("table", &t.name, named(t.owner.as_ref(), t.acl.as_ref()));
         }
         let views = txn.overlay(txn.database.views);
-        for v in crate::catalog::views::list(&self.db, txn.database, read_ts, views.as_deref())
-            .await?
+        for v in
+            crate::catalog::views::list(&self.db, txn.database, read_ts, views.as_deref()).await?
         {
             note("view", &v.name, named(v.owner.as_ref(), v.acl.as_ref()));
         }
         let seqs = txn.overlay(txn.database.sequences);
-        for q in
-            crate::catalog::sequences::list(&self.db, txn.database, read_ts, seqs.as_deref())
-                .await?
+        for q in crate::catalog::sequences::list(&self.db, txn.database, read_ts, seqs.as_deref())
+            .await?
         {
             note("sequence", &q.name, named(q.owner.as_ref(), q.acl.as_ref()));
         }
         let schemas = txn.overlay(txn.database.schemas());
-        for s in
-            crate::catalog::schemas::list(&self.db, txn.database, read_ts, schemas.as_deref())
-                .await?
+        for s in crate::catalog::schemas::list(&self.db, txn.database, read_ts, schemas.as_deref())
+            .await?
         {
             let owns = s.owner == name;
             note("schema", &s.name, (owns, named(None, s.acl.as_ref()).1));

@@ -56,7 +56,12 @@ pub fn parse(sql: &str) -> Option<SqlResult<datafusion::sql::sqlparser::ast::Sta
     let mut rest = &words[1..];
     let mut admin = false;
     let kw = |t: &Token, k: Keyword| matches!(t, Token::Word(w) if w.keyword == k && w.quote_style.is_none());
-    if !grant && rest.len() >= 3 && kw(rest[0], Keyword::ADMIN) && kw(rest[1], Keyword::OPTION) && kw(rest[2], Keyword::FOR) {
+    if !grant
+        && rest.len() >= 3
+        && kw(rest[0], Keyword::ADMIN)
+        && kw(rest[1], Keyword::OPTION)
+        && kw(rest[2], Keyword::FOR)
+    {
         admin = true;
         rest = &rest[3..];
     }
@@ -98,14 +103,23 @@ pub fn parse(sql: &str) -> Option<SqlResult<datafusion::sql::sqlparser::ast::Sta
     // Options after the members: WITH ADMIN OPTION, GRANTED BY role, CASCADE, RESTRICT.
     let mut end = tail.len();
     for (i, t) in tail.iter().enumerate() {
-        if kw(t, Keyword::WITH) || kw(t, Keyword::GRANTED) || kw(t, Keyword::CASCADE) || kw(t, Keyword::RESTRICT) {
+        if kw(t, Keyword::WITH)
+            || kw(t, Keyword::GRANTED)
+            || kw(t, Keyword::CASCADE)
+            || kw(t, Keyword::RESTRICT)
+        {
             end = i;
             break;
         }
     }
     let options = &tail[end..];
     tail = &tail[..end];
-    if grant && options.len() >= 3 && kw(options[0], Keyword::WITH) && kw(options[1], Keyword::ADMIN) && kw(options[2], Keyword::OPTION) {
+    if grant
+        && options.len() >= 3
+        && kw(options[0], Keyword::WITH)
+        && kw(options[1], Keyword::ADMIN)
+        && kw(options[2], Keyword::OPTION)
+    {
         admin = true;
     }
     let members = match list(tail) {
@@ -261,7 +275,8 @@ impl Executor {
                 format!("role \"{role}\" does not exist"),
             ));
         };
-        let login_acting = crate::catalog::grants::acting(&self.db, Some(txn), read_ts, &login).await?;
+        let login_acting =
+            crate::catalog::grants::acting(&self.db, Some(txn), read_ts, &login).await?;
         if !login_acting.superuser
             && !crate::catalog::grants::is_member(&self.db, Some(txn), read_ts, &login, &role)
                 .await?

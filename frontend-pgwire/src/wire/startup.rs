@@ -197,10 +197,48 @@ impl Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if let Err(e) = self.may_connect(client).await {
+            return self.refuse(client, e.code, e.message).await;
+        }
         self.set_phase(Phase::Over);
         let (pid, key) = pgwire::api::PidSecretKeyGenerator::generate(&*self.pids, client);
         client.set_pid_and_secret_key(pid, key);
         finish_authentication(client, &server_parameters()).await
+    }
+
+    /// 42501 unless the role may CONNECT to the database it names (PUBLIC may, unless
+    /// REVOKE took it away). A role that was never created (a trusted loopback login) and a
+    /// superuser always may.
+    async fn may_connect<C: ClientInfo>(&self, client: &C) -> SqlResult<()> {
+        let user = user_of(client);
+        let database = client
+            .metadata()
+            .get(pgwire::api::METADATA_DATABASE)
+            .cloned()
+            .unwrap_or_else(|| user.clone());
+        let read_ts = self.db.adjudicator.read_ts();
+        if crate::catalog::roles::always_superuser(&self.db, &user)
+            || !crate::catalog::roles::exists(&self.db, None, read_ts, &user).await?
+        {
+            return Ok(());
+        }
+        let Some(def) =
+            crate::catalog::databases::lookup(&self.db, None, read_ts, &database).await?
+        else {
+            return Ok(());
+        };
+        let acting = crate::catalog::grants::acting(&self.db, None, read_ts, &user).await?;
+        let stored = crate::catalog::grants::parse_acl(def.acl.as_ref())?;
+        acting
+            .require_any(
+                crate::catalog::acl::ObjectKind::Database,
+                "database",
+                &database,
+                crate::catalog::roles::BOOTSTRAP_ROLE_NAME,
+                stored.as_deref(),
+                crate::catalog::acl::CONNECT,
+            )
+            .map_err(|e| e.with_detail("User does not have CONNECT privilege."))
     }
 
     /// The startup packet of a connection that must authenticate: the method is the role's.
