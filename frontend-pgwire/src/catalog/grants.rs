@@ -226,3 +226,31 @@ pub async fn is_member(
     }
     Ok(false)
 }
+
+/// The relation key a `regclass` text names (`'s'`, `'public.s'`, `'"S"'`).
+pub fn regclass_key(text: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = text.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
+            c if quoted => cur.push(c),
+            c => cur.push(c.to_ascii_lowercase()),
+        }
+    }
+    parts.push(cur);
+    match parts.as_slice() {
+        [name] if !name.is_empty() => Some(name.clone()),
+        [.., schema, name] if !name.is_empty() => {
+            Some(weft_engine::schema::relation_key(schema, name))
+        }
+        _ => None,
+    }
+}

@@ -169,7 +169,7 @@ fn relation_by_name(snap: &Snapshot, path: &[String], name: &str) -> SqlResult<F
             format!("relation \"{name}\" does not exist"),
         )
     };
-    let key = crate::sql::privilege_needs::regclass_key(name).ok_or_else(missing)?;
+    let key = crate::catalog::grants::regclass_key(name).ok_or_else(missing)?;
     if key.contains('.') || path.is_empty() {
         return relation_by_key(snap, &key)?.ok_or_else(missing);
     }

@@ -10,11 +10,12 @@
 use weft_engine::schema::split_relation;
 
 use crate::catalog::acl::{self, AclItem, ObjectKind, Privs};
+use crate::catalog::grants::regclass_key;
 use crate::catalog::grants::{self, owner_name, parse_acl, Acting};
 use crate::catalog::txn::Txn;
 use crate::error::{codes, SqlError, SqlResult};
 use crate::sql::exec::Executor;
-use crate::sql::privilege_needs::{needs, regclass_key, Need};
+use crate::sql::privilege_needs::{needs, Need};
 
 /// How deep views of views are followed when their reads are checked.
 const VIEW_DEPTH_MAX: usize = 32;
@@ -155,15 +156,7 @@ impl Executor {
             }
             Need::CreateIn { relation } => {
                 let schema = split_relation(&relation).0.to_string();
-                let Some((owner, list)) = crate::catalog::schemas::acl_of(
-                    &self.db,
-                    txn.database,
-                    Some(txn),
-                    txn.read_ts()?,
-                    &schema,
-                )
-                .await?
-                else {
+                let Some((owner, list)) = self.schema_acl(txn, &schema).await? else {
                     return Ok(());
                 };
                 acting.require_any(
@@ -191,15 +184,7 @@ impl Executor {
                 acting.require_owner("index", split_relation(&name).1, &rel.owner)
             }
             Need::SchemaOwner { schema } => {
-                let Some((owner, _)) = crate::catalog::schemas::acl_of(
-                    &self.db,
-                    txn.database,
-                    Some(txn),
-                    txn.read_ts()?,
-                    &schema,
-                )
-                .await?
-                else {
+                let Some((owner, _)) = self.schema_acl(txn, &schema).await? else {
                     return Ok(());
                 };
                 acting.require_owner("schema", &schema, &owner)
@@ -330,15 +315,7 @@ impl Executor {
     /// USAGE on the schema of relation `name` (all may use `public` unless it was revoked).
     async fn check_schema_usage(&self, txn: &Txn, acting: &Acting, name: &str) -> SqlResult<()> {
         let schema = split_relation(name).0;
-        let Some((owner, list)) = crate::catalog::schemas::acl_of(
-            &self.db,
-            txn.database,
-            Some(txn),
-            txn.read_ts()?,
-            schema,
-        )
-        .await?
-        else {
+        let Some((owner, list)) = self.schema_acl(txn, schema).await? else {
             return Ok(());
         };
         acting.require_any(
@@ -349,6 +326,16 @@ impl Executor {
             Some(&list),
             acl::USAGE,
         )
+    }
+
+    /// Schema `schema`'s owner and ACL as the transaction sees them.
+    async fn schema_acl(
+        &self,
+        txn: &Txn,
+        schema: &str,
+    ) -> SqlResult<Option<(String, Vec<AclItem>)>> {
+        crate::catalog::schemas::acl_of(&self.db, txn.database, Some(txn), txn.read_ts()?, schema)
+            .await
     }
 
     /// The table index `name` is on.
