@@ -341,6 +341,27 @@ pub fn parse_wanted(kind: ObjectKind, text: &str) -> SqlResult<Vec<(Privs, bool)
         .collect()
 }
 
+/// A list of items in PostgreSQL's array text form (`{a,"b c"}`): an item is quoted when
+/// it is empty, reads as NULL, or holds a delimiter, brace, quote, backslash or space.
+pub fn array_text(items: &[String]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|i| {
+            let plain = !i.is_empty()
+                && !i.eq_ignore_ascii_case("null")
+                && !i
+                    .chars()
+                    .any(|c| matches!(c, ',' | '{' | '}' | '"' | '\\') || c.is_whitespace());
+            if plain {
+                i.clone()
+            } else {
+                format!("\"{}\"", i.replace('\\', "\\\\").replace('"', "\\\""))
+            }
+        })
+        .collect();
+    format!("{{{}}}", quoted.join(","))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,6 +399,13 @@ mod tests {
         assert_eq!(texts, ["alice=arwdDxt/alice", "=ar*/alice"]);
         let (p, g) = held(&acl, &["carol".to_string()]);
         assert_eq!((p, g), (SELECT.union(INSERT), SELECT));
+    }
+
+    #[test]
+    fn arrays_of_items_are_written_as_postgresql_writes_them() {
+        let items = vec!["=r/alice".to_string(), "\"a b\"=U/x".to_string()];
+        assert_eq!(array_text(&items), "{=r/alice,\"\\\"a b\\\"=U/x\"}");
+        assert_eq!(array_text(&[]), "{}");
     }
 
     #[test]

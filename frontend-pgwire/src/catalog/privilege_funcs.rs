@@ -437,23 +437,20 @@ pub fn register(ctx: &SessionContext, meta: &Arc<SessionMeta>) {
             Ok(Arc::new(BooleanArray::from(out)) as ArrayRef)
         },
     ));
-    // acldefault(kind, owner): the ACL an object of that kind has before any GRANT.
+    // acldefault(kind, owner): the ACL an object of that kind has before any GRANT, in the
+    // array's text form (pg_dump reads it as text, and compares it with `'{}'` in a CASE).
     let m = meta.clone();
     ctx.register_udf(fun(
         "acldefault",
         &[2],
-        DataType::List(Arc::new(arrow::datatypes::Field::new(
-            "item",
-            DataType::Utf8,
-            true,
-        ))),
+        DataType::Utf8,
         Volatility::Stable,
         move |args, _| {
             let snap = m.snapshot();
             let kinds = cast(&args[0], &DataType::Utf8)?;
             let kinds = kinds.as_string::<i32>();
             let owners = crate::catalog::pgfuncs::ints(&args[1])?;
-            let mut out = arrow::array::ListBuilder::new(arrow::array::StringBuilder::new());
+            let mut out = arrow::array::StringBuilder::new();
             for (k, o) in kinds.iter().zip(owners.iter()) {
                 let (Some(k), Some(o)) = (k, o) else {
                     out.append_null();
@@ -488,10 +485,8 @@ pub fn register(ctx: &SessionContext, meta: &Arc<SessionMeta>) {
                         continue;
                     }
                 };
-                for item in list {
-                    out.values().append_value(item.text());
-                }
-                out.append(true);
+                let items: Vec<String> = list.iter().map(AclItem::text).collect();
+                out.append_value(acl::array_text(&items));
             }
             Ok(Arc::new(out.finish()) as ArrayRef)
         },

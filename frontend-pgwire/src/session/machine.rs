@@ -241,7 +241,7 @@ impl Core {
     /// A new transaction with the session's defaults.
     /// `SET ROLE name` (`Some`), `SET ROLE NONE` and `RESET ROLE` (`None`); `SHOW role`
     /// reads the setting.
-    async fn set_role(&self, st: &mut State, role: Option<String>) -> SqlResult<Reply> {
+    async fn set_role(&self, st: &mut State, role: Option<String>, tag: &str) -> SqlResult<Reply> {
         let mut fresh;
         let txn = match st.txn.as_mut() {
             Some(t) => t,
@@ -259,7 +259,7 @@ impl Core {
         st.settings
             .insert("role".into(), role.unwrap_or_else(|| "none".into()));
         self.exec.meta.set_settings(&st.settings);
-        Ok(Reply::Outcome(Outcome::Command(CommandTag::new("SET"))))
+        Ok(Reply::Outcome(Outcome::Command(CommandTag::new(tag))))
     }
 
     pub(crate) fn new_txn(&self, st: &State, explicit: bool) -> Txn {
@@ -422,11 +422,13 @@ impl Core {
                     .as_ref()
                     .map(crate::sql::names::ident_name)
                     .filter(|r| r != "none");
-                self.set_role(st, role).await
+                self.set_role(st, role, "SET").await
             }
             Statement::Reset(ast::ResetStatement {
                 reset: ast::Reset::ConfigurationParameter(name),
-            }) if name.to_string().eq_ignore_ascii_case("role") => self.set_role(st, None).await,
+            }) if name.to_string().eq_ignore_ascii_case("role") => {
+                self.set_role(st, None, "RESET").await
+            }
             Statement::Set(set) => {
                 let r = self.settings(st, &set, notices);
                 self.exec.meta.set_settings(&st.settings);

@@ -64,6 +64,16 @@ pub(crate) fn abort_as_rollback(sql: &str) -> Option<String> {
         .then(|| format!("ROLLBACK{}", &t[end..]))
 }
 
+/// Whether `sql` is `ALTER DEFAULT PRIVILEGES ...`.
+fn is_alter_default_privileges(sql: &str) -> bool {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(3)
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    words == ["alter", "default", "privileges"]
+}
+
 pub(crate) fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
     haystack
         .as_bytes()
@@ -108,6 +118,12 @@ pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
         if let Some(s) = crate::sql::constraint_mode::parse(sql) {
             return Ok(vec![s?]);
         }
+    }
+    if contains_ignore_case(sql, "default privileges") && is_alter_default_privileges(sql) {
+        return Err(SqlError::unsupported(
+            "ALTER DEFAULT PRIVILEGES is not supported: GRANT on objects once they are made \
+             (GRANT ... ON ALL TABLES IN SCHEMA covers the ones that exist)",
+        ));
     }
     if (contains_ignore_case(sql, "grant") || contains_ignore_case(sql, "revoke"))
         && !sql.trim().trim_end_matches(';').contains(';')
