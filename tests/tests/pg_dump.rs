@@ -1,7 +1,8 @@
 //! PostgreSQL 15's pg_dump and pg_restore against weft: a database with every kind of
 //! object weft has (tables of many types, SERIAL and IDENTITY keys, defaults, CHECK,
 //! UNIQUE, secondary indexes, foreign keys with actions and deferral, sequences, views,
-//! comments, and a schema besides `public` holding a table, an index, a view and a sequence)
+//! comments, privileges granted to a role, and a schema besides `public` holding a table, an
+//! index, a view and a sequence)
 //! is dumped from weft, in plain and in custom format, and restored into PostgreSQL. The
 //! restored rows equal weft's row by row, and the restored schema equals the schema the
 //! same statements create when run on PostgreSQL directly (compared as PostgreSQL's own
@@ -52,6 +53,11 @@ CREATE SCHEMA shop;
 CREATE TABLE shop.orders (id serial PRIMARY KEY, book_id int REFERENCES books(id),
     qty int CHECK (qty > 0), note text);
 CREATE INDEX orders_book ON shop.orders (book_id);
+CREATE ROLE dump_reader;
+GRANT SELECT ON authors, book_list TO dump_reader;
+GRANT USAGE ON SCHEMA shop TO dump_reader;
+GRANT SELECT, INSERT ON shop.orders TO dump_reader WITH GRANT OPTION;
+GRANT USAGE ON SEQUENCE ticket_seq TO dump_reader;
 CREATE VIEW shop.big AS SELECT o.id, b.title FROM shop.orders o JOIN books b ON b.id = o.book_id
     WHERE o.qty > 1;
 CREATE SEQUENCE shop.slips;
@@ -245,11 +251,16 @@ fn pg_dump_of_weft_restores_into_postgres() {
     // Into weft: the plain dump through psql, the archive through pg_restore. The rows are
     // weft's, and a dump of either restored database is the original's dump.
     let original = dump_text(&bin, weft.port, "postgres", &[]);
+    // Roles belong to the cluster, not to a dump (pg_dumpall --roles-only carries them):
+    // each new cluster makes the role the grants name first.
     let plain_dir = tempfile::tempdir().unwrap();
     let from_plain = Server::start(&plain_dir.path().join("data"));
+    let role = "CREATE ROLE dump_reader";
+    psql_ok(&bin, from_plain.port, "postgres", &["-c", role], None);
     psql_ok(&bin, from_plain.port, "postgres", &[], Some(&plain));
     let fc_dir = tempfile::tempdir().unwrap();
     let from_archive = Server::start(&fc_dir.path().join("data"));
+    psql_ok(&bin, from_archive.port, "postgres", &["-c", role], None);
     let (ok, _, err) = client(
         &bin,
         "pg_restore",
