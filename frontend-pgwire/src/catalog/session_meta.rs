@@ -146,6 +146,17 @@ impl SessionMeta {
         chosen.unwrap_or_else(|| self.identity().user)
     }
 
+    /// `f` of the role statements run as, without copying its name (the check every
+    /// statement makes first).
+    pub fn with_current_role<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        let chosen = self.role.lock().unwrap_or_else(|e| e.into_inner());
+        match (chosen.as_deref(), self.identity.get()) {
+            (Some(r), _) => f(r),
+            (None, Some(id)) => f(&id.user),
+            (None, None) => f(BOOTSTRAP_ROLE_NAME),
+        }
+    }
+
     /// `SET ROLE name` (`Some`) or `RESET ROLE` / `SET ROLE NONE` (`None`).
     pub fn set_role(&self, role: Option<String>) {
         *self.role.lock().unwrap_or_else(|e| e.into_inner()) = role;

@@ -160,17 +160,15 @@ fn push_reads(out: &mut Vec<Need>, r: Reads) {
         if r.ctes.contains(&name) {
             continue;
         }
-        push(
-            out,
-            Need::Relation {
-                name,
-                privs: acl::SELECT,
-            },
-        );
+        push(out, relation_need(name, acl::SELECT));
     }
     for (name, privs) in r.sequences {
         push(out, Need::Sequence { name, privs });
     }
+}
+
+fn relation_need(name: String, privs: Privs) -> Need {
+    Need::Relation { name, privs }
 }
 
 fn push(out: &mut Vec<Need>, n: Need) {
@@ -195,13 +193,7 @@ pub fn needs(stmt: &Statement) -> Vec<Need> {
             let r = reads_of(q.as_ref());
             if !q.locks.is_empty() {
                 for name in r.relations.iter().filter(|n| !r.ctes.contains(n)) {
-                    push(
-                        &mut out,
-                        Need::Relation {
-                            name: name.clone(),
-                            privs: acl::UPDATE,
-                        },
-                    );
+                    push(&mut out, relation_need(name.clone(), acl::UPDATE));
                 }
             }
             push_reads(&mut out, r);
@@ -214,28 +206,13 @@ pub fn needs(stmt: &Statement) -> Vec<Need> {
             let Ok(target) = table_name(name) else {
                 return out;
             };
-            out.push(Need::Relation {
-                name: target.clone(),
-                privs: acl::INSERT,
-            });
+            out.push(relation_need(target.clone(), acl::INSERT));
             if ins.returning.is_some() {
-                push(
-                    &mut out,
-                    Need::Relation {
-                        name: target.clone(),
-                        privs: acl::SELECT,
-                    },
-                );
+                push(&mut out, relation_need(target.clone(), acl::SELECT));
             }
             if let Some(ast::OnInsert::OnConflict(c)) = &ins.on {
                 if matches!(c.action, ast::OnConflictAction::DoUpdate(_)) {
-                    push(
-                        &mut out,
-                        Need::Relation {
-                            name: target.clone(),
-                            privs: acl::UPDATE,
-                        },
-                    );
+                    push(&mut out, relation_need(target.clone(), acl::UPDATE));
                 }
             }
             let given = if ins.columns.is_empty() {
@@ -261,21 +238,12 @@ pub fn needs(stmt: &Statement) -> Vec<Need> {
             let Ok(target) = table_name(name) else {
                 return out;
             };
-            out.push(Need::Relation {
-                name: target.clone(),
-                privs: acl::UPDATE,
-            });
+            out.push(relation_need(target.clone(), acl::UPDATE));
             let reads_target = u.selection.as_ref().is_some_and(reads_columns)
                 || u.returning.is_some()
                 || u.assignments.iter().any(|a| reads_columns(&a.value));
             if reads_target {
-                push(
-                    &mut out,
-                    Need::Relation {
-                        name: target.clone(),
-                        privs: acl::SELECT,
-                    },
-                );
+                push(&mut out, relation_need(target.clone(), acl::SELECT));
             }
             push_reads(&mut out, without_target(reads_of(stmt), &target));
         }
@@ -289,28 +257,16 @@ pub fn needs(stmt: &Statement) -> Vec<Need> {
             let Ok(target) = table_name(name) else {
                 return out;
             };
-            out.push(Need::Relation {
-                name: target.clone(),
-                privs: acl::DELETE,
-            });
+            out.push(relation_need(target.clone(), acl::DELETE));
             if d.selection.as_ref().is_some_and(reads_columns) || d.returning.is_some() {
-                push(
-                    &mut out,
-                    Need::Relation {
-                        name: target.clone(),
-                        privs: acl::SELECT,
-                    },
-                );
+                push(&mut out, relation_need(target.clone(), acl::SELECT));
             }
             push_reads(&mut out, without_target(reads_of(stmt), &target));
         }
         Statement::Truncate(t) => {
             for target in &t.table_names {
                 if let Ok(name) = table_name(&target.name) {
-                    out.push(Need::Relation {
-                        name,
-                        privs: acl::TRUNCATE,
-                    });
+                    out.push(relation_need(name, acl::TRUNCATE));
                 }
             }
         }
@@ -339,15 +295,9 @@ pub fn needs(stmt: &Statement) -> Vec<Need> {
                     return out;
                 };
                 if *to {
-                    out.push(Need::Relation {
-                        name: target,
-                        privs: acl::SELECT,
-                    });
+                    out.push(relation_need(target, acl::SELECT));
                 } else {
-                    out.push(Need::Relation {
-                        name: target.clone(),
-                        privs: acl::INSERT,
-                    });
+                    out.push(relation_need(target.clone(), acl::INSERT));
                     let given = if columns.is_empty() {
                         None
                     } else {
@@ -380,13 +330,7 @@ pub fn needs(stmt: &Statement) -> Vec<Need> {
             }
             for p in parents {
                 if let Ok(name) = table_name(&p) {
-                    push(
-                        &mut out,
-                        Need::Relation {
-                            name,
-                            privs: acl::REFERENCES,
-                        },
-                    );
+                    push(&mut out, relation_need(name, acl::REFERENCES));
                 }
             }
             if let Some(q) = &ct.query {
@@ -532,10 +476,7 @@ mod tests {
     }
 
     fn rel(name: &str, privs: Privs) -> Need {
-        Need::Relation {
-            name: name.into(),
-            privs,
-        }
+        relation_need(name.into(), privs)
     }
 
     #[test]

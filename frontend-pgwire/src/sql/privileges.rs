@@ -34,6 +34,20 @@ pub struct Relation {
     pub defaults: Vec<(String, String)>,
 }
 
+impl Relation {
+    /// 42501 unless `acting` holds one of `want` on this relation (key `name`).
+    fn require(&self, acting: &Acting, name: &str, want: Privs) -> SqlResult<()> {
+        acting.require_any(
+            self.kind,
+            self.noun,
+            split_relation(name).1,
+            &self.owner,
+            self.acl.as_deref(),
+            want,
+        )
+    }
+}
+
 impl Executor {
     /// The role the session acts as now, at the transaction's read timestamp.
     pub(crate) async fn acting(&self, txn: &Txn) -> SqlResult<Acting> {
@@ -99,7 +113,11 @@ impl Executor {
         txn: &Txn,
         stmt: &datafusion::sql::sqlparser::ast::Statement,
     ) -> SqlResult<()> {
-        if crate::catalog::roles::always_superuser(&self.db, &self.meta.current_role()) {
+        let auth = self.db.auth();
+        let superuser = self.meta.with_current_role(|r| {
+            r == crate::catalog::roles::BOOTSTRAP_ROLE_NAME || auth.users.contains_key(r)
+        });
+        if superuser {
             return Ok(());
         }
         let acting = self.acting(txn).await?;
@@ -120,14 +138,7 @@ impl Executor {
                     return Ok(());
                 };
                 self.check_schema_usage(txn, acting, &name).await?;
-                acting.require_any(
-                    rel.kind,
-                    rel.noun,
-                    split_relation(&name).1,
-                    &rel.owner,
-                    rel.acl.as_deref(),
-                    privs,
-                )
+                rel.require(acting, &name, privs)
             }
             Need::Defaults { table, given } => {
                 let Some(rel) = self.relation(txn, &table).await? else {
@@ -143,14 +154,7 @@ impl Executor {
                     let Some(s) = self.relation(txn, &seq).await? else {
                         continue;
                     };
-                    acting.require_any(
-                        s.kind,
-                        s.noun,
-                        split_relation(&seq).1,
-                        &s.owner,
-                        s.acl.as_deref(),
-                        acl::USAGE.union(acl::UPDATE),
-                    )?;
+                    s.require(acting, &seq, acl::USAGE.union(acl::UPDATE))?;
                 }
                 Ok(())
             }
@@ -283,14 +287,7 @@ impl Executor {
                 continue;
             };
             self.check_schema_usage(txn, &who, &name).await?;
-            who.require_any(
-                rel.kind,
-                rel.noun,
-                split_relation(&name).1,
-                &rel.owner,
-                rel.acl.as_deref(),
-                privs,
-            )?;
+            rel.require(&who, &name, privs)?;
             let Some(query) = rel.query else { continue };
             if depth >= VIEW_DEPTH_MAX {
                 continue;
