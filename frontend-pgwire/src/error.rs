@@ -61,6 +61,7 @@ pub mod codes {
     pub const WARNING: &str = "01000";
     pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
     pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
+    pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
     pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
     pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
     pub const UNIQUE_VIOLATION: &str = "23505";

@@ -166,3 +166,59 @@ async fn pgbench_builtin_and_custom_scripts() {
     assert_eq!(v[1], v[2], "history deltas vs account balances");
     assert_eq!(v[3], v[4], "branches vs tellers");
 }
+
+/// `pgbench -i` as a user runs it: tables, a 100,000-row COPY in one transaction block,
+/// `VACUUM ANALYZE`, then `ALTER TABLE ... ADD PRIMARY KEY`. With weft's default limits the
+/// COPY is refused with 54000 and a hint naming the flag; with `--txn-rows-max` raised it
+/// initializes, and the built-in script runs on what it made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_initializes_its_own_tables() {
+    if pg_bin_dir().is_none() {
+        assert!(!pg_required(), "pgbench is required (WEFT_REQUIRE_PG=1)");
+        eprintln!("skipping: pgbench is not installed");
+        return;
+    }
+    let bin = pg_bin_dir().unwrap().join("pgbench");
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let server = Server::start(&dir.path().join("default"));
+        let out = Command::new(&bin)
+            .args(["-i", "-h", "127.0.0.1", "-p", &server.port.to_string()])
+            .args(["-U", "postgres", "postgres"])
+            .output()
+            .expect("run pgbench -i");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains("weft.txn_rows_max"), "{stderr}");
+        assert!(stderr.contains("--txn-rows-max"), "{stderr}");
+    }
+    let server = Server::start_with(&dir.path().join("raised"), &["--txn-rows-max", "200000"]);
+    let out = pgbench(server.port, &["-i"]);
+    assert!(out.contains("creating primary keys"), "{out}");
+    let c = server.connect().await;
+    let rows = simple_rows(
+        &c,
+        "SELECT (SELECT count(*) FROM pgbench_accounts), \
+                (SELECT count(*) FROM pgbench_tellers), \
+                (SELECT count(*) FROM pgbench_branches), \
+                (SELECT count(*) FROM pgbench_history), \
+                (SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'pgbench_%_pkey')",
+    )
+    .await;
+    assert_eq!(
+        rows[0],
+        ["100000", "10", "1", "0", "3"].map(|v| Some(v.to_string())),
+        "pgbench -i's tables"
+    );
+    // A second -i drops and remakes them.
+    pgbench(server.port, &["-i", "-q"]);
+    let out = pgbench(
+        server.port,
+        &["-c", "2", "-T", "3", "-M", "prepared", "--max-tries", "200"],
+    );
+    let processed = field(&out, "number of transactions actually processed:");
+    assert!(processed > 0, "{out}");
+    assert_eq!(field(&out, "number of failed transactions:"), 0, "{out}");
+    let n = simple_rows(&c, "SELECT count(*) FROM pgbench_history").await;
+    assert_eq!(n[0][0].as_deref(), Some(processed.to_string().as_str()));
+}

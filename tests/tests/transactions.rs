@@ -1,7 +1,7 @@
 //! Transactions over the wire: blocks, own writes, rollback, the aborted state, snapshot
 //! reads, and first-committer-wins conflicts reported as 40001.
 
-use weft_tests::{sqlstate, Server};
+use weft_tests::{simple_rows, sqlstate, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_own_writes_and_rollback() {
@@ -463,6 +463,28 @@ async fn limits_are_54000_and_the_session_survives() {
         .unwrap_err();
     assert_eq!(sqlstate(&e), "54000", "{e:?}");
     assert!(e.as_db_error().unwrap().message().contains("txn_rows_max"));
+    let hint = e
+        .as_db_error()
+        .unwrap()
+        .hint()
+        .unwrap_or_default()
+        .to_string();
+    assert!(hint.contains("--txn-rows-max"), "{hint}");
+    // The limits the message names are shown as settings, and only the server's start
+    // changes them.
+    for (name, value) in [
+        ("weft.txn_rows_max", "10"),
+        ("weft.txn_bytes_max", "4096"),
+        ("weft.txn_duration_max", "1s"),
+    ] {
+        let shown = simple_rows(&c, &format!("SHOW {name}")).await;
+        assert_eq!(shown, vec![vec![Some(value.to_string())]], "{name}");
+        let e = c
+            .batch_execute(&format!("SET {name} = 100"))
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "55P02", "{e:?}");
+    }
     // Across statements of one block, too.
     c.batch_execute("BEGIN").await.unwrap();
     for i in 0..10 {

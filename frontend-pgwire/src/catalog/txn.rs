@@ -33,6 +33,11 @@ impl Default for TxnLimits {
     }
 }
 
+/// What a transaction past its limits can do.
+const LIMIT_HINT: &str = "split the work into several transactions; outside a transaction \
+     block, SET weft.copy_commit_rows = 10000 makes a COPY commit as it goes; the limits are \
+     weft serve's --txn-rows-max and --txn-bytes-max";
+
 #[derive(Debug, Clone)]
 pub struct TableBuf {
     pub schema: SchemaRef,
@@ -308,7 +313,7 @@ impl Txn {
                     limits.rows_max
                 ),
             )
-            .with_hint("split the work into several transactions"));
+            .with_hint(LIMIT_HINT));
         }
         if self.bytes_written > limits.bytes_max {
             return Err(SqlError::new(
@@ -318,7 +323,7 @@ impl Txn {
                     limits.bytes_max
                 ),
             )
-            .with_hint("split the work into several transactions"));
+            .with_hint(LIMIT_HINT));
         }
         let buf = self.writes.entry(table_id).or_insert_with(|| TableBuf {
             schema: schema.clone(),

@@ -181,6 +181,9 @@ impl Core {
             Statement::Call(f) if f.name.to_string() == crate::sql::constraint_mode::PROCEDURE => {
                 self.exec.set_constraints(txn, &f, notices).await
             }
+            Statement::Call(f) if f.name.to_string() == crate::sql::maintenance::PROCEDURE => {
+                self.exec.maintenance(txn, &f, notices).await
+            }
             Statement::Call(f) if f.name.to_string() == crate::sql::database_ddl::PROCEDURE => {
                 self.exec.database_ddl(txn, &f, notices).await
             }

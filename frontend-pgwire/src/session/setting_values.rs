@@ -8,7 +8,7 @@ use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::sql::sqlparser::ast::{self, Statement};
 
-use crate::catalog::txn::{Isolation, Txn};
+use crate::catalog::txn::{Isolation, Txn, TxnLimits};
 use crate::error::{codes, SqlError, SqlResult};
 use crate::sql::outcome::{Notice, Outcome};
 use weft_engine::Timestamp;
@@ -43,6 +43,37 @@ pub(crate) fn default_settings() -> BTreeMap<String, String> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+/// The transaction limits, shown as read-only settings (`SHOW weft.txn_rows_max`): each
+/// name, its value, and the `weft serve` flag that sets it.
+pub(crate) fn limit_settings(limits: &TxnLimits) -> [(&'static str, String, &'static str); 3] {
+    [
+        (
+            "weft.txn_rows_max",
+            limits.rows_max.to_string(),
+            "--txn-rows-max",
+        ),
+        (
+            "weft.txn_bytes_max",
+            limits.bytes_max.to_string(),
+            "--txn-bytes-max",
+        ),
+        (
+            "weft.txn_duration_max",
+            format!("{}s", limits.duration_max.as_secs()),
+            "--txn-duration-max-s",
+        ),
+    ]
+}
+
+/// 55P02 for a SET of a setting only the server's start sets.
+pub(crate) fn read_only_setting(name: &str, flag: &str) -> SqlError {
+    SqlError::new(
+        codes::CANT_CHANGE_RUNTIME_PARAM,
+        format!("parameter \"{name}\" cannot be changed without restarting the server"),
+    )
+    .with_hint(format!("start weft serve with {flag}"))
 }
 
 pub(crate) fn single_row(name: &str, value: &str) -> Outcome {

@@ -18,10 +18,12 @@ use crate::session::machine::State;
 use crate::session::setting_values::apply_modes;
 use crate::session::setting_values::duration_text;
 use crate::session::setting_values::level_of;
+use crate::session::setting_values::limit_settings;
 use crate::session::setting_values::parse_bool;
 use crate::session::setting_values::parse_duration_ms;
 use crate::session::setting_values::parse_level;
 use crate::session::setting_values::parse_timestamptz;
+use crate::session::setting_values::read_only_setting;
 use crate::session::setting_values::setting_value;
 use crate::session::setting_values::single_row;
 use crate::session::setting_values::startup_options;
@@ -96,6 +98,12 @@ impl Core {
                 } else {
                     setting_value(values)
                 };
+                if let Some((_, _, flag)) = limit_settings(&self.exec.db.limits)
+                    .into_iter()
+                    .find(|(n, _, _)| *n == name)
+                {
+                    return Err(read_only_setting(&name, flag));
+                }
                 match name.as_str() {
                     "weft.as_of" => {
                         if st.txn.as_ref().is_some_and(|t| t.explicit) {
@@ -371,6 +379,12 @@ impl Core {
             // Commits given a timestamp whose journal batch is not durable yet.
             let n = self.exec.db.adjudicator.sequencer().in_flight().to_string();
             return Ok(Reply::Outcome(single_row(&name, &n)));
+        }
+        if let Some((_, v, _)) = limit_settings(&self.exec.db.limits)
+            .into_iter()
+            .find(|(n, _, _)| *n == name)
+        {
+            return Ok(Reply::Outcome(single_row(&name, &v)));
         }
         match st.settings.get(&name) {
             Some(v) => Ok(Reply::Outcome(single_row(&name, v))),

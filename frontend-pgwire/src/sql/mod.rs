@@ -48,6 +48,7 @@ pub mod index_build;
 pub mod index_ddl;
 pub mod jsonb_syntax;
 pub mod lock_table;
+pub mod maintenance;
 pub mod names;
 pub mod origins;
 pub mod outcome;

@@ -119,6 +119,21 @@ pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
             return Ok(vec![s?]);
         }
     }
+    if contains_ignore_case(sql, "vacuum") || contains_ignore_case(sql, "analy") {
+        if let Some((first, rest)) = crate::sql::carrier::split_first(sql) {
+            if crate::sql::maintenance::parse(first).is_some()
+                || crate::sql::maintenance::parse(rest).is_some()
+                || contains_ignore_case(rest, "vacuum")
+                || contains_ignore_case(rest, "analy")
+            {
+                let mut out = parse(first)?;
+                out.extend(parse(rest)?);
+                return Ok(out);
+            }
+        } else if let Some(s) = crate::sql::maintenance::parse(sql) {
+            return Ok(vec![s?]);
+        }
+    }
     if contains_ignore_case(sql, "default privileges") && is_alter_default_privileges(sql) {
         return Err(SqlError::unsupported(
             "ALTER DEFAULT PRIVILEGES is not supported: GRANT on objects once they are made \
