@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use arrow::array::{new_empty_array, new_null_array, ArrayRef, RecordBatch};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::scalar::ScalarValue;
 
 use crate::error::EngineResult;
@@ -23,6 +23,9 @@ pub fn column_from_rows<'a>(
         return Ok(new_empty_array(data_type));
     }
     let values: Vec<Option<&ScalarValue>> = values.collect();
+    if let Some(array) = typed_column(data_type, &values) {
+        return Ok(array);
+    }
     // Nulls take the values' own type, which for a list can differ from the column's in
     // its element field's metadata (see the cast below).
     let value_type = values
@@ -71,6 +74,119 @@ pub fn rows_to_batch(schema: &SchemaRef, rows: &[&Row]) -> EngineResult<RecordBa
     )?)
 }
 
+/// The column built straight from the values, without copying them into owned scalars
+/// first, for the types tables store most; `None` (the general path then builds it) for
+/// another type, or when a value is not of the column's exact type.
+fn typed_column(data_type: &DataType, values: &[Option<&ScalarValue>]) -> Option<ArrayRef> {
+    use arrow::array::{
+        BinaryBuilder, BooleanArray, Date32Array, Decimal128Array, FixedSizeBinaryBuilder,
+        Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, StringBuilder,
+        TimestampMicrosecondArray,
+    };
+    use arrow::datatypes::TimeUnit;
+    use ScalarValue as S;
+    /// A primitive column: every value of variant `$v` (NULL or absent is null).
+    macro_rules! primitive {
+        ($array:ty, $v:ident) => {{
+            let mut ok = true;
+            let a: $array = values
+                .iter()
+                .map(|v| match v {
+                    None | Some(S::Null) => None,
+                    Some(S::$v(x)) => *x,
+                    Some(_) => {
+                        ok = false;
+                        None
+                    }
+                })
+                .collect();
+            ok.then(|| Arc::new(a) as ArrayRef)
+        }};
+    }
+    match data_type {
+        DataType::Int16 => primitive!(Int16Array, Int16),
+        DataType::Int32 => primitive!(Int32Array, Int32),
+        DataType::Int64 => primitive!(Int64Array, Int64),
+        DataType::Float32 => primitive!(Float32Array, Float32),
+        DataType::Float64 => primitive!(Float64Array, Float64),
+        DataType::Boolean => primitive!(BooleanArray, Boolean),
+        DataType::Date32 => primitive!(Date32Array, Date32),
+        DataType::Decimal128(p, sc) => {
+            let mut ok = true;
+            let a: Decimal128Array = values
+                .iter()
+                .map(|v| match v {
+                    None | Some(S::Null) => None,
+                    Some(S::Decimal128(x, vp, vs)) if vp == p && vs == sc => *x,
+                    Some(_) => {
+                        ok = false;
+                        None
+                    }
+                })
+                .collect();
+            ok.then(|| a.with_precision_and_scale(*p, *sc).ok())
+                .flatten()
+                .map(|a| Arc::new(a) as ArrayRef)
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+            let mut ok = true;
+            let a: TimestampMicrosecondArray = values
+                .iter()
+                .map(|v| match v {
+                    None | Some(S::Null) => None,
+                    Some(S::TimestampMicrosecond(x, vtz)) if vtz == tz => *x,
+                    Some(_) => {
+                        ok = false;
+                        None
+                    }
+                })
+                .collect();
+            ok.then(|| Arc::new(a.with_timezone_opt(tz.clone())) as ArrayRef)
+        }
+        DataType::Utf8 => {
+            let bytes = values
+                .iter()
+                .map(|v| match v {
+                    Some(S::Utf8(Some(s))) => s.len(),
+                    _ => 0,
+                })
+                .sum();
+            let mut b = StringBuilder::with_capacity(values.len(), bytes);
+            for v in values {
+                match v {
+                    None | Some(S::Null) | Some(S::Utf8(None)) => b.append_null(),
+                    Some(S::Utf8(Some(s))) => b.append_value(s),
+                    Some(_) => return None,
+                }
+            }
+            Some(Arc::new(b.finish()))
+        }
+        DataType::Binary => {
+            let mut b = BinaryBuilder::with_capacity(values.len(), 0);
+            for v in values {
+                match v {
+                    None | Some(S::Null) | Some(S::Binary(None)) => b.append_null(),
+                    Some(S::Binary(Some(s))) => b.append_value(s),
+                    Some(_) => return None,
+                }
+            }
+            Some(Arc::new(b.finish()))
+        }
+        DataType::FixedSizeBinary(n) => {
+            let mut b = FixedSizeBinaryBuilder::with_capacity(values.len(), *n);
+            for v in values {
+                match v {
+                    None | Some(S::Null) | Some(S::FixedSizeBinary(_, None)) => b.append_null(),
+                    Some(S::FixedSizeBinary(vn, Some(s))) if vn == n => b.append_value(s).ok()?,
+                    Some(_) => return None,
+                }
+            }
+            Some(Arc::new(b.finish()))
+        }
+        _ => None,
+    }
+}
+
 /// Reads row `i` of a batch, taking only the first `ncols` columns.
 pub fn batch_row(batch: &RecordBatch, i: usize, ncols: usize) -> EngineResult<Row> {
     (0..ncols)
@@ -84,3 +200,78 @@ pub fn row_bytes(row: &Row) -> usize {
 }
 
 pub type SharedRow = Arc<Row>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::TimeUnit;
+
+    /// The general path: owned scalars, typed nulls, Arrow's own conversion.
+    fn general(data_type: &DataType, values: &[Option<&ScalarValue>]) -> ArrayRef {
+        let null = ScalarValue::try_from(data_type).unwrap();
+        let scalars = values.iter().map(|v| match v {
+            Some(v) if !v.is_null() => (*v).clone(),
+            _ => null.clone(),
+        });
+        ScalarValue::iter_to_array(scalars).unwrap()
+    }
+
+    #[test]
+    fn typed_columns_equal_the_general_path() {
+        let utc: Option<Arc<str>> = Some("UTC".into());
+        let cases: Vec<(DataType, Vec<ScalarValue>)> = vec![
+            (
+                DataType::Int32,
+                vec![ScalarValue::Int32(Some(7)), ScalarValue::Int32(None)],
+            ),
+            (
+                DataType::Int64,
+                vec![ScalarValue::Null, ScalarValue::Int64(Some(-1))],
+            ),
+            (
+                DataType::Utf8,
+                vec![
+                    ScalarValue::Utf8(Some("a".into())),
+                    ScalarValue::Utf8(None),
+                    ScalarValue::Utf8(Some(String::new())),
+                ],
+            ),
+            (
+                DataType::Decimal128(15, 2),
+                vec![ScalarValue::Decimal128(Some(1234), 15, 2)],
+            ),
+            (
+                DataType::Timestamp(TimeUnit::Microsecond, utc.clone()),
+                vec![ScalarValue::TimestampMicrosecond(Some(5), utc)],
+            ),
+            (
+                DataType::FixedSizeBinary(16),
+                vec![ScalarValue::FixedSizeBinary(16, Some(vec![1; 16]))],
+            ),
+            (
+                DataType::Binary,
+                vec![ScalarValue::Binary(Some(vec![0, 1])), ScalarValue::Null],
+            ),
+            (DataType::Boolean, vec![ScalarValue::Boolean(Some(true))]),
+            (DataType::Date32, vec![ScalarValue::Date32(Some(19000))]),
+        ];
+        for (ty, vals) in cases {
+            let mut values: Vec<Option<&ScalarValue>> = vals.iter().map(Some).collect();
+            values.push(None);
+            let typed = typed_column(&ty, &values).expect("a typed column");
+            assert_eq!(typed.data_type(), &ty);
+            assert_eq!(&typed, &general(&ty, &values), "{ty}");
+        }
+    }
+
+    #[test]
+    fn values_of_another_type_take_the_general_path() {
+        let v = ScalarValue::Int64(Some(1));
+        assert!(typed_column(&DataType::Int32, &[Some(&v)]).is_none());
+        let d = ScalarValue::Decimal128(Some(1), 10, 0);
+        assert!(typed_column(&DataType::Decimal128(15, 2), &[Some(&d)]).is_none());
+        // ... and the general path casts it.
+        let a = column_from_rows(&DataType::Decimal128(15, 2), [Some(&d)].into_iter(), 1).unwrap();
+        assert_eq!(a.data_type(), &DataType::Decimal128(15, 2));
+    }
+}

@@ -13,6 +13,12 @@ mod token;
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc rather than the system allocator: bulk loads build and drop large Arrow buffers
+/// at a high rate, which glibc's allocator returns to the kernel and faults back in
+/// (docs/decisions.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "weft",
