@@ -12,7 +12,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::catalog::txn::Txn;
 use crate::error::{codes, SqlError, SqlResult};
-use crate::sql::carrier::arg;
+use crate::sql::carrier::{arg, object_name};
 use crate::sql::exec::Executor;
 use crate::sql::names::ident_name;
 use crate::sql::outcome::{CommandTag, Notice, Outcome};
@@ -134,14 +134,6 @@ impl Executor {
         crate::catalog::sequences::put(self.db.as_ref(), txn, &seq_name, Some(&seq))?;
         Ok(tag)
     }
-}
-
-fn object_name(text: &str) -> SqlResult<ObjectName> {
-    let dialect = PostgreSqlDialect {};
-    Parser::new(&dialect)
-        .try_with_sql(text)
-        .and_then(|mut p| p.parse_object_name(false))
-        .map_err(|e| SqlError::syntax(e.to_string()))
 }
 
 #[cfg(test)]

@@ -50,6 +50,15 @@ pub fn arg(f: &Function, n: usize) -> Option<String> {
     }
 }
 
+/// A carried argument that holds a name as written (`s.t`, `"T"`), read back as a name.
+pub fn object_name(text: &str) -> crate::error::SqlResult<ObjectName> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    datafusion::sql::sqlparser::parser::Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_object_name(false))
+        .map_err(|e| crate::error::SqlError::syntax(e.to_string()))
+}
+
 /// `sql` cut after its first statement's semicolon: the statement (with its semicolon) and
 /// what follows. `None` when `sql` holds one statement.
 pub fn split_first(sql: &str) -> Option<(&str, &str)> {

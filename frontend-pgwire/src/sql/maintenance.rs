@@ -20,7 +20,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::catalog::txn::Txn;
 use crate::error::{codes, SqlError, SqlResult};
-use crate::sql::carrier::{arg, call};
+use crate::sql::carrier::{arg, call, object_name};
 use crate::sql::exec::Executor;
 use crate::sql::names::ident_name;
 use crate::sql::outcome::{CommandTag, Notice, Outcome};
@@ -250,13 +250,6 @@ impl Executor {
         }
         Ok(Outcome::Command(CommandTag::new(tag)))
     }
-}
-
-fn object_name(text: &str) -> SqlResult<ObjectName> {
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(text)
-        .and_then(|mut p| p.parse_object_name(false))
-        .map_err(|e| SqlError::syntax(e.to_string()))
 }
 
 #[cfg(test)]
