@@ -122,6 +122,12 @@ impl Sequencer {
         }
     }
 
+    /// The highest commit timestamp assigned so far, durable or not. A read at it waits
+    /// for every commit in flight: for a retry that must see the commit it lost to.
+    pub fn last_assigned(&self) -> Timestamp {
+        self.lock().last_ts
+    }
+
     /// Commits assigned a timestamp and not yet durable (or abandoned), over every journal.
     pub fn in_flight(&self) -> usize {
         self.lock().inflight.iter().map(|f| f.len()).sum()

@@ -38,6 +38,12 @@ async fn transcript(conn: &str) -> Vec<String> {
         "SELECT x + 1 FROM (SELECT 1 AS x) s",
         "SELECT 1 UNION SELECT 10000000000",
         "SELECT id, 1 AS one FROM pt WHERE id = 1",
+        // With parameters too: the plan is described as it will run.
+        "SELECT $1::int4 + 1",
+        "SELECT $1::int2 + $2::int2, $3::int8 * 2",
+        "SELECT id + $1::int4 FROM pt WHERE id = 1",
+        // An array of small integer literals is an integer[].
+        "SELECT ARRAY[1, 2], ARRAY[1, 10000000000], ARRAY[id, 1] FROM pt WHERE id = 1",
     ] {
         let st = c.prepare(q).await.unwrap();
         let params: Vec<String> = st.params().iter().map(|t| t.name().to_string()).collect();
@@ -123,6 +129,14 @@ async fn transcript(conn: &str) -> Vec<String> {
         .unwrap()
         .get(0);
     out.push(format!("41 + 1 = {answer}"));
+    let next: i32 = c
+        .query_one("SELECT $1::int4 + 1", &[&41i32])
+        .await
+        .unwrap()
+        .get(0);
+    out.push(format!("$1::int4 + 1 = {next}"));
+    let arr: Vec<i32> = c.query_one("SELECT ARRAY[1, 2]", &[]).await.unwrap().get(0);
+    out.push(format!("ARRAY[1, 2] = {arr:?}"));
     let overflow = c
         .query_one(
             "WITH x AS (SELECT 1 AS n) SELECT n + 2147483647 FROM x",

@@ -181,6 +181,20 @@ async fn commit_state(
     }
 }
 
+/// Where a sequence's state is read: the linearizable read point, or, after losing a
+/// reservation to another commit, the last timestamp assigned. The read point leaves out
+/// commits still in flight, among them the one that won, and a retry reading there would
+/// lose again at once, until its attempts ran out; at the last assigned timestamp, the
+/// storage read waits for the winner to be applied.
+fn fresh_ts(db: &Db, lost: bool) -> Timestamp {
+    let ts = db.adjudicator.read_ts();
+    if lost {
+        ts.max(db.adjudicator.sequencer().last_assigned())
+    } else {
+        ts
+    }
+}
+
 /// `want` values of a sequence, from this node's block, reserving more as needed.
 pub async fn next_values(
     db: &Db,
@@ -190,6 +204,7 @@ pub async fn next_values(
 ) -> SqlResult<Vec<i64>> {
     let mut out = Vec::with_capacity(want);
     let mut key: Option<(String, u32)> = None;
+    let mut lost = false;
     for _attempt in 0..64 {
         if let Some(k) = &key {
             db.sequences.take(k, want, &mut out);
@@ -197,7 +212,7 @@ pub async fn next_values(
                 return Ok(out);
             }
         }
-        let ts = db.adjudicator.read_ts();
+        let ts = fresh_ts(db, lost);
         let Some(mut def) = lookup(db, tables, None, ts, name).await? else {
             return Err(undefined(name));
         };
@@ -224,7 +239,8 @@ pub async fn next_values(
         last -= (last - first) % inc;
         def.last = Some(last);
         // On a conflict another node reserved first: read its value and go again.
-        if commit_state(db, tables, ts, name, &def).await? {
+        lost = !commit_state(db, tables, ts, name, &def).await?;
+        if !lost {
             db.sequences
                 .held
                 .lock()
@@ -256,8 +272,9 @@ pub async fn set_value(
     value: i64,
     is_called: bool,
 ) -> SqlResult<i64> {
+    let mut lost = false;
     for _attempt in 0..64 {
-        let ts = db.adjudicator.read_ts();
+        let ts = fresh_ts(db, lost);
         let Some(mut def) = lookup(db, tables, None, ts, name).await? else {
             return Err(undefined(name));
         };
@@ -279,6 +296,7 @@ pub async fn set_value(
             db.sequences.forget(name);
             return Ok(value);
         }
+        lost = true;
     }
     Err(SqlError::new(
         codes::SERIALIZATION_FAILURE,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{self, Statement};
 use postgres_types::Type;
 
@@ -163,17 +164,45 @@ impl Core {
         } else if is_dml {
             None
         } else {
-            // Without parameters the plan can be analyzed as its execution will be, so the
-            // described types are the ones it computes (`SELECT 1` is an integer); with
-            // them, DataFusion cannot type-check an unbound placeholder.
-            let plan = if n == 0 {
-                let (_, state, _) = self.exec.planning();
-                state
-                    .analyzer()
-                    .execute_and_check(plan.clone(), state.config_options(), |_, _| {})
-                    .unwrap_or(plan)
+            // The plan is analyzed as its execution will be, so that the described types
+            // are the ones it computes (`SELECT 1` and `$1::int4 + 1` are integers).
+            // DataFusion cannot type-check an unbound placeholder: each is bound to a NULL
+            // of its parameter's type first, and when one has no type yet the plan is
+            // described as planned.
+            let casts = cast_arrow_types(stmt, n);
+            let binding: Vec<Option<&DataType>> = params
+                .iter()
+                .zip(&casts)
+                .map(|(p, c)| p.as_ref().or(c.as_ref()))
+                .collect();
+            let bound = if n == 0 {
+                Some(plan.clone())
+            } else if binding.iter().all(Option::is_some) {
+                binding
+                    .iter()
+                    .flatten()
+                    .map(|t| ScalarValue::try_from(*t))
+                    .collect::<datafusion::common::Result<Vec<_>>>()
+                    .ok()
+                    .and_then(|nulls| {
+                        plan.clone()
+                            .with_param_values(datafusion::common::ParamValues::List(
+                                nulls.into_iter().map(Into::into).collect(),
+                            ))
+                            .ok()
+                    })
             } else {
-                plan
+                None
+            };
+            let plan = match bound {
+                Some(bound) => {
+                    let (_, state, _) = self.exec.planning();
+                    state
+                        .analyzer()
+                        .execute_and_check(bound, state.config_options(), |_, _| {})
+                        .unwrap_or(plan)
+                }
+                None => plan,
             };
             let schema = crate::sql::origins::schema_with_origins(&plan);
             Some(mark_oid_arrays(crate::sql::names::rename(

@@ -74,6 +74,23 @@ fn narrowed(e: Expr) -> Expr {
     }
 }
 
+/// Whether an array's elements are integer literals that fit 32 bits, or 32- and 16-bit
+/// integers, with at least one literal to narrow.
+fn narrowable_array(args: &[Expr], schema: &DFSchema) -> Result<bool> {
+    let mut literal = false;
+    for a in args {
+        match a {
+            Expr::Literal(ScalarValue::Int64(Some(v)), _) if i32::try_from(*v).is_ok() => {
+                literal = true
+            }
+            Expr::Literal(ScalarValue::Int64(_), _) => return Ok(false),
+            _ if matches!(a.get_type(schema)?, DataType::Int32 | DataType::Int16) => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(literal)
+}
+
 impl AnalyzerRule for IntegerLiterals {
     fn name(&self) -> &str {
         "weft_integer_literals"
@@ -82,6 +99,19 @@ impl AnalyzerRule for IntegerLiterals {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         let plan = selected_literals(plan)?;
         crate::types::expr_rules::rewrite_plan(plan, |e, schema| {
+            // An array of integer literals that fit 32 bits (and integer columns) is an
+            // `integer[]`: `ARRAY[1, 2]`, as PostgreSQL types it.
+            if let Expr::ScalarFunction(f) = &e {
+                if f.name() == "make_array" && narrowable_array(&f.args, schema)? {
+                    let Expr::ScalarFunction(f) = e else {
+                        unreachable!("matched above")
+                    };
+                    let args = f.args.into_iter().map(narrowed).collect();
+                    return Ok(Transformed::yes(Expr::ScalarFunction(
+                        ScalarFunction::new_udf(f.func, args),
+                    )));
+                }
+            }
             let Expr::BinaryExpr(b) = e else {
                 return Ok(Transformed::no(e));
             };
