@@ -9,7 +9,7 @@ use arrow::array::{Array, ArrayRef, BinaryArray, RecordBatch, UInt8Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::{EngineError, EngineResult};
-use crate::row::{batch_row, column_from_rows, Row};
+use crate::row::{batch_rows, column_from_rows, Row};
 use crate::schema::KEY_COLUMN;
 use crate::time::Timestamp;
 
@@ -101,13 +101,13 @@ impl TableWrites {
         let ncols = user.num_columns();
         let mut out_keys = Vec::with_capacity(batch.num_rows());
         let mut rows = Vec::with_capacity(batch.num_rows());
-        for i in 0..batch.num_rows() {
+        for (i, row) in batch_rows(&user, ncols)?.into_iter().enumerate() {
             if keys.is_null(i) {
                 return Err(EngineError::Internal("null key in table writes".into()));
             }
             out_keys.push(keys.value(i).to_vec());
             rows.push(match ops.value(i) {
-                OP_PUT => Some(Arc::new(batch_row(&user, i, ncols)?)),
+                OP_PUT => Some(Arc::new(row)),
                 OP_DELETE => None,
                 op => return Err(EngineError::Internal(format!("unknown op code {op}"))),
             });

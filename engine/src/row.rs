@@ -187,6 +187,72 @@ fn typed_column(data_type: &DataType, values: &[Option<&ScalarValue>]) -> Option
     }
 }
 
+/// Every row of a batch, taking only the first `ncols` columns: the same values as
+/// [`batch_row`] of each row, converted a column at a time (one type dispatch per column,
+/// not per value).
+pub fn batch_rows(batch: &RecordBatch, ncols: usize) -> EngineResult<Vec<Row>> {
+    let mut rows: Vec<Row> = (0..batch.num_rows())
+        .map(|_| Vec::with_capacity(ncols))
+        .collect();
+    for c in 0..ncols {
+        let column = batch.column(c);
+        if !typed_values(column, &mut rows) {
+            for (i, row) in rows.iter_mut().enumerate() {
+                row.push(ScalarValue::try_from_array(column, i)?);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Appends each value of `column` to its row, for the types tables store most; `false`
+/// (and nothing appended) for another type.
+fn typed_values(column: &ArrayRef, rows: &mut [Row]) -> bool {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{
+        Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+        TimeUnit, TimestampMicrosecondType,
+    };
+    use ScalarValue as S;
+    /// The `i`-th value of `$a`, `None` when null, mapped by `$f`.
+    macro_rules! each {
+        ($a:expr, |$v:ident| $make:expr) => {{
+            let a = $a;
+            for (i, row) in rows.iter_mut().enumerate() {
+                let $v = a.is_valid(i).then(|| a.value(i));
+                row.push($make);
+            }
+            true
+        }};
+    }
+    match column.data_type() {
+        DataType::Int16 => each!(column.as_primitive::<Int16Type>(), |v| S::Int16(v)),
+        DataType::Int32 => each!(column.as_primitive::<Int32Type>(), |v| S::Int32(v)),
+        DataType::Int64 => each!(column.as_primitive::<Int64Type>(), |v| S::Int64(v)),
+        DataType::Float32 => each!(column.as_primitive::<Float32Type>(), |v| S::Float32(v)),
+        DataType::Float64 => each!(column.as_primitive::<Float64Type>(), |v| S::Float64(v)),
+        DataType::Date32 => each!(column.as_primitive::<Date32Type>(), |v| S::Date32(v)),
+        DataType::Boolean => each!(column.as_boolean(), |v| S::Boolean(v)),
+        DataType::Decimal128(p, s) => {
+            each!(column.as_primitive::<Decimal128Type>(), |v| S::Decimal128(
+                v, *p, *s
+            ))
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+            each!(column.as_primitive::<TimestampMicrosecondType>(), |v| {
+                S::TimestampMicrosecond(v, tz.clone())
+            })
+        }
+        DataType::Utf8 => each!(column.as_string::<i32>(), |v| S::Utf8(
+            v.map(str::to_string)
+        )),
+        DataType::Binary => each!(column.as_binary::<i32>(), |v| S::Binary(
+            v.map(<[u8]>::to_vec)
+        )),
+        _ => false,
+    }
+}
+
 /// Reads row `i` of a batch, taking only the first `ncols` columns.
 pub fn batch_row(batch: &RecordBatch, i: usize, ncols: usize) -> EngineResult<Row> {
     (0..ncols)
@@ -214,6 +280,52 @@ mod tests {
             _ => null.clone(),
         });
         ScalarValue::iter_to_array(scalars).unwrap()
+    }
+
+    #[test]
+    fn rows_of_a_batch_equal_row_by_row_reads() {
+        use arrow::array::{
+            BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int16Array,
+            Int32Array, Int64Array, ListArray, StringArray, TimestampMicrosecondArray,
+        };
+        use arrow::datatypes::Int32Type;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int16Array::from(vec![Some(1), None, Some(-3)])),
+            Arc::new(Int32Array::from(vec![None, Some(2), Some(3)])),
+            Arc::new(Int64Array::from(vec![Some(1 << 40), Some(0), None])),
+            Arc::new(Float64Array::from(vec![Some(1.5), None, Some(2.5)])),
+            Arc::new(BooleanArray::from(vec![Some(true), Some(false), None])),
+            Arc::new(Date32Array::from(vec![None, Some(19000), Some(-1)])),
+            Arc::new(
+                Decimal128Array::from(vec![Some(12345), None, Some(-1)])
+                    .with_precision_and_scale(15, 2)
+                    .unwrap(),
+            ),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![Some(1), None, Some(2)]).with_timezone("UTC"),
+            ),
+            Arc::new(StringArray::from(vec![Some("a"), None, Some("")])),
+            Arc::new(BinaryArray::from(vec![Some(&b"\x00"[..]), None, Some(b"")])),
+            Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+                Some(vec![Some(1)]),
+                None,
+                Some(vec![]),
+            ])),
+        ];
+        let fields: Vec<arrow::datatypes::Field> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                arrow::datatypes::Field::new(format!("c{i}"), c.data_type().clone(), true)
+            })
+            .collect();
+        let batch =
+            RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns).unwrap();
+        let n = batch.num_columns();
+        let each: Vec<Row> = (0..3).map(|i| batch_row(&batch, i, n).unwrap()).collect();
+        assert_eq!(batch_rows(&batch, n).unwrap(), each);
+        let first: Vec<Row> = (0..3).map(|i| batch_row(&batch, i, 2).unwrap()).collect();
+        assert_eq!(batch_rows(&batch, 2).unwrap(), first);
     }
 
     #[test]

@@ -467,6 +467,43 @@ impl StorageNode {
         Ok(v.and_then(|v| v.row))
     }
 
+    /// [`StorageNode::get`] of many keys at one timestamp: one wait, one look at the
+    /// memtable and one capture of the segments for all of them (a bulk load's uniqueness
+    /// check). The answers are in the keys' order.
+    pub async fn get_many(
+        &self,
+        table_id: u64,
+        keys: &[&[u8]],
+        ts: Timestamp,
+    ) -> EngineResult<Vec<Option<Arc<Row>>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.wait_applied(ts).await?;
+        let (recent, view) = {
+            let m = self.mvcc.read().unwrap_or_else(|e| e.into_inner());
+            let v = self.view.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let recent: Vec<Option<Version>> =
+                keys.iter().map(|k| m.version(table_id, k, ts)).collect();
+            (recent, v)
+        };
+        Self::check_horizon(&view, ts)?;
+        let segs: Vec<Arc<Segment>> = view.of_table(table_id).cloned().collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for (key, recent) in keys.iter().zip(recent) {
+            out.push(match recent {
+                Some(v) => v.row,
+                None if segs.is_empty() => None,
+                None => self
+                    .segment_version(&segs, key, ts)
+                    .await?
+                    .0
+                    .and_then(|v| v.row),
+            });
+        }
+        Ok(out)
+    }
+
     /// The live rows of `table_id` with keys in `[lo, hi)` as of `ts`, in key order, read
     /// as point lookups read (the memtable, then the page slices of each segment that
     /// holds the range, cached), without planning a scan; `None` when a segment's part of

@@ -39,15 +39,17 @@ impl Core {
         if copy.records.is_empty() || (!all && copy.records.len() < chunk) {
             return Ok(());
         }
-        let mut pending = std::mem::take(&mut copy.records);
-        while !pending.is_empty() {
-            let rest = pending.split_off(chunk.min(pending.len()));
-            copy.records = std::mem::replace(&mut pending, rest);
+        let pending = copy.records.take();
+        let mut at = 0;
+        while at < pending.rows {
+            let n = chunk.min(pending.rows - at);
+            let part = pending.slice(at, n);
+            at += n;
             let txn = st
                 .txn
                 .as_mut()
                 .ok_or_else(|| SqlError::internal("COPY without a transaction"))?;
-            self.exec.copy_rows(txn, copy).await?;
+            self.exec.copy_rows(txn, copy, part).await?;
             // Bounded commits also end before the next chunk would take the transaction
             // past its limits (a full chunk of rows the size of those so far): N rows is a
             // ceiling, not a size the user has to fit to weft.txn_bytes_max.

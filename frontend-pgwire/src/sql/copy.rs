@@ -2,8 +2,9 @@
 //! formats.
 //!
 //! Incoming data is parsed as it streams in, record by record (a CSV field may span lines),
-//! and inserted in chunks through the ordinary INSERT path, so defaults, SERIAL columns,
-//! types, NOT NULL and primary keys behave exactly as for INSERT. The rows belong to the
+//! into text columns (copy_fields.rs), and written in chunks: as Arrow batches of the
+//! table's types (copy_load.rs), or through the ordinary INSERT path when defaults must be
+//! evaluated, so that types, NOT NULL and primary keys behave exactly as for INSERT. The rows belong to the
 //! session's transaction and count against its limits (54000 when a load is too large for
 //! one transaction), unless the session asked for bounded commits with
 //! `SET weft.copy_commit_rows = N`: outside a transaction block, a COPY then commits every N
@@ -12,6 +13,7 @@
 use datafusion::sql::sqlparser::ast::{CopyLegacyCsvOption, CopyLegacyOption, CopyOption};
 
 use crate::error::{codes, SqlError, SqlResult};
+use crate::sql::copy_fields::{Fields, Records};
 
 /// How the data is laid out.
 #[derive(Debug, Clone)]
@@ -212,7 +214,9 @@ pub struct CopyIn {
     /// `\.` was seen: what follows is ignored.
     ended: bool,
     /// Records parsed and not yet inserted.
-    pub records: Vec<Vec<Option<String>>>,
+    pub records: Records,
+    /// The record being parsed (its buffer is reused).
+    fields: Fields,
     /// Lines consumed so far (for error messages).
     pub line: usize,
     /// Rows inserted so far.
@@ -225,6 +229,7 @@ pub struct CopyIn {
 
 impl CopyIn {
     pub fn new(table: String, columns: Vec<String>, format: CopyFormat) -> CopyIn {
+        let records = Records::new(columns.len());
         CopyIn {
             table,
             columns,
@@ -234,7 +239,8 @@ impl CopyIn {
             scanned_quoted: false,
             header_done: false,
             ended: false,
-            records: Vec::new(),
+            records,
+            fields: Fields::default(),
             line: 0,
             count: 0,
             uncommitted: 0,
@@ -313,21 +319,22 @@ impl CopyIn {
                 self.header_done = true;
                 continue;
             }
-            let fields = if self.format.csv {
-                csv_fields(record, &self.format)
+            let parsed = if self.format.csv {
+                self.fields.parse_csv(record, &self.format)
             } else {
-                text_fields(record, &self.format)
-            }
-            .map_err(|m| self.error(m))?;
-            if fields.len() != self.columns.len() {
-                let m = if fields.len() < self.columns.len() {
-                    format!("missing data for column \"{}\"", self.columns[fields.len()])
+                self.fields.parse_text(record, &self.format)
+            };
+            parsed.map_err(|m| self.error(m))?;
+            let n = self.fields.len();
+            if n != self.columns.len() {
+                let m = if n < self.columns.len() {
+                    format!("missing data for column \"{}\"", self.columns[n])
                 } else {
                     "extra data after last expected column".to_string()
                 };
                 return Err(self.error(m));
             }
-            self.records.push(fields);
+            self.records.push(&self.fields);
         }
         self.pending.drain(..start);
         (self.scanned, self.scanned_quoted) = (from, quoted);
@@ -378,138 +385,6 @@ fn csv_record_end(
     Err((i, in_quotes))
 }
 
-fn utf8(v: Vec<u8>) -> Result<String, String> {
-    String::from_utf8(v).map_err(|_| "invalid byte sequence for encoding \"UTF8\"".to_string())
-}
-
-fn csv_fields(record: &[u8], f: &CopyFormat) -> Result<Vec<Option<String>>, String> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    loop {
-        let mut value = Vec::new();
-        let mut quoted = false;
-        let mut raw_start = i;
-        while i < record.len() && record[i] != f.delimiter {
-            let b = record[i];
-            if b == f.quote {
-                quoted = true;
-                i += 1;
-                loop {
-                    if i >= record.len() {
-                        return Err("unterminated CSV quoted field".into());
-                    }
-                    let c = record[i];
-                    if c == f.escape && i + 1 < record.len() && record[i + 1] == f.quote {
-                        value.push(f.quote);
-                        i += 2;
-                        continue;
-                    }
-                    if c == f.quote {
-                        i += 1;
-                        break;
-                    }
-                    value.push(c);
-                    i += 1;
-                }
-                continue;
-            }
-            value.push(b);
-            i += 1;
-        }
-        let raw = &record[raw_start..i];
-        raw_start = i;
-        let _ = raw_start;
-        out.push(if !quoted && raw == f.null.as_bytes() {
-            None
-        } else {
-            Some(utf8(value)?)
-        });
-        if i >= record.len() {
-            break;
-        }
-        i += 1; // the delimiter
-    }
-    Ok(out)
-}
-
-fn text_fields(record: &[u8], f: &CopyFormat) -> Result<Vec<Option<String>>, String> {
-    let mut out = Vec::new();
-    for raw in record.split(|&b| b == f.delimiter) {
-        // A delimiter escaped with a backslash belongs to the field: rejoin.
-        out.push(raw.to_vec());
-    }
-    let mut fields: Vec<Vec<u8>> = Vec::new();
-    for part in out {
-        match fields.last_mut() {
-            Some(prev) if ends_with_odd_backslashes(prev) => {
-                prev.push(f.delimiter);
-                prev.extend_from_slice(&part);
-            }
-            _ => fields.push(part),
-        }
-    }
-    fields
-        .into_iter()
-        .map(|raw| {
-            if raw == f.null.as_bytes() {
-                return Ok(None);
-            }
-            Ok(Some(utf8(unescape(&raw))?))
-        })
-        .collect()
-}
-
-fn ends_with_odd_backslashes(v: &[u8]) -> bool {
-    v.iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
-}
-
-/// PostgreSQL's text-format escapes: `\b \f \n \r \t \v \\`, octal `\NNN`, hex `\xHH`; any
-/// other escaped character stands for itself.
-fn unescape(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        let b = raw[i];
-        if b != b'\\' || i + 1 >= raw.len() {
-            out.push(b);
-            i += 1;
-            continue;
-        }
-        let c = raw[i + 1];
-        i += 2;
-        match c {
-            b'b' => out.push(8),
-            b'f' => out.push(12),
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b't' => out.push(b'\t'),
-            b'v' => out.push(11),
-            b'0'..=b'7' => {
-                let mut v = (c - b'0') as u32;
-                let mut n = 1;
-                while n < 3 && i < raw.len() && (b'0'..=b'7').contains(&raw[i]) {
-                    v = v * 8 + (raw[i] - b'0') as u32;
-                    i += 1;
-                    n += 1;
-                }
-                out.push(v as u8);
-            }
-            b'x' if i < raw.len() && raw[i].is_ascii_hexdigit() => {
-                let mut v = 0u32;
-                let mut n = 0;
-                while n < 2 && i < raw.len() && raw[i].is_ascii_hexdigit() {
-                    v = v * 16 + (raw[i] as char).to_digit(16).unwrap_or(0);
-                    i += 1;
-                    n += 1;
-                }
-                out.push(v as u8);
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,7 +410,7 @@ mod tests {
         c.feed(b"lo\\tworld\n2\t\\N\n3\ta\\\\b\\\tc\n").unwrap();
         c.finish().unwrap();
         assert_eq!(
-            c.records,
+            c.records.take().rows(),
             vec![
                 vec![Some("1".into()), Some("hello\tworld".into())],
                 vec![Some("2".into()), None],
@@ -550,7 +425,7 @@ mod tests {
         c.feed(b"a,b\n1,\"x, \"\"y\"\"\nz\"\n2,\n3,\"\"").unwrap();
         c.finish().unwrap();
         assert_eq!(
-            c.records,
+            c.records.take().rows(),
             vec![
                 vec![Some("1".into()), Some("x, \"y\"\nz".into())],
                 vec![Some("2".into()), None],
@@ -592,7 +467,7 @@ mod tests {
                 .iter()
                 .map(|v| v.map(|b| String::from_utf8(b.to_vec()).unwrap()))
                 .collect();
-            assert_eq!(c.records, vec![back]);
+            assert_eq!(c.records.take().rows(), vec![back]);
         }
     }
 

@@ -6,6 +6,7 @@ use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, Statement};
 
 use crate::catalog::txn::Txn;
 use crate::error::{codes, SqlError, SqlResult};
+use crate::sql::copy_fields::RecordColumns;
 use crate::sql::exec::quote;
 use crate::sql::exec::table_name;
 use crate::sql::exec::Executor;
@@ -100,13 +101,14 @@ impl Executor {
         })
     }
 
-    /// Inserts the records a COPY FROM parsed so far.
+    /// Inserts records a COPY FROM parsed.
     pub async fn copy_rows(
         &self,
         txn: &mut Txn,
         copy: &mut crate::sql::copy::CopyIn,
+        records: RecordColumns,
     ) -> SqlResult<()> {
-        if copy.records.is_empty() || self.copy_rows_direct(txn, copy).await? {
+        if records.rows == 0 || self.copy_rows_direct(txn, copy, &records).await? {
             return Ok(());
         }
         let cols = copy
@@ -124,8 +126,8 @@ impl Executor {
         let Some(Statement::Insert(mut ins)) = stmts.pop() else {
             return Err(SqlError::internal("COPY's INSERT did not parse"));
         };
-        let records = std::mem::take(&mut copy.records);
-        let n = records.len();
+        let n = records.rows;
+        let records = records.rows();
         if let Some(ast::SetExpr::Values(v)) = ins.source.as_mut().map(|q| q.body.as_mut()) {
             v.rows = records
                 .into_iter()

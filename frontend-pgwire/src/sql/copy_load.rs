@@ -16,6 +16,7 @@ use weft_engine::SqlType;
 use crate::catalog::txn::Txn;
 use crate::error::{SqlError, SqlResult};
 use crate::sql::copy::CopyIn;
+use crate::sql::copy_fields::RecordColumns;
 use crate::sql::exec::Executor;
 
 /// Where each table column comes from in the COPY's records, or `None` when the COPY
@@ -76,21 +77,13 @@ fn strict_cast(text: &ArrayRef, want: &arrow::datatypes::DataType) -> SqlResult<
 pub fn records_batch(
     def: &TableDef,
     sources: &[Option<usize>],
-    records: &[Vec<Option<String>>],
+    records: &RecordColumns,
 ) -> SqlResult<RecordBatch> {
-    let n = records.len();
+    let n = records.rows;
     let mut columns = Vec::with_capacity(def.columns.len());
     for (c, src) in def.columns.iter().zip(sources) {
         let column: ArrayRef = match src {
-            Some(i) => {
-                let text: ArrayRef = Arc::new(
-                    records
-                        .iter()
-                        .map(|r| r.get(*i).and_then(|f| f.as_deref()))
-                        .collect::<StringArray>(),
-                );
-                typed_column(text, &c.ty)?
-            }
+            Some(i) => typed_column(records.columns[*i].clone(), &c.ty)?,
             None => new_null_array(&c.ty.arrow_type(), n),
         };
         columns.push(column);
@@ -112,24 +105,41 @@ pub fn records_batch(
 
 impl Executor {
     /// COPY's records written directly; `false` when the COPY must take the INSERT path.
-    pub async fn copy_rows_direct(&self, txn: &mut Txn, copy: &mut CopyIn) -> SqlResult<bool> {
+    pub async fn copy_rows_direct(
+        &self,
+        txn: &mut Txn,
+        copy: &mut CopyIn,
+        records: &RecordColumns,
+    ) -> SqlResult<bool> {
         let def = self.table_def(txn, &copy.table).await?;
         let Some(sources) = column_sources(&def, &copy.columns) else {
             return Ok(false);
         };
         txn.schema_keys
             .insert(weft_engine::key::catalog_key(&def.name));
-        let records = std::mem::take(&mut copy.records);
-        let batch = records_batch(&def, &sources, &records)?;
-        drop(records);
+        let batch = records_batch(&def, &sources, records)?;
         let rows = Self::batches_to_rows(&def, &[batch])?;
         let n = rows.len();
         let schema = def.arrow_schema();
         self.check_constraints(&def, &rows.iter().collect::<Vec<_>>())
             .await?;
-        for row in rows {
-            let key = self.row_key(&def, &row)?;
-            if !def.primary_key.is_empty() && self.current(txn, def.id, &key).await?.is_some() {
+        let keys = rows
+            .iter()
+            .map(|r| self.row_key(&def, r))
+            .collect::<SqlResult<Vec<_>>>()?;
+        // The stored rows of every key, looked up at once; the transaction's own writes
+        // (earlier chunks, earlier records of this one) are looked at record by record.
+        let stored = if def.primary_key.is_empty() {
+            vec![None; keys.len()]
+        } else {
+            self.current_many(txn, def.id, &keys).await?
+        };
+        for ((row, key), stored) in rows.into_iter().zip(keys).zip(stored) {
+            let taken = match txn.own_write(def.id, &key) {
+                Some(own) => own.is_some(),
+                None => stored.is_some(),
+            };
+            if taken && !def.primary_key.is_empty() {
                 return Err(Self::pk_violation(&def, &row));
             }
             self.write_row(txn, &def, &schema, key, Some(Arc::new(row)))
@@ -211,19 +221,18 @@ mod tests {
             ],
             vec![],
         );
-        let records = vec![
-            vec![
-                Some("1".into()),
-                Some("\\x4142".into()),
-                Some("{1,2}".into()),
+        let records = RecordColumns::from_rows(
+            3,
+            &[
+                vec![Some("1"), Some("\\x4142"), Some("{1,2}")],
+                vec![None, None, None],
             ],
-            vec![None, None, None],
-        ];
+        );
         let batch = records_batch(&def, &[Some(0), Some(1), Some(2), None], &records).unwrap();
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(batch.column(1).data_type(), &DataType::Binary);
         assert_eq!(batch.column(3).null_count(), 2);
-        let bad = vec![vec![Some("x".into()), None, None]];
+        let bad = RecordColumns::from_rows(3, &[vec![Some("x"), None, None]]);
         assert!(records_batch(&def, &[Some(0), Some(1), Some(2), None], &bad).is_err());
     }
 }

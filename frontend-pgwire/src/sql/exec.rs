@@ -18,7 +18,7 @@ use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, ObjectName, Statement, TableFactor};
 use weft_engine::key::{catalog_key, encode_key};
-use weft_engine::row::{batch_row, Row};
+use weft_engine::row::{batch_rows, Row};
 use weft_engine::schema::{TableDef, KEY_COLUMN};
 use weft_engine::SqlType;
 
@@ -299,6 +299,28 @@ impl Executor {
         Ok(self.db.storage.get(table_id, key, txn.read_ts()?).await?)
     }
 
+    /// The stored rows of many keys as the transaction's snapshot sees them, without its
+    /// own writes (the caller looks at those): a bulk load's uniqueness check.
+    pub(crate) async fn current_many(
+        &self,
+        txn: &Txn,
+        table_id: u64,
+        keys: &[Vec<u8>],
+    ) -> SqlResult<Vec<Option<Arc<Row>>>> {
+        if txn.isolation == Isolation::Serializable {
+            for key in keys {
+                txn.reads
+                    .record(table_id, weft_engine::provider::ReadSpan::Key(key.clone()));
+            }
+        }
+        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        Ok(self
+            .db
+            .storage
+            .get_many(table_id, &keys, txn.read_ts()?)
+            .await?)
+    }
+
     pub(crate) fn row_key(&self, def: &TableDef, row: &Row) -> SqlResult<Vec<u8>> {
         if def.primary_key.is_empty() {
             return Ok(self.db.next_rowid());
@@ -375,8 +397,7 @@ impl Executor {
                 &options,
             )
             .map_err(|e| SqlError::internal(e.to_string()))?;
-            for r in 0..cast.num_rows() {
-                let raw = batch_row(&cast, r, ncols)?;
+            for raw in batch_rows(&cast, ncols)? {
                 let row = raw
                     .into_iter()
                     .zip(&def.columns)

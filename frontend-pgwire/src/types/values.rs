@@ -107,6 +107,9 @@ pub fn check_value(table: &TableDef, col: &ColumnDef, v: ScalarValue) -> SqlResu
                     format!("value too long for type character({n})"),
                 ));
             }
+            if trimmed.len() == s.len() {
+                return Ok(v);
+            }
             Ok(ScalarValue::Utf8(Some(trimmed.to_string())))
         }
         SqlType::Uuid => match pg_uuid(s) {
