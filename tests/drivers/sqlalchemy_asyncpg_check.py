@@ -7,6 +7,7 @@ import asyncio
 import datetime
 import decimal
 import sys
+import uuid
 
 import asyncpg
 from sqlalchemy import (BigInteger, Boolean, Date, DateTime, Integer, Numeric, String, Text,
@@ -32,6 +33,9 @@ DESCRIBED = [
     "SELECT id FROM sa_items WHERE name = $1::VARCHAR AND qty > $2::INTEGER",
     "INSERT INTO sa_items (id, name, qty) VALUES ($1::INTEGER, $2::VARCHAR, $3::INTEGER)",
     "UPDATE sa_items SET qty = $1::INTEGER WHERE id = $2::INTEGER",
+    "SELECT $1::uuid[]",
+    "INSERT INTO sa_uuids VALUES ($1, $2)",
+    "SELECT us FROM sa_uuids",
 ]
 
 
@@ -40,6 +44,8 @@ async def described():
                                  database="postgres")
     await conn.execute("DROP TABLE IF EXISTS sa_items")
     await conn.execute("CREATE TABLE sa_items (id int PRIMARY KEY, name varchar(20), qty int)")
+    await conn.execute("DROP TABLE IF EXISTS sa_uuids")
+    await conn.execute("CREATE TABLE sa_uuids (id int PRIMARY KEY, us uuid[])")
     for q in DESCRIBED:
         st = await conn.prepare(q)
         params = [t.name for t in st.get_parameters()]
@@ -50,6 +56,15 @@ async def described():
         "SELECT $1::int4 + 1, $2::int8 * 2, $3::date, $4::bool, $5::text[], $6::numeric(10, 2)",
         41, 2**40, datetime.date(2024, 2, 29), True, ["a", "b"], decimal.Decimal("1.25"))
     print("bound:", list(row))
+    # uuid[]: bound and read as arrays of uuids, in binary.
+    us = [uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), None, uuid.UUID(int=1)]
+    await conn.execute("INSERT INTO sa_uuids VALUES ($1, $2)", 1, us)
+    await conn.execute("INSERT INTO sa_uuids VALUES ($1, $2)", 2, [])
+    rows = await conn.fetch("SELECT id, us FROM sa_uuids ORDER BY id")
+    print("uuid[]:", [list(r) for r in rows])
+    print("uuid[] bound:", await conn.fetchval("SELECT $1::uuid[]", us[:1]))
+    print("uuid[] text:", await conn.fetchval("SELECT us::text FROM sa_uuids WHERE id = 1"))
+    await conn.execute("DROP TABLE sa_uuids")
     await conn.execute("DROP TABLE sa_items")
     await conn.close()
 

@@ -256,14 +256,22 @@ impl datafusion::logical_expr::planner::TypePlanner for WeftTypePlanner {
             T::JSONB => Ok(Some(Arc::new(crate::types::jsonb::udfs::json_field(
                 "", true,
             )))),
-            // An array of uuid or varchar: a list of plain text, as `weft_array_in` reads
-            // one (the element's wire type is not carried inside a list).
+            // An array of uuid: a list of text whose elements are uuids, as a uuid[]
+            // column's (read by `weft_array_in` with uuid's input, on the wire as uuid[]).
+            T::Array(
+                datafusion::sql::sqlparser::ast::ArrayElemTypeDef::SquareBracket(inner, _)
+                | datafusion::sql::sqlparser::ast::ArrayElemTypeDef::AngleBracket(inner),
+            ) if matches!(inner.as_ref(), T::Uuid) => Ok(Some(Arc::new(
+                weft_engine::SqlType::Array(Box::new(weft_engine::SqlType::Uuid))
+                    .arrow_field("", true),
+            ))),
+            // An array of varchar: a list of plain text, as `weft_array_in` reads one.
             T::Array(
                 datafusion::sql::sqlparser::ast::ArrayElemTypeDef::SquareBracket(inner, _)
                 | datafusion::sql::sqlparser::ast::ArrayElemTypeDef::AngleBracket(inner),
             ) if matches!(
                 inner.as_ref(),
-                T::Uuid | T::Varchar(_) | T::CharacterVarying(_) | T::CharVarying(_)
+                T::Varchar(_) | T::CharacterVarying(_) | T::CharVarying(_)
             ) =>
             {
                 Ok(Some(Arc::new(arrow::datatypes::Field::new(

@@ -126,6 +126,11 @@ pub fn from_text(text: &ArrayRef, list: &DataType) -> SqlResult<ArrayRef> {
     let text = arrow::compute::cast(text, &DataType::Utf8)
         .map_err(|e| SqlError::internal(e.to_string()))?;
     let text = text.as_string::<i32>();
+    let uuid = elem
+        .metadata()
+        .get(weft_engine::types::PG_TYPE_KEY)
+        .map(String::as_str)
+        == Some("uuid");
     let mut values = StringBuilder::new();
     let mut offsets = vec![0i32];
     for v in text.iter() {
@@ -133,7 +138,19 @@ pub fn from_text(text: &ArrayRef, list: &DataType) -> SqlResult<ArrayRef> {
             let items =
                 parse(s).map_err(|m| SqlError::new(codes::INVALID_TEXT_REPRESENTATION, m))?;
             for i in items {
-                values.append_option(i);
+                match i {
+                    // A uuid element in its stored form, as uuid's input reads it.
+                    Some(u) if uuid => {
+                        let canonical = crate::types::values::pg_uuid(&u).ok_or_else(|| {
+                            SqlError::new(
+                                codes::INVALID_TEXT_REPRESENTATION,
+                                format!("invalid input syntax for type uuid: \"{u}\""),
+                            )
+                        })?;
+                        values.append_value(canonical);
+                    }
+                    other => values.append_option(other),
+                }
             }
         }
         let n = values.len() as i32;
@@ -208,16 +225,19 @@ pub fn array_in_udf() -> Arc<ScalarUDF> {
 }
 
 /// Rewrites casts of text to an array type into `weft_array_in` (arrow would make a
-/// one-element list of the whole text).
+/// one-element list of the whole text), and casts of an array to text into
+/// `weft_array_out` (arrow would write `[1, 2]`).
 #[derive(Debug)]
 pub struct ArrayCasts {
     udf: Arc<ScalarUDF>,
+    out: Arc<ScalarUDF>,
 }
 
 impl Default for ArrayCasts {
     fn default() -> Self {
         ArrayCasts {
             udf: array_in_udf(),
+            out: crate::types::array_out::array_out_udf(),
         }
     }
 }
@@ -273,6 +293,19 @@ impl AnalyzerRule for ArrayCasts {
             };
             let to = c.field.data_type();
             let from = c.expr.get_type(schema)?;
+            if element(&from).is_some() && is_text(to) {
+                // An array's text is PostgreSQL's `{1,NULL}`, not Arrow's `[1, ]`.
+                let out =
+                    Expr::ScalarFunction(ScalarFunction::new_udf(self.out.clone(), vec![*c.expr]));
+                return Ok(Transformed::yes(if to == &DataType::Utf8 {
+                    out
+                } else {
+                    Expr::Cast(datafusion::logical_expr::Cast::new(
+                        Box::new(out),
+                        to.clone(),
+                    ))
+                }));
+            }
             if element(to).is_none() || !is_text(&from) {
                 return Ok(Transformed::no(Expr::Cast(c)));
             }

@@ -9,9 +9,11 @@
 //! - [`integers`], [`floats`], [`numeric`]: checked arithmetic, result types and scales;
 //! - [`datetime`], [`interval_scale`], [`to_char`]: dates, times and intervals;
 //! - [`text_types`]: character(n), varchar, uuid and bytea in comparisons;
-//! - [`arrays`], [`jsonb`]: array and json values, operators and functions;
+//! - [`arrays`], [`array_out`], [`jsonb`]: array and json values (their text input and
+//!   output), operators and functions;
 //! - [`pg_typeof`]: the `pg_typeof(x)` function.
 
+pub mod array_out;
 pub mod arrays;
 pub mod binary_array;
 pub mod column_type;

@@ -51,6 +51,22 @@ pub fn pg_type_of(field: &Field) -> PgWireResult<Type> {
 }
 
 pub fn fields_for(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
+    // A format per column, or one or none for all (pgwire would index past the list).
+    if let Format::Individual(codes) = format {
+        if codes.len() != schema.fields().len() {
+            return Err(PgWireError::UserError(Box::new(
+                pgwire::error::ErrorInfo::new(
+                    "ERROR".to_owned(),
+                    crate::error::codes::PROTOCOL_VIOLATION.to_owned(),
+                    format!(
+                        "bind message has {} result formats but query has {} columns",
+                        codes.len(),
+                        schema.fields().len()
+                    ),
+                ),
+            )));
+        }
+    }
     schema
         .fields()
         .iter()
@@ -114,6 +130,9 @@ fn encode_override(
         return encoder.encode_field(&None::<i8>);
     }
     if let DataType::List(_) = array.data_type() {
+        if *ty == Type::UUID_ARRAY {
+            return encode_uuid_array(encoder, array, row, format);
+        }
         return encode_vector(encoder, array, row, ty, format);
     }
     let stored = match array.data_type() {
@@ -151,6 +170,46 @@ fn encode_override(
         Vec::new()
     };
     encoder.encode_field(&Rendered { text, binary })
+}
+
+/// A uuid[] (stored as a list of canonical uuid texts): `{a,NULL}` in text, PostgreSQL's
+/// binary array of 16-byte elements in binary.
+fn encode_uuid_array(
+    encoder: &mut DataRowEncoder,
+    array: &Arc<dyn Array>,
+    row: usize,
+    format: FieldFormat,
+) -> PgWireResult<()> {
+    let values = array.as_list::<i32>().value(row);
+    let Some(values) = values.as_string_opt::<i32>() else {
+        return Err(PgWireError::ApiError("uuid[] of non-text values".into()));
+    };
+    let text = format!(
+        "{{{}}}",
+        values
+            .iter()
+            .map(|v| v.unwrap_or("NULL"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let binary = if format == FieldFormat::Binary {
+        let uuids = values
+            .iter()
+            .map(|v| {
+                v.map(|s| uuid::Uuid::parse_str(s).map(|u| *u.as_bytes()))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        let items: Vec<Option<&[u8]>> = uuids.iter().map(|u| u.as_ref().map(|b| &b[..])).collect();
+        crate::types::binary_array::encode_array(2950, &items)
+    } else {
+        Vec::new()
+    };
+    encoder.encode_field(&Rendered {
+        text: &text,
+        binary,
+    })
 }
 
 /// An `int2vector` or `oidvector` (a catalog list): `1 2 3` in text; in binary, a

@@ -158,6 +158,17 @@ impl ExtendedQueryHandler for SessionHandler {
         let portal_name = message.portal_name.as_deref().unwrap_or(DEFAULT_NAME);
         match client.portal_store().get_statement(statement_name) {
             Some(Entry::Value(statement)) => {
+                let formats = message.parameter_format_codes.len();
+                if formats > 1 && formats != message.parameters.len() {
+                    return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                        "ERROR".to_owned(),
+                        codes::PROTOCOL_VIOLATION.to_owned(),
+                        format!(
+                            "bind message has {formats} parameter formats but {} parameters",
+                            message.parameters.len()
+                        ),
+                    ))));
+                }
                 let portal = Portal::try_new(&message, statement)?;
                 client.portal_store().put_portal(Arc::new(portal));
             }
@@ -552,6 +563,12 @@ pub(crate) fn normalize_params<S: Clone>(
                 .flatten()
                 .filter(|t| *t != Type::UNKNOWN)
                 .or_else(|| described.get(i).cloned().flatten())
+                .or_else(|| {
+                    // A uuid[] column's parameter, described from its inferred type.
+                    let t = inferred.get(i).cloned().flatten()?;
+                    crate::types::column_type::override_type(&Field::new("", t, true))
+                        .filter(|t| *t == Type::UUID_ARRAY)
+                })
         })
         .collect();
     let types = &types;
@@ -574,8 +591,8 @@ pub(crate) fn normalize_params<S: Clone>(
             && matches!(portal.parameters.get(i), Some(None))
     };
     let any_untyped_null = (0..types.len()).any(untyped_null);
-    let oid_array = |t: &Type| *t == Type::OID_ARRAY;
-    if !types.iter().flatten().any(|t| textual(t) || oid_array(t)) && !any_untyped_null {
+    let text_array = |t: &Type| *t == Type::OID_ARRAY || *t == Type::UUID_ARRAY;
+    if !types.iter().flatten().any(|t| textual(t) || text_array(t)) && !any_untyped_null {
         return None;
     }
     let mut parameters = portal.parameters.clone();
@@ -586,18 +603,28 @@ pub(crate) fn normalize_params<S: Clone>(
         }
     }
     for (i, t) in types.iter().enumerate() {
-        // An oid[] (asyncpg's type introspection binds one) goes as its text form, which
-        // the statement's cast reads; arrow-pg has no decoder for it.
-        if t.as_ref().is_some_and(oid_array) {
+        // An oid[] (asyncpg's type introspection binds one) or a uuid[] goes as its text
+        // form, which the statement's cast or column reads; arrow-pg has no decoder for it.
+        if let Some(t) = t.as_ref().filter(|t| text_array(t)) {
             if portal.parameter_format.is_binary(i) {
                 if let Some(Some(b)) = parameters.get_mut(i) {
-                    match crate::types::binary_array::int4_array_text(b) {
+                    let text = if *t == Type::UUID_ARRAY {
+                        crate::types::binary_array::uuid_array_text(b)
+                    } else {
+                        crate::types::binary_array::int4_array_text(b)
+                    };
+                    match text {
                         Some(text) => *b = bytes::Bytes::from(text),
                         None => continue,
                     }
                 }
             }
-            new_types[i] = Some(Type::UNKNOWN);
+            // uuid[]'s text is read by weft's array input (NULL elements included).
+            new_types[i] = Some(if *t == Type::UUID_ARRAY {
+                Type::TEXT
+            } else {
+                Type::UNKNOWN
+            });
             continue;
         }
         let Some(t) = t.as_ref().filter(|t| textual(t)) else {
