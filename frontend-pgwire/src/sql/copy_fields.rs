@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
 
-use crate::sql::copy::CopyFormat;
+use crate::sql::copy_format::CopyFormat;
 
 const NOT_UTF8: &str = "invalid byte sequence for encoding \"UTF8\"";
 

@@ -11,8 +11,8 @@
 //! - [`exec`]: the executor, queries and row locks; [`ddl`], [`dml`], [`role_ddl`]: the
 //!   statements that write; [`fast`]: point reads and writes without planning;
 //! - [`subplan`]: correlated subqueries DataFusion cannot decorrelate;
-//! - [`copy`], [`copy_fields`], [`copy_exec`], [`copy_load`]: COPY's formats, its records
-//!   as text columns, its execution, its direct load path;
+//! - [`copy`], [`copy_format`], [`copy_fields`], [`copy_exec`], [`copy_load`]: COPY FROM's
+//!   parsing, the formats, records as text columns, execution, the direct load path;
 //! - [`database_ddl`]: CREATE and DROP DATABASE, carried past the parser by [`carrier`];
 //!   [`schema_ddl`]: CREATE and DROP SCHEMA of the schemas there are;
 //! - [`outcome`], [`origins`]: what a statement produced, and where its columns come from;
@@ -31,6 +31,7 @@ pub mod context;
 pub mod copy;
 pub mod copy_exec;
 pub mod copy_fields;
+pub mod copy_format;
 pub mod copy_load;
 pub mod copy_syntax;
 pub mod database_ddl;
