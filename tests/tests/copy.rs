@@ -198,6 +198,49 @@ async fn copy_errors_and_large_loads() {
         "5003"
     );
 
+    // Bounded commits on the direct path (every column given): each commit starts while
+    // the next records are read, and a key committed by an earlier commit is still seen
+    // as taken (23505), with the commits before the failing one kept: a prefix of at
+    // least 1,000 rows (commits fall where a thousand rows have been written since the
+    // last one, so where depends on how the client split the data).
+    c.batch_execute("CREATE TABLE k (k int PRIMARY KEY, v text)")
+        .await
+        .unwrap();
+    let with_dup: String = (0..3000)
+        .map(|i| format!("{}\tv{i}\n", if i == 2500 { 10 } else { i }))
+        .collect();
+    let (ok, _, err) = psql(
+        server.port,
+        &[
+            "-c",
+            "SET weft.copy_commit_rows = 1000",
+            "-c",
+            "\\copy k from stdin",
+        ],
+        Some(&with_dup),
+    );
+    assert!(!ok && err.contains("Key (k)=(10) already exists"), "{err}");
+    let kept = simple_rows(&c, "SELECT count(*), max(k) FROM k").await;
+    let n: i64 = kept[0][0].as_deref().unwrap().parse().unwrap();
+    let max: i64 = kept[0][1].as_deref().unwrap().parse().unwrap();
+    assert!((1000..=2500).contains(&n) && max == n - 1, "{kept:?}");
+    let clean: String = (3000..7500).map(|i| format!("{i}\tv{i}\n")).collect();
+    let (ok, out, err) = psql(
+        server.port,
+        &[
+            "-c",
+            "SET weft.copy_commit_rows = 1000",
+            "-c",
+            "\\copy k from stdin",
+        ],
+        Some(&clean),
+    );
+    assert!(ok && out.contains("COPY 4500"), "{out} {err}");
+    assert_eq!(
+        simple_rows(&c, "SELECT count(*), max(k) FROM k").await[0],
+        vec![Some((n + 4500).to_string()), Some("7499".to_string())]
+    );
+
     // COPY to a server-side file is not something weft does.
     let e = c.batch_execute("COPY t TO '/tmp/x'").await.unwrap_err();
     assert_eq!(sqlstate(&e), "0A000", "{e}");

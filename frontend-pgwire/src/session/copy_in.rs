@@ -1,9 +1,12 @@
 //! COPY FROM STDIN inside a session: records parsed as data arrives, written in chunks,
 //! committed in bounded chunks when the session asked for them.
 
+use crate::catalog::txn::Txn;
 use crate::error::{codes, SqlError, SqlResult};
 use crate::session::machine::Core;
 use crate::session::machine::State;
+use crate::sql::copy::CopyIn;
+use crate::sql::copy_load::Readying;
 
 /// Records parsed before they are written as one batch (copy_load.rs), or one INSERT.
 pub(crate) const COPY_CHUNK_ROWS: usize = 8192;
@@ -23,7 +26,7 @@ impl Core {
     pub(crate) async fn copy_flush_inner(
         &self,
         st: &mut State,
-        copy: &mut crate::sql::copy::CopyIn,
+        copy: &mut CopyIn,
         all: bool,
     ) -> SqlResult<()> {
         let commit_every = st
@@ -36,41 +39,131 @@ impl Core {
             0 => COPY_CHUNK_ROWS,
             n => n.min(COPY_CHUNK_ROWS),
         };
-        if copy.records.is_empty() || (!all && copy.records.len() < chunk) {
-            return Ok(());
+        if !copy.records.is_empty() && (all || copy.records.len() >= chunk) {
+            let pending = copy.records.take();
+            let mut at = 0;
+            while at < pending.rows {
+                let n = chunk.min(pending.rows - at);
+                let part = pending.slice(at, n);
+                at += n;
+                match copy.direct.clone() {
+                    // The direct path's chunk is made ready on another thread, and the
+                    // one made ready before is written meanwhile.
+                    Some(def) => {
+                        let next =
+                            Readying::start(self.exec.db.clone(), def, copy.columns.clone(), part);
+                        if let Some(done) = copy.readying.replace(next) {
+                            self.copy_write_ready(st, copy, done).await?;
+                            self.copy_commit_if_due(st, copy, chunk, commit_every)
+                                .await?;
+                        }
+                    }
+                    None => {
+                        let txn = self.copy_txn(st, copy).await?;
+                        self.exec.copy_rows(txn, copy, part).await?;
+                        self.copy_commit_if_due(st, copy, chunk, commit_every)
+                            .await?;
+                    }
+                }
+            }
         }
-        let pending = copy.records.take();
-        let mut at = 0;
-        while at < pending.rows {
-            let n = chunk.min(pending.rows - at);
-            let part = pending.slice(at, n);
-            at += n;
-            let txn = st
-                .txn
-                .as_mut()
-                .ok_or_else(|| SqlError::internal("COPY without a transaction"))?;
-            self.exec.copy_rows(txn, copy, part).await?;
-            // Bounded commits also end before the next chunk would take the transaction
-            // past its limits (a full chunk of rows the size of those so far): N rows is a
-            // ceiling, not a size the user has to fit to weft.txn_bytes_max.
-            let next = chunk;
-            let full = txn.rows_written > 0
-                && (txn.bytes_written + txn.bytes_written / txn.rows_written * next
-                    > self.exec.db.limits.bytes_max
-                    || txn.rows_written + next > self.exec.db.limits.rows_max);
-            if commit_every > 0
-                && !txn.explicit
-                && (copy.uncommitted >= commit_every || (full && copy.uncommitted > 0))
-            {
-                let done = st.txn.take().expect("the COPY's transaction");
-                self.commit(done).await?;
-                copy.uncommitted = 0;
-                let mut fresh = self.new_txn(st, false);
-                fresh.snapshot(&self.exec.db.adjudicator, &self.exec.db.storage);
-                st.txn = Some(fresh);
+        if all {
+            if let Some(done) = copy.readying.take() {
+                self.copy_write_ready(st, copy, done).await?;
+                self.copy_commit_if_due(st, copy, chunk, commit_every)
+                    .await?;
             }
         }
         Ok(())
+    }
+
+    /// The COPY's transaction, once the commit before it (if any) is in: its snapshot is
+    /// taken then, so that the uniqueness checks see the rows just committed.
+    async fn copy_txn<'a>(&self, st: &'a mut State, copy: &mut CopyIn) -> SqlResult<&'a mut Txn> {
+        if let Some(committing) = copy.committing.take() {
+            settle(committing).await?;
+        }
+        let txn = st
+            .txn
+            .as_mut()
+            .ok_or_else(|| SqlError::internal("COPY without a transaction"))?;
+        txn.snapshot(&self.exec.db.adjudicator, &self.exec.db.storage);
+        Ok(txn)
+    }
+
+    /// Writes a chunk made ready on another thread. It was made ready for the table as it
+    /// was then; a table changed since (a concurrent ALTER committed in between) is read
+    /// again and the chunk takes the ordinary path.
+    async fn copy_write_ready(
+        &self,
+        st: &mut State,
+        copy: &mut CopyIn,
+        mut done: Readying,
+    ) -> SqlResult<()> {
+        let ready = done.finish().await;
+        let txn = self.copy_txn(st, copy).await?;
+        let current = self.exec.table_def(txn, &copy.table).await?;
+        if *done.def != *current {
+            return self.exec.copy_rows(txn, copy, done.part).await;
+        }
+        match ready? {
+            Some(ready) => self.exec.copy_write(txn, copy, ready).await,
+            None => self.exec.copy_rows(txn, copy, done.part).await,
+        }
+    }
+
+    /// With `weft.copy_commit_rows` set and no transaction block, starts the commit of the
+    /// rows so far once there are that many, or once the next chunk would take the
+    /// transaction past its limits (a full chunk of rows the size of those so far): N rows
+    /// is a ceiling, not a size the user has to fit to weft.txn_bytes_max.
+    async fn copy_commit_if_due(
+        &self,
+        st: &mut State,
+        copy: &mut CopyIn,
+        chunk: usize,
+        commit_every: usize,
+    ) -> SqlResult<()> {
+        let txn = st
+            .txn
+            .as_ref()
+            .ok_or_else(|| SqlError::internal("COPY without a transaction"))?;
+        let full = txn.rows_written > 0
+            && (txn.bytes_written + txn.bytes_written / txn.rows_written * chunk
+                > self.exec.db.limits.bytes_max
+                || txn.rows_written + chunk > self.exec.db.limits.rows_max);
+        if commit_every > 0
+            && !txn.explicit
+            && (copy.uncommitted >= commit_every || (full && copy.uncommitted > 0))
+        {
+            let done = st.txn.take().expect("the COPY's transaction");
+            copy.committing = Some(self.commit_behind(done).await?);
+            copy.uncommitted = 0;
+            // Its snapshot is taken once the commit before it is in (`copy_txn`).
+            st.txn = Some(self.new_txn(st, false));
+        }
+        Ok(())
+    }
+
+    /// Starts the commit of a COPY's bounded transaction and returns without waiting for
+    /// it, so that the next records are parsed and made ready while it is written. It runs
+    /// on the blocking pool: a task spawned from the session's would wait in the same
+    /// worker's queue until the session yields.
+    async fn commit_behind(&self, txn: Txn) -> SqlResult<tokio::task::JoinHandle<SqlResult<()>>> {
+        if !txn.deferred.is_empty() {
+            // Deferred constraints are checked by the session's executor, in the commit.
+            self.commit(txn).await?;
+            return Ok(tokio::task::spawn(async { Ok(()) }));
+        }
+        txn.check_duration(&self.exec.db.limits)?;
+        let runtime = tokio::runtime::Handle::current();
+        let req = txn.into_commit_request();
+        let adjudicator = self.exec.db.adjudicator.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            runtime
+                .block_on(adjudicator.commit(req))
+                .map(|_| ())
+                .map_err(SqlError::from)
+        }))
     }
 
     /// Ends a COPY FROM: the rest of the rows, then the commit of an implicit transaction.
@@ -93,7 +186,14 @@ impl Core {
                 }
             }
         }
-        let copy = st.copy.take().expect("checked above");
+        let mut copy = st.copy.take().expect("checked above");
+        // A commit still in flight comes first: its error is the earlier one.
+        if let Some(committing) = copy.committing.take() {
+            if let Err(e) = settle(committing).await {
+                self.fail(st);
+                return Err(e);
+            }
+        }
         if let Some(e) = copy.failed {
             self.fail(st);
             return Err(e);
@@ -104,4 +204,11 @@ impl Core {
         }
         Ok(copy.count)
     }
+}
+
+/// The outcome of a commit started by [`Core::commit_behind`].
+pub(crate) async fn settle(committing: tokio::task::JoinHandle<SqlResult<()>>) -> SqlResult<()> {
+    committing
+        .await
+        .map_err(|e| SqlError::internal(format!("a COPY's commit did not finish: {e}")))?
 }

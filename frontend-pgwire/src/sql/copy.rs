@@ -13,6 +13,7 @@
 use crate::error::{codes, SqlError, SqlResult};
 use crate::sql::copy_fields::{Fields, Records};
 pub use crate::sql::copy_format::CopyFormat;
+use crate::sql::copy_load::Readying;
 
 /// The longest line (record) COPY FROM reads; a longer one is 54000 before more of it is
 /// buffered.
@@ -45,6 +46,13 @@ pub struct CopyIn {
     pub uncommitted: usize,
     /// The first error: the rest of the data is read and dropped, then it is reported.
     pub failed: Option<SqlError>,
+    /// The commit of the rows before, still in flight (bounded-commit mode): the next
+    /// records are parsed and made ready while it runs (session/copy_in.rs).
+    pub committing: Option<tokio::task::JoinHandle<SqlResult<()>>>,
+    /// The table as the direct path last read it (copy_load.rs).
+    pub direct: Option<std::sync::Arc<weft_engine::schema::TableDef>>,
+    /// The chunk being made ready while the next records are parsed.
+    pub readying: Option<Readying>,
 }
 
 impl CopyIn {
@@ -65,6 +73,9 @@ impl CopyIn {
             count: 0,
             uncommitted: 0,
             failed: None,
+            committing: None,
+            direct: None,
+            readying: None,
         }
     }
 

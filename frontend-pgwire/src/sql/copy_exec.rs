@@ -1,12 +1,16 @@
 //! COPY's execution: `COPY ... TO STDOUT` as a query, `COPY ... FROM STDIN`'s records
 //! written through the direct path (`copy_load`) or as INSERTs.
 
+use std::sync::Arc;
+
 use crate::sql::outcome::Outcome;
 use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, Statement};
 
 use crate::catalog::txn::Txn;
 use crate::error::{codes, SqlError, SqlResult};
+use crate::sql::copy::CopyIn;
 use crate::sql::copy_fields::RecordColumns;
+use crate::sql::copy_load::ReadyChunk;
 use crate::sql::exec::quote;
 use crate::sql::exec::table_name;
 use crate::sql::exec::Executor;
@@ -105,7 +109,7 @@ impl Executor {
     pub async fn copy_rows(
         &self,
         txn: &mut Txn,
-        copy: &mut crate::sql::copy::CopyIn,
+        copy: &mut CopyIn,
         records: RecordColumns,
     ) -> SqlResult<()> {
         if records.rows == 0 || self.copy_rows_direct(txn, copy, &records).await? {
@@ -149,6 +153,58 @@ impl Executor {
                 .collect();
         }
         self.insert(txn, ins, None).await?;
+        copy.count += n;
+        copy.uncommitted += n;
+        Ok(())
+    }
+
+    /// COPY's records written directly; `false` when the COPY must take the INSERT path.
+    pub async fn copy_rows_direct(
+        &self,
+        txn: &mut Txn,
+        copy: &mut CopyIn,
+        records: &RecordColumns,
+    ) -> SqlResult<bool> {
+        let def = self.table_def(txn, &copy.table).await?;
+        let Some(ready) = ReadyChunk::make(&self.db, def, &copy.columns, records).await? else {
+            return Ok(false);
+        };
+        self.copy_write(txn, copy, ready).await?;
+        Ok(true)
+    }
+
+    /// Writes a ready chunk in the transaction: a key that is taken (in storage at the
+    /// snapshot, or by the transaction's own writes) is 23505.
+    pub async fn copy_write(
+        &self,
+        txn: &mut Txn,
+        copy: &mut CopyIn,
+        ready: ReadyChunk,
+    ) -> SqlResult<()> {
+        let ReadyChunk { def, rows, keys } = ready;
+        copy.direct = Some(def.clone());
+        txn.schema_keys
+            .insert(weft_engine::key::catalog_key(&def.name));
+        let n = rows.len();
+        let schema = def.arrow_schema();
+        // The stored rows of every key, looked up at once; the transaction's own writes
+        // (earlier chunks, earlier records of this one) are looked at record by record.
+        let stored = if def.primary_key.is_empty() {
+            vec![None; keys.len()]
+        } else {
+            self.current_many(txn, def.id, &keys).await?
+        };
+        for ((row, key), stored) in rows.into_iter().zip(keys).zip(stored) {
+            let taken = match txn.own_write(def.id, &key) {
+                Some(own) => own.is_some(),
+                None => stored.is_some(),
+            };
+            if taken && !def.primary_key.is_empty() {
+                return Err(Self::pk_violation(&def, &row));
+            }
+            self.write_row(txn, &def, &schema, key, Some(Arc::new(row)))
+                .await?;
+        }
         copy.count += n;
         copy.uncommitted += n;
         Ok(())

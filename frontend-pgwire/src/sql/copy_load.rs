@@ -13,11 +13,13 @@ use arrow::datatypes::Schema;
 use weft_engine::schema::TableDef;
 use weft_engine::SqlType;
 
-use crate::catalog::txn::Txn;
+use weft_engine::row::Row;
+
+use crate::catalog::db::Db;
 use crate::error::{SqlError, SqlResult};
-use crate::sql::copy::CopyIn;
 use crate::sql::copy_fields::RecordColumns;
-use crate::sql::exec::Executor;
+use crate::sql::exec::{row_key, Executor};
+use crate::sql::row_write::check_constraints;
 
 /// Where each table column comes from in the COPY's records, or `None` when the COPY
 /// cannot take the direct path (a left-out column has a default to evaluate).
@@ -55,6 +57,15 @@ fn typed_column(text: ArrayRef, ty: &SqlType) -> SqlResult<ArrayRef> {
             strict_cast(&(Arc::new(fixed) as ArrayRef), &want)
         }
         SqlType::Array(_) => crate::types::arrays::from_text(&text, &want),
+        SqlType::Numeric { precision, scale } => {
+            let plain = text.as_any().downcast_ref::<StringArray>().and_then(|t| {
+                crate::types::numeric_input::plain_decimal_column(t, *precision, *scale)
+            });
+            match plain {
+                Some(column) => Ok(Arc::new(column)),
+                None => strict_cast(&text, &want),
+            }
+        }
         _ => strict_cast(&text, &want),
     }
 }
@@ -103,51 +114,75 @@ pub fn records_batch(
     .map_err(|e| SqlError::internal(e.to_string()))
 }
 
-impl Executor {
-    /// COPY's records written directly; `false` when the COPY must take the INSERT path.
-    pub async fn copy_rows_direct(
-        &self,
-        txn: &mut Txn,
-        copy: &mut CopyIn,
+/// A chunk of COPY's records made ready without the transaction: the table's rows,
+/// checked as INSERT checks them (types, NOT NULL, lengths, CHECK constraints), and their
+/// keys. What is left to do needs the transaction's snapshot: the uniqueness of the keys
+/// and the writes ([`Executor::copy_write`](crate::sql::exec::Executor)).
+#[derive(Debug)]
+pub struct ReadyChunk {
+    /// The table as it was read when the chunk was made ready.
+    pub def: Arc<TableDef>,
+    pub rows: Vec<Row>,
+    pub keys: Vec<Vec<u8>>,
+}
+
+impl ReadyChunk {
+    /// The work on a chunk that needs no snapshot, for the table `def`; `None` when the
+    /// COPY must take the INSERT path (a left-out column has a default).
+    pub async fn make(
+        db: &Db,
+        def: Arc<TableDef>,
+        copy_columns: &[String],
         records: &RecordColumns,
-    ) -> SqlResult<bool> {
-        let def = self.table_def(txn, &copy.table).await?;
-        let Some(sources) = column_sources(&def, &copy.columns) else {
-            return Ok(false);
+    ) -> SqlResult<Option<ReadyChunk>> {
+        let Some(sources) = column_sources(&def, copy_columns) else {
+            return Ok(None);
         };
-        txn.schema_keys
-            .insert(weft_engine::key::catalog_key(&def.name));
         let batch = records_batch(&def, &sources, records)?;
-        let rows = Self::batches_to_rows(&def, &[batch])?;
-        let n = rows.len();
-        let schema = def.arrow_schema();
-        self.check_constraints(&def, &rows.iter().collect::<Vec<_>>())
-            .await?;
+        let rows = Executor::batches_to_rows(&def, &[batch])?;
+        check_constraints(db, &def, &rows.iter().collect::<Vec<_>>()).await?;
         let keys = rows
             .iter()
-            .map(|r| self.row_key(&def, r))
+            .map(|r| row_key(db, &def, r))
             .collect::<SqlResult<Vec<_>>>()?;
-        // The stored rows of every key, looked up at once; the transaction's own writes
-        // (earlier chunks, earlier records of this one) are looked at record by record.
-        let stored = if def.primary_key.is_empty() {
-            vec![None; keys.len()]
-        } else {
-            self.current_many(txn, def.id, &keys).await?
-        };
-        for ((row, key), stored) in rows.into_iter().zip(keys).zip(stored) {
-            let taken = match txn.own_write(def.id, &key) {
-                Some(own) => own.is_some(),
-                None => stored.is_some(),
-            };
-            if taken && !def.primary_key.is_empty() {
-                return Err(Self::pk_violation(&def, &row));
-            }
-            self.write_row(txn, &def, &schema, key, Some(Arc::new(row)))
-                .await?;
-        }
-        copy.count += n;
-        copy.uncommitted += n;
-        Ok(true)
+        Ok(Some(ReadyChunk { def, rows, keys }))
+    }
+}
+
+/// A chunk being made ready on a thread of its own, while the session parses the records
+/// that follow: the COPY's second stage, so that a load uses both a core for parsing and
+/// one for types and checks.
+#[derive(Debug)]
+pub struct Readying {
+    handle: tokio::task::JoinHandle<SqlResult<Option<ReadyChunk>>>,
+    /// The table it is made ready for.
+    pub def: Arc<TableDef>,
+    /// Its records, for the INSERT path if the table changed meanwhile.
+    pub part: RecordColumns,
+}
+
+impl Readying {
+    /// Starts making `part` ready. It runs on the blocking pool: a task spawned from the
+    /// session's would wait in the same worker's queue until the session yields.
+    pub fn start(
+        db: Arc<Db>,
+        def: Arc<TableDef>,
+        copy_columns: Vec<String>,
+        part: RecordColumns,
+    ) -> Readying {
+        let runtime = tokio::runtime::Handle::current();
+        let (d, p) = (def.clone(), part.clone());
+        let handle = tokio::task::spawn_blocking(move || {
+            runtime.block_on(ReadyChunk::make(&db, d, &copy_columns, &p))
+        });
+        Readying { handle, def, part }
+    }
+
+    /// The chunk made ready (`None`: it takes the INSERT path).
+    pub async fn finish(&mut self) -> SqlResult<Option<ReadyChunk>> {
+        (&mut self.handle)
+            .await
+            .map_err(|e| SqlError::internal(format!("a COPY chunk was not made ready: {e}")))?
     }
 }
 

@@ -322,11 +322,7 @@ impl Executor {
     }
 
     pub(crate) fn row_key(&self, def: &TableDef, row: &Row) -> SqlResult<Vec<u8>> {
-        if def.primary_key.is_empty() {
-            return Ok(self.db.next_rowid());
-        }
-        let values: Vec<&ScalarValue> = def.primary_key.iter().map(|&i| &row[i]).collect();
-        encode_key(&values).map_err(|e| SqlError::new(codes::DATA_EXCEPTION, e.to_string()))
+        row_key(&self.db, def, row)
     }
 
     pub(crate) fn pk_violation(def: &TableDef, row: &Row) -> SqlError {
@@ -602,4 +598,14 @@ pub(crate) fn nested_values_to_union(q: &mut ast::Query) {
         }
     }
     walk(q);
+}
+
+/// The key a row is stored under: its primary key's encoding, or a fresh row id for a
+/// table without one.
+pub(crate) fn row_key(db: &Db, def: &TableDef, row: &Row) -> SqlResult<Vec<u8>> {
+    if def.primary_key.is_empty() {
+        return Ok(db.next_rowid());
+    }
+    let values: Vec<&ScalarValue> = def.primary_key.iter().map(|&i| &row[i]).collect();
+    encode_key(&values).map_err(|e| SqlError::new(codes::DATA_EXCEPTION, e.to_string()))
 }

@@ -12,6 +12,7 @@ use weft_engine::index::{index_schema, IndexDef};
 use weft_engine::row::{rows_to_batch, Row};
 use weft_engine::schema::TableDef;
 
+use crate::catalog::db::Db;
 use crate::catalog::txn::Txn;
 use crate::error::{codes, SqlError, SqlResult};
 use crate::sql::exec::{quote, Executor};
@@ -197,56 +198,62 @@ impl Executor {
     /// Checks the table's CHECK constraints on rows about to be written: a constraint that
     /// is false (not NULL) for a row is 23514, naming it, as in PostgreSQL.
     pub(crate) async fn check_constraints(&self, def: &TableDef, rows: &[&Row]) -> SqlResult<()> {
-        if def.checks.is_empty() || rows.is_empty() {
-            return Ok(());
-        }
-        let ctx = self.db.scratch_context();
-        let schema = def.arrow_schema();
-        let batch = rows_to_batch(&schema, rows)?;
-        ctx.register_table(
-            "__weft_check",
-            Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
-        )?;
-        let list: Vec<String> = def
-            .checks
-            .iter()
-            .map(|c| format!("(({}) IS NOT FALSE)", c.expr))
-            .collect();
-        let sql = format!(
-            "SELECT {} FROM \"__weft_check\" AS {}",
-            list.join(", "),
-            quote(&def.name)
-        );
-        let plan = ctx.state().create_logical_plan(&sql).await?;
-        let (_, batches) = Self::collect(&ctx, plan).await?;
-        let mut at = 0;
-        for b in &batches {
-            for (ci, check) in def.checks.iter().enumerate() {
-                let col = b
-                    .column(ci)
-                    .as_any()
-                    .downcast_ref::<BooleanArray>()
-                    .ok_or_else(|| SqlError::internal("a CHECK did not evaluate to boolean"))?;
-                for r in 0..col.len() {
-                    if !col.is_null(r) && !col.value(r) {
-                        let row = rows[at + r];
-                        let shown: Vec<String> = row.iter().map(shown).collect();
-                        return Err(SqlError::new(
-                            codes::CHECK_VIOLATION,
-                            format!(
-                                "new row for relation \"{}\" violates check constraint \"{}\"",
-                                def.relname(),
-                                check.name
-                            ),
-                        )
-                        .with_detail(format!("Failing row contains ({}).", shown.join(", "))));
-                    }
+        check_constraints(&self.db, def, rows).await
+    }
+}
+
+/// Checks the table's CHECK constraints on rows about to be written: a constraint that is
+/// false (not NULL) for a row is 23514, naming it, as in PostgreSQL.
+pub(crate) async fn check_constraints(db: &Db, def: &TableDef, rows: &[&Row]) -> SqlResult<()> {
+    if def.checks.is_empty() || rows.is_empty() {
+        return Ok(());
+    }
+    let ctx = db.scratch_context();
+    let schema = def.arrow_schema();
+    let batch = rows_to_batch(&schema, rows)?;
+    ctx.register_table(
+        "__weft_check",
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+    )?;
+    let list: Vec<String> = def
+        .checks
+        .iter()
+        .map(|c| format!("(({}) IS NOT FALSE)", c.expr))
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM \"__weft_check\" AS {}",
+        list.join(", "),
+        quote(&def.name)
+    );
+    let plan = ctx.state().create_logical_plan(&sql).await?;
+    let (_, batches) = Executor::collect(&ctx, plan).await?;
+    let mut at = 0;
+    for b in &batches {
+        for (ci, check) in def.checks.iter().enumerate() {
+            let col = b
+                .column(ci)
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .ok_or_else(|| SqlError::internal("a CHECK did not evaluate to boolean"))?;
+            for r in 0..col.len() {
+                if !col.is_null(r) && !col.value(r) {
+                    let row = rows[at + r];
+                    let shown: Vec<String> = row.iter().map(shown).collect();
+                    return Err(SqlError::new(
+                        codes::CHECK_VIOLATION,
+                        format!(
+                            "new row for relation \"{}\" violates check constraint \"{}\"",
+                            def.relname(),
+                            check.name
+                        ),
+                    )
+                    .with_detail(format!("Failing row contains ({}).", shown.join(", "))));
                 }
             }
-            at += b.num_rows();
         }
-        Ok(())
+        at += b.num_rows();
     }
+    Ok(())
 }
 
 /// The primary key an index entry points at.

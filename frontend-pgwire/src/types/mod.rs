@@ -24,6 +24,7 @@ pub mod integers;
 pub mod interval_scale;
 pub mod jsonb;
 pub mod numeric;
+pub mod numeric_input;
 pub mod pg_text;
 pub mod pg_typeof;
 pub mod text_types;

@@ -86,7 +86,11 @@ impl pgwire::api::copy::CopyHandler for SessionHandler {
     {
         let core = &self.core;
         let mut st = core.state.lock().await;
-        st.copy = None;
+        if let Some(committing) = st.copy.take().and_then(|mut c| c.committing.take()) {
+            // The rows committed before the failure stay committed, as they would have
+            // had the commit finished before the CopyFail arrived.
+            let _ = crate::session::copy_in::settle(committing).await;
+        }
         core.fail(&mut st);
         client.set_transaction_status(wire_status(core.ready_status(&st)));
         SqlError::new(
