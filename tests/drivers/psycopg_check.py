@@ -42,6 +42,12 @@ def main():
         prepare=True,
     )
     assert cur.fetchone() == (2,)
+    # RETURNING keeps its statement's command tag (PostgreSQL's), in both protocols.
+    assert cur.statusmessage == "INSERT 0 1", cur.statusmessage
+    cur.execute("UPDATE drv SET i2 = i2 WHERE id > %s RETURNING id", (0,), prepare=True)
+    assert cur.statusmessage == "UPDATE 2" and cur.rowcount == 2, cur.statusmessage
+    cur.execute("UPDATE drv SET i2 = i2 WHERE id > 5 RETURNING id")
+    assert cur.statusmessage == "UPDATE 0" and cur.fetchall() == [], cur.statusmessage
     for binary in (False, True):
         c = conn.cursor(binary=binary)
         for rid in (1, 2):

@@ -248,8 +248,15 @@ impl Executor {
         let count = inserted.len();
         match returning {
             Some(items) => {
-                self.returning(&def, alias.as_deref(), &items, &inserted, params)
-                    .await
+                self.returning(
+                    "INSERT 0",
+                    &def,
+                    alias.as_deref(),
+                    &items,
+                    &inserted,
+                    params,
+                )
+                .await
             }
             None => Ok(Outcome::Command(
                 CommandTag::new("INSERT").with_oid(0).with_rows(count),
@@ -451,9 +458,10 @@ impl Executor {
         Ok((ctx, plan))
     }
 
-    /// Evaluates a RETURNING list over the rows a statement wrote.
+    /// Evaluates a RETURNING list over the rows a statement (`command`) wrote.
     pub(crate) async fn returning(
         &self,
+        command: &'static str,
         def: &TableDef,
         alias: Option<&str>,
         items: &[SelectItem],
@@ -463,7 +471,11 @@ impl Executor {
         let (ctx, plan) = self.returning_plan(def, alias, items, rows).await?;
         let (schema, batches) = Self::collect(&ctx, bind(plan, params)?).await?;
         let schema = crate::sql::names::rename(&schema, crate::sql::names::item_names(items));
-        Ok(Outcome::Rows { schema, batches })
+        Ok(Outcome::Returned {
+            command,
+            schema,
+            batches,
+        })
     }
 
     /// Runs the input of an UPDATE or DELETE plan: rows with the hidden key last.
@@ -600,7 +612,7 @@ impl Executor {
         }
         match returning {
             Some(items) => {
-                self.returning(&def, alias.as_deref(), &items, &written, params)
+                self.returning("UPDATE", &def, alias.as_deref(), &items, &written, params)
                     .await
             }
             None => Ok(Outcome::Command(
@@ -633,7 +645,7 @@ impl Executor {
         }
         match returning {
             Some(items) => {
-                self.returning(&def, alias.as_deref(), &items, &deleted, params)
+                self.returning("DELETE", &def, alias.as_deref(), &items, &deleted, params)
                     .await
             }
             None => Ok(Outcome::Command(CommandTag::new("DELETE").with_rows(count))),

@@ -47,6 +47,14 @@ pub enum Outcome {
     /// A query's rows, produced batch by batch as the client reads them.
     Stream(RowStream),
     Command(CommandTag),
+    /// The rows an INSERT, UPDATE or DELETE returned (RETURNING). Its command tag is the
+    /// statement's, with the count of rows sent: `command` is `INSERT 0`, `UPDATE` or
+    /// `DELETE`.
+    Returned {
+        command: &'static str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
     /// FETCH's rows (command tag `FETCH n`).
     Fetched {
         schema: SchemaRef,

@@ -488,6 +488,28 @@ impl ExtendedQueryHandler for SessionHandler {
                     &portal.result_column_format,
                 )?))
             }
+            Ok(Reply::Outcome(Outcome::Returned {
+                command,
+                schema,
+                batches,
+            })) => {
+                // As for a query's rows: in the column types described.
+                let (schema, batches) = match p
+                    .schema
+                    .clone()
+                    .filter(|s| s.fields().len() == schema.fields().len())
+                {
+                    Some(described) => {
+                        let batches = crate::wire::conform::conform(&described, batches)
+                            .map_err(|e| e.into_pgwire())?;
+                        (described, batches)
+                    }
+                    None => (schema, batches),
+                };
+                let mut resp = query_response(&schema, batches, &portal.result_column_format)?;
+                resp.set_command_tag(command);
+                Ok(Response::Query(resp))
+            }
             Ok(Reply::Outcome(Outcome::Fetched { schema, batches })) => {
                 let mut resp = query_response(&schema, batches, &portal.result_column_format)?;
                 resp.set_command_tag("FETCH");

@@ -134,6 +134,15 @@ where
             let resp = stream_response(&rows.schema, rows.batches, &Format::UnifiedText)?;
             send_query_response(client, resp, true).await
         }
+        Reply::Outcome(Outcome::Returned {
+            command,
+            schema,
+            batches,
+        }) => {
+            let mut resp = query_response(&schema, batches, &Format::UnifiedText)?;
+            resp.set_command_tag(command);
+            send_query_response(client, resp, true).await
+        }
         Reply::Outcome(Outcome::Fetched { schema, batches }) => {
             let mut resp = query_response(&schema, batches, &Format::UnifiedText)?;
             resp.set_command_tag("FETCH");
