@@ -67,6 +67,93 @@ pub fn rewrite(s: &mut ast::Statement) {
     let _ = s.visit(&mut Rewrite);
 }
 
+/// In FROM, `generate_series(1, 10)`'s integer literals are `integer`s, as PostgreSQL
+/// types them, so that the series is an integer column (`crate::types::series`):
+/// DataFusion reads every integer literal as a bigint, and a table function's arguments
+/// are folded to constants before any later typing of the plan sees them. A literal past
+/// 32 bits stays a bigint, as in PostgreSQL.
+pub fn series_literals(s: &mut ast::Statement) {
+    struct Literals;
+    impl VisitorMut for Literals {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &mut ast::TableFactor) -> ControlFlow<()> {
+            let ast::TableFactor::Table {
+                name,
+                args: Some(args),
+                ..
+            } = t
+            else {
+                return ControlFlow::Continue(());
+            };
+            let is_series = name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("generate_series"));
+            if is_series {
+                for arg in &mut args.args {
+                    if let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) = arg {
+                        let _ = e.visit(&mut Int4);
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    struct Int4;
+    impl VisitorMut for Int4 {
+        type Break = ();
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if let Expr::Value(v) = e {
+                if let ast::Value::Number(n, false) = &v.value {
+                    if n.parse::<i32>().is_ok() {
+                        *e = Expr::Cast {
+                            kind: ast::CastKind::DoubleColon,
+                            expr: Box::new(e.clone()),
+                            data_type: ast::DataType::Integer(None),
+                            array: false,
+                            format: None,
+                        };
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = s.visit(&mut Literals);
+}
+
+/// `WITH ORDINALITY` on a FROM function other than `unnest` (which weft rewrites,
+/// `crate::sql::unnest_syntax`): DataFusion would drop the column without a word, so it
+/// is refused (0A000) rather than answered wrongly.
+pub fn refuse_ordinality(s: &mut ast::Statement) -> crate::error::SqlResult<()> {
+    struct Find(Option<String>);
+    impl VisitorMut for Find {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &mut ast::TableFactor) -> ControlFlow<()> {
+            if let ast::TableFactor::Table {
+                name,
+                args: Some(_),
+                with_ordinality: true,
+                ..
+            } = t
+            {
+                self.0 = Some(name.to_string());
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut find = Find(None);
+    let _ = s.visit(&mut find);
+    match find.0 {
+        Some(name) => Err(crate::error::SqlError::unsupported(format!(
+            "WITH ORDINALITY is supported only for unnest, not for {name}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
