@@ -77,11 +77,15 @@ impl Core {
         Ok(())
     }
 
-    /// The COPY's transaction, once the commit before it (if any) is in: its snapshot is
-    /// taken then, so that the uniqueness checks see the rows just committed.
+    /// The COPY's transaction with its snapshot. When the commit before it is in flight,
+    /// the snapshot waits for it, so that the uniqueness checks see the rows just
+    /// committed; unless that commit's keys are known (`CopyIn::committing_keys`), in
+    /// which case the checks look at them too and the COPY goes on at once.
     async fn copy_txn<'a>(&self, st: &'a mut State, copy: &mut CopyIn) -> SqlResult<&'a mut Txn> {
-        if let Some(committing) = copy.committing.take() {
-            settle(committing).await?;
+        if copy.committing_keys.is_none() {
+            if let Some(committing) = copy.committing.take() {
+                settle(committing).await?;
+            }
         }
         let txn = st
             .txn
@@ -135,10 +139,32 @@ impl Core {
             && !txn.explicit
             && (copy.uncommitted >= commit_every || (full && copy.uncommitted > 0))
         {
+            // One commit in flight at a time, in order: a failure keeps a prefix.
+            if let Some(committing) = copy.committing.take() {
+                copy.committing_keys = None;
+                settle(committing).await?;
+            }
             let done = st.txn.take().expect("the COPY's transaction");
+            copy.committing_keys = copy
+                .direct
+                .as_deref()
+                .filter(|def| {
+                    def.indexes.is_empty()
+                        && def.foreign_keys.is_empty()
+                        && def.referenced_by.is_empty()
+                        && done.deferred.is_empty()
+                })
+                .map(|def| {
+                    let keys = done
+                        .writes
+                        .get(&def.id)
+                        .map(|b| b.overlay.keys().cloned().collect())
+                        .unwrap_or_default();
+                    (def.id, keys)
+                });
             copy.committing = Some(self.commit_behind(done).await?);
             copy.uncommitted = 0;
-            // Its snapshot is taken once the commit before it is in (`copy_txn`).
+            // Its snapshot is taken when it first writes (`copy_txn`).
             st.txn = Some(self.new_txn(st, false));
         }
         Ok(())
@@ -188,6 +214,7 @@ impl Core {
         }
         let mut copy = st.copy.take().expect("checked above");
         // A commit still in flight comes first: its error is the earlier one.
+        copy.committing_keys = None;
         if let Some(committing) = copy.committing.take() {
             if let Err(e) = settle(committing).await {
                 self.fail(st);

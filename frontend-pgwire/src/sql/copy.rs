@@ -49,6 +49,12 @@ pub struct CopyIn {
     /// The commit of the rows before, still in flight (bounded-commit mode): the next
     /// records are parsed and made ready while it runs (session/copy_in.rs).
     pub committing: Option<tokio::task::JoinHandle<SqlResult<()>>>,
+    /// The table and the keys (ascending) of the commit in flight, when the COPY goes on
+    /// without waiting for it: the uniqueness checks of the rows that follow look at these
+    /// keys besides the snapshot, which may not include that commit yet. Only for a
+    /// table whose writes read nothing else (no secondary index, no foreign key either
+    /// way), so that the keys are all there is to see.
+    pub committing_keys: Option<(u64, Vec<Vec<u8>>)>,
     /// The table as the direct path last read it (copy_load.rs).
     pub direct: Option<std::sync::Arc<weft_engine::schema::TableDef>>,
     /// The chunk being made ready while the next records are parsed.
@@ -74,6 +80,7 @@ impl CopyIn {
             uncommitted: 0,
             failed: None,
             committing: None,
+            committing_keys: None,
             direct: None,
             readying: None,
         }

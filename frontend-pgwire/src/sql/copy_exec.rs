@@ -194,10 +194,18 @@ impl Executor {
         } else {
             self.current_many(txn, def.id, &keys).await?
         };
+        // The keys of the commit in flight, which the snapshot may not include.
+        let committing = copy
+            .committing_keys
+            .as_ref()
+            .filter(|(table, _)| *table == def.id)
+            .map(|(_, keys)| keys);
         for ((row, key), stored) in rows.into_iter().zip(keys).zip(stored) {
             let taken = match txn.own_write(def.id, &key) {
                 Some(own) => own.is_some(),
-                None => stored.is_some(),
+                None => {
+                    stored.is_some() || committing.is_some_and(|k| k.binary_search(&key).is_ok())
+                }
             };
             if taken && !def.primary_key.is_empty() {
                 return Err(Self::pk_violation(&def, &row));
