@@ -19,6 +19,16 @@ const CSV_IN: &str = "id,name,score,at,note\n\
 const TEXT_IN: &str =
     "10\tback\\\\slash\t0.5\t\\N\tx\n11\tnew\\nline\t\\N\t2024-05-06 07:08:09+00\t\n\\.\n";
 
+/// psql's `\copy` of `data` into `table`, committing every 1,000 rows.
+fn bounded_copy(port: u16, table: &str, data: &str) -> (bool, String, String) {
+    let copy = format!("\\copy {table} from stdin");
+    psql(
+        port,
+        &["-c", "SET weft.copy_commit_rows = 1000", "-c", &copy],
+        Some(data),
+    )
+}
+
 /// Loads the same rows with \copy into a server and prints them back in every format.
 fn load_and_dump(port: u16, dir: &std::path::Path) -> String {
     let (ok, _, err) = psql(
@@ -209,16 +219,7 @@ async fn copy_errors_and_large_loads() {
     let with_dup: String = (0..3000)
         .map(|i| format!("{}\tv{i}\n", if i == 2500 { 10 } else { i }))
         .collect();
-    let (ok, _, err) = psql(
-        server.port,
-        &[
-            "-c",
-            "SET weft.copy_commit_rows = 1000",
-            "-c",
-            "\\copy k from stdin",
-        ],
-        Some(&with_dup),
-    );
+    let (ok, _, err) = bounded_copy(server.port, "k", &with_dup);
     assert!(!ok && err.contains("Key (k)=(10) already exists"), "{err}");
     let kept = simple_rows(&c, "SELECT count(*), max(k) FROM k").await;
     let n: i64 = kept[0][0].as_deref().unwrap().parse().unwrap();
@@ -232,33 +233,18 @@ async fn copy_errors_and_large_loads() {
     let back: String = (0..6000)
         .map(|i| format!("{}\tv{i}\n", if i == 4321 { 4321 - 900 } else { i }))
         .collect();
-    let (ok, _, err) = psql(
-        server.port,
-        &[
-            "-c",
-            "SET weft.copy_commit_rows = 1000",
-            "-c",
-            "\\copy k2 from stdin",
-        ],
-        Some(&back),
+    let (ok, _, err) = bounded_copy(server.port, "k2", &back);
+    assert!(
+        !ok && err.contains("Key (k)=(3421) already exists"),
+        "{err}"
     );
-    assert!(!ok && err.contains("Key (k)=(3421) already exists"), "{err}");
     let kept = simple_rows(&c, "SELECT count(*), max(k) FROM k2").await;
     let n2: i64 = kept[0][0].as_deref().unwrap().parse().unwrap();
     let max2: i64 = kept[0][1].as_deref().unwrap().parse().unwrap();
     assert!((1000..=4321).contains(&n2) && max2 == n2 - 1, "{kept:?}");
 
     let clean: String = (3000..7500).map(|i| format!("{i}\tv{i}\n")).collect();
-    let (ok, out, err) = psql(
-        server.port,
-        &[
-            "-c",
-            "SET weft.copy_commit_rows = 1000",
-            "-c",
-            "\\copy k from stdin",
-        ],
-        Some(&clean),
-    );
+    let (ok, out, err) = bounded_copy(server.port, "k", &clean);
     assert!(ok && out.contains("COPY 4500"), "{out} {err}");
     assert_eq!(
         simple_rows(&c, "SELECT count(*), max(k) FROM k").await[0],

@@ -442,21 +442,7 @@ impl ExtendedQueryHandler for SessionHandler {
         send_notices(client, notices).await?;
         match result {
             Ok(Reply::Outcome(Outcome::Rows { schema, batches })) => {
-                // The row description was promised at Describe; keep its column types,
-                // and send the values in them (a plan with bound parameters can type a
-                // column narrower than the one described without them: `$1::int4 + 1`).
-                let (schema, batches) = match p
-                    .schema
-                    .clone()
-                    .filter(|s| s.fields().len() == schema.fields().len())
-                {
-                    Some(described) => {
-                        let batches = crate::wire::conform::conform(&described, batches)
-                            .map_err(|e| e.into_pgwire())?;
-                        (described, batches)
-                    }
-                    None => (schema, batches),
-                };
+                let (schema, batches) = as_described(p.schema.clone(), schema, batches)?;
                 Ok(Response::Query(query_response(
                     &schema,
                     batches,
@@ -493,19 +479,7 @@ impl ExtendedQueryHandler for SessionHandler {
                 schema,
                 batches,
             })) => {
-                // As for a query's rows: in the column types described.
-                let (schema, batches) = match p
-                    .schema
-                    .clone()
-                    .filter(|s| s.fields().len() == schema.fields().len())
-                {
-                    Some(described) => {
-                        let batches = crate::wire::conform::conform(&described, batches)
-                            .map_err(|e| e.into_pgwire())?;
-                        (described, batches)
-                    }
-                    None => (schema, batches),
-                };
+                let (schema, batches) = as_described(p.schema.clone(), schema, batches)?;
                 let mut resp = query_response(&schema, batches, &portal.result_column_format)?;
                 resp.set_command_tag(command);
                 Ok(Response::Query(resp))
@@ -675,4 +649,22 @@ pub(crate) fn normalize_params<S: Clone>(
     out.result_column_format = portal.result_column_format.clone();
     out.state = portal.state.clone();
     Some(out)
+}
+
+/// Rows in the column types promised at Describe, when one was: a plan with bound
+/// parameters can type a column narrower than the one described without them
+/// (`$1::int4 + 1`), and the values must come in the described types.
+fn as_described(
+    described: Option<arrow::datatypes::SchemaRef>,
+    schema: arrow::datatypes::SchemaRef,
+    batches: Vec<arrow::array::RecordBatch>,
+) -> PgWireResult<(arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>)> {
+    match described.filter(|s| s.fields().len() == schema.fields().len()) {
+        Some(described) => {
+            let batches =
+                crate::wire::conform::conform(&described, batches).map_err(|e| e.into_pgwire())?;
+            Ok((described, batches))
+        }
+        None => Ok((schema, batches)),
+    }
 }
