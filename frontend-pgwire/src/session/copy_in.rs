@@ -6,7 +6,7 @@ use crate::error::{codes, SqlError, SqlResult};
 use crate::session::machine::Core;
 use crate::session::machine::State;
 use crate::sql::copy::CopyIn;
-use crate::sql::copy_load::Readying;
+use crate::sql::copy_chunk::Readying;
 
 /// Records parsed before they are written as one batch (copy_load.rs), or one INSERT.
 pub(crate) const COPY_CHUNK_ROWS: usize = 8192;

@@ -11,9 +11,9 @@
 //! rows and a failure keeps the chunks already committed.
 
 use crate::error::{codes, SqlError, SqlResult};
+use crate::sql::copy_chunk::Readying;
 use crate::sql::copy_fields::{Fields, Records};
 pub use crate::sql::copy_format::CopyFormat;
-use crate::sql::copy_load::Readying;
 
 /// The longest line (record) COPY FROM reads; a longer one is 54000 before more of it is
 /// buffered.

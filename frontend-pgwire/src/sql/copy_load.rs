@@ -13,10 +13,9 @@ use arrow::datatypes::Schema;
 use weft_engine::schema::TableDef;
 use weft_engine::SqlType;
 
-use weft_engine::row::Row;
-
 use crate::catalog::db::Db;
 use crate::error::{SqlError, SqlResult};
+use crate::sql::copy_chunk::{ReadyChunk, Readying};
 use crate::sql::copy_fields::RecordColumns;
 use crate::sql::exec::{row_key, Executor};
 use crate::sql::row_write::check_constraints;
@@ -114,18 +113,6 @@ pub fn records_batch(
     .map_err(|e| SqlError::internal(e.to_string()))
 }
 
-/// A chunk of COPY's records made ready without the transaction: the table's rows,
-/// checked as INSERT checks them (types, NOT NULL, lengths, CHECK constraints), and their
-/// keys. What is left to do needs the transaction's snapshot: the uniqueness of the keys
-/// and the writes ([`Executor::copy_write`](crate::sql::exec::Executor)).
-#[derive(Debug)]
-pub struct ReadyChunk {
-    /// The table as it was read when the chunk was made ready.
-    pub def: Arc<TableDef>,
-    pub rows: Vec<Row>,
-    pub keys: Vec<Vec<u8>>,
-}
-
 impl ReadyChunk {
     /// The work on a chunk that needs no snapshot, for the table `def`; `None` when the
     /// COPY must take the INSERT path (a left-out column has a default).
@@ -149,18 +136,6 @@ impl ReadyChunk {
     }
 }
 
-/// A chunk being made ready on a thread of its own, while the session parses the records
-/// that follow: the COPY's second stage, so that a load uses both a core for parsing and
-/// one for types and checks.
-#[derive(Debug)]
-pub struct Readying {
-    handle: tokio::task::JoinHandle<SqlResult<Option<ReadyChunk>>>,
-    /// The table it is made ready for.
-    pub def: Arc<TableDef>,
-    /// Its records, for the INSERT path if the table changed meanwhile.
-    pub part: RecordColumns,
-}
-
 impl Readying {
     /// Starts making `part` ready. It runs on the blocking pool: a task spawned from the
     /// session's would wait in the same worker's queue until the session yields.
@@ -170,19 +145,10 @@ impl Readying {
         copy_columns: Vec<String>,
         part: RecordColumns,
     ) -> Readying {
-        let runtime = tokio::runtime::Handle::current();
         let (d, p) = (def.clone(), part.clone());
-        let handle = tokio::task::spawn_blocking(move || {
-            runtime.block_on(ReadyChunk::make(&db, d, &copy_columns, &p))
-        });
-        Readying { handle, def, part }
-    }
-
-    /// The chunk made ready (`None`: it takes the INSERT path).
-    pub async fn finish(&mut self) -> SqlResult<Option<ReadyChunk>> {
-        (&mut self.handle)
-            .await
-            .map_err(|e| SqlError::internal(format!("a COPY chunk was not made ready: {e}")))?
+        Readying::spawn(def, part, async move {
+            ReadyChunk::make(&db, d, &copy_columns, &p).await
+        })
     }
 }
 

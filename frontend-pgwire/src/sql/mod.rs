@@ -29,6 +29,7 @@ pub mod compat;
 pub mod constraint_mode;
 pub mod context;
 pub mod copy;
+pub mod copy_chunk;
 pub mod copy_exec;
 pub mod copy_fields;
 pub mod copy_format;
