@@ -152,10 +152,8 @@ pub fn new_db(
         let ctx = SessionContext::new_with_state(base_state);
         ctx.register_udtf("pg_get_keywords", statics.pg_get_keywords.clone());
         crate::types::jsonb::sets::register(&ctx);
-        // generate_series typed and named as in PostgreSQL, over int4 arguments too
-        // (array_upper, ...), as clients write it; `range` over int4 arguments.
+        // generate_series over int4 arguments (array_upper, ...), as clients write it.
         datafusion_pg_catalog::pg_catalog::generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(&ctx);
-        crate::types::series::Series::register(&ctx);
         ctx.state()
     };
     let no_catalogs: Arc<dyn datafusion::catalog::CatalogProviderList> =

@@ -236,15 +236,5 @@ pub(crate) fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
             crate::sql::compat::scalar_function_aliases(s);
         }
     }
-    if contains_ignore_case(sql, "generate_series") {
-        for s in &mut stmts {
-            crate::sql::srf_syntax::series_literals(s);
-        }
-    }
-    if contains_ignore_case(sql, "ordinality") {
-        for s in &mut stmts {
-            crate::sql::srf_syntax::refuse_ordinality(s)?;
-        }
-    }
     Ok(stmts)
 }

@@ -27,7 +27,6 @@ pub mod numeric;
 pub mod numeric_input;
 pub mod pg_text;
 pub mod pg_typeof;
-pub mod series;
 pub mod text_types;
 pub mod to_char;
 pub mod values;
