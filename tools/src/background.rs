@@ -46,6 +46,22 @@ impl Dedicated {
         Ok(Dedicated(Some(rt)))
     }
 
+    /// A runtime for work that may wait, so that requests need not: flushes and
+    /// compactions. Its threads (its worker and its blocking pool, where file writes
+    /// and fsyncs run) run at CPU niceness [`MAINTENANCE_NICE`] and in the lowest
+    /// best-effort I/O class, so a request's thread is scheduled ahead of a merge's.
+    /// A maintenance task holds the memtable's and view's locks only for constant-time
+    /// swaps, so no request waits behind a low-priority thread for long.
+    pub fn low_priority(name: &str) -> std::io::Result<Dedicated> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(name)
+            .on_thread_start(lower_this_thread)
+            .enable_all()
+            .build()?;
+        Ok(Dedicated(Some(rt)))
+    }
+
     pub fn spawn(
         &self,
         task: impl std::future::Future<Output = ()> + Send + 'static,
@@ -54,6 +70,29 @@ impl Dedicated {
             .as_ref()
             .expect("the runtime lives until dropped")
             .spawn(task)
+    }
+}
+
+/// The CPU niceness of maintenance threads (0 is a request's; 19 the lowest). At 10 the
+/// kernel gives a runnable request thread about ten times a maintenance thread's share.
+pub const MAINTENANCE_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU and I/O priority; a failure (a sandbox that forbids
+/// it) is logged and the thread runs at normal priority.
+fn lower_this_thread() {
+    // SAFETY: plain system calls on the calling thread's own id, with no pointers.
+    let (cpu, io) = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let cpu = libc::setpriority(libc::PRIO_PROCESS, tid, MAINTENANCE_NICE);
+        // IOPRIO_WHO_PROCESS (1) takes a thread id; class best-effort (2), level 7.
+        let io = libc::syscall(libc::SYS_ioprio_set, 1, tid, (2 << 13) | 7);
+        (cpu, io)
+    };
+    if cpu != 0 || io != 0 {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "maintenance thread: could not lower its priority"
+        );
     }
 }
 
@@ -113,16 +152,17 @@ impl Supervisor {
     }
 }
 
-/// Flushes the memtable when it reaches its byte or age bound, or when the journal holds
+/// Flushes the memtable (on `on`, the maintenance runtime) when it reaches its byte or age bound, or when the journal holds
 /// more than `replay_batches_max` objects past the last checkpoint: this bounds what a
 /// restart replays.
 pub fn flusher(
+    on: &Dedicated,
     storage: Arc<StorageNode>,
     sequencer: Arc<Sequencer>,
     replay_batches_max: u64,
     flushed: Arc<Notify>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
+    on.spawn(async move {
         let mut tick = tokio::time::interval(TICK);
         let mut batches_at_flush = sequencer.batches_durable();
         loop {
@@ -212,14 +252,15 @@ pub fn retention(
     })
 }
 
-/// Compacts tables with too many segments and deletes retired segments. Runs apart from
+/// Compacts tables with too many segments and deletes retired segments, on `on`. Runs apart from
 /// flushing, so a long merge never holds up a flush.
 pub fn compactor(
+    on: &Dedicated,
     storage: Arc<StorageNode>,
     clock: Arc<dyn Clock>,
     retention: Duration,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
+    on.spawn(async move {
         let mut tick = tokio::time::interval(TICK);
         loop {
             tick.tick().await;

@@ -144,6 +144,8 @@ pub struct Node {
     supervisor: Supervisor,
     /// The ownership check's runtime, when it has its own.
     _dedicated: Option<Dedicated>,
+    /// Where flushes and compactions run; dropped (and its tasks stopped) with the node.
+    _maintenance: Dedicated,
 }
 
 impl Node {
@@ -324,10 +326,14 @@ impl Node {
         });
         db.set_auth(auth);
 
+        // Flushes and compactions run on a runtime of their own, at low priority.
+        let maintenance = Dedicated::low_priority("weft-maintenance")
+            .context("starting the maintenance thread")?;
         let flushed = Arc::new(tokio::sync::Notify::new());
         supervisor.watch(
             "flush",
             background::flusher(
+                &maintenance,
                 storage.clone(),
                 sequencer,
                 config.replay_batches_max,
@@ -379,7 +385,12 @@ impl Node {
         // may still have been reading them, has stopped.
         supervisor.watch(
             "compaction",
-            background::compactor(storage.clone(), clock, config.version_retention),
+            background::compactor(
+                &maintenance,
+                storage.clone(),
+                clock,
+                config.version_retention,
+            ),
         );
         Ok(Node {
             store,
@@ -392,6 +403,7 @@ impl Node {
             recovered,
             supervisor,
             _dedicated: dedicated,
+            _maintenance: maintenance,
         })
     }
 

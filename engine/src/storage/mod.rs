@@ -2,7 +2,8 @@
 //! answers reads at any timestamp it has applied, and persists what it holds as Parquet
 //! segments listed by a manifest.
 //!
-//! - **Memtable** ([`mvcc::Mvcc`]): the versions applied since the last flush, per key.
+//! - **Memtables** ([`memtables::Memtables`] of [`mvcc::Mvcc`]): the versions applied since
+//!   the last flush, per key; a flush freezes them and writes them out with no lock held.
 //! - **Segments** ([`segment`]): immutable Parquet files of older versions, read lazily
 //!   (footer once, then only the pages a read needs) through a bounded cache.
 //! - **Manifest** ([`manifest`]): which segments are live, the checkpoint they hold every
@@ -23,6 +24,7 @@
 pub mod cache;
 pub mod inspect;
 pub mod manifest;
+pub mod memtables;
 pub mod mvcc;
 pub mod scan;
 pub mod segment;
@@ -52,7 +54,8 @@ use crate::record::{CommitRecord, OP_DELETE};
 use crate::row::{batch_row, Row};
 use crate::time::Timestamp;
 use manifest::{Manifest, SegmentMeta, MANIFEST_FORMAT_VERSION};
-use mvcc::{Mvcc, Version};
+use memtables::Memtables;
+use mvcc::Version;
 use scan::{MvccScanExec, OutColumn, ScanKind, ScanRequest};
 use segment::{Segment, SegmentWriter, SliceCache};
 
@@ -123,6 +126,15 @@ pub struct Probed {
     pub rows: usize,
 }
 
+/// Where a flush's time went (logged with the flush, to trace tail latencies).
+#[derive(Default)]
+struct FlushPhases {
+    rows: usize,
+    encode: Duration,
+    put: Duration,
+    manifest: Duration,
+}
+
 /// What a compaction did.
 #[derive(Debug, Clone)]
 pub struct Compaction {
@@ -140,7 +152,7 @@ pub const SHORT_RANGE_ROWS_MAX: usize = 65_536;
 
 pub struct StorageNode {
     /// Lock order: `mvcc`, then `view`.
-    mvcc: RwLock<Mvcc>,
+    mvcc: RwLock<Memtables>,
     view: RwLock<Arc<View>>,
     applied: watch::Sender<Timestamp>,
     store: DurableStore,
@@ -291,7 +303,7 @@ impl StorageNode {
         let (applied, _) = watch::channel(manifest.checkpoint_ts);
         let view = View::new(segments, manifest.horizon_ts);
         Ok(Arc::new(StorageNode {
-            mvcc: RwLock::new(Mvcc::default()),
+            mvcc: RwLock::new(Memtables::opened_at(manifest.checkpoint_ts)),
             view: RwLock::new(Arc::new(view)),
             applied,
             store,
@@ -376,12 +388,8 @@ impl StorageNode {
     pub fn apply(&self, records: &[Arc<CommitRecord>], watermark: Timestamp) {
         if !records.is_empty() {
             let mut m = self.mvcc.write().unwrap_or_else(|e| e.into_inner());
-            let before = m.bytes;
-            for r in records {
-                m.apply(r);
-            }
-            self.unflushed_bytes
-                .fetch_add(m.bytes.saturating_sub(before), Ordering::Relaxed);
+            let grown = m.apply(records, watermark);
+            self.unflushed_bytes.fetch_add(grown, Ordering::Relaxed);
         }
         self.applied.send_if_modified(|a| {
             if watermark > *a {
@@ -443,6 +451,19 @@ impl StorageNode {
             });
         }
         Ok(())
+    }
+
+    /// Once every commit at or below `ts` is applied (as for a read at `ts`): the
+    /// timestamp of the newest commit applied so far that wrote `table_id`. A value read
+    /// at `ts0` still holds at `ts` when this is at or below both: what callers cache
+    /// catalog rows by.
+    pub async fn written_ts(&self, table_id: u64, ts: Timestamp) -> EngineResult<Timestamp> {
+        self.wait_applied(ts).await?;
+        Ok(self
+            .mvcc
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .written_ts(table_id))
     }
 
     /// The row with `key` in `table_id` as of `ts`.
@@ -856,14 +877,21 @@ impl StorageNode {
     pub async fn flush(&self) -> EngineResult<Option<Timestamp>> {
         self.lease.ensure_not_fenced()?;
         let mut manifest = self.manifest.lock().await;
-        let upto = self.applied_ts();
-        if upto <= manifest.checkpoint_ts {
-            return Ok(None);
-        }
-        let content = {
-            let m = self.mvcc.read().unwrap_or_else(|e| e.into_inner());
-            m.versions_between(manifest.checkpoint_ts, upto)
+        let started = Instant::now();
+        // Freeze: a swap under the lock. Applies and reads go on while the frozen
+        // memtable is written out.
+        let frozen = {
+            let mut m = self.mvcc.write().unwrap_or_else(|e| e.into_inner());
+            let frozen = m.freeze(manifest.checkpoint_ts, self.applied_ts());
+            self.unflushed_bytes
+                .store(m.active_bytes(), Ordering::Relaxed);
+            frozen
         };
+        let Some((frozen, upto)) = frozen else {
+            return Ok(None);
+        };
+        let froze = started.elapsed();
+        let content = memtables::flush_content(&frozen);
         let mut next = Manifest {
             format_version: MANIFEST_FORMAT_VERSION,
             version: manifest.version + 1,
@@ -873,45 +901,62 @@ impl StorageNode {
             segments: manifest.segments.clone(),
         };
         let mut added = Vec::new();
+        let mut phases = FlushPhases::default();
         for (table_id, schema, versions) in content {
             let name = format!(
                 "{upto:020}-{table_id:016x}-f-{}.parquet",
                 self.next_attempt()
             );
+            let t = Instant::now();
             let (data, stats) = segment::encode(table_id, &schema, &versions)?;
+            phases.encode += t.elapsed();
             if stats.rows != versions.len() as u64 {
                 return Err(EngineError::Internal(format!(
                     "segment {name} did not take every version"
                 )));
             }
+            phases.rows += versions.len();
+            let t = Instant::now();
             let meta = self.put_segment(name, table_id, data, stats).await?;
+            phases.put += t.elapsed();
             added.push(meta.clone());
             next.segments.push(meta);
         }
         self.crash_point("flush-before-manifest");
+        let t = Instant::now();
         self.put_manifest(&manifest, &next).await?;
+        phases.manifest = t.elapsed();
         self.crash_point("flush-after-manifest");
-        tracing::debug!(
-            version = next.version,
-            checkpoint = upto,
-            segments = added.len(),
-            "manifest written (flush)"
-        );
-        {
-            let mut m = self.mvcc.write().unwrap_or_else(|e| e.into_inner());
-            let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
-            let mut segments = v.segments.clone();
-            segments.extend(
-                added.into_iter().map(|meta| {
+        let t = Instant::now();
+        let released =
+            {
+                let mut m = self.mvcc.write().unwrap_or_else(|e| e.into_inner());
+                let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
+                let mut segments = v.segments.clone();
+                segments.extend(added.iter().map(|meta| {
                     Arc::new(Segment::new(meta.clone(), self.segment_path(&meta.path)))
-                }),
-            );
-            *v = Arc::new(View::new(segments, v.horizon));
-            m.evict_upto(upto);
-            self.unflushed_bytes.store(m.bytes, Ordering::Relaxed);
-        }
+                }));
+                *v = Arc::new(View::new(segments, v.horizon));
+                m.release()
+            };
+        let landed = t.elapsed();
+        // The frozen memtable is freed here, outside the locks.
+        drop((released, frozen));
         *self.last_flush.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         *manifest = next;
+        tracing::debug!(
+            version = manifest.version,
+            checkpoint = upto,
+            segments = added.len(),
+            rows = phases.rows,
+            freeze_us = froze.as_micros() as u64,
+            encode_ms = phases.encode.as_millis() as u64,
+            put_ms = phases.put.as_millis() as u64,
+            manifest_ms = phases.manifest.as_millis() as u64,
+            land_us = landed.as_micros() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "manifest written (flush)"
+        );
         Ok(Some(upto))
     }
 

@@ -105,23 +105,6 @@ impl Mvcc {
             .collect()
     }
 
-    /// Drops every version with `ts <= upto` (now held by segments) and recomputes the
-    /// byte count.
-    pub fn evict_upto(&mut self, upto: Timestamp) {
-        let mut bytes = 0;
-        for table in self.tables.values_mut() {
-            table.keys.retain(|k, chain| {
-                chain.retain(|v| v.ts > upto);
-                for v in chain.iter() {
-                    bytes += k.len() + 16 + v.row.as_ref().map(|r| row_bytes(r)).unwrap_or(0);
-                }
-                !chain.is_empty()
-            });
-        }
-        self.tables.retain(|_, t| !t.keys.is_empty());
-        self.bytes = bytes;
-    }
-
     /// Every live row of a table at `ts`, in key order.
     pub fn scan(&self, table_id: u64, ts: Timestamp) -> Vec<(Vec<u8>, Arc<Row>)> {
         let Some(table) = self.tables.get(&table_id) else {

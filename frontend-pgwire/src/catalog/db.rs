@@ -56,6 +56,10 @@ pub struct Db {
     /// INSERT, UPDATE and DELETE statements answered by the point-write fast path
     /// (`SHOW weft.point_writes`).
     pub point_writes: AtomicU64,
+    /// Table definitions by catalog key, parsed once per catalog version.
+    table_defs: crate::catalog::row_cache::VersionedCache<Option<Arc<TableDef>>>,
+    /// Rows of the other catalog tables (schemas, ...) by key, likewise.
+    pub catalog_rows: crate::catalog::row_cache::VersionedCache<Option<Arc<weft_engine::Row>>>,
     /// PostgreSQL's built-in catalog rows (pg_type, pg_proc, ...), shared by every session.
     pub pg_static: Arc<dyn SchemaProvider>,
     /// Sequence values this node has reserved and not yet handed out.
@@ -122,6 +126,8 @@ impl Db {
             advisory: Default::default(),
             point_selects: AtomicU64::new(0),
             point_writes: AtomicU64::new(0),
+            table_defs: Default::default(),
+            catalog_rows: Default::default(),
             idle_in_txn_max: std::sync::OnceLock::new(),
             sessions: std::sync::atomic::AtomicUsize::new(0),
             max_connections: std::sync::OnceLock::new(),
@@ -258,21 +264,16 @@ impl Db {
         name: &str,
     ) -> SqlResult<Option<Arc<TableDef>>> {
         let key = catalog_key(name);
-        let row = match catalog_overlay.and_then(|o| o.get(&key)) {
-            Some(own) => own.clone(),
-            None => self.storage.get(tables.catalog, &key, read_ts).await?,
-        };
-        match row {
-            None => Ok(None),
-            Some(row) => match row.get(1) {
-                Some(ScalarValue::Utf8(Some(json))) => TableDef::from_json(json)
-                    .map(|d| Some(Arc::new(d)))
-                    .map_err(SqlError::internal),
-                _ => Err(SqlError::internal(format!(
-                    "catalog row for {name} is malformed"
-                ))),
-            },
+        if let Some(own) = catalog_overlay.and_then(|o| o.get(&key)) {
+            return table_def_of(own.as_deref(), name);
         }
+        let read = async {
+            let row = self.storage.get(tables.catalog, &key, read_ts).await?;
+            table_def_of(row.as_deref(), name)
+        };
+        self.table_defs
+            .get(&self.storage, tables.catalog, &key, read_ts, read)
+            .await
     }
 
     /// Every table as of `read_ts`, seeing the transaction's own DDL.
@@ -321,5 +322,20 @@ impl Db {
             }
         }
         out
+    }
+}
+
+/// The table definition a catalog row holds.
+fn table_def_of(row: Option<&weft_engine::Row>, name: &str) -> SqlResult<Option<Arc<TableDef>>> {
+    match row {
+        None => Ok(None),
+        Some(row) => match row.get(1) {
+            Some(ScalarValue::Utf8(Some(json))) => TableDef::from_json(json)
+                .map(|d| Some(Arc::new(d)))
+                .map_err(SqlError::internal),
+            _ => Err(SqlError::internal(format!(
+                "catalog row for {name} is malformed"
+            ))),
+        },
     }
 }

@@ -40,6 +40,7 @@ pub mod pgcatalog;
 pub mod pgfuncs;
 pub mod privilege_funcs;
 pub mod roles;
+pub mod row_cache;
 pub mod rows;
 pub mod schema;
 pub mod schema_funcs;

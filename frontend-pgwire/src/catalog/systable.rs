@@ -70,7 +70,12 @@ pub async fn lookup<T: DeserializeOwned>(
     if let Some(own) = txn.and_then(|t| t.own_write(table_id, &key)) {
         return own.map(|r| parse(&r, what)).transpose();
     }
-    match db.storage.get(table_id, &key, read_ts).await? {
+    let read = async { Ok(db.storage.get(table_id, &key, read_ts).await?) };
+    match db
+        .catalog_rows
+        .get(&db.storage, table_id, &key, read_ts, read)
+        .await?
+    {
         Some(r) => Ok(Some(parse(&r, what)?)),
         None => Ok(None),
     }

@@ -111,41 +111,77 @@ fn parse(stmt: &Statement) -> Option<PointSelect> {
     let Statement::Query(q) = stmt else {
         return None;
     };
-    let ast::SetExpr::Select(sel) = q.body.as_ref() else {
+    // Nothing beyond `SELECT items FROM name [alias] WHERE selection`. The patterns name
+    // every field, so a clause a newer parser adds fails to compile here rather than
+    // being ignored; and they print nothing, which matters on a path that runs for every
+    // point select.
+    let ast::Query {
+        with: None,
+        body,
+        order_by: None,
+        limit_clause: None,
+        fetch: None,
+        locks,
+        for_clause: None,
+        settings: None,
+        format_clause: None,
+        pipe_operators,
+    } = q.as_ref()
+    else {
         return None;
     };
-    if sel.from.len() != 1 || !sel.from[0].joins.is_empty() {
+    if !locks.is_empty() || !pipe_operators.is_empty() {
         return None;
     }
-    let TableFactor::Table { name, alias, .. } = &sel.from[0].relation else {
+    let ast::SetExpr::Select(sel) = body.as_ref() else {
         return None;
     };
-    let selection = sel.selection.as_ref()?;
-    // Anything beyond `SELECT items FROM name [alias] WHERE selection` changes the text:
-    // compare the statement with the one rebuilt from just those parts.
-    let relation = sel.from[0].relation.to_string();
-    let items: Vec<String> = sel.projection.iter().map(|i| i.to_string()).collect();
-    let rebuilt = format!(
-        "SELECT {} FROM {relation} WHERE {selection}",
-        items.join(", ")
-    );
-    if q.to_string() != rebuilt {
+    let ast::Select {
+        select_token: _,
+        optimizer_hints,
+        distinct: None,
+        select_modifiers: None,
+        top: None,
+        top_before_distinct: _,
+        projection,
+        exclude: None,
+        into: None,
+        from,
+        lateral_views,
+        prewhere: None,
+        selection: Some(selection),
+        connect_by,
+        group_by: ast::GroupByExpr::Expressions(group_by, group_by_modifiers),
+        cluster_by,
+        distribute_by,
+        sort_by,
+        having: None,
+        named_window,
+        qualify: None,
+        window_before_qualify: _,
+        value_table_mode: None,
+        flavor: ast::SelectFlavor::Standard,
+    } = sel.as_ref()
+    else {
+        return None;
+    };
+    if !optimizer_hints.is_empty()
+        || !lateral_views.is_empty()
+        || !connect_by.is_empty()
+        || !group_by.is_empty()
+        || !group_by_modifiers.is_empty()
+        || !cluster_by.is_empty()
+        || !distribute_by.is_empty()
+        || !sort_by.is_empty()
+        || !named_window.is_empty()
+    {
         return None;
     }
-    let table = table_name(name).ok()?;
-    let mut qualifiers = vec![table.clone()];
-    match alias {
-        None if relation == name.to_string() => {}
-        Some(a) if a.columns.is_empty() => {
-            let a_name = ident_name(&a.name);
-            if relation != format!("{name} {a}") && relation != format!("{name} AS {}", a.name) {
-                return None;
-            }
-            qualifiers = vec![a_name];
-        }
-        _ => return None,
-    }
-    let columns = match sel.projection.as_slice() {
+    let [t] = from.as_slice() else {
+        return None;
+    };
+    let (table, qualifiers) = plain_table(t)?;
+    let columns = match projection.as_slice() {
         [SelectItem::Wildcard(opts)] if opts.to_string().is_empty() => None,
         items => Some(
             items
@@ -616,24 +652,41 @@ fn now_us() -> i64 {
 }
 
 /// The table a single-table statement names, with the names its columns may be qualified
-/// by; `None` unless the relation is a plain table name with at most a plain alias.
+/// by; `None` unless the relation is a plain table name with at most a plain alias. The
+/// pattern names every field (see [`parse`]).
 fn plain_table(t: &ast::TableWithJoins) -> Option<(String, Vec<String>)> {
-    if !t.joins.is_empty() {
-        return None;
-    }
-    let TableFactor::Table { name, alias, .. } = &t.relation else {
+    let ast::TableWithJoins { relation, joins } = t;
+    let TableFactor::Table {
+        name,
+        alias,
+        args: None,
+        with_hints,
+        version: None,
+        with_ordinality: false,
+        partitions,
+        json_path: None,
+        sample: None,
+        index_hints,
+    } = relation
+    else {
         return None;
     };
-    let relation = t.relation.to_string();
+    if !joins.is_empty()
+        || !with_hints.is_empty()
+        || !partitions.is_empty()
+        || !index_hints.is_empty()
+    {
+        return None;
+    }
     let table = table_name(name).ok()?;
     match alias {
-        None if relation == name.to_string() => Some((table.clone(), vec![table])),
-        Some(a) if a.columns.is_empty() => {
-            if relation != format!("{name} {a}") && relation != format!("{name} AS {}", a.name) {
-                return None;
-            }
-            Some((table, vec![ident_name(&a.name)]))
-        }
+        None => Some((table.clone(), vec![table])),
+        Some(ast::TableAlias {
+            explicit: _,
+            name: a_name,
+            columns,
+            at: None,
+        }) if columns.is_empty() => Some((table, vec![ident_name(a_name)])),
         _ => None,
     }
 }

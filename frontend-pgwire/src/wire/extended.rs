@@ -142,6 +142,59 @@ impl ExtendedQueryHandler for SessionHandler {
         })
     }
 
+    /// As pgwire's, with ParseComplete queued for the Sync or Flush.
+    async fn on_parse<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Parse,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let parser = self.query_parser();
+        match StoredStatement::parse(client, &message, parser).await? {
+            Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
+            None => client.portal_store().put_empty_statement(name),
+        }
+        client
+            .feed(PgWireBackendMessage::ParseComplete(
+                pgwire::messages::extendedquery::ParseComplete::new(),
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// As pgwire's, with CloseComplete queued for the Sync or Flush.
+    async fn on_close<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Close,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use pgwire::messages::extendedquery::{
+            CloseComplete, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+        };
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => client.portal_store().rm_statement(name),
+            TARGET_TYPE_BYTE_PORTAL => client.portal_store().rm_portal(name),
+            _ => {}
+        }
+        client
+            .feed(PgWireBackendMessage::CloseComplete(CloseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
     async fn on_bind<C>(
         &self,
         client: &mut C,
@@ -246,6 +299,10 @@ impl ExtendedQueryHandler for SessionHandler {
     {
         use pgwire::api::results::DescribeResponse;
         use pgwire::messages::data::{NoData, ParameterDescription};
+        // Queued, not flushed: the description leaves with the rest of the answer at
+        // Sync or Flush, in one write (pgbench -M prepared sends Bind, Describe, Execute,
+        // Sync for every statement).
+        let client = &mut crate::wire::deferred::Deferred(client);
         let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
         // A cursor DECLAREd in SQL is a portal too, as in PostgreSQL: psycopg describes it
         // by name to learn its columns.
