@@ -23,7 +23,7 @@ const EAGER: &[&str] = &[
 async fn text(c: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
     c.simple_query(sql)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
         .into_iter()
         .filter_map(|m| match m {
             SimpleQueryMessage::Row(r) => {
@@ -948,4 +948,93 @@ impl<'a> tokio_postgres::types::FromSql<'a> for Raw {
     fn accepts(_: &tokio_postgres::types::Type) -> bool {
         true
     }
+}
+
+/// Two sessions: what one commits (rows, a new column, a schema on the other's search
+/// path) the other's next statement sees, on weft while flushes freeze the memtable every
+/// second and compactions run, and on PostgreSQL. Catalog lookups are cached by the
+/// catalog's newest write, and a flush's frozen memtable is read beside the active one:
+/// both must stay exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_statement_sees_a_commit_while_flushes_and_caches_run() {
+    async fn scenario(a: &Client, b: &Client, flushing: Option<&Path>) -> Vec<String> {
+        a.batch_execute(
+            "DROP TABLE IF EXISTS fresh; DROP SCHEMA IF EXISTS app CASCADE;
+             CREATE TABLE fresh (id int PRIMARY KEY, v int);
+             INSERT INTO fresh SELECT g, 0 FROM generate_series(1, 50) g;",
+        )
+        .await
+        .unwrap();
+        let read = a
+            .prepare("SELECT v FROM fresh WHERE id = $1")
+            .await
+            .unwrap();
+        // The flushes' segments (named `-f-`; compaction's are `-c`), as they appear.
+        let flushed_segments = |d: &Path| -> BTreeSet<String> {
+            std::fs::read_dir(segments_dir(d))
+                .map(|r| {
+                    r.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| n.contains("-f-"))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let before = flushing.map(flushed_segments).unwrap_or_default();
+        let mut flushes = BTreeSet::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut n = 0i32;
+        // Until at least two flushes landed under the load (weft), or 200 rounds.
+        loop {
+            n += 1;
+            let id = n % 50 + 1;
+            b.execute("UPDATE fresh SET v = $2 WHERE id = $1", &[&id, &n])
+                .await
+                .unwrap();
+            let v: i32 = a.query_one(&read, &[&id]).await.unwrap().get(0);
+            assert_eq!(v, n, "round {n}: a committed update is not seen");
+            if let Some(d) = flushing {
+                flushes.extend(flushed_segments(d).difference(&before).cloned());
+            }
+            let flushed = flushing.is_none() || flushes.len() >= 2;
+            if n >= 200 && flushed {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no flush landed in 60 s");
+        }
+        let mut seen = Vec::new();
+        // A column added by the other session.
+        seen.push(one(a, "SELECT count(*)::text FROM fresh WHERE v > 0").await);
+        b.batch_execute("ALTER TABLE fresh ADD COLUMN w int DEFAULT 7")
+            .await
+            .unwrap();
+        seen.push(one(a, "SELECT w::text FROM fresh WHERE id = 1").await);
+        // A schema created by the other session, earlier on this one's search path.
+        a.batch_execute("SET search_path = app, public")
+            .await
+            .unwrap();
+        seen.push(one(a, "SELECT count(*)::text FROM fresh").await);
+        b.batch_execute(
+            "CREATE SCHEMA app; CREATE TABLE app.fresh (id int PRIMARY KEY, v text);
+             INSERT INTO app.fresh VALUES (1, 'in app');",
+        )
+        .await
+        .unwrap();
+        seen.push(one(a, "SELECT v::text FROM fresh WHERE id = 1").await);
+        b.batch_execute("DROP TABLE app.fresh").await.unwrap();
+        seen.push(one(a, "SELECT w::text FROM fresh WHERE id = 2").await);
+        a.batch_execute("RESET search_path").await.unwrap();
+        seen
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, EAGER);
+    let (a, b) = (server.connect().await, server.connect().await);
+    let on_weft = scenario(&a, &b, Some(&data)).await;
+    let Some(pg) = weft_tests::PgServer::start() else {
+        return;
+    };
+    let (a, b) = (pg.connect().await, pg.connect().await);
+    let on_pg = scenario(&a, &b, None).await;
+    assert_eq!(on_weft, on_pg);
 }
