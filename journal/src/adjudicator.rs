@@ -131,6 +131,12 @@ impl Adjudicator {
         self.sequencer.read_ts()
     }
 
+    /// The present by the node's clock (its latest bound), for checks that compare a
+    /// moment with now (`SET weft.as_of`); a read timestamp may be behind it.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now().latest
+    }
+
     fn pick_journal(&self) -> Option<usize> {
         let n = self.journals.len();
         let start = self.next_journal.fetch_add(1, Ordering::Relaxed);

@@ -224,7 +224,7 @@ impl Core {
             ))
             .with_hint("Use a timestamp with time zone, such as the output of SELECT now().")
         })?;
-        let now = self.exec.db.adjudicator.read_ts();
+        let now = self.exec.db.adjudicator.now();
         if ns < 0 || ns as u64 > now {
             return Err(bad(format!(
                 "weft.as_of {} is in the future (now is {})",
