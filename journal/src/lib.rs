@@ -11,6 +11,7 @@
 //! - [`adjudicator`]: optimistic concurrency control (first committer wins), commit
 //!   timestamps, routing of each commit to one journal, and journal watermarks.
 //!
+//! - [`metrics`]: what the writers count, for a node's metrics endpoint.
 //! - [`logfile`] and [`logwriter`]: the file layout on local disk: the same objects appended
 //!   to preallocated log files, one `fdatasync` per batch.
 //!
@@ -30,6 +31,7 @@ pub mod generated {
 }
 pub mod logfile;
 pub mod logwriter;
+pub mod metrics;
 pub mod reader;
 pub mod retention;
 pub mod sequencer;

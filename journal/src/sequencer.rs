@@ -161,6 +161,22 @@ impl Sequencer {
         (ts, r)
     }
 
+    /// The highest commit timestamp made durable: every acknowledged commit is at or below.
+    pub fn durable_max(&self) -> Timestamp {
+        self.lock().durable_max
+    }
+
+    /// Each journal's oldest commit still waiting to be durable (`None`: none waits) and
+    /// the watermark it last published, by journal: for the node's metrics.
+    pub fn journal_status(&self) -> Vec<(Option<Timestamp>, Timestamp)> {
+        let s = self.lock();
+        s.inflight
+            .iter()
+            .zip(&s.published)
+            .map(|(f, &published)| (f.first().copied(), published))
+            .collect()
+    }
+
     /// How many journal objects were made durable since start.
     pub fn batches_durable(&self) -> u64 {
         self.batches_durable

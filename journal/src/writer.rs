@@ -25,6 +25,7 @@ use weft_engine::{CommitRecord, Timestamp};
 use crate::error::JournalError;
 use crate::format::{encode_object, Header, FORMAT_VERSION};
 use crate::logwriter::LogAppender;
+use crate::metrics::JournalMetrics;
 use crate::reader::{verify_object, JournalObject};
 use crate::sequencer::Sequencer;
 
@@ -50,6 +51,8 @@ pub struct WriterConfig {
     pub queue_max: usize,
     /// Where batches go: one object each, or (on local disk) frames of log files.
     pub layout: Layout,
+    /// Where the writer counts its batches (see [`crate::metrics`]).
+    pub metrics: JournalMetrics,
 }
 
 /// How a journal writes its batches (see [`crate::logfile`]).
@@ -72,6 +75,7 @@ impl Default for WriterConfig {
             lease: None,
             queue_max: 4096,
             layout: Layout::Objects,
+            metrics: JournalMetrics::default(),
         }
     }
 }
@@ -294,6 +298,7 @@ async fn run(
 ) {
     let journal = start.journal_id as usize;
     let mut sequence = start.next_sequence;
+    let metrics = config.metrics.writer(start.journal_id);
     let log = match (
         config.layout,
         store.local_path(&crate::journal_prefix(&cluster, start.journal_id)),
@@ -373,6 +378,7 @@ async fn run(
         );
         let bodies: Vec<&[u8]> = batch.iter().map(|p| p.body.as_slice()).collect();
         let object = Bytes::from(encode_object(&header, &bodies));
+        let (object_bytes, began) = (object.len(), tokio::time::Instant::now());
         let path = crate::object_path(&cluster, start.journal_id, sequence);
         let write = write_batch(
             &store,
@@ -435,6 +441,7 @@ async fn run(
                     records = ts.len(),
                     "journal: object durable"
                 );
+                metrics.durable(ts.len(), object_bytes, began.elapsed().as_secs_f64());
                 sequence += 1;
                 let records = batch.iter().map(|p| p.record.clone()).collect();
                 sequencer.durable(journal, records).await;

@@ -141,6 +141,8 @@ pub struct Node {
     /// What sessions open: `weft_frontend_pgwire::session::machine::Core::new(db)`.
     pub db: Arc<Db>,
     pub recovered: Recovered,
+    /// Every component's counters, histograms and gauges (see [`crate::metrics`]).
+    pub metrics: Arc<prometheus_client::registry::Registry>,
     supervisor: Supervisor,
     /// The ownership check's runtime, when it has its own.
     _dedicated: Option<Dedicated>,
@@ -234,6 +236,7 @@ impl Node {
             clock.clone(),
             events_tx,
         ));
+        let journal_metrics = weft_journal::metrics::JournalMetrics::default();
         let mut handles = Vec::with_capacity(count);
         for (j, start) in starts.into_iter().enumerate() {
             let healthy = Arc::new(AtomicBool::new(j < config.journals as usize));
@@ -244,6 +247,7 @@ impl Node {
                 sequencer.clone(),
                 WriterConfig {
                     lease: Some(lease.clone()),
+                    metrics: journal_metrics.clone(),
                     ..config.writer.clone()
                 },
                 healthy.clone(),
@@ -271,7 +275,7 @@ impl Node {
         );
         supervisor.watch(
             "crossbar",
-            Crossbar::spawn(count, recovered.recovered_ts, events_rx, hub),
+            Crossbar::spawn(count, recovered.recovered_ts, events_rx, hub.clone()),
         );
         {
             let seq = sequencer.clone();
@@ -325,6 +329,18 @@ impl Node {
             clock: clock.clone(),
         });
         db.set_auth(auth);
+
+        let mut registry = prometheus_client::registry::Registry::default();
+        journal_metrics.register(&mut registry);
+        db.metrics.register(&mut registry);
+        registry.register_collector(Box::new(crate::metrics::NodeGauges {
+            epoch,
+            clock: clock.clone(),
+            db: db.clone(),
+            sequencer: sequencer.clone(),
+            hub,
+            storage: storage.clone(),
+        }));
 
         // Flushes and compactions run on a runtime of their own, at low priority.
         let maintenance = Dedicated::low_priority("weft-maintenance")
@@ -401,6 +417,7 @@ impl Node {
             adjudicator,
             db,
             recovered,
+            metrics: Arc::new(registry),
             supervisor,
             _dedicated: dedicated,
             _maintenance: maintenance,

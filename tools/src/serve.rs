@@ -157,6 +157,11 @@ pub struct ServeArgs {
     /// The most memory one query may hold (bytes; at most --memory-max).
     #[arg(long, default_value_t = weft_frontend_pgwire::catalog::memory::QUERY_MEMORY_MAX_DEFAULT)]
     pub query_memory_max: usize,
+    /// Serve metrics in Prometheus's text format at http://ADDR/metrics (commits, errors
+    /// by SQLSTATE, latency histograms, journal writes, lags, cache hits, sessions). Off
+    /// unless given; bind it to a private address, as it answers without authentication.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// Testing only: inject faults into every object-store operation (see
     /// engine/src/faults.rs for the spec).
     #[arg(long, hide = true)]
@@ -282,6 +287,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         "frontend: accepting PostgreSQL connections"
     );
+
+    if let Some(addr) = &args.metrics_listen {
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening for metrics on {addr}"))?;
+        tracing::info!(listen = %l.local_addr()?, "metrics: serving /metrics");
+        tokio::spawn(weft::metrics::serve(l, node.metrics.clone()));
+    }
 
     let db = node.db.clone();
     let lease = node.lease.clone();

@@ -66,6 +66,8 @@ pub struct Db {
     pub sequences: crate::catalog::sequence_blocks::Blocks,
     /// The longest a session may stay idle in a transaction block (0: no bound).
     idle_in_txn_max: std::sync::OnceLock<std::time::Duration>,
+    /// Statements, errors and commits, for the node's metrics endpoint.
+    pub metrics: crate::catalog::metrics::FrontendMetrics,
     /// Connections open now (counted by the listener).
     sessions: std::sync::atomic::AtomicUsize,
     /// The most connections open at once (`--max-connections`).
@@ -129,6 +131,7 @@ impl Db {
             table_defs: Default::default(),
             catalog_rows: Default::default(),
             idle_in_txn_max: std::sync::OnceLock::new(),
+            metrics: Default::default(),
             sessions: std::sync::atomic::AtomicUsize::new(0),
             max_connections: std::sync::OnceLock::new(),
             message_bytes_max: std::sync::OnceLock::new(),

@@ -34,6 +34,7 @@ pub mod grants;
 pub mod indexes;
 pub mod information_schema;
 pub mod memory;
+pub mod metrics;
 pub mod oids;
 pub mod pg_get;
 pub mod pgcatalog;

@@ -234,8 +234,24 @@ impl Core {
             self.exec.check_deferred(&mut txn).await?;
         }
         let req = txn.into_commit_request();
-        self.exec.db.adjudicator.commit(req).await?;
-        Ok(())
+        // Read-only transactions commit without a journal write: not counted as commits.
+        let writes = !req.is_read_only();
+        let began = tokio::time::Instant::now();
+        let result: SqlResult<()> = self
+            .exec
+            .db
+            .adjudicator
+            .commit(req)
+            .await
+            .map(|_| ())
+            .map_err(Into::into);
+        if writes {
+            self.exec.db.metrics.commit(
+                began.elapsed().as_secs_f64(),
+                result.as_ref().err().map(|e| e.code),
+            );
+        }
+        result
     }
 
     /// A new transaction with the session's defaults.
@@ -279,6 +295,30 @@ impl Core {
             Some(ts) => t.reading_at(ts),
             None => t,
         }
+    }
+
+    /// Runs one statement a client sent, counted in the node's metrics (its kind, its
+    /// latency, its error's SQLSTATE). The protocol's entry: [`Core::run`] itself is also
+    /// entered again for EXECUTE, which counts once.
+    pub async fn run_counted(
+        &self,
+        st: &mut State,
+        stmt: Statement,
+        params: Option<&ParamValues>,
+        autocommit: bool,
+        notices: &mut Vec<Notice>,
+    ) -> SqlResult<Reply> {
+        let kind = crate::catalog::metrics::Kind::of(&stmt);
+        let began = tokio::time::Instant::now();
+        // Boxed: a statement's future is large, and kept inline it would be copied with
+        // every future that holds it.
+        let result = Box::pin(self.run(st, stmt, params, autocommit, notices)).await;
+        self.exec.db.metrics.statement(
+            kind,
+            began.elapsed().as_secs_f64(),
+            result.as_ref().err().map(|e| e.code),
+        );
+        result
     }
 
     /// Runs one statement under the session's transaction rules.

@@ -40,7 +40,7 @@ impl Core {
         count: usize,
         notices: &mut Vec<Notice>,
     ) -> SqlResult<Reply> {
-        self.run(st, stmt, None, count <= 1, notices).await
+        self.run_counted(st, stmt, None, count <= 1, notices).await
     }
 
     /// Ends a query string of `count` statements: the implicit transaction of a string

@@ -488,12 +488,10 @@ impl ExtendedQueryHandler for SessionHandler {
         core.activity_begin(&st, &p.text);
         let mut notices = Vec::new();
         let started = tokio::time::Instant::now();
-        // Boxed: a statement's future is large, and kept inline it would be copied with
-        // every future that holds it.
-        let result =
-            Box::pin(core.run(&mut st, p.stmt.clone(), params.as_ref(), true, &mut notices))
-                .await
-                .map(|r| core.interruptible(&st, r, started));
+        let result = core
+            .run_counted(&mut st, p.stmt.clone(), params.as_ref(), true, &mut notices)
+            .await
+            .map(|r| core.interruptible(&st, r, started));
         core.activity_end(&st);
         drop(st);
         send_notices(client, notices).await?;
