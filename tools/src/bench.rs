@@ -6,6 +6,8 @@
 //!   several client counts, against a `weft serve` this command starts on a temporary data
 //!   directory, and side by side against a throwaway PostgreSQL 15 (fsync on,
 //!   synchronous_commit on) when it is installed.
+//! - `weft bench cluster-sim`: a deterministic model of the cluster (see
+//!   weft::cluster_sim) at growing sizes and with a node lost.
 //! - `weft bench journal`: group commit alone (commits/s, latency percentiles) on local disk
 //!   and on an S3-compatible server, beside one fsync and one PUT (see bench_journal.rs).
 //! - `weft bench storage`: point lookups and scan + aggregate on a 10-million-row table,
@@ -32,6 +34,10 @@ pub enum BenchCommand {
     Commits(CommitsArgs),
     /// Crossbar merge rate, catch-up read engines, and the stall experiment.
     Crossbar(CrossbarArgs),
+    /// A deterministic model of weft as a cluster (frontends, storage nodes, adjudicator
+    /// shards, journals, network hops, a node's loss): throughput and latency as nodes are
+    /// added.
+    ClusterSim(crate::bench_cluster_sim::ClusterSimArgs),
     /// Group commit on local disk and S3 next to one fsync and one PUT.
     Journal(crate::bench_journal::JournalArgs),
     /// Point lookups and full scans on a large table: weft, raw DataFusion over Parquet,
@@ -101,6 +107,10 @@ pub fn run(cmd: BenchCommand, runtime: &tokio::runtime::Runtime) -> anyhow::Resu
         }
         BenchCommand::Commits(a) => runtime.block_on(commits(a)),
         BenchCommand::Crossbar(a) => crossbar(&a),
+        BenchCommand::ClusterSim(a) => {
+            crate::bench_cluster_sim::cluster_sim(&a);
+            Ok(())
+        }
         BenchCommand::Journal(a) => runtime.block_on(crate::bench_journal::journal(a)),
         BenchCommand::Storage(a) => runtime.block_on(crate::bench_storage::storage(a)),
         BenchCommand::Oltp(a) => runtime.block_on(crate::bench_oltp::oltp(a)),

@@ -3,6 +3,7 @@
 //! whole-system simulation (tests/simulation.rs) starts it over injected faults.
 
 pub mod background;
+pub mod cluster_sim;
 pub mod metrics;
 pub mod node;
 pub mod store;

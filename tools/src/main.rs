@@ -1,6 +1,7 @@
 //! The `weft` binary: `weft serve` runs every component in one process.
 
 mod bench;
+mod bench_cluster_sim;
 mod bench_journal;
 mod bench_oltp;
 mod bench_storage;
