@@ -132,6 +132,9 @@ pub struct Run {
     /// CPU time the server spent per transaction (all its processes and threads, from
     /// /proc), microseconds.
     pub cpu_us_per_txn: Option<f64>,
+    /// weft's group commits during the run, from its metrics endpoint: commit records per
+    /// journal batch, and the mean time a batch took to become durable (ms).
+    pub journal: Option<(f64, f64)>,
 }
 
 impl Run {
@@ -150,14 +153,21 @@ struct Target {
     port: u16,
     /// The server's process (PostgreSQL's postmaster), for its CPU time.
     pid: Option<u32>,
+    /// weft's metrics endpoint (`host:port`).
+    metrics: Option<String>,
 }
 
-fn targets_of(weft: &weft_tests::Server, pg: Option<&weft_tests::PgServer>) -> Vec<Target> {
+fn targets_of(
+    weft: &weft_tests::Server,
+    metrics_port: Option<u16>,
+    pg: Option<&weft_tests::PgServer>,
+) -> Vec<Target> {
     let mut targets = vec![Target {
         name: "weft",
         host: "127.0.0.1".into(),
         port: weft.port,
         pid: weft.pid(),
+        metrics: metrics_port.map(|p| format!("127.0.0.1:{p}")),
     }];
     if let Some(pg) = pg {
         targets.push(Target {
@@ -165,6 +175,7 @@ fn targets_of(weft: &weft_tests::Server, pg: Option<&weft_tests::PgServer>) -> V
             host: "127.0.0.1".into(),
             port: pg.port,
             pid: pg.pid(),
+            metrics: None,
         });
     }
     targets
@@ -259,6 +270,7 @@ fn pgbench(
     let prefix = dir.path().join("log");
     let accounts = a.branches * a.accounts_per_branch;
     let cpu_before = t.pid.map(tree_cpu_seconds).transpose()?;
+    let journal_before = t.metrics.as_deref().map(journal_counters).transpose()?;
     let out = Command::new(bin)
         // Both servers unencrypted (weft offers TLS by default, this PostgreSQL does not).
         .env("PGSSLMODE", "disable")
@@ -298,7 +310,16 @@ fn pgbench(
         _ => None,
     };
     let transactions = field("number of transactions actually processed:").unwrap_or(0.0) as u64;
+    let journal = match (journal_before, t.metrics.as_deref()) {
+        (Some(b), Some(m)) => {
+            let a = journal_counters(m)?;
+            let batches = (a.1 - b.1).max(1.0);
+            Some(((a.0 - b.0) / batches, (a.2 - b.2) * 1e3 / batches))
+        }
+        _ => None,
+    };
     let mut run = Run {
+        journal,
         cpu_us_per_txn: cpu.map(|c| c * 1e6 / transactions.max(1) as f64),
         tps: field("tps =").context("pgbench printed no tps")?,
         transactions,
@@ -329,6 +350,39 @@ fn pgbench(
         t.name
     );
     Ok(run)
+}
+
+/// weft's journal counters, summed over its journals, from its metrics endpoint at
+/// `addr`: (records, batches, seconds writing). A plain HTTP/1.0 GET: the benchmark's
+/// only use of HTTP.
+fn journal_counters(addr: &str) -> anyhow::Result<(f64, f64, f64)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).context("connecting to weft's metrics")?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: weft\r\n\r\n")?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    anyhow::ensure!(
+        body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"),
+        "weft's metrics answered: {}",
+        body.lines().next().unwrap_or("")
+    );
+    let sum = |name: &str| -> f64 {
+        body.lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix(name)?;
+                if !(rest.starts_with('{') || rest.starts_with(' ')) {
+                    return None;
+                }
+                l.rsplit(' ').next()?.parse::<f64>().ok()
+            })
+            .sum()
+    };
+    Ok((
+        sum("weft_journal_records_total"),
+        sum("weft_journal_batches_total"),
+        sum("weft_journal_write_seconds_sum"),
+    ))
 }
 
 /// `pid` and its descendants.
@@ -479,7 +533,11 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
     };
     let pgbench_path = pgbench_bin(pg_bin.as_deref());
     let dir = tempfile::tempdir()?;
-    let weft = weft_tests::Server::start_with(&dir.path().join("weft"), &[]);
+    let metrics_port = weft_tests::free_port();
+    let weft = weft_tests::Server::start_with(
+        &dir.path().join("weft"),
+        &["--metrics-listen", &format!("127.0.0.1:{metrics_port}")],
+    );
     let pg = if a.no_postgres {
         None
     } else {
@@ -488,7 +546,7 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
                 .context("PostgreSQL 15 did not start")?,
         )
     };
-    let targets = targets_of(&weft, pg.as_ref());
+    let targets = targets_of(&weft, Some(metrics_port), pg.as_ref());
     let mut out = String::new();
     let accounts = a.branches * a.accounts_per_branch;
     for t in &targets {
@@ -502,11 +560,11 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
     }
     let _ = writeln!(
         out,
-        "| workload | clients | weft TPS | PG TPS | weft/PG TPS | weft p50 ms | PG p50 ms | weft p99 ms | PG p99 ms | weft p99.9 ms | PG p99.9 ms | weft max ms | PG max ms | weft retried / failed | PG retried / failed | weft CPU µs/txn | PG CPU µs/txn |"
+        "| workload | clients | weft TPS | PG TPS | weft/PG TPS | weft p50 ms | PG p50 ms | weft p99 ms | PG p99 ms | weft p99.9 ms | PG p99.9 ms | weft max ms | PG max ms | weft retried / failed | PG retried / failed | weft CPU µs/txn | PG CPU µs/txn | weft commits/batch | weft batch write ms |"
     );
     let _ = writeln!(
         out,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     println!("{}", out.trim_end());
     let mut results: Vec<(String, usize, Run, Option<Run>)> = Vec::new();
@@ -545,8 +603,13 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
                     .map(|c| format!("{c:.0}"))
                     .unwrap_or_else(|| "-".into())
             });
+            let (per_batch, write_ms) = match wr.journal {
+                // A read-only workload writes no batch.
+                Some((r, w)) if r > 0.0 => (format!("{r:.1}"), format!("{w:.3}")),
+                _ => ("-".into(), "-".into()),
+            };
             let line = format!(
-                "| {w} | {n} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {w} | {n} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {per_batch} | {write_ms} |",
                 tps.0, tps.1, p50.0, p50.1, p99.0, p99.1, p999.0, p999.1, max.0, max.1, fails.0, fails.1, cpu.0, cpu.1
             );
             println!("{line}");
@@ -593,7 +656,7 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
                     .context("PostgreSQL 15 did not start")?,
             )
         };
-        let targets = targets_of(&weft, pg.as_ref());
+        let targets = targets_of(&weft, None, pg.as_ref());
         let _ = writeln!(
             idle_out,
             "| idle connections | weft resident MiB | weft bytes per connection | PostgreSQL resident MiB (PSS, all processes) | PostgreSQL bytes per connection |"
