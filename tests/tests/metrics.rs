@@ -177,6 +177,12 @@ async fn counters_move_by_what_clients_did() {
     assert_eq!(sqlstate(&e), "40001");
     let e = c.query("SELECT 1 / 0", &[]).await.unwrap_err();
     assert_eq!(sqlstate(&e), "22012");
+    // Errors before a statement runs count too: a syntax error in a query string, and a
+    // Parse naming a table that does not exist.
+    let e = c.batch_execute("SELEC 1").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "42601");
+    let e = c.prepare("SELECT * FROM no_such_table").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "42P01");
 
     let after = scrape(&py, &url);
     let delta = |key: &str| after.get(key) - before.get_or_zero(key);
@@ -187,6 +193,8 @@ async fn counters_move_by_what_clients_did() {
     assert_eq!(delta("weft_commit_failures_total{sqlstate=40001}"), 1.0);
     assert_eq!(delta("weft_statement_errors_total{sqlstate=40001}"), 1.0);
     assert_eq!(delta("weft_statement_errors_total{sqlstate=22012}"), 1.0);
+    assert_eq!(delta("weft_statement_errors_total{sqlstate=42601}"), 1.0);
+    assert_eq!(delta("weft_statement_errors_total{sqlstate=42P01}"), 1.0);
     assert_eq!(delta("weft_statements_total{kind=write}"), 12.0);
     assert_eq!(delta("weft_statement_seconds_count{kind=write}"), 12.0);
     assert_eq!(delta("weft_statements_total{kind=read}"), 6.0);

@@ -27,9 +27,9 @@ pub struct SqlstateLabel {
 /// A statement's kind, as the metrics label it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// SELECT, VALUES, TABLE, SHOW, EXPLAIN: answers rows and writes nothing.
+    /// SELECT, VALUES, TABLE, SHOW, EXPLAIN, COPY TO: answers rows and writes nothing.
     Read,
-    /// INSERT, UPDATE, DELETE, MERGE, COPY.
+    /// INSERT, UPDATE, DELETE, MERGE, COPY FROM.
     Write,
     /// BEGIN, COMMIT, ROLLBACK and the other transaction statements.
     Transaction,
@@ -41,6 +41,7 @@ impl Kind {
     pub fn of(stmt: &Statement) -> Kind {
         match stmt {
             Statement::Query(_)
+            | Statement::Copy { to: true, .. }
             | Statement::ShowVariable { .. }
             | Statement::ShowVariables { .. }
             | Statement::Explain { .. } => Kind::Read,
@@ -117,10 +118,15 @@ impl FrontendMetrics {
         count.inc();
         latency.observe(seconds);
         if let Some(sqlstate) = error {
-            self.statement_errors
-                .get_or_create(&SqlstateLabel { sqlstate })
-                .inc();
+            self.error(sqlstate);
         }
+    }
+
+    /// Counts an error answered before its statement ran (a syntax error, a failed Parse).
+    pub fn error(&self, sqlstate: &'static str) {
+        self.statement_errors
+            .get_or_create(&SqlstateLabel { sqlstate })
+            .inc();
     }
 
     /// Counts one commit that took `seconds`: done, or refused with `error`.
@@ -151,7 +157,7 @@ impl FrontendMetrics {
         );
         r.register(
             "weft_statement_errors",
-            "Statements that failed, by SQLSTATE",
+            "Statements that failed, by SQLSTATE (syntax errors and failed Parse messages included)",
             self.statement_errors.clone(),
         );
         r.register(

@@ -321,6 +321,12 @@ impl Core {
         result
     }
 
+    /// Counts an error answered before a statement ran (a syntax error in a query string,
+    /// a Parse that failed), in the node's metrics.
+    pub fn count_error(&self, sqlstate: &'static str) {
+        self.exec.db.metrics.error(sqlstate);
+    }
+
     /// Runs one statement under the session's transaction rules.
     pub async fn run(
         &self,

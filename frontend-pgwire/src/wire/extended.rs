@@ -23,7 +23,7 @@ use pgwire::messages::extendedquery::Sync as PgSync;
 use pgwire::messages::response::ReadyForQuery;
 use pgwire::messages::PgWireBackendMessage;
 
-use crate::error::{codes, SqlError};
+use crate::error::{codes, SqlError, SqlResult};
 use crate::session::describe::explain_json;
 use crate::session::describe::explain_json_schema;
 use crate::session::describe::explained_statement;
@@ -59,25 +59,14 @@ pub struct WeftQueryParser {
     pub(crate) core: Arc<Core>,
 }
 
-#[async_trait]
-impl QueryParser for WeftQueryParser {
-    type Statement = Prepared;
-
-    async fn parse_sql<C>(
-        &self,
-        _client: &C,
-        sql: &str,
-        _types: &[Option<Type>],
-    ) -> PgWireResult<Option<Prepared>>
-    where
-        C: ClientInfo + Unpin + Send + Sync,
-    {
-        let mut stmts = parse(sql).map_err(SqlError::into_pgwire)?;
+impl WeftQueryParser {
+    /// The statement `sql` prepared: parsed, checked and described.
+    async fn parse_prepared(&self, sql: &str) -> SqlResult<Option<Prepared>> {
+        let mut stmts = parse(sql)?;
         if stmts.len() > 1 {
             return Err(SqlError::syntax(
                 "cannot insert multiple commands into a prepared statement",
-            )
-            .into_pgwire());
+            ));
         }
         let Some(stmt) = stmts.pop() else {
             return Ok(None);
@@ -92,11 +81,7 @@ impl QueryParser for WeftQueryParser {
                 schema: Some(explain_json_schema()),
             }));
         }
-        let (param_types, schema) = self
-            .core
-            .describe(&stmt)
-            .await
-            .map_err(SqlError::into_pgwire)?;
+        let (param_types, schema) = self.core.describe(&stmt).await?;
         let param_wire = self.core.param_wire_types(&stmt, param_types.len()).await;
         let param_cast = crate::session::describe::cast_arrow_types(&stmt, param_types.len());
         Ok(Some(Prepared {
@@ -107,6 +92,28 @@ impl QueryParser for WeftQueryParser {
             param_types,
             schema,
         }))
+    }
+}
+
+#[async_trait]
+impl QueryParser for WeftQueryParser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        // An error here (a syntax error, an unknown table) is a failed statement too.
+        let parsed = self.parse_prepared(sql).await;
+        if let Err(e) = &parsed {
+            self.core.count_error(e.code);
+        }
+        parsed.map_err(SqlError::into_pgwire)
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {

@@ -45,7 +45,10 @@ impl SimpleQueryHandler for SessionHandler {
         let mut st = core.state.lock().await;
         core.activity_begin(&st, &query.query);
         match core.parse_query_string(&mut st, &query.query) {
-            Err(e) => client.feed(error_message(&e)).await?,
+            Err(e) => {
+                core.count_error(e.code);
+                client.feed(error_message(&e)).await?
+            }
             Ok(stmts) if stmts.is_empty() => {
                 client
                     .feed(PgWireBackendMessage::EmptyQueryResponse(
