@@ -32,6 +32,23 @@ pub fn weft_bin() -> PathBuf {
     bin
 }
 
+/// The Python the tests drive tools with (`WEFT_PYTHON`, set by tests/run), which must have
+/// `needs` installed. `None` (the test skips) when it is not set, unless `WEFT_REQUIRE_TOOLS`
+/// is, in which case its absence fails the test.
+pub fn python(needs: &str) -> Option<PathBuf> {
+    match std::env::var_os("WEFT_PYTHON") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            assert!(
+                std::env::var("WEFT_REQUIRE_TOOLS").is_err(),
+                "WEFT_PYTHON (a Python with {needs}) is required"
+            );
+            eprintln!("skipping: set WEFT_PYTHON to a Python with {needs}");
+            None
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")

@@ -11,17 +11,7 @@ use std::process::Command;
 use weft_tests::Server;
 
 fn python() -> Option<PathBuf> {
-    match std::env::var_os("WEFT_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            assert!(
-                std::env::var("WEFT_REQUIRE_TOOLS").is_err(),
-                "WEFT_PYTHON (a Python with psycopg, asyncpg and SQLAlchemy) is required"
-            );
-            eprintln!("skipping: set WEFT_PYTHON to a Python with psycopg, asyncpg and SQLAlchemy");
-            None
-        }
-    }
+    weft_tests::python("psycopg, asyncpg and SQLAlchemy")
 }
 
 fn run_script(script: &str) {

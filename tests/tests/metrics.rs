@@ -10,6 +10,10 @@ use std::process::Command;
 
 use weft_tests::{free_port, sqlstate, Server};
 
+fn python() -> Option<PathBuf> {
+    weft_tests::python("prometheus_client")
+}
+
 struct Scrape {
     status: u64,
     content_type: String,
@@ -38,20 +42,6 @@ impl Scrape {
             .filter(|(k, _)| k.split('{').next() == Some(name))
             .map(|(_, v)| v)
             .sum()
-    }
-}
-
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("WEFT_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            assert!(
-                std::env::var("WEFT_REQUIRE_TOOLS").is_err(),
-                "WEFT_PYTHON (a Python with prometheus_client) is required"
-            );
-            eprintln!("skipping: set WEFT_PYTHON to a Python with prometheus_client");
-            None
-        }
     }
 }
 

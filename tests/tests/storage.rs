@@ -300,12 +300,7 @@ async fn point_lookups_read_one_page_and_ranges_prune_segments() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_are_plain_parquet_for_pyarrow_and_duckdb() {
-    let Some(python) = std::env::var_os("WEFT_PYTHON") else {
-        assert!(
-            std::env::var("WEFT_REQUIRE_TOOLS").is_err(),
-            "WEFT_PYTHON (a Python with pyarrow and duckdb) is required"
-        );
-        eprintln!("skipping: set WEFT_PYTHON to a Python with pyarrow and duckdb");
+    let Some(python) = weft_tests::python("pyarrow and duckdb") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
