@@ -38,6 +38,9 @@ pub enum EngineError {
     OwnershipUnconfirmed { epoch: u64, waited_ms: u64 },
     #[error("invalid value: {0}")]
     InvalidValue(String),
+    /// Storage is in another process that did not answer (refused, timed out, gone).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
     #[error("parquet: {0}")]

@@ -13,6 +13,8 @@
 //!   storage.
 //! - [`ownership`]: owner epochs and the lease under which an owner answers reads.
 //! - [`storage`]: the MVCC storage node: memtable, Parquet segments, manifest, recovery.
+//! - [`service`]: what a frontend asks of storage, as a trait a storage node answers in
+//!   place or over RPC.
 //! - [`provider`]: the DataFusion `TableProvider` that reads a table at a read timestamp,
 //!   overlaid with a transaction's own uncommitted writes.
 
@@ -27,6 +29,7 @@ pub mod provider;
 pub mod record;
 pub mod row;
 pub mod schema;
+pub mod service;
 pub mod storage;
 pub mod time;
 pub mod types;

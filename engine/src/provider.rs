@@ -18,8 +18,8 @@ use datafusion::scalar::ScalarValue;
 use crate::key::{encode_key, prefix_successor};
 use crate::row::Row;
 use crate::schema::TableDef;
+use crate::service::StorageService;
 use crate::storage::scan::{OutColumn, ScanKind, ScanRequest};
-use crate::storage::StorageNode;
 use crate::time::Timestamp;
 
 mod implied;
@@ -71,7 +71,7 @@ impl ReadLog {
 #[derive(Debug)]
 pub struct WeftTable {
     pub def: Arc<TableDef>,
-    storage: Arc<StorageNode>,
+    storage: Arc<dyn StorageService>,
     read_ts: Timestamp,
     overlay: Option<Arc<Overlay>>,
     schema: SchemaRef,
@@ -90,7 +90,7 @@ impl WeftTable {
 
     pub fn new(
         def: Arc<TableDef>,
-        storage: Arc<StorageNode>,
+        storage: Arc<dyn StorageService>,
         read_ts: Timestamp,
         overlay: Option<Arc<Overlay>>,
         with_key: bool,
@@ -466,22 +466,24 @@ impl TableProvider for WeftTable {
         ));
         let plan = self
             .storage
-            .plan_scan(ScanRequest {
-                table_id: self.def.id,
-                table_name: match index_used {
-                    Some(i) => format!("{} index={i}", self.def.name),
-                    None => self.def.name.clone(),
+            .plan_scan(
+                ScanRequest {
+                    table_id: self.def.id,
+                    table_name: match index_used {
+                        Some(i) => format!("{} index={i}", self.def.name),
+                        None => self.def.name.clone(),
+                    },
+                    read_ts: self.read_ts,
+                    user_schema,
+                    kind,
+                    columns,
+                    overlay,
+                    partitions: state.config().target_partitions(),
                 },
-                read_ts: self.read_ts,
-                user_schema,
-                kind,
-                columns,
-                overlay,
-                partitions: state.config().target_partitions(),
-            })
+                self.def.primary_key.clone(),
+            )
             .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?
-            .with_key_columns(self.def.primary_key.clone());
-        Ok(Arc::new(plan))
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(plan)
     }
 }

@@ -134,6 +134,8 @@ impl From<EngineError> for SqlError {
             EngineError::Fenced { .. } => fenced(e.to_string()),
             EngineError::OwnershipUnconfirmed { .. } => SqlError::new(SYSTEM_ERROR, e.to_string())
                 .with_hint("the object store is not answering; retry once it is"),
+            EngineError::Unavailable(_) => SqlError::new(CONNECTION_FAILURE, e.to_string())
+                .with_hint("the process that serves storage is not answering; retry once it is"),
             EngineError::DataFusion(d) => d.into(),
             other => SqlError::internal(other.to_string()),
         }
@@ -449,6 +451,7 @@ fn clone_engine(e: &EngineError) -> EngineError {
             waited_ms: *waited_ms,
         },
         EngineError::InvalidValue(m) => EngineError::InvalidValue(m.clone()),
+        EngineError::Unavailable(m) => EngineError::Unavailable(m.clone()),
         EngineError::SnapshotTooOld { read_ts, horizon } => EngineError::SnapshotTooOld {
             read_ts: *read_ts,
             horizon: *horizon,

@@ -379,6 +379,11 @@ fn decode_record(version: u16, body: &[u8]) -> Result<CommitRecord, String> {
     }
 }
 
+/// A record body made by [`encode_record`], decoded (what a commit sent over RPC carries).
+pub fn decode_record_body(body: &[u8]) -> Result<CommitRecord, String> {
+    decode_record_v2(body)
+}
+
 fn decode_record_v2(body: &[u8]) -> Result<CommitRecord, String> {
     let rec = fb::root_as_record(body).map_err(|e| format!("bad FlatBuffers record: {e}"))?;
     let mut tables = Vec::new();

@@ -11,6 +11,8 @@
 //! - [`adjudicator`]: optimistic concurrency control (first committer wins), commit
 //!   timestamps, routing of each commit to one journal, and journal watermarks.
 //!
+//! - [`service`]: what a frontend asks of the adjudicator, as a trait answered in place or
+//!   over RPC.
 //! - [`metrics`]: what the writers count, for a node's metrics endpoint.
 //! - [`logfile`] and [`logwriter`]: the file layout on local disk: the same objects appended
 //!   to preallocated log files, one `fdatasync` per batch.
@@ -35,11 +37,13 @@ pub mod metrics;
 pub mod reader;
 pub mod retention;
 pub mod sequencer;
+pub mod service;
 pub mod writer;
 
 pub use adjudicator::{Adjudicator, AdjudicatorConfig, CommitRequest};
 pub use error::{CommitError, JournalError};
 pub use sequencer::{events_channel, JournalEvent, Sequencer, EVENTS_QUEUE_MAX};
+pub use service::CommitService;
 
 use object_store::path::Path;
 

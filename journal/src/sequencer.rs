@@ -130,6 +130,13 @@ impl Sequencer {
         }
     }
 
+    /// Makes every later commit's timestamp greater than `ts` (a timestamp a frontend of
+    /// another process read at, or a transaction there started at).
+    pub fn observe(&self, ts: Timestamp) {
+        let mut s = self.lock();
+        s.floor = s.floor.max(ts);
+    }
+
     /// The highest commit timestamp assigned so far, durable or not. A read at it waits
     /// for every commit in flight: for a retry that must see the commit it lost to.
     pub fn last_assigned(&self) -> Timestamp {

@@ -64,6 +64,8 @@ pub struct Server {
     pub extra_args: Vec<String>,
     /// Environment variables for the server process (e.g. the AWS_* of an S3 store).
     pub env: Vec<(String, String)>,
+    /// A `weft frontend` of the process serving storage at this address (else `weft serve`).
+    pub frontend_of: Option<String>,
     log: PathBuf,
 }
 
@@ -95,6 +97,23 @@ impl Server {
             data: data.to_path_buf(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             env,
+            frontend_of: None,
+            log: log.to_path_buf(),
+        };
+        s.spawn();
+        s
+    }
+
+    /// Starts `weft frontend` with the storage and adjudicator of the process whose
+    /// `--rpc-listen` is `storage` (`host:port`), logging to `log`.
+    pub fn start_frontend(storage: &str, log: &Path, extra: &[&str]) -> Server {
+        let mut s = Server {
+            child: None,
+            port: free_port(),
+            data: PathBuf::new(),
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            frontend_of: Some(storage.to_string()),
             log: log.to_path_buf(),
         };
         s.spawn();
@@ -151,12 +170,14 @@ impl Server {
             .append(true)
             .open(&self.log)
             .expect("log file");
-        let child = Command::new(weft_bin())
-            .arg("serve")
+        let mut command = Command::new(weft_bin());
+        match &self.frontend_of {
+            Some(storage) => command.arg("frontend").arg("--storage").arg(storage),
+            None => command.arg("serve").arg("--data").arg(&self.data),
+        };
+        let child = command
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
-            .arg("--data")
-            .arg(&self.data)
             .args(&self.extra_args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone().expect("log")))

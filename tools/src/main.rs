@@ -1,4 +1,5 @@
-//! The `weft` binary: `weft serve` runs every component in one process.
+//! The `weft` binary: `weft serve` runs every component in one process; `weft frontend`
+//! serves clients with the storage and adjudicator of another.
 
 mod bench;
 mod bench_cluster_sim;
@@ -6,10 +7,12 @@ mod bench_journal;
 mod bench_oltp;
 mod bench_storage;
 mod bench_tpch;
+mod frontend;
 mod inspect;
 mod load;
 mod report;
 mod serve;
+mod session_args;
 mod token;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +48,9 @@ struct Cli {
 enum Command {
     /// Run every component (frontend, adjudicator, journals, crossbar, storage) in one process.
     Serve(serve::ServeArgs),
+    /// Serve PostgreSQL clients with the storage and adjudicator of another weft process
+    /// (`weft serve --rpc-listen`): a stateless frontend; run as many as you like.
+    Frontend(frontend::FrontendArgs),
     /// Benchmarks that print their figures and how to reproduce them.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -72,6 +78,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
+        Command::Frontend(args) => runtime.block_on(frontend::run(args)),
         Command::Bench(cmd) => bench::run(cmd, &runtime),
         Command::Inspect(cmd) => inspect::run(cmd, &runtime),
         Command::Load(args) => runtime.block_on(load::run(args)),

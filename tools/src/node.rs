@@ -308,8 +308,8 @@ impl Node {
         tracing::info!(recovered_ts = recovered.recovered_ts, "adjudicator: ready");
 
         let db = weft_frontend_pgwire::new_db(
-            storage.clone(),
-            adjudicator.clone(),
+            Arc::new(storage.clone()),
+            Arc::new(adjudicator.clone()),
             config.limits.clone(),
             config.memory,
             entropy.clone(),

@@ -7,21 +7,25 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+
+use crate::session_args::SessionArgs;
 use tokio::net::TcpListener;
 use weft::background;
 use weft::node::{Identity, Node, NodeConfig};
 use weft::store::{open_store_at, with_fault_spec};
 use weft_engine::storage::StorageConfig;
 use weft_engine::{Clock, SystemClock};
-use weft_frontend_pgwire::auth::AuthMode;
-use weft_frontend_pgwire::TxnLimits;
 use weft_journal::writer::{Layout, WriterConfig};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on for PostgreSQL clients.
-    #[arg(long, default_value = "127.0.0.1:5432")]
-    pub listen: String,
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Serve storage and commits to `weft frontend` processes at ADDR (Arrow Flight over
+    /// gRPC). Off unless given; bind it to a private address: it answers without
+    /// authentication, as the store itself would.
+    #[arg(long, value_name = "ADDR")]
+    pub rpc_listen: Option<String>,
     /// Data directory (the local object store), used unless --store is given.
     #[arg(long, default_value = "./weft-data")]
     pub data: PathBuf,
@@ -35,18 +39,6 @@ pub struct ServeArgs {
     /// Cluster id: the prefix under which this cluster's objects live.
     #[arg(long, default_value = "default")]
     pub cluster: String,
-    /// Clock error bound in microseconds.
-    #[arg(long, default_value_t = 0)]
-    pub clock_error_us: u64,
-    /// Most rows one transaction may modify.
-    #[arg(long, default_value_t = TxnLimits::default().rows_max)]
-    pub txn_rows_max: usize,
-    /// Most bytes one transaction may modify.
-    #[arg(long, default_value_t = TxnLimits::default().bytes_max)]
-    pub txn_bytes_max: usize,
-    /// Longest a transaction may stay open, in seconds.
-    #[arg(long, default_value_t = 300)]
-    pub txn_duration_max_s: u64,
     /// Flush the memtable to a Parquet segment after this many bytes were applied.
     #[arg(long, default_value_t = StorageConfig::default().flush_bytes_min)]
     pub flush_bytes_min: usize,
@@ -59,37 +51,6 @@ pub struct ServeArgs {
     /// Compact a table once it has more than this many segments.
     #[arg(long, default_value_t = StorageConfig::default().compact_segments_max)]
     pub compact_segments_max: usize,
-    /// How far back reads can go (SET weft.as_of), in seconds: compaction keeps every
-    /// version a read at or after now minus this can see. At least --txn-duration-max-s.
-    #[arg(long, default_value_t = 3600)]
-    pub version_retention_s: u64,
-    /// PEM certificate chain for TLS (with --tls-key). Without one, a self-signed
-    /// certificate is made at start.
-    #[arg(long, requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key for --tls-cert.
-    #[arg(long, requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// Refuse TLS (clients with sslmode=require then cannot connect).
-    #[arg(long, conflicts_with = "tls_cert")]
-    pub no_tls: bool,
-    /// Refuse every connection that has not started TLS (FATAL 28000), loopback ones
-    /// included: plaintext never carries a password or a row.
-    #[arg(long, conflicts_with = "no_tls")]
-    pub require_tls: bool,
-    /// End a connection that has lived this long (seconds, less up to a tenth at random)
-    /// once it is outside a transaction block, with FATAL 57P01, as DSQL ends connections
-    /// after an hour; pools open a new one. 0: connections live as long as their clients.
-    #[arg(long, default_value_t = 0)]
-    pub connection_age_max_s: u64,
-    /// Who must give a password (SCRAM-SHA-256): `default` trusts loopback connections
-    /// and asks everyone else; `scram` asks everyone; `trust` asks no one.
-    #[arg(long, default_value = "default", value_parser = AuthMode::parse)]
-    pub auth: AuthMode,
-    /// A role configured at start, `NAME:PASSWORD` (repeatable; or WEFT_USERS, comma
-    /// separated). Roles made with CREATE USER ... PASSWORD work as well.
-    #[arg(long = "user", env = "WEFT_USERS", value_delimiter = ',')]
-    pub users: Vec<String>,
     /// Testing only: abort the process at a named point of a flush or compaction
     /// (flush-before-manifest, flush-after-manifest, compact-before-manifest,
     /// compact-after-manifest).
@@ -135,33 +96,6 @@ pub struct ServeArgs {
     /// replays at most about this many (plus what one flush cycle adds).
     #[arg(long, default_value_t = 4000)]
     pub replay_batches_max: u64,
-    /// Longest a session may sit idle inside a transaction block before it is ended
-    /// (25P03), in milliseconds; `SET idle_in_transaction_session_timeout` may lower it.
-    /// An abandoned transaction would otherwise hold compaction back.
-    #[arg(long, default_value_t = 300_000)]
-    pub idle_in_transaction_session_timeout_ms: u64,
-    /// The most client connections served at once; one more is refused with FATAL 53300
-    /// ("sorry, too many clients already"). Cancel requests are not refused.
-    #[arg(long, default_value_t = weft_frontend_pgwire::catalog::db::MAX_CONNECTIONS_DEFAULT)]
-    pub max_connections: usize,
-    /// The largest message a client may send once authenticated (bytes); a longer one ends
-    /// its connection with FATAL 08P01 before it is read. Before authentication, a message
-    /// may have at most 65539 bytes.
-    #[arg(long, default_value_t = weft_frontend_pgwire::catalog::db::MESSAGE_BYTES_MAX_DEFAULT)]
-    pub message_bytes_max: usize,
-    /// The most memory all queries together may hold (bytes): sorts, aggregates and joins
-    /// reserve from it (sorts and aggregates spill to disk at their share), and so do
-    /// results held before they are sent. A query that needs more gets 53200.
-    #[arg(long, default_value_t = weft_frontend_pgwire::catalog::memory::MEMORY_MAX_DEFAULT)]
-    pub memory_max: usize,
-    /// The most memory one query may hold (bytes; at most --memory-max).
-    #[arg(long, default_value_t = weft_frontend_pgwire::catalog::memory::QUERY_MEMORY_MAX_DEFAULT)]
-    pub query_memory_max: usize,
-    /// Serve metrics in Prometheus's text format at http://ADDR/metrics (commits, errors
-    /// by SQLSTATE, latency histograms, journal writes, lags, cache hits, sessions). Off
-    /// unless given; bind it to a private address, as it answers without authentication.
-    #[arg(long, value_name = "ADDR")]
-    pub metrics_listen: Option<String>,
     /// Testing only: inject faults into every object-store operation (see
     /// engine/src/faults.rs for the spec).
     #[arg(long, hide = true)]
@@ -183,14 +117,10 @@ impl ServeArgs {
                 host: std::fs::read_to_string("/proc/sys/kernel/hostname")
                     .map(|h| h.trim().to_string())
                     .unwrap_or_default(),
-                listen: self.listen.clone(),
+                listen: self.session.listen.clone(),
             },
             single_writer: self.single_writer,
-            limits: TxnLimits {
-                rows_max: self.txn_rows_max,
-                bytes_max: self.txn_bytes_max,
-                duration_max: Duration::from_secs(self.txn_duration_max_s),
-            },
+            limits: self.session.limits(),
             storage: StorageConfig {
                 flush_bytes_min: self.flush_bytes_min,
                 flush_age_max: Duration::from_secs(self.flush_age_max_s),
@@ -211,50 +141,24 @@ impl ServeArgs {
                 },
                 ..WriterConfig::default()
             },
-            version_retention: Duration::from_secs(self.version_retention_s),
+            version_retention: Duration::from_secs(self.session.version_retention_s),
             idle_in_transaction_timeout_max: Duration::from_millis(
-                self.idle_in_transaction_session_timeout_ms,
+                self.session.idle_in_transaction_session_timeout_ms,
             ),
-            auth: self.auth,
-            max_connections: self.max_connections,
-            message_bytes_max: self.message_bytes_max,
-            require_tls: self.require_tls,
-            connection_age_max: Duration::from_secs(self.connection_age_max_s),
+            auth: self.session.auth,
+            max_connections: self.session.max_connections,
+            message_bytes_max: self.session.message_bytes_max,
+            require_tls: self.session.require_tls,
+            connection_age_max: Duration::from_secs(self.session.connection_age_max_s),
             ownership_thread: true,
-            memory: weft_frontend_pgwire::catalog::memory::MemoryLimits {
-                max: self.memory_max,
-                query_max: self.query_memory_max.min(self.memory_max),
-            },
-            users: self.users.clone(),
+            memory: self.session.memory(),
+            users: self.session.users.clone(),
             replay_gets_max: self.replay_gets_max,
             replay_batches_max: self.replay_batches_max,
             journal_retention: self.journal_retention,
             check_conflicts: !self.unsafe_disable_conflict_checks,
             ..NodeConfig::default()
         }
-    }
-
-    /// TLS as the arguments ask: their files, none, or a self-signed certificate.
-    fn tls(&self) -> anyhow::Result<Option<weft_frontend_pgwire::tls::TlsAcceptor>> {
-        if self.no_tls {
-            return Ok(None);
-        }
-        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
-            return Ok(Some(
-                weft_frontend_pgwire::tls::from_files(cert, key).map_err(anyhow::Error::msg)?,
-            ));
-        }
-        let mut names = vec!["localhost".to_string()];
-        if let Some(host) = self
-            .listen
-            .rsplit_once(':')
-            .map(|(h, _)| h.trim_matches(['[', ']']))
-        {
-            names.push(host.to_string());
-        }
-        Ok(Some(
-            weft_frontend_pgwire::tls::self_signed(names).map_err(anyhow::Error::msg)?,
-        ))
     }
 }
 
@@ -267,33 +171,45 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(spec) = &args.inject_faults {
         store = with_fault_spec(store, spec)?;
     }
-    let tls = args.tls()?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new(args.clock_error_us * 1000));
+    let tls = args.session.tls()?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new(args.session.clock_error_us * 1000));
     // Every id, salt and key the node draws comes from this one handle.
     let entropy = weft_engine::Entropy::from_os();
     let mut node = Node::start(args.node_config(), store, clock, entropy).await?;
-    let listener = TcpListener::bind(&args.listen)
+    let listener = TcpListener::bind(&args.session.listen)
         .await
-        .with_context(|| format!("listening on {}", args.listen))?;
+        .with_context(|| format!("listening on {}", args.session.listen))?;
     let epoch = node.epoch;
     tracing::info!(
-        listen = %args.listen,
+        listen = %args.session.listen,
         epoch,
-        tls = if tls.is_none() { "off" } else if args.tls_cert.is_some() { "on" } else { "on (self-signed)" },
-        auth = match args.auth {
-            AuthMode::Default => "loopback trusted, others scram-sha-256",
-            AuthMode::Scram => "scram-sha-256",
-            AuthMode::Trust => "trust",
-        },
+        tls = if tls.is_none() { "off" } else if args.session.tls_cert.is_some() { "on" } else { "on (self-signed)" },
+        auth = args.session.auth_description(),
         "frontend: accepting PostgreSQL connections"
     );
 
-    if let Some(addr) = &args.metrics_listen {
+    if let Some(addr) = &args.session.metrics_listen {
         let l = TcpListener::bind(addr)
             .await
             .with_context(|| format!("listening for metrics on {addr}"))?;
         tracing::info!(listen = %l.local_addr()?, "metrics: serving /metrics");
         tokio::spawn(weft::metrics::serve(l, node.metrics.clone()));
+    }
+
+    if let Some(addr) = &args.rpc_listen {
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening for frontends on {addr}"))?;
+        tracing::info!(listen = %l.local_addr()?, "rpc: serving storage and commits to `weft frontend` processes");
+        let backend = weft_rpc::server::Backend {
+            storage: node.storage.clone(),
+            adjudicator: node.adjudicator.clone(),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = weft_rpc::server::serve(l, backend).await {
+                tracing::error!(error = %e, "rpc: listener failed");
+            }
+        });
     }
 
     let db = node.db.clone();
@@ -333,7 +249,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// How long a fenced process gives its sessions to hear FATAL 57P01 before it exits.
 const FENCED_DRAIN: Duration = Duration::from_secs(2);
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

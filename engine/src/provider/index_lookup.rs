@@ -249,23 +249,25 @@ impl WeftTable {
             }
             let plan = self
                 .storage
-                .plan_scan(ScanRequest {
-                    table_id: idx.id,
-                    table_name: idx.name.clone(),
-                    read_ts: self.read_ts,
-                    user_schema: index_schema(),
-                    kind: ScanKind::Range {
-                        lo: Some(prefix),
-                        hi,
+                .plan_scan(
+                    ScanRequest {
+                        table_id: idx.id,
+                        table_name: idx.name.clone(),
+                        read_ts: self.read_ts,
+                        user_schema: index_schema(),
+                        kind: ScanKind::Range {
+                            lo: Some(prefix),
+                            hi,
+                        },
+                        columns: vec![OutColumn::User(0)],
+                        overlay: own,
+                        partitions: 1,
                     },
-                    columns: vec![OutColumn::User(0)],
-                    overlay: own,
-                    partitions: 1,
-                })
+                    Vec::new(),
+                )
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            let batches =
-                datafusion::physical_plan::collect(Arc::new(plan), state.task_ctx()).await?;
+            let batches = datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
             for b in batches {
                 let col = b
                     .column(0)

@@ -187,6 +187,15 @@ pub struct ReadPin {
     pins: Arc<Mutex<std::collections::BTreeMap<Timestamp, usize>>>,
 }
 
+impl ReadPin {
+    /// A pin that holds nothing back: for a storage node in another process, which keeps
+    /// versions for its retention and refuses reads below its horizon.
+    pub fn detached(ts: Timestamp) -> ReadPin {
+        let pins = Arc::new(Mutex::new(std::collections::BTreeMap::from([(ts, 1)])));
+        ReadPin { ts, pins }
+    }
+}
+
 impl Drop for ReadPin {
     fn drop(&mut self) {
         let mut p = self.pins.lock().unwrap_or_else(|e| e.into_inner());
@@ -669,6 +678,21 @@ impl StorageNode {
             recent,
             splits,
         ))
+    }
+
+    /// A scan's rows as one stream (the scan in one partition): what a storage node
+    /// streams to a frontend in another process.
+    pub async fn scan_stream(
+        self: &Arc<Self>,
+        req: ScanRequest,
+    ) -> EngineResult<datafusion::physical_plan::SendableRecordBatchStream> {
+        let plan = self
+            .plan_scan(ScanRequest {
+                partitions: 1,
+                ..req
+            })
+            .await?;
+        Ok(plan.execute(0, self.task_ctx.clone())?)
     }
 
     /// Every live row of `table_id` (whose columns are `schema`) as of `ts`, in key order.

@@ -132,6 +132,23 @@ pub struct ScanRequest {
     pub partitions: usize,
 }
 
+/// The schema of a scan's output: the columns `req` asks for, in its order.
+pub fn scan_schema(req: &ScanRequest) -> SchemaRef {
+    let fields: Vec<_> = req
+        .columns
+        .iter()
+        .map(|c| match c {
+            OutColumn::User(i) => req.user_schema.field(*i).clone(),
+            OutColumn::Key => arrow::datatypes::Field::new(
+                crate::schema::KEY_COLUMN,
+                arrow::datatypes::DataType::Binary,
+                false,
+            ),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
 impl MvccScanExec {
     pub(crate) fn new(
         storage: Arc<StorageNode>,
@@ -141,19 +158,7 @@ impl MvccScanExec {
         memtable: Vec<(Vec<u8>, Version)>,
         splits: Vec<Vec<u8>>,
     ) -> MvccScanExec {
-        let fields: Vec<_> = req
-            .columns
-            .iter()
-            .map(|c| match c {
-                OutColumn::User(i) => req.user_schema.field(*i).clone(),
-                OutColumn::Key => arrow::datatypes::Field::new(
-                    crate::schema::KEY_COLUMN,
-                    arrow::datatypes::DataType::Binary,
-                    false,
-                ),
-            })
-            .collect();
-        let schema = Arc::new(Schema::new(fields));
+        let schema = scan_schema(&req);
         // Own writes win over everything stored: they are newer than any commit.
         let mut recent = memtable;
         if !req.overlay.is_empty() {

@@ -18,9 +18,9 @@ use datafusion::scalar::ScalarValue;
 use weft_engine::key::catalog_key;
 use weft_engine::provider::Overlay;
 use weft_engine::schema::{DatabaseTables, TableDef};
-use weft_engine::storage::StorageNode;
+use weft_engine::service::StorageService;
 use weft_engine::{Entropy, Timestamp};
-use weft_journal::Adjudicator;
+use weft_journal::CommitService;
 
 use crate::catalog::txn::TxnLimits;
 use crate::error::{SqlError, SqlResult};
@@ -29,8 +29,8 @@ pub const CATALOG_NAME: &str = "weft";
 pub const SCHEMA_NAME: &str = "public";
 
 pub struct Db {
-    pub storage: Arc<StorageNode>,
-    pub adjudicator: Arc<Adjudicator>,
+    pub storage: Arc<dyn StorageService>,
+    pub adjudicator: Arc<dyn CommitService>,
     pub limits: TxnLimits,
     /// The node's memory bounds (its pool is `base_state`'s runtime's).
     pub memory: crate::catalog::memory::MemoryLimits,
@@ -102,8 +102,8 @@ impl Db {
     /// every session's DataFusion state is cloned from and `pg_static` PostgreSQL's
     /// built-in catalog rows (both made by [`crate::sql::context::new_db`]).
     pub fn new(
-        storage: Arc<StorageNode>,
-        adjudicator: Arc<Adjudicator>,
+        storage: Arc<dyn StorageService>,
+        adjudicator: Arc<dyn CommitService>,
         limits: TxnLimits,
         memory: crate::catalog::memory::MemoryLimits,
         base_state: SessionState,
@@ -275,7 +275,7 @@ impl Db {
             table_def_of(row.as_deref(), name)
         };
         self.table_defs
-            .get(&self.storage, tables.catalog, &key, read_ts, read)
+            .get(&*self.storage, tables.catalog, &key, read_ts, read)
             .await
     }
 

@@ -160,7 +160,7 @@ pub fn always_superuser(db: &Db, name: &str) -> bool {
 /// version retention, as every overwritten row does.
 pub async fn migrate_legacy_secrets(db: &Db) -> SqlResult<usize> {
     let mut txn = Txn::new(false, crate::catalog::txn::Isolation::RepeatableRead, false);
-    let read_ts = txn.snapshot(&db.adjudicator, &db.storage);
+    let read_ts = txn.snapshot(&*db.adjudicator, &*db.storage);
     let schema = weft_engine::schema::catalog_schema();
     let mut rewritten = 0;
     for (_, row) in db.storage.scan(ROLE_TABLE_ID, schema, read_ts).await? {

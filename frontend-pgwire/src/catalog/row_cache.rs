@@ -3,7 +3,7 @@
 //! memory while the catalog table it comes from has not been written.
 //!
 //! An entry remembers the read timestamp `ts0` it was read at. A read at `ts` may use it
-//! when the newest commit applied to that catalog table ([`StorageNode::written_ts`],
+//! when the newest commit applied to that catalog table ([`StorageService::written_ts`],
 //! asked once every commit at or below `ts` is applied) is at or below both `ts0` and
 //! `ts`: then no commit changed the table between the two, and the answer is the one a
 //! storage read at `ts` would give. Time travel below the node's opening checkpoint never
@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use weft_engine::storage::StorageNode;
+use weft_engine::service::StorageService;
 use weft_engine::Timestamp;
 
 use crate::error::SqlResult;
@@ -45,7 +45,7 @@ impl<V: Clone> VersionedCache<V> {
     /// `ts`), kept when it is also the table's newest.
     pub async fn get<F>(
         &self,
-        storage: &StorageNode,
+        storage: &dyn StorageService,
         table_id: u64,
         key: &[u8],
         ts: Timestamp,

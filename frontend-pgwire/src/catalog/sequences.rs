@@ -164,7 +164,7 @@ async fn commit_state(
     let mut txn = Txn::new(false, Isolation::RepeatableRead, false)
         .reading_at(ts)
         .in_database(tables);
-    txn.snapshot(&db.adjudicator, &db.storage);
+    txn.snapshot(&*db.adjudicator, &*db.storage);
     put(db, &mut txn, name, Some(def))?;
     // Only the row conflicts: reserving values is not DDL.
     txn.schema_keys.clear();
@@ -189,7 +189,7 @@ async fn commit_state(
 fn fresh_ts(db: &Db, lost: bool) -> Timestamp {
     let ts = db.adjudicator.read_ts();
     if lost {
-        ts.max(db.adjudicator.sequencer().last_assigned())
+        ts.max(db.adjudicator.last_assigned())
     } else {
         ts
     }

@@ -33,12 +33,11 @@ enum Part {
 
 /// Bytes of segments per table id, from the storage manifest.
 fn segment_bytes(db: &Db) -> HashMap<u64, u64> {
-    let manifest = block_on(db.storage.manifest());
-    let mut out: HashMap<u64, u64> = HashMap::new();
-    for s in &manifest.segments {
-        *out.entry(s.table_id).or_default() += s.bytes;
-    }
-    out
+    // A catalog function's answer: a store that cannot answer shows no segments.
+    block_on(db.storage.segment_bytes())
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
 }
 
 fn table_bytes(def: &TableDef, bytes: &HashMap<u64, u64>, part: Part) -> u64 {

@@ -73,7 +73,7 @@ pub async fn lookup<T: DeserializeOwned>(
     let read = async { Ok(db.storage.get(table_id, &key, read_ts).await?) };
     match db
         .catalog_rows
-        .get(&db.storage, table_id, &key, read_ts, read)
+        .get(&*db.storage, table_id, &key, read_ts, read)
         .await?
     {
         Some(r) => Ok(Some(parse(&r, what)?)),

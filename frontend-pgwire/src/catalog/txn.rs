@@ -9,9 +9,10 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use weft_engine::provider::{Overlay, ReadLog};
 use weft_engine::row::{row_bytes, Row};
-use weft_engine::storage::{ReadPin, StorageNode};
+use weft_engine::service::StorageService;
+use weft_engine::storage::ReadPin;
 use weft_engine::{TableWrites, Timestamp};
-use weft_journal::{Adjudicator, CommitRequest};
+use weft_journal::{CommitRequest, CommitService};
 
 use crate::error::{codes, SqlError, SqlResult};
 
@@ -213,7 +214,11 @@ impl Txn {
     /// the adjudicator's linearizable read point (or the timestamp of
     /// [`Txn::reading_at`]), pinned against compaction until the transaction ends. The one
     /// place a transaction's snapshot is taken.
-    pub fn snapshot(&mut self, adjudicator: &Adjudicator, storage: &StorageNode) -> Timestamp {
+    pub fn snapshot(
+        &mut self,
+        adjudicator: &dyn CommitService,
+        storage: &dyn StorageService,
+    ) -> Timestamp {
         if let Some(s) = &self.snapshot {
             return s.read_ts;
         }

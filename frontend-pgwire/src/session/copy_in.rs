@@ -91,7 +91,7 @@ impl Core {
             .txn
             .as_mut()
             .ok_or_else(|| SqlError::internal("COPY without a transaction"))?;
-        txn.snapshot(&self.exec.db.adjudicator, &self.exec.db.storage);
+        txn.snapshot(&*self.exec.db.adjudicator, &*self.exec.db.storage);
         Ok(txn)
     }
 

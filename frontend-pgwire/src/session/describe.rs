@@ -63,12 +63,12 @@ impl Core {
         let mut temp;
         let txn: &Txn = match st.txn.as_mut() {
             Some(t) => {
-                t.snapshot(&self.exec.db.adjudicator, &self.exec.db.storage);
+                t.snapshot(&*self.exec.db.adjudicator, &*self.exec.db.storage);
                 t
             }
             None => {
                 temp = self.new_txn(st, false);
-                temp.snapshot(&self.exec.db.adjudicator, &self.exec.db.storage);
+                temp.snapshot(&*self.exec.db.adjudicator, &*self.exec.db.storage);
                 &temp
             }
         };

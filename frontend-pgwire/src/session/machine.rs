@@ -263,11 +263,11 @@ impl Core {
             Some(t) => t,
             None => {
                 fresh = self.new_txn(st, false);
-                fresh.snapshot(&self.exec.db.adjudicator, &self.exec.db.storage);
+                fresh.snapshot(&*self.exec.db.adjudicator, &*self.exec.db.storage);
                 &mut fresh
             }
         };
-        txn.snapshot(&self.exec.db.adjudicator, &self.exec.db.storage);
+        txn.snapshot(&*self.exec.db.adjudicator, &*self.exec.db.storage);
         if let Err(e) = self.exec.set_role(txn, role.clone()).await {
             self.fail(st);
             return Err(e);
@@ -711,7 +711,7 @@ impl Core {
                         return Err(e);
                     }
                 }
-                txn.snapshot(&self.exec.db.adjudicator, &self.exec.db.storage);
+                txn.snapshot(&*self.exec.db.adjudicator, &*self.exec.db.storage);
                 let timeout_ms = st
                     .settings
                     .get("statement_timeout")

@@ -377,7 +377,12 @@ impl Core {
         }
         if name == "weft.commits_in_flight" {
             // Commits given a timestamp whose journal batch is not durable yet.
-            let n = self.exec.db.adjudicator.sequencer().in_flight().to_string();
+            let Some(n) = self.exec.db.adjudicator.in_flight() else {
+                return Err(SqlError::unsupported(
+                    "weft.commits_in_flight is shown by the process that runs the adjudicator",
+                ));
+            };
+            let n = n.to_string();
             return Ok(Reply::Outcome(single_row(&name, &n)));
         }
         if let Some((_, v, _)) = limit_settings(&self.exec.db.limits)

@@ -11,8 +11,8 @@ use datafusion::catalog::MemoryCatalogProviderList;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use weft_engine::storage::StorageNode;
-use weft_journal::Adjudicator;
+use weft_engine::service::StorageService;
+use weft_journal::CommitService;
 
 use crate::catalog::db::{Db, CATALOG_NAME, SCHEMA_NAME};
 use crate::catalog::memory::MemoryLimits;
@@ -22,8 +22,8 @@ use crate::catalog::view::View;
 
 /// The node's [`Db`], with the DataFusion template its sessions plan with.
 pub fn new_db(
-    storage: Arc<StorageNode>,
-    adjudicator: Arc<Adjudicator>,
+    storage: Arc<dyn StorageService>,
+    adjudicator: Arc<dyn CommitService>,
     limits: TxnLimits,
     memory: MemoryLimits,
     entropy: weft_engine::Entropy,

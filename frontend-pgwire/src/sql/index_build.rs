@@ -59,7 +59,7 @@ impl Executor {
     /// A transaction of the build's own, reading now.
     fn build_txn(&self, database: DatabaseTables) -> Txn {
         let mut t = Txn::new(false, Isolation::RepeatableRead, false).in_database(database);
-        t.snapshot(&self.db.adjudicator, &self.db.storage);
+        t.snapshot(&*self.db.adjudicator, &*self.db.storage);
         t
     }
 
@@ -147,7 +147,7 @@ impl Executor {
             let mut t = Txn::new(false, Isolation::RepeatableRead, false)
                 .reading_at(at)
                 .in_database(database);
-            t.snapshot(&self.db.adjudicator, &self.db.storage);
+            t.snapshot(&*self.db.adjudicator, &*self.db.storage);
             for (key, row) in &rows {
                 t.locked.push((def.id, key.clone()));
                 let Some(row) = row else { continue };

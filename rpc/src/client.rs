@@ -1,0 +1,349 @@
+//! The calling side: a frontend's storage and adjudicator when both are in another
+//! process ([`RemoteStorage`], [`RemoteCommits`]). Every call has a deadline; a call that
+//! fails in transport is an error the client sees (storage: 08006; a commit: 08007, its
+//! outcome unknown), never a wrong answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::Action;
+use async_trait::async_trait;
+use datafusion::physical_plan::ExecutionPlan;
+use futures::StreamExt;
+use prost::Message;
+use tonic::transport::{Channel, Endpoint};
+use weft_engine::ownership::Lease;
+use weft_engine::service::{KeyedRows, StorageService};
+use weft_engine::storage::scan::ScanRequest;
+use weft_engine::storage::ReadPin;
+use weft_engine::{Clock, EngineError, EngineResult, Row, Timestamp};
+use weft_journal::{CommitError, CommitRequest, CommitService};
+
+use crate::wire::{self, action};
+use crate::MESSAGE_BYTES_MAX;
+
+/// How long a connection attempt to the serving process may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The deadline of one call (a read waits at most this long for storage to apply up to its
+/// timestamp; a commit for its journal batch).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A channel to the serving process at `addr` (`host:port`). It connects lazily and
+/// reconnects after failures, so a frontend starts while storage is still starting.
+pub fn channel(addr: &str) -> Result<Channel, EngineError> {
+    let uri = if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    Ok(Endpoint::from_shared(uri)
+        .map_err(|e| EngineError::InvalidValue(format!("storage address {addr:?}: {e}")))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CALL_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .connect_lazy())
+}
+
+pub(crate) fn client(channel: &Channel) -> FlightServiceClient<Channel> {
+    FlightServiceClient::new(channel.clone())
+        .max_decoding_message_size(MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(MESSAGE_BYTES_MAX)
+}
+
+/// The server's error, rebuilt, if the status carries one.
+fn details(s: &tonic::Status) -> Option<wire::ErrorMsg> {
+    if s.details().is_empty() {
+        return None;
+    }
+    wire::ErrorMsg::decode(s.details()).ok()
+}
+
+pub(crate) fn engine_error(s: tonic::Status) -> EngineError {
+    match details(&s) {
+        Some(m) => wire::engine_error(m),
+        None => EngineError::Unavailable(format!("{}: {}", code_name(s.code()), s.message())),
+    }
+}
+
+fn commit_error(s: tonic::Status) -> CommitError {
+    match details(&s) {
+        Some(m) => wire::commit_error(m),
+        None => CommitError::Unknown(format!(
+            "the adjudicator did not answer ({}: {})",
+            code_name(s.code()),
+            s.message()
+        )),
+    }
+}
+
+fn code_name(c: tonic::Code) -> &'static str {
+    match c {
+        tonic::Code::Unavailable => "unavailable",
+        tonic::Code::DeadlineExceeded => "deadline exceeded",
+        tonic::Code::Cancelled => "cancelled",
+        tonic::Code::InvalidArgument => "invalid argument",
+        tonic::Code::Unimplemented => "unimplemented",
+        _ => "error",
+    }
+}
+
+/// One action: its single reply's body.
+async fn call(channel: &Channel, name: &str, body: Vec<u8>) -> Result<bytes::Bytes, tonic::Status> {
+    let mut stream = client(channel)
+        .do_action(Action {
+            r#type: name.to_string(),
+            body: body.into(),
+        })
+        .await?
+        .into_inner();
+    match stream.next().await {
+        Some(r) => Ok(r?.body),
+        None => Err(tonic::Status::internal(format!("no reply to {name}"))),
+    }
+}
+
+/// Storage in another process.
+#[derive(Debug)]
+pub struct RemoteStorage {
+    channel: Channel,
+    lease: Arc<Lease>,
+}
+
+impl RemoteStorage {
+    pub fn new(channel: Channel) -> RemoteStorage {
+        RemoteStorage {
+            channel,
+            // The serving process holds the store's lease and refuses reads once fenced;
+            // a frontend's sessions see that as the error of their next read.
+            lease: Lease::exclusive(0),
+        }
+    }
+
+    async fn rows(&self, name: &str, m: wire::ReadMsg) -> EngineResult<wire::RowsMsg> {
+        let body = call(&self.channel, name, m.encode_to_vec())
+            .await
+            .map_err(engine_error)?;
+        wire::RowsMsg::decode(body)
+            .map_err(|e| EngineError::Internal(format!("malformed reply to {name}: {e}")))
+    }
+}
+
+fn present(keys: Vec<Vec<u8>>, rows: Vec<Option<Arc<Row>>>) -> KeyedRows {
+    keys.into_iter()
+        .zip(rows)
+        .filter_map(|(k, r)| r.map(|r| (k, r)))
+        .collect()
+}
+
+#[async_trait]
+impl StorageService for RemoteStorage {
+    async fn get(
+        &self,
+        table_id: u64,
+        key: &[u8],
+        ts: Timestamp,
+    ) -> EngineResult<Option<Arc<Row>>> {
+        Ok(self
+            .get_many(table_id, &[key], ts)
+            .await?
+            .into_iter()
+            .next()
+            .flatten())
+    }
+
+    async fn get_many(
+        &self,
+        table_id: u64,
+        keys: &[&[u8]],
+        ts: Timestamp,
+    ) -> EngineResult<Vec<Option<Arc<Row>>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let reply = self
+            .rows(
+                action::GET_MANY,
+                wire::ReadMsg {
+                    table_id,
+                    ts,
+                    keys: keys.iter().map(|k| k.to_vec()).collect(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let (_, rows) = wire::decode_rows(&reply.rows)?;
+        if rows.len() != keys.len() {
+            return Err(EngineError::Internal(format!(
+                "storage answered {} rows for {} keys",
+                rows.len(),
+                keys.len()
+            )));
+        }
+        Ok(rows)
+    }
+
+    async fn range_get(
+        &self,
+        table_id: u64,
+        (lo, hi): (&[u8], Option<&[u8]>),
+        ts: Timestamp,
+        rows_max: usize,
+    ) -> EngineResult<Option<KeyedRows>> {
+        let reply = self
+            .rows(
+                action::RANGE_GET,
+                wire::ReadMsg {
+                    table_id,
+                    ts,
+                    keys: vec![lo.to_vec()],
+                    hi: hi.map(<[u8]>::to_vec),
+                    rows_max: rows_max as u64,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        if !reply.complete {
+            return Ok(None);
+        }
+        let (keys, rows) = wire::decode_rows(&reply.rows)?;
+        Ok(Some(present(keys, rows)))
+    }
+
+    async fn plan_scan(
+        &self,
+        req: ScanRequest,
+        _key_columns: Vec<usize>,
+    ) -> EngineResult<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(crate::scan::RemoteScanExec::new(
+            self.channel.clone(),
+            req,
+        )?))
+    }
+
+    async fn scan(
+        &self,
+        table_id: u64,
+        schema: SchemaRef,
+        ts: Timestamp,
+    ) -> EngineResult<KeyedRows> {
+        let reply = self
+            .rows(
+                action::SCAN_ROWS,
+                wire::ReadMsg {
+                    table_id,
+                    ts,
+                    schema: wire::encode_schema(&schema)?,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let (keys, rows) = wire::decode_rows(&reply.rows)?;
+        Ok(present(keys, rows))
+    }
+
+    async fn written_ts(&self, table_id: u64, ts: Timestamp) -> EngineResult<Timestamp> {
+        Ok(self
+            .rows(
+                action::WRITTEN_TS,
+                wire::ReadMsg {
+                    table_id,
+                    ts,
+                    ..Default::default()
+                },
+            )
+            .await?
+            .ts)
+    }
+
+    fn horizon_ts(&self) -> Timestamp {
+        // The serving process refuses reads below its horizon (72000) when they come.
+        0
+    }
+
+    fn pin(&self, ts: Timestamp) -> ReadPin {
+        ReadPin::detached(ts)
+    }
+
+    async fn segment_bytes(&self) -> EngineResult<Vec<(u64, u64)>> {
+        let body = call(&self.channel, action::SEGMENT_BYTES, Vec::new())
+            .await
+            .map_err(engine_error)?;
+        let m = wire::SizesMsg::decode(body)
+            .map_err(|e| EngineError::Internal(format!("malformed reply to segment_bytes: {e}")))?;
+        Ok(m.table_ids.into_iter().zip(m.bytes).collect())
+    }
+
+    fn lease(&self) -> Arc<Lease> {
+        self.lease.clone()
+    }
+}
+
+/// The adjudicator in another process. Read timestamps come from this process's clock
+/// (its latest bound); a commit is acknowledged only once this clock's earliest bound has
+/// passed its timestamp (commit wait), so that a read that starts afterwards, on any
+/// frontend whose clock keeps the same bound, reads at or above it.
+pub struct RemoteCommits {
+    channel: Channel,
+    clock: Arc<dyn Clock>,
+}
+
+impl RemoteCommits {
+    pub fn new(channel: Channel, clock: Arc<dyn Clock>) -> RemoteCommits {
+        RemoteCommits { channel, clock }
+    }
+
+    /// The serving process's owner epoch and where its commits stand.
+    pub async fn status(&self) -> Result<wire::StatusMsg, EngineError> {
+        let body = call(&self.channel, action::STATUS, Vec::new())
+            .await
+            .map_err(engine_error)?;
+        wire::StatusMsg::decode(body)
+            .map_err(|e| EngineError::Internal(format!("malformed reply to status: {e}")))
+    }
+}
+
+#[async_trait]
+impl CommitService for RemoteCommits {
+    fn read_ts(&self) -> Timestamp {
+        self.clock.now().latest
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now().latest
+    }
+
+    fn last_assigned(&self) -> Timestamp {
+        self.clock.now().latest
+    }
+
+    fn in_flight(&self) -> Option<usize> {
+        None
+    }
+
+    async fn commit(&self, req: CommitRequest) -> Result<Timestamp, CommitError> {
+        if req.is_read_only() {
+            return Ok(req.start_ts);
+        }
+        let m = wire::encode_commit(req)?;
+        let body = call(&self.channel, action::COMMIT, m.encode_to_vec())
+            .await
+            .map_err(commit_error)?;
+        let ts = wire::CommitReplyMsg::decode(body)
+            .map_err(|e| CommitError::Unknown(format!("malformed reply to commit: {e}")))?
+            .commit_ts;
+        // Commit wait: the clock's earliest bound past the commit's timestamp.
+        loop {
+            let earliest = self.clock.now().earliest;
+            if earliest >= ts {
+                break;
+            }
+            tokio::time::sleep(Duration::from_nanos(ts - earliest)).await;
+        }
+        Ok(ts)
+    }
+}
