@@ -182,6 +182,29 @@ async fn sqllogictest_files_pass_on_weft() {
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
 
+/// The same files through a `weft frontend` process, whose storage and adjudicator are
+/// another process's: every answer must be the one the embedded frontend gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqllogictest_files_pass_on_a_separate_frontend() {
+    let mut problems = Vec::new();
+    for file in slt_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let rpc = format!("127.0.0.1:{}", weft_tests::free_port());
+        let storage = Server::start_logged(
+            &dir.path().join("data"),
+            &dir.path().join("storage.log"),
+            &["--rpc-listen", &rpc],
+            Vec::new(),
+        );
+        let frontend = Server::start_frontend(&rpc, &dir.path().join("frontend.log"), &[]);
+        let (ran, failures) = run_file(&file, frontend.conn_string()).await;
+        problems.extend(report("weft frontend", &file, ran, &failures));
+        drop(frontend);
+        drop(storage);
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqllogictest_files_pass_on_postgresql() {
     let Some(pg) = PgServer::start() else {

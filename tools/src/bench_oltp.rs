@@ -50,6 +50,11 @@ pub struct OltpArgs {
     /// Skip PostgreSQL.
     #[arg(long)]
     pub no_postgres: bool,
+    /// Also drive a separate `weft frontend` process over the same `weft serve` (its
+    /// storage and adjudicator over RPC), and report it beside the embedded frontend: the
+    /// cost of the process boundary.
+    #[arg(long)]
+    pub frontend: bool,
     /// Write the results into this Markdown file (between markers), e.g. docs/benchmarks.md.
     #[arg(long, num_args = 0..=1, default_missing_value = "docs/benchmarks.md")]
     pub markdown: Option<PathBuf>,
@@ -151,8 +156,11 @@ struct Target {
     name: &'static str,
     host: String,
     port: u16,
-    /// The server's process (PostgreSQL's postmaster), for its CPU time.
-    pid: Option<u32>,
+    /// The server's processes (PostgreSQL's postmaster; weft's frontend and the process
+    /// that serves it), for their CPU time.
+    pids: Vec<u32>,
+    /// Serves the database of the target before it (loaded once, through that one).
+    shares_previous: bool,
     /// weft's metrics endpoint (`host:port`).
     metrics: Option<String>,
 }
@@ -161,21 +169,35 @@ fn targets_of(
     weft: &weft_tests::Server,
     metrics_port: Option<u16>,
     pg: Option<&weft_tests::PgServer>,
+    frontend: Option<&weft_tests::Server>,
 ) -> Vec<Target> {
+    let metrics = metrics_port.map(|p| format!("127.0.0.1:{p}"));
     let mut targets = vec![Target {
         name: "weft",
         host: "127.0.0.1".into(),
         port: weft.port,
-        pid: weft.pid(),
-        metrics: metrics_port.map(|p| format!("127.0.0.1:{p}")),
+        pids: weft.pid().into_iter().collect(),
+        shares_previous: false,
+        metrics: metrics.clone(),
     }];
     if let Some(pg) = pg {
         targets.push(Target {
             name: "PostgreSQL 15",
             host: "127.0.0.1".into(),
             port: pg.port,
-            pid: pg.pid(),
+            pids: pg.pid().into_iter().collect(),
+            shares_previous: false,
             metrics: None,
+        });
+    }
+    if let Some(f) = frontend {
+        targets.push(Target {
+            name: "weft frontend",
+            host: "127.0.0.1".into(),
+            port: f.port,
+            pids: f.pid().into_iter().chain(weft.pid()).collect(),
+            shares_previous: true,
+            metrics,
         });
     }
     targets
@@ -269,7 +291,17 @@ fn pgbench(
     std::fs::write(&file, script(workload)?)?;
     let prefix = dir.path().join("log");
     let accounts = a.branches * a.accounts_per_branch;
-    let cpu_before = t.pid.map(tree_cpu_seconds).transpose()?;
+    let cpu_of = |pids: &[u32]| -> anyhow::Result<Option<f64>> {
+        if pids.is_empty() {
+            return Ok(None);
+        }
+        let mut sum = 0.0;
+        for &p in pids {
+            sum += tree_cpu_seconds(p)?;
+        }
+        Ok(Some(sum))
+    };
+    let cpu_before = cpu_of(&t.pids)?;
     let journal_before = t.metrics.as_deref().map(journal_counters).transpose()?;
     let out = Command::new(bin)
         // Both servers unencrypted (weft offers TLS by default, this PostgreSQL does not).
@@ -305,8 +337,8 @@ fn pgbench(
     // PostgreSQL's backends have exited (pgbench disconnected) and been reaped into the
     // postmaster's children's time, or are about to be: give them a moment.
     std::thread::sleep(Duration::from_millis(300));
-    let cpu = match (cpu_before, t.pid) {
-        (Some(b), Some(pid)) => Some(tree_cpu_seconds(pid)? - b),
+    let cpu = match (cpu_before, cpu_of(&t.pids)?) {
+        (Some(b), Some(a)) => Some(a - b),
         _ => None,
     };
     let transactions = field("number of transactions actually processed:").unwrap_or(0.0) as u64;
@@ -534,10 +566,19 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
     let pgbench_path = pgbench_bin(pg_bin.as_deref());
     let dir = tempfile::tempdir()?;
     let metrics_port = weft_tests::free_port();
-    let weft = weft_tests::Server::start_with(
-        &dir.path().join("weft"),
-        &["--metrics-listen", &format!("127.0.0.1:{metrics_port}")],
-    );
+    let rpc = format!("127.0.0.1:{}", weft_tests::free_port());
+    let mut weft_args = vec![
+        "--metrics-listen".to_string(),
+        format!("127.0.0.1:{metrics_port}"),
+    ];
+    if a.frontend {
+        weft_args.extend(["--rpc-listen".to_string(), rpc.clone()]);
+    }
+    let weft_args: Vec<&str> = weft_args.iter().map(String::as_str).collect();
+    let weft = weft_tests::Server::start_with(&dir.path().join("weft"), &weft_args);
+    let frontend = a
+        .frontend
+        .then(|| weft_tests::Server::start_frontend(&rpc, &dir.path().join("frontend.log"), &[]));
     let pg = if a.no_postgres {
         None
     } else {
@@ -546,10 +587,10 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
                 .context("PostgreSQL 15 did not start")?,
         )
     };
-    let targets = targets_of(&weft, Some(metrics_port), pg.as_ref());
+    let targets = targets_of(&weft, Some(metrics_port), pg.as_ref(), frontend.as_ref());
     let mut out = String::new();
     let accounts = a.branches * a.accounts_per_branch;
-    for t in &targets {
+    for t in targets.iter().filter(|t| !t.shares_previous) {
         let s = load(t, &a).await?;
         eprintln!(
             "{}: loaded {} branches, {} tellers, {accounts} accounts in {s:.1} s",
@@ -560,11 +601,21 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
     }
     let _ = writeln!(
         out,
-        "| workload | clients | weft TPS | PG TPS | weft/PG TPS | weft p50 ms | PG p50 ms | weft p99 ms | PG p99 ms | weft p99.9 ms | PG p99.9 ms | weft max ms | PG max ms | weft retried / failed | PG retried / failed | weft CPU µs/txn | PG CPU µs/txn | weft commits/batch | weft batch write ms |"
+        "| workload | clients | weft TPS | PG TPS | weft/PG TPS | weft p50 ms | PG p50 ms | weft p99 ms | PG p99 ms | weft p99.9 ms | PG p99.9 ms | weft max ms | PG max ms | weft retried / failed | PG retried / failed | weft CPU µs/txn | PG CPU µs/txn | weft commits/batch | weft batch write ms |{}",
+        if a.frontend {
+            " frontend TPS | frontend/weft TPS | frontend p50 ms | frontend p99.9 ms | frontend retried / failed | frontend CPU µs/txn (both processes) |"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         out,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|{}",
+        if a.frontend {
+            "---|---|---|---|---|---|"
+        } else {
+            ""
+        }
     );
     println!("{}", out.trim_end());
     let mut results: Vec<(String, usize, Run, Option<Run>)> = Vec::new();
@@ -583,6 +634,7 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
             for t in &targets {
                 runs.push(pgbench(&pgbench_path, t, w, n, &a)?);
             }
+            let fr = if a.frontend { runs.pop() } else { None };
             let wr = runs.remove(0);
             let pr = runs.pop();
             let ratio = pr
@@ -608,10 +660,24 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
                 Some((r, w)) if r > 0.0 => (format!("{r:.1}"), format!("{w:.3}")),
                 _ => ("-".into(), "-".into()),
             };
-            let line = format!(
+            let mut line = format!(
                 "| {w} | {n} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {per_batch} | {write_ms} |",
                 tps.0, tps.1, p50.0, p50.1, p99.0, p99.1, p999.0, p999.1, max.0, max.1, fails.0, fails.1, cpu.0, cpu.1
             );
+            if let Some(f) = &fr {
+                let _ = write!(
+                    line,
+                    " {:.0} | {:.2}x | {} | {} | {} | {} |",
+                    f.tps,
+                    f.tps / wr.tps,
+                    ms(f.pct_ms(0.5)),
+                    ms(f.pct_ms(0.999)),
+                    format_args!("{} / {}", f.retried, f.failed),
+                    f.cpu_us_per_txn
+                        .map(|c| format!("{c:.0}"))
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
             println!("{line}");
             let _ = writeln!(out, "{line}");
             results.push((w.clone(), n, wr, pr));
@@ -641,6 +707,7 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
     }
     // Idle connections, against fresh servers: the loaded ones' memory moves with their
     // data (weft's memtable shrinks at each flush), which would drown the connections' cost.
+    drop(frontend);
     drop(weft);
     drop(pg);
     let mut idle_out = String::new();
@@ -656,7 +723,7 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
                     .context("PostgreSQL 15 did not start")?,
             )
         };
-        let targets = targets_of(&weft, None, pg.as_ref());
+        let targets = targets_of(&weft, None, pg.as_ref(), None);
         let _ = writeln!(
             idle_out,
             "| idle connections | weft resident MiB | weft bytes per connection | PostgreSQL resident MiB (PSS, all processes) | PostgreSQL bytes per connection |"
@@ -720,6 +787,11 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
         },
         if a.no_postgres { " --no-postgres" } else { "" }
     );
+    let command = if a.frontend {
+        format!("{command} --frontend")
+    } else {
+        command
+    };
     println!("reproduce: {command}");
     if let Some(path) = &a.markdown {
         let section = format!(
@@ -735,12 +807,21 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
                 format!("\n{idle_out}")
             }
         );
-        crate::report::write_section(
-            path,
-            "oltp",
-            "OLTP under pgbench (weft beside PostgreSQL 15)",
-            &section,
-        )?;
+        if a.frontend {
+            crate::report::write_section(
+                path,
+                "oltp-frontend",
+                "OLTP under pgbench through a separate frontend process (weft frontend and weft serve beside the embedded frontend and PostgreSQL 15)",
+                &section,
+            )?;
+        } else {
+            crate::report::write_section(
+                path,
+                "oltp",
+                "OLTP under pgbench (weft beside PostgreSQL 15)",
+                &section,
+            )?;
+        }
         eprintln!("wrote the results into {}", path.display());
     }
     Ok(())
