@@ -49,6 +49,50 @@ pub fn channel(addr: &str) -> Result<Channel, EngineError> {
         .connect_lazy())
 }
 
+/// Streams cancelled on one connection before it is replaced by a fresh one. HTTP/2
+/// (h2) counts, over a connection's whole life, the frames a peer sends on streams this
+/// side reset, and ends the connection at 1024; a scan cancelled mid-stream (a LIMIT, a
+/// cancel request) is one.
+pub const CANCELS_PER_CONNECTION_MAX: usize = 256;
+
+/// The connection to the serving process, renewed after
+/// [`CANCELS_PER_CONNECTION_MAX`] cancelled streams (calls in flight keep the old one).
+#[derive(Debug)]
+pub struct Peer {
+    addr: String,
+    channel: std::sync::Mutex<Channel>,
+    cancelled: std::sync::atomic::AtomicUsize,
+}
+
+impl Peer {
+    pub fn new(addr: &str) -> Result<Arc<Peer>, EngineError> {
+        Ok(Arc::new(Peer {
+            addr: addr.to_string(),
+            channel: std::sync::Mutex::new(channel(addr)?),
+            cancelled: Default::default(),
+        }))
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A stream of this connection was dropped before its end.
+    pub(crate) fn cancelled(&self) {
+        use std::sync::atomic::Ordering;
+        if self.cancelled.fetch_add(1, Ordering::Relaxed) + 1 < CANCELS_PER_CONNECTION_MAX {
+            return;
+        }
+        self.cancelled.store(0, Ordering::Relaxed);
+        if let Ok(fresh) = channel(&self.addr) {
+            *self.channel.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        }
+    }
+}
+
 pub(crate) fn client(channel: &Channel) -> FlightServiceClient<Channel> {
     FlightServiceClient::new(channel.clone())
         .max_decoding_message_size(MESSAGE_BYTES_MAX)
@@ -93,31 +137,37 @@ fn code_name(c: tonic::Code) -> &'static str {
 }
 
 /// One action: its single reply's body.
-async fn call(channel: &Channel, name: &str, body: Vec<u8>) -> Result<bytes::Bytes, tonic::Status> {
-    let mut stream = client(channel)
+async fn call(peer: &Peer, name: &str, body: Vec<u8>) -> Result<bytes::Bytes, tonic::Status> {
+    let mut stream = client(&peer.channel())
         .do_action(Action {
             r#type: name.to_string(),
             body: body.into(),
         })
         .await?
         .into_inner();
-    match stream.next().await {
-        Some(r) => Ok(r?.body),
-        None => Err(tonic::Status::internal(format!("no reply to {name}"))),
+    let reply = match stream.next().await {
+        Some(r) => r?.body,
+        None => return Err(tonic::Status::internal(format!("no reply to {name}"))),
+    };
+    // Read the call to its end (its trailers): a stream dropped before it ends is reset,
+    // and HTTP/2 ends a connection that resets too many.
+    while let Some(r) = stream.next().await {
+        r?;
     }
+    Ok(reply)
 }
 
 /// Storage in another process.
 #[derive(Debug)]
 pub struct RemoteStorage {
-    channel: Channel,
+    peer: Arc<Peer>,
     lease: Arc<Lease>,
 }
 
 impl RemoteStorage {
-    pub fn new(channel: Channel) -> RemoteStorage {
+    pub fn new(peer: Arc<Peer>) -> RemoteStorage {
         RemoteStorage {
-            channel,
+            peer,
             // The serving process holds the store's lease and refuses reads once fenced;
             // a frontend's sessions see that as the error of their next read.
             lease: Lease::exclusive(0),
@@ -125,7 +175,7 @@ impl RemoteStorage {
     }
 
     async fn rows(&self, name: &str, m: wire::ReadMsg) -> EngineResult<wire::RowsMsg> {
-        let body = call(&self.channel, name, m.encode_to_vec())
+        let body = call(&self.peer, name, m.encode_to_vec())
             .await
             .map_err(engine_error)?;
         wire::RowsMsg::decode(body)
@@ -220,7 +270,7 @@ impl StorageService for RemoteStorage {
         _key_columns: Vec<usize>,
     ) -> EngineResult<Arc<dyn ExecutionPlan>> {
         Ok(Arc::new(crate::scan::RemoteScanExec::new(
-            self.channel.clone(),
+            self.peer.clone(),
             req,
         )?))
     }
@@ -270,7 +320,7 @@ impl StorageService for RemoteStorage {
     }
 
     async fn segment_bytes(&self) -> EngineResult<Vec<(u64, u64)>> {
-        let body = call(&self.channel, action::SEGMENT_BYTES, Vec::new())
+        let body = call(&self.peer, action::SEGMENT_BYTES, Vec::new())
             .await
             .map_err(engine_error)?;
         let m = wire::SizesMsg::decode(body)
@@ -288,18 +338,18 @@ impl StorageService for RemoteStorage {
 /// passed its timestamp (commit wait), so that a read that starts afterwards, on any
 /// frontend whose clock keeps the same bound, reads at or above it.
 pub struct RemoteCommits {
-    channel: Channel,
+    peer: Arc<Peer>,
     clock: Arc<dyn Clock>,
 }
 
 impl RemoteCommits {
-    pub fn new(channel: Channel, clock: Arc<dyn Clock>) -> RemoteCommits {
-        RemoteCommits { channel, clock }
+    pub fn new(peer: Arc<Peer>, clock: Arc<dyn Clock>) -> RemoteCommits {
+        RemoteCommits { peer, clock }
     }
 
     /// The serving process's owner epoch and where its commits stand.
     pub async fn status(&self) -> Result<wire::StatusMsg, EngineError> {
-        let body = call(&self.channel, action::STATUS, Vec::new())
+        let body = call(&self.peer, action::STATUS, Vec::new())
             .await
             .map_err(engine_error)?;
         wire::StatusMsg::decode(body)
@@ -330,7 +380,7 @@ impl CommitService for RemoteCommits {
             return Ok(req.start_ts);
         }
         let m = wire::encode_commit(req)?;
-        let body = call(&self.channel, action::COMMIT, m.encode_to_vec())
+        let body = call(&self.peer, action::COMMIT, m.encode_to_vec())
             .await
             .map_err(commit_error)?;
         let ts = wire::CommitReplyMsg::decode(body)

@@ -20,14 +20,44 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
-use tonic::transport::Channel;
 use weft_engine::storage::scan::{scan_schema, ScanRequest};
 use weft_engine::EngineError;
 
+use crate::client::Peer;
 use crate::wire;
 
+/// A scan's batches, telling the connection when the scan is dropped before its end.
+struct Tracked {
+    inner: futures::stream::BoxStream<'static, DfResult<arrow::record_batch::RecordBatch>>,
+    peer: Arc<Peer>,
+    ended: bool,
+}
+
+impl futures::Stream for Tracked {
+    type Item = DfResult<arrow::record_batch::RecordBatch>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let next = self.inner.poll_next_unpin(cx);
+        if matches!(next, std::task::Poll::Ready(None | Some(Err(_)))) {
+            self.ended = true;
+        }
+        next
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.peer.cancelled();
+        }
+    }
+}
+
 pub struct RemoteScanExec {
-    channel: Channel,
+    peer: Arc<Peer>,
     table_name: String,
     read_ts: u64,
     /// The encoded request (a Flight ticket).
@@ -37,7 +67,7 @@ pub struct RemoteScanExec {
 }
 
 impl RemoteScanExec {
-    pub fn new(channel: Channel, req: ScanRequest) -> Result<RemoteScanExec, EngineError> {
+    pub fn new(peer: Arc<Peer>, req: ScanRequest) -> Result<RemoteScanExec, EngineError> {
         let schema = scan_schema(&req);
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
@@ -47,7 +77,7 @@ impl RemoteScanExec {
         ));
         let ticket = wire::encode_scan(&req)?.encode_to_vec().into();
         Ok(RemoteScanExec {
-            channel,
+            peer,
             table_name: req.table_name,
             read_ts: req.read_ts,
             ticket,
@@ -126,7 +156,7 @@ impl ExecutionPlan for RemoteScanExec {
                 "a remote scan has one partition, not {partition}"
             )));
         }
-        let mut client = crate::client::client(&self.channel);
+        let mut client = crate::client::client(&self.peer.channel());
         let ticket = Ticket {
             ticket: self.ticket.clone(),
         };
@@ -143,9 +173,14 @@ impl ExecutionPlan for RemoteScanExec {
             )
         })
         .try_flatten();
+        let tracked = Tracked {
+            inner: batches.boxed(),
+            peer: self.peer.clone(),
+            ended: false,
+        };
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.schema.clone(),
-            batches.boxed(),
+            tracked,
         )))
     }
 }

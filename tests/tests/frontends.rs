@@ -11,6 +11,7 @@
 //!   COMMIT returned is there, and the money a bank moves adds up.
 //! - The storage process killed: a frontend answers errors (never rows) until it is back,
 //!   then answers with everything acknowledged before.
+//! - A frontend's metrics endpoint counts its own statements and sessions.
 #![allow(clippy::disallowed_methods)] // test harness deadlines are real time
 
 use std::collections::BTreeSet;
@@ -357,4 +358,68 @@ async fn a_frontend_without_its_storage_answers_errors_not_rows() {
         rows(&cl.storage.connect().await, "SELECT v FROM k").await,
         vec![vec![Some("3".to_string())]]
     );
+}
+
+/// The body of `GET /metrics` at `addr`.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("metrics endpoint");
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.0 200"), "{text}");
+    text
+}
+
+/// The value of the sample line that starts with `series` (name and labels).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frontend_serves_its_own_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let rpc = format!("127.0.0.1:{}", free_port());
+    let _storage = Server::start_logged(
+        &dir.path().join("data"),
+        &dir.path().join("storage.log"),
+        &["--rpc-listen", &rpc],
+        Vec::new(),
+    );
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let f = Server::start_frontend(
+        &rpc,
+        &dir.path().join("frontend.log"),
+        &["--metrics-listen", &metrics],
+    );
+    let c = f.connect().await;
+    let before = scrape(&metrics);
+    assert_eq!(sample(&before, "weft_sessions"), 1.0);
+    c.batch_execute("CREATE TABLE m (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    for i in 0..5 {
+        c.execute("INSERT INTO m VALUES ($1)", &[&i]).await.unwrap();
+    }
+    let e = c.batch_execute("SELECT 1/0").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "22012");
+    let after = scrape(&metrics);
+    let commits = |t: &str| sample(t, "weft_commits_total");
+    assert_eq!(
+        commits(&after) - commits(&before),
+        6.0,
+        "CREATE TABLE and five INSERTs"
+    );
+    let errors = |t: &str| {
+        t.lines()
+            .find_map(|l| {
+                l.strip_prefix("weft_statement_errors_total{sqlstate=\"22012\"} ")?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    };
+    assert_eq!(errors(&after) - errors(&before), 1.0);
 }

@@ -32,8 +32,8 @@ pub async fn run(args: FrontendArgs) -> anyhow::Result<()> {
     let tls = session.tls()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new(session.clock_error_us * 1000));
     let entropy = weft_engine::Entropy::from_os();
-    let channel = weft_rpc::client::channel(&args.storage).map_err(anyhow::Error::msg)?;
-    let commits = RemoteCommits::new(channel.clone(), clock.clone());
+    let peer = weft_rpc::client::Peer::new(&args.storage).map_err(anyhow::Error::msg)?;
+    let commits = RemoteCommits::new(peer.clone(), clock.clone());
     // The serving process may still be recovering: wait for it (bounded), so that the
     // first client does not meet an error a moment's patience would have avoided.
     let deadline = tokio::time::Instant::now() + STORAGE_WAIT_MAX;
@@ -54,7 +54,7 @@ pub async fn run(args: FrontendArgs) -> anyhow::Result<()> {
         }
     };
     let db = weft_frontend_pgwire::new_db(
-        Arc::new(RemoteStorage::new(channel)),
+        Arc::new(RemoteStorage::new(peer)),
         Arc::new(commits),
         session.limits(),
         session.memory(),
@@ -91,6 +91,7 @@ pub async fn run(args: FrontendArgs) -> anyhow::Result<()> {
             .with_context(|| format!("listening for metrics on {addr}"))?;
         let mut registry = prometheus_client::registry::Registry::default();
         db.metrics.register(&mut registry);
+        registry.register_collector(Box::new(weft::metrics::SessionGauges { db: db.clone() }));
         tracing::info!(listen = %l.local_addr()?, "metrics: serving /metrics");
         tokio::spawn(weft::metrics::serve(l, Arc::new(registry)));
     }

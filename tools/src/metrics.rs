@@ -1,5 +1,6 @@
 //! A node's metrics: one [`Registry`] of every component's counters and histograms, the
-//! gauges read from the components at each scrape ([`NodeGauges`]), and the HTTP
+//! gauges read from the components at each scrape ([`NodeGauges`], and [`SessionGauges`],
+//! which a `weft frontend` serves too), and the HTTP
 //! endpoint that serves them (`weft serve --metrics-listen`) in Prometheus's text format
 //! (OpenMetrics 1.0, which Prometheus and its agents scrape as they are).
 //!
@@ -45,7 +46,6 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 pub struct NodeGauges {
     pub epoch: u64,
     pub clock: Arc<dyn Clock>,
-    pub db: Arc<Db>,
     pub sequencer: Arc<Sequencer>,
     pub hub: Hub,
     pub storage: Arc<StorageNode>,
@@ -81,15 +81,20 @@ fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> f
     c.encode(m)
 }
 
-impl Collector for NodeGauges {
+/// What every process that serves clients reports (`weft serve` and `weft frontend`): its
+/// sessions and fast-path counts, read from the frontend's handle at scrape time.
+pub struct SessionGauges {
+    pub db: Arc<Db>,
+}
+
+impl fmt::Debug for SessionGauges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionGauges").finish_non_exhaustive()
+    }
+}
+
+impl Collector for SessionGauges {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
-        let now = self.clock.now().latest;
-        gauge(
-            &mut enc,
-            "weft_ownership_epoch",
-            "The epoch under which this process owns the store",
-            self.epoch as f64,
-        )?;
         gauge(
             &mut enc,
             "weft_sessions",
@@ -117,6 +122,19 @@ impl Collector for NodeGauges {
             self.db
                 .point_writes
                 .load(std::sync::atomic::Ordering::Relaxed),
+        )?;
+        Ok(())
+    }
+}
+
+impl Collector for NodeGauges {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let now = self.clock.now().latest;
+        gauge(
+            &mut enc,
+            "weft_ownership_epoch",
+            "The epoch under which this process owns the store",
+            self.epoch as f64,
         )?;
         gauge(
             &mut enc,

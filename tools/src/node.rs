@@ -333,10 +333,10 @@ impl Node {
         let mut registry = prometheus_client::registry::Registry::default();
         journal_metrics.register(&mut registry);
         db.metrics.register(&mut registry);
+        registry.register_collector(Box::new(crate::metrics::SessionGauges { db: db.clone() }));
         registry.register_collector(Box::new(crate::metrics::NodeGauges {
             epoch,
             clock: clock.clone(),
-            db: db.clone(),
             sequencer: sequencer.clone(),
             hub,
             storage: storage.clone(),

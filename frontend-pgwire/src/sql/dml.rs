@@ -188,11 +188,28 @@ impl Executor {
         let mut upserts: Vec<(Vec<u8>, Arc<Row>, Row)> = Vec::new();
         self.check_constraints(&def, &rows.iter().collect::<Vec<_>>())
             .await?;
+        // The stored rows of every key at once (one storage read, not one per row: a
+        // storage node in another process answers each read over the network). The
+        // statement's own writes, made as the loop goes, are looked at first.
+        let looks_up = !matches!(target_index, Some(Some(_))) && !def.primary_key.is_empty();
+        let mut stored: Option<std::vec::IntoIter<Option<Arc<Row>>>> = None;
+        if looks_up && rows.len() > 1 {
+            let keys: SqlResult<Vec<Vec<u8>>> =
+                rows.iter().map(|r| self.row_key(&def, r)).collect();
+            if let Ok(keys) = keys {
+                stored = Some(self.current_many(txn, def.id, &keys).await?.into_iter());
+            }
+        }
         for row in rows {
             let mut key = self.row_key(&def, &row)?;
-            let mut existing = match &target_index {
-                Some(Some(_)) => None,
+            let prefetched = stored.as_mut().and_then(Iterator::next);
+            let mut existing = match (&target_index, prefetched) {
+                (Some(Some(_)), _) => None,
                 _ if def.primary_key.is_empty() => None,
+                (_, Some(stored_row)) => match txn.own_write(def.id, &key) {
+                    Some(own) => own,
+                    None => stored_row,
+                },
                 _ => self.current(txn, def.id, &key).await?,
             };
             // ON CONFLICT also acts on the unique indexes its target allows (all of them
