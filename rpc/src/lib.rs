@@ -8,6 +8,7 @@
 //! - [`client`]: [`client::RemoteStorage`] and [`client::RemoteCommits`], the frontend's
 //!   side of the same traits the in-process components answer
 //!   ([`weft_engine::service::StorageService`], [`weft_journal::CommitService`]).
+//! - [`peer`]: the connection to the serving process, one call over it, and errors rebuilt.
 //! - [`scan`]: a scan run by the remote storage node as a DataFusion plan, its batches
 //!   streamed.
 //! - [`wire`]: the messages (prost), rows (Arrow IPC) and errors that travel.
@@ -20,6 +21,7 @@
 use std::time::Duration;
 
 pub mod client;
+pub mod peer;
 pub mod scan;
 pub mod server;
 pub mod wire;

@@ -23,7 +23,7 @@ use prost::Message;
 use weft_engine::storage::scan::{scan_schema, ScanRequest};
 use weft_engine::EngineError;
 
-use crate::client::Peer;
+use crate::peer::Peer;
 use crate::wire;
 
 /// A scan's batches, telling the connection when the scan is dropped before its end.
@@ -107,7 +107,7 @@ impl DisplayAs for RemoteScanExec {
 
 fn df_error(e: FlightError) -> DataFusionError {
     let engine = match e {
-        FlightError::Tonic(s) => crate::client::engine_error(*s),
+        FlightError::Tonic(s) => crate::peer::engine_error(*s),
         other => EngineError::Unavailable(other.to_string()),
     };
     DataFusionError::External(Box::new(engine))
@@ -156,7 +156,7 @@ impl ExecutionPlan for RemoteScanExec {
                 "a remote scan has one partition, not {partition}"
             )));
         }
-        let mut client = crate::client::client(&self.peer.channel());
+        let mut client = crate::peer::client(&self.peer.channel());
         let ticket = Ticket {
             ticket: self.ticket.clone(),
         };

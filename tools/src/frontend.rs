@@ -32,7 +32,7 @@ pub async fn run(args: FrontendArgs) -> anyhow::Result<()> {
     let tls = session.tls()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new(session.clock_error_us * 1000));
     let entropy = weft_engine::Entropy::from_os();
-    let peer = weft_rpc::client::Peer::new(&args.storage).map_err(anyhow::Error::msg)?;
+    let peer = weft_rpc::peer::Peer::new(&args.storage).map_err(anyhow::Error::msg)?;
     let commits = RemoteCommits::new(peer.clone(), clock.clone());
     // The serving process may still be recovering: wait for it (bounded), so that the
     // first client does not meet an error a moment's patience would have avoided.
