@@ -632,7 +632,20 @@ pub async fn oltp(mut a: OltpArgs) -> anyhow::Result<()> {
         for &n in &a.clients {
             let mut runs = Vec::new();
             for t in &targets {
-                runs.push(pgbench(&pgbench_path, t, w, n, &a)?);
+                let run = pgbench(&pgbench_path, t, w, n, &a).with_context(|| {
+                    // What weft's processes logged last, to say why.
+                    let tail = |s: &weft_tests::Server| {
+                        let log = s.log_text();
+                        let lines: Vec<&str> = log.lines().collect();
+                        lines[lines.len().saturating_sub(20)..].join("\n")
+                    };
+                    let mut why = format!("weft serve logged:\n{}", tail(&weft));
+                    if let Some(f) = &frontend {
+                        why.push_str(&format!("\nweft frontend logged:\n{}", tail(f)));
+                    }
+                    why
+                })?;
+                runs.push(run);
             }
             let fr = if a.frontend { runs.pop() } else { None };
             let wr = runs.remove(0);
