@@ -19,6 +19,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status, Streaming};
+use weft_engine::service::StorageService;
 use weft_engine::storage::StorageNode;
 use weft_engine::EngineError;
 use weft_journal::{Adjudicator, CommitError};
@@ -185,16 +186,12 @@ impl Backend {
                 .encode_to_vec())
             }
             action::SEGMENT_BYTES => {
-                let manifest = self.storage.manifest().await;
-                let mut by: std::collections::BTreeMap<u64, u64> = Default::default();
-                for s in &manifest.segments {
-                    *by.entry(s.table_id).or_default() += s.bytes;
-                }
-                Ok(wire::SizesMsg {
-                    table_ids: by.keys().copied().collect(),
-                    bytes: by.values().copied().collect(),
-                }
-                .encode_to_vec())
+                let (table_ids, bytes) = StorageService::segment_bytes(&self.storage)
+                    .await
+                    .map_err(engine_status)?
+                    .into_iter()
+                    .unzip();
+                Ok(wire::SizesMsg { table_ids, bytes }.encode_to_vec())
             }
             action::STATUS => Ok(wire::StatusMsg {
                 epoch: self.storage.lease().epoch(),

@@ -71,6 +71,7 @@ async fn frontends_share_one_database() {
         "SELECT id FROM t WHERE id BETWEEN 10 AND 14 ORDER BY id",
         "SELECT a.id, b.v FROM t a JOIN t b ON b.id = a.id + 1 WHERE a.id % 1000 = 0 ORDER BY 1",
         "SELECT relname FROM pg_class WHERE relname = 't'",
+        "SELECT pg_total_relation_size('t')",
     ] {
         let here = rows(&own, sql).await;
         assert!(!here.is_empty(), "{sql}: no rows");
@@ -331,6 +332,11 @@ async fn a_frontend_without_its_storage_answers_errors_not_rows() {
         .query("SELECT count(*) FROM k", &[])
         .await
         .expect_err("a scan without storage must fail");
+    assert_eq!(sqlstate(&e), "08006", "{e}");
+    let e = f
+        .query("SELECT pg_relation_size('k')", &[])
+        .await
+        .expect_err("a size without storage must fail, not answer 0");
     assert_eq!(sqlstate(&e), "08006", "{e}");
 
     // Storage back on the same address: the frontend's session answers again, with

@@ -32,12 +32,12 @@ enum Part {
 }
 
 /// Bytes of segments per table id, from the storage manifest.
-fn segment_bytes(db: &Db) -> HashMap<u64, u64> {
-    // A catalog function's answer: a store that cannot answer shows no segments.
-    block_on(db.storage.segment_bytes())
-        .unwrap_or_default()
+/// Storage that cannot answer (in another process) is an error, not a size of 0.
+fn segment_bytes(db: &Db) -> DfResult<HashMap<u64, u64>> {
+    Ok(block_on(db.storage.segment_bytes())
+        .map_err(|e| external(crate::error::SqlError::from(e)))?
         .into_iter()
-        .collect()
+        .collect())
 }
 
 fn table_bytes(def: &TableDef, bytes: &HashMap<u64, u64>, part: Part) -> u64 {
@@ -124,7 +124,7 @@ fn size_udf(
         Volatility::Volatile,
         move |args, _| {
             let snap = meta.snapshot();
-            let bytes = segment_bytes(&db);
+            let bytes = segment_bytes(&db)?;
             let out: Int64Array = relation_oids(&args[0], &snap)?
                 .into_iter()
                 .map(|o| o.and_then(|o| relation_size(&snap, &bytes, o, part)))
@@ -144,7 +144,7 @@ fn database_size_udf(db: &Arc<Db>, meta: &Arc<SessionMeta>) -> datafusion::logic
         Volatility::Volatile,
         move |args, _| {
             let snap = meta.snapshot();
-            let bytes = segment_bytes(&db);
+            let bytes = segment_bytes(&db)?;
             let by_name = matches!(args[0].data_type(), DataType::Utf8 | DataType::Utf8View);
             let (names, oids) = if by_name {
                 (Some(texts(&args[0])?), None)
