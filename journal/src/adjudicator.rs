@@ -108,7 +108,11 @@ impl Adjudicator {
         config: AdjudicatorConfig,
     ) -> Adjudicator {
         Adjudicator {
-            conflicts: Mutex::new(ConflictTable::with_max(config.conflict_entries_max)),
+            // Every commit of a previous owner is at or below the sequencer's start.
+            conflicts: Mutex::new(
+                ConflictTable::with_max(config.conflict_entries_max)
+                    .taking_over_at(sequencer.last_assigned()),
+            ),
             sequencer,
             journals,
             next_journal: AtomicUsize::new(0),

@@ -56,6 +56,9 @@ pub struct ConflictTable {
     table_commit: HashMap<u64, Timestamp, RandomState>,
     /// Transactions that started before this cannot be checked any more.
     pruned_below: Timestamp,
+    /// Transactions that started before this began under a previous adjudicator, whose
+    /// conflict state this one never saw.
+    taken_over_at: Timestamp,
 }
 
 impl Default for ConflictTable {
@@ -78,7 +81,16 @@ impl ConflictTable {
             generation_max: (max / 2).max(1),
             table_commit: HashMap::default(),
             pruned_below: 0,
+            taken_over_at: 0,
         }
+    }
+
+    /// A table for an adjudicator that takes over at `ts` (every commit of its
+    /// predecessors is at or below it): a transaction that started before `ts` may
+    /// conflict with commits this table never saw, so it fails with OC000 and retries.
+    pub fn taking_over_at(mut self, ts: Timestamp) -> ConflictTable {
+        self.taken_over_at = ts;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -99,6 +111,12 @@ impl ConflictTable {
 
     /// The commit-time checks, in order: schema (OC001), then writes and reads (OC000).
     pub fn check(&self, c: &Check<'_>) -> Result<(), CommitError> {
+        if c.start_ts < self.taken_over_at {
+            return Err(CommitError::Conflict {
+                code: "OC000",
+                detail: "transaction began before this adjudicator took over".into(),
+            });
+        }
         if c.start_ts < self.pruned_below {
             return Err(CommitError::Conflict {
                 code: "OC000",
@@ -221,6 +239,24 @@ mod tests {
             ..Default::default()
         };
         assert!(t.check(&c).is_ok());
+    }
+
+    #[test]
+    fn a_transaction_older_than_the_takeover_is_refused_even_without_conflicts() {
+        let t = ConflictTable::new().taking_over_at(100);
+        let keys = [k(1)];
+        let at = |start_ts| Check {
+            start_ts,
+            written: &keys,
+            ..Default::default()
+        };
+        let e = t.check(&at(99)).unwrap_err();
+        assert!(e.to_string().contains("took over"), "{e}");
+        assert!(
+            t.check(&at(100)).is_ok(),
+            "one that saw every earlier commit"
+        );
+        assert!(t.check(&at(150)).is_ok());
     }
 
     #[test]

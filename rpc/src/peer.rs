@@ -22,6 +22,13 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// timestamp; a commit for its journal batch).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// While calls are in flight, the connection is pinged this often...
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+/// ... and dropped, failing its calls, when a ping goes unanswered this long: a serving
+/// process that stalls (stopped, or its machine gone) holds calls up for at most about
+/// the sum of the two, after which the frontend follows the new leader.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// A channel to the serving process at `addr` (`host:port`). It connects lazily and
 /// reconnects after failures, so a frontend starts while storage is still starting.
 pub fn channel(addr: &str) -> Result<Channel, EngineError> {
@@ -35,8 +42,8 @@ pub fn channel(addr: &str) -> Result<Channel, EngineError> {
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(CALL_TIMEOUT)
         .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(10))
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
         .connect_lazy())
 }
 
@@ -46,29 +53,87 @@ pub fn channel(addr: &str) -> Result<Channel, EngineError> {
 /// cancel request) is one.
 pub const CANCELS_PER_CONNECTION_MAX: usize = 256;
 
-/// The connection to the serving process, renewed after
+/// How long a call keeps trying to reach a serving process that refuses connections (a
+/// failover in progress: the old leader is gone and its successor not yet serving). A
+/// refused connection never carried the request, so trying again is safe even for a
+/// commit.
+pub const FAILOVER_WAIT_MAX: Duration = Duration::from_secs(20);
+
+/// The connection to the serving process: to one of the candidate addresses it was given,
+/// or to where it is told the leader now is ([`Peer::switch_to`]). Renewed after
 /// [`CANCELS_PER_CONNECTION_MAX`] cancelled streams (calls in flight keep the old one).
 #[derive(Debug)]
 pub struct Peer {
-    addr: String,
-    channel: std::sync::Mutex<Channel>,
+    /// Where a serving process may be; tried in turn when one refuses connections.
+    candidates: Vec<String>,
+    current: std::sync::Mutex<(String, Channel)>,
     cancelled: std::sync::atomic::AtomicUsize,
 }
 
 impl Peer {
-    pub fn new(addr: &str) -> Result<Arc<Peer>, EngineError> {
+    /// `addrs`: one address, or several separated by commas (a leader and its standbys).
+    pub fn new(addrs: &str) -> Result<Arc<Peer>, EngineError> {
+        let candidates: Vec<String> = addrs
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect();
+        let Some(first) = candidates.first().cloned() else {
+            return Err(EngineError::InvalidValue("no storage address given".into()));
+        };
+        for a in &candidates[1..] {
+            channel(a)?;
+        }
         Ok(Arc::new(Peer {
-            addr: addr.to_string(),
-            channel: std::sync::Mutex::new(channel(addr)?),
+            current: std::sync::Mutex::new((first.clone(), channel(&first)?)),
+            candidates,
             cancelled: Default::default(),
         }))
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, (String, Channel)> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn channel(&self) -> Channel {
-        self.channel
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.lock().1.clone()
+    }
+
+    /// The address calls go to now.
+    pub fn addr(&self) -> String {
+        self.lock().0.clone()
+    }
+
+    /// Sends later calls to `addr` (the leader moved). Calls in flight finish where they
+    /// are.
+    pub fn switch_to(&self, addr: &str) {
+        let mut cur = self.lock();
+        if cur.0 == addr {
+            return;
+        }
+        match channel(addr) {
+            Ok(c) => {
+                tracing::info!(from = %cur.0, to = %addr, "rpc: following the serving process");
+                *cur = (addr.to_string(), c);
+            }
+            Err(e) => tracing::warn!(addr = %addr, error = %e, "rpc: cannot follow"),
+        }
+    }
+
+    /// The current address refused a connection: move to the next candidate, if any.
+    fn refused(&self, addr: &str) {
+        if self.candidates.len() < 2 {
+            return;
+        }
+        let i = self.candidates.iter().position(|a| a == addr).unwrap_or(0);
+        let next = self.candidates[(i + 1) % self.candidates.len()].clone();
+        let mut cur = self.lock();
+        if cur.0 == addr {
+            if let Ok(c) = channel(&next) {
+                *cur = (next, c);
+            }
+        }
     }
 
     /// A stream of this connection was dropped before its end.
@@ -78,10 +143,26 @@ impl Peer {
             return;
         }
         self.cancelled.store(0, Ordering::Relaxed);
-        if let Ok(fresh) = channel(&self.addr) {
-            *self.channel.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        let mut cur = self.lock();
+        if let Ok(fresh) = channel(&cur.0) {
+            cur.1 = fresh;
         }
     }
+}
+
+/// Whether a failed call never reached a server: its connection was refused or could not
+/// be made, so the request was not sent.
+fn never_sent(s: &tonic::Status) -> bool {
+    if s.code() != tonic::Code::Unavailable || !s.details().is_empty() {
+        return false;
+    }
+    let mut text = s.message().to_string();
+    let mut source = std::error::Error::source(s);
+    while let Some(e) = source {
+        text.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    text.contains("connect")
 }
 
 pub(crate) fn client(channel: &Channel) -> FlightServiceClient<Channel> {
@@ -127,16 +208,38 @@ fn code_name(c: tonic::Code) -> &'static str {
     }
 }
 
-/// One action: its single reply's body.
+/// One action: its single reply's body. While the serving process refuses connections
+/// (a failover), the call tries again, for at most [`FAILOVER_WAIT_MAX`].
 pub(crate) async fn call(
     peer: &Peer,
     name: &str,
     body: Vec<u8>,
 ) -> Result<bytes::Bytes, tonic::Status> {
+    let give_up = tokio::time::Instant::now() + FAILOVER_WAIT_MAX;
+    let mut pause = Duration::from_millis(20);
+    let body = bytes::Bytes::from(body);
+    loop {
+        let addr = peer.addr();
+        match call_once(peer, name, body.clone()).await {
+            Err(s) if never_sent(&s) && tokio::time::Instant::now() + pause < give_up => {
+                peer.refused(&addr);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            r => return r,
+        }
+    }
+}
+
+async fn call_once(
+    peer: &Peer,
+    name: &str,
+    body: bytes::Bytes,
+) -> Result<bytes::Bytes, tonic::Status> {
     let mut stream = client(&peer.channel())
         .do_action(Action {
             r#type: name.to_string(),
-            body: body.into(),
+            body,
         })
         .await?
         .into_inner();

@@ -2,6 +2,7 @@
 //! own data directory, connect real clients to it, kill it with SIGKILL.
 #![allow(clippy::disallowed_methods)] // test harness deadlines are real time
 
+pub mod etcd;
 pub mod history;
 pub mod s3;
 pub mod tpch;
@@ -120,6 +121,36 @@ impl Server {
         s
     }
 
+    /// Starts `weft serve` without waiting for it to accept connections: a standby, which
+    /// listens only once it leads. [`Server::wait_serving`] waits for that.
+    pub fn start_standby(
+        data: &Path,
+        log: &Path,
+        extra: &[&str],
+        env: Vec<(String, String)>,
+    ) -> Server {
+        let mut s = Server {
+            child: None,
+            port: free_port(),
+            data: data.to_path_buf(),
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            env,
+            frontend_of: None,
+            log: log.to_path_buf(),
+        };
+        s.child = Some(s.command().spawn().expect("spawn weft"));
+        s
+    }
+
+    /// Waits until a process started by [`Server::start_standby`] accepts connections.
+    pub fn wait_serving(&mut self) {
+        assert!(
+            self.wait_ready(0),
+            "the port was taken:\n{}",
+            self.log_text()
+        );
+    }
+
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
@@ -163,8 +194,8 @@ impl Server {
         panic!("weft could not find a free port:\n{}", self.log_text());
     }
 
-    /// Starts weft; false if its port turned out to be taken.
-    fn spawn_once(&mut self) -> bool {
+    /// The command that starts this weft process, its output appended to its log.
+    fn command(&self) -> Command {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -172,20 +203,25 @@ impl Server {
             .expect("log file");
         let mut command = Command::new(weft_bin());
         match &self.frontend_of {
+            // An empty address: the extra arguments say where storage is (--etcd).
+            Some(storage) if storage.is_empty() => command.arg("frontend"),
             Some(storage) => command.arg("frontend").arg("--storage").arg(storage),
             None => command.arg("serve").arg("--data").arg(&self.data),
         };
-        let child = command
+        command
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .args(&self.extra_args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone().expect("log")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn weft");
-        self.child = Some(child);
+            .stderr(Stdio::from(log));
+        command
+    }
+
+    /// Starts weft; false if its port turned out to be taken.
+    fn spawn_once(&mut self) -> bool {
         let logged = self.log_text().len();
+        self.child = Some(self.command().spawn().expect("spawn weft"));
         self.wait_ready(logged)
     }
 

@@ -17,9 +17,18 @@ use crate::session_args::SessionArgs;
 
 #[derive(Args, Debug)]
 pub struct FrontendArgs {
-    /// The weft process that serves storage and commits (its --rpc-listen address).
-    #[arg(long, value_name = "ADDR")]
-    pub storage: String,
+    /// The weft process that serves storage and commits (its --rpc-listen address), or
+    /// several separated by commas (a leader and its standbys: calls move to the next one
+    /// when one refuses connections).
+    #[arg(long, value_name = "ADDR", required_unless_present = "etcd")]
+    pub storage: Option<String>,
+    /// Follow the serving process that etcd at URL says leads the cluster (see `weft
+    /// serve --etcd`).
+    #[arg(long, value_name = "URL")]
+    pub etcd: Option<String>,
+    /// The cluster id, as the serving processes were given it (with --etcd).
+    #[arg(long, default_value = "default")]
+    pub cluster: String,
     #[command(flatten)]
     pub session: SessionArgs,
 }
@@ -32,7 +41,26 @@ pub async fn run(args: FrontendArgs) -> anyhow::Result<()> {
     let tls = session.tls()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new(session.clock_error_us * 1000));
     let entropy = weft_engine::Entropy::from_os();
-    let peer = weft_rpc::peer::Peer::new(&args.storage).map_err(anyhow::Error::msg)?;
+    let etcd = args
+        .etcd
+        .as_deref()
+        .map(weft::coord::etcd::Etcd::new)
+        .transpose()?;
+    let storage = match (&args.storage, &etcd) {
+        (Some(s), _) => s.clone(),
+        (None, Some(etcd)) => wait_for_leader(etcd, &args.cluster).await?,
+        (None, None) => anyhow::bail!("give --storage or --etcd"),
+    };
+    let peer = weft_rpc::peer::Peer::new(&storage).map_err(anyhow::Error::msg)?;
+    if let Some(etcd) = &etcd {
+        let me = crate::cluster::announcement("frontend", &session.listen, None);
+        crate::cluster::join(etcd, &args.cluster, &me);
+        tokio::spawn(follow_leader(
+            etcd.clone(),
+            args.cluster.clone(),
+            peer.clone(),
+        ));
+    }
     let commits = RemoteCommits::new(peer.clone(), clock.clone());
     // The serving process may still be recovering: wait for it (bounded), so that the
     // first client does not meet an error a moment's patience would have avoided.
@@ -41,13 +69,13 @@ pub async fn run(args: FrontendArgs) -> anyhow::Result<()> {
         match commits.status().await {
             Ok(s) => break s,
             Err(e) if tokio::time::Instant::now() < deadline => {
-                tracing::info!(storage = %args.storage, error = %e, "frontend: waiting for the storage process");
+                tracing::info!(storage = %storage, error = %e, "frontend: waiting for the storage process");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(e) => {
                 return Err(anyhow::anyhow!(
                     "the storage process at {} did not answer in {} s: {e}",
-                    args.storage,
+                    storage,
                     STORAGE_WAIT_MAX.as_secs()
                 ))
             }
@@ -79,7 +107,7 @@ pub async fn run(args: FrontendArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", session.listen))?;
     tracing::info!(
         listen = %session.listen,
-        storage = %args.storage,
+        storage = %storage,
         epoch = status.epoch,
         tls = if tls.is_none() { "off" } else if session.tls_cert.is_some() { "on" } else { "on (self-signed)" },
         auth = session.auth_description(),
@@ -101,4 +129,40 @@ pub async fn run(args: FrontendArgs) -> anyhow::Result<()> {
         _ = crate::serve::shutdown_signal() => tracing::info!("shutting down"),
     }
     Ok(())
+}
+
+/// The leader's RPC address, once there is a leader (bounded by [`STORAGE_WAIT_MAX`]).
+async fn wait_for_leader(etcd: &weft::coord::etcd::Etcd, cluster: &str) -> anyhow::Result<String> {
+    let deadline = tokio::time::Instant::now() + STORAGE_WAIT_MAX;
+    loop {
+        match crate::cluster::leader_rpc(etcd, cluster).await {
+            Ok(Some(addr)) => return Ok(addr),
+            Ok(None) => tracing::info!(cluster, "frontend: no leader in etcd yet; waiting"),
+            Err(e) => tracing::info!(error = %e, "frontend: waiting for etcd"),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "no leader of cluster {cluster} in etcd at {} after {} s",
+                etcd.url(),
+                STORAGE_WAIT_MAX.as_secs()
+            );
+        }
+        tokio::time::sleep(weft::coord::election::POLL_INTERVAL).await;
+    }
+}
+
+/// Sends calls wherever etcd says the leader is, for the life of the process.
+async fn follow_leader(
+    etcd: weft::coord::etcd::Etcd,
+    cluster: String,
+    peer: Arc<weft_rpc::peer::Peer>,
+) {
+    loop {
+        match crate::cluster::leader_rpc(&etcd, &cluster).await {
+            Ok(Some(addr)) => peer.switch_to(&addr),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "frontend: etcd did not answer"),
+        }
+        tokio::time::sleep(weft::coord::election::POLL_INTERVAL).await;
+    }
 }

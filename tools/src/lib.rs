@@ -4,6 +4,7 @@
 
 pub mod background;
 pub mod cluster_sim;
+pub mod coord;
 pub mod metrics;
 pub mod node;
 pub mod store;

@@ -7,6 +7,8 @@ mod bench_journal;
 mod bench_oltp;
 mod bench_storage;
 mod bench_tpch;
+mod cluster;
+mod dev_cluster;
 mod frontend;
 mod inspect;
 mod load;
@@ -61,6 +63,18 @@ enum Command {
     Inspect(inspect::InspectCommand),
     /// Print a short-lived login token for a role without a password.
     Token(token::TokenArgs),
+    /// A cluster's processes, as etcd knows them.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Start a cluster on this machine, every role its own process: etcd, an S3-compatible
+    /// store (s3s-fs), a serving process with a standby, and frontends.
+    DevCluster(dev_cluster::DevClusterArgs),
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Every live process of the cluster: role, addresses, leader and epoch.
+    Status(cluster::ClusterStatusArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -83,5 +97,7 @@ fn main() -> anyhow::Result<()> {
         Command::Inspect(cmd) => inspect::run(cmd, &runtime),
         Command::Load(args) => runtime.block_on(load::run(args)),
         Command::Token(args) => runtime.block_on(token::run(args)),
+        Command::Cluster(ClusterCommand::Status(args)) => runtime.block_on(cluster::status(args)),
+        Command::DevCluster(args) => runtime.block_on(dev_cluster::run(args)),
     }
 }

@@ -26,6 +26,20 @@ pub struct ServeArgs {
     /// authentication, as the store itself would.
     #[arg(long, value_name = "ADDR")]
     pub rpc_listen: Option<String>,
+    /// Elect the serving process through etcd at URL (`http://host:port`): the process
+    /// that holds the cluster's leader key takes the store over and serves; others wait as
+    /// standbys and take over when the leader's etcd lease expires. Frontends started
+    /// with the same --etcd follow the leader. Needs --rpc-listen.
+    #[arg(long, value_name = "URL")]
+    pub etcd: Option<String>,
+    /// The time to live of the leader's etcd lease, in seconds: how long a dead or stalled
+    /// leader holds up a standby (at least 2).
+    #[arg(long, default_value_t = 3)]
+    pub etcd_lease_ttl_s: u64,
+    /// The address frontends reach this process's --rpc-listen at, as announced in etcd
+    /// (default: the --rpc-listen address itself).
+    #[arg(long, value_name = "ADDR")]
+    pub advertise_rpc: Option<String>,
     /// Data directory (the local object store), used unless --store is given.
     #[arg(long, default_value = "./weft-data")]
     pub data: PathBuf,
@@ -173,6 +187,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let tls = args.session.tls()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new(args.session.clock_error_us * 1000));
+    // With etcd, only the elected leader touches the store: a standby waits here.
+    let mut leadership = match &args.etcd {
+        Some(url) => Some(crate::cluster::lead(&args, url).await?),
+        None => None,
+    };
     // Every id, salt and key the node draws comes from this one handle.
     let entropy = weft_engine::Entropy::from_os();
     let mut node = Node::start(args.node_config(), store, clock, entropy).await?;
@@ -215,10 +234,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let db = node.db.clone();
     let lease = node.lease.clone();
     let server = weft_frontend_pgwire::server::serve(db.clone(), listener, tls);
+    let lost = async {
+        match leadership.as_mut() {
+            Some(l) => l.lost().await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         r = server => r.context("listener failed")?,
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
+        }
+        why = lost => {
+            // Another process may lead by now: acknowledge nothing more. The store's
+            // epoch fences whatever this process still had in flight.
+            tracing::error!(epoch, why = %why, "etcd: leadership lost; ending every session and exiting");
+            lease.fence(0, format!("this process lost its leadership: {why}"));
+            drain(&db).await;
+            std::process::exit(background::EXIT_FENCED);
         }
         fence = lease.wait_fenced() => {
             // Sessions see the fence on their own (their connection loops watch the same
@@ -229,10 +262,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 detail = %fence.detail,
                 "ownership: fenced; ending every session and exiting"
             );
-            let drain_until = tokio::time::Instant::now() + FENCED_DRAIN;
-            while db.sessions() > 0 && tokio::time::Instant::now() < drain_until {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            drain(&db).await;
             std::process::exit(background::EXIT_FENCED);
         }
         (task, why) = node.first_task_exit() => {
@@ -243,7 +273,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if node.shutdown().await.is_err() {
         std::process::exit(background::EXIT_FENCED);
     }
+    // The store is released: a standby may take over at once.
+    if let Some(l) = leadership {
+        l.resign().await;
+    }
     Ok(())
+}
+
+/// Gives sessions a bounded moment to hear FATAL 57P01.
+async fn drain(db: &weft_frontend_pgwire::Db) {
+    let drain_until = tokio::time::Instant::now() + FENCED_DRAIN;
+    while db.sessions() > 0 && tokio::time::Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// How long a fenced process gives its sessions to hear FATAL 57P01 before it exits.

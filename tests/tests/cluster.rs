@@ -1,0 +1,411 @@
+//! The cluster on etcd, every role a real process: two `weft serve --etcd` processes (a
+//! leader and a standby) over one store, two `weft frontend --etcd` processes that follow
+//! the leader, and a real etcd. A write load runs through both frontends (inserts whose
+//! acknowledgements are recorded, and bank transfers between accounts) while a fault is
+//! injected; afterwards every acknowledged insert is present, nothing is present that was
+//! refused, and the bank's total is what it was (no lost update).
+//!
+//! - `kill -9` of the leader: the standby is elected, takes the store over and serves;
+//!   the frontends follow it and the load goes on. The gap is measured and bounded.
+//! - SIGSTOP of the leader past its etcd lease: the standby takes over; on SIGCONT the
+//!   stalled leader exits without acknowledging anything the new leader does not hold.
+//! - etcd killed and restarted under load: the leader leads on, the load goes on.
+//! - `weft cluster status` shows every process and the leader.
+#![allow(clippy::disallowed_methods)] // test harness deadlines are real time
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use weft_tests::etcd::EtcdServer;
+use weft_tests::{free_port, Server};
+
+const ACCOUNTS: i64 = 10;
+const BALANCE: i64 = 1000;
+/// The leader's etcd lease: how long a dead leader holds up its standby.
+const TTL_S: &str = "2";
+
+struct Cluster {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    etcd: EtcdServer,
+    serving: Vec<Server>,
+    frontends: Vec<Server>,
+}
+
+fn serving_args(etcd: &str) -> Vec<String> {
+    let rpc = format!("127.0.0.1:{}", free_port());
+    [
+        "--rpc-listen",
+        &rpc,
+        "--etcd",
+        etcd,
+        "--etcd-lease-ttl-s",
+        TTL_S,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn start_standby(dir: &Path, etcd: &str, n: usize) -> Server {
+    let args = serving_args(etcd);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let s = Server::start_standby(
+        &dir.join("data"),
+        &dir.join(format!("serve{n}.log")),
+        &args,
+        Vec::new(),
+    );
+    // Standing by (not racing the leader for the key) before anything else happens.
+    wait_for(Duration::from_secs(60), "the standby to stand by", || {
+        s.log_text().contains("standing by")
+    });
+    s
+}
+
+fn wait_for(max: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + max;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn cluster() -> Option<Cluster> {
+    let etcd = EtcdServer::start()?;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let args = serving_args(&etcd.url());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let leader = Server::start_logged(
+        &dir.join("data"),
+        &dir.join("serve0.log"),
+        &args,
+        Vec::new(),
+    );
+    let standby = start_standby(&dir, &etcd.url(), 1);
+    let frontends = (0..2)
+        .map(|i| {
+            Server::start_frontend(
+                "",
+                &dir.join(format!("frontend{i}.log")),
+                &["--etcd", &etcd.url()],
+            )
+        })
+        .collect();
+    let cl = Cluster {
+        _tmp: tmp,
+        dir,
+        etcd,
+        serving: vec![leader, standby],
+        frontends,
+    };
+    let c = cl.frontends[0].connect().await;
+    c.batch_execute(&format!(
+        "CREATE TABLE w (id bigint PRIMARY KEY);
+         CREATE TABLE bank (id int PRIMARY KEY, balance bigint NOT NULL);
+         INSERT INTO bank SELECT g, {BALANCE} FROM generate_series(1, {ACCOUNTS}) g;"
+    ))
+    .await
+    .unwrap();
+    Some(cl)
+}
+
+#[derive(Default)]
+struct Ledger {
+    acked: BTreeSet<i64>,
+    /// No answer, or 08007: either outcome.
+    unknown: BTreeSet<i64>,
+    /// When each acknowledgement came.
+    acked_at: Vec<Instant>,
+    transfers: u64,
+}
+
+async fn connect(conn: &str) -> Option<tokio_postgres::Client> {
+    let (c, connection) = tokio_postgres::connect(conn, tokio_postgres::NoTls)
+        .await
+        .ok()?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Some(c)
+}
+
+/// Through `conn` until `stop`: inserts `first, first + step, ...` and moves money
+/// between accounts, recording what was acknowledged. Reconnects when the frontend drops
+/// the connection (a retry pause, not a synchronisation).
+async fn writer(
+    conn: String,
+    first: i64,
+    step: i64,
+    stop: Arc<AtomicBool>,
+    ledger: Arc<Mutex<Ledger>>,
+) {
+    let mut id = first;
+    let mut client: Option<tokio_postgres::Client> = None;
+    let mut n = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        let Some(c) = client.as_ref().filter(|c| !c.is_closed()) else {
+            client = connect(&conn).await;
+            if client.is_none() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            continue;
+        };
+        n += 1;
+        if n.is_multiple_of(2) {
+            let from = (n as i64 * 7 + first) % ACCOUNTS + 1;
+            let to = from % ACCOUNTS + 1;
+            let r = c
+                .batch_execute(&format!(
+                    "BEGIN; UPDATE bank SET balance = balance - 1 WHERE id = {from};
+                     UPDATE bank SET balance = balance + 1 WHERE id = {to}; COMMIT"
+                ))
+                .await;
+            match r {
+                Ok(()) => ledger.lock().unwrap().transfers += 1,
+                Err(_) => {
+                    let _ = c.batch_execute("ROLLBACK").await;
+                }
+            }
+            continue;
+        }
+        match c.execute("INSERT INTO w VALUES ($1)", &[&id]).await {
+            Ok(_) => {
+                let mut l = ledger.lock().unwrap();
+                l.acked.insert(id);
+                l.acked_at.push(Instant::now());
+            }
+            Err(e) => {
+                let code = e.code().map(|c| c.code().to_string());
+                if code.is_none() || code.as_deref() == Some("08007") {
+                    ledger.lock().unwrap().unknown.insert(id);
+                }
+            }
+        }
+        id += step;
+    }
+}
+
+struct Load {
+    stop: Arc<AtomicBool>,
+    ledger: Arc<Mutex<Ledger>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Two writers on each frontend; writer `i` uses ids `i, i + 4, ...`.
+fn load(frontends: &[String]) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let mut tasks = Vec::new();
+    for (f, conn) in frontends.iter().enumerate() {
+        for j in 0..2 {
+            tasks.push(tokio::spawn(writer(
+                conn.clone(),
+                (f * 2 + j) as i64,
+                4,
+                stop.clone(),
+                ledger.clone(),
+            )));
+        }
+    }
+    Load {
+        stop,
+        ledger,
+        tasks,
+    }
+}
+
+impl Load {
+    /// Acknowledged inserts through frontend `f`.
+    fn acked_through(&self, f: i64) -> usize {
+        let l = self.ledger.lock().unwrap();
+        l.acked.iter().filter(|id| (*id % 4) / 2 == f).count()
+    }
+
+    /// Waits until `n` more inserts were acknowledged through each frontend.
+    async fn progresses(&self, n: usize, what: &str) {
+        let base = [self.acked_through(0), self.acked_through(1)];
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while self.acked_through(0) < base[0] + n || self.acked_through(1) < base[1] + n {
+            assert!(
+                Instant::now() < deadline,
+                "the load did not progress {what}: {} / {} more",
+                self.acked_through(0) - base[0],
+                self.acked_through(1) - base[1]
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the writers; the longest wait between two acknowledgements.
+    async fn finish(self) -> (Ledger, Duration) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        let mut l = std::mem::take(&mut *self.ledger.lock().unwrap());
+        l.acked_at.sort();
+        let gap = l
+            .acked_at
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_default();
+        (l, gap)
+    }
+}
+
+/// Every acknowledged insert is stored, nothing refused is, and the bank adds up.
+async fn verify(through: &Server, l: &Ledger) {
+    let c = through.connect().await;
+    let stored: BTreeSet<i64> = c
+        .query("SELECT id FROM w", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let lost: Vec<_> = l.acked.difference(&stored).collect();
+    assert!(lost.is_empty(), "acknowledged and lost: {lost:?}");
+    let phantom: Vec<_> = stored
+        .difference(&l.acked)
+        .filter(|id| !l.unknown.contains(id))
+        .collect();
+    assert!(phantom.is_empty(), "stored but refused: {phantom:?}");
+    let total: i64 = c
+        .query_one("SELECT sum(balance)::bigint FROM bank", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(total, ACCOUNTS * BALANCE, "money appeared or vanished");
+    assert!(l.transfers > 0, "no transfer committed");
+}
+
+fn status(etcd: &str) -> String {
+    let out = std::process::Command::new(weft_tests::weft_bin())
+        .args(["cluster", "status", "--etcd", etcd])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_over_a_killed_or_stalled_leader_and_loses_nothing() {
+    let Some(mut cl) = cluster().await else {
+        return;
+    };
+    let st = status(&cl.etcd.url());
+    assert_eq!(st.matches("\nfrontend ").count(), 2, "{st}");
+    assert!(
+        st.contains(" leader\n") && st.contains(" standby\n"),
+        "{st}"
+    );
+    assert!(st.contains("epoch 1 "), "{st}");
+
+    let conns: Vec<String> = cl.frontends.iter().map(Server::conn_string).collect();
+    let work = load(&conns);
+    work.progresses(50, "before the kill").await;
+
+    // kill -9 of the leader: the standby is elected and serves; the frontends follow.
+    let killed_at = Instant::now();
+    cl.serving[0].kill9();
+    work.progresses(50, "after the leader was killed").await;
+    let took_over = killed_at.elapsed();
+    let new_leader = &mut cl.serving[1];
+    new_leader.wait_serving();
+    assert!(new_leader.log_text().contains("elected leader"));
+    let st = status(&cl.etcd.url());
+    assert!(st.contains("epoch 2 "), "{st}");
+
+    // The killed one comes back as the standby; then the leader stalls past its lease.
+    cl.serving[0] = start_standby(&cl.dir, &cl.etcd.url(), 2);
+    cl.serving[1].signal("STOP");
+    let stopped_at = Instant::now();
+    wait_for(Duration::from_secs(60), "the standby to take over", || {
+        cl.serving[0].log_text().contains("elected leader")
+    });
+    cl.serving[0].wait_serving();
+    work.progresses(50, "after the leader stalled").await;
+    let stall_took_over = stopped_at.elapsed();
+    cl.serving[1].signal("CONT");
+    // Woken, the stalled leader learns it was replaced and exits: it serves nothing more.
+    let exit = cl.serving[1].wait_exit(Duration::from_secs(30));
+    assert!(
+        exit.is_some_and(|s| !s.success()),
+        "the stalled leader did not exit: {exit:?}\n{}",
+        cl.serving[1].log_text()
+    );
+    work.progresses(50, "after the stalled leader woke").await;
+
+    let (ledger, gap) = work.finish().await;
+    eprintln!(
+        "kill -9: load resumed on both frontends after {took_over:?}; SIGSTOP: after \
+         {stall_took_over:?}; longest wait between acknowledgements {gap:?}; {} inserts \
+         acknowledged, {} in doubt, {} transfers",
+        ledger.acked.len(),
+        ledger.unknown.len(),
+        ledger.transfers
+    );
+    assert!(gap < Duration::from_secs(40), "a {gap:?} gap");
+    verify(&cl.frontends[1], &ledger).await;
+    verify(&cl.serving[0], &ledger).await;
+    let st = status(&cl.etcd.url());
+    assert!(st.contains("epoch 3 "), "{st}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frontend_and_etcd_faults_lose_nothing() {
+    let Some(mut cl) = cluster().await else {
+        return;
+    };
+    let conns: Vec<String> = cl.frontends.iter().map(Server::conn_string).collect();
+    let work = load(&conns);
+    work.progresses(50, "at first").await;
+
+    // etcd killed: the leader leads on and the frontends keep their leader.
+    cl.etcd.kill();
+    let down_at = tokio::time::Instant::now();
+    work.progresses(50, "while etcd was down").await;
+    // The outage lasts longer than the leader's lease.
+    tokio::time::sleep_until(down_at + Duration::from_secs(3)).await;
+    work.progresses(20, "with etcd down past the lease").await;
+    cl.etcd.resume();
+    work.progresses(50, "after etcd came back").await;
+    let st = status(&cl.etcd.url());
+    assert!(st.contains("epoch 1 "), "the leader changed: {st}");
+    assert!(cl.serving[1].log_text().contains("standing by"));
+    assert!(!cl.serving[1].log_text().contains("elected leader"));
+
+    // kill -9 of a frontend: the other frontend's writers never stop.
+    let before = work.acked_through(1);
+    cl.frontends[0].kill9();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while work.acked_through(1) < before + 50 {
+        assert!(
+            Instant::now() < deadline,
+            "frontend 1 stalled after frontend 0 was killed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (ledger, _) = work.finish().await;
+    verify(&cl.frontends[1], &ledger).await;
+    verify(&cl.serving[0], &ledger).await;
+    // A frontend started now sees everything, and a refused connection says why.
+    let f = Server::start_frontend(
+        "",
+        &cl.dir.join("frontend2.log"),
+        &["--etcd", &cl.etcd.url()],
+    );
+    verify(&f, &ledger).await;
+    let gone = tokio_postgres::connect(&cl.frontends[0].conn_string(), tokio_postgres::NoTls).await;
+    assert!(gone.is_err());
+}
