@@ -355,7 +355,7 @@ async fn the_standby_takes_over_a_killed_or_stalled_leader_and_loses_nothing() {
         ledger.unknown.len(),
         ledger.transfers
     );
-    assert!(gap < Duration::from_secs(40), "a {gap:?} gap");
+    assert!(gap < Duration::from_secs(20), "a {gap:?} gap");
     verify(&cl.frontends[1], &ledger).await;
     verify(&cl.serving[0], &ledger).await;
     let st = status(&cl.etcd.url());
