@@ -409,3 +409,129 @@ async fn frontend_and_etcd_faults_lose_nothing() {
     let gone = tokio_postgres::connect(&cl.frontends[0].conn_string(), tokio_postgres::NoTls).await;
     assert!(gone.is_err());
 }
+
+/// A base port with the 43 ports `weft dev-cluster --port` uses free.
+fn free_port_block() -> u16 {
+    let seed = std::process::id() as u16;
+    for i in 0..200u16 {
+        let base = 20000 + (seed.wrapping_add(i * 97) % 40000);
+        if (0..43).all(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no block of 43 free ports");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_cluster_starts_a_cluster_a_user_can_use() {
+    if weft_tests::etcd::etcd_bin().is_none() {
+        assert!(
+            std::env::var("WEFT_REQUIRE_TOOLS").is_err(),
+            "etcd not installed"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port_block();
+    let mut args = vec![
+        "dev-cluster".to_string(),
+        "--dir".into(),
+        dir.path().display().to_string(),
+        "--port".into(),
+        port.to_string(),
+    ];
+    if weft_tests::s3::s3s_fs_bin().is_none() {
+        assert!(!weft_tests::s3::s3_required(), "s3s-fs not installed");
+        args.push("--local-store".into());
+    }
+    let mut child = std::process::Command::new(weft_tests::weft_bin())
+        .args(&args)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                weft_tests::s3::s3s_fs_bin()
+                    .and_then(|p| p.parent().map(Path::to_path_buf))
+                    .unwrap_or_default()
+                    .display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It says when it is up.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut printed = String::new();
+    while !printed.contains("is up") {
+        match rx.recv_timeout(Duration::from_secs(180)) {
+            Ok(line) => printed.push_str(&(line + "\n")),
+            Err(_) => {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "dev-cluster did not come up:\n{printed}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+    let conn = |p: u16| format!("host=127.0.0.1 port={p} user=postgres dbname=postgres");
+    let (f0, c0) = tokio_postgres::connect(&conn(port), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(c0);
+    let (f1, c1) = tokio_postgres::connect(&conn(port + 1), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(c1);
+    f0.batch_execute(
+        "CREATE TABLE hello (id int PRIMARY KEY, v text); INSERT INTO hello VALUES (1, 'one')",
+    )
+    .await
+    .unwrap();
+    let v: String = f1
+        .query_one("SELECT v FROM hello WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, "one");
+    let st = status(&format!("http://127.0.0.1:{}", port + 40));
+    assert_eq!(st.matches("\nfrontend ").count(), 2, "{st}");
+    assert!(
+        st.contains(" leader\n") && st.contains(" standby\n"),
+        "{st}"
+    );
+    drop((f0, f1));
+
+    // Ctrl-C (SIGTERM here) stops every process.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "dev-cluster did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    for p in [port, port + 1, port + 10, port + 20, port + 40] {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", p)).is_err(),
+            "port {p} still open after the cluster stopped"
+        );
+    }
+}
