@@ -11,8 +11,6 @@ use weft::coord::election::{self, Leadership};
 use weft::coord::etcd::Etcd;
 use weft::coord::leader_key;
 
-use crate::serve::ServeArgs;
-
 /// The time to live of a member's registration.
 const MEMBER_TTL: Duration = Duration::from_secs(3);
 
@@ -49,17 +47,28 @@ pub fn join(etcd: &Etcd, cluster: &str, me: &Value) {
     election::register(etcd.clone(), key, me.to_string().into_bytes(), MEMBER_TTL);
 }
 
-/// Waits until this process leads `args.cluster`, then returns its leadership.
-pub async fn lead(args: &ServeArgs, url: &str) -> anyhow::Result<Leadership> {
-    let Some(rpc) = args.advertise_rpc.as_ref().or(args.rpc_listen.as_ref()) else {
+/// Who campaigns: a serving process's cluster and addresses.
+pub struct Candidate<'a> {
+    pub etcd: &'a str,
+    pub cluster: &'a str,
+    /// Its PostgreSQL listener.
+    pub listen: &'a str,
+    /// Where frontends reach its RPC listener.
+    pub rpc: Option<&'a str>,
+    pub ttl: Duration,
+}
+
+/// Waits until this process leads its cluster, then returns its leadership.
+pub async fn lead(c: Candidate<'_>) -> anyhow::Result<Leadership> {
+    let Some(rpc) = c.rpc else {
         bail!("--etcd needs --rpc-listen: frontends reach the leader there");
     };
-    let etcd = Etcd::new(url)?;
-    let me = announcement("serve", &args.session.listen, Some(rpc));
-    join(&etcd, &args.cluster, &me);
-    let key = leader_key(&args.cluster);
+    let etcd = Etcd::new(c.etcd)?;
+    let me = announcement("serve", c.listen, Some(rpc));
+    join(&etcd, c.cluster, &me);
+    let key = leader_key(c.cluster);
     tracing::info!(etcd = %etcd.url(), key = %key, "etcd: campaigning to lead the cluster");
-    let ttl = Duration::from_secs(args.etcd_lease_ttl_s);
+    let ttl = c.ttl;
     let leadership = election::campaign(&etcd, &key, me.to_string().as_bytes(), ttl, |holder| {
         tracing::info!(
             leader = %String::from_utf8_lossy(&holder.value),

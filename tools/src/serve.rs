@@ -189,7 +189,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new(args.session.clock_error_us * 1000));
     // With etcd, only the elected leader touches the store: a standby waits here.
     let mut leadership = match &args.etcd {
-        Some(url) => Some(crate::cluster::lead(&args, url).await?),
+        Some(url) => Some(
+            crate::cluster::lead(crate::cluster::Candidate {
+                etcd: url,
+                cluster: &args.cluster,
+                listen: &args.session.listen,
+                rpc: args.advertise_rpc.as_deref().or(args.rpc_listen.as_deref()),
+                ttl: Duration::from_secs(args.etcd_lease_ttl_s),
+            })
+            .await?,
+        ),
         None => None,
     };
     // Every id, salt and key the node draws comes from this one handle.
