@@ -19,7 +19,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+
 use weft_tests::etcd::EtcdServer;
+use weft_tests::history::{check, Model, Op, Txn};
 use weft_tests::{free_port, Server};
 
 const ACCOUNTS: i64 = 10;
@@ -107,7 +111,8 @@ async fn cluster() -> Option<Cluster> {
     c.batch_execute(&format!(
         "CREATE TABLE w (id bigint PRIMARY KEY);
          CREATE TABLE bank (id int PRIMARY KEY, balance bigint NOT NULL);
-         INSERT INTO bank SELECT g, {BALANCE} FROM generate_series(1, {ACCOUNTS}) g;"
+         INSERT INTO bank SELECT g, {BALANCE} FROM generate_series(1, {ACCOUNTS}) g;
+         CREATE TABLE la (k int PRIMARY KEY, v text);"
     ))
     .await
     .unwrap();
@@ -122,6 +127,69 @@ struct Ledger {
     /// When each acknowledgement came.
     acked_at: Vec<Instant>,
     transfers: u64,
+    /// List-append transactions, and those whose outcome is unknown (by index).
+    history: Vec<Txn>,
+    in_doubt: Vec<usize>,
+}
+
+/// What became of a list-append transaction.
+enum Outcome {
+    Committed,
+    Failed,
+    Unknown,
+}
+
+fn parse_list(v: Option<String>) -> Vec<u64> {
+    v.map(|s| {
+        s.split(',')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse().expect("list element"))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// One SERIALIZABLE list-append transaction of 1 to 3 operations on 8 keys.
+async fn list_append(c: &tokio_postgres::Client, n: u64, values: &AtomicU64) -> (Vec<Op>, Outcome) {
+    let mut ops = Vec::new();
+    if c.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        .await
+        .is_err()
+    {
+        return (ops, Outcome::Failed);
+    }
+    for i in 0..(n % 3 + 1) {
+        let key = ((n * 31 + i * 7) % 8) as u32;
+        let r = if (n + i).is_multiple_of(2) {
+            let value = values.fetch_add(1, Ordering::Relaxed);
+            ops.push(Op::Append { key, value });
+            c.execute(
+                "INSERT INTO la (k, v) VALUES ($1, $2) \
+                 ON CONFLICT (k) DO UPDATE SET v = la.v || ',' || excluded.v",
+                &[&(key as i32), &value.to_string()],
+            )
+            .await
+            .map(|_| ())
+        } else {
+            c.query_opt("SELECT v FROM la WHERE k = $1", &[&(key as i32)])
+                .await
+                .map(|row| {
+                    let list = parse_list(row.and_then(|r| r.get(0)));
+                    ops.push(Op::Read { key, list });
+                })
+        };
+        if r.is_err() {
+            let _ = c.batch_execute("ROLLBACK").await;
+            return (ops, Outcome::Failed);
+        }
+    }
+    match c.batch_execute("COMMIT").await {
+        Ok(()) => (ops, Outcome::Committed),
+        Err(e) => match e.code().map(|c| c.code()) {
+            None | Some("08007") => (ops, Outcome::Unknown),
+            Some(_) => (ops, Outcome::Failed),
+        },
+    }
 }
 
 async fn connect(conn: &str) -> Option<tokio_postgres::Client> {
@@ -134,15 +202,17 @@ async fn connect(conn: &str) -> Option<tokio_postgres::Client> {
     Some(c)
 }
 
-/// Through `conn` until `stop`: inserts `first, first + step, ...` and moves money
-/// between accounts, recording what was acknowledged. Reconnects when the frontend drops
-/// the connection (a retry pause, not a synchronisation).
+/// Through `conn` until `stop`: inserts `first, first + step, ...`, moves money between
+/// accounts and runs list-append transactions, recording what was acknowledged.
+/// Reconnects when the frontend drops the connection (a retry pause, not a
+/// synchronisation).
 async fn writer(
     conn: String,
     first: i64,
     step: i64,
     stop: Arc<AtomicBool>,
     ledger: Arc<Mutex<Ledger>>,
+    values: Arc<AtomicU64>,
 ) {
     let mut id = first;
     let mut client: Option<tokio_postgres::Client> = None;
@@ -156,7 +226,20 @@ async fn writer(
             continue;
         };
         n += 1;
-        if n.is_multiple_of(2) {
+        if n % 3 == 2 {
+            let (ops, outcome) = list_append(c, n + first as u64, &values).await;
+            let mut l = ledger.lock().unwrap();
+            if matches!(outcome, Outcome::Unknown) {
+                let i = l.history.len();
+                l.in_doubt.push(i);
+            }
+            l.history.push(Txn {
+                ops,
+                committed: matches!(outcome, Outcome::Committed),
+            });
+            continue;
+        }
+        if n % 3 == 1 {
             let from = (n as i64 * 7 + first) % ACCOUNTS + 1;
             let to = from % ACCOUNTS + 1;
             let r = c
@@ -200,6 +283,7 @@ struct Load {
 fn load(frontends: &[String]) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let values = Arc::new(AtomicU64::new(1));
     let mut tasks = Vec::new();
     for (f, conn) in frontends.iter().enumerate() {
         for j in 0..2 {
@@ -209,6 +293,7 @@ fn load(frontends: &[String]) -> Load {
                 4,
                 stop.clone(),
                 ledger.clone(),
+                values.clone(),
             )));
         }
     }
@@ -283,6 +368,31 @@ async fn verify(through: &Server, l: &Ledger) {
         .get(0);
     assert_eq!(total, ACCOUNTS * BALANCE, "money appeared or vanished");
     assert!(l.transfers > 0, "no transfer committed");
+
+    // The list-append history, with each transaction in doubt resolved by what is stored.
+    let finals: HashMap<u32, Vec<u64>> = c
+        .query("SELECT k, v FROM la", &[])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get::<_, i32>(0) as u32, parse_list(r.get(1))))
+        .collect();
+    let visible: BTreeSet<u64> = finals.values().flatten().copied().collect();
+    let mut history = l.history.clone();
+    for &i in &l.in_doubt {
+        history[i].committed = history[i]
+            .ops
+            .iter()
+            .any(|o| matches!(o, Op::Append { value, .. } if visible.contains(value)));
+    }
+    let committed = history.iter().filter(|t| t.committed).count();
+    assert!(committed > 0, "no list-append transaction committed");
+    let anomalies = check(&history, &finals, Model::Serializable);
+    assert!(
+        anomalies.is_empty(),
+        "{} list-append transactions ({committed} committed): {anomalies:#?}",
+        history.len()
+    );
 }
 
 fn status(etcd: &str) -> String {
@@ -350,10 +460,11 @@ async fn the_standby_takes_over_a_killed_or_stalled_leader_and_loses_nothing() {
     eprintln!(
         "kill -9: load resumed on both frontends after {took_over:?}; SIGSTOP: after \
          {stall_took_over:?}; longest wait between acknowledgements {gap:?}; {} inserts \
-         acknowledged, {} in doubt, {} transfers",
+         acknowledged, {} in doubt, {} transfers, {} list-append transactions",
         ledger.acked.len(),
         ledger.unknown.len(),
-        ledger.transfers
+        ledger.transfers,
+        ledger.history.len()
     );
     assert!(gap < Duration::from_secs(20), "a {gap:?} gap");
     verify(&cl.frontends[1], &ledger).await;
@@ -534,4 +645,46 @@ async fn dev_cluster_starts_a_cluster_a_user_can_use() {
             "port {p} still open after the cluster stopped"
         );
     }
+}
+
+/// A transaction that began before a takeover cannot be checked against the commits the
+/// old leader made after it began: the new leader refuses it (40001) rather than let it
+/// overwrite an update it never saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_older_than_the_takeover_gets_40001_not_a_lost_update() {
+    let Some(mut cl) = cluster().await else {
+        return;
+    };
+    let c1 = cl.frontends[0].connect().await;
+    let c2 = cl.frontends[1].connect().await;
+    c1.batch_execute("BEGIN").await.unwrap();
+    let seen: i64 = c1
+        .query_one("SELECT balance FROM bank WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // Another client's update commits on the old leader after c1 began...
+    c2.execute("UPDATE bank SET balance = balance + 5 WHERE id = 1", &[])
+        .await
+        .unwrap();
+    // ...and the old leader dies, so its conflict state goes with it.
+    cl.serving[0].kill9();
+    cl.serving[1].wait_serving();
+    c1.execute("UPDATE bank SET balance = $1 WHERE id = 1", &[&(seen - 1)])
+        .await
+        .unwrap();
+    let e = c1
+        .batch_execute("COMMIT")
+        .await
+        .expect_err("a commit over an update it never saw");
+    assert_eq!(weft_tests::sqlstate(&e), "40001", "{e}");
+    let db = e.as_db_error().expect("a server error");
+    let text = format!("{} {}", db.message(), db.detail().unwrap_or_default());
+    assert!(text.contains("took over"), "{text}");
+    let now: i64 = c2
+        .query_one("SELECT balance FROM bank WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(now, seen + 5, "the acknowledged update was lost");
 }
