@@ -4,6 +4,7 @@
 
 pub mod etcd;
 pub mod history;
+pub mod proxy;
 pub mod s3;
 pub mod tpch;
 

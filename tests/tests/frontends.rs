@@ -11,6 +11,9 @@
 //!   COMMIT returned is there, and the money a bank moves adds up.
 //! - The storage process killed: a frontend answers errors (never rows) until it is back,
 //!   then answers with everything acknowledged before.
+//! - A frontend cut off from storage by a network partition (a fault-injecting proxy that
+//!   holds every byte) answers errors, never the stale rows it read before; healed, it
+//!   answers with what was committed meanwhile.
 //! - A frontend's metrics endpoint counts its own statements and sessions.
 #![allow(clippy::disallowed_methods)] // test harness deadlines are real time
 
@@ -428,4 +431,61 @@ async fn a_frontend_serves_its_own_metrics() {
             .unwrap_or(0.0)
     };
     assert_eq!(errors(&after) - errors(&before), 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_frontend_answers_errors_never_stale_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let rpc = format!("127.0.0.1:{}", free_port());
+    let storage = Server::start_logged(
+        &dir.path().join("data"),
+        &dir.path().join("storage.log"),
+        &["--rpc-listen", &rpc],
+        Vec::new(),
+    );
+    let proxy = weft_tests::proxy::Proxy::start(&rpc).await;
+    let frontend = Server::start_frontend(&proxy.addr, &dir.path().join("frontend.log"), &[]);
+    let own = storage.connect().await;
+    let f = frontend.connect().await;
+    f.batch_execute("CREATE TABLE p (id int PRIMARY KEY, v int); INSERT INTO p VALUES (1, 1)")
+        .await
+        .unwrap();
+    async fn read(c: &tokio_postgres::Client) -> Result<i32, tokio_postgres::Error> {
+        c.query_one("SELECT v FROM p WHERE id = 1", &[])
+            .await
+            .map(|r| r.get::<_, i32>(0))
+    }
+    assert_eq!(read(&f).await.unwrap(), 1);
+
+    proxy.cut();
+    // Committed on the other side of the partition.
+    own.execute("UPDATE p SET v = 2 WHERE id = 1", &[])
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let e = read(&f)
+        .await
+        .expect_err("a partitioned frontend answered a read");
+    assert_eq!(sqlstate(&e), "08006", "{e}");
+    eprintln!("the partitioned read failed after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(60));
+
+    proxy.heal();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match read(&f).await {
+            Ok(v) => {
+                assert_eq!(v, 2, "a stale row after the partition healed");
+                break;
+            }
+            Err(e) => {
+                assert_eq!(sqlstate(&e), "08006", "{e}");
+                assert!(
+                    Instant::now() < deadline,
+                    "never answered after healing: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
