@@ -25,6 +25,7 @@ use crate::wire::{self, action};
 pub struct RemoteStorage {
     peer: Arc<Peer>,
     lease: Arc<Lease>,
+    written: std::sync::Mutex<crate::written::WrittenMemo>,
 }
 
 impl RemoteStorage {
@@ -34,7 +35,12 @@ impl RemoteStorage {
             // The serving process holds the store's lease and refuses reads once fenced;
             // a frontend's sessions see that as the error of their next read.
             lease: Lease::exclusive(0),
+            written: Default::default(),
         }
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, crate::written::WrittenMemo> {
+        self.written.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn rows(&self, name: &str, m: wire::ReadMsg) -> EngineResult<wire::RowsMsg> {
@@ -160,17 +166,34 @@ impl StorageService for RemoteStorage {
     }
 
     async fn written_ts(&self, table_id: u64, ts: Timestamp) -> EngineResult<Timestamp> {
-        Ok(self
-            .rows(
-                action::WRITTEN_TS,
-                wire::ReadMsg {
-                    table_id,
-                    ts,
-                    ..Default::default()
-                },
-            )
-            .await?
-            .ts)
+        let table_ids = {
+            let mut memo = self.memo();
+            if let Some(w) = memo.lookup(table_id, ts) {
+                return Ok(w);
+            }
+            memo.to_ask(table_id)
+        };
+        let asked = wire::WrittenMsg {
+            ts,
+            table_ids,
+            written: Vec::new(),
+        };
+        let body = call(&self.peer, action::WRITTEN_TS, asked.encode_to_vec())
+            .await
+            .map_err(engine_error)?;
+        let reply = wire::WrittenMsg::decode(body)
+            .map_err(|e| EngineError::Internal(format!("malformed reply to written_ts: {e}")))?;
+        if reply.written.len() != asked.table_ids.len() || reply.written.is_empty() {
+            return Err(EngineError::Internal(format!(
+                "written_ts: {} answers for {} tables",
+                reply.written.len(),
+                asked.table_ids.len()
+            )));
+        }
+        let first = reply.written[0];
+        self.memo()
+            .record(ts, asked.table_ids.into_iter().zip(reply.written));
+        Ok(first)
     }
 
     fn horizon_ts(&self) -> Timestamp {

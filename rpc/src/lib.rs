@@ -12,6 +12,8 @@
 //! - [`scan`]: a scan run by the remote storage node as a DataFusion plan, its batches
 //!   streamed.
 //! - [`wire`]: the messages (prost), rows (Arrow IPC) and errors that travel.
+//! - [`written`]: catalog write timestamps remembered per read timestamp, so that one call
+//!   answers every catalog check of a statement.
 //!
 //! Read timestamps of a remote frontend come from its own clock's latest bound; the
 //! serving process makes every later commit's timestamp greater than any timestamp read
@@ -25,6 +27,7 @@ pub mod peer;
 pub mod scan;
 pub mod server;
 pub mod wire;
+pub mod written;
 
 /// The largest message either side accepts (a commit's rows, a reply's rows, one batch of
 /// a scan).

@@ -171,19 +171,24 @@ impl Backend {
                 .encode_to_vec())
             }
             action::WRITTEN_TS => {
-                let m = wire::ReadMsg::decode(action.body).map_err(|e| bad_request("read", e))?;
+                let mut m =
+                    wire::WrittenMsg::decode(action.body).map_err(|e| bad_request("written", e))?;
                 self.check_ts(m.ts)?;
-                let ts = self
-                    .storage
-                    .written_ts(m.table_id, m.ts)
-                    .await
-                    .map_err(engine_status)?;
-                Ok(wire::RowsMsg {
-                    rows: Vec::new(),
-                    complete: true,
-                    ts,
+                if m.table_ids.len() > crate::written::TABLES_MAX {
+                    return Err(Status::invalid_argument("too many tables in one call"));
                 }
-                .encode_to_vec())
+                // The first waits for storage to apply up to `ts`; the others are lookups.
+                let mut written = Vec::with_capacity(m.table_ids.len());
+                for &t in &m.table_ids {
+                    written.push(
+                        self.storage
+                            .written_ts(t, m.ts)
+                            .await
+                            .map_err(engine_status)?,
+                    );
+                }
+                m.written = written;
+                Ok(m.encode_to_vec())
             }
             action::SEGMENT_BYTES => {
                 let (table_ids, bytes) = StorageService::segment_bytes(&self.storage)

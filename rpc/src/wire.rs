@@ -57,6 +57,18 @@ pub struct RowsMsg {
     pub ts: u64,
 }
 
+/// `written_ts` of several tables at one timestamp: asked with `table_ids`, answered with
+/// `written` in the same order.
+#[derive(Clone, PartialEq, Message)]
+pub struct WrittenMsg {
+    #[prost(uint64, tag = "1")]
+    pub ts: u64,
+    #[prost(uint64, repeated, tag = "2")]
+    pub table_ids: Vec<u64>,
+    #[prost(uint64, repeated, tag = "3")]
+    pub written: Vec<u64>,
+}
+
 #[derive(Clone, PartialEq, Message)]
 pub struct SizesMsg {
     #[prost(uint64, repeated, tag = "1")]
