@@ -202,6 +202,8 @@ impl Backend {
                 epoch: self.storage.lease().epoch(),
                 in_flight: self.adjudicator.sequencer().in_flight() as u64,
                 last_assigned: self.adjudicator.sequencer().last_assigned(),
+                applied: self.storage.applied_ts(),
+                durable: self.adjudicator.sequencer().durable_max(),
             }
             .encode_to_vec()),
             action::COMMIT => {

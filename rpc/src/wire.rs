@@ -86,6 +86,12 @@ pub struct StatusMsg {
     pub in_flight: u64,
     #[prost(uint64, tag = "3")]
     pub last_assigned: u64,
+    /// The newest commit storage has applied.
+    #[prost(uint64, tag = "4")]
+    pub applied: u64,
+    /// The newest commit durable in every journal.
+    #[prost(uint64, tag = "5")]
+    pub durable: u64,
 }
 
 /// A transaction to commit.

@@ -132,7 +132,12 @@ pub async fn status(args: ClusterStatusArgs) -> anyhow::Result<()> {
                         std::sync::Arc::new(weft_engine::SystemClock::new(0)),
                     );
                     match commits.status().await {
-                        Ok(s) => format!("epoch {}  last commit ts {}", s.epoch, s.last_assigned),
+                        Ok(s) => format!(
+                            "epoch {}  commits in flight {}  storage applied {} ms behind the newest durable commit",
+                            s.epoch,
+                            s.in_flight,
+                            s.durable.saturating_sub(s.applied) / 1_000_000
+                        ),
                         Err(e) => format!("not answering: {e}"),
                     }
                 }
