@@ -150,11 +150,18 @@ impl Peer {
     }
 }
 
-/// Whether a failed call never reached a server: its connection was refused or could not
-/// be made, so the request was not sent.
-fn never_sent(s: &tonic::Status) -> bool {
-    if s.code() != tonic::Code::Unavailable || !s.details().is_empty() {
+/// Whether a call that failed may be sent again: it failed in transport (not with the
+/// server's answer), and either it changes nothing (a read) or it never reached a server
+/// (its connection was refused or could not be made).
+fn may_retry(s: &tonic::Status, idempotent: bool) -> bool {
+    // A transport failure is Unavailable, or Unknown ("transport error") when the
+    // connection died under the call; the server's own errors carry details.
+    let transport = matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown);
+    if !transport || !s.details().is_empty() {
         return false;
+    }
+    if idempotent {
+        return true;
     }
     let mut text = s.message().to_string();
     let mut source = std::error::Error::source(s);
@@ -209,7 +216,9 @@ fn code_name(c: tonic::Code) -> &'static str {
 }
 
 /// One action: its single reply's body. While the serving process refuses connections
-/// (a failover), the call tries again, for at most [`FAILOVER_WAIT_MAX`].
+/// (a failover), the call tries again, for at most [`FAILOVER_WAIT_MAX`]; a read is tried
+/// again after any failure in transport (a connection that died with the old leader), a
+/// commit only when it was never sent.
 pub(crate) async fn call(
     peer: &Peer,
     name: &str,
@@ -218,10 +227,13 @@ pub(crate) async fn call(
     let give_up = tokio::time::Instant::now() + FAILOVER_WAIT_MAX;
     let mut pause = Duration::from_millis(20);
     let body = bytes::Bytes::from(body);
+    let idempotent = name != crate::wire::action::COMMIT;
     loop {
         let addr = peer.addr();
         match call_once(peer, name, body.clone()).await {
-            Err(s) if never_sent(&s) && tokio::time::Instant::now() + pause < give_up => {
+            Err(s)
+                if may_retry(&s, idempotent) && tokio::time::Instant::now() + pause < give_up =>
+            {
                 peer.refused(&addr);
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(500));

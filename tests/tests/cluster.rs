@@ -618,12 +618,42 @@ async fn dev_cluster_starts_a_cluster_a_user_can_use() {
         .unwrap()
         .get(0);
     assert_eq!(v, "one");
-    let st = status(&format!("http://127.0.0.1:{}", port + 40));
+    let etcd = format!("http://127.0.0.1:{}", port + 40);
+    let st = status(&etcd);
     assert_eq!(st.matches("\nfrontend ").count(), 2, "{st}");
     assert!(
         st.contains(" leader\n") && st.contains(" standby\n"),
         "{st}"
     );
+    let leader_pid = |st: &str| -> u32 {
+        let rest = st.split("leader: pid ").nth(1).expect("a leader");
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    };
+
+    // kill -9 of the leader: the standby serves, and the killed one comes back as the
+    // next standby.
+    let old = leader_pid(&st);
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &old.to_string()])
+        .status();
+    f0.execute("INSERT INTO hello VALUES (2, 'two')", &[])
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = status(&etcd);
+        if st.contains(" leader\n") && st.contains(" standby\n") && leader_pid(&st) != old {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no new leader and standby: {st}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let n: i64 = f1
+        .query_one("SELECT count(*) FROM hello", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
     drop((f0, f1));
 
     // Ctrl-C (SIGTERM here) stops every process.

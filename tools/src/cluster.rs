@@ -25,11 +25,12 @@ fn host() -> String {
 }
 
 /// What a process says of itself in etcd.
-pub fn announcement(role: &str, listen: &str, rpc: Option<&str>) -> Value {
+pub fn announcement(role: &str, listen: &str, rpc: Option<&str>, metrics: Option<&str>) -> Value {
     json!({
         "role": role,
         "listen": listen,
         "rpc": rpc,
+        "metrics": metrics,
         "pid": std::process::id(),
         "host": host(),
     })
@@ -55,6 +56,8 @@ pub struct Candidate<'a> {
     pub listen: &'a str,
     /// Where frontends reach its RPC listener.
     pub rpc: Option<&'a str>,
+    /// Its metrics endpoint, if any.
+    pub metrics: Option<&'a str>,
     pub ttl: Duration,
 }
 
@@ -64,7 +67,7 @@ pub async fn lead(c: Candidate<'_>) -> anyhow::Result<Leadership> {
         bail!("--etcd needs --rpc-listen: frontends reach the leader there");
     };
     let etcd = Etcd::new(c.etcd)?;
-    let me = announcement("serve", c.listen, Some(rpc));
+    let me = announcement("serve", c.listen, Some(rpc), c.metrics);
     join(&etcd, c.cluster, &me);
     let key = leader_key(c.cluster);
     tracing::info!(etcd = %etcd.url(), key = %key, "etcd: campaigning to lead the cluster");
@@ -96,7 +99,7 @@ pub async fn leader_rpc(etcd: &Etcd, cluster: &str) -> anyhow::Result<Option<Str
 
 #[derive(Args, Debug)]
 pub struct ClusterStatusArgs {
-    /// etcd, `http://host:port`.
+    /// etcd, `http://host:port` (several separated by commas).
     #[arg(long, value_name = "URL")]
     pub etcd: String,
     /// The cluster id.
@@ -172,12 +175,13 @@ pub async fn status(args: ClusterStatusArgs) -> anyhow::Result<()> {
             _ => "serving",
         };
         println!(
-            "{:<10} {:<8} {:<16} {:<22} {:<22} {}",
+            "{:<10} {:<8} {:<16} {:<22} {:<22} {:<22} {}",
             role,
             v["pid"],
             v["host"].as_str().unwrap_or("?"),
             v["listen"].as_str().unwrap_or("-"),
             v["rpc"].as_str().unwrap_or("-"),
+            v["metrics"].as_str().unwrap_or("-"),
             state
         );
     }

@@ -35,6 +35,14 @@ const SECRET_KEY: &str = "weft-dev-secret";
 struct Proc {
     name: String,
     child: Child,
+    /// A serving process is started again when it exits (it comes back as a standby),
+    /// so that failover can be tried again and again: its arguments and environment.
+    respawn: Option<Respawn>,
+}
+
+struct Respawn {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 fn log_file(dir: &Path, name: &str) -> anyhow::Result<Stdio> {
@@ -94,7 +102,9 @@ pub async fn run(args: DevClusterArgs) -> anyhow::Result<()> {
         weft.display(),
         p + 40
     );
-    println!("Ctrl-C stops every process.");
+    println!(
+        "Ctrl-C stops every process. A serving process that exits is started again as a standby."
+    );
     let mut exited = vec![false; procs.len()];
     loop {
         tokio::select! {
@@ -102,14 +112,36 @@ pub async fn run(args: DevClusterArgs) -> anyhow::Result<()> {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
         for (i, p) in procs.iter_mut().enumerate() {
-            if !exited[i] {
-                if let Ok(Some(status)) = p.child.try_wait() {
+            if exited[i] {
+                continue;
+            }
+            let Ok(Some(status)) = p.child.try_wait() else {
+                continue;
+            };
+            let log = dir.join("logs").join(format!("{}.log", p.name));
+            let again = p
+                .respawn
+                .as_ref()
+                .map(|r| spawn_weft(&weft, &dir, &p.name, &r.args, &r.env));
+            match again {
+                Some(Ok(child)) => {
+                    println!(
+                        "{} exited ({status}); started again as a standby (log: {})",
+                        p.name,
+                        log.display()
+                    );
+                    p.child = child;
+                }
+                Some(Err(e)) => {
                     exited[i] = true;
                     println!(
-                        "{} exited ({status}); see {}",
-                        p.name,
-                        dir.join("logs").join(format!("{}.log", p.name)).display()
+                        "{} exited ({status}) and could not be started again: {e:#}",
+                        p.name
                     );
+                }
+                None => {
+                    exited[i] = true;
+                    println!("{} exited ({status}); see {}", p.name, log.display());
                 }
             }
         }
@@ -161,6 +193,7 @@ async fn start(
     procs.push(Proc {
         name: "etcd".into(),
         child: etcd,
+        respawn: None,
     });
     wait_listening(p + 40, "etcd", procs)?;
 
@@ -186,6 +219,7 @@ async fn start(
         procs.push(Proc {
             name: "s3s-fs".into(),
             child: s3,
+            respawn: None,
         });
         wait_listening(p + 42, "s3s-fs", procs)?;
         for (k, v) in [
@@ -201,19 +235,25 @@ async fn start(
     };
     for i in 0..2u16 {
         let name = format!("serve-{i}");
-        let child = Command::new(weft)
-            .arg("serve")
-            .args(&store)
-            .args(["--listen", &format!("127.0.0.1:{}", p + 10 + i)])
-            .args(["--rpc-listen", &format!("127.0.0.1:{}", p + 20 + i)])
-            .args(["--metrics-listen", &format!("127.0.0.1:{}", p + 30 + i)])
-            .args(["--etcd", &etcd_url])
-            .envs(env.iter().cloned())
-            .stdout(log_file(dir, &name)?)
-            .stderr(log_file(dir, &name)?)
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        procs.push(Proc { name, child });
+        let args: Vec<String> = ["serve".to_string()]
+            .into_iter()
+            .chain(store.iter().cloned())
+            .chain([
+                format!("--listen=127.0.0.1:{}", p + 10 + i),
+                format!("--rpc-listen=127.0.0.1:{}", p + 20 + i),
+                format!("--metrics-listen=127.0.0.1:{}", p + 30 + i),
+                format!("--etcd={etcd_url}"),
+            ])
+            .collect();
+        let child = spawn_weft(weft, dir, &name, &args, &env)?;
+        procs.push(Proc {
+            name,
+            child,
+            respawn: Some(Respawn {
+                args,
+                env: env.clone(),
+            }),
+        });
         if i == 0 {
             // The first one leads: let it take the store before its standby campaigns.
             wait_listening(p + 20, "the leader's RPC", procs)?;
@@ -221,21 +261,40 @@ async fn start(
     }
     for i in 0..args.frontends {
         let name = format!("frontend-{i}");
-        let child = Command::new(weft)
-            .arg("frontend")
-            .args(["--etcd", &etcd_url])
-            .args(["--listen", &format!("127.0.0.1:{}", p + i)])
-            .args(["--metrics-listen", &format!("127.0.0.1:{}", p + 32 + i)])
-            .stdout(log_file(dir, &name)?)
-            .stderr(log_file(dir, &name)?)
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        procs.push(Proc { name, child });
+        let args = vec![
+            "frontend".to_string(),
+            format!("--etcd={etcd_url}"),
+            format!("--listen=127.0.0.1:{}", p + i),
+            format!("--metrics-listen=127.0.0.1:{}", p + 32 + i),
+        ];
+        let child = spawn_weft(weft, dir, &name, &args, &[])?;
+        procs.push(Proc {
+            name,
+            child,
+            respawn: None,
+        });
     }
     for i in 0..args.frontends {
         wait_listening(p + i, &format!("frontend-{i}"), procs)?;
     }
     Ok(())
+}
+
+/// Starts `weft ARGS`, its output appended to its log.
+fn spawn_weft(
+    weft: &Path,
+    dir: &Path,
+    name: &str,
+    args: &[String],
+    env: &[(String, String)],
+) -> anyhow::Result<Child> {
+    Command::new(weft)
+        .args(args)
+        .envs(env.iter().cloned())
+        .stdout(log_file(dir, name)?)
+        .stderr(log_file(dir, name)?)
+        .spawn()
+        .with_context(|| format!("starting {name}"))
 }
 
 /// SIGTERM to every process, frontends first, the serving processes' standby before its

@@ -23,7 +23,8 @@ pub struct FrontendArgs {
     #[arg(long, value_name = "ADDR", required_unless_present = "etcd")]
     pub storage: Option<String>,
     /// Follow the serving process that etcd at URL says leads the cluster (see `weft
-    /// serve --etcd`).
+    /// serve --etcd`); several endpoints of one etcd cluster may be given, separated by
+    /// commas.
     #[arg(long, value_name = "URL")]
     pub etcd: Option<String>,
     /// The cluster id, as the serving processes were given it (with --etcd).
@@ -53,7 +54,12 @@ pub async fn run(args: FrontendArgs) -> anyhow::Result<()> {
     };
     let peer = weft_rpc::peer::Peer::new(&storage).map_err(anyhow::Error::msg)?;
     if let Some(etcd) = &etcd {
-        let me = crate::cluster::announcement("frontend", &session.listen, None);
+        let me = crate::cluster::announcement(
+            "frontend",
+            &session.listen,
+            None,
+            session.metrics_listen.as_deref(),
+        );
         crate::cluster::join(etcd, &args.cluster, &me);
         tokio::spawn(follow_leader(
             etcd.clone(),

@@ -26,7 +26,8 @@ pub struct ServeArgs {
     /// authentication, as the store itself would.
     #[arg(long, value_name = "ADDR")]
     pub rpc_listen: Option<String>,
-    /// Elect the serving process through etcd at URL (`http://host:port`): the process
+    /// Elect the serving process through etcd at URL (`http://host:port`; several
+    /// endpoints of one etcd cluster separated by commas): the process
     /// that holds the cluster's leader key takes the store over and serves; others wait as
     /// standbys and take over when the leader's etcd lease expires. Frontends started
     /// with the same --etcd follow the leader. Needs --rpc-listen.
@@ -195,6 +196,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 cluster: &args.cluster,
                 listen: &args.session.listen,
                 rpc: args.advertise_rpc.as_deref().or(args.rpc_listen.as_deref()),
+                metrics: args.session.metrics_listen.as_deref(),
                 ttl: Duration::from_secs(args.etcd_lease_ttl_s),
             })
             .await?,

@@ -22,11 +22,14 @@ pub struct Kv {
     pub lease: i64,
 }
 
-/// One etcd endpoint (`http://host:port`).
+/// An etcd cluster, by one or more of its members' endpoints (`http://host:port`). A
+/// call goes to the endpoint that answered last; one that cannot be reached moves calls
+/// to the next.
 #[derive(Debug, Clone)]
 pub struct Etcd {
     http: reqwest::Client,
-    base: String,
+    endpoints: std::sync::Arc<Vec<String>>,
+    current: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn num(v: &Value) -> i64 {
@@ -55,41 +58,70 @@ fn kv(v: &Value) -> anyhow::Result<Kv> {
 }
 
 impl Etcd {
-    /// `url`: `http://host:port` or `host:port`.
-    pub fn new(url: &str) -> anyhow::Result<Etcd> {
-        let base = if url.contains("://") {
-            url.trim_end_matches('/').to_string()
-        } else {
-            format!("http://{}", url.trim_end_matches('/'))
-        };
+    /// `urls`: `http://host:port` or `host:port`, several separated by commas.
+    pub fn new(urls: &str) -> anyhow::Result<Etcd> {
+        let endpoints: Vec<String> = urls
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| {
+                if u.contains("://") {
+                    u.trim_end_matches('/').to_string()
+                } else {
+                    format!("http://{}", u.trim_end_matches('/'))
+                }
+            })
+            .collect();
+        if endpoints.is_empty() {
+            bail!("no etcd endpoint given");
+        }
         let http = reqwest::Client::builder()
             .timeout(CALL_TIMEOUT)
             .connect_timeout(CALL_TIMEOUT)
             .build()
             .context("building the etcd client")?;
-        Ok(Etcd { http, base })
+        Ok(Etcd {
+            http,
+            endpoints: std::sync::Arc::new(endpoints),
+            current: Default::default(),
+        })
     }
 
+    /// The endpoint calls go to now.
     pub fn url(&self) -> &str {
-        &self.base
+        let i = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        &self.endpoints[i % self.endpoints.len()]
     }
 
     async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        let url = format!("{}/v3/{path}", self.base);
-        let resp = self
+        let i = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        let base = &self.endpoints[i % self.endpoints.len()];
+        let sent = self
             .http
-            .post(&url)
+            .post(format!("{base}/v3/{path}"))
             .body(body.to_string())
             .send()
-            .await
-            .with_context(|| format!("etcd at {}", self.base))?;
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                // Unreachable: the next call tries the next member.
+                let _ = self.current.compare_exchange(
+                    i,
+                    (i + 1) % self.endpoints.len(),
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                return Err(anyhow!(e).context(format!("etcd at {base}")));
+            }
+        };
         let status = resp.status();
         let text = resp
             .text()
             .await
-            .with_context(|| format!("etcd at {}", self.base))?;
+            .with_context(|| format!("etcd at {base}"))?;
         if !status.is_success() {
-            bail!("etcd at {} answered {status} to {path}: {text}", self.base);
+            bail!("etcd at {base} answered {status} to {path}: {text}");
         }
         serde_json::from_str(&text).with_context(|| format!("etcd's answer to {path}: {text}"))
     }
