@@ -160,16 +160,19 @@ fn may_retry(s: &tonic::Status, idempotent: bool) -> bool {
     if !transport || !s.details().is_empty() {
         return false;
     }
-    if idempotent {
-        return true;
-    }
-    let mut text = s.message().to_string();
-    let mut source = std::error::Error::source(s);
-    while let Some(e) = source {
-        text.push_str(&format!(": {e}"));
-        source = e.source();
-    }
-    text.contains("connect")
+    idempotent || never_sent(s)
+}
+
+/// Whether a failed call never left this process: its connection could not be opened
+/// (tonic answers Unavailable with the connector's error). Only the connector's own
+/// words count: a connection that died under a call ("connection error", a keepalive
+/// timeout) may have carried the request, and a commit sent twice could be refused the
+/// second time after it committed the first.
+fn never_sent(s: &tonic::Status) -> bool {
+    s.code() == tonic::Code::Unavailable
+        && ["tcp connect error", "tcp open error", "dns error"]
+            .iter()
+            .any(|m| s.message().starts_with(m))
 }
 
 pub(crate) fn client(channel: &Channel) -> FlightServiceClient<Channel> {
@@ -265,4 +268,47 @@ async fn call_once(
         r?;
     }
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_is_never_sent_and_a_dead_one_may_have_been() {
+        // A port nobody listens on: the connector's own error.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let peer = Peer::new(&format!("127.0.0.1:{port}")).unwrap();
+        let s = call_once(&peer, crate::wire::action::STATUS, bytes::Bytes::new())
+            .await
+            .unwrap_err();
+        assert!(never_sent(&s), "{s:?}");
+        assert!(
+            may_retry(&s, false),
+            "a commit never sent may be sent again"
+        );
+
+        for died in [
+            tonic::Status::unknown("transport error"),
+            tonic::Status::unavailable("connection error: keep-alive timed out"),
+            tonic::Status::unavailable("error reading a body from connection"),
+        ] {
+            assert!(!never_sent(&died), "{died:?}");
+            assert!(
+                !may_retry(&died, false),
+                "a commit that may have been sent: {died:?}"
+            );
+            assert!(may_retry(&died, true), "a read may be sent again: {died:?}");
+        }
+        let answered = tonic::Status::with_details(
+            tonic::Code::Unavailable,
+            "refused",
+            bytes::Bytes::from_static(b"x"),
+        );
+        assert!(!may_retry(&answered, true), "the server's own answer");
+    }
 }

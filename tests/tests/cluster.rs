@@ -124,6 +124,8 @@ struct Ledger {
     acked: BTreeSet<i64>,
     /// No answer, or 08007: either outcome.
     unknown: BTreeSet<i64>,
+    /// Inserts refused with a definite error, and what it said.
+    refused: std::collections::BTreeMap<i64, String>,
     /// When each acknowledgement came.
     acked_at: Vec<Instant>,
     transfers: u64,
@@ -266,6 +268,8 @@ async fn writer(
                 let code = e.code().map(|c| c.code().to_string());
                 if code.is_none() || code.as_deref() == Some("08007") {
                     ledger.lock().unwrap().unknown.insert(id);
+                } else {
+                    ledger.lock().unwrap().refused.insert(id, format!("{e:?}"));
                 }
             }
         }
@@ -360,7 +364,11 @@ async fn verify(through: &Server, l: &Ledger) {
         .difference(&l.acked)
         .filter(|id| !l.unknown.contains(id))
         .collect();
-    assert!(phantom.is_empty(), "stored but refused: {phantom:?}");
+    let why: Vec<_> = phantom.iter().map(|id| l.refused.get(id)).collect();
+    assert!(
+        phantom.is_empty(),
+        "stored but refused: {phantom:?}: {why:?}"
+    );
     let total: i64 = c
         .query_one("SELECT sum(balance)::bigint FROM bank", &[])
         .await

@@ -8,6 +8,8 @@
 //! resigned, or its lease expired with the holder), then tries again. Members register
 //! under a lease too ([`register`]), so that `weft cluster status` lists live processes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -29,7 +31,8 @@ pub struct Leadership {
     pub term: i64,
     lost: watch::Receiver<Option<String>>,
     etcd: Etcd,
-    task: tokio::task::JoinHandle<()>,
+    /// Stops the keeper (on its own thread) at its next renewal.
+    stop: Arc<AtomicBool>,
 }
 
 impl Leadership {
@@ -47,7 +50,7 @@ impl Leadership {
 
     /// Gives the key up at once, so that a standby need not wait out the lease.
     pub async fn resign(self) {
-        self.task.abort();
+        self.stop.store(true, Ordering::SeqCst);
         if let Err(e) = self.etcd.revoke(self.lease).await {
             tracing::warn!(error = %e, "etcd: could not revoke the leader's lease; a standby waits for it to expire");
         }
@@ -77,13 +80,14 @@ pub async fn campaign(
         match attempt.await {
             Ok(Ok(term)) => {
                 let (tx, rx) = watch::channel(None);
-                let task = tokio::spawn(keep_alive(etcd.clone(), lease, ttl, tx));
+                let stop = Arc::new(AtomicBool::new(false));
+                keep_alive_thread(etcd.fresh()?, lease, ttl, tx, stop.clone())?;
                 return Ok(Leadership {
                     lease,
                     term,
+                    stop,
                     lost: rx,
                     etcd: etcd.clone(),
-                    task,
                 });
             }
             Ok(Err(holder)) => {
@@ -105,16 +109,44 @@ pub async fn campaign(
     }
 }
 
+/// Runs [`keep_alive`] on a thread and runtime of its own, so that no load of queries on
+/// the process's runtime delays a renewal past the lease (as the store's ownership check
+/// has its own thread).
+fn keep_alive_thread(
+    etcd: Etcd,
+    lease: i64,
+    ttl: Duration,
+    lost: watch::Sender<Option<String>>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("weft-etcd-lease".into())
+        .spawn(move || runtime.block_on(keep_alive(etcd, lease, ttl, lost, stop)))?;
+    Ok(())
+}
+
 /// Renews `lease` every `ttl / 3`; reports its loss on `lost` once etcd says it expired.
 /// While etcd cannot be reached the leader keeps leading: a standby cannot be elected
 /// then either, and if one is elected later it claims the store under a newer epoch,
 /// which fences this process's writes and reads whatever etcd said (so an etcd restart
 /// does not stop the cluster).
-async fn keep_alive(etcd: Etcd, lease: i64, ttl: Duration, lost: watch::Sender<Option<String>>) {
+async fn keep_alive(
+    etcd: Etcd,
+    lease: i64,
+    ttl: Duration,
+    lost: watch::Sender<Option<String>>,
+    stop: Arc<AtomicBool>,
+) {
     let mut renewed = Instant::now();
     let mut unreachable_since: Option<Instant> = None;
     loop {
         tokio::time::sleep(ttl / 3).await;
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
         let sent = Instant::now();
         match etcd.keep_alive(lease).await {
             Ok(t) if t > 0 => {

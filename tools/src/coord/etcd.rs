@@ -87,6 +87,12 @@ impl Etcd {
         })
     }
 
+    /// A client of the same endpoints with a connection pool of its own: for use on
+    /// another runtime (a pooled connection belongs to the runtime that made it).
+    pub fn fresh(&self) -> anyhow::Result<Etcd> {
+        Etcd::new(&self.endpoints.join(","))
+    }
+
     /// The endpoint calls go to now.
     pub fn url(&self) -> &str {
         let i = self.current.load(std::sync::atomic::Ordering::Relaxed);
