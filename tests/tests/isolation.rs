@@ -8,6 +8,9 @@
 //! blocks a statement on a row lock, the harness lets it wait and goes on; weft never
 //! blocks, and its loser fails at COMMIT with 40001 instead).
 //!
+//! The same suite runs with its sessions spread over two `weft frontend` processes of one
+//! database (session 1 on one, session 2 on the other), with the same expected outcomes.
+//!
 //! The weft run also renders the anomaly table in `docs/isolation.md`; the test fails if
 //! the file is out of date (`WEFT_BLESS=1` rewrites it).
 
@@ -81,13 +84,14 @@ async fn run_sql(client: Arc<Client>, sql: String) -> R {
 }
 
 impl H {
-    async fn new(conn: &str, sessions: usize) -> H {
+    /// `sessions` sessions, session `i` on `conns[i % conns.len()]`.
+    async fn new(conns: &[String], sessions: usize) -> H {
         let mut clients = Vec::new();
-        for _ in 0..sessions {
-            clients.push(Arc::new(connect(conn).await));
+        for i in 0..sessions {
+            clients.push(Arc::new(connect(&conns[i % conns.len()]).await));
         }
         H {
-            conn: conn.to_string(),
+            conn: conns[0].clone(),
             clients,
             pending: (0..sessions).map(|_| None).collect(),
             failed: vec![false; sessions],
@@ -215,8 +219,8 @@ fn allowed_in_postgres(anomaly: &str, level: Level) -> bool {
 }
 
 /// Runs one scenario at one level on a fresh `test` table; whether the anomaly occurred.
-async fn scenario(conn: &str, anomaly: &str, level: Level) -> (bool, bool) {
-    let setup = connect(conn).await;
+async fn scenario(conns: &[String], anomaly: &str, level: Level) -> (bool, bool) {
+    let setup = connect(&conns[0]).await;
     setup
         .batch_execute(
             "DROP TABLE IF EXISTS test; \
@@ -226,7 +230,7 @@ async fn scenario(conn: &str, anomaly: &str, level: Level) -> (bool, bool) {
         .await
         .expect("setup");
     let (t1, t2, t3) = (0, 1, 2);
-    let mut h = H::new(conn, 3).await;
+    let mut h = H::new(conns, 3).await;
     h.begin(t1, level).await;
     h.begin(t2, level).await;
     let anomaly_seen = match anomaly {
@@ -357,11 +361,13 @@ struct Outcome {
     aborted: bool,
 }
 
-async fn run_suite(conn: &str) -> Vec<Outcome> {
+/// The suite with its sessions spread over `conns` (one server, or several frontends of
+/// one database).
+async fn run_suite(conns: &[String]) -> Vec<Outcome> {
     let mut out = Vec::new();
     for (anomaly, _) in ANOMALIES {
         for level in [Level::RepeatableRead, Level::Serializable] {
-            let (seen, aborted) = scenario(conn, anomaly, level).await;
+            let (seen, aborted) = scenario(conns, anomaly, level).await;
             out.push(Outcome {
                 anomaly,
                 level,
@@ -437,7 +443,7 @@ const END_MARK: &str = "<!-- end of anomaly table -->";
 async fn anomalies_on_weft_match_postgres_outcomes() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"));
-    let outcomes = run_suite(&server.conn_string()).await;
+    let outcomes = run_suite(&[server.conn_string()]).await;
     check("weft", &outcomes);
 
     let table = render(&outcomes);
@@ -459,6 +465,24 @@ async fn anomalies_on_weft_match_postgres_outcomes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anomalies_on_postgres_have_the_expected_outcomes() {
     let Some(pg) = PgServer::start() else { return };
-    let outcomes = run_suite(&pg.conn_string()).await;
+    let outcomes = run_suite(&[pg.conn_string()]).await;
     check("PostgreSQL 15", &outcomes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anomalies_across_two_frontends_match_postgres_outcomes() {
+    let dir = tempfile::tempdir().unwrap();
+    let rpc = format!("127.0.0.1:{}", weft_tests::free_port());
+    let _storage = Server::start_logged(
+        &dir.path().join("data"),
+        &dir.path().join("storage.log"),
+        &["--rpc-listen", &rpc],
+        Vec::new(),
+    );
+    let frontends: Vec<Server> = (0..2)
+        .map(|i| Server::start_frontend(&rpc, &dir.path().join(format!("f{i}.log")), &[]))
+        .collect();
+    let conns: Vec<String> = frontends.iter().map(Server::conn_string).collect();
+    let outcomes = run_suite(&conns).await;
+    check("weft, sessions on two frontends", &outcomes);
 }
