@@ -154,9 +154,13 @@ impl Peer {
 /// server's answer), and either it changes nothing (a read) or it never reached a server
 /// (its connection was refused or could not be made).
 fn may_retry(s: &tonic::Status, idempotent: bool) -> bool {
-    // A transport failure is Unavailable, or Unknown ("transport error") when the
-    // connection died under the call; the server's own errors carry details.
-    let transport = matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown);
+    // A transport failure is Unavailable, or Unknown ("transport error") or Cancelled
+    // ("operation was canceled") when the connection died under the call; the server's
+    // own errors carry details.
+    let transport = matches!(
+        s.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+    );
     if !transport || !s.details().is_empty() {
         return false;
     }
@@ -294,6 +298,7 @@ mod tests {
 
         for died in [
             tonic::Status::unknown("transport error"),
+            tonic::Status::cancelled("operation was canceled"),
             tonic::Status::unavailable("connection error: keep-alive timed out"),
             tonic::Status::unavailable("error reading a body from connection"),
         ] {

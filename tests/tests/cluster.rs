@@ -644,9 +644,24 @@ async fn dev_cluster_starts_a_cluster_a_user_can_use() {
     let _ = std::process::Command::new("kill")
         .args(["-KILL", &old.to_string()])
         .status();
-    f0.execute("INSERT INTO hello VALUES (2, 'two')", &[])
-        .await
-        .unwrap();
+    // The statement waits for the new leader. Only a COMMIT whose answer was lost with
+    // the old leader (08007) may fail, and then the row is there or not: look, and retry.
+    for attempt in 0.. {
+        match f0.execute("INSERT INTO hello VALUES (2, 'two')", &[]).await {
+            Ok(_) => break,
+            Err(e) if weft_tests::sqlstate(&e) == "08007" && attempt < 3 => {
+                let n: i64 = f0
+                    .query_one("SELECT count(*) FROM hello WHERE id = 2", &[])
+                    .await
+                    .unwrap()
+                    .get(0);
+                if n == 1 {
+                    break;
+                }
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let st = status(&etcd);
