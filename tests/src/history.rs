@@ -10,6 +10,18 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+/// A list as the workloads store it: comma-separated values in a text column (`None`:
+/// the key does not exist yet).
+pub fn parse_list(v: Option<String>) -> Vec<u64> {
+    v.map(|s| {
+        s.split(',')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse().expect("list element"))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     Append {

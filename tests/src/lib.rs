@@ -86,6 +86,25 @@ impl Server {
         Server::start_logged(data, &data.with_extension("log"), extra, env)
     }
 
+    /// A server not yet started, on a fresh port.
+    fn unstarted(
+        data: &Path,
+        log: &Path,
+        extra: &[&str],
+        env: Vec<(String, String)>,
+        frontend_of: Option<String>,
+    ) -> Server {
+        Server {
+            child: None,
+            port: free_port(),
+            data: data.to_path_buf(),
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            env,
+            frontend_of,
+            log: log.to_path_buf(),
+        }
+    }
+
     /// Starts with its own log file: for several processes over one store.
     pub fn start_logged(
         data: &Path,
@@ -93,15 +112,7 @@ impl Server {
         extra: &[&str],
         env: Vec<(String, String)>,
     ) -> Server {
-        let mut s = Server {
-            child: None,
-            port: free_port(),
-            data: data.to_path_buf(),
-            extra_args: extra.iter().map(|s| s.to_string()).collect(),
-            env,
-            frontend_of: None,
-            log: log.to_path_buf(),
-        };
+        let mut s = Server::unstarted(data, log, extra, env, None);
         s.spawn();
         s
     }
@@ -109,15 +120,13 @@ impl Server {
     /// Starts `weft frontend` with the storage and adjudicator of the process whose
     /// `--rpc-listen` is `storage` (`host:port`), logging to `log`.
     pub fn start_frontend(storage: &str, log: &Path, extra: &[&str]) -> Server {
-        let mut s = Server {
-            child: None,
-            port: free_port(),
-            data: PathBuf::new(),
-            extra_args: extra.iter().map(|s| s.to_string()).collect(),
-            env: Vec::new(),
-            frontend_of: Some(storage.to_string()),
-            log: log.to_path_buf(),
-        };
+        let mut s = Server::unstarted(
+            &PathBuf::new(),
+            log,
+            extra,
+            Vec::new(),
+            Some(storage.to_string()),
+        );
         s.spawn();
         s
     }
@@ -130,15 +139,7 @@ impl Server {
         extra: &[&str],
         env: Vec<(String, String)>,
     ) -> Server {
-        let mut s = Server {
-            child: None,
-            port: free_port(),
-            data: data.to_path_buf(),
-            extra_args: extra.iter().map(|s| s.to_string()).collect(),
-            env,
-            frontend_of: None,
-            log: log.to_path_buf(),
-        };
+        let mut s = Server::unstarted(data, log, extra, env, None);
         s.child = Some(s.command().spawn().expect("spawn weft"));
         s
     }

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 
 use weft_tests::etcd::EtcdServer;
-use weft_tests::history::{check, Model, Op, Txn};
+use weft_tests::history::{check, parse_list, Model, Op, Txn};
 use weft_tests::{free_port, Server};
 
 const ACCOUNTS: i64 = 10;
@@ -139,16 +139,6 @@ enum Outcome {
     Committed,
     Failed,
     Unknown,
-}
-
-fn parse_list(v: Option<String>) -> Vec<u64> {
-    v.map(|s| {
-        s.split(',')
-            .filter(|p| !p.is_empty())
-            .map(|p| p.parse().expect("list element"))
-            .collect()
-    })
-    .unwrap_or_default()
 }
 
 /// One SERIALIZABLE list-append transaction of 1 to 3 operations on 8 keys.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use weft_tests::history::{check, Model, Op, Txn};
+use weft_tests::history::{check, parse_list, Model, Op, Txn};
 use weft_tests::{sqlstate, Server};
 
 struct Workload {
@@ -18,16 +18,6 @@ struct Workload {
     keys: u32,
     level: &'static str,
     seed: u64,
-}
-
-fn parse_list(v: Option<String>) -> Vec<u64> {
-    v.map(|s| {
-        s.split(',')
-            .filter(|p| !p.is_empty())
-            .map(|p| p.parse().expect("list element"))
-            .collect()
-    })
-    .unwrap_or_default()
 }
 
 async fn run(server: &Server, w: &Workload) -> (Vec<Txn>, HashMap<u32, Vec<u64>>, usize) {
