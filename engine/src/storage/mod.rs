@@ -1057,11 +1057,11 @@ impl StorageNode {
         for s in &inputs {
             streams.push(scan::segment_stream(
                 s,
+                &self.store,
                 &user_schema,
                 &needed,
                 None,
-                None,
-                None,
+                (None, None),
                 self.task_ctx.clone(),
             )?);
         }

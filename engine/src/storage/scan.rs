@@ -475,11 +475,11 @@ impl MvccScanExec {
             segments_read.add(1);
             let stream = segment_stream(
                 seg,
+                &self.storage.store,
                 &self.user_schema,
                 &needed,
                 Some(self.read_ts),
-                lo.as_deref(),
-                hi.as_deref(),
+                (lo.as_deref(), hi.as_deref()),
                 ctx.clone(),
             )?;
             let counter = rows_decoded.clone();
@@ -633,12 +633,12 @@ pub(crate) fn merge_streams(
 /// pruned by row-group and page statistics to `ts <= max_ts` and keys in `[lo, hi)` (the
 /// rows themselves are not filtered: the resolver does that).
 pub(crate) fn segment_stream(
-    seg: &Segment,
+    seg: &Arc<Segment>,
+    store: &crate::objstore::DurableStore,
     user_schema: &SchemaRef,
     needed: &[usize],
     max_ts: Option<Timestamp>,
-    lo: Option<&[u8]>,
-    hi: Option<&[u8]>,
+    (lo, hi): (Option<&[u8]>, Option<&[u8]>),
     ctx: Arc<TaskContext>,
 ) -> DfResult<SendableRecordBatchStream> {
     let fschema = file_schema(user_schema);
@@ -672,7 +672,12 @@ pub(crate) fn segment_stream(
             Arc::new(Literal::new(ScalarValue::Binary(Some(hi.to_vec())))),
         )));
     }
-    let mut source = ParquetSource::new(fschema.clone());
+    let mut source = ParquetSource::new(fschema.clone()).with_parquet_file_reader_factory(
+        Arc::new(crate::storage::segment::SegmentReaderFactory {
+            store: store.clone(),
+            segment: seg.clone(),
+        }),
+    );
     if let Some(pred) = conjuncts
         .into_iter()
         .reduce(|a, b| Arc::new(BinaryExpr::new(a, Operator::And, b)) as Arc<dyn PhysicalExpr>)

@@ -680,6 +680,84 @@ impl AsyncFileReader for RangeReader {
     }
 }
 
+/// Hands DataFusion's Parquet scan a segment's footer as [`Segment::open`] read and
+/// verified it once: a scan reads no footer and decodes no metadata of its own, and a
+/// damaged segment is refused by name as a point lookup refuses it.
+pub(crate) struct SegmentReaderFactory {
+    pub store: DurableStore,
+    pub segment: Arc<Segment>,
+}
+
+impl std::fmt::Debug for SegmentReaderFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentReaderFactory")
+            .field("segment", &self.segment.path)
+            .finish()
+    }
+}
+
+impl datafusion::datasource::physical_plan::ParquetFileReaderFactory for SegmentReaderFactory {
+    fn create_reader(
+        &self,
+        _partition_index: usize,
+        _file: datafusion::datasource::listing::PartitionedFile,
+        _metadata_size_hint: Option<usize>,
+        _metrics: &datafusion::physical_plan::metrics::ExecutionPlanMetricsSet,
+    ) -> datafusion::error::Result<Box<dyn AsyncFileReader + Send>> {
+        Ok(Box::new(SegmentReader {
+            store: self.store.clone(),
+            segment: self.segment.clone(),
+        }))
+    }
+}
+
+/// Byte ranges of one segment, and its footer from [`Segment::open`].
+struct SegmentReader {
+    store: DurableStore,
+    segment: Arc<Segment>,
+}
+
+impl AsyncFileReader for SegmentReader {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        Box::pin(async move {
+            self.store
+                .inner
+                .get_range(&self.segment.path, range)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        })
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        Box::pin(async move {
+            self.store
+                .inner
+                .get_ranges(&self.segment.path, &ranges)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        })
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> futures::future::BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        Box::pin(async move {
+            self.segment
+                .open(&self.store)
+                .await
+                .map(|m| m.metadata().clone())
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        })
+    }
+}
+
 /// First index whose key is `>= key` (keys ascending).
 fn partition_point(keys: &BinaryArray, key: &[u8]) -> usize {
     let (mut lo, mut hi) = (0, keys.len());
