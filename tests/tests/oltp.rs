@@ -197,7 +197,15 @@ fn bench_oltp_runs_and_writes_its_table() {
         stdout
     };
     let stdout = run();
-    for w in ["point-select", "update", "insert", "tpcb", "transfer"] {
+    for w in [
+        "point-select",
+        "range",
+        "join",
+        "update",
+        "insert",
+        "tpcb",
+        "transfer",
+    ] {
         for n in [1, 4] {
             let line = stdout
                 .lines()

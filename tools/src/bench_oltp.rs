@@ -31,10 +31,11 @@ pub struct OltpArgs {
     /// Seconds per workload and client count, per system.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
-    /// Workloads, comma-separated: point-select, update, insert, tpcb, transfer.
+    /// Workloads, comma-separated: point-select, range (ten rows by primary key), join (an
+    /// account with its branch), update, insert, tpcb, transfer.
     #[arg(
         long,
-        default_value = "point-select,update,insert,tpcb,transfer",
+        default_value = "point-select,range,join,update,insert,tpcb,transfer",
         value_delimiter = ','
     )]
     pub workloads: Vec<String>,
@@ -66,6 +67,16 @@ fn script(workload: &str) -> anyhow::Result<&'static str> {
         "point-select" => {
             "\\set aid random(1, :naccounts)\n\
              SELECT abalance FROM bench_accounts WHERE aid = :aid;\n"
+        }
+        // Statements no fast path answers: DataFusion plans and runs them.
+        "range" => {
+            "\\set aid random(1, :naccounts - 9)\n\
+             SELECT aid, abalance FROM bench_accounts WHERE aid BETWEEN :aid AND :aid + 9;\n"
+        }
+        "join" => {
+            "\\set aid random(1, :naccounts)\n\
+             SELECT a.abalance, b.bbalance FROM bench_accounts a \
+             JOIN bench_branches b ON a.bid = b.bid WHERE a.aid = :aid;\n"
         }
         "update" => {
             "\\set aid random(1, :naccounts)\n\
@@ -106,7 +117,8 @@ fn script(workload: &str) -> anyhow::Result<&'static str> {
              END;\n"
         }
         other => anyhow::bail!(
-            "unknown workload {other:?}: point-select, update, insert, tpcb or transfer"
+            "unknown workload {other:?}: point-select, range, join, update, insert, tpcb or \
+             transfer"
         ),
     })
 }

@@ -201,6 +201,72 @@ impl MvccScanExec {
         }
     }
 
+    /// What the planner may assume of the scan's size: an estimate of its rows (an upper
+    /// bound, not a count), so that a scan of a few keys is neither split across threads
+    /// nor joined as if it were large. Each partition of a split range gets its share.
+    fn statistics(&self, partition: Option<usize>) -> datafusion::common::Statistics {
+        let mut stats = datafusion::common::Statistics::new_unknown(&self.schema);
+        let rows = self.row_estimate();
+        stats.num_rows = datafusion::common::stats::Precision::Inexact(match partition {
+            Some(_) => rows.div_ceil(self.splits.len() + 1),
+            None => rows,
+        });
+        stats
+    }
+
+    /// At most how many rows the scan returns: its keys, or the keys the segments and the
+    /// memtable hold in its range, or, for a single integer key, the width of the range.
+    fn row_estimate(&self) -> usize {
+        let (lo, hi) = match &self.kind {
+            ScanKind::Points(keys) => return keys.len(),
+            ScanKind::Range { lo, hi } => (lo.as_deref(), hi.as_deref()),
+        };
+        let stored: u64 = self
+            .segments
+            .iter()
+            .filter(|s| s.may_hold_range(lo, hi))
+            .map(|s| {
+                if s.meta.keys > 0 {
+                    s.meta.keys
+                } else {
+                    s.meta.versions
+                }
+            })
+            .sum();
+        let held = (stored as usize).saturating_add(self.recent.len());
+        match self.integer_key_span(lo, hi) {
+            Some(span) => held.min(span),
+            None => held,
+        }
+    }
+
+    /// How many values of a single integer key lie in `[lo, hi)`, read from the keys'
+    /// encodings (fixed width, big-endian, order-preserving): `None` for other keys.
+    fn integer_key_span(&self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> Option<usize> {
+        use arrow::datatypes::DataType as T;
+        let [key_col] = self.key_columns.as_slice() else {
+            return None;
+        };
+        let width = match self.user_schema.field(*key_col).data_type() {
+            T::Int16 => 2,
+            T::Int32 | T::Date32 => 4,
+            T::Int64 | T::Timestamp(..) => 8,
+            _ => return None,
+        };
+        let value = |k: &[u8]| {
+            let mut b = [0u8; 8];
+            let n = k.len().min(width);
+            b[8 - width..8 - width + n].copy_from_slice(&k[..n]);
+            u64::from_be_bytes(b)
+        };
+        let (lo, hi) = (lo?, hi?);
+        // A bound longer than the key's width sorts after the value it starts with.
+        let span = value(hi)
+            .saturating_sub(value(lo))
+            .saturating_add(u64::from(hi.len() > width));
+        Some(usize::try_from(span).unwrap_or(usize::MAX))
+    }
+
     /// Says which user columns the table's keys encode, in key order, so that the scan
     /// can offer its rows in that order ([`MvccScanExec::in_key_order`]).
     pub fn with_key_columns(mut self, key_columns: Vec<usize>) -> MvccScanExec {
@@ -341,6 +407,22 @@ impl ExecutionPlan for MvccScanExec {
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
+    }
+
+    fn statistics_from_inputs(
+        &self,
+        _input_stats: &[Arc<datafusion::common::Statistics>],
+        args: &datafusion::physical_plan::statistics::StatisticsArgs,
+    ) -> DfResult<Arc<datafusion::common::Statistics>> {
+        Ok(Arc::new(self.statistics(args.partition())))
+    }
+
+    #[allow(deprecated)]
+    fn partition_statistics(
+        &self,
+        partition: Option<usize>,
+    ) -> DfResult<Arc<datafusion::common::Statistics>> {
+        Ok(Arc::new(self.statistics(partition)))
     }
 
     fn execute(

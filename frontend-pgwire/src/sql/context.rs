@@ -33,6 +33,12 @@ pub fn new_db(
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(false)
         .with_target_partitions(2)
+        // Scans estimate their rows (weft_engine::storage::scan): a scan of a few keys is
+        // not split round-robin across threads, and a small side is joined by collecting it.
+        .set_bool(
+            "datafusion.execution.use_row_number_estimates_to_optimize_partitioning",
+            true,
+        )
         .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
         // `0.1` is a numeric, as in PostgreSQL, not a float (0.1 + 0.2 = 0.3).
         .set_bool("datafusion.sql_parser.parse_float_as_decimal", true);
