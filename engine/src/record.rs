@@ -44,6 +44,12 @@ impl TableWrites {
     /// The batch as stored in the journal: `_weft_key`, `_weft_op`, then the table's columns
     /// (all nullable, null for deletes).
     pub fn to_batch(&self) -> EngineResult<RecordBatch> {
+        self.to_batch_in(self.journal_schema())
+    }
+
+    /// The schema of [`TableWrites::to_batch`]'s batch, which depends on the table's schema
+    /// alone (so an encoder may keep it per table version).
+    pub fn journal_schema(&self) -> SchemaRef {
         let mut fields: Vec<Field> = vec![
             Field::new(KEY_COLUMN, DataType::Binary, false),
             Field::new(OP_COLUMN, DataType::UInt8, false),
@@ -54,10 +60,14 @@ impl TableWrites {
                 .iter()
                 .map(|f| f.as_ref().clone().with_nullable(true)),
         );
-        let schema = Arc::new(Schema::new_with_metadata(
+        Arc::new(Schema::new_with_metadata(
             fields,
             self.schema.metadata().clone(),
-        ));
+        ))
+    }
+
+    /// [`TableWrites::to_batch`] with its schema given (from [`TableWrites::journal_schema`]).
+    pub fn to_batch_in(&self, schema: SchemaRef) -> EngineResult<RecordBatch> {
         let keys: ArrayRef = Arc::new(BinaryArray::from_iter_values(self.keys.iter()));
         let ops: ArrayRef = Arc::new(UInt8Array::from_iter_values(self.rows.iter().map(|r| {
             if r.is_some() {

@@ -24,7 +24,6 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use arrow::ipc::reader::StreamReader;
-use arrow::ipc::writer::StreamWriter;
 use weft_engine::record::{CommitRecord, TableWrites};
 use weft_engine::Timestamp;
 
@@ -65,7 +64,7 @@ impl Header {
 pub fn encode_record(rec: &CommitRecord) -> Result<Vec<u8>, String> {
     let mut ipcs = Vec::with_capacity(rec.tables.len());
     for t in &rec.tables {
-        ipcs.push((t.table_id, table_ipc(t)?));
+        ipcs.push((t.table_id, crate::ipc::table_ipc(t)?));
     }
     let mut fbb = flatbuffers::FlatBufferBuilder::with_capacity(
         64 + ipcs.iter().map(|(_, i)| i.len() + 32).sum::<usize>(),
@@ -134,22 +133,12 @@ pub fn encode_record_v1(rec: &CommitRecord) -> Result<Vec<u8>, String> {
     out.extend_from_slice(&rec.commit_ts.to_le_bytes());
     out.extend_from_slice(&(rec.tables.len() as u32).to_le_bytes());
     for t in &rec.tables {
-        let ipc = table_ipc(t)?;
+        let ipc = crate::ipc::table_ipc(t)?;
         out.extend_from_slice(&t.table_id.to_le_bytes());
         out.extend_from_slice(&(ipc.len() as u32).to_le_bytes());
         out.extend_from_slice(&ipc);
     }
     Ok(out)
-}
-
-fn table_ipc(t: &TableWrites) -> Result<Vec<u8>, String> {
-    let batch = t.to_batch().map_err(|e| e.to_string())?;
-    let mut ipc = Vec::new();
-    let mut w = StreamWriter::try_new(&mut ipc, &batch.schema()).map_err(|e| e.to_string())?;
-    w.write(&batch).map_err(|e| e.to_string())?;
-    w.finish().map_err(|e| e.to_string())?;
-    drop(w);
-    Ok(ipc)
 }
 
 /// Encodes a whole object from already-encoded record bodies with their timestamps.
