@@ -36,7 +36,15 @@ pub struct AdjudicatorConfig {
     /// Off only in tests that prove a history checker can catch what the checks prevent.
     /// Never turn it off in production: every transaction would commit.
     pub check_conflicts: bool,
+    /// Where each commit's phases are timed.
+    pub phases: crate::metrics::CommitPhases,
+    /// A commit that takes longer than this logs its phases (a warning): what the tail of
+    /// commit latency is made of. Zero: never.
+    pub slow_commit: Duration,
 }
+
+/// [`AdjudicatorConfig::slow_commit`]'s default.
+pub const SLOW_COMMIT_DEFAULT: Duration = Duration::from_millis(100);
 
 impl Default for AdjudicatorConfig {
     fn default() -> Self {
@@ -44,6 +52,8 @@ impl Default for AdjudicatorConfig {
             conflict_entries_max: 1 << 20,
             txn_duration_max: Duration::from_secs(300),
             check_conflicts: true,
+            phases: Default::default(),
+            slow_commit: SLOW_COMMIT_DEFAULT,
         }
     }
 }
@@ -160,6 +170,7 @@ impl Adjudicator {
                 return Err(CommitError::Fenced(lease.fenced_error(&f).to_string()));
             }
         }
+        let began = tokio::time::Instant::now();
         let record = CommitRecord {
             commit_ts: COMMIT_TS_PLACEHOLDER,
             tables: req
@@ -194,6 +205,7 @@ impl Adjudicator {
             .collect();
 
         let (done_tx, done_rx) = oneshot::channel();
+        let encoded = tokio::time::Instant::now();
         let journal = self
             .pick_journal()
             .ok_or_else(|| CommitError::Unavailable("no journal is accepting writes".into()))?;
@@ -204,6 +216,7 @@ impl Adjudicator {
             .reserve()
             .await
             .map_err(|_| CommitError::Unavailable(format!("journal {journal} has stopped")))?;
+        let queued = tokio::time::Instant::now();
         let commit_ts = {
             let mut c = self.conflicts.lock().unwrap_or_else(|e| e.into_inner());
             if self.config.check_conflicts {
@@ -235,10 +248,42 @@ impl Adjudicator {
             c.prune(horizon);
             ts
         };
-        match done_rx.await {
+        let checked = tokio::time::Instant::now();
+        let outcome = done_rx.await;
+        self.timed(
+            commit_ts,
+            journal,
+            [began, encoded, queued, checked, tokio::time::Instant::now()],
+        );
+        match outcome {
             Ok(Ok(())) => Ok(commit_ts),
             Ok(Err(e)) => Err(e.into()),
             Err(_) => Err(CommitError::Unavailable("journal writer stopped".into())),
+        }
+    }
+
+    /// Counts a commit's phases, from the instants that end each one (the first is its
+    /// start), and logs them when the commit was slow.
+    fn timed(&self, commit_ts: Timestamp, journal: usize, at: [tokio::time::Instant; 5]) {
+        use crate::metrics::Phase;
+        let phases = [Phase::encode, Phase::queue, Phase::check, Phase::durable];
+        let spent: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        for (phase, d) in phases.iter().zip(&spent) {
+            self.config.phases.observe(*phase, d.as_secs_f64());
+        }
+        let total = at[4] - at[0];
+        if !self.config.slow_commit.is_zero() && total > self.config.slow_commit {
+            let us = |d: &Duration| d.as_micros() as u64;
+            tracing::warn!(
+                commit_ts,
+                journal,
+                total_us = us(&total),
+                encode_us = us(&spent[0]),
+                queue_us = us(&spent[1]),
+                check_us = us(&spent[2]),
+                durable_us = us(&spent[3]),
+                "adjudicator: slow commit"
+            );
         }
     }
 }

@@ -28,6 +28,59 @@ pub struct JournalLabel {
     pub journal: u32,
 }
 
+/// The phases of a commit in the adjudicator, in order.
+#[derive(
+    Debug, Clone, Copy, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelValue,
+)]
+#[allow(non_camel_case_types)]
+pub enum Phase {
+    /// Encoding the record (outside every lock).
+    encode,
+    /// Waiting for room in the journal's bounded queue (the store is behind).
+    queue,
+    /// The conflict check and the timestamp, under the adjudicator's lock (waiting for
+    /// the lock included).
+    check,
+    /// Waiting for the batch holding the record to become durable.
+    durable,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    pub phase: Phase,
+}
+
+/// How long each phase of a commit took, for tracing the tail of commit latency to its
+/// cause (see [`crate::adjudicator`]'s slow-commit log).
+#[derive(Debug, Clone)]
+pub struct CommitPhases {
+    seconds: Family<PhaseLabel, Histogram, fn() -> Histogram>,
+}
+
+impl Default for CommitPhases {
+    fn default() -> Self {
+        CommitPhases {
+            seconds: Family::new_with_constructor(latency_histogram),
+        }
+    }
+}
+
+impl CommitPhases {
+    pub fn observe(&self, phase: Phase, seconds: f64) {
+        self.seconds
+            .get_or_create(&PhaseLabel { phase })
+            .observe(seconds);
+    }
+
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "weft_commit_phase_seconds",
+            "Time a commit spent in each phase of the adjudicator: encode, queue (room in the journal's queue), check (conflict check and timestamp, lock wait included), durable (its batch's write)",
+            self.seconds.clone(),
+        );
+    }
+}
+
 /// Every journal writer's counters, labelled by journal.
 #[derive(Debug, Clone)]
 pub struct JournalMetrics {
@@ -106,6 +159,27 @@ impl JournalMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commit_phases_count_by_phase() {
+        let m = CommitPhases::default();
+        let mut r = Registry::default();
+        m.register(&mut r);
+        m.observe(Phase::durable, 0.000_3);
+        m.observe(Phase::durable, 0.2);
+        m.observe(Phase::check, 0.000_01);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
+        assert!(
+            text.contains("weft_commit_phase_seconds_count{phase=\"durable\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weft_commit_phase_seconds_count{phase=\"check\"} 1\n"),
+            "{text}"
+        );
+        assert!(!text.contains("phase=\"queue\""), "{text}");
+    }
 
     #[test]
     fn a_batch_counts_in_its_journal_only() {

@@ -197,6 +197,14 @@ async fn counters_move_by_what_clients_did() {
     let batches =
         after.sum("weft_journal_batches_total") - before.sum("weft_journal_batches_total");
     assert_eq!(records, 12.0);
+    // Every commit that wrote went through each phase once.
+    for phase in ["encode", "queue", "check", "durable"] {
+        assert_eq!(
+            delta(&format!("weft_commit_phase_seconds_count{{phase={phase}}}")),
+            12.0,
+            "{phase}"
+        );
+    }
     assert!((1.0..=12.0).contains(&batches), "{batches} batches");
     assert_eq!(
         after.sum("weft_journal_write_seconds_count"),

@@ -74,6 +74,8 @@ pub struct NodeConfig {
     pub replay_gets_max: usize,
     /// Flush once this many journal objects were written since the last flush.
     pub replay_batches_max: u64,
+    /// Log the phases of commits slower than this (zero: never).
+    pub slow_commit: Duration,
     /// Delete journal objects every storage range's checkpoint has passed.
     pub journal_retention: bool,
     /// Off only to prove that a checker catches what conflict checks prevent.
@@ -113,6 +115,7 @@ impl Default for NodeConfig {
             users: Vec::new(),
             replay_gets_max: 64,
             replay_batches_max: 4000,
+            slow_commit: weft_journal::adjudicator::SLOW_COMMIT_DEFAULT,
             journal_retention: true,
             check_conflicts: true,
             lease: LeaseConfig::default(),
@@ -237,6 +240,7 @@ impl Node {
             events_tx,
         ));
         let journal_metrics = weft_journal::metrics::JournalMetrics::default();
+        let commit_phases = weft_journal::metrics::CommitPhases::default();
         let mut handles = Vec::with_capacity(count);
         for (j, start) in starts.into_iter().enumerate() {
             let healthy = Arc::new(AtomicBool::new(j < config.journals as usize));
@@ -296,6 +300,8 @@ impl Node {
             AdjudicatorConfig {
                 txn_duration_max: config.limits.duration_max,
                 check_conflicts: config.check_conflicts,
+                phases: commit_phases.clone(),
+                slow_commit: config.slow_commit,
                 ..Default::default()
             },
         ));
@@ -332,6 +338,7 @@ impl Node {
 
         let mut registry = prometheus_client::registry::Registry::default();
         journal_metrics.register(&mut registry);
+        commit_phases.register(&mut registry);
         db.metrics.register(&mut registry);
         registry.register_collector(Box::new(crate::metrics::SessionGauges { db: db.clone() }));
         registry.register_collector(Box::new(crate::metrics::NodeGauges {

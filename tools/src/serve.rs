@@ -111,6 +111,10 @@ pub struct ServeArgs {
     /// replays at most about this many (plus what one flush cycle adds).
     #[arg(long, default_value_t = 4000)]
     pub replay_batches_max: u64,
+    /// Log a warning with the phases of every commit slower than this, in milliseconds
+    /// (encode, queue, check, durable; all are also histograms at --metrics-listen). 0: never.
+    #[arg(long, default_value_t = 100)]
+    pub slow_commit_log_ms: u64,
     /// Testing only: inject faults into every object-store operation (see
     /// engine/src/faults.rs for the spec).
     #[arg(long, hide = true)]
@@ -170,6 +174,7 @@ impl ServeArgs {
             users: self.session.users.clone(),
             replay_gets_max: self.replay_gets_max,
             replay_batches_max: self.replay_batches_max,
+            slow_commit: Duration::from_millis(self.slow_commit_log_ms),
             journal_retention: self.journal_retention,
             check_conflicts: !self.unsafe_disable_conflict_checks,
             ..NodeConfig::default()
