@@ -4,6 +4,8 @@
 //!
 //! - [`format`]: the journal object format: one object per group-commit batch, a checksummed
 //!   header, length- and CRC-framed records (rows as Arrow IPC), a checksummed footer.
+//! - [`ipc`]: one table's writes as the Arrow IPC stream a record carries, its schema
+//!   message encoded once per table version.
 //! - [`writer`]: the group-commit writer of one journal: every commit waiting when a write
 //!   starts goes into the same object; commits are acknowledged only once it is durable.
 //! - [`reader`]: reads and verifies a journal's objects, for recovery and inspection.
@@ -13,7 +15,8 @@
 //!
 //! - [`service`]: what a frontend asks of the adjudicator, as a trait answered in place or
 //!   over RPC.
-//! - [`metrics`]: what the writers count, for a node's metrics endpoint.
+//! - [`metrics`]: what the writers count and how long each phase of a commit takes, for a
+//!   node's metrics endpoint.
 //! - [`logfile`] and [`logwriter`]: the file layout on local disk: the same objects appended
 //!   to preallocated log files, one `fdatasync` per batch.
 //!
