@@ -296,6 +296,46 @@ async fn point_lookups_read_one_page_and_ranges_prune_segments() {
         "10001"
     );
     assert_eq!(one(&c, "SELECT sum(id) FROM big").await, "450015000");
+
+    // Scans estimate their rows: a ten-key range runs as one stream (no round-robin split
+    // across threads), and a join's small side is collected, not hashed across partitions.
+    let plan = explain(&c, "SELECT id, v FROM big WHERE id BETWEEN 12000 AND 12009").await;
+    assert!(
+        plan.contains("WeftScan") && !plan.contains("RepartitionExec"),
+        "{plan}"
+    );
+    assert_eq!(
+        one(
+            &c,
+            "SELECT sum(id) FROM big WHERE id BETWEEN 12000 AND 12009"
+        )
+        .await,
+        "120045"
+    );
+    c.batch_execute(
+        "CREATE TABLE small (id bigint PRIMARY KEY, w text); \
+         INSERT INTO small VALUES (1, 'one'), (12345, 'many'), (29999, 'last')",
+    )
+    .await
+    .unwrap();
+    let join = "SELECT b.v, s.w FROM big b JOIN small s ON b.id = s.id";
+    let plan = explain(&c, &format!("{join} WHERE b.id = 12345")).await;
+    assert!(
+        plan.contains("mode=CollectLeft") && !plan.contains("RepartitionExec"),
+        "{plan}"
+    );
+    assert_eq!(
+        text(&c, &format!("{join} WHERE b.id = 12345")).await,
+        vec![vec![Some("value 12345".into()), Some("many".into())]]
+    );
+    assert_eq!(
+        text(&c, &format!("{join} ORDER BY s.id")).await,
+        vec![
+            vec![Some("value 1".into()), Some("one".into())],
+            vec![Some("value 12345".into()), Some("many".into())],
+            vec![Some("value 29999".into()), Some("last".into())],
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -619,7 +619,7 @@ impl Segment {
         let reader = RangeReader {
             store: store.clone(),
             path: self.path.clone(),
-            metadata: meta.metadata().clone(),
+            footer: Footer::Known(meta.metadata().clone()),
         };
         let selection =
             RowSelection::from(vec![RowSelector::skip(first), RowSelector::select(count)]);
@@ -637,11 +637,19 @@ impl Segment {
     }
 }
 
-/// Reads byte ranges of one segment for the Parquet reader; the footer is already known.
+/// Reads byte ranges of one segment for the Parquet reader.
 struct RangeReader {
     store: DurableStore,
     path: Path,
-    metadata: Arc<ParquetMetaData>,
+    footer: Footer,
+}
+
+/// Where a [`RangeReader`] has the segment's footer from.
+enum Footer {
+    /// Already at hand.
+    Known(Arc<ParquetMetaData>),
+    /// From [`Segment::open`] (read and verified once, then kept with the segment).
+    Opened(Arc<Segment>),
 }
 
 impl AsyncFileReader for RangeReader {
@@ -675,8 +683,16 @@ impl AsyncFileReader for RangeReader {
         &'a mut self,
         _options: Option<&'a ArrowReaderOptions>,
     ) -> futures::future::BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        let m = self.metadata.clone();
-        Box::pin(async move { Ok(m) })
+        Box::pin(async move {
+            match &self.footer {
+                Footer::Known(m) => Ok(m.clone()),
+                Footer::Opened(segment) => segment
+                    .open(&self.store)
+                    .await
+                    .map(|m| m.metadata().clone())
+                    .map_err(|e| parquet::errors::ParquetError::External(Box::new(e))),
+            }
+        })
     }
 }
 
@@ -704,57 +720,11 @@ impl datafusion::datasource::physical_plan::ParquetFileReaderFactory for Segment
         _metadata_size_hint: Option<usize>,
         _metrics: &datafusion::physical_plan::metrics::ExecutionPlanMetricsSet,
     ) -> datafusion::error::Result<Box<dyn AsyncFileReader + Send>> {
-        Ok(Box::new(SegmentReader {
+        Ok(Box::new(RangeReader {
             store: self.store.clone(),
-            segment: self.segment.clone(),
+            path: self.segment.path.clone(),
+            footer: Footer::Opened(self.segment.clone()),
         }))
-    }
-}
-
-/// Byte ranges of one segment, and its footer from [`Segment::open`].
-struct SegmentReader {
-    store: DurableStore,
-    segment: Arc<Segment>,
-}
-
-impl AsyncFileReader for SegmentReader {
-    fn get_bytes(
-        &mut self,
-        range: std::ops::Range<u64>,
-    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        Box::pin(async move {
-            self.store
-                .inner
-                .get_range(&self.segment.path, range)
-                .await
-                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
-        })
-    }
-
-    fn get_byte_ranges(
-        &mut self,
-        ranges: Vec<std::ops::Range<u64>>,
-    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        Box::pin(async move {
-            self.store
-                .inner
-                .get_ranges(&self.segment.path, &ranges)
-                .await
-                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
-        })
-    }
-
-    fn get_metadata<'a>(
-        &'a mut self,
-        _options: Option<&'a ArrowReaderOptions>,
-    ) -> futures::future::BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        Box::pin(async move {
-            self.segment
-                .open(&self.store)
-                .await
-                .map(|m| m.metadata().clone())
-                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
-        })
     }
 }
 
